@@ -1,0 +1,2 @@
+//! The `anju` binary.
+fn main() {}

@@ -1,0 +1,95 @@
+//! Where time comes from: the system clock in production, a manual clock in tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// A source of the current time. The engine never reads the system time directly, so
+/// that tests can move time past deadlines instead of sleeping.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stands still until it is moved. Clones share the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    micros: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            micros: Arc::new(AtomicI64::new(start.timestamp_micros())),
+        }
+    }
+
+    /// Sets the clock to `to`. Moving it backwards is allowed (tests of clock skew).
+    pub fn set(&self, to: DateTime<Utc>) {
+        self.micros.store(to.timestamp_micros(), Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: TimeDelta) {
+        self.micros
+            .fetch_add(by.num_microseconds().unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.micros.load(Ordering::SeqCst))
+            .expect("manual clock holds a representable time")
+    }
+}
+
+/// A shared, dynamically chosen clock.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// Milliseconds since the Unix epoch: the form every timestamp takes in the database,
+/// identical on SQLite and PostgreSQL.
+pub fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`to_millis`]; out-of-range values clamp to the epoch.
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told_and_clones_share_time() {
+        let start = DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let clock = ManualClock::new(start);
+        let twin = clock.clone();
+        assert_eq!(clock.now(), start);
+        twin.advance(TimeDelta::hours(25));
+        assert_eq!(clock.now(), start + TimeDelta::hours(25));
+        clock.set(start);
+        assert_eq!(twin.now(), start);
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let t = DateTime::parse_from_rfc3339("2026-11-26T12:34:56.789Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(from_millis(to_millis(t)), t);
+    }
+}

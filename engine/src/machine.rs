@@ -1,0 +1,1049 @@
+//! The state machine, pure: (definition, case, command, now) → (new case, effects). No I/O here.
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::{Place, Principal};
+use crate::domain::{CaseId, DepartmentId, GridId, InspectorId, PartyId, Role, StreetId};
+use crate::error::{Error, FieldError};
+use crate::routing::Routing;
+use crate::taxonomy::Taxonomy;
+use crate::workflow::{CommandDef, Definition, Effect, FieldKind, FieldSpec, Recipient, TimerDue};
+
+/// The longest free text a command may carry in `reason` or a text field without its own limit.
+pub const MAX_TEXT: usize = 2000;
+/// How many evidence references one command may carry.
+pub const MAX_EVIDENCE: usize = 20;
+/// How long one evidence reference may be.
+pub const MAX_EVIDENCE_LEN: usize = 500;
+
+/// A case as the machine sees it: everything a decision may depend on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseSnapshot {
+    pub id: CaseId,
+    pub state: String,
+    pub version: i64,
+    pub category: String,
+    pub severity: String,
+    pub address: String,
+    pub district_code: String,
+    pub street_id: StreetId,
+    pub grid_id: GridId,
+    pub party_id: Option<PartyId>,
+    pub inspector_id: Option<InspectorId>,
+    pub department_id: Option<DepartmentId>,
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub order_no: i32,
+    pub escalation: i32,
+    pub reopen_count: i32,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl CaseSnapshot {
+    pub fn place(&self) -> Place<'_> {
+        Place {
+            district_code: &self.district_code,
+            street_id: self.street_id,
+            grid_id: self.grid_id,
+            party_id: self.party_id,
+            department_id: self.department_id,
+        }
+    }
+}
+
+/// A command as issued: its name, its data and the reason given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Command {
+    pub name: String,
+    pub data: Map<String, Value>,
+    pub reason: Option<String>,
+}
+
+/// Everything a decision reads besides the case and the command.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub definition: &'a Definition,
+    pub taxonomy: &'a Taxonomy,
+    pub routing: &'a Routing,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerDraft {
+    pub kind: String,
+    pub fire: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// An outgoing message, rendered when the transition is decided so that the outbox row
+/// is complete on its own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageDraft {
+    pub recipient: Recipient,
+    /// The party, inspector or department; `None` for supervisors, who are found by the
+    /// case's district when the message is delivered.
+    pub recipient_id: Option<i64>,
+    pub template: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// What happens to the case's referral to a department.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ReferralChange {
+    Open { department_id: DepartmentId },
+    Accept,
+    Return { reason_code: String },
+    Complete { result: Value },
+}
+
+/// The outcome of a command: the case after it, the event's data, and the effects to
+/// commit with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub from: String,
+    pub next: CaseSnapshot,
+    pub data: Value,
+    pub cancel_timers: Vec<String>,
+    pub schedule_timers: Vec<TimerDraft>,
+    pub messages: Vec<MessageDraft>,
+    pub referral: Option<ReferralChange>,
+}
+
+/// Decides what `cmd`, issued by `principal`, does to `case`. Refusals are errors and
+/// leave nothing to write.
+pub fn decide(
+    ctx: Context<'_>,
+    case: &CaseSnapshot,
+    principal: &Principal,
+    cmd: &Command,
+) -> Result<Decision, Error> {
+    let def = ctx.definition;
+    let spec = def.commands.get(&cmd.name).ok_or_else(|| {
+        Error::invalid(
+            "command",
+            format!(
+                "unknown command `{}`; the {} workflow knows: {}",
+                cmd.name,
+                def.name,
+                def.commands
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    if !spec.roles.contains(&principal.role) {
+        return Err(Error::Forbidden(format!(
+            "`{}` may be issued by {}, not by a {}",
+            cmd.name,
+            spec.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
+            principal.role
+        )));
+    }
+    if !principal.covers(case.place()) {
+        return Err(Error::Forbidden(format!(
+            "case {} is outside what this {} may act on",
+            case.id, principal.role
+        )));
+    }
+    let data = validate_data(spec, &cmd.data, ctx.routing, case.id)?;
+    let reason = validate_reason(spec, cmd.reason.as_deref())?;
+
+    let transition = def
+        .transitions_for(&cmd.name, &case.state)
+        .find(|t| t.when.iter().all(|(k, v)| data.get(k) == Some(v)))
+        .ok_or_else(|| {
+            let guarded = def.transitions_for(&cmd.name, &case.state).next().is_some();
+            Error::IllegalTransition {
+                state: case.state.clone(),
+                command: cmd.name.clone(),
+                detail: if guarded {
+                    format!(" with this data ({})", Value::Object(data.clone()))
+                } else {
+                    String::new()
+                },
+            }
+        })?;
+
+    let mut next = case.clone();
+    next.state = transition.to.clone();
+    next.version = case.version + 1;
+    let mut event = data.clone();
+    let mut referral = None;
+    let mut messages = Vec::new();
+    let previous_department = case.department_id;
+
+    for effect in &transition.effects {
+        match effect {
+            Effect::IssueOrder => {
+                let hours = data.get("deadline_hours").and_then(Value::as_i64);
+                let span = hours
+                    .map(TimeDelta::hours)
+                    .unwrap_or_else(|| ctx.taxonomy.deadline(&case.category, &case.severity));
+                next.deadline_at = Some(ctx.now + span);
+                next.order_no += 1;
+                event.insert("deadline_at".into(), json!(next.deadline_at));
+                event.insert("order_no".into(), json!(next.order_no));
+            }
+            Effect::Refer => {
+                let department = match data.get("department_id").and_then(Value::as_i64) {
+                    Some(id) => ctx
+                        .routing
+                        .get(DepartmentId(id))
+                        .expect("validated department"),
+                    None => {
+                        let kind = ctx
+                            .taxonomy
+                            .category(&case.category)
+                            .map(|c| c.department.as_str())
+                            .unwrap_or_default();
+                        ctx.routing.route(kind, &case.district_code).ok_or_else(|| {
+                            Error::invalid(
+                                "data.department_id",
+                                format!(
+                                    "no `{kind}` department serves district {}; name one with department_id",
+                                    case.district_code
+                                ),
+                            )
+                        })?
+                    }
+                };
+                next.department_id = Some(department.id);
+                event.insert("department_id".into(), json!(department.id));
+                event.insert("department".into(), json!(department.name));
+                referral = Some(ReferralChange::Open {
+                    department_id: department.id,
+                });
+            }
+            Effect::ReferralAccepted => referral = Some(ReferralChange::Accept),
+            Effect::ReferralReturned => {
+                referral = Some(ReferralChange::Return {
+                    reason_code: data
+                        .get("reason_code")
+                        .and_then(Value::as_str)
+                        .unwrap_or("other")
+                        .to_string(),
+                });
+                next.department_id = None;
+            }
+            Effect::EnforcementResult => {
+                referral = Some(ReferralChange::Complete {
+                    result: Value::Object(data.clone()),
+                });
+            }
+            Effect::Escalate => {
+                next.escalation += 1;
+                event.insert("escalation".into(), json!(next.escalation));
+            }
+            Effect::Close => {
+                next.closed_at = Some(ctx.now);
+                next.deadline_at = None;
+            }
+            Effect::Reopen => {
+                next.closed_at = None;
+                next.deadline_at = None;
+                next.department_id = None;
+                next.reopen_count += 1;
+                event.insert("reopen_count".into(), json!(next.reopen_count));
+            }
+            Effect::Notify { to, template } => {
+                let recipient_id = match to {
+                    Recipient::Landlord => next.party_id.map(|p| p.0),
+                    Recipient::Inspector => next.inspector_id.map(|i| i.0),
+                    Recipient::Department => next.department_id.map(|d| d.0),
+                    Recipient::Supervisor => None,
+                };
+                if recipient_id.is_none() && *to != Recipient::Supervisor {
+                    // Nobody to tell: the event records it, so that a supervisor can see
+                    // that the landlord (say) was never notified.
+                    let undelivered = event
+                        .entry("undelivered")
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(list) = undelivered {
+                        list.push(json!({ "to": to.as_str(), "template": template }));
+                    }
+                    continue;
+                }
+                let department = next.department_id.or(previous_department);
+                let (subject, body) = render(ctx, &next, spec, &data, reason, department, template);
+                messages.push(MessageDraft {
+                    recipient: *to,
+                    recipient_id,
+                    template: template.clone(),
+                    subject,
+                    body,
+                });
+            }
+        }
+    }
+
+    let (cancel_timers, schedule_timers) = timer_changes(ctx, &case.state, &next);
+    Ok(Decision {
+        from: case.state.clone(),
+        next,
+        data: Value::Object(event),
+        cancel_timers,
+        schedule_timers,
+        messages,
+        referral,
+    })
+}
+
+/// The timers to schedule when a case is opened in the definition's initial state.
+pub fn opening_timers(ctx: Context<'_>, case: &CaseSnapshot) -> Vec<TimerDraft> {
+    ctx.definition
+        .timers
+        .iter()
+        .filter(|(_, t)| t.states.contains(&case.state))
+        .filter_map(|(kind, t)| timer_draft(ctx, kind, t, case))
+        .collect()
+}
+
+/// Timers are scoped to sets of states: one is scheduled when the case enters its set and
+/// cancelled when the case leaves it; moving within the set leaves it running.
+fn timer_changes(
+    ctx: Context<'_>,
+    from: &str,
+    next: &CaseSnapshot,
+) -> (Vec<String>, Vec<TimerDraft>) {
+    let mut cancel = Vec::new();
+    let mut schedule = Vec::new();
+    for (kind, timer) in &ctx.definition.timers {
+        let was = timer.states.iter().any(|s| s == from);
+        let is = timer.states.contains(&next.state);
+        if was && !is {
+            cancel.push(kind.clone());
+        } else if !was && is {
+            schedule.extend(timer_draft(ctx, kind, timer, next));
+        }
+    }
+    (cancel, schedule)
+}
+
+fn timer_draft(
+    ctx: Context<'_>,
+    kind: &str,
+    timer: &crate::workflow::TimerDef,
+    case: &CaseSnapshot,
+) -> Option<TimerDraft> {
+    let due_at = match (timer.due, timer.after_hours) {
+        (Some(TimerDue::Deadline), _) => case.deadline_at?,
+        (None, Some(hours)) => ctx.now + TimeDelta::hours(i64::from(hours)),
+        (None, None) => return None,
+    };
+    Some(TimerDraft {
+        kind: kind.to_string(),
+        fire: timer.fire.clone(),
+        due_at,
+    })
+}
+
+fn validate_reason<'a>(spec: &CommandDef, reason: Option<&'a str>) -> Result<&'a str, Error> {
+    let reason = reason.map(str::trim).unwrap_or_default();
+    if spec.reason_required && reason.is_empty() {
+        return Err(Error::invalid("reason", "this command needs a reason"));
+    }
+    if reason.chars().count() > MAX_TEXT {
+        return Err(Error::invalid(
+            "reason",
+            format!("at most {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(reason)
+}
+
+/// Checks a command's data against the command's field specs, reporting every problem
+/// at once. Returns the data with text trimmed.
+pub fn validate_data(
+    spec: &CommandDef,
+    data: &Map<String, Value>,
+    routing: &Routing,
+    case_id: CaseId,
+) -> Result<Map<String, Value>, Error> {
+    let mut errors = Vec::new();
+    let mut clean = Map::new();
+    for key in data.keys() {
+        if !spec.fields.contains_key(key) {
+            let known: Vec<_> = spec.fields.keys().map(String::as_str).collect();
+            errors.push(FieldError::new(
+                format!("data.{key}"),
+                if known.is_empty() {
+                    "unknown field: this command takes no data".to_string()
+                } else {
+                    format!("unknown field; this command takes: {}", known.join(", "))
+                },
+            ));
+        }
+    }
+    for (name, field) in &spec.fields {
+        let path = format!("data.{name}");
+        match data.get(name) {
+            None | Some(Value::Null) => {
+                let required_now = field.required
+                    || (!field.required_if.is_empty()
+                        && field
+                            .required_if
+                            .iter()
+                            .all(|(k, v)| data.get(k) == Some(v)));
+                if required_now {
+                    errors.push(FieldError::new(path, "required"));
+                }
+            }
+            Some(value) => match check_value(field, value, routing, case_id) {
+                Ok(v) => {
+                    clean.insert(name.clone(), v);
+                }
+                Err(message) => errors.push(FieldError::new(path, message)),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(clean)
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
+fn check_value(
+    spec: &FieldSpec,
+    value: &Value,
+    routing: &Routing,
+    case_id: CaseId,
+) -> Result<Value, String> {
+    let in_range = |x: f64| -> Result<(), String> {
+        if let Some(min) = spec.min {
+            if x < min {
+                return Err(format!("must be at least {min}"));
+            }
+        }
+        if let Some(max) = spec.max {
+            if x > max {
+                return Err(format!("must be at most {max}"));
+            }
+        }
+        Ok(())
+    };
+    match spec.kind {
+        FieldKind::Bool => value
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| "must be true or false".to_string()),
+        FieldKind::Integer => {
+            let n = value
+                .as_i64()
+                .ok_or_else(|| "must be a whole number".to_string())?;
+            in_range(n as f64)?;
+            Ok(json!(n))
+        }
+        FieldKind::Money => {
+            let x = value
+                .as_f64()
+                .ok_or_else(|| "must be an amount in yuan".to_string())?;
+            if x < 0.0 {
+                return Err("cannot be negative".into());
+            }
+            if ((x * 100.0).round() - x * 100.0).abs() > 1e-6 {
+                return Err("at most two decimals (fen)".into());
+            }
+            in_range(x)?;
+            Ok(json!(x))
+        }
+        FieldKind::Text => {
+            let s = value
+                .as_str()
+                .ok_or_else(|| "must be text".to_string())?
+                .trim();
+            let max = spec.max_len.unwrap_or(MAX_TEXT);
+            if s.chars().count() > max {
+                return Err(format!("at most {max} characters"));
+            }
+            if s.is_empty() && spec.required {
+                return Err("cannot be empty".into());
+            }
+            Ok(json!(s))
+        }
+        FieldKind::Enum => {
+            let s = value.as_str().unwrap_or_default();
+            if spec.values.iter().any(|v| v == s) {
+                Ok(json!(s))
+            } else {
+                Err(format!("must be one of: {}", spec.values.join(", ")))
+            }
+        }
+        FieldKind::Evidence => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| "must be a list of evidence references".to_string())?;
+            if items.is_empty() && spec.required {
+                return Err("needs at least one evidence reference".into());
+            }
+            if items.len() > MAX_EVIDENCE {
+                return Err(format!("at most {MAX_EVIDENCE} references"));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let s = item.as_str().map(str::trim).unwrap_or_default();
+                if s.is_empty() || s.chars().count() > MAX_EVIDENCE_LEN {
+                    return Err(format!(
+                        "item {i} must be a reference of 1 to {MAX_EVIDENCE_LEN} characters"
+                    ));
+                }
+                out.push(json!(s));
+            }
+            Ok(Value::Array(out))
+        }
+        FieldKind::Department => {
+            let id = value
+                .as_i64()
+                .ok_or_else(|| "must be a department id".to_string())?;
+            if routing.get(DepartmentId(id)).is_none() {
+                return Err(format!("no department {id}"));
+            }
+            Ok(json!(id))
+        }
+        FieldKind::Case => {
+            let id = value
+                .as_i64()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| "must be a case id".to_string())?;
+            if id == case_id.0 {
+                return Err("a case cannot refer to itself".into());
+            }
+            Ok(json!(id))
+        }
+    }
+}
+
+const BEIJING: i32 = 8 * 3600;
+
+/// Formats a time for people in Guangzhou: Beijing time, to the minute.
+pub fn local_time(t: DateTime<Utc>) -> String {
+    let offset = FixedOffset::east_opt(BEIJING).expect("valid offset");
+    t.with_timezone(&offset)
+        .format("%Y-%m-%d %H:%M (UTC+8)")
+        .to_string()
+}
+
+fn render(
+    ctx: Context<'_>,
+    case: &CaseSnapshot,
+    spec: &CommandDef,
+    data: &Map<String, Value>,
+    reason: &str,
+    department: Option<DepartmentId>,
+    template: &str,
+) -> (String, String) {
+    let tpl = &ctx.definition.templates[template];
+    let category = ctx.taxonomy.category(&case.category);
+    let severity = ctx.taxonomy.severity(&case.severity);
+    let state = ctx.definition.states.get(&case.state);
+    let label = |field: &str| -> String {
+        let Some(value) = data.get(field).and_then(Value::as_str) else {
+            return String::new();
+        };
+        spec.fields
+            .get(field)
+            .and_then(|f| f.labels.get(value))
+            .cloned()
+            .unwrap_or_else(|| value.to_string())
+    };
+    let mut result = label("result");
+    if let Some(amount) = data.get("fine_amount").and_then(Value::as_f64) {
+        result.push_str(&format!(" ¥{amount:.2}"));
+    }
+    let reason = match label("reason_code") {
+        code if code.is_empty() => reason.to_string(),
+        code if reason.is_empty() => code,
+        code => format!("{code}: {reason}"),
+    };
+    let fill = |text: &str| -> String {
+        let mut out = String::with_capacity(text.len() + 64);
+        let mut rest = text;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let value = match name {
+                "case_id" => case.id.to_string(),
+                "order_no" => case.order_no.to_string(),
+                "address" => case.address.clone(),
+                "category_zh" => category.map(|c| c.zh.clone()).unwrap_or_default(),
+                "category_en" => category.map(|c| c.en.clone()).unwrap_or_default(),
+                "legal_basis" => category.map(|c| c.legal_basis.clone()).unwrap_or_default(),
+                "severity_zh" => severity.map(|s| s.zh.clone()).unwrap_or_default(),
+                "severity_en" => severity.map(|s| s.en.clone()).unwrap_or_default(),
+                "deadline" => case.deadline_at.map(local_time).unwrap_or_default(),
+                "requirements" => data
+                    .get("requirements")
+                    .and_then(Value::as_str)
+                    .map(|r| format!("\n整改要求 Requirements: {r}"))
+                    .unwrap_or_default(),
+                "department" => department
+                    .and_then(|d| ctx.routing.get(d))
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default(),
+                "reason" => reason.clone(),
+                "result" => result.clone(),
+                "state_zh" => state.map(|s| s.zh.clone()).unwrap_or_default(),
+                "state_en" => state.map(|s| s.en.clone()).unwrap_or_default(),
+                other => format!("{{{other}}}"),
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    };
+    (fill(&tpl.subject), fill(tpl.body.trim()))
+}
+
+/// Whether `role` may ever issue `command` in this definition (for listing the commands
+/// a caller can use on a case).
+pub fn allowed_commands<'a>(
+    def: &'a Definition,
+    state: &'a str,
+    role: Role,
+) -> impl Iterator<Item = &'a str> + 'a {
+    def.commands
+        .iter()
+        .filter(move |(name, c)| {
+            c.roles.contains(&role) && def.transitions_for(name, state).next().is_some()
+        })
+        .map(|(name, _)| name.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Scope;
+    use crate::routing::DepartmentInfo;
+    use crate::workflow;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-02T09:00:00+08:00")
+            .unwrap()
+            .to_utc()
+    }
+
+    fn routing() -> Routing {
+        Routing::new([
+            DepartmentInfo {
+                id: DepartmentId(11),
+                name: "天河区消防救援大队".into(),
+                kind: "fire".into(),
+                district_code: Some("440106".into()),
+            },
+            DepartmentInfo {
+                id: DepartmentId(12),
+                name: "广州市燃气管理办公室".into(),
+                kind: "gas".into(),
+                district_code: None,
+            },
+        ])
+    }
+
+    fn case(category: &str, severity: &str) -> CaseSnapshot {
+        CaseSnapshot {
+            id: CaseId(1),
+            state: "discovered".into(),
+            version: 1,
+            category: category.into(),
+            severity: severity.into(),
+            address: "天河区石牌街道 1 号 101 房".into(),
+            district_code: "440106".into(),
+            street_id: StreetId(3),
+            grid_id: GridId(30),
+            party_id: Some(PartyId(500)),
+            inspector_id: Some(InspectorId(70)),
+            department_id: None,
+            deadline_at: None,
+            order_no: 0,
+            escalation: 0,
+            reopen_count: 0,
+            closed_at: None,
+        }
+    }
+
+    fn who(role: Role) -> Principal {
+        let (subject, scope) = match role {
+            Role::Inspector => (70, Scope::Grids([GridId(30)].into())),
+            Role::Landlord => (500, Scope::Party(PartyId(500))),
+            Role::Department => (11, Scope::Department(DepartmentId(11))),
+            Role::Supervisor => (1, Scope::District("440106".into())),
+            Role::System => (0, Scope::System),
+        };
+        Principal {
+            role,
+            subject,
+            scope,
+        }
+    }
+
+    /// One step of a `check` script: who issues what, with which data.
+    struct Step(Role, &'static str, Value);
+
+    /// Runs a script of commands from `discovered`, moving the clock by `gap` between
+    /// steps, and returns the trace: one line per step with the resulting state and the
+    /// effects, or the error.
+    fn check(category: &str, steps: &[Step], gap: TimeDelta) -> Vec<String> {
+        let def = &workflow::builtin()[0];
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing();
+        let mut now = t0();
+        let mut c = case(
+            category,
+            &taxonomy.category(category).unwrap().severity.clone(),
+        );
+        let mut trace = Vec::new();
+        for Step(role, name, data) in steps {
+            let ctx = Context {
+                definition: def,
+                taxonomy: &taxonomy,
+                routing: &routing,
+                now,
+            };
+            let mut data = data.as_object().cloned().unwrap_or_default();
+            let reason = data
+                .remove("reason")
+                .and_then(|r| r.as_str().map(String::from));
+            let cmd = Command {
+                name: name.to_string(),
+                data,
+                reason,
+            };
+            match decide(ctx, &c, &who(*role), &cmd) {
+                Ok(d) => {
+                    let mut line = format!("{name}: {} -> {}", d.from, d.next.state);
+                    for k in &d.cancel_timers {
+                        line.push_str(&format!(" -timer:{k}"));
+                    }
+                    for t in &d.schedule_timers {
+                        line.push_str(&format!(
+                            " +timer:{}@{}h",
+                            t.kind,
+                            (t.due_at - now).num_hours()
+                        ));
+                    }
+                    for m in &d.messages {
+                        line.push_str(&format!(" msg:{}:{}", m.recipient.as_str(), m.template));
+                    }
+                    if let Some(r) = &d.referral {
+                        line.push_str(&format!(
+                            " referral:{}",
+                            serde_json::to_value(r).unwrap()["change"].as_str().unwrap()
+                        ));
+                    }
+                    trace.push(line);
+                    c = d.next;
+                }
+                Err(e) => trace.push(format!("{name}: error: {e}")),
+            }
+            now += gap;
+        }
+        trace
+    }
+
+    #[test]
+    fn fixed_on_first_reinspection() {
+        let trace = check(
+            "ebike_indoor",
+            &[
+                Step(Role::Inspector, "notify", json!({})),
+                Step(Role::Landlord, "acknowledge", json!({})),
+                Step(
+                    Role::Landlord,
+                    "report_fix",
+                    json!({"evidence": ["photo:abc"]}),
+                ),
+                Step(Role::Inspector, "reinspect", json!({"passed": true})),
+            ],
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            trace,
+            [
+                "notify: discovered -> notified +timer:order_deadline@24h msg:landlord:rectification_order",
+                "acknowledge: notified -> acknowledged msg:inspector:order_acknowledged",
+                "report_fix: acknowledged -> rectification_reported -timer:order_deadline +timer:reinspection_due@72h msg:inspector:fix_reported",
+                "reinspect: rectification_reported -> fixed -timer:reinspection_due msg:landlord:case_fixed",
+            ]
+        );
+    }
+
+    #[test]
+    fn failed_reinspection_issues_a_new_order_with_a_new_deadline() {
+        let trace = check(
+            "gas_heater",
+            &[
+                Step(Role::Inspector, "notify", json!({})),
+                Step(
+                    Role::Landlord,
+                    "report_fix",
+                    json!({"evidence": ["photo:1"]}),
+                ),
+                Step(
+                    Role::Inspector,
+                    "reinspect",
+                    json!({"passed": false, "deadline_hours": 48}),
+                ),
+                Step(Role::Inspector, "reinspect", json!({"passed": false})),
+            ],
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            trace,
+            [
+                "notify: discovered -> notified +timer:order_deadline@72h msg:landlord:rectification_order",
+                "report_fix: notified -> rectification_reported -timer:order_deadline +timer:reinspection_due@72h msg:inspector:fix_reported",
+                "reinspect: rectification_reported -> notified -timer:reinspection_due +timer:order_deadline@48h msg:landlord:rectification_order",
+                "reinspect: error: command `reinspect` is not allowed in state `notified` with this data ({\"passed\":false})",
+            ]
+        );
+    }
+
+    #[test]
+    fn overdue_referral_enforcement_feedback_closed() {
+        let trace = check(
+            "ebike_indoor",
+            &[
+                Step(Role::Inspector, "notify", json!({})),
+                Step(Role::System, "deadline_passed", json!({})),
+                Step(Role::Inspector, "refer", json!({})),
+                Step(Role::System, "acceptance_overdue", json!({})),
+                Step(Role::Department, "accept", json!({})),
+                Step(
+                    Role::Department,
+                    "record_result",
+                    json!({"result": "fine", "fine_amount": 5000}),
+                ),
+                Step(Role::Inspector, "close", json!({"outcome": "fixed"})),
+            ],
+            TimeDelta::hours(25),
+        );
+        assert_eq!(
+            trace,
+            [
+                "notify: discovered -> notified +timer:order_deadline@24h msg:landlord:rectification_order",
+                "deadline_passed: notified -> overdue -timer:order_deadline msg:landlord:order_overdue msg:inspector:order_overdue_inspector",
+                "refer: overdue -> referred +timer:acceptance_sla@72h msg:department:referral referral:open",
+                "acceptance_overdue: referred -> referred msg:supervisor:referral_sla_breached",
+                "accept: referred -> accepted -timer:acceptance_sla referral:accept",
+                "record_result: accepted -> enforced msg:inspector:enforcement_feedback referral:complete",
+                "close: enforced -> fixed",
+            ]
+        );
+    }
+
+    #[test]
+    fn returned_referral_goes_back_to_the_inspector_and_can_be_rerouted() {
+        let trace = check(
+            "ebike_indoor",
+            &[
+                Step(Role::Inspector, "refer", json!({})),
+                Step(
+                    Role::Department,
+                    "return_referral",
+                    json!({"reason_code": "wrong_department", "reason": "属燃气范畴"}),
+                ),
+                Step(Role::Department, "accept", json!({})),
+                Step(Role::Inspector, "refer", json!({"department_id": 12})),
+                Step(Role::Inspector, "close", json!({"outcome": "not_fixed"})),
+            ],
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            trace,
+            [
+                "refer: discovered -> referred +timer:acceptance_sla@72h msg:department:referral referral:open",
+                "return_referral: referred -> returned -timer:acceptance_sla msg:inspector:referral_returned referral:return",
+                // The department that returned the case no longer covers it.
+                "accept: error: forbidden: case 1 is outside what this department may act on",
+                "refer: returned -> referred +timer:acceptance_sla@72h msg:department:referral referral:open",
+                "close: error: command `close` is not allowed in state `referred`",
+            ]
+        );
+    }
+
+    #[test]
+    fn reopen_and_terminal_states() {
+        let trace = check(
+            "sanitation",
+            &[
+                Step(Role::Inspector, "dismiss", json!({})),
+                Step(
+                    Role::Inspector,
+                    "dismiss",
+                    json!({"reason": "只是临时堆放"}),
+                ),
+                Step(Role::Inspector, "notify", json!({})),
+                Step(
+                    Role::Supervisor,
+                    "reopen",
+                    json!({"reason": "居民再次投诉"}),
+                ),
+                Step(Role::Inspector, "notify", json!({})),
+            ],
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            trace,
+            [
+                "dismiss: error: invalid request: reason: this command needs a reason",
+                "dismiss: discovered -> not_a_hazard",
+                "notify: error: command `notify` is not allowed in state `not_a_hazard`",
+                "reopen: not_a_hazard -> discovered",
+                "notify: discovered -> notified +timer:order_deadline@360h msg:landlord:rectification_order",
+            ]
+        );
+    }
+
+    #[test]
+    fn roles_are_enforced() {
+        let trace = check(
+            "wiring",
+            &[
+                Step(Role::Landlord, "notify", json!({})),
+                Step(Role::Department, "dismiss", json!({"reason": "x"})),
+                Step(Role::Inspector, "deadline_passed", json!({})),
+                Step(Role::Inspector, "cancel", json!({"reason": "x"})),
+                Step(Role::Supervisor, "cancel", json!({"reason": "录入错误"})),
+            ],
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            trace,
+            [
+                "notify: error: forbidden: `notify` may be issued by inspector or supervisor, not by a landlord",
+                "dismiss: error: forbidden: `dismiss` may be issued by inspector or supervisor, not by a department",
+                "deadline_passed: error: forbidden: `deadline_passed` may be issued by system, not by a inspector",
+                "cancel: error: forbidden: `cancel` may be issued by supervisor, not by a inspector",
+                "cancel: discovered -> cancelled",
+            ]
+        );
+    }
+
+    #[test]
+    fn data_is_checked_field_by_field() {
+        let trace = check(
+            "wiring",
+            &[
+                Step(
+                    Role::Inspector,
+                    "notify",
+                    json!({"deadline_hours": 0, "colour": "red"}),
+                ),
+                Step(Role::Inspector, "refer", json!({"department_id": 999})),
+                Step(
+                    Role::Inspector,
+                    "mark_duplicate",
+                    json!({"duplicate_of": 1}),
+                ),
+                Step(Role::Inspector, "refer", json!({})),
+                Step(Role::Department, "accept", json!({})),
+                Step(Role::Department, "record_result", json!({"result": "fine"})),
+                Step(
+                    Role::Department,
+                    "record_result",
+                    json!({"result": "fine", "fine_amount": 1.005}),
+                ),
+                Step(
+                    Role::Department,
+                    "record_result",
+                    json!({"result": "sealing", "evidence": []}),
+                ),
+            ],
+            TimeDelta::hours(1),
+        );
+        assert_eq!(
+            trace,
+            [
+                "notify: error: invalid request: data.colour: unknown field; this command takes: deadline_hours, requirements; data.deadline_hours: must be at least 1",
+                "refer: error: invalid request: data.department_id: no department 999",
+                "mark_duplicate: error: invalid request: data.duplicate_of: a case cannot refer to itself",
+                "refer: discovered -> referred +timer:acceptance_sla@72h msg:department:referral referral:open",
+                "accept: referred -> accepted -timer:acceptance_sla referral:accept",
+                "record_result: error: invalid request: data.fine_amount: required",
+                "record_result: error: invalid request: data.fine_amount: at most two decimals (fen)",
+                "record_result: accepted -> enforced msg:inspector:enforcement_feedback referral:complete",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_case_without_a_landlord_records_that_nobody_was_notified() {
+        let def = &workflow::builtin()[0];
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing();
+        let ctx = Context {
+            definition: def,
+            taxonomy: &taxonomy,
+            routing: &routing,
+            now: t0(),
+        };
+        let mut c = case("wiring", "major");
+        c.party_id = None;
+        let cmd = Command {
+            name: "notify".into(),
+            ..Command::default()
+        };
+        let d = decide(ctx, &c, &who(Role::Inspector), &cmd).unwrap();
+        assert!(d.messages.is_empty());
+        assert_eq!(d.data["undelivered"][0]["to"], "landlord");
+        assert_eq!(d.data["order_no"], 1);
+    }
+
+    #[test]
+    fn orders_are_rendered_in_chinese_first_with_the_deadline_in_beijing_time() {
+        let def = &workflow::builtin()[0];
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing();
+        let ctx = Context {
+            definition: def,
+            taxonomy: &taxonomy,
+            routing: &routing,
+            now: t0(),
+        };
+        let mut data = Map::new();
+        data.insert("requirements".into(), json!("清理楼道电动车"));
+        let cmd = Command {
+            name: "notify".into(),
+            data,
+            reason: None,
+        };
+        let d = decide(
+            ctx,
+            &case("ebike_indoor", "critical"),
+            &who(Role::Inspector),
+            &cmd,
+        )
+        .unwrap();
+        let m = &d.messages[0];
+        assert_eq!(m.subject, "整改通知书 第1-1号 / Rectification order 1-1");
+        assert!(m.body.starts_with("您的出租屋 天河区石牌街道 1 号 101 房 经检查发现安全隐患：电动自行车违规停放充电（重大）"), "{}", m.body);
+        assert!(m.body.contains("2026-03-03 09:00 (UTC+8)"), "{}", m.body);
+        assert!(m.body.contains("整改要求 Requirements: 清理楼道电动车"));
+        assert!(m.body.find("您的出租屋").unwrap() < m.body.find("Your rental unit").unwrap());
+    }
+
+    #[test]
+    fn allowed_commands_depend_on_state_and_role() {
+        let def = &workflow::builtin()[0];
+        let landlord: Vec<_> = allowed_commands(def, "notified", Role::Landlord).collect();
+        assert_eq!(landlord, ["acknowledge", "report_fix"]);
+        let dept: Vec<_> = allowed_commands(def, "referred", Role::Department).collect();
+        assert_eq!(dept, ["accept", "return_referral"]);
+    }
+}

@@ -1,0 +1,97 @@
+//! The department directory held in memory: names for messages and the routing of a referral by department kind and district.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::DepartmentId;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepartmentInfo {
+    pub id: DepartmentId,
+    pub name: String,
+    /// A department kind of the taxonomy (`fire`, `gas`, …).
+    pub kind: String,
+    /// The district it serves; `None` for a city-level department.
+    pub district_code: Option<String>,
+}
+
+/// Every enforcement department, indexed for routing. Departments are few (tens to a few
+/// hundred), so the whole directory lives in memory and is replaced when it changes.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    by_id: BTreeMap<DepartmentId, DepartmentInfo>,
+    by_kind_district: BTreeMap<(String, Option<String>), DepartmentId>,
+}
+
+impl Routing {
+    pub fn new(departments: impl IntoIterator<Item = DepartmentInfo>) -> Routing {
+        let mut routing = Routing::default();
+        for d in departments {
+            // The lowest id wins when two departments claim the same kind and district,
+            // so routing does not depend on load order.
+            routing
+                .by_kind_district
+                .entry((d.kind.clone(), d.district_code.clone()))
+                .and_modify(|id| *id = (*id).min(d.id))
+                .or_insert(d.id);
+            routing.by_id.insert(d.id, d);
+        }
+        routing
+    }
+
+    pub fn get(&self, id: DepartmentId) -> Option<&DepartmentInfo> {
+        self.by_id.get(&id)
+    }
+
+    /// The department of `kind` serving `district_code`, or the city-level one.
+    pub fn route(&self, kind: &str, district_code: &str) -> Option<&DepartmentInfo> {
+        self.by_kind_district
+            .get(&(kind.to_string(), Some(district_code.to_string())))
+            .or_else(|| self.by_kind_district.get(&(kind.to_string(), None)))
+            .and_then(|id| self.by_id.get(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dept(id: i64, kind: &str, district: Option<&str>) -> DepartmentInfo {
+        DepartmentInfo {
+            id: DepartmentId(id),
+            name: format!("d{id}"),
+            kind: kind.into(),
+            district_code: district.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn routes_to_the_district_department_then_the_city_one() {
+        let r = Routing::new([
+            dept(1, "fire", Some("440106")),
+            dept(2, "fire", None),
+            dept(3, "gas", None),
+        ]);
+        assert_eq!(r.route("fire", "440106").unwrap().id, DepartmentId(1));
+        assert_eq!(r.route("fire", "440104").unwrap().id, DepartmentId(2));
+        assert_eq!(r.route("gas", "440106").unwrap().id, DepartmentId(3));
+        assert!(r.route("police", "440106").is_none());
+    }
+
+    #[test]
+    fn duplicate_claims_route_to_the_lowest_id_whatever_the_order() {
+        let a = Routing::new([dept(9, "fire", None), dept(4, "fire", None)]);
+        let b = Routing::new([dept(4, "fire", None), dept(9, "fire", None)]);
+        assert_eq!(a.route("fire", "x").unwrap().id, DepartmentId(4));
+        assert_eq!(b.route("fire", "x").unwrap().id, DepartmentId(4));
+    }
+}

@@ -7,15 +7,14 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod machine;
+pub mod metrics;
+pub mod outbox;
+pub mod registry;
 pub mod routing;
+pub mod runtime;
+pub mod seed;
+pub mod store;
 pub mod taxonomy;
 pub mod workflow;
-
-pub mod store {
-    //! Placeholder until the store lands.
-    #[derive(Debug, thiserror::Error)]
-    #[error("store")]
-    pub struct Error;
-}
 
 pub use error::{Error, Result};

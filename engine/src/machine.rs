@@ -419,15 +419,15 @@ fn check_value(
     case_id: CaseId,
 ) -> Result<Value, String> {
     let in_range = |x: f64| -> Result<(), String> {
-        if let Some(min) = spec.min {
-            if x < min {
-                return Err(format!("must be at least {min}"));
-            }
+        if let Some(min) = spec.min
+            && x < min
+        {
+            return Err(format!("must be at least {min}"));
         }
-        if let Some(max) = spec.max {
-            if x > max {
-                return Err(format!("must be at most {max}"));
-            }
+        if let Some(max) = spec.max
+            && x > max
+        {
+            return Err(format!("must be at most {max}"));
         }
         Ok(())
     };

@@ -281,12 +281,12 @@ impl Definition {
                 check_literal(spec, value).map_err(|e| format!("{what}: `when.{field}`: {e}"))?;
             }
             for effect in &t.effects {
-                if let Effect::Notify { template, .. } = effect {
-                    if !self.templates.contains_key(template) {
-                        return Err(format!(
-                            "{what} notifies with unknown template `{template}`"
-                        ));
-                    }
+                if let Effect::Notify { template, .. } = effect
+                    && !self.templates.contains_key(template)
+                {
+                    return Err(format!(
+                        "{what} notifies with unknown template `{template}`"
+                    ));
                 }
             }
         }
@@ -380,10 +380,10 @@ fn validate_field(
     if let Some(label) = spec.labels.keys().find(|l| !spec.values.contains(l)) {
         return Err(format!("label for unknown value `{label}`"));
     }
-    if let (Some(min), Some(max)) = (spec.min, spec.max) {
-        if min > max {
-            return Err("`min` is above `max`".into());
-        }
+    if let (Some(min), Some(max)) = (spec.min, spec.max)
+        && min > max
+    {
+        return Err("`min` is above `max`".into());
     }
     for (other, value) in &spec.required_if {
         let other_spec = fields

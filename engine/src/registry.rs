@@ -1,0 +1,403 @@
+//! The registry: districts, streets, communities, grids, buildings, units, responsible parties, inspectors, departments and supervisors, and their JSON-lines import format.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    BuildingId, CommunityId, DepartmentId, GridId, InspectorId, PartyId, Point, StreetId,
+    SupervisorId, UnitId,
+};
+use crate::error::FieldError;
+
+/// Kinds of responsible party (一房一责任人).
+pub const PARTY_KINDS: [&str; 3] = ["landlord", "agent", "sublandlord"];
+/// Supervisor levels (市、区、镇街).
+pub const SUPERVISOR_LEVELS: [&str; 3] = ["city", "district", "street"];
+/// Inspector shifts (错峰上班).
+pub const SHIFTS: [&str; 3] = ["morning", "afternoon", "evening"];
+
+/// One line of a registry import (`anju import FILE.jsonl`), tagged by `type`. Ids are
+/// the source system's; records refer to each other by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Record {
+    District {
+        code: String,
+        name_zh: String,
+        name_en: String,
+    },
+    Street {
+        id: StreetId,
+        code: String,
+        district_code: String,
+        name: String,
+    },
+    Community {
+        id: CommunityId,
+        code: String,
+        street_id: StreetId,
+        name: String,
+    },
+    Grid {
+        id: GridId,
+        code: String,
+        community_id: CommunityId,
+        name: String,
+    },
+    Building {
+        id: BuildingId,
+        grid_id: GridId,
+        address: String,
+        lon: f64,
+        lat: f64,
+    },
+    Party {
+        id: PartyId,
+        kind: String,
+        name: String,
+        #[serde(default)]
+        phone: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+    },
+    Unit {
+        id: UnitId,
+        address_code: String,
+        building_id: BuildingId,
+        address: String,
+        lon: f64,
+        lat: f64,
+        floor_area: f64,
+        occupants: i64,
+        #[serde(default)]
+        party_id: Option<PartyId>,
+    },
+    Inspector {
+        id: InspectorId,
+        name: String,
+        #[serde(default)]
+        phone: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+        #[serde(default = "default_shift")]
+        shift: String,
+        #[serde(default)]
+        grids: Vec<GridId>,
+    },
+    Department {
+        id: DepartmentId,
+        name: String,
+        kind: String,
+        #[serde(default)]
+        district_code: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+    },
+    Supervisor {
+        id: SupervisorId,
+        name: String,
+        level: String,
+        #[serde(default)]
+        district_code: Option<String>,
+        #[serde(default)]
+        street_id: Option<StreetId>,
+        #[serde(default)]
+        email: Option<String>,
+    },
+}
+
+fn default_shift() -> String {
+    "morning".into()
+}
+
+impl Record {
+    /// The order in which kinds must be written so that references resolve.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Record::District { .. } => 0,
+            Record::Street { .. } => 1,
+            Record::Community { .. } => 2,
+            Record::Grid { .. } => 3,
+            Record::Building { .. } => 4,
+            Record::Party { .. } => 5,
+            Record::Unit { .. } => 6,
+            Record::Inspector { .. } => 7,
+            Record::Department { .. } => 8,
+            Record::Supervisor { .. } => 9,
+        }
+    }
+
+    /// Checks what can be checked without the database: coordinates, enumerations,
+    /// sizes. References are checked by the store when the records are written.
+    pub fn check(&self, taxonomy: &crate::taxonomy::Taxonomy) -> Result<(), FieldError> {
+        let nonempty = |field: &str, s: &str| {
+            if s.trim().is_empty() {
+                Err(FieldError::new(field, "cannot be empty"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Record::District { code, name_zh, .. } => {
+                if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(FieldError::new("code", "a GB/T 2260 code has six digits"));
+                }
+                nonempty("name_zh", name_zh)
+            }
+            Record::Street { code, name, .. }
+            | Record::Community { code, name, .. }
+            | Record::Grid { code, name, .. } => {
+                nonempty("code", code)?;
+                nonempty("name", name)
+            }
+            Record::Building {
+                address, lon, lat, ..
+            } => {
+                nonempty("address", address)?;
+                Point::parse(*lon, *lat, "point").map(|_| ())
+            }
+            Record::Party { kind, name, .. } => {
+                if !PARTY_KINDS.contains(&kind.as_str()) {
+                    return Err(FieldError::new(
+                        "kind",
+                        format!("must be one of {}", PARTY_KINDS.join(", ")),
+                    ));
+                }
+                nonempty("name", name)
+            }
+            Record::Unit {
+                address_code,
+                address,
+                lon,
+                lat,
+                floor_area,
+                occupants,
+                ..
+            } => parse_unit_values(address_code, address, *lon, *lat, *floor_area, *occupants)
+                .map(|_| ()),
+            Record::Inspector { name, shift, .. } => {
+                if !SHIFTS.contains(&shift.as_str()) {
+                    return Err(FieldError::new(
+                        "shift",
+                        format!("must be one of {}", SHIFTS.join(", ")),
+                    ));
+                }
+                nonempty("name", name)
+            }
+            Record::Department { name, kind, .. } => {
+                if !taxonomy.departments.contains_key(kind) {
+                    return Err(FieldError::new(
+                        "kind",
+                        format!(
+                            "unknown department kind; known: {}",
+                            taxonomy
+                                .departments
+                                .keys()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                nonempty("name", name)
+            }
+            Record::Supervisor {
+                name,
+                level,
+                district_code,
+                street_id,
+                ..
+            } => {
+                match (level.as_str(), district_code, street_id) {
+                    ("city", None, None) | ("district", Some(_), None) | ("street", _, Some(_)) => {
+                    }
+                    ("city" | "district" | "street", _, _) => {
+                        return Err(FieldError::new(
+                            "level",
+                            "a city supervisor has no area, a district one a district_code, a street one a street_id",
+                        ));
+                    }
+                    _ => {
+                        return Err(FieldError::new(
+                            "level",
+                            format!("must be one of {}", SUPERVISOR_LEVELS.join(", ")),
+                        ));
+                    }
+                }
+                nonempty("name", name)
+            }
+        }
+    }
+}
+
+/// Checks the values of a unit; shared by the import and the HTTP registration.
+pub fn parse_unit_values(
+    address_code: &str,
+    address: &str,
+    lon: f64,
+    lat: f64,
+    floor_area: f64,
+    occupants: i64,
+) -> Result<Point, FieldError> {
+    if address_code.trim().is_empty() || address_code.len() > 64 {
+        return Err(FieldError::new(
+            "address_code",
+            "a standard address code of 1 to 64 characters",
+        ));
+    }
+    if address.trim().is_empty() || address.chars().count() > 200 {
+        return Err(FieldError::new(
+            "address",
+            "an address of 1 to 200 characters",
+        ));
+    }
+    let point = Point::parse(lon, lat, "point")?;
+    if !floor_area.is_finite() || !(1.0..=100_000.0).contains(&floor_area) {
+        return Err(FieldError::new(
+            "floor_area",
+            "floor area in m² from 1 to 100000",
+        ));
+    }
+    if !(0..=10_000).contains(&occupants) {
+        return Err(FieldError::new("occupants", "from 0 to 10000 occupants"));
+    }
+    Ok(point)
+}
+
+/// Where a building sits, for placing a new unit in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildingPlace {
+    pub building_id: BuildingId,
+    pub grid_id: GridId,
+    pub community_id: CommunityId,
+    pub street_id: StreetId,
+    pub district_code: String,
+}
+
+/// A unit ready to be written: its values and its place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitRow {
+    pub address_code: String,
+    pub address: String,
+    pub point: Point,
+    pub floor_area: f64,
+    pub occupants: i64,
+    pub place: BuildingPlace,
+    pub party_id: Option<PartyId>,
+}
+
+/// A rental unit as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    pub id: UnitId,
+    pub address_code: String,
+    pub building_id: BuildingId,
+    pub address: String,
+    pub lon: f64,
+    pub lat: f64,
+    pub floor_area: f64,
+    pub occupants: i64,
+    pub grid_id: GridId,
+    pub community_id: CommunityId,
+    pub street_id: StreetId,
+    pub district_code: String,
+    pub party_id: Option<PartyId>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Unit {
+    pub fn place(&self) -> crate::auth::Place<'_> {
+        crate::auth::Place {
+            district_code: &self.district_code,
+            street_id: self.street_id,
+            grid_id: self.grid_id,
+            party_id: self.party_id,
+            department_id: None,
+        }
+    }
+
+    pub fn point(&self) -> Point {
+        Point::parse(self.lon, self.lat, "unit").unwrap_or_else(|_| {
+            Point::parse(0.0, 0.0, "unit").expect("the origin is a valid point")
+        })
+    }
+}
+
+/// The 11 districts of Guangzhou with their GB/T 2260 codes, centres and bounding boxes.
+pub const GUANGZHOU_DISTRICTS_CSV: &str = include_str!("../../workflows/guangzhou-districts.csv");
+
+/// A district of the reference table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistrictRef {
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub center: (f64, f64),
+    pub bbox: (f64, f64, f64, f64),
+    pub area_km2: f64,
+}
+
+/// Parses the district reference table.
+pub fn guangzhou_districts() -> Vec<DistrictRef> {
+    GUANGZHOU_DISTRICTS_CSV
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let n = |i: usize| f[i].parse::<f64>().expect("numeric column");
+            DistrictRef {
+                code: f[0].into(),
+                name_zh: f[1].into(),
+                name_en: f[2].into(),
+                center: (n(3), n(4)),
+                bbox: (n(5), n(6), n(7), n(8)),
+                area_km2: n(9),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::taxonomy::Taxonomy;
+
+    #[test]
+    fn the_eleven_districts_of_guangzhou() {
+        let d = guangzhou_districts();
+        assert_eq!(d.len(), 11);
+        let tianhe = d.iter().find(|d| d.code == "440106").unwrap();
+        assert_eq!(tianhe.name_zh, "天河区");
+        for d in &d {
+            assert!(d.bbox.0 < d.center.0 && d.center.0 < d.bbox.2, "{}", d.code);
+            assert!(d.bbox.1 < d.center.1 && d.center.1 < d.bbox.3, "{}", d.code);
+        }
+    }
+
+    #[test]
+    fn records_parse_from_json_lines_and_are_checked() {
+        let t = Taxonomy::builtin();
+        let r: Record = serde_json::from_str(
+            r#"{"type":"unit","id":1,"address_code":"4401060010010101","building_id":3,"address":"天河区 1 号 101","lon":113.36,"lat":23.12,"floor_area":35.5,"occupants":2}"#,
+        )
+        .unwrap();
+        assert!(r.check(&t).is_ok());
+        let bad: Record = serde_json::from_str(
+            r#"{"type":"unit","id":1,"address_code":"x","building_id":3,"address":"a","lon":113.36,"lat":99,"floor_area":35.5,"occupants":2}"#,
+        )
+        .unwrap();
+        assert_eq!(bad.check(&t).unwrap_err().field, "point.lat");
+        assert!(
+            serde_json::from_str::<Record>(r#"{"type":"unit","id":1,"colour":"red"}"#).is_err()
+        );
+        let dept: Record =
+            serde_json::from_str(r#"{"type":"department","id":1,"name":"x","kind":"navy"}"#)
+                .unwrap();
+        assert_eq!(dept.check(&t).unwrap_err().field, "kind");
+        let sup: Record =
+            serde_json::from_str(r#"{"type":"supervisor","id":1,"name":"x","level":"district"}"#)
+                .unwrap();
+        assert_eq!(sup.check(&t).unwrap_err().field, "level");
+    }
+}

@@ -1,0 +1,1119 @@
+//! The runtime: authenticates callers, opens cases, applies commands in durable batches (state, event, timers and outbox in one transaction), and runs the timer and outbox workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::auth::{Principal, Scope};
+use crate::clock::SharedClock;
+use crate::domain::{
+    Actor, CaseId, DepartmentId, InspectorId, PartyId, Point, Role, SupervisorId, UnitId,
+};
+use crate::error::{Error, FieldError, Result};
+use crate::machine::{self, CaseSnapshot, Command, Context};
+use crate::metrics::Metrics;
+use crate::outbox::Deliverer;
+use crate::registry::{Unit, UnitRow, parse_unit_values};
+use crate::routing::Routing;
+use crate::store::{
+    Applied, CaseFilter, CaseRecord, EventRecord, IdempotencyKey, Idempotent, NewCase,
+    NewInspection, OutboxMessage, Overdue, RecordedInspection, ReferralRecord, Respond,
+    SharedStore, TimerRecord, TransitionRequest,
+};
+use crate::taxonomy::Taxonomy;
+use crate::workflow::{self, Definition, FieldKind, HAZARD_CASE, TimerDue};
+
+/// Tunables of the runtime.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most commands committed in one transaction.
+    pub max_batch: usize,
+    /// Most due timers claimed at once; bounds the work one tick adds to the queue, so a
+    /// backlog of due timers cannot crowd out callers.
+    pub timer_batch: u32,
+    /// How long a claim on a timer or outbox row holds before another worker may take it.
+    pub lease: TimeDelta,
+    /// How often idle workers look for due timers and pending messages.
+    pub poll: Duration,
+    pub outbox_batch: u32,
+    /// A name for this process in claims (`host:pid`).
+    pub worker_id: String,
+    /// Workflow definitions to use instead of the built-in ones.
+    pub workflows: Option<Vec<Definition>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_batch: 256,
+            timer_batch: 500,
+            lease: TimeDelta::seconds(60),
+            poll: Duration::from_millis(250),
+            outbox_batch: 200,
+            worker_id: format!("pid{}", std::process::id()),
+            workflows: None,
+        }
+    }
+}
+
+/// The workflow definitions known to this process, by stored id.
+#[derive(Debug, Default)]
+struct Workflows {
+    by_id: BTreeMap<i64, Arc<Definition>>,
+    latest: BTreeMap<String, i64>,
+}
+
+struct Shared {
+    store: SharedStore,
+    clock: SharedClock,
+    taxonomy: Taxonomy,
+    workflows: RwLock<Arc<Workflows>>,
+    routing: RwLock<Arc<Routing>>,
+    metrics: Metrics,
+    config: Config,
+}
+
+struct Job {
+    request: TransitionRequest,
+    principal: Principal,
+    command: Command,
+    reply: oneshot::Sender<Result<Applied>>,
+}
+
+/// The engine's entry point. Cheap to clone; all clones share one queue of commands.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Job>,
+    stop: watch::Sender<bool>,
+    writers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// A case with its history, timers and referrals, as a caller may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    pub case: CaseRecord,
+    pub workflow: String,
+    pub workflow_version: u32,
+    pub state_zh: String,
+    pub state_en: String,
+    pub terminal: bool,
+    pub history: Vec<EventRecord>,
+    pub timers: Vec<TimerRecord>,
+    pub referrals: Vec<ReferralRecord>,
+    /// The commands this caller could issue now.
+    pub commands: Vec<String>,
+}
+
+/// One hazard found on an inspection.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub category: String,
+    pub severity: Option<String>,
+    pub note: Option<String>,
+    pub evidence: Vec<String>,
+}
+
+/// An inspection as submitted, already parsed.
+#[derive(Debug, Clone)]
+pub struct InspectionInput {
+    pub unit_id: UnitId,
+    pub point: Point,
+    pub note: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// A unit registration as submitted.
+#[derive(Debug, Clone)]
+pub struct UnitInput {
+    pub building_id: i64,
+    pub address_code: String,
+    pub address: String,
+    pub lon: f64,
+    pub lat: f64,
+    pub floor_area: f64,
+    pub occupants: i64,
+    pub party_id: Option<PartyId>,
+}
+
+/// An inspection and the cases it opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectionOutcome {
+    pub inspection_id: crate::domain::InspectionId,
+    pub unit_id: UnitId,
+    pub distance_m: f64,
+    pub cases: Vec<CaseSnapshot>,
+}
+
+/// What one step of the timer worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TimerTick {
+    pub claimed: usize,
+    pub fired: usize,
+    /// Already fired elsewhere or cancelled.
+    pub skipped: usize,
+    /// Fired, but the case no longer accepted the command (the timer is consumed).
+    pub refused: usize,
+}
+
+/// What one step of the outbox worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxTick {
+    pub claimed: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// The most findings one inspection may carry.
+pub const MAX_FINDINGS: usize = 20;
+
+impl Runtime {
+    /// Starts the runtime over a migrated store: registers the workflow definitions,
+    /// loads the department directory and starts the writers.
+    pub async fn start(store: SharedStore, clock: SharedClock, config: Config) -> Result<Runtime> {
+        let taxonomy = Taxonomy::builtin();
+        let definitions = config.workflows.clone().unwrap_or_else(workflow::builtin);
+        for def in &definitions {
+            let body = serde_json::to_value(def).expect("definitions serialize");
+            store
+                .register_definition(
+                    &def.name,
+                    def.version,
+                    &def.content_hash(),
+                    &body,
+                    clock.now(),
+                )
+                .await?;
+        }
+        let shared = Arc::new(Shared {
+            store,
+            clock,
+            taxonomy,
+            workflows: RwLock::new(Arc::new(Workflows::default())),
+            routing: RwLock::new(Arc::new(Routing::default())),
+            metrics: Metrics::default(),
+            config,
+        });
+        reload_workflows(&shared).await?;
+        reload_routing(&shared).await?;
+        let (queue, rx) = mpsc::channel::<Job>(16_384);
+        let rx = Arc::new(Mutex::new(rx));
+        let (stop, _) = watch::channel(false);
+        let mut handles = Vec::new();
+        for _ in 0..shared.store.writers() {
+            handles.push(tokio::spawn(writer(
+                shared.clone(),
+                rx.clone(),
+                stop.subscribe(),
+            )));
+        }
+        Ok(Runtime {
+            shared,
+            queue,
+            stop,
+            writers: Arc::new(Mutex::new(handles)),
+        })
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.shared.store
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.shared.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.clock.now()
+    }
+
+    pub fn taxonomy(&self) -> &Taxonomy {
+        &self.shared.taxonomy
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The department directory as loaded.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.shared.routing.read().expect("routing lock").clone()
+    }
+
+    /// Re-reads the department directory (after an import).
+    pub async fn reload_routing(&self) -> Result<()> {
+        reload_routing(&self.shared).await
+    }
+
+    /// The newest version of a workflow.
+    pub fn latest_definition(&self, name: &str) -> Option<(i64, Arc<Definition>)> {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        let id = *w.latest.get(name)?;
+        Some((id, w.by_id[&id].clone()))
+    }
+
+    pub fn definition(&self, id: i64) -> Option<Arc<Definition>> {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        w.by_id.get(&id).cloned()
+    }
+
+    /// Stops the writers once the commands already queued are committed.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let handles: Vec<_> = self.writers.lock().await.drain(..).collect();
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    // ----- callers ----------------------------------------------------------------------
+
+    /// Resolves a bearer token to a principal with its scope. `None` for unknown or
+    /// revoked tokens, and for tokens whose subject no longer exists.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
+        let digest = crate::auth::token_digest(secret);
+        let Some(token) = self.shared.store.token(&digest).await? else {
+            return Ok(None);
+        };
+        self.principal(token.role, token.subject).await
+    }
+
+    /// The principal for a role and subject id, if the subject exists.
+    pub async fn principal(&self, role: Role, subject: i64) -> Result<Option<Principal>> {
+        let store = &self.shared.store;
+        let scope = match role {
+            Role::Inspector => match store.inspector_grids(InspectorId(subject)).await? {
+                Some(grids) => Scope::Grids(grids),
+                None => return Ok(None),
+            },
+            Role::Landlord => {
+                if !store.party_exists(PartyId(subject)).await? {
+                    return Ok(None);
+                }
+                Scope::Party(PartyId(subject))
+            }
+            Role::Department => {
+                if !store.department_exists(DepartmentId(subject)).await? {
+                    return Ok(None);
+                }
+                Scope::Department(DepartmentId(subject))
+            }
+            Role::Supervisor => match store.supervisor(SupervisorId(subject)).await? {
+                Some(s) => match (s.level.as_str(), s.district_code, s.street_id) {
+                    ("city", _, _) => Scope::City,
+                    ("district", Some(code), _) => Scope::District(code),
+                    ("street", _, Some(street)) => Scope::Street(street),
+                    _ => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+            Role::System => return Ok(None),
+        };
+        Ok(Some(Principal {
+            role,
+            subject,
+            scope,
+        }))
+    }
+
+    /// Makes an API token for an existing subject; returns the secret, shown once.
+    pub async fn create_token(
+        &self,
+        role: Role,
+        subject: i64,
+        label: Option<&str>,
+    ) -> Result<String> {
+        if role == Role::System {
+            return Err(Error::invalid(
+                "role",
+                "tokens are for people and departments",
+            ));
+        }
+        if self.principal(role, subject).await?.is_none() {
+            return Err(Error::not_found(
+                match role {
+                    Role::Inspector => "inspector",
+                    Role::Landlord => "party",
+                    Role::Department => "department",
+                    _ => "supervisor",
+                },
+                subject,
+            ));
+        }
+        let token = crate::auth::new_token();
+        self.shared
+            .store
+            .insert_token(&token.digest, role, subject, label, self.now())
+            .await?;
+        Ok(token.secret)
+    }
+
+    // ----- registry ---------------------------------------------------------------------
+
+    /// Registers a unit in a building the caller covers.
+    pub async fn register_unit(
+        &self,
+        principal: &Principal,
+        input: UnitInput,
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, Unit>,
+    ) -> Result<Idempotent<Unit>> {
+        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
+            return Err(Error::Forbidden(
+                "units are registered by inspectors and supervisors".into(),
+            ));
+        }
+        let point = parse_unit_values(
+            &input.address_code,
+            &input.address,
+            input.lon,
+            input.lat,
+            input.floor_area,
+            input.occupants,
+        )?;
+        let store = &self.shared.store;
+        let place = store
+            .building_place(input.building_id)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid("building_id", format!("no building {}", input.building_id))
+            })?;
+        let covers = principal.covers(crate::auth::Place {
+            district_code: &place.district_code,
+            street_id: place.street_id,
+            grid_id: place.grid_id,
+            party_id: None,
+            department_id: None,
+        });
+        if !covers {
+            return Err(Error::Forbidden(format!(
+                "building {} is outside your jurisdiction",
+                input.building_id
+            )));
+        }
+        if let Some(party) = input.party_id
+            && !store.party_exists(party).await?
+        {
+            return Err(Error::invalid("party_id", format!("no party {party}")));
+        }
+        let row = UnitRow {
+            address_code: input.address_code.trim().to_string(),
+            address: input.address.trim().to_string(),
+            point,
+            floor_area: input.floor_area,
+            occupants: input.occupants,
+            place,
+            party_id: input.party_id,
+        };
+        store.create_unit(&row, idem, respond, self.now()).await
+    }
+
+    /// A unit, if the caller may see it.
+    pub async fn unit(&self, principal: &Principal, id: UnitId) -> Result<Unit> {
+        match self.shared.store.unit(id).await? {
+            Some(u) if principal.covers(u.place()) => Ok(u),
+            _ => Err(Error::not_found("unit", id)),
+        }
+    }
+
+    // ----- cases ------------------------------------------------------------------------
+
+    /// Records an inspection of a unit; every finding opens a case on the newest hazard
+    /// case workflow, attributed to the unit's responsible party at this moment.
+    pub async fn record_inspection(
+        &self,
+        principal: &Principal,
+        input: InspectionInput,
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, InspectionOutcome>,
+    ) -> Result<Idempotent<InspectionOutcome>> {
+        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
+            return Err(Error::Forbidden(
+                "inspections are recorded by inspectors and supervisors".into(),
+            ));
+        }
+        let taxonomy = &self.shared.taxonomy;
+        let mut errors = Vec::new();
+        if input.findings.len() > MAX_FINDINGS {
+            errors.push(FieldError::new(
+                "findings",
+                format!("at most {MAX_FINDINGS} findings per inspection"),
+            ));
+        }
+        let mut findings = Vec::with_capacity(input.findings.len());
+        for (i, f) in input.findings.iter().enumerate() {
+            let at = |field: &str| format!("findings[{i}].{field}");
+            let category = match taxonomy.parse_category(&f.category, &at("category")) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let severity = match &f.severity {
+                Some(s) => match taxonomy.parse_severity(s, &at("severity")) {
+                    Ok(s) => s.to_string(),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                },
+                None => category.severity.clone(),
+            };
+            if f.note
+                .as_deref()
+                .is_some_and(|n| n.chars().count() > machine::MAX_TEXT)
+            {
+                errors.push(FieldError::new(
+                    at("note"),
+                    format!("at most {} characters", machine::MAX_TEXT),
+                ));
+            }
+            if f.evidence.len() > machine::MAX_EVIDENCE
+                || f.evidence
+                    .iter()
+                    .any(|e| e.trim().is_empty() || e.chars().count() > machine::MAX_EVIDENCE_LEN)
+            {
+                errors.push(FieldError::new(
+                    at("evidence"),
+                    format!(
+                        "at most {} references of 1 to {} characters",
+                        machine::MAX_EVIDENCE,
+                        machine::MAX_EVIDENCE_LEN
+                    ),
+                ));
+            }
+            findings.push((category.code.clone(), severity, f));
+        }
+        if input
+            .note
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > machine::MAX_TEXT)
+        {
+            errors.push(FieldError::new(
+                "note",
+                format!("at most {} characters", machine::MAX_TEXT),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let store = &self.shared.store;
+        let unit = match store.unit(input.unit_id).await? {
+            Some(u) if principal.covers(u.place()) => u,
+            Some(_) => {
+                return Err(Error::Forbidden(format!(
+                    "unit {} is outside your jurisdiction",
+                    input.unit_id
+                )));
+            }
+            None => {
+                return Err(Error::invalid(
+                    "unit_id",
+                    format!("no unit {}", input.unit_id),
+                ));
+            }
+        };
+        let (definition_id, definition) = self
+            .latest_definition(HAZARD_CASE)
+            .expect("the hazard case workflow is always loaded");
+        let now = self.now();
+        let routing = self.routing();
+        let ctx = Context {
+            definition: &definition,
+            taxonomy,
+            routing: &routing,
+            now,
+        };
+        let actor = Actor {
+            role: principal.role,
+            id: principal.actor_id(),
+        };
+        let inspector_id =
+            (principal.role == Role::Inspector).then_some(InspectorId(principal.subject));
+        let distance_m = unit.point().distance_m(input.point);
+        let cases: Vec<NewCase> = findings
+            .into_iter()
+            .map(|(category, severity, f)| {
+                let snapshot = CaseSnapshot {
+                    id: CaseId(0),
+                    state: definition.initial.clone(),
+                    version: 1,
+                    category: category.clone(),
+                    severity: severity.clone(),
+                    address: unit.address.clone(),
+                    district_code: unit.district_code.clone(),
+                    street_id: unit.street_id,
+                    grid_id: unit.grid_id,
+                    party_id: unit.party_id,
+                    inspector_id,
+                    department_id: None,
+                    deadline_at: None,
+                    order_no: 0,
+                    escalation: 0,
+                    reopen_count: 0,
+                    closed_at: None,
+                };
+                let timers = machine::opening_timers(ctx, &snapshot);
+                let evidence: Vec<String> =
+                    f.evidence.iter().map(|e| e.trim().to_string()).collect();
+                NewCase {
+                    definition_id,
+                    note: f.note.clone(),
+                    data: json!({
+                        "category": category,
+                        "severity": severity,
+                        "note": f.note,
+                        "evidence": evidence,
+                        "party_id": unit.party_id,
+                        "point": { "lon": input.point.lon(), "lat": input.point.lat() },
+                    }),
+                    evidence,
+                    lon: input.point.lon(),
+                    lat: input.point.lat(),
+                    actor: actor.clone(),
+                    timers,
+                    snapshot,
+                }
+            })
+            .collect();
+        let inspection = NewInspection {
+            unit_id: unit.id,
+            inspector_id,
+            at: now,
+            lon: input.point.lon(),
+            lat: input.point.lat(),
+            distance_m,
+            note: input.note.clone(),
+        };
+        let outcome_of = |recorded: &RecordedInspection| InspectionOutcome {
+            inspection_id: recorded.inspection_id,
+            unit_id: unit.id,
+            distance_m,
+            cases: recorded
+                .case_ids
+                .iter()
+                .zip(&cases)
+                .map(|(id, c)| CaseSnapshot {
+                    id: *id,
+                    ..c.snapshot.clone()
+                })
+                .collect(),
+        };
+        let respond_recorded = |r: &RecordedInspection| respond(&outcome_of(r));
+        let result = store
+            .record_inspection(&inspection, &cases, idem, &respond_recorded)
+            .await?;
+        Ok(match result {
+            Idempotent::Created(recorded) => {
+                Metrics::add(
+                    &self.shared.metrics.cases_opened,
+                    recorded.case_ids.len() as u64,
+                );
+                Idempotent::Created(outcome_of(&recorded))
+            }
+            Idempotent::Replayed(v) => Idempotent::Replayed(v),
+        })
+    }
+
+    /// Issues a command on a case as `principal`. Returns the case after the transition,
+    /// once it is durable.
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        case_id: CaseId,
+        command: Command,
+        expected_version: Option<i64>,
+    ) -> Result<CaseSnapshot> {
+        // A caller who may not see the case learns nothing about it, not even that it
+        // exists.
+        let record = self.visible_case(principal, case_id).await?;
+        self.check_references(principal, &record, &command).await?;
+        let request = TransitionRequest {
+            case_id,
+            expected_version,
+            timer_id: None,
+            actor: Actor {
+                role: principal.role,
+                id: principal.actor_id(),
+            },
+            command: command.name.clone(),
+            reason: command.reason.clone(),
+        };
+        match self.submit(request, principal.clone(), command).await? {
+            Applied::Done { decision, .. } => Ok(decision.next),
+            Applied::TimerGone => unreachable!("only timer requests can find their timer gone"),
+        }
+    }
+
+    /// Checks fields that name other records (a duplicate's original case) against the
+    /// store, since the pure machine cannot.
+    async fn check_references(
+        &self,
+        principal: &Principal,
+        record: &CaseRecord,
+        command: &Command,
+    ) -> Result<()> {
+        let Some(def) = self.definition(record.definition_id) else {
+            return Ok(());
+        };
+        let Some(spec) = def.commands.get(&command.name) else {
+            return Ok(());
+        };
+        for (name, field) in &spec.fields {
+            if field.kind != FieldKind::Case {
+                continue;
+            }
+            if let Some(id) = command.data.get(name).and_then(Value::as_i64)
+                && id != record.snapshot.id.0
+                && self.visible_case(principal, CaseId(id)).await.is_err()
+            {
+                return Err(Error::invalid(
+                    format!("data.{name}"),
+                    format!("no case {id}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn submit(
+        &self,
+        request: TransitionRequest,
+        principal: Principal,
+        command: Command,
+    ) -> Result<Applied> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .send(Job {
+                request,
+                principal,
+                command,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// The case, if `principal` may see it; otherwise "not found".
+    pub async fn visible_case(&self, principal: &Principal, id: CaseId) -> Result<CaseRecord> {
+        let store = &self.shared.store;
+        let record = store
+            .case(id)
+            .await?
+            .ok_or_else(|| Error::not_found("case", id))?;
+        let visible = match &principal.scope {
+            // A department keeps seeing the cases once referred to it.
+            Scope::Department(dept) => store
+                .case_referrals(id)
+                .await?
+                .iter()
+                .any(|r| r.department_id == *dept),
+            _ => principal.covers(record.snapshot.place()),
+        };
+        if visible {
+            Ok(record)
+        } else {
+            Err(Error::not_found("case", id))
+        }
+    }
+
+    /// A case with its history and open timers.
+    pub async fn case_view(&self, principal: &Principal, id: CaseId) -> Result<CaseView> {
+        let case = self.visible_case(principal, id).await?;
+        let store = &self.shared.store;
+        let (history, timers, referrals) = tokio::try_join!(
+            store.case_events(id),
+            store.case_timers(id),
+            store.case_referrals(id)
+        )?;
+        let def = self
+            .definition(case.definition_id)
+            .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let state = def.states.get(&case.snapshot.state);
+        let commands = if principal.covers(case.snapshot.place()) {
+            machine::allowed_commands(&def, &case.snapshot.state, principal.role)
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(CaseView {
+            workflow: def.name.clone(),
+            workflow_version: def.version,
+            state_zh: state.map(|s| s.zh.clone()).unwrap_or_default(),
+            state_en: state.map(|s| s.en.clone()).unwrap_or_default(),
+            terminal: def.is_terminal(&case.snapshot.state),
+            case,
+            history,
+            timers,
+            referrals,
+            commands,
+        })
+    }
+
+    /// Messages written for a case, for callers who may see the case.
+    pub async fn case_outbox(
+        &self,
+        principal: &Principal,
+        id: CaseId,
+    ) -> Result<Vec<OutboxMessage>> {
+        self.visible_case(principal, id).await?;
+        Ok(self.shared.store.case_outbox(id).await?)
+    }
+
+    /// What "overdue" means across the loaded workflows: the states a deadline timer
+    /// leads to, and the states in which the deadline runs.
+    pub fn overdue(&self, wanted: bool) -> Overdue {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        let mut states = BTreeSet::new();
+        let mut deadline_states = BTreeSet::new();
+        for def in w.by_id.values() {
+            for timer in def
+                .timers
+                .values()
+                .filter(|t| t.due == Some(TimerDue::Deadline))
+            {
+                deadline_states.extend(timer.states.iter().cloned());
+                for t in def.transitions.iter().filter(|t| t.command == timer.fire) {
+                    states.insert(t.to.clone());
+                }
+            }
+        }
+        Overdue {
+            wanted,
+            states: states.into_iter().collect(),
+            deadline_states: deadline_states.into_iter().collect(),
+            now: self.now(),
+        }
+    }
+
+    /// Cases within the caller's scope matching `filter`, newest first.
+    pub async fn list_cases(
+        &self,
+        principal: &Principal,
+        filter: &CaseFilter,
+    ) -> Result<Vec<CaseRecord>> {
+        Ok(self
+            .shared
+            .store
+            .list_cases(filter, &principal.scope)
+            .await?)
+    }
+
+    // ----- workers ----------------------------------------------------------------------
+
+    /// One step of the timer worker: claims a bounded batch of due timers and fires each
+    /// through the ordinary command path, consuming the timer in the same transaction.
+    pub async fn fire_due_timers(&self) -> Result<TimerTick> {
+        let cfg = &self.shared.config;
+        let now = self.now();
+        let claimed = self
+            .shared
+            .store
+            .claim_due_timers(now, cfg.timer_batch, now + cfg.lease, &cfg.worker_id)
+            .await?;
+        let mut tick = TimerTick {
+            claimed: claimed.len(),
+            ..TimerTick::default()
+        };
+        let mut pending = Vec::with_capacity(claimed.len());
+        for timer in &claimed {
+            let (reply, rx) = oneshot::channel();
+            let job = Job {
+                request: TransitionRequest {
+                    case_id: timer.case_id,
+                    expected_version: None,
+                    timer_id: Some(timer.id),
+                    actor: Actor::system(format!("timer:{}", timer.kind)),
+                    command: timer.fire_command.clone(),
+                    reason: None,
+                },
+                principal: Principal::system(),
+                command: Command {
+                    name: timer.fire_command.clone(),
+                    data: Map::new(),
+                    reason: None,
+                },
+                reply,
+            };
+            self.queue
+                .send(job)
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
+            pending.push((timer, rx));
+        }
+        for (timer, rx) in pending {
+            match rx.await.map_err(|_| Error::ShuttingDown)? {
+                Ok(Applied::Done { at, .. }) => {
+                    tick.fired += 1;
+                    let late = (at - timer.due_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.shared.metrics.timer_lateness.observe(late);
+                }
+                Ok(Applied::TimerGone) => tick.skipped += 1,
+                Err(Error::Store(e)) => return Err(Error::Store(e)),
+                Err(e) => {
+                    tracing::warn!(timer = %timer.id, case = %timer.case_id, error = %e, "timer fired into a refusal");
+                    tick.refused += 1;
+                }
+            }
+        }
+        Metrics::add(&self.shared.metrics.timers_fired, tick.fired as u64);
+        Metrics::add(&self.shared.metrics.timers_skipped, tick.skipped as u64);
+        Ok(tick)
+    }
+
+    /// One step of the outbox worker: claims pending messages and hands them to the
+    /// deliverer; a failure is retried later with backoff.
+    pub async fn deliver_outbox(&self, deliverer: &dyn Deliverer) -> Result<OutboxTick> {
+        let cfg = &self.shared.config;
+        let now = self.now();
+        let store = &self.shared.store;
+        let claimed = store
+            .claim_outbox(now, cfg.outbox_batch, now + cfg.lease, &cfg.worker_id)
+            .await?;
+        let mut tick = OutboxTick {
+            claimed: claimed.len(),
+            ..OutboxTick::default()
+        };
+        for m in &claimed {
+            match deliverer.deliver(m).await {
+                Ok(()) => {
+                    store
+                        .outbox_delivered(m.id, deliverer.channel(), self.now())
+                        .await?;
+                    tick.delivered += 1;
+                }
+                Err(e) => {
+                    let backoff = TimeDelta::seconds(30 * (1 << m.attempts.clamp(0, 10)));
+                    store.outbox_failed(m.id, &e, self.now() + backoff).await?;
+                    tick.failed += 1;
+                }
+            }
+        }
+        Metrics::add(&self.shared.metrics.outbox_delivered, tick.delivered as u64);
+        Metrics::add(&self.shared.metrics.outbox_failed, tick.failed as u64);
+        Ok(tick)
+    }
+
+    /// Runs the timer and outbox workers until `stop` turns true. A full batch is
+    /// followed at once by the next; otherwise the workers wait `poll`.
+    pub fn spawn_workers(
+        &self,
+        deliverer: Arc<dyn Deliverer>,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        let timers = {
+            let rt = self.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    let full = match rt.fire_due_timers().await {
+                        Ok(t) => t.claimed as u32 >= rt.shared.config.timer_batch,
+                        Err(Error::ShuttingDown) => return,
+                        Err(e) => {
+                            tracing::error!(error = %e, "timer worker");
+                            false
+                        }
+                    };
+                    if *stop.borrow() {
+                        return;
+                    }
+                    if !full {
+                        tokio::select! {
+                            _ = tokio::time::sleep(rt.shared.config.poll) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            })
+        };
+        let outbox = {
+            let rt = self.clone();
+            let mut stop = stop;
+            tokio::spawn(async move {
+                loop {
+                    let full = match rt.deliver_outbox(deliverer.as_ref()).await {
+                        Ok(t) => t.claimed as u32 >= rt.shared.config.outbox_batch,
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbox worker");
+                            false
+                        }
+                    };
+                    if *stop.borrow() {
+                        return;
+                    }
+                    if !full {
+                        tokio::select! {
+                            _ = tokio::time::sleep(rt.shared.config.poll) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            })
+        };
+        vec![timers, outbox]
+    }
+
+    /// The metrics in Prometheus text, with the timer backlog read from the store.
+    pub async fn render_metrics(&self) -> Result<String> {
+        let now = self.now();
+        let backlog = self.shared.store.timer_backlog(now).await?;
+        let oldest = backlog
+            .oldest_due_at
+            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        Ok(self.shared.metrics.render(&[
+            (
+                "anju_timers_pending",
+                "Timers scheduled and not yet fired.",
+                backlog.pending as f64,
+            ),
+            (
+                "anju_timers_due",
+                "Timers due now and not yet fired.",
+                backlog.due as f64,
+            ),
+            (
+                "anju_timer_oldest_due_seconds",
+                "How long the oldest unfired due timer has been due.",
+                oldest,
+            ),
+        ]))
+    }
+}
+
+async fn reload_workflows(shared: &Shared) -> Result<()> {
+    let mut w = Workflows::default();
+    for (id, body) in shared.store.definitions().await? {
+        let def: Definition = serde_json::from_value(body).map_err(|e| {
+            crate::store::Error::Corrupt(format!("stored workflow definition {id}: {e}"))
+        })?;
+        let newest = w
+            .latest
+            .get(&def.name)
+            .is_none_or(|other| w.by_id[other].version < def.version);
+        if newest {
+            w.latest.insert(def.name.clone(), id);
+        }
+        w.by_id.insert(id, Arc::new(def));
+    }
+    *shared.workflows.write().expect("workflow lock") = Arc::new(w);
+    Ok(())
+}
+
+async fn reload_routing(shared: &Shared) -> Result<()> {
+    let routing = Routing::new(shared.store.departments().await?);
+    *shared.routing.write().expect("routing lock") = Arc::new(routing);
+    Ok(())
+}
+
+/// A writer: takes whatever commands are queued (up to `max_batch`), applies them in one
+/// transaction, and answers each only after the commit is durable.
+async fn writer(
+    shared: Arc<Shared>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let max = shared.config.max_batch.max(1);
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            if *stop.borrow() {
+                // Drain what is already queued, then stop.
+                while jobs.len() < max {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if jobs.is_empty() {
+                    return;
+                }
+            } else {
+                tokio::select! {
+                    job = rx.recv() => match job {
+                        Some(job) => jobs.push(job),
+                        None => return,
+                    },
+                    _ = stop.changed() => continue,
+                }
+                while jobs.len() < max {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        commit_batch(&shared, jobs).await;
+    }
+}
+
+async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
+    let started = Instant::now();
+    let requests: Vec<TransitionRequest> = jobs.iter().map(|j| j.request.clone()).collect();
+    let workflows = shared.workflows.read().expect("workflow lock").clone();
+    let routing = shared.routing.read().expect("routing lock").clone();
+    let now = shared.clock.now();
+    let decide = |i: usize, case: &CaseRecord| {
+        let def = workflows
+            .by_id
+            .get(&case.definition_id)
+            .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let ctx = Context {
+            definition: def,
+            taxonomy: &shared.taxonomy,
+            routing: &routing,
+            now,
+        };
+        machine::decide(ctx, &case.snapshot, &jobs[i].principal, &jobs[i].command)
+    };
+    let outcome = shared.store.apply(&requests, &decide, now).await;
+    let metrics = &shared.metrics;
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.batch_size.observe(jobs.len() as f64);
+    match outcome {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                match &result {
+                    Ok(Applied::Done { .. }) => {
+                        metrics.transitions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Applied::TimerGone) => {}
+                    Err(_) => {
+                        metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, commands = jobs.len(), "batch lost to a database error");
+            metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            let message = e.to_string();
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(Error::Store(crate::store::Error::Corrupt(format!(
+                        "the batch was rolled back: {message}"
+                    )))));
+            }
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The one `Store` trait and its records; `sqlite` and `postgres` implement it from one shared body of SQL (`sql.rs`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Scope;
+use crate::domain::{
+    Actor, CaseId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, Role, StreetId,
+    SupervisorId, TimerId, UnitId,
+};
+use crate::machine::{CaseSnapshot, Decision, TimerDraft};
+use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
+use crate::routing::DepartmentInfo;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// A failure of the database itself, as opposed to a refused request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not as expected: {0}")]
+    Corrupt(String),
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A case with everything stored about it besides its history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRecord {
+    #[serde(flatten)]
+    pub snapshot: CaseSnapshot,
+    pub definition_id: i64,
+    pub unit_id: UnitId,
+    pub inspection_id: Option<InspectionId>,
+    pub note: Option<String>,
+    pub evidence: Vec<String>,
+    pub lon: f64,
+    pub lat: f64,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of a case's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub command: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: Option<String>,
+    pub data: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerRecord {
+    pub id: TimerId,
+    pub case_id: CaseId,
+    pub kind: String,
+    pub fire_command: String,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub event_seq: i64,
+    pub recipient_kind: String,
+    pub recipient_id: Option<i64>,
+    pub template: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i64,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub channel: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferralRecord {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub department_id: DepartmentId,
+    pub status: String,
+    pub referred_at: DateTime<Utc>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub reason_code: Option<String>,
+    pub result: Option<Value>,
+}
+
+/// A command to apply to one case, as the store sees it: the decision itself is made by
+/// the caller's decider once the store has loaded the case inside the transaction.
+#[derive(Debug, Clone)]
+pub struct TransitionRequest {
+    pub case_id: CaseId,
+    /// The version the caller saw; `None` for the engine's own commands.
+    pub expected_version: Option<i64>,
+    /// Set when a timer fires: the timer is consumed in the same transaction, and the
+    /// command is skipped if the timer is already gone (fired elsewhere or cancelled).
+    pub timer_id: Option<TimerId>,
+    pub actor: Actor,
+    pub command: String,
+    pub reason: Option<String>,
+}
+
+/// What happened to one request of a batch.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// Committed: `decision.next` is the case after it.
+    Done {
+        decision: Box<Decision>,
+        at: DateTime<Utc>,
+    },
+    /// The timer had already fired or been cancelled: nothing was done.
+    TimerGone,
+}
+
+/// Decides a request of a batch (by index) given the case as loaded in the transaction.
+pub type Decider<'a> = dyn Fn(usize, &CaseRecord) -> crate::Result<Decision> + Send + Sync + 'a;
+
+/// A request's claim to idempotency: who sent it, their key, and a digest of the request.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub subject: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The result of an idempotent create.
+#[derive(Debug, Clone)]
+pub enum Idempotent<T> {
+    Created(T),
+    /// The same request was made before: here is the response it got.
+    Replayed(Value),
+}
+
+/// Renders the response stored with an idempotency key.
+pub type Respond<'a, T> = dyn Fn(&T) -> Value + Send + Sync + 'a;
+
+#[derive(Debug, Clone)]
+pub struct NewInspection {
+    pub unit_id: UnitId,
+    pub inspector_id: Option<InspectorId>,
+    pub at: DateTime<Utc>,
+    pub lon: f64,
+    pub lat: f64,
+    pub distance_m: f64,
+    pub note: Option<String>,
+}
+
+/// A case to open: its initial snapshot (the id is assigned by the store), what opened
+/// it, and its first timers.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub definition_id: i64,
+    pub snapshot: CaseSnapshot,
+    pub note: Option<String>,
+    pub evidence: Vec<String>,
+    pub lon: f64,
+    pub lat: f64,
+    pub actor: Actor,
+    pub data: Value,
+    pub timers: Vec<TimerDraft>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedInspection {
+    pub inspection_id: InspectionId,
+    pub case_ids: Vec<CaseId>,
+}
+
+/// Filters of the case list. Every list is also bounded by the caller's scope.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub state: Option<String>,
+    pub category: Option<String>,
+    pub district: Option<String>,
+    pub unit_id: Option<UnitId>,
+    pub party_id: Option<PartyId>,
+    pub department_id: Option<DepartmentId>,
+    /// Only cases past their deadline (`true`) or not (`false`).
+    pub overdue: Option<Overdue>,
+    /// Keyset pagination: only cases with a smaller id.
+    pub before: Option<CaseId>,
+    pub limit: u32,
+}
+
+/// What "overdue" means, derived from the workflow: in one of `states`, or in one of
+/// `deadline_states` with the deadline before `now`.
+#[derive(Debug, Clone)]
+pub struct Overdue {
+    pub wanted: bool,
+    pub states: Vec<String>,
+    pub deadline_states: Vec<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// What the database knows about a token's subject.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub role: Role,
+    pub subject: i64,
+}
+
+/// A supervisor's level and area.
+#[derive(Debug, Clone)]
+pub struct SupervisorRecord {
+    pub id: SupervisorId,
+    pub name: String,
+    pub level: String,
+    pub district_code: Option<String>,
+    pub street_id: Option<StreetId>,
+}
+
+/// Counts of what an import wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub districts: u64,
+    pub streets: u64,
+    pub communities: u64,
+    pub grids: u64,
+    pub buildings: u64,
+    pub parties: u64,
+    pub units: u64,
+    pub inspectors: u64,
+    pub departments: u64,
+    pub supervisors: u64,
+}
+
+impl ImportCounts {
+    pub fn add(&mut self, other: &ImportCounts) {
+        self.districts += other.districts;
+        self.streets += other.streets;
+        self.communities += other.communities;
+        self.grids += other.grids;
+        self.buildings += other.buildings;
+        self.parties += other.parties;
+        self.units += other.units;
+        self.inspectors += other.inspectors;
+        self.departments += other.departments;
+        self.supervisors += other.supervisors;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.districts
+            + self.streets
+            + self.communities
+            + self.grids
+            + self.buildings
+            + self.parties
+            + self.units
+            + self.inspectors
+            + self.departments
+            + self.supervisors
+    }
+}
+
+/// Timer backlog figures for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TimerBacklog {
+    pub pending: i64,
+    pub due: i64,
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
+/// Everything Anju keeps. Implemented by [`sqlite::SqliteStore`] and
+/// [`postgres::PostgresStore`] from the same SQL, and proven by one conformance suite
+/// run against both.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// How many batches of transitions may be applied at once: one on SQLite, which has
+    /// a single writer; several on PostgreSQL.
+    fn writers(&self) -> usize;
+
+    async fn migrate(&self) -> Result<(), Error>;
+
+    /// Stores a workflow definition version once; returns its id. Registering the same
+    /// name and version with other content is refused.
+    async fn register_definition(
+        &self,
+        name: &str,
+        version: u32,
+        hash: &str,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> crate::Result<i64>;
+
+    /// Every stored definition: (id, body).
+    async fn definitions(&self) -> Result<Vec<(i64, Value)>, Error>;
+
+    // ----- registry -------------------------------------------------------------------
+
+    /// Writes registry records in bulk, in one transaction, in dependency order.
+    async fn import(&self, records: &[Record], now: DateTime<Utc>) -> crate::Result<ImportCounts>;
+
+    /// Brings the database up to date after a bulk import (statistics, id sequences).
+    async fn finish_import(&self) -> Result<(), Error>;
+
+    async fn create_unit(
+        &self,
+        unit: &UnitRow,
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, Unit>,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Idempotent<Unit>>;
+
+    async fn unit(&self, id: UnitId) -> Result<Option<Unit>, Error>;
+    async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error>;
+    async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error>;
+    async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error>;
+    async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error>;
+    async fn party_exists(&self, id: PartyId) -> Result<bool, Error>;
+    async fn department_exists(&self, id: DepartmentId) -> Result<bool, Error>;
+
+    // ----- tokens ---------------------------------------------------------------------
+
+    async fn insert_token(
+        &self,
+        digest: &str,
+        role: Role,
+        subject: i64,
+        label: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, Error>;
+
+    // ----- cases ----------------------------------------------------------------------
+
+    /// Records an inspection and opens its cases, with their first events and timers,
+    /// in one transaction.
+    async fn record_inspection(
+        &self,
+        inspection: &NewInspection,
+        cases: &[NewCase],
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, RecordedInspection>,
+    ) -> crate::Result<Idempotent<RecordedInspection>>;
+
+    /// Applies a batch of commands in one durable transaction: for each, load the case,
+    /// check the expected version, decide, and write the new state, the event, the
+    /// timers, the outbox messages and the referral change. A refused command writes
+    /// nothing; results come back in request order.
+    async fn apply(
+        &self,
+        batch: &[TransitionRequest],
+        decide: &Decider<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::Result<Applied>>, Error>;
+
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error>;
+    async fn case_events(&self, id: CaseId) -> Result<Vec<EventRecord>, Error>;
+    async fn case_timers(&self, id: CaseId) -> Result<Vec<TimerRecord>, Error>;
+    async fn case_referrals(&self, id: CaseId) -> Result<Vec<ReferralRecord>, Error>;
+    async fn case_outbox(&self, id: CaseId) -> Result<Vec<OutboxMessage>, Error>;
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        scope: &Scope,
+    ) -> Result<Vec<CaseRecord>, Error>;
+
+    // ----- timers and outbox ----------------------------------------------------------
+
+    /// Claims up to `limit` due timers until `lease_until`, oldest first, skipping those
+    /// claimed by a live worker.
+    async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<TimerRecord>, Error>;
+
+    async fn timer_backlog(&self, now: DateTime<Utc>) -> Result<TimerBacklog, Error>;
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<OutboxMessage>, Error>;
+
+    async fn outbox_delivered(
+        &self,
+        id: i64,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    // ----- idempotency and inspection -------------------------------------------------
+
+    /// Counts of every table and the sum of case versions: two equal fingerprints mean
+    /// nothing was written in between.
+    async fn fingerprint(&self) -> Result<Vec<(String, i64)>, Error>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store named by a database URL: `postgres://…` for PostgreSQL, a path or
+/// `sqlite://…` for SQLite.
+pub async fn open(url: &str) -> Result<SharedStore, Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+    }
+}

@@ -1,0 +1,1517 @@
+//! The SQL both backends share, compiled once per backend: `super` names the database (`Db`), the store type (`This`) and the dialect's few differences.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Executor, QueryBuilder, Row as _};
+
+use super::{Db, FOR_UPDATE, MAX_PARAMS, SKIP_LOCKED, This};
+use crate::auth::Scope;
+use crate::clock::{from_millis, to_millis};
+use crate::domain::{
+    Actor, BuildingId, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId,
+    PartyId, Role, StreetId, SupervisorId, TimerId, UnitId,
+};
+use crate::machine::{CaseSnapshot, Decision, ReferralChange};
+use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
+use crate::routing::DepartmentInfo;
+use crate::store::{
+    Applied, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, IdempotencyKey,
+    Idempotent, ImportCounts, NewCase, NewInspection, OutboxMessage, RecordedInspection,
+    ReferralRecord, Respond, Store, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
+    TransitionRequest,
+};
+
+type Row = <Db as sqlx::Database>::Row;
+type Tx<'c> = sqlx::Transaction<'c, Db>;
+
+const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
+    state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
+    department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
+    opened_at, updated_at, closed_at";
+
+const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
+    occupants, grid_id, community_id, street_id, district_code, party_id, created_at";
+
+const OUTBOX_COLUMNS: &str = "id, case_id, event_seq, recipient_kind, recipient_id, template, \
+    subject, body, created_at, attempts, delivered_at, channel, last_error";
+
+/// Builds a query text once, with the dialect's suffixes, for the life of the process.
+fn leak(sql: String) -> &'static str {
+    sql.leak()
+}
+
+static SELECT_CASE_FOR_UPDATE: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1{FOR_UPDATE}"
+    ))
+});
+
+static SELECT_CASE: LazyLock<&'static str> =
+    LazyLock::new(|| leak(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")));
+
+static SELECT_UNIT: LazyLock<&'static str> =
+    LazyLock::new(|| leak(format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1")));
+
+static CLAIM_TIMERS: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "UPDATE timers SET claimed_until = $1, claimed_by = $2 \
+         WHERE id IN (SELECT id FROM timers \
+                      WHERE due_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3) \
+                      ORDER BY due_at, id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING id, case_id, kind, fire_command, due_at"
+    ))
+});
+
+static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "UPDATE outbox SET claimed_until = $1, claimed_by = $2 \
+         WHERE id IN (SELECT id FROM outbox \
+                      WHERE delivered_at IS NULL AND next_attempt_at <= $3 \
+                        AND (claimed_until IS NULL OR claimed_until <= $3) \
+                      ORDER BY next_attempt_at, id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING {OUTBOX_COLUMNS}"
+    ))
+});
+
+static SELECT_CASE_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id"
+    ))
+});
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    to_millis(t)
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Corrupt(what.to_string())
+}
+
+fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
+    let evidence: Json<Vec<String>> = row.try_get("evidence")?;
+    let order_no: i64 = row.try_get("order_no")?;
+    let escalation: i64 = row.try_get("escalation")?;
+    let reopen_count: i64 = row.try_get("reopen_count")?;
+    Ok(CaseRecord {
+        snapshot: CaseSnapshot {
+            id: CaseId(row.try_get("id")?),
+            state: row.try_get("state")?,
+            version: row.try_get("version")?,
+            category: row.try_get("category")?,
+            severity: row.try_get("severity")?,
+            address: row.try_get("address")?,
+            district_code: row.try_get("district_code")?,
+            street_id: StreetId(row.try_get("street_id")?),
+            grid_id: GridId(row.try_get("grid_id")?),
+            party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
+            inspector_id: row
+                .try_get::<Option<i64>, _>("inspector_id")?
+                .map(InspectorId),
+            department_id: row
+                .try_get::<Option<i64>, _>("department_id")?
+                .map(DepartmentId),
+            deadline_at: row
+                .try_get::<Option<i64>, _>("deadline_at")?
+                .map(from_millis),
+            order_no: i32::try_from(order_no).map_err(corrupt)?,
+            escalation: i32::try_from(escalation).map_err(corrupt)?,
+            reopen_count: i32::try_from(reopen_count).map_err(corrupt)?,
+            closed_at: row.try_get::<Option<i64>, _>("closed_at")?.map(from_millis),
+        },
+        definition_id: row.try_get("definition_id")?,
+        unit_id: UnitId(row.try_get("unit_id")?),
+        inspection_id: row
+            .try_get::<Option<i64>, _>("inspection_id")?
+            .map(InspectionId),
+        note: row.try_get("note")?,
+        evidence: evidence.0,
+        lon: row.try_get("lon")?,
+        lat: row.try_get("lat")?,
+        opened_at: from_millis(row.try_get("opened_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
+}
+
+fn unit_from_row(row: &Row) -> Result<Unit, Error> {
+    Ok(Unit {
+        id: UnitId(row.try_get("id")?),
+        address_code: row.try_get("address_code")?,
+        building_id: BuildingId(row.try_get("building_id")?),
+        address: row.try_get("address")?,
+        lon: row.try_get("lon")?,
+        lat: row.try_get("lat")?,
+        floor_area: row.try_get("floor_area")?,
+        occupants: row.try_get("occupants")?,
+        grid_id: GridId(row.try_get("grid_id")?),
+        community_id: CommunityId(row.try_get("community_id")?),
+        street_id: StreetId(row.try_get("street_id")?),
+        district_code: row.try_get("district_code")?,
+        party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn timer_from_row(row: &Row) -> Result<TimerRecord, Error> {
+    Ok(TimerRecord {
+        id: TimerId(row.try_get("id")?),
+        case_id: CaseId(row.try_get("case_id")?),
+        kind: row.try_get("kind")?,
+        fire_command: row.try_get("fire_command")?,
+        due_at: from_millis(row.try_get("due_at")?),
+    })
+}
+
+fn outbox_from_row(row: &Row) -> Result<OutboxMessage, Error> {
+    Ok(OutboxMessage {
+        id: row.try_get("id")?,
+        case_id: CaseId(row.try_get("case_id")?),
+        event_seq: row.try_get("event_seq")?,
+        recipient_kind: row.try_get("recipient_kind")?,
+        recipient_id: row.try_get("recipient_id")?,
+        template: row.try_get("template")?,
+        subject: row.try_get("subject")?,
+        body: row.try_get("body")?,
+        created_at: from_millis(row.try_get("created_at")?),
+        attempts: row.try_get("attempts")?,
+        delivered_at: row
+            .try_get::<Option<i64>, _>("delivered_at")?
+            .map(from_millis),
+        channel: row.try_get("channel")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+/// Maps a constraint violation caused by the caller's data to a refusal; anything else
+/// is the store's own failure.
+fn refusal(e: sqlx::Error, what: &str) -> crate::Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            crate::Error::Conflict(format!("{what} already exists"))
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => crate::Error::invalid(
+            "records",
+            format!("{what} refers to something that does not exist"),
+        ),
+        sqlx::Error::Database(db) if db.is_check_violation() => {
+            crate::Error::invalid("records", format!("{what} has a value out of range"))
+        }
+        _ => crate::Error::Store(Error::Database(e)),
+    }
+}
+
+/// Claims an idempotency key inside `tx`. `None` means the key is fresh and now taken;
+/// `Some` is the earlier request's stored response (or a refusal if the earlier request
+/// was a different one).
+async fn claim_idempotency_key(
+    tx: &mut Tx<'_>,
+    idem: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> crate::Result<Option<Value>> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (subject, key, request_hash, response, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subject, key) DO NOTHING",
+    )
+    .bind(&idem.subject)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(Json(Value::Null))
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::from)?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT request_hash, response FROM idempotency_keys WHERE subject = $1 AND key = $2",
+    )
+    .bind(&idem.subject)
+    .bind(&idem.key)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(Error::from)?;
+    let hash: String = row.try_get("request_hash").map_err(Error::from)?;
+    if hash != idem.request_hash {
+        return Err(crate::Error::Conflict(
+            "this Idempotency-Key was already used for a different request".into(),
+        ));
+    }
+    let response: Json<Value> = row.try_get("response").map_err(Error::from)?;
+    Ok(Some(response.0))
+}
+
+async fn store_idempotent_response(
+    tx: &mut Tx<'_>,
+    idem: &IdempotencyKey,
+    response: Value,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE idempotency_keys SET response = $1 WHERE subject = $2 AND key = $3")
+        .bind(Json(response))
+        .bind(&idem.subject)
+        .bind(&idem.key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Loads, decides and writes one request inside the batch's transaction.
+async fn apply_one(
+    tx: &mut Tx<'_>,
+    req: &TransitionRequest,
+    index: usize,
+    decide: &Decider<'_>,
+    now: DateTime<Utc>,
+) -> crate::Result<Applied> {
+    // Lock the case before touching its timers, in the same order as every other
+    // transition on it, so that two transactions never wait for each other in a circle.
+    let row = sqlx::query(*SELECT_CASE_FOR_UPDATE)
+        .bind(req.case_id.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
+    let case = case_from_row(&row)?;
+    if let Some(timer) = req.timer_id {
+        let deleted = sqlx::query("DELETE FROM timers WHERE id = $1 AND case_id = $2")
+            .bind(timer.0)
+            .bind(req.case_id.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(Error::from)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(Applied::TimerGone);
+        }
+    }
+    if let Some(expected) = req.expected_version
+        && expected != case.snapshot.version
+    {
+        return Err(crate::Error::StaleVersion {
+            expected,
+            actual: case.snapshot.version,
+        });
+    }
+    let decision = decide(index, &case)?;
+    write_decision(tx, &case.snapshot, req, &decision, now).await?;
+    Ok(Applied::Done {
+        decision: Box::new(decision),
+        at: now,
+    })
+}
+
+async fn write_decision(
+    tx: &mut Tx<'_>,
+    before: &CaseSnapshot,
+    req: &TransitionRequest,
+    d: &Decision,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let next = &d.next;
+    let updated = sqlx::query(
+        "UPDATE cases SET state = $2, version = $3, department_id = $4, deadline_at = $5, \
+         order_no = $6, escalation = $7, reopen_count = $8, closed_at = $9, updated_at = $10 \
+         WHERE id = $1 AND version = $11",
+    )
+    .bind(next.id.0)
+    .bind(&next.state)
+    .bind(next.version)
+    .bind(next.department_id.map(|d| d.0))
+    .bind(next.deadline_at.map(ms))
+    .bind(i64::from(next.order_no))
+    .bind(i64::from(next.escalation))
+    .bind(i64::from(next.reopen_count))
+    .bind(next.closed_at.map(ms))
+    .bind(ms(now))
+    .bind(before.version)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(corrupt(format!(
+            "case {} changed under a held lock",
+            next.id
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, from_state, \
+         to_state, reason, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(next.id.0)
+    .bind(next.version)
+    .bind(ms(now))
+    .bind(req.actor.role.as_str())
+    .bind(&req.actor.id)
+    .bind(&req.command)
+    .bind(&d.from)
+    .bind(&next.state)
+    .bind(req.reason.as_deref().filter(|r| !r.trim().is_empty()))
+    .bind(Json(&d.data))
+    .execute(&mut **tx)
+    .await?;
+    for kind in &d.cancel_timers {
+        sqlx::query("DELETE FROM timers WHERE case_id = $1 AND kind = $2")
+            .bind(next.id.0)
+            .bind(kind)
+            .execute(&mut **tx)
+            .await?;
+    }
+    insert_timers(tx, next.id, &d.schedule_timers, now).await?;
+    for m in &d.messages {
+        sqlx::query(
+            "INSERT INTO outbox (case_id, event_seq, recipient_kind, recipient_id, template, \
+             subject, body, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(next.id.0)
+        .bind(next.version)
+        .bind(m.recipient.as_str())
+        .bind(m.recipient_id)
+        .bind(&m.template)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    match &d.referral {
+        Some(ReferralChange::Open { department_id }) => {
+            sqlx::query(
+                "INSERT INTO referrals (case_id, department_id, event_seq, status, referred_at) \
+                 VALUES ($1, $2, $3, 'pending', $4)",
+            )
+            .bind(next.id.0)
+            .bind(department_id.0)
+            .bind(next.version)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(ReferralChange::Accept) => {
+            sqlx::query(
+                "UPDATE referrals SET status = 'accepted', responded_at = $2 \
+                 WHERE case_id = $1 AND status = 'pending'",
+            )
+            .bind(next.id.0)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(ReferralChange::Return { reason_code }) => {
+            sqlx::query(
+                "UPDATE referrals SET status = 'returned', responded_at = $2, reason_code = $3 \
+                 WHERE case_id = $1 AND status IN ('pending', 'accepted')",
+            )
+            .bind(next.id.0)
+            .bind(ms(now))
+            .bind(reason_code)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(ReferralChange::Complete { result }) => {
+            sqlx::query(
+                "UPDATE referrals SET status = 'completed', result = $2 \
+                 WHERE case_id = $1 AND status = 'accepted'",
+            )
+            .bind(next.id.0)
+            .bind(Json(result))
+            .execute(&mut **tx)
+            .await?;
+        }
+        None if next.closed_at.is_some() && before.closed_at.is_none() => {
+            // A case closed while referred (cancelled, say) withdraws its referral, so
+            // that the department's list does not keep it as pending.
+            sqlx::query(
+                "UPDATE referrals SET status = 'withdrawn', responded_at = $2 \
+                 WHERE case_id = $1 AND status IN ('pending', 'accepted')",
+            )
+            .bind(next.id.0)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn insert_timers(
+    tx: &mut Tx<'_>,
+    case: CaseId,
+    timers: &[crate::machine::TimerDraft],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    for t in timers {
+        sqlx::query(
+            "INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(case.0)
+        .bind(&t.kind)
+        .bind(&t.fire)
+        .bind(ms(t.due_at))
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT for a table of `columns` columns.
+fn rows_per_statement(columns: usize) -> usize {
+    (MAX_PARAMS / columns).max(1)
+}
+
+async fn import_kind(
+    tx: &mut Tx<'_>,
+    records: &[&Record],
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+) -> crate::Result<()> {
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    macro_rules! insert {
+        ($head:expr, $cols:expr, $what:expr, |$b:ident, $r:ident| $push:block) => {{
+            for chunk in records.chunks(rows_per_statement($cols)) {
+                let mut q = QueryBuilder::<Db>::new($head);
+                q.push_values(chunk.iter(), |mut $b, $r| $push);
+                q.build()
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| refusal(e, $what))?;
+            }
+            records.len() as u64
+        }};
+    }
+    match first {
+        Record::District { .. } => {
+            counts.districts += insert!(
+                "INSERT INTO districts (code, name_zh, name_en) ",
+                3,
+                "a district",
+                |b, r| {
+                    if let Record::District {
+                        code,
+                        name_zh,
+                        name_en,
+                    } = r
+                    {
+                        b.push_bind(code).push_bind(name_zh).push_bind(name_en);
+                    }
+                }
+            )
+        }
+        Record::Street { .. } => {
+            counts.streets += insert!(
+                "INSERT INTO streets (id, code, district_code, name) ",
+                4,
+                "a street",
+                |b, r| {
+                    if let Record::Street {
+                        id,
+                        code,
+                        district_code,
+                        name,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(code)
+                            .push_bind(district_code)
+                            .push_bind(name);
+                    }
+                }
+            )
+        }
+        Record::Community { .. } => {
+            counts.communities += insert!(
+                "INSERT INTO communities (id, code, street_id, name) ",
+                4,
+                "a community",
+                |b, r| {
+                    if let Record::Community {
+                        id,
+                        code,
+                        street_id,
+                        name,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(code)
+                            .push_bind(street_id.0)
+                            .push_bind(name);
+                    }
+                }
+            )
+        }
+        Record::Grid { .. } => {
+            counts.grids += insert!(
+                "INSERT INTO grids (id, code, community_id, name) ",
+                4,
+                "a grid",
+                |b, r| {
+                    if let Record::Grid {
+                        id,
+                        code,
+                        community_id,
+                        name,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(code)
+                            .push_bind(community_id.0)
+                            .push_bind(name);
+                    }
+                }
+            )
+        }
+        Record::Building { .. } => {
+            counts.buildings += insert!(
+                "INSERT INTO buildings (id, grid_id, address, lon, lat) ",
+                5,
+                "a building",
+                |b, r| {
+                    if let Record::Building {
+                        id,
+                        grid_id,
+                        address,
+                        lon,
+                        lat,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(grid_id.0)
+                            .push_bind(address)
+                            .push_bind(*lon)
+                            .push_bind(*lat);
+                    }
+                }
+            )
+        }
+        Record::Party { .. } => {
+            counts.parties += insert!(
+                "INSERT INTO parties (id, kind, name, phone, email) ",
+                5,
+                "a party",
+                |b, r| {
+                    if let Record::Party {
+                        id,
+                        kind,
+                        name,
+                        phone,
+                        email,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(kind)
+                            .push_bind(name)
+                            .push_bind(phone)
+                            .push_bind(email);
+                    }
+                }
+            )
+        }
+        Record::Unit { .. } => {
+            // A unit's place is copied from its building in the same statement; a unit
+            // whose building does not exist would drop out of the join, so the count of
+            // rows written is checked.
+            for chunk in records.chunks(rows_per_statement(10)) {
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO units (id, address_code, building_id, address, lon, lat, \
+                     floor_area, occupants, party_id, created_at, grid_id, community_id, \
+                     street_id, district_code) \
+                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
+                     v.column7, v.column8, v.column9, v.column10, b.grid_id, g.community_id, \
+                     c.street_id, s.district_code FROM (",
+                );
+                q.push_values(chunk.iter(), |mut b, r| {
+                    if let Record::Unit {
+                        id,
+                        address_code,
+                        building_id,
+                        address,
+                        lon,
+                        lat,
+                        floor_area,
+                        occupants,
+                        party_id,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(address_code)
+                            .push_bind(building_id.0)
+                            .push_bind(address)
+                            .push_bind(*lon)
+                            .push_bind(*lat)
+                            .push_bind(*floor_area)
+                            .push_bind(*occupants)
+                            .push_bind(party_id.map(|p| p.0))
+                            .push_bind(ms(now));
+                    }
+                });
+                q.push(
+                    ") AS v JOIN buildings b ON b.id = v.column3 \
+                     JOIN grids g ON g.id = b.grid_id \
+                     JOIN communities c ON c.id = g.community_id \
+                     JOIN streets s ON s.id = c.street_id",
+                );
+                let written = q
+                    .build()
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| refusal(e, "a unit"))?
+                    .rows_affected();
+                if written != chunk.len() as u64 {
+                    return Err(crate::Error::invalid(
+                        "records",
+                        format!(
+                            "{} units refer to a building that does not exist",
+                            chunk.len() as u64 - written
+                        ),
+                    ));
+                }
+                let with_party: Vec<(i64, i64)> = chunk
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Unit {
+                            id,
+                            party_id: Some(p),
+                            ..
+                        } => Some((id.0, p.0)),
+                        _ => None,
+                    })
+                    .collect();
+                for part in with_party.chunks(rows_per_statement(3)) {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO unit_parties (unit_id, party_id, role, from_at) \
+                         SELECT v.column1, v.column2, p.kind, v.column3 FROM (",
+                    );
+                    q.push_values(part.iter(), |mut b, (unit, party)| {
+                        b.push_bind(*unit).push_bind(*party).push_bind(ms(now));
+                    });
+                    q.push(") AS v JOIN parties p ON p.id = v.column2");
+                    q.build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(|e| refusal(e, "a unit's responsible party"))?;
+                }
+            }
+            counts.units += records.len() as u64;
+        }
+        Record::Inspector { .. } => {
+            counts.inspectors += insert!(
+                "INSERT INTO inspectors (id, name, phone, email, shift) ",
+                5,
+                "an inspector",
+                |b, r| {
+                    if let Record::Inspector {
+                        id,
+                        name,
+                        phone,
+                        email,
+                        shift,
+                        ..
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(name)
+                            .push_bind(phone)
+                            .push_bind(email)
+                            .push_bind(shift);
+                    }
+                }
+            );
+            let pairs: Vec<(i64, i64)> = records
+                .iter()
+                .flat_map(|r| match r {
+                    Record::Inspector { id, grids, .. } => {
+                        grids.iter().map(|g| (id.0, g.0)).collect::<Vec<_>>()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect();
+            for part in pairs.chunks(rows_per_statement(2)) {
+                let mut q =
+                    QueryBuilder::<Db>::new("INSERT INTO inspector_grids (inspector_id, grid_id) ");
+                q.push_values(part.iter(), |mut b, (i, g)| {
+                    b.push_bind(*i).push_bind(*g);
+                });
+                q.build()
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| refusal(e, "an inspector's grid"))?;
+            }
+        }
+        Record::Department { .. } => {
+            counts.departments += insert!(
+                "INSERT INTO departments (id, name, kind, district_code, email) ",
+                5,
+                "a department",
+                |b, r| {
+                    if let Record::Department {
+                        id,
+                        name,
+                        kind,
+                        district_code,
+                        email,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(name)
+                            .push_bind(kind)
+                            .push_bind(district_code)
+                            .push_bind(email);
+                    }
+                }
+            )
+        }
+        Record::Supervisor { .. } => {
+            counts.supervisors += insert!(
+                "INSERT INTO supervisors (id, name, level, district_code, street_id, email) ",
+                6,
+                "a supervisor",
+                |b, r| {
+                    if let Record::Supervisor {
+                        id,
+                        name,
+                        level,
+                        district_code,
+                        street_id,
+                        email,
+                    } = r
+                    {
+                        b.push_bind(id.0)
+                            .push_bind(name)
+                            .push_bind(level)
+                            .push_bind(district_code)
+                            .push_bind(street_id.map(|s| s.0))
+                            .push_bind(email);
+                    }
+                }
+            )
+        }
+    }
+    Ok(())
+}
+
+fn push_scope(q: &mut QueryBuilder<Db>, scope: &Scope) {
+    match scope {
+        Scope::City | Scope::System => {}
+        Scope::District(code) => {
+            q.push(" AND district_code = ").push_bind(code.clone());
+        }
+        Scope::Street(id) => {
+            q.push(" AND street_id = ").push_bind(id.0);
+        }
+        Scope::Grids(grids) => {
+            if grids.is_empty() {
+                q.push(" AND 1 = 0");
+            } else {
+                q.push(" AND grid_id IN (");
+                let mut list = q.separated(", ");
+                for g in grids {
+                    list.push_bind(g.0);
+                }
+                q.push(")");
+            }
+        }
+        Scope::Party(id) => {
+            q.push(" AND party_id = ").push_bind(id.0);
+        }
+        Scope::Department(id) => {
+            q.push(" AND id IN (SELECT case_id FROM referrals WHERE department_id = ")
+                .push_bind(id.0)
+                .push(")");
+        }
+    }
+}
+
+fn push_in(q: &mut QueryBuilder<Db>, column: &str, values: &[String]) {
+    if values.is_empty() {
+        q.push(" 1 = 0");
+        return;
+    }
+    q.push(format_args!(" {column} IN ("));
+    let mut list = q.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    q.push(")");
+}
+
+#[async_trait]
+impl Store for This {
+    fn backend(&self) -> Backend {
+        super::BACKEND
+    }
+
+    fn writers(&self) -> usize {
+        self.writer_count()
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        super::migrator().run(self.writer()).await?;
+        Ok(())
+    }
+
+    async fn register_definition(
+        &self,
+        name: &str,
+        version: u32,
+        hash: &str,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> crate::Result<i64> {
+        let text = serde_json::to_string(body).map_err(corrupt)?;
+        sqlx::query(
+            "INSERT INTO workflow_definitions (name, version, hash, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, version) DO NOTHING",
+        )
+        .bind(name)
+        .bind(i64::from(version))
+        .bind(hash)
+        .bind(text)
+        .bind(ms(now))
+        .execute(self.writer())
+        .await
+        .map_err(Error::from)?;
+        let row = sqlx::query(
+            "SELECT id, hash FROM workflow_definitions WHERE name = $1 AND version = $2",
+        )
+        .bind(name)
+        .bind(i64::from(version))
+        .fetch_one(self.writer())
+        .await
+        .map_err(Error::from)?;
+        let stored: String = row.try_get("hash").map_err(Error::from)?;
+        if stored != hash {
+            return Err(crate::Error::Conflict(format!(
+                "workflow {name} v{version} is already stored with other content; \
+                 running cases depend on it, so publish the change as a new version"
+            )));
+        }
+        Ok(row.try_get("id").map_err(Error::from)?)
+    }
+
+    async fn definitions(&self) -> Result<Vec<(i64, Value)>, Error> {
+        let rows = sqlx::query("SELECT id, body FROM workflow_definitions ORDER BY id")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body")?;
+                Ok((
+                    r.try_get("id")?,
+                    serde_json::from_str(&body).map_err(corrupt)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn import(&self, records: &[Record], now: DateTime<Utc>) -> crate::Result<ImportCounts> {
+        let mut sorted: Vec<&Record> = records.iter().collect();
+        sorted.sort_by_key(|r| r.rank());
+        let mut counts = ImportCounts::default();
+        let mut tx = self.writer().begin().await.map_err(Error::from)?;
+        for group in sorted.chunk_by(|a, b| a.rank() == b.rank()) {
+            import_kind(&mut tx, group, now, &mut counts).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(counts)
+    }
+
+    async fn finish_import(&self) -> Result<(), Error> {
+        super::after_import(self.writer()).await
+    }
+
+    async fn create_unit(
+        &self,
+        unit: &UnitRow,
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, Unit>,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Idempotent<Unit>> {
+        let mut tx = self.writer().begin().await.map_err(Error::from)?;
+        if let Some(idem) = idem
+            && let Some(previous) = claim_idempotency_key(&mut tx, idem, now).await?
+        {
+            return Ok(Idempotent::Replayed(previous));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO units (address_code, building_id, address, lon, lat, floor_area, \
+             occupants, grid_id, community_id, street_id, district_code, party_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(&unit.address_code)
+        .bind(unit.place.building_id.0)
+        .bind(&unit.address)
+        .bind(unit.point.lon())
+        .bind(unit.point.lat())
+        .bind(unit.floor_area)
+        .bind(unit.occupants)
+        .bind(unit.place.grid_id.0)
+        .bind(unit.place.community_id.0)
+        .bind(unit.place.street_id.0)
+        .bind(&unit.place.district_code)
+        .bind(unit.party_id.map(|p| p.0))
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| refusal(e, "a unit with this address code"))?;
+        if let Some(party) = unit.party_id {
+            sqlx::query(
+                "INSERT INTO unit_parties (unit_id, party_id, role, from_at) \
+                 SELECT $1, id, kind, $3 FROM parties WHERE id = $2",
+            )
+            .bind(id)
+            .bind(party.0)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        let row = sqlx::query(*SELECT_UNIT)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        let created = unit_from_row(&row)?;
+        if let Some(idem) = idem {
+            store_idempotent_response(&mut tx, idem, respond(&created)).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Idempotent::Created(created))
+    }
+
+    async fn unit(&self, id: UnitId) -> Result<Option<Unit>, Error> {
+        let row = sqlx::query(*SELECT_UNIT)
+            .bind(id.0)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(unit_from_row).transpose()
+    }
+
+    async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error> {
+        let row = sqlx::query(
+            "SELECT b.id, b.grid_id, g.community_id, c.street_id, s.district_code \
+             FROM buildings b JOIN grids g ON g.id = b.grid_id \
+             JOIN communities c ON c.id = g.community_id JOIN streets s ON s.id = c.street_id \
+             WHERE b.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok(BuildingPlace {
+                building_id: BuildingId(r.try_get("id")?),
+                grid_id: GridId(r.try_get("grid_id")?),
+                community_id: CommunityId(r.try_get("community_id")?),
+                street_id: StreetId(r.try_get("street_id")?),
+                district_code: r.try_get("district_code")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error> {
+        let rows = sqlx::query("SELECT id, name, kind, district_code FROM departments ORDER BY id")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DepartmentInfo {
+                    id: DepartmentId(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    kind: r.try_get("kind")?,
+                    district_code: r.try_get("district_code")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM inspectors WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(self.reader())
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let grids: Vec<i64> =
+            sqlx::query_scalar("SELECT grid_id FROM inspector_grids WHERE inspector_id = $1")
+                .bind(id.0)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(Some(grids.into_iter().map(GridId).collect()))
+    }
+
+    async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT id, name, level, district_code, street_id FROM supervisors WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok(SupervisorRecord {
+                id: SupervisorId(r.try_get("id")?),
+                name: r.try_get("name")?,
+                level: r.try_get("level")?,
+                district_code: r.try_get("district_code")?,
+                street_id: r.try_get::<Option<i64>, _>("street_id")?.map(StreetId),
+            })
+        })
+        .transpose()
+    }
+
+    async fn party_exists(&self, id: PartyId) -> Result<bool, Error> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM parties WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn department_exists(&self, id: DepartmentId) -> Result<bool, Error> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM departments WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn insert_token(
+        &self,
+        digest: &str,
+        role: Role,
+        subject: i64,
+        label: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO api_tokens (digest, role, subject_id, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(digest)
+        .bind(role.as_str())
+        .bind(subject)
+        .bind(label)
+        .bind(ms(now))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT role, subject_id FROM api_tokens WHERE digest = $1 AND revoked_at IS NULL",
+        )
+        .bind(digest)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(TokenRecord {
+                role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?,
+                subject: r.try_get("subject_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_inspection(
+        &self,
+        inspection: &NewInspection,
+        cases: &[NewCase],
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, RecordedInspection>,
+    ) -> crate::Result<Idempotent<RecordedInspection>> {
+        let now = inspection.at;
+        let mut tx = self.writer().begin().await.map_err(Error::from)?;
+        if let Some(idem) = idem
+            && let Some(previous) = claim_idempotency_key(&mut tx, idem, now).await?
+        {
+            return Ok(Idempotent::Replayed(previous));
+        }
+        let inspection_id: i64 = sqlx::query_scalar(
+            "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $3) RETURNING id",
+        )
+        .bind(inspection.unit_id.0)
+        .bind(inspection.inspector_id.map(|i| i.0))
+        .bind(ms(now))
+        .bind(inspection.lon)
+        .bind(inspection.lat)
+        .bind(inspection.distance_m)
+        .bind(&inspection.note)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| refusal(e, "an inspection"))?;
+        let mut case_ids = Vec::with_capacity(cases.len());
+        for c in cases {
+            let s = &c.snapshot;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO cases (definition_id, unit_id, inspection_id, category, severity, \
+                 state, version, address, district_code, street_id, grid_id, party_id, \
+                 inspector_id, department_id, deadline_at, order_no, escalation, reopen_count, \
+                 note, evidence, lon, lat, opened_at, updated_at, closed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $23, NULL) RETURNING id",
+            )
+            .bind(c.definition_id)
+            .bind(inspection.unit_id.0)
+            .bind(inspection_id)
+            .bind(&s.category)
+            .bind(&s.severity)
+            .bind(&s.state)
+            .bind(s.version)
+            .bind(&s.address)
+            .bind(&s.district_code)
+            .bind(s.street_id.0)
+            .bind(s.grid_id.0)
+            .bind(s.party_id.map(|p| p.0))
+            .bind(s.inspector_id.map(|i| i.0))
+            .bind(s.department_id.map(|d| d.0))
+            .bind(s.deadline_at.map(ms))
+            .bind(i64::from(s.order_no))
+            .bind(i64::from(s.escalation))
+            .bind(i64::from(s.reopen_count))
+            .bind(&c.note)
+            .bind(Json(&c.evidence))
+            .bind(c.lon)
+            .bind(c.lat)
+            .bind(ms(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| refusal(e, "a case"))?;
+            sqlx::query(
+                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+                 from_state, to_state, reason, data) \
+                 VALUES ($1, $2, $3, $4, $5, 'open', NULL, $6, NULL, $7)",
+            )
+            .bind(id)
+            .bind(s.version)
+            .bind(ms(now))
+            .bind(c.actor.role.as_str())
+            .bind(&c.actor.id)
+            .bind(&s.state)
+            .bind(Json(&c.data))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+            insert_timers(&mut tx, CaseId(id), &c.timers, now).await?;
+            case_ids.push(CaseId(id));
+        }
+        let recorded = RecordedInspection {
+            inspection_id: InspectionId(inspection_id),
+            case_ids,
+        };
+        if let Some(idem) = idem {
+            store_idempotent_response(&mut tx, idem, respond(&recorded)).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Idempotent::Created(recorded))
+    }
+
+    async fn apply(
+        &self,
+        batch: &[TransitionRequest],
+        decide: &Decider<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::Result<Applied>>, Error> {
+        // Cases are locked in id order (commands on one case keep their order), so that
+        // concurrent batches on PostgreSQL cannot deadlock.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| batch[i].case_id);
+        let mut results: Vec<Option<crate::Result<Applied>>> =
+            (0..batch.len()).map(|_| None).collect();
+        let mut tx = self.writer().begin().await?;
+        for i in order {
+            match apply_one(&mut tx, &batch[i], i, decide, now).await {
+                Err(crate::Error::Store(e)) => {
+                    // The transaction is unusable: nothing of the batch is kept, and
+                    // every request in it gets the error.
+                    tx.rollback().await.ok();
+                    return Err(e);
+                }
+                other => results[i] = Some(other),
+            }
+        }
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every request has a result"))
+            .collect())
+    }
+
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error> {
+        let row = sqlx::query(*SELECT_CASE)
+            .bind(id.0)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    async fn case_events(&self, id: CaseId) -> Result<Vec<EventRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor_role, actor_id, command, from_state, to_state, reason, data \
+             FROM case_events WHERE case_id = $1 ORDER BY seq",
+        )
+        .bind(id.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get("actor_role")?;
+                let data: Json<Value> = r.try_get("data")?;
+                Ok(EventRecord {
+                    seq: r.try_get("seq")?,
+                    at: from_millis(r.try_get("at")?),
+                    actor: Actor {
+                        role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?,
+                        id: r.try_get("actor_id")?,
+                    },
+                    command: r.try_get("command")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    reason: r.try_get("reason")?,
+                    data: data.0,
+                })
+            })
+            .collect()
+    }
+
+    async fn case_timers(&self, id: CaseId) -> Result<Vec<TimerRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, kind, fire_command, due_at FROM timers WHERE case_id = $1 \
+             ORDER BY due_at, id",
+        )
+        .bind(id.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(timer_from_row).collect()
+    }
+
+    async fn case_referrals(&self, id: CaseId) -> Result<Vec<ReferralRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, department_id, status, referred_at, responded_at, reason_code, \
+             result FROM referrals WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let result: Option<Json<Value>> = r.try_get("result")?;
+                Ok(ReferralRecord {
+                    id: r.try_get("id")?,
+                    case_id: CaseId(r.try_get("case_id")?),
+                    department_id: DepartmentId(r.try_get("department_id")?),
+                    status: r.try_get("status")?,
+                    referred_at: from_millis(r.try_get("referred_at")?),
+                    responded_at: r
+                        .try_get::<Option<i64>, _>("responded_at")?
+                        .map(from_millis),
+                    reason_code: r.try_get("reason_code")?,
+                    result: result.map(|j| j.0),
+                })
+            })
+            .collect()
+    }
+
+    async fn case_outbox(&self, id: CaseId) -> Result<Vec<OutboxMessage>, Error> {
+        let rows = sqlx::query(*SELECT_CASE_OUTBOX)
+            .bind(id.0)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        scope: &Scope,
+    ) -> Result<Vec<CaseRecord>, Error> {
+        let mut q =
+            QueryBuilder::<Db>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1"));
+        push_scope(&mut q, scope);
+        if let Some(state) = &filter.state {
+            q.push(" AND state = ").push_bind(state.clone());
+        }
+        if let Some(category) = &filter.category {
+            q.push(" AND category = ").push_bind(category.clone());
+        }
+        if let Some(district) = &filter.district {
+            q.push(" AND district_code = ").push_bind(district.clone());
+        }
+        if let Some(unit) = filter.unit_id {
+            q.push(" AND unit_id = ").push_bind(unit.0);
+        }
+        if let Some(party) = filter.party_id {
+            q.push(" AND party_id = ").push_bind(party.0);
+        }
+        if let Some(dept) = filter.department_id {
+            q.push(" AND id IN (SELECT case_id FROM referrals WHERE department_id = ")
+                .push_bind(dept.0)
+                .push(")");
+        }
+        if let Some(overdue) = &filter.overdue {
+            q.push(if overdue.wanted {
+                " AND ("
+            } else {
+                " AND NOT ("
+            });
+            push_in(&mut q, "state", &overdue.states);
+            q.push(" OR (deadline_at <= ")
+                .push_bind(ms(overdue.now))
+                .push(" AND");
+            push_in(&mut q, "state", &overdue.deadline_states);
+            q.push("))");
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND id < ").push_bind(before.0);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<TimerRecord>, Error> {
+        let rows = sqlx::query(*CLAIM_TIMERS)
+            .bind(ms(lease_until))
+            .bind(worker)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.writer())
+            .await?;
+        let mut timers: Vec<TimerRecord> =
+            rows.iter().map(timer_from_row).collect::<Result<_, _>>()?;
+        timers.sort_by_key(|t| (t.due_at, t.id));
+        Ok(timers)
+    }
+
+    async fn timer_backlog(&self, now: DateTime<Utc>) -> Result<TimerBacklog, Error> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM timers) AS pending, \
+             (SELECT COUNT(*) FROM timers WHERE due_at <= $1) AS due, \
+             (SELECT MIN(due_at) FROM timers) AS oldest",
+        )
+        .bind(ms(now))
+        .fetch_one(self.reader())
+        .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok(TimerBacklog {
+            pending: row.try_get("pending")?,
+            due: row.try_get("due")?,
+            oldest_due_at: oldest.map(from_millis).filter(|t| *t <= now),
+        })
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<OutboxMessage>, Error> {
+        let rows = sqlx::query(*CLAIM_OUTBOX)
+            .bind(ms(lease_until))
+            .bind(worker)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.writer())
+            .await?;
+        let mut messages: Vec<OutboxMessage> =
+            rows.iter().map(outbox_from_row).collect::<Result<_, _>>()?;
+        messages.sort_by_key(|m| m.id);
+        Ok(messages)
+    }
+
+    async fn outbox_delivered(
+        &self,
+        id: i64,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = $2, channel = $3, attempts = attempts + 1, \
+             claimed_until = NULL, last_error = NULL WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .bind(channel)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, \
+             claimed_until = NULL WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(ms(retry_at))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn fingerprint(&self) -> Result<Vec<(String, i64)>, Error> {
+        let mut out = Vec::new();
+        for (name, sql) in [
+            ("cases", "SELECT COUNT(*) FROM cases"),
+            (
+                "case_versions",
+                "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM cases",
+            ),
+            ("case_events", "SELECT COUNT(*) FROM case_events"),
+            ("timers", "SELECT COUNT(*) FROM timers"),
+            ("outbox", "SELECT COUNT(*) FROM outbox"),
+            ("referrals", "SELECT COUNT(*) FROM referrals"),
+            ("inspections", "SELECT COUNT(*) FROM inspections"),
+            ("units", "SELECT COUNT(*) FROM units"),
+            ("unit_parties", "SELECT COUNT(*) FROM unit_parties"),
+            ("parties", "SELECT COUNT(*) FROM parties"),
+            ("idempotency_keys", "SELECT COUNT(*) FROM idempotency_keys"),
+            ("api_tokens", "SELECT COUNT(*) FROM api_tokens"),
+            (
+                "workflow_definitions",
+                "SELECT COUNT(*) FROM workflow_definitions",
+            ),
+        ] {
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(self.reader()).await?;
+            out.push((name.to_string(), n));
+        }
+        Ok(out)
+    }
+}
+
+/// Runs a statement on the writer; for the backends' own maintenance.
+pub(super) async fn execute_all(
+    pool: &sqlx::Pool<Db>,
+    statements: &[&'static str],
+) -> Result<(), Error> {
+    for s in statements {
+        pool.execute(*s).await?;
+    }
+    Ok(())
+}

@@ -1,1 +1,11 @@
-//! Anju API.
+//! Anju's HTTP service and command line. Only this crate knows HTTP and problem+json;
+//! everything else is in `anju-engine`.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod extract;
+pub mod problem;
+pub mod routes;
+
+pub use app::{AppState, Application, Settings};

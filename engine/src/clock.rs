@@ -62,6 +62,12 @@ pub fn to_millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// `t` cut to whole milliseconds, the precision the database keeps, so that a time
+/// read back equals the time written.
+pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_millis(to_millis(t))
+}
+
 /// The inverse of [`to_millis`]; out-of-range values clamp to the epoch.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()

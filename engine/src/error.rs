@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 /// One invalid value in a request, named by its path (`findings[0].category`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{field}: {message}")]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::{Principal, Scope};
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, truncate_millis};
 use crate::domain::{
     Actor, CaseId, DepartmentId, InspectorId, PartyId, Point, Role, SupervisorId, UnitId,
 };
@@ -230,8 +230,9 @@ impl Runtime {
         &self.shared.clock
     }
 
+    /// The current time at the database's precision (milliseconds).
     pub fn now(&self) -> DateTime<Utc> {
-        self.shared.clock.now()
+        truncate_millis(self.shared.clock.now())
     }
 
     pub fn taxonomy(&self) -> &Taxonomy {
@@ -1068,7 +1069,7 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
     let requests: Vec<TransitionRequest> = jobs.iter().map(|j| j.request.clone()).collect();
     let workflows = shared.workflows.read().expect("workflow lock").clone();
     let routing = shared.routing.read().expect("routing lock").clone();
-    let now = shared.clock.now();
+    let now = truncate_millis(shared.clock.now());
     let decide = |i: usize, case: &CaseRecord| {
         let def = workflows
             .by_id

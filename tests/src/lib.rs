@@ -1,1 +1,491 @@
-//! Test support.
+//! Test support for black-box tests: fresh SQLite files and PostgreSQL databases, the real HTTP server on a random port with a manual clock, and a small client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use anju_api::{Application, Settings};
+use anju_engine::clock::ManualClock;
+use anju_engine::domain::Role;
+use anju_engine::outbox::LogDeliverer;
+use anju_engine::runtime::{self, Runtime};
+use anju_engine::seed::DemoCity;
+use anju_engine::store::{self, SharedStore, postgres};
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests use; trust auth on loopback.
+pub fn postgres_admin_url() -> String {
+    std::env::var("ANJU_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Whether PostgreSQL tests must run (CI sets `ANJU_REQUIRE_POSTGRES=1`).
+pub fn postgres_required() -> bool {
+    std::env::var("ANJU_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// Whether PostgreSQL is reachable. When it is not and it is not required, the caller
+/// skips the test and says so loudly.
+pub async fn postgres_available() -> bool {
+    let reachable = async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(&postgres_admin_url())
+            .await
+            .ok()?;
+        pool.close().await;
+        Some(())
+    }
+    .await
+    .is_some();
+    if !reachable {
+        if postgres_required() {
+            panic!(
+                "PostgreSQL is required (ANJU_REQUIRE_POSTGRES=1) but {} is not reachable",
+                postgres_admin_url()
+            );
+        }
+        eprintln!(
+            "\n*** SKIPPED: PostgreSQL at {} is not reachable; this PostgreSQL test did not run ***\n",
+            postgres_admin_url()
+        );
+    }
+    reachable
+}
+
+/// Runs a test body once per backend: `backend_tests!(name, other, …)` where each name
+/// is an `async fn name(backend: Backend)` in scope.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::postgres_available().await {
+                        super::$name($crate::Backend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh, empty database: a file in a temporary directory, or a new PostgreSQL
+/// database that is dropped with this value.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = dir.path().join("anju.db").display().to_string();
+                TestDb {
+                    url,
+                    backend,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("anju_test_{}", unique());
+                let url = postgres::create_database(&postgres_admin_url(), &name)
+                    .await
+                    .expect("create a test database");
+                TestDb {
+                    url,
+                    backend,
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> SharedStore {
+        let s = store::open(&self.url).await.expect("open the test database");
+        s.migrate().await.expect("migrate");
+        s
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Dropping is async; do it on a thread of its own so that it works from
+            // inside or outside a runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(postgres::drop_database(&postgres_admin_url(), &name))
+            })
+            .join();
+        }
+    }
+}
+
+/// A process-wide unique suffix for names.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = Utc::now().timestamp_subsec_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+/// The moment every test starts at: a Monday morning in Guangzhou.
+pub fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T09:00:00+08:00")
+        .expect("valid time")
+        .to_utc()
+}
+
+/// Units in every test's demo city.
+pub const TEST_UNITS: u64 = 400;
+
+/// Seeds the small demo city every test uses (seed 42).
+pub async fn seed(store: &SharedStore) -> DemoCity {
+    let city = DemoCity::new(TEST_UNITS, 42);
+    store.import(city.skeleton(), t0()).await.expect("seed skeleton");
+    for chunk in city.chunks(10_000) {
+        store.import(&chunk, t0()).await.expect("seed units");
+    }
+    store.finish_import().await.expect("finish import");
+    city
+}
+
+/// Tokens for the demo principals of the seeded city.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Inspector 1, covering grids 1 and 2.
+    pub inspector: String,
+    /// Inspector 2, covering other grids.
+    pub other_inspector: String,
+    /// Party 1, responsible for the first building's units.
+    pub landlord: String,
+    /// Party 2, responsible for the second building.
+    pub other_landlord: String,
+    /// Department 1: the fire brigade of the first district.
+    pub fire: String,
+    /// Department 2: the fire brigade of the second district.
+    pub other_fire: String,
+    /// Supervisor 2: the first district's.
+    pub district: String,
+    /// Supervisor 1: the city's.
+    pub city: String,
+}
+
+/// A running service on a fresh database, with a manual clock at [`t0`].
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub db: TestDb,
+    pub tokens: Tokens,
+    pub city: DemoCity,
+    app: Option<Application>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let city = seed(&store).await;
+    drop(store);
+    let clock = ManualClock::new(t0());
+    let app = start(&db, &clock).await;
+    let rt = &app.runtime;
+    let token = |role, subject| async move {
+        rt.create_token(role, subject, Some("test"))
+            .await
+            .expect("token")
+    };
+    let tokens = Tokens {
+        inspector: token(Role::Inspector, 1).await,
+        other_inspector: token(Role::Inspector, 2).await,
+        landlord: token(Role::Landlord, 1).await,
+        other_landlord: token(Role::Landlord, 2).await,
+        fire: token(Role::Department, 1).await,
+        other_fire: token(Role::Department, 2).await,
+        district: token(Role::Supervisor, 2).await,
+        city: token(Role::Supervisor, 1).await,
+    };
+    TestApp {
+        addr: app.addr,
+        base: format!("http://{}", app.addr),
+        client: reqwest::Client::new(),
+        clock,
+        db,
+        tokens,
+        city,
+        app: Some(app),
+    }
+}
+
+/// Starts the real service (without background workers: tests step them) on `db`.
+pub async fn start(db: &TestDb, clock: &ManualClock) -> Application {
+    let settings = Settings {
+        database_url: db.url.clone(),
+        bind: "127.0.0.1:0".parse().expect("address"),
+        workers: false,
+        runtime: runtime::Config::default(),
+    };
+    Application::build(
+        settings,
+        Arc::new(clock.clone()),
+        "manual",
+        Arc::new(LogDeliverer),
+        |_| axum::Router::new(),
+    )
+    .await
+    .expect("start the service")
+}
+
+/// A response: status and JSON body (`Value::Null` when there is none).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The body, after checking the status.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts a problem+json response with this status naming `field`.
+    #[track_caller]
+    pub fn problem(self, status: u16, field: Option<&str>) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        if let Some(field) = field {
+            assert_eq!(self.body["field"], field, "body: {}", self.body);
+        }
+        self.body
+    }
+}
+
+impl TestApp {
+    pub fn runtime(&self) -> &Runtime {
+        &self.app.as_ref().expect("running").runtime
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        self.runtime().store()
+    }
+
+    /// Stops the service and starts it again on the same database.
+    pub async fn restart(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+        let app = start(&self.db, &self.clock).await;
+        self.addr = app.addr;
+        self.base = format!("http://{}", app.addr);
+        self.app = Some(app);
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(self.client.get(format!("{}{path}", self.base)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// Posts raw bytes with a content type (for malformed bodies).
+    pub async fn post_raw(&self, path: &str, token: &str, content_type: &str, body: &str) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// The first unit that `party` answers for in the seeded city.
+    pub fn unit_of(&self, party: i64) -> i64 {
+        self.units_of(party)[0]
+    }
+
+    /// Every unit that `party` answers for in the seeded city.
+    pub fn units_of(&self, party: i64) -> Vec<i64> {
+        use anju_engine::registry::Record;
+        self.city
+            .chunks(10_000)
+            .flatten()
+            .filter_map(|r| match r {
+                Record::Unit { id, party_id: Some(p), .. } if p.0 == party => Some(id.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A token for any principal.
+    pub async fn token(&self, role: Role, subject: i64) -> String {
+        self.runtime()
+            .create_token(role, subject, Some("test"))
+            .await
+            .expect("token")
+    }
+
+    /// Records an inspection of `unit` by `token` with findings of these categories, at
+    /// the unit's own location; returns the ids of the opened cases.
+    pub async fn inspect(&self, token: &str, unit: i64, categories: &[&str]) -> Vec<i64> {
+        let u = self.store().unit(anju_engine::domain::UnitId(unit)).await.expect("unit").expect("unit exists");
+        let findings: Vec<Value> = categories
+            .iter()
+            .map(|c| json!({ "category": c, "note": "现场发现", "evidence": ["photo:sha256:0a1b"] }))
+            .collect();
+        let body = self
+            .post(
+                "/api/v1/inspections",
+                token,
+                &json!({ "unit_id": unit, "point": { "lon": u.lon, "lat": u.lat }, "findings": findings }),
+            )
+            .await
+            .expect(201);
+        body["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .map(|c| c["id"].as_i64().expect("id"))
+            .collect()
+    }
+
+    pub async fn case(&self, id: i64, token: &str) -> Value {
+        self.get(&format!("/api/v1/cases/{id}"), token).await.expect(200)
+    }
+
+    /// Issues a command at the case's current version.
+    pub async fn command(&self, id: i64, token: &str, name: &str, data: Value) -> Reply {
+        self.command_with_reason(id, token, name, data, None).await
+    }
+
+    pub async fn command_with_reason(
+        &self,
+        id: i64,
+        token: &str,
+        name: &str,
+        data: Value,
+        reason: Option<&str>,
+    ) -> Reply {
+        let version = self
+            .store()
+            .case(anju_engine::domain::CaseId(id))
+            .await
+            .expect("case")
+            .map_or(1, |c| c.snapshot.version);
+        let mut body = json!({ "command": name, "expected_version": version, "data": data });
+        if let Some(r) = reason {
+            body["reason"] = json!(r);
+        }
+        self.post(&format!("/api/v1/cases/{id}/commands"), token, &body).await
+    }
+
+    /// The state of a case as its inspector sees it.
+    pub async fn state(&self, id: i64) -> String {
+        self.case(id, &self.tokens.city).await["case"]["state"]
+            .as_str()
+            .expect("state")
+            .to_string()
+    }
+
+    /// Fires what is due now; returns how many timers fired.
+    pub async fn tick(&self) -> usize {
+        let mut fired = 0;
+        loop {
+            let t = self.runtime().fire_due_timers().await.expect("tick");
+            fired += t.fired;
+            if t.claimed == 0 {
+                return fired;
+            }
+        }
+    }
+
+    /// The database's fingerprint: equal before and after means nothing changed.
+    pub async fn fingerprint(&self) -> Vec<(String, i64)> {
+        self.store().fingerprint().await.expect("fingerprint")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The server task dies with the test's runtime; the database is dropped by
+        // `TestDb`.
+        self.app.take();
+    }
+}

@@ -114,3 +114,75 @@ async fn after_import(pool: &PgPool) -> Result<(), Error> {
     }
     sql::execute_all(pool, &["ANALYZE"]).await
 }
+
+/// The URL of database `name` on the server of `admin_url`.
+pub fn url_for_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin_url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Creates an empty database `name` (letters, digits and underscores only) on the
+/// server of `admin_url` and returns its URL. For tests and benchmarks.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<String, Error> {
+    assert!(
+        name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "database names are plain identifiers"
+    );
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(admin_url)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&admin)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(url_for_database(admin_url, name))
+}
+
+/// Drops database `name`, disconnecting whoever is still connected.
+pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), Error> {
+    assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(admin_url)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for_database;
+
+    #[test]
+    fn database_urls_swap_only_the_name() {
+        assert_eq!(
+            url_for_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            url_for_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(url_for_database("postgres://h:5432", "t3"), "postgres://h:5432/t3");
+    }
+}

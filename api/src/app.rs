@@ -1,0 +1,188 @@
+//! The service: builds the runtime over a store, binds the HTTP listener (port 0 gives a random port), runs the workers, and shuts down cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::trace::TraceLayer;
+
+use anju_engine::clock::SharedClock;
+use anju_engine::outbox::Deliverer;
+use anju_engine::runtime::{self, Runtime};
+use anju_engine::store;
+
+use crate::extract::MAX_BODY;
+use crate::problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Runtime,
+    /// `system` in production; `manual` only in test builds that install such a clock.
+    pub clock_kind: &'static str,
+}
+
+/// How to run the service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind: SocketAddr,
+    /// Run the timer and outbox workers in this process.
+    pub workers: bool,
+    pub runtime: runtime::Config,
+}
+
+/// A running service.
+pub struct Application {
+    pub addr: SocketAddr,
+    pub runtime: Runtime,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Opens and migrates the store named by `url`.
+pub async fn open_store(url: &str) -> anyhow::Result<store::SharedStore> {
+    let store = store::open(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", redact(url)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
+    Ok(store)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Application {
+    /// Starts the service. `extra` may add routes (test builds add clock control); the
+    /// production binary adds none.
+    pub async fn build(
+        settings: Settings,
+        clock: SharedClock,
+        clock_kind: &'static str,
+        deliverer: Arc<dyn Deliverer>,
+        extra: impl FnOnce(Runtime) -> Router,
+    ) -> anyhow::Result<Application> {
+        let store = open_store(&settings.database_url).await?;
+        let runtime = Runtime::start(store, clock, settings.runtime.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+        let state = AppState {
+            runtime: runtime.clone(),
+            clock_kind,
+        };
+        let app = router(state).merge(extra(runtime.clone()));
+        let listener = tokio::net::TcpListener::bind(settings.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let workers = if settings.workers {
+            runtime.spawn_workers(deliverer, stopped.clone())
+        } else {
+            Vec::new()
+        };
+        let mut shutdown = stopped;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Ok(Application {
+            addr,
+            runtime,
+            stop,
+            server,
+            workers,
+        })
+    }
+
+    /// Stops accepting requests, lets the workers finish their step, and commits what
+    /// is queued.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        for w in self.workers {
+            let _ = w.await;
+        }
+        self.runtime.shutdown().await;
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", crate::routes::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "backend": app.runtime.store().backend(),
+        "clock": app.clock_kind,
+        "now": app.runtime.now(),
+    }))
+}
+
+async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let text = app.runtime.render_metrics().await?;
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    Ok(r)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://anju:s3cret@db:5432/anju"),
+            "postgres://anju:***@db:5432/anju"
+        );
+        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(redact("anju.db"), "anju.db");
+    }
+}

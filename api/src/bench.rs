@@ -1,0 +1,281 @@
+//! `anju bench`: durable case transitions per second at 1, 8 and 64 clients with p50/p99 latency, and how fast 100,000 due timers fire, on SQLite and PostgreSQL.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{TimeDelta, Utc};
+use clap::{Args, ValueEnum};
+use serde_json::{Map, json};
+
+use anju_engine::auth::{Principal, Scope};
+use anju_engine::clock::{Clock, ManualClock, SharedClock};
+use anju_engine::domain::{CaseId, PartyId, Point, Role, UnitId};
+use anju_engine::machine::Command;
+use anju_engine::runtime::{self, Finding, InspectionInput, Runtime};
+use anju_engine::store::{CaseFilter, Idempotent, SharedStore, postgres};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Backends to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
+    pub backends: Vec<BackendArg>,
+    /// A PostgreSQL URL with the right to create databases; a scratch database is made
+    /// and dropped on its server.
+    #[arg(long, env = "ANJU_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres: String,
+    /// Concurrent clients to measure, each issuing commands one after another.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub clients: Vec<usize>,
+    /// Seconds to run each concurrency level.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Due timers to fire.
+    #[arg(long, default_value_t = 100_000)]
+    pub timers: u64,
+    /// Directory for the scratch SQLite file (default: the system's temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Cases each client cycles through, so that clients never contend for one case.
+const CASES_PER_CLIENT: usize = 8;
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "anju bench: {} cores, {}s per level, clients {:?}, {} timers",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        args.seconds,
+        args.clients,
+        args.timers
+    );
+    for backend in &args.backends {
+        match backend {
+            BackendArg::Sqlite => {
+                let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+                let path = dir.join(format!("anju-bench-{}.db", std::process::id()));
+                remove_sqlite(&path);
+                let url = path.display().to_string();
+                let result = bench_backend("sqlite", &url, &args).await;
+                remove_sqlite(&path);
+                result?;
+            }
+            BackendArg::Postgres => {
+                let name = format!("anju_bench_{}", std::process::id());
+                let url = postgres::create_database(&args.postgres, &name)
+                    .await
+                    .with_context(|| format!("cannot create a scratch database on {}", crate::app::redact(&args.postgres)))?;
+                let result = bench_backend("postgres", &url, &args).await;
+                postgres::drop_database(&args.postgres, &name).await.ok();
+                result?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_sqlite(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// The cycle each client drives a case through once it has an order: acknowledge,
+/// report the fix, fail the re-inspection (a new order). Every step schedules or
+/// cancels a timer and writes an outbox message.
+fn next_command(state: &str) -> (&'static str, serde_json::Value) {
+    match state {
+        "discovered" => ("notify", json!({})),
+        "notified" => ("acknowledge", json!({})),
+        "acknowledged" => ("report_fix", json!({ "evidence": ["photo:bench"] })),
+        _ => ("reinspect", json!({ "passed": false })),
+    }
+}
+
+fn principal_for(command: &str, case: &anju_engine::machine::CaseSnapshot) -> Principal {
+    match command {
+        "acknowledge" | "report_fix" => Principal {
+            role: Role::Landlord,
+            subject: case.party_id.map_or(0, |p| p.0),
+            scope: Scope::Party(case.party_id.unwrap_or(PartyId(0))),
+        },
+        _ => Principal {
+            role: Role::Inspector,
+            subject: 1,
+            scope: Scope::Grids([case.grid_id].into()),
+        },
+    }
+}
+
+async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    println!("\n== {name} ==");
+    let store = crate::app::open_store(url).await?;
+    let units = 2_000u64.max(args.timers / 20 + 100);
+    let started = Instant::now();
+    crate::cli::seed(&store, units, 7).await?;
+    println!("seeded {units} units in {:.1}s", started.elapsed().as_secs_f64());
+    let clock = ManualClock::new(Utc::now());
+    let runtime = Runtime::start(store.clone(), Arc::new(clock.clone()) as SharedClock, runtime::Config::default()).await?;
+    let city = Principal {
+        role: Role::Supervisor,
+        subject: 1,
+        scope: Scope::City,
+    };
+
+    // Cases for the clients: one finding on each of the first units that have a party.
+    let max_clients = args.clients.iter().copied().max().unwrap_or(1);
+    let case_ids = open_cases(&runtime, &city, &store, max_clients * CASES_PER_CLIENT, "wiring", 1).await?;
+
+    println!("{:>8} {:>14} {:>10} {:>10} {:>10}", "clients", "transitions/s", "p50 ms", "p99 ms", "max ms");
+    for &clients in &args.clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        let begin = Instant::now();
+        for c in 0..clients {
+            let rt = runtime.clone();
+            let stop = stop.clone();
+            let mine: Vec<CaseId> = case_ids[c * CASES_PER_CLIENT..(c + 1) * CASES_PER_CLIENT].to_vec();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = mine[i % mine.len()];
+                    i += 1;
+                    let case = rt.store().case(id).await?.context("bench case vanished")?.snapshot;
+                    let (command, data) = next_command(&case.state);
+                    let principal = principal_for(command, &case);
+                    let cmd = Command {
+                        name: command.into(),
+                        data: data.as_object().cloned().unwrap_or_else(Map::new),
+                        reason: None,
+                    };
+                    let t = Instant::now();
+                    rt.execute(&principal, id, cmd, Some(case.version)).await?;
+                    latencies.push(t.elapsed());
+                }
+                anyhow::Ok(latencies)
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        let elapsed = begin.elapsed().as_secs_f64();
+        all.sort();
+        let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        println!(
+            "{:>8} {:>14.0} {:>10.2} {:>10.2} {:>10.2}",
+            clients,
+            all.len() as f64 / elapsed,
+            pct(0.50),
+            pct(0.99),
+            all.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        );
+    }
+
+    // Timers: open cases, issue their orders (24 h deadlines), move the clock a day on
+    // and fire them all.
+    if args.timers > 0 {
+        let started = Instant::now();
+        let ids = open_cases(&runtime, &city, &store, args.timers as usize, "ebike_indoor", 20).await?;
+        let opened = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let notify = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in ids {
+            let rt = runtime.clone();
+            let permit = notify.clone().acquire_owned().await?;
+            tasks.spawn(async move {
+                let _permit = permit;
+                let case = rt.store().case(id).await?.context("case vanished")?.snapshot;
+                let principal = principal_for("notify", &case);
+                let cmd = Command { name: "notify".into(), ..Command::default() };
+                rt.execute(&principal, id, cmd, Some(case.version)).await?;
+                anyhow::Ok(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        println!(
+            "opened {} cases in {opened:.1}s and issued their orders in {:.1}s ({:.0} transitions/s at 64 clients)",
+            args.timers,
+            started.elapsed().as_secs_f64(),
+            args.timers as f64 / started.elapsed().as_secs_f64()
+        );
+        clock.advance(TimeDelta::hours(25));
+        let due = store.timer_backlog(clock.now()).await?.due;
+        let started = Instant::now();
+        let mut fired = 0;
+        loop {
+            let tick = runtime.fire_due_timers().await?;
+            fired += tick.fired;
+            if tick.claimed == 0 {
+                break;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "fired {fired} of {due} due timers in {secs:.1}s ({:.0} timers/s)",
+            fired as f64 / secs
+        );
+        let overdue = store
+            .list_cases(&CaseFilter { state: Some("overdue".into()), limit: 1, ..CaseFilter::default() }, &Scope::City)
+            .await?;
+        anyhow::ensure!(!overdue.is_empty(), "the fired timers left no overdue case");
+    }
+    runtime.shutdown().await;
+    Ok(())
+}
+
+/// Opens `n` cases of `category`, `per_inspection` findings an inspection, on units
+/// that have a responsible party.
+async fn open_cases(
+    runtime: &Runtime,
+    city: &Principal,
+    store: &SharedStore,
+    n: usize,
+    category: &str,
+    per_inspection: usize,
+) -> anyhow::Result<Vec<CaseId>> {
+    let mut ids = Vec::with_capacity(n);
+    let mut unit = 0i64;
+    while ids.len() < n {
+        unit += 1;
+        let Some(u) = store.unit(UnitId(unit)).await? else {
+            anyhow::bail!("ran out of units after {} cases", ids.len());
+        };
+        if u.party_id.is_none() {
+            continue;
+        }
+        let findings = (0..per_inspection.min(n - ids.len()))
+            .map(|_| Finding {
+                category: category.into(),
+                severity: None,
+                note: None,
+                evidence: vec!["photo:bench".into()],
+            })
+            .collect();
+        let input = InspectionInput {
+            unit_id: u.id,
+            point: Point::parse(u.lon, u.lat, "point")?,
+            note: None,
+            findings,
+        };
+        match runtime.record_inspection(city, input, None, &|_| json!({})).await? {
+            Idempotent::Created(o) => ids.extend(o.cases.iter().map(|c| c.id)),
+            Idempotent::Replayed(_) => unreachable!("no idempotency key was given"),
+        }
+    }
+    Ok(ids)
+}

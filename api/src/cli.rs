@@ -1,0 +1,411 @@
+//! The `anju` command line: serve, migrate, seed, import, token and bench.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use anju_engine::clock::{SharedClock, SystemClock};
+use anju_engine::domain::Role;
+use anju_engine::outbox::LogDeliverer;
+use anju_engine::registry::Record;
+use anju_engine::runtime::{self, Runtime};
+use anju_engine::seed::DemoCity;
+use anju_engine::store::SharedStore;
+use anju_engine::taxonomy::Taxonomy;
+
+use crate::app::{Application, Settings, open_store};
+
+/// Anju (安居): the rental hazard-inspection workflow engine.
+///
+/// Anju runs Guangzhou's closed loop for hazards in rental units — patrol, discover,
+/// notify, enforce, feedback — over a registry of units, landlords, inspectors and
+/// departments. Data lives in one SQLite file by default (`./anju.db`), or in
+/// PostgreSQL when DATABASE_URL is a postgres:// URL.
+#[derive(Debug, Parser)]
+#[command(name = "anju", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Db {
+    /// Where the data lives: a SQLite file path, or postgres://user@host/db.
+    #[arg(long, env = "DATABASE_URL", default_value = "anju.db")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the HTTP service (and its timer and outbox workers).
+    ///
+    /// Creates and migrates the database if needed. With --demo, an empty database is
+    /// first filled with a demo city and tokens for a demo inspector, landlord,
+    /// department and supervisor are printed.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(Db),
+    /// Fill an empty database with a reproducible demo city of Guangzhou.
+    Seed(SeedArgs),
+    /// Import registry records from a JSON-lines file (one record a line, tagged by
+    /// "type": district, street, community, grid, building, party, unit, inspector,
+    /// department, supervisor). Use - for standard input.
+    Import(ImportArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Measure durable transitions per second, latency and timer throughput on SQLite
+    /// and PostgreSQL.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: Db,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "ANJU_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Seed an empty database with a demo city and print demo tokens.
+    #[arg(long)]
+    pub demo: bool,
+    /// Units in the demo city.
+    #[arg(long, default_value_t = 10_000)]
+    pub demo_units: u64,
+    /// Do not run the timer and outbox workers in this process.
+    #[arg(long)]
+    pub no_workers: bool,
+    /// Claim name of this process for timers and outbox rows.
+    #[arg(long, env = "ANJU_WORKER_ID")]
+    pub worker_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub db: Db,
+    /// Generate the demo city (the only kind of seed there is; required, so that
+    /// nobody fills a production database by accident).
+    #[arg(long, required = true)]
+    pub demo: bool,
+    /// How many rental units.
+    #[arg(long, default_value_t = 10_000)]
+    pub units: u64,
+    /// Random seed; the same seed and size give the same city.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: Db,
+    /// The JSON-lines file, or - for standard input.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token for an existing inspector, landlord (party), department or
+    /// supervisor, and print it. The token is shown only once.
+    Create(TokenArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Inspector,
+    Landlord,
+    Department,
+    Supervisor,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Inspector => Role::Inspector,
+            RoleArg::Landlord => Role::Landlord,
+            RoleArg::Department => Role::Department,
+            RoleArg::Supervisor => Role::Supervisor,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub db: Db,
+    /// Who the token speaks for.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// The id of the inspector, party, department or supervisor.
+    #[arg(long)]
+    pub subject: i64,
+    /// A note stored with the token (whose phone, which integration).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+/// What a test build may change about `serve`: the clock and extra routes. The
+/// production binary uses [`Hooks::production`].
+pub struct Hooks {
+    pub clock: SharedClock,
+    pub clock_kind: &'static str,
+    pub extra: Box<dyn FnOnce(Runtime) -> Router + Send>,
+}
+
+impl Hooks {
+    pub fn production() -> Hooks {
+        Hooks {
+            clock: Arc::new(SystemClock),
+            clock_kind: "system",
+            extra: Box::new(|_| Router::new()),
+        }
+    }
+}
+
+/// The `anju` binary's main: parses arguments, runs, and turns an error into one line
+/// on standard error and a non-zero exit.
+pub fn main_with(hooks: Hooks) -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("anju: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli, hooks)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("anju: error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ANJU_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Serve(args) => serve(args, hooks).await,
+        Cmd::Migrate(db) => {
+            open_store(&db.database_url).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Cmd::Seed(args) => {
+            let store = open_store(&args.db.database_url).await?;
+            seed(&store, args.units, args.seed).await?;
+            Ok(())
+        }
+        Cmd::Import(args) => import(args).await,
+        Cmd::Token(TokenCmd::Create(args)) => {
+            let store = open_store(&args.db.database_url).await?;
+            let runtime = Runtime::start(store, hooks.clock, runtime::Config::default()).await?;
+            let secret = runtime
+                .create_token(args.role.into(), args.subject, args.label.as_deref())
+                .await?;
+            runtime.shutdown().await;
+            println!("{secret}");
+            Ok(())
+        }
+        Cmd::Bench(args) => crate::bench::run(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
+    let mut config = runtime::Config::default();
+    if let Some(id) = args.worker_id {
+        config.worker_id = id;
+    }
+    if args.demo {
+        let store = open_store(&args.db.database_url).await?;
+        if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
+            seed(&store, args.demo_units, 2026).await?;
+        }
+    }
+    let settings = Settings {
+        database_url: args.db.database_url.clone(),
+        bind: args.bind,
+        workers: !args.no_workers,
+        runtime: config,
+    };
+    let app = Application::build(
+        settings,
+        hooks.clock,
+        hooks.clock_kind,
+        Arc::new(LogDeliverer),
+        hooks.extra,
+    )
+    .await?;
+    if args.demo {
+        print_demo_tokens(&app.runtime, app.addr).await?;
+    }
+    tracing::info!(addr = %app.addr, database = %crate::app::redact(&args.db.database_url), "anju is serving");
+    // The bound address on stdout, so that scripts starting `--bind 127.0.0.1:0`
+    // can find the port.
+    println!("listening on http://{}", app.addr);
+    std::io::stdout().flush().ok();
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Demo principals: inspector 1 covers the first grids; party 1 answers for the first
+/// building in them; department 1 is the fire brigade of that district; supervisor 2
+/// watches the district and supervisor 1 the city.
+async fn print_demo_tokens(runtime: &Runtime, addr: SocketAddr) -> anyhow::Result<()> {
+    println!("Demo tokens (演示令牌) for http://{addr}:");
+    for (role, subject, what) in [
+        (Role::Inspector, 1, "inspector 1 / 出租屋管理员"),
+        (Role::Landlord, 1, "landlord (party) 1 / 房东"),
+        (Role::Department, 1, "department 1 (fire) / 消防救援大队"),
+        (Role::Supervisor, 2, "district supervisor 2 / 区级督导"),
+        (Role::Supervisor, 1, "city supervisor 1 / 市级督导"),
+    ] {
+        let token = runtime.create_token(role, subject, Some("demo")).await?;
+        println!("  {what:40} {token}");
+    }
+    println!("  unit 1 belongs to party 1 and lies in inspector 1's grid.");
+    Ok(())
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{bar:40}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Seeds a demo city into an empty database, with a progress bar.
+pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::Result<()> {
+    if units == 0 || units > 10_000_000 {
+        bail!("--units must be from 1 to 10000000");
+    }
+    if store.unit(anju_engine::domain::UnitId(1)).await?.is_some() {
+        bail!("the database already holds units; seed into a new database");
+    }
+    let started = Instant::now();
+    let city = DemoCity::new(units, seed_value);
+    let now = chrono::Utc::now();
+    let mut counts = store
+        .import(city.skeleton(), now)
+        .await
+        .context("writing the districts, streets, grids and staff")?;
+    let bar = progress(units, "units");
+    // Generating the next chunk overlaps with writing this one.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(2);
+    let generator = {
+        let city = Arc::new(city);
+        tokio::task::spawn_blocking(move || {
+            for chunk in city.chunks(25_000) {
+                if tx.blocking_send(chunk).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    while let Some(chunk) = rx.recv().await {
+        let written = store.import(&chunk, now).await.context("writing units")?;
+        bar.inc(written.units);
+        counts.add(&written);
+    }
+    generator.await?;
+    store.finish_import().await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "seeded {} units, {} buildings, {} parties, {} grids, {} inspectors, {} departments, {} supervisors in {:.1}s",
+        counts.units,
+        counts.buildings,
+        counts.parties,
+        counts.grids,
+        counts.inspectors,
+        counts.departments,
+        counts.supervisors,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.db.database_url).await?;
+    let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file.display()))?,
+        ))
+    };
+    // Every line is parsed and checked before anything is written, so that a bad line
+    // leaves the database as it was.
+    let taxonomy = Taxonomy::builtin();
+    let mut records = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(&line)
+            .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
+        record
+            .check(&taxonomy)
+            .map_err(|e| anyhow::anyhow!("line {}: {}: {}", i + 1, e.field, e.message))?;
+        records.push(record);
+    }
+    let counts = store
+        .import(&records, chrono::Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("nothing was imported: {e}"))?;
+    store.finish_import().await?;
+    println!(
+        "imported {} records: {}",
+        counts.total(),
+        serde_json::to_string(&counts)?
+    );
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The HTTP API under `/api/v1`: units, inspections, cases and their commands, landlords' orders and departments' referrals.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use anju_engine::domain::{CaseId, DepartmentId, PartyId, Point, Role, UnitId};
+use anju_engine::machine::{self, Command};
+use anju_engine::registry::Unit;
+use anju_engine::runtime::{CaseView, Finding, InspectionInput, InspectionOutcome, UnitInput};
+use anju_engine::store::{CaseFilter, CaseRecord, Idempotent};
+
+use crate::app::AppState;
+use crate::extract::{Body, Caller, Id, IdemHeader, Params};
+use crate::problem::{ApiError, ApiResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/units", post(create_unit))
+        .route("/units/{id}", get(get_unit))
+        .route("/inspections", post(record_inspection))
+        .route("/cases", get(list_cases))
+        .route("/cases/{id}", get(get_case))
+        .route("/cases/{id}/commands", post(issue_command))
+        .route("/cases/{id}/messages", get(case_messages))
+        .route("/landlords/{id}/orders", get(landlord_orders))
+        .route("/departments/{id}/referrals", get(department_referrals))
+        .route("/workflows", get(workflows))
+}
+
+async fn me(Caller(p): Caller) -> Json<Value> {
+    Json(json!({ "role": p.role, "subject": p.subject, "scope": p.scope }))
+}
+
+/// A created resource, or the stored response of the same request made before.
+fn created<T>(result: Idempotent<T>, render: impl Fn(&T) -> Value) -> Response {
+    match result {
+        Idempotent::Created(v) => (StatusCode::CREATED, Json(render(&v))).into_response(),
+        Idempotent::Replayed(body) => {
+            let mut r = (StatusCode::CREATED, Json(body)).into_response();
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitBody {
+    building_id: i64,
+    address_code: String,
+    address: String,
+    lon: f64,
+    lat: f64,
+    floor_area: f64,
+    occupants: i64,
+    #[serde(default)]
+    party_id: Option<i64>,
+}
+
+fn unit_json(u: &Unit) -> Value {
+    json!(u)
+}
+
+async fn create_unit(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    idem: IdemHeader,
+    body: Body<UnitBody>,
+) -> ApiResult<Response> {
+    let b = body.value;
+    let key = idem.for_request(&caller, &body.digest);
+    let input = UnitInput {
+        building_id: b.building_id,
+        address_code: b.address_code,
+        address: b.address,
+        lon: b.lon,
+        lat: b.lat,
+        floor_area: b.floor_area,
+        occupants: b.occupants,
+        party_id: b.party_id.map(PartyId),
+    };
+    let result = app
+        .runtime
+        .register_unit(&caller, input, key.as_ref(), &unit_json)
+        .await?;
+    Ok(created(result, unit_json))
+}
+
+async fn get_unit(State(app): State<AppState>, Caller(caller): Caller, Id(id): Id) -> ApiResult<Json<Value>> {
+    let unit = app.runtime.unit(&caller, UnitId(id)).await?;
+    Ok(Json(unit_json(&unit)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointBody {
+    lon: f64,
+    lat: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingBody {
+    category: String,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    evidence: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InspectionBody {
+    unit_id: i64,
+    point: PointBody,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    findings: Vec<FindingBody>,
+}
+
+fn inspection_json(o: &InspectionOutcome) -> Value {
+    json!({
+        "inspection_id": o.inspection_id,
+        "unit_id": o.unit_id,
+        "distance_m": (o.distance_m * 10.0).round() / 10.0,
+        "cases": o.cases,
+    })
+}
+
+async fn record_inspection(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    idem: IdemHeader,
+    body: Body<InspectionBody>,
+) -> ApiResult<Response> {
+    let b = body.value;
+    let key = idem.for_request(&caller, &body.digest);
+    let point = Point::parse(b.point.lon, b.point.lat, "point")?;
+    let input = InspectionInput {
+        unit_id: UnitId(b.unit_id),
+        point,
+        note: b.note,
+        findings: b
+            .findings
+            .into_iter()
+            .map(|f| Finding {
+                category: f.category,
+                severity: f.severity,
+                note: f.note,
+                evidence: f.evidence,
+            })
+            .collect(),
+    };
+    let result = app
+        .runtime
+        .record_inspection(&caller, input, key.as_ref(), &inspection_json)
+        .await?;
+    Ok(created(result, inspection_json))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseQuery {
+    state: Option<String>,
+    category: Option<String>,
+    district: Option<String>,
+    overdue: Option<bool>,
+    unit_id: Option<i64>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A case in a list: its record and its state's names.
+fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
+    let mut v = json!(c);
+    if let Some(def) = app.runtime.definition(c.definition_id) {
+        if let Some(state) = def.states.get(&c.snapshot.state) {
+            v["state_zh"] = json!(state.zh);
+            v["state_en"] = json!(state.en);
+            v["terminal"] = json!(state.terminal);
+        }
+    }
+    if let Some(deadline) = c.snapshot.deadline_at {
+        v["deadline_local"] = json!(machine::local_time(deadline));
+    }
+    v
+}
+
+fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
+    let taxonomy = app.runtime.taxonomy();
+    if let Some(c) = &q.category {
+        taxonomy.parse_category(c, "category")?;
+    }
+    if let Some(d) = &q.district {
+        if d.len() != 6 || !d.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::Unprocessable {
+                field: "district".into(),
+                detail: "a district is its six-digit GB/T 2260 code".into(),
+            });
+        }
+    }
+    Ok(CaseFilter {
+        state: q.state,
+        category: q.category,
+        district: q.district,
+        unit_id: q.unit_id.map(UnitId),
+        party_id: None,
+        department_id: None,
+        overdue: q.overdue.map(|wanted| app.runtime.overdue(wanted)),
+        before: q.before.map(CaseId),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    })
+}
+
+async fn list_cases(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<CaseQuery>,
+) -> ApiResult<Json<Value>> {
+    let filter = filter_from(&app, q)?;
+    let cases = app.runtime.list_cases(&caller, &filter).await?;
+    Ok(Json(page(&app, &cases, filter.limit)))
+}
+
+fn page(app: &AppState, cases: &[CaseRecord], limit: u32) -> Value {
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|c| c.snapshot.id))
+        .flatten();
+    json!({
+        "cases": cases.iter().map(|c| case_summary(app, c)).collect::<Vec<_>>(),
+        "next_before": next,
+    })
+}
+
+fn view_json(v: &CaseView) -> Value {
+    let mut out = json!(v);
+    if let Some(deadline) = v.case.snapshot.deadline_at {
+        out["case"]["deadline_local"] = json!(machine::local_time(deadline));
+    }
+    out
+}
+
+async fn get_case(State(app): State<AppState>, Caller(caller): Caller, Id(id): Id) -> ApiResult<Json<Value>> {
+    let view = app.runtime.case_view(&caller, CaseId(id)).await?;
+    Ok(Json(view_json(&view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    command: String,
+    expected_version: i64,
+    #[serde(default)]
+    data: Map<String, Value>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn issue_command(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<CommandBody>,
+) -> ApiResult<Json<Value>> {
+    let b = body.value;
+    if b.expected_version < 1 {
+        return Err(ApiError::Unprocessable {
+            field: "expected_version".into(),
+            detail: "the version of the case you saw, from 1".into(),
+        });
+    }
+    let command = Command {
+        name: b.command,
+        data: b.data,
+        reason: b.reason,
+    };
+    app.runtime
+        .execute(&caller, CaseId(id), command, Some(b.expected_version))
+        .await?;
+    let view = app.runtime.case_view(&caller, CaseId(id)).await?;
+    Ok(Json(view_json(&view)))
+}
+
+async fn case_messages(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let mut messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
+    // A landlord sees the messages addressed to them, not the internal ones.
+    if caller.role == Role::Landlord {
+        messages.retain(|m| m.recipient_kind == "landlord" && m.recipient_id == Some(caller.subject));
+    }
+    if caller.role == Role::Department {
+        messages.retain(|m| m.recipient_kind == "department" && m.recipient_id == Some(caller.subject));
+    }
+    Ok(Json(json!({ "messages": messages })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct Order {
+    case: Value,
+    order_no: i32,
+    deadline_at: Option<chrono::DateTime<chrono::Utc>>,
+    deadline_local: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+}
+
+async fn landlord_orders(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    match caller.role {
+        Role::Landlord if caller.subject == id => {}
+        Role::Landlord => return Err(ApiError::NotFound(format!("landlord {id} not found"))),
+        Role::Department => {
+            return Err(anju_engine::Error::Forbidden("departments see referrals, not landlords' orders".into()).into());
+        }
+        _ => {}
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = CaseFilter {
+        state: q.state,
+        party_id: Some(PartyId(id)),
+        before: q.before.map(CaseId),
+        limit,
+        ..CaseFilter::default()
+    };
+    let cases = app.runtime.list_cases(&caller, &filter).await?;
+    let mut orders = Vec::new();
+    for c in cases.iter().filter(|c| c.snapshot.order_no > 0) {
+        let messages = app.runtime.store().case_outbox(c.snapshot.id).await?;
+        let latest = messages
+            .iter()
+            .rev()
+            .find(|m| m.recipient_kind == "landlord" && m.template == "rectification_order");
+        orders.push(Order {
+            case: case_summary(&app, c),
+            order_no: c.snapshot.order_no,
+            deadline_at: c.snapshot.deadline_at,
+            deadline_local: c.snapshot.deadline_at.map(machine::local_time),
+            subject: latest.map(|m| m.subject.clone()),
+            body: latest.map(|m| m.body.clone()),
+        });
+    }
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|c| c.snapshot.id))
+        .flatten();
+    Ok(Json(json!({ "orders": orders, "next_before": next })))
+}
+
+async fn department_referrals(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    match caller.role {
+        Role::Department if caller.subject == id => {}
+        Role::Department => return Err(ApiError::NotFound(format!("department {id} not found"))),
+        Role::Supervisor => {}
+        _ => {
+            return Err(anju_engine::Error::Forbidden(
+                "referral lists are for departments and supervisors".into(),
+            )
+            .into());
+        }
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = CaseFilter {
+        state: q.state,
+        department_id: Some(DepartmentId(id)),
+        before: q.before.map(CaseId),
+        limit,
+        ..CaseFilter::default()
+    };
+    let cases = app.runtime.list_cases(&caller, &filter).await?;
+    let mut out = Vec::new();
+    for c in &cases {
+        let referrals = app.runtime.store().case_referrals(c.snapshot.id).await?;
+        let mine: Vec<_> = referrals
+            .into_iter()
+            .filter(|r| r.department_id == DepartmentId(id))
+            .collect();
+        out.push(json!({ "case": case_summary(&app, c), "referrals": mine }));
+    }
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|c| c.snapshot.id))
+        .flatten();
+    Ok(Json(json!({ "referrals": out, "next_before": next })))
+}
+
+async fn workflows(State(app): State<AppState>, Caller(_): Caller) -> ApiResult<Response> {
+    let (id, def) = app
+        .runtime
+        .latest_definition(anju_engine::workflow::HAZARD_CASE)
+        .ok_or_else(|| ApiError::NotFound("no hazard case workflow".into()))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    Ok((headers, Json(json!({ "id": id, "definition": *def, "taxonomy": app.runtime.taxonomy() }))).into_response())
+}

@@ -1,0 +1,61 @@
+//! `anju` for black-box tests: the real command line, with a manual clock set from `ANJU_TEST_CLOCK_START` and test-only routes to move it and step the timer worker. Only this test crate builds it; the production binary has no way to install a manual clock.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::DateTime;
+use serde_json::{Value, json};
+
+use anju_api::cli::{Hooks, main_with};
+use anju_engine::clock::ManualClock;
+use anju_engine::runtime::Runtime;
+
+fn main() -> std::process::ExitCode {
+    let start = std::env::var("ANJU_TEST_CLOCK_START")
+        .ok()
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.to_utc());
+    let Some(start) = start else {
+        eprintln!("anju-test-server: set ANJU_TEST_CLOCK_START to an RFC 3339 time");
+        return std::process::ExitCode::FAILURE;
+    };
+    let clock = ManualClock::new(start);
+    let routes_clock = clock.clone();
+    main_with(Hooks {
+        clock: Arc::new(clock),
+        clock_kind: "manual",
+        extra: Box::new(move |runtime| test_routes(runtime, routes_clock)),
+    })
+}
+
+#[derive(Clone)]
+struct TestState {
+    runtime: Runtime,
+    clock: ManualClock,
+}
+
+fn test_routes(runtime: Runtime, clock: ManualClock) -> Router {
+    Router::new()
+        .route("/__test/clock", post(set_clock))
+        .route("/__test/timers/tick", post(tick))
+        .with_state(TestState { runtime, clock })
+}
+
+async fn set_clock(State(s): State<TestState>, Json(body): Json<Value>) -> Json<Value> {
+    if let Some(now) = body["now"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        s.clock.set(now.to_utc());
+    }
+    Json(json!({ "now": s.runtime.now() }))
+}
+
+async fn tick(State(s): State<TestState>) -> Json<Value> {
+    match s.runtime.fire_due_timers().await {
+        Ok(t) => Json(json!(t)),
+        Err(e) => Json(json!({ "error": e.to_string() })),
+    }
+}

@@ -89,9 +89,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 });
             }
             let message = inner.to_string();
-            // serde names an unknown field only in its message; put it in the path.
+            // serde names an unknown or missing field only in its message; put it in
+            // the path.
             if let Some(name) = message
                 .strip_prefix("unknown field `")
+                .or_else(|| message.strip_prefix("missing field `"))
                 .and_then(|rest| rest.split('`').next())
             {
                 if field.is_empty() {

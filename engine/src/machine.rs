@@ -138,7 +138,7 @@ pub fn decide(
     })?;
     if !spec.roles.contains(&principal.role) {
         return Err(Error::Forbidden(format!(
-            "`{}` may be issued by {}, not by a {}",
+            "`{}` may be issued by {} (you are: {})",
             cmd.name,
             spec.roles
                 .iter()
@@ -926,10 +926,10 @@ mod tests {
         assert_eq!(
             trace,
             [
-                "notify: error: forbidden: `notify` may be issued by inspector or supervisor, not by a landlord",
-                "dismiss: error: forbidden: `dismiss` may be issued by inspector or supervisor, not by a department",
-                "deadline_passed: error: forbidden: `deadline_passed` may be issued by system, not by a inspector",
-                "cancel: error: forbidden: `cancel` may be issued by supervisor, not by a inspector",
+                "notify: error: forbidden: `notify` may be issued by inspector or supervisor (you are: landlord)",
+                "dismiss: error: forbidden: `dismiss` may be issued by inspector or supervisor (you are: department)",
+                "deadline_passed: error: forbidden: `deadline_passed` may be issued by system (you are: inspector)",
+                "cancel: error: forbidden: `cancel` may be issued by supervisor (you are: inspector)",
                 "cancel: discovered -> cancelled",
             ]
         );

@@ -541,8 +541,13 @@ impl Runtime {
             role: principal.role,
             id: principal.actor_id(),
         };
-        let inspector_id =
-            (principal.role == Role::Inspector).then_some(InspectorId(principal.subject));
+        // The case belongs to the inspector who found it, or, when a supervisor records
+        // the inspection, to the inspector who covers the unit's grid.
+        let inspector_id = if principal.role == Role::Inspector {
+            Some(InspectorId(principal.subject))
+        } else {
+            store.grid_inspectors(unit.grid_id).await?.first().copied()
+        };
         let distance_m = unit.point().distance_m(input.point);
         let cases: Vec<NewCase> = findings
             .into_iter()
@@ -591,7 +596,7 @@ impl Runtime {
             .collect();
         let inspection = NewInspection {
             unit_id: unit.id,
-            inspector_id,
+            inspector_id: (principal.role == Role::Inspector).then_some(InspectorId(principal.subject)),
             at: now,
             lon: input.point.lon(),
             lat: input.point.lat(),

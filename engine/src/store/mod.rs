@@ -328,6 +328,8 @@ pub trait Store: Send + Sync + 'static {
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error>;
     async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error>;
     async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error>;
+    /// The inspectors covering a grid, lowest id first.
+    async fn grid_inspectors(&self, grid: GridId) -> Result<Vec<InspectorId>, Error>;
     async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error>;
     async fn party_exists(&self, id: PartyId) -> Result<bool, Error>;
     async fn department_exists(&self, id: DepartmentId) -> Result<bool, Error>;

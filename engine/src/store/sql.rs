@@ -1050,6 +1050,16 @@ impl Store for This {
         Ok(Some(grids.into_iter().map(GridId).collect()))
     }
 
+    async fn grid_inspectors(&self, grid: GridId) -> Result<Vec<InspectorId>, Error> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT inspector_id FROM inspector_grids WHERE grid_id = $1 ORDER BY inspector_id",
+        )
+        .bind(grid.0)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(ids.into_iter().map(InspectorId).collect())
+    }
+
     async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error> {
         let row = sqlx::query(
             "SELECT id, name, level, district_code, street_id FROM supervisors WHERE id = $1",

@@ -1,0 +1,307 @@
+//! Real `anju` processes: a restart between an order and its deadline (the timer fires once), two processes sharing one PostgreSQL database (each timer fires exactly once), and the command line's errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use anju_tests::{Backend, TestDb, seed, t0};
+
+const BIN: &str = env!("CARGO_BIN_EXE_anju-test-server");
+
+/// A running `anju serve` process with a manual clock.
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(db: &TestDb, clock: DateTime<Utc>, workers: bool) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--database-url", &db.url, "--bind", "127.0.0.1:0"])
+            .env("ANJU_TEST_CLOCK_START", clock.to_rfc3339())
+            .env("ANJU_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !workers {
+            cmd.arg("--no-workers");
+        }
+        let mut child = cmd.spawn().expect("start anju-test-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server said where it listens");
+        Server {
+            child,
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Value {
+        let (status, body) = self.call(reqwest::Method::POST, path, token, Some(body)).await;
+        assert!(status < 300, "{path}: {status} {body}");
+        body
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, token, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    async fn set_clock(&self, now: DateTime<Utc>) {
+        self.post("/__test/clock", "", json!({ "now": now.to_rfc3339() })).await;
+    }
+
+    async fn tick(&self) -> Value {
+        self.post("/__test/timers/tick", "", json!({})).await
+    }
+
+    /// Kills the process without letting it shut down.
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the command line; returns (exit success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("ANJU_TEST_CLOCK_START", t0().to_rfc3339())
+        .env("ANJU_LOG", "error")
+        .output()
+        .expect("run the command line");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+fn token(db: &TestDb, role: &str, subject: i64) -> String {
+    let (ok, out, err) = cli(&["token", "create", "--database-url", &db.url, "--role", role, "--subject", &subject.to_string()]);
+    assert!(ok, "token create failed: {err}");
+    assert!(out.starts_with("anju_"), "{out}");
+    out
+}
+
+async fn seeded(backend: Backend) -> TestDb {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    seed(&store).await;
+    db
+}
+
+async fn restart_between_order_and_deadline(backend: Backend) {
+    let db = seeded(backend).await;
+    let inspector = token(&db, "inspector", 1);
+    let a = Server::start(&db, t0(), false);
+    let unit = a.get("/api/v1/units/1", &inspector).await;
+    let opened = a
+        .post(
+            "/api/v1/inspections",
+            &inspector,
+            json!({ "unit_id": 1, "point": { "lon": unit["lon"], "lat": unit["lat"] }, "findings": [{ "category": "wiring" }] }),
+        )
+        .await;
+    let id = opened["cases"][0]["id"].as_i64().unwrap();
+    let case = a.post(&format!("/api/v1/cases/{id}/commands"), &inspector, json!({ "command": "notify", "expected_version": 1 })).await;
+    assert_eq!(case["case"]["deadline_at"], "2026-03-05T01:00:00Z");
+    a.kill();
+
+    // A new process, the clock a day before the deadline: nothing is due.
+    let b = Server::start(&db, t0() + TimeDelta::hours(48), false);
+    assert_eq!(b.tick().await["claimed"], 0);
+    b.kill();
+
+    // Another one after the deadline: the timer fires, once.
+    let c = Server::start(&db, t0() + TimeDelta::hours(73), false);
+    assert_eq!(c.tick().await["fired"], 1);
+    assert_eq!(c.tick().await["claimed"], 0);
+    c.set_clock(t0() + TimeDelta::days(30)).await;
+    assert_eq!(c.tick().await["claimed"], 0);
+    let case = c.get(&format!("/api/v1/cases/{id}"), &inspector).await;
+    assert_eq!(case["case"]["state"], "overdue");
+    let fired = case["history"].as_array().unwrap().iter().filter(|e| e["command"] == "deadline_passed").count();
+    assert_eq!(fired, 1);
+    let health = c.get("/healthz", "").await;
+    assert_eq!(health["clock"], "manual");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_restart_between_order_and_deadline() {
+    restart_between_order_and_deadline(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_between_order_and_deadline() {
+    if anju_tests::postgres_available().await {
+        restart_between_order_and_deadline(Backend::Postgres).await;
+    }
+}
+
+/// Cases whose deadlines the two processes race to fire.
+const RACED: usize = 240;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_fire_each_timer_once() {
+    if !anju_tests::postgres_available().await {
+        return;
+    }
+    let db = seeded(Backend::Postgres).await;
+    let city = token(&db, "supervisor", 1);
+    let a = Server::start(&db, t0(), true);
+    let b = Server::start(&db, t0(), true);
+    // Open the cases on units across the city, 20 findings an inspection, and issue
+    // their orders through both processes.
+    let mut ids = Vec::new();
+    let mut unit = 0;
+    while ids.len() < RACED {
+        unit += 1;
+        let u = a.get(&format!("/api/v1/units/{unit}"), &city).await;
+        if u["party_id"].is_null() {
+            continue;
+        }
+        let findings: Vec<Value> = (0..20).map(|_| json!({ "category": "ebike_indoor" })).collect();
+        let opened = a
+            .post("/api/v1/inspections", &city, json!({ "unit_id": unit, "point": { "lon": u["lon"], "lat": u["lat"] }, "findings": findings }))
+            .await;
+        ids.extend(opened["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let via = if i % 2 == 0 { &a } else { &b };
+        via.post(&format!("/api/v1/cases/{id}/commands"), &city, json!({ "command": "notify", "expected_version": 1 })).await;
+    }
+    // Every deadline is due at once, for both processes; their background workers and
+    // explicit ticks all claim at the same time.
+    let later = t0() + TimeDelta::hours(25);
+    a.set_clock(later).await;
+    b.set_clock(later).await;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db.url).await.unwrap();
+    let mut rounds = 0;
+    loop {
+        let (ta, tb) = tokio::join!(a.tick(), b.tick());
+        assert!(ta["error"].is_null() && tb["error"].is_null(), "{ta} {tb}");
+        let left: i64 = sqlx::query("SELECT COUNT(*) FROM timers WHERE kind = 'order_deadline'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 10_000, "{left} timers never fired");
+    }
+    let per_case: Vec<(i64, i64)> = sqlx::query(
+        "SELECT case_id, COUNT(*) FROM case_events WHERE command = 'deadline_passed' GROUP BY case_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    assert_eq!(per_case.len(), RACED, "every case's deadline fired");
+    assert!(per_case.iter().all(|(_, n)| *n == 1), "a deadline fired twice: {per_case:?}");
+    let overdue_messages: i64 = sqlx::query("SELECT COUNT(*) FROM outbox WHERE template IN ('order_overdue', 'order_overdue_inspector')")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(overdue_messages, 2 * RACED as i64, "each firing wrote its messages once");
+    let states: Vec<String> = sqlx::query("SELECT DISTINCT state FROM cases").fetch_all(&pool).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(states, ["overdue"]);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_errors_are_one_line_and_change_nothing() {
+    let db = seeded(Backend::Sqlite).await;
+    let (ok, _, err) = cli(&["token", "create", "--database-url", &db.url, "--role", "landlord", "--subject", "999999"]);
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("anju: error: party 999999 not found"), "{err}");
+    let (ok, _, err) = cli(&["seed", "--demo", "--units", "100", "--database-url", &db.url]);
+    assert!(!ok);
+    assert!(err.contains("already holds units"), "{err}");
+    let (ok, _, err) = cli(&["token", "create", "--role", "wizard", "--subject", "1"]);
+    assert!(!ok);
+    assert!(err.contains("invalid value 'wizard'"), "{err}");
+
+    // An import with a bad line writes nothing, not even its good lines.
+    let store = db.store().await;
+    let before = store.fingerprint().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"type\":\"party\",\"id\":90001,\"kind\":\"landlord\",\"name\":\"王五\"}\n",
+            "{\"type\":\"unit\",\"id\":90001,\"address_code\":\"X1\",\"building_id\":1,\"address\":\"某处\",\"lon\":113.2,\"lat\":123.1,\"floor_area\":20,\"occupants\":1}\n",
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(err, "anju: error: line 2: point.lat: latitude must be a number from -90 to 90, got 123.1");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"type\":\"party\",\"id\":90001,\"kind\":\"landlord\",\"name\":\"王五\"}\n",
+            "{\"type\":\"unit\",\"id\":90001,\"address_code\":\"X1\",\"building_id\":999999,\"address\":\"某处\",\"lon\":113.2,\"lat\":23.1,\"floor_area\":20,\"occupants\":1}\n",
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert_eq!(store.fingerprint().await.unwrap(), before);
+    // A good import lands, and the new unit can be read.
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"type\":\"party\",\"id\":90001,\"kind\":\"landlord\",\"name\":\"王五\"}\n",
+            "{\"type\":\"unit\",\"id\":90001,\"address_code\":\"X1\",\"building_id\":1,\"address\":\"某处\",\"lon\":113.2,\"lat\":23.1,\"floor_area\":20,\"occupants\":1,\"party_id\":90001}\n",
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("imported 2 records"), "{out}");
+    let unit = store.unit(anju_engine::domain::UnitId(90001)).await.unwrap().unwrap();
+    assert_eq!(unit.party_id, Some(anju_engine::domain::PartyId(90001)));
+    assert_eq!(unit.district_code, "440103", "placed by its building");
+}

@@ -182,7 +182,10 @@ mod tests {
             redact("postgres://anju:s3cret@db:5432/anju"),
             "postgres://anju:***@db:5432/anju"
         );
-        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
         assert_eq!(redact("anju.db"), "anju.db");
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, json};
 use anju_engine::auth::{Principal, Scope};
 use anju_engine::clock::{Clock, ManualClock, SharedClock};
 use anju_engine::domain::{CaseId, PartyId, Point, Role, UnitId};
-use anju_engine::machine::Command;
+use anju_engine::machine::{CaseSnapshot, Command};
 use anju_engine::runtime::{self, Finding, InspectionInput, Runtime};
 use anju_engine::store::{CaseFilter, Idempotent, SharedStore, postgres};
 
@@ -26,11 +26,20 @@ pub enum BackendArg {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Backends to measure.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,postgres"
+    )]
     pub backends: Vec<BackendArg>,
     /// A PostgreSQL URL with the right to create databases; a scratch database is made
     /// and dropped on its server.
-    #[arg(long, env = "ANJU_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "ANJU_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub postgres: String,
     /// Concurrent clients to measure, each issuing commands one after another.
     #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
@@ -72,7 +81,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 let name = format!("anju_bench_{}", std::process::id());
                 let url = postgres::create_database(&args.postgres, &name)
                     .await
-                    .with_context(|| format!("cannot create a scratch database on {}", crate::app::redact(&args.postgres)))?;
+                    .with_context(|| {
+                        format!(
+                            "cannot create a scratch database on {}",
+                            crate::app::redact(&args.postgres)
+                        )
+                    })?;
                 let result = bench_backend("postgres", &url, &args).await;
                 postgres::drop_database(&args.postgres, &name).await.ok();
                 result?;
@@ -121,9 +135,17 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
     let units = 2_000u64.max(args.timers / 20 + 100);
     let started = Instant::now();
     crate::cli::seed(&store, units, 7).await?;
-    println!("seeded {units} units in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded {units} units in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let clock = ManualClock::new(Utc::now());
-    let runtime = Runtime::start(store.clone(), Arc::new(clock.clone()) as SharedClock, runtime::Config::default()).await?;
+    let runtime = Runtime::start(
+        store.clone(),
+        Arc::new(clock.clone()) as SharedClock,
+        runtime::Config::default(),
+    )
+    .await?;
     let city = Principal {
         role: Role::Supervisor,
         subject: 1,
@@ -132,9 +154,23 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
 
     // Cases for the clients: one finding on each of the first units that have a party.
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
-    let case_ids = open_cases(&runtime, &city, &store, max_clients * CASES_PER_CLIENT, "wiring", 1).await?;
+    let case_ids: Vec<CaseId> = open_cases(
+        &runtime,
+        &city,
+        &store,
+        max_clients * CASES_PER_CLIENT,
+        "wiring",
+        1,
+    )
+    .await?
+    .iter()
+    .map(|c| c.id)
+    .collect();
 
-    println!("{:>8} {:>14} {:>10} {:>10} {:>10}", "clients", "transitions/s", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "{:>8} {:>14} {:>10} {:>10} {:>10}",
+        "clients", "transitions/s", "p50 ms", "p99 ms", "max ms"
+    );
     for &clients in &args.clients {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
@@ -142,23 +178,37 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         for c in 0..clients {
             let rt = runtime.clone();
             let stop = stop.clone();
-            let mine: Vec<CaseId> = case_ids[c * CASES_PER_CLIENT..(c + 1) * CASES_PER_CLIENT].to_vec();
+            let mine: Vec<CaseId> =
+                case_ids[c * CASES_PER_CLIENT..(c + 1) * CASES_PER_CLIENT].to_vec();
             tasks.push(tokio::spawn(async move {
+                // A client knows each case's state and version from the last answer,
+                // as a real client does.
+                let mut known = Vec::with_capacity(mine.len());
+                for id in &mine {
+                    known.push(
+                        rt.store()
+                            .case(*id)
+                            .await?
+                            .context("bench case vanished")?
+                            .snapshot,
+                    );
+                }
                 let mut latencies = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let id = mine[i % mine.len()];
+                    let case = &mut known[i % mine.len()];
                     i += 1;
-                    let case = rt.store().case(id).await?.context("bench case vanished")?.snapshot;
                     let (command, data) = next_command(&case.state);
-                    let principal = principal_for(command, &case);
+                    let principal = principal_for(command, case);
                     let cmd = Command {
                         name: command.into(),
                         data: data.as_object().cloned().unwrap_or_else(Map::new),
                         reason: None,
                     };
                     let t = Instant::now();
-                    rt.execute(&principal, id, cmd, Some(case.version)).await?;
+                    *case = rt
+                        .execute(&principal, case.id, cmd, Some(case.version))
+                        .await?;
                     latencies.push(t.elapsed());
                 }
                 anyhow::Ok(latencies)
@@ -172,7 +222,10 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         }
         let elapsed = begin.elapsed().as_secs_f64();
         all.sort();
-        let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
         println!(
             "{:>8} {:>14.0} {:>10.2} {:>10.2} {:>10.2}",
             clients,
@@ -187,20 +240,31 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
     // and fire them all.
     if args.timers > 0 {
         let started = Instant::now();
-        let ids = open_cases(&runtime, &city, &store, args.timers as usize, "ebike_indoor", 20).await?;
+        let cases = open_cases(
+            &runtime,
+            &city,
+            &store,
+            args.timers as usize,
+            "ebike_indoor",
+            20,
+        )
+        .await?;
         let opened = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let notify = Arc::new(tokio::sync::Semaphore::new(64));
         let mut tasks = tokio::task::JoinSet::new();
-        for id in ids {
+        for case in cases {
             let rt = runtime.clone();
             let permit = notify.clone().acquire_owned().await?;
             tasks.spawn(async move {
                 let _permit = permit;
-                let case = rt.store().case(id).await?.context("case vanished")?.snapshot;
                 let principal = principal_for("notify", &case);
-                let cmd = Command { name: "notify".into(), ..Command::default() };
-                rt.execute(&principal, id, cmd, Some(case.version)).await?;
+                let cmd = Command {
+                    name: "notify".into(),
+                    ..Command::default()
+                };
+                rt.execute(&principal, case.id, cmd, Some(case.version))
+                    .await?;
                 anyhow::Ok(())
             });
         }
@@ -230,7 +294,14 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
             fired as f64 / secs
         );
         let overdue = store
-            .list_cases(&CaseFilter { state: Some("overdue".into()), limit: 1, ..CaseFilter::default() }, &Scope::City)
+            .list_cases(
+                &CaseFilter {
+                    state: Some("overdue".into()),
+                    limit: 1,
+                    ..CaseFilter::default()
+                },
+                &Scope::City,
+            )
             .await?;
         anyhow::ensure!(!overdue.is_empty(), "the fired timers left no overdue case");
     }
@@ -247,7 +318,7 @@ async fn open_cases(
     n: usize,
     category: &str,
     per_inspection: usize,
-) -> anyhow::Result<Vec<CaseId>> {
+) -> anyhow::Result<Vec<CaseSnapshot>> {
     let mut ids = Vec::with_capacity(n);
     let mut unit = 0i64;
     while ids.len() < n {
@@ -272,8 +343,11 @@ async fn open_cases(
             note: None,
             findings,
         };
-        match runtime.record_inspection(city, input, None, &|_| json!({})).await? {
-            Idempotent::Created(o) => ids.extend(o.cases.iter().map(|c| c.id)),
+        match runtime
+            .record_inspection(city, input, None, &|_| json!({}))
+            .await?
+        {
+            Idempotent::Created(o) => ids.extend(o.cases),
             Idempotent::Replayed(_) => unreachable!("no idempotency key was given"),
         }
     }

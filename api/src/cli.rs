@@ -195,7 +195,8 @@ pub fn main_with(hooks: Hooks) -> ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ANJU_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_env("ANJU_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -273,13 +274,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -390,8 +392,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(&line)
-            .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
+        let record: Record =
+            serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
         record
             .check(&taxonomy)
             .map_err(|e| anyhow::anyhow!("line {}: {}: {}", i + 1, e.field, e.message))?;

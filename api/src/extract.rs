@@ -103,7 +103,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             }
             Err(ApiError::Malformed {
-                field: Some(if field.is_empty() { "body".into() } else { field }),
+                field: Some(if field.is_empty() {
+                    "body".into()
+                } else {
+                    field
+                }),
                 detail: strip_position(&message),
             })
         }
@@ -171,7 +175,10 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -182,12 +189,12 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 200)
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not a bearer token".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header is not a bearer token".into())
+            })?;
         match state.runtime.authenticate(token).await? {
             Some(p) => Ok(Caller(p)),
-            None => Err(ApiError::Unauthorized(
-                "unknown or revoked token".into(),
-            )),
+            None => Err(ApiError::Unauthorized("unknown or revoked token".into())),
         }
     }
 }

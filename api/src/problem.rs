@@ -12,9 +12,15 @@ pub enum ApiError {
     /// The engine refused or failed.
     Engine(anju_engine::Error),
     /// The body is not JSON, or not JSON of the expected shape.
-    Malformed { field: Option<String>, detail: String },
+    Malformed {
+        field: Option<String>,
+        detail: String,
+    },
     /// The body is JSON of the right shape with a wrong value in it.
-    Unprocessable { field: String, detail: String },
+    Unprocessable {
+        field: String,
+        detail: String,
+    },
     Unauthorized(String),
     UnsupportedMediaType,
     NotFound(String),
@@ -118,21 +124,20 @@ impl IntoResponse for ApiError {
                     e.to_string(),
                 )
             },
-            ApiError::Engine(E::Conflict(detail)) if detail.contains("Idempotency-Key") => Problem {
-                field: Some("Idempotency-Key".into()),
-                ..Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "幂等键已用于其他请求 / Idempotency key reused",
-                    detail,
-                )
-            },
-            ApiError::Engine(E::Conflict(detail)) => Problem::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "冲突 / Conflict",
-                detail,
-            ),
+            ApiError::Engine(E::Conflict(detail)) if detail.contains("Idempotency-Key") => {
+                Problem {
+                    field: Some("Idempotency-Key".into()),
+                    ..Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency-key-reused",
+                        "幂等键已用于其他请求 / Idempotency key reused",
+                        detail,
+                    )
+                }
+            }
+            ApiError::Engine(E::Conflict(detail)) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "冲突 / Conflict", detail)
+            }
             ApiError::Engine(E::ShuttingDown) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -199,7 +204,8 @@ impl IntoResponse for ApiError {
                 "this method is not allowed on this resource".into(),
             ),
         };
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(&problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -1,11 +1,11 @@
 //! The HTTP API under `/api/v1`: units, inspections, cases and their commands, landlords' orders and departments' referrals.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -94,7 +94,11 @@ async fn create_unit(
     Ok(created(result, unit_json))
 }
 
-async fn get_unit(State(app): State<AppState>, Caller(caller): Caller, Id(id): Id) -> ApiResult<Json<Value>> {
+async fn get_unit(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
     let unit = app.runtime.unit(&caller, UnitId(id)).await?;
     Ok(Json(unit_json(&unit)))
 }
@@ -251,7 +255,11 @@ fn view_json(v: &CaseView) -> Value {
     out
 }
 
-async fn get_case(State(app): State<AppState>, Caller(caller): Caller, Id(id): Id) -> ApiResult<Json<Value>> {
+async fn get_case(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
     let view = app.runtime.case_view(&caller, CaseId(id)).await?;
     Ok(Json(view_json(&view)))
 }
@@ -300,10 +308,12 @@ async fn case_messages(
     let mut messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
     // A landlord sees the messages addressed to them, not the internal ones.
     if caller.role == Role::Landlord {
-        messages.retain(|m| m.recipient_kind == "landlord" && m.recipient_id == Some(caller.subject));
+        messages
+            .retain(|m| m.recipient_kind == "landlord" && m.recipient_id == Some(caller.subject));
     }
     if caller.role == Role::Department {
-        messages.retain(|m| m.recipient_kind == "department" && m.recipient_id == Some(caller.subject));
+        messages
+            .retain(|m| m.recipient_kind == "department" && m.recipient_id == Some(caller.subject));
     }
     Ok(Json(json!({ "messages": messages })))
 }
@@ -336,7 +346,10 @@ async fn landlord_orders(
         Role::Landlord if caller.subject == id => {}
         Role::Landlord => return Err(ApiError::NotFound(format!("landlord {id} not found"))),
         Role::Department => {
-            return Err(anju_engine::Error::Forbidden("departments see referrals, not landlords' orders".into()).into());
+            return Err(anju_engine::Error::Forbidden(
+                "departments see referrals, not landlords' orders".into(),
+            )
+            .into());
         }
         _ => {}
     }
@@ -418,6 +431,13 @@ async fn workflows(State(app): State<AppState>, Caller(_): Caller) -> ApiResult<
         .latest_definition(anju_engine::workflow::HAZARD_CASE)
         .ok_or_else(|| ApiError::NotFound("no hazard case workflow".into()))?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
-    Ok((headers, Json(json!({ "id": id, "definition": *def, "taxonomy": app.runtime.taxonomy() }))).into_response())
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
+    Ok((
+        headers,
+        Json(json!({ "id": id, "definition": *def, "taxonomy": app.runtime.taxonomy() })),
+    )
+        .into_response())
 }

@@ -596,7 +596,8 @@ impl Runtime {
             .collect();
         let inspection = NewInspection {
             unit_id: unit.id,
-            inspector_id: (principal.role == Role::Inspector).then_some(InspectorId(principal.subject)),
+            inspector_id: (principal.role == Role::Inspector)
+                .then_some(InspectorId(principal.subject)),
             at: now,
             lon: input.point.lon(),
             lat: input.point.lat(),
@@ -643,9 +644,13 @@ impl Runtime {
         expected_version: Option<i64>,
     ) -> Result<CaseSnapshot> {
         // A caller who may not see the case learns nothing about it, not even that it
-        // exists.
-        let record = self.visible_case(principal, case_id).await?;
-        self.check_references(principal, &record, &command).await?;
+        // exists: the writer answers "not found" when the case is outside the caller's
+        // scope. A department also sees the cases once referred to it, which takes a
+        // look at the referrals first; so does a command naming other cases.
+        if principal.role == Role::Department || self.names_cases(&command) {
+            let record = self.visible_case(principal, case_id).await?;
+            self.check_references(principal, &record, &command).await?;
+        }
         let request = TransitionRequest {
             case_id,
             expected_version,
@@ -661,6 +666,18 @@ impl Runtime {
             Applied::Done { decision, .. } => Ok(decision.next),
             Applied::TimerGone => unreachable!("only timer requests can find their timer gone"),
         }
+    }
+
+    /// Whether the command carries a field that names another case.
+    fn names_cases(&self, command: &Command) -> bool {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        w.by_id.values().any(|def| {
+            def.commands.get(&command.name).is_some_and(|spec| {
+                spec.fields
+                    .iter()
+                    .any(|(name, f)| f.kind == FieldKind::Case && command.data.contains_key(name))
+            })
+        })
     }
 
     /// Checks fields that name other records (a duplicate's original case) against the
@@ -1080,13 +1097,17 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
             .by_id
             .get(&case.definition_id)
             .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let principal = &jobs[i].principal;
+        if principal.role != Role::Department && !principal.covers(case.snapshot.place()) {
+            return Err(Error::not_found("case", case.snapshot.id));
+        }
         let ctx = Context {
             definition: def,
             taxonomy: &shared.taxonomy,
             routing: &routing,
             now,
         };
-        machine::decide(ctx, &case.snapshot, &jobs[i].principal, &jobs[i].command)
+        machine::decide(ctx, &case.snapshot, principal, &jobs[i].command)
     };
     let outcome = shared.store.apply(&requests, &decide, now).await;
     let metrics = &shared.metrics;

@@ -128,7 +128,9 @@ impl TestDb {
     }
 
     pub async fn store(&self) -> SharedStore {
-        let s = store::open(&self.url).await.expect("open the test database");
+        let s = store::open(&self.url)
+            .await
+            .expect("open the test database");
         s.migrate().await.expect("migrate");
         s
     }
@@ -177,7 +179,10 @@ pub const TEST_UNITS: u64 = 400;
 /// Seeds the small demo city every test uses (seed 42).
 pub async fn seed(store: &SharedStore) -> DemoCity {
     let city = DemoCity::new(TEST_UNITS, 42);
-    store.import(city.skeleton(), t0()).await.expect("seed skeleton");
+    store
+        .import(city.skeleton(), t0())
+        .await
+        .expect("seed skeleton");
     for chunk in city.chunks(10_000) {
         store.import(&chunk, t0()).await.expect("seed units");
     }
@@ -297,7 +302,11 @@ impl Reply {
     #[track_caller]
     pub fn problem(self, status: u16, field: Option<&str>) -> Value {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.body["status"], status);
         assert!(self.body["title"].is_string() && self.body["detail"].is_string());
         if let Some(field) = field {
@@ -350,8 +359,12 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(self.client.get(format!("{}{path}", self.base)).bearer_auth(token))
-            .await
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
@@ -388,7 +401,11 @@ impl TestApp {
             .chunks(10_000)
             .flatten()
             .filter_map(|r| match r {
-                Record::Unit { id, party_id: Some(p), .. } if p.0 == party => Some(id.0),
+                Record::Unit {
+                    id,
+                    party_id: Some(p),
+                    ..
+                } if p.0 == party => Some(id.0),
                 _ => None,
             })
             .collect()
@@ -405,10 +422,17 @@ impl TestApp {
     /// Records an inspection of `unit` by `token` with findings of these categories, at
     /// the unit's own location; returns the ids of the opened cases.
     pub async fn inspect(&self, token: &str, unit: i64, categories: &[&str]) -> Vec<i64> {
-        let u = self.store().unit(anju_engine::domain::UnitId(unit)).await.expect("unit").expect("unit exists");
+        let u = self
+            .store()
+            .unit(anju_engine::domain::UnitId(unit))
+            .await
+            .expect("unit")
+            .expect("unit exists");
         let findings: Vec<Value> = categories
             .iter()
-            .map(|c| json!({ "category": c, "note": "现场发现", "evidence": ["photo:sha256:0a1b"] }))
+            .map(
+                |c| json!({ "category": c, "note": "现场发现", "evidence": ["photo:sha256:0a1b"] }),
+            )
             .collect();
         let body = self
             .post(
@@ -427,7 +451,9 @@ impl TestApp {
     }
 
     pub async fn case(&self, id: i64, token: &str) -> Value {
-        self.get(&format!("/api/v1/cases/{id}"), token).await.expect(200)
+        self.get(&format!("/api/v1/cases/{id}"), token)
+            .await
+            .expect(200)
     }
 
     /// Issues a command at the case's current version.
@@ -453,7 +479,8 @@ impl TestApp {
         if let Some(r) = reason {
             body["reason"] = json!(r);
         }
-        self.post(&format!("/api/v1/cases/{id}/commands"), token, &body).await
+        self.post(&format!("/api/v1/cases/{id}/commands"), token, &body)
+            .await
     }
 
     /// The state of a case as its inspector sees it.

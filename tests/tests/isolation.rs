@@ -18,7 +18,9 @@ async fn landlords_cannot_read_each_others_cases(backend: Backend) {
     for party in 1..=PARTIES {
         let unit = app.unit_of(party);
         let ids = app.inspect(&app.tokens.city, unit, &["wiring"]).await;
-        app.command(ids[0], &app.tokens.city, "notify", json!({})).await.expect(200);
+        app.command(ids[0], &app.tokens.city, "notify", json!({}))
+            .await
+            .expect(200);
         cases.push(ids[0]);
         tokens.push(app.token(Role::Landlord, party).await);
     }
@@ -32,26 +34,62 @@ async fn landlords_cannot_read_each_others_cases(backend: Backend) {
         }
         let (me, theirs) = (&tokens[a], cases[b]);
         let read = app.get(&format!("/api/v1/cases/{theirs}"), me).await;
-        assert_eq!(read.status.as_u16(), 404, "party {} read party {}'s case: {}", a + 1, b + 1, read.body);
+        assert_eq!(
+            read.status.as_u16(),
+            404,
+            "party {} read party {}'s case: {}",
+            a + 1,
+            b + 1,
+            read.body
+        );
         let act = app
-            .post(&format!("/api/v1/cases/{theirs}/commands"), me, &json!({ "command": "acknowledge", "expected_version": 2 }))
+            .post(
+                &format!("/api/v1/cases/{theirs}/commands"),
+                me,
+                &json!({ "command": "acknowledge", "expected_version": 2 }),
+            )
             .await;
-        assert_eq!(act.status.as_u16(), 404, "party {} acted on party {}'s case", a + 1, b + 1);
-        let messages = app.get(&format!("/api/v1/cases/{theirs}/messages"), me).await;
+        assert_eq!(
+            act.status.as_u16(),
+            404,
+            "party {} acted on party {}'s case",
+            a + 1,
+            b + 1
+        );
+        let messages = app
+            .get(&format!("/api/v1/cases/{theirs}/messages"), me)
+            .await;
         assert_eq!(messages.status.as_u16(), 404);
-        let orders = app.get(&format!("/api/v1/landlords/{}/orders", b + 1), me).await;
+        let orders = app
+            .get(&format!("/api/v1/landlords/{}/orders", b + 1), me)
+            .await;
         assert_eq!(orders.status.as_u16(), 404);
         // Their own list holds their own case and nothing else.
-        let mine = app.get(&format!("/api/v1/landlords/{}/orders", a + 1), me).await.expect(200);
-        let ids: Vec<i64> = mine["orders"].as_array().unwrap().iter().map(|o| o["case"]["id"].as_i64().unwrap()).collect();
+        let mine = app
+            .get(&format!("/api/v1/landlords/{}/orders", a + 1), me)
+            .await
+            .expect(200);
+        let ids: Vec<i64> = mine["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["case"]["id"].as_i64().unwrap())
+            .collect();
         assert_eq!(ids, [cases[a]]);
         let listed = app.get("/api/v1/cases?limit=1000", me).await.expect(200);
-        let ids: Vec<i64> = listed["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+        let ids: Vec<i64> = listed["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect();
         assert_eq!(ids, [cases[a]]);
     }
     assert_eq!(app.fingerprint().await, before, "nobody changed anything");
     // And each can act on their own.
-    app.command(cases[0], &tokens[0], "acknowledge", json!({})).await.expect(200);
+    app.command(cases[0], &tokens[0], "acknowledge", json!({}))
+        .await
+        .expect(200);
 }
 
 async fn staff_see_only_their_jurisdiction(backend: Backend) {
@@ -64,19 +102,38 @@ async fn staff_see_only_their_jurisdiction(backend: Backend) {
     let far_case = app.case(far, &t.city).await;
     assert_ne!(far_case["case"]["district_code"], "440103");
 
-    app.get(&format!("/api/v1/cases/{mine}"), &t.other_inspector).await.problem(404, None);
-    app.get(&format!("/api/v1/cases/{far}"), &t.inspector).await.problem(404, None);
-    app.get(&format!("/api/v1/cases/{far}"), &t.district).await.problem(404, None);
-    app.get(&format!("/api/v1/cases/{mine}"), &t.district).await.expect(200);
+    app.get(&format!("/api/v1/cases/{mine}"), &t.other_inspector)
+        .await
+        .problem(404, None);
+    app.get(&format!("/api/v1/cases/{far}"), &t.inspector)
+        .await
+        .problem(404, None);
+    app.get(&format!("/api/v1/cases/{far}"), &t.district)
+        .await
+        .problem(404, None);
+    app.get(&format!("/api/v1/cases/{mine}"), &t.district)
+        .await
+        .expect(200);
     // Departments see nothing until something is referred to them.
-    app.get(&format!("/api/v1/cases/{mine}"), &t.fire).await.problem(404, None);
+    app.get(&format!("/api/v1/cases/{mine}"), &t.fire)
+        .await
+        .problem(404, None);
     let listed = app.get("/api/v1/cases", &t.fire).await.expect(200);
     assert!(listed["cases"].as_array().unwrap().is_empty());
-    app.get("/api/v1/departments/2/referrals", &t.fire).await.problem(404, None);
-    app.get("/api/v1/departments/1/referrals", &t.landlord).await.problem(403, None);
+    app.get("/api/v1/departments/2/referrals", &t.fire)
+        .await
+        .problem(404, None);
+    app.get("/api/v1/departments/1/referrals", &t.landlord)
+        .await
+        .problem(403, None);
 
     let listed = app.get("/api/v1/cases", &t.inspector).await.expect(200);
-    let ids: Vec<i64> = listed["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = listed["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, [mine]);
     let listed = app.get("/api/v1/cases", &t.city).await.expect(200);
     assert_eq!(listed["cases"].as_array().unwrap().len(), 2);
@@ -87,12 +144,24 @@ async fn staff_see_only_their_jurisdiction(backend: Backend) {
     let me = app.get("/api/v1/me", &street).await.expect(200);
     assert_eq!(me["scope"]["kind"], "street");
     let listed = app.get("/api/v1/cases", &street).await.expect(200);
-    let ids: Vec<i64> = listed["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = listed["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, [mine]);
     // Inspectors cannot register units outside their grids.
     let outside = json!({ "building_id": app.store().unit(anju_engine::domain::UnitId(far_unit)).await.unwrap().unwrap().building_id, "address_code": "X-1", "address": "某处", "lon": 113.3, "lat": 23.1, "floor_area": 20.0, "occupants": 1 });
-    app.post("/api/v1/units", &t.inspector, &outside).await.problem(403, None);
-    app.get(&format!("/api/v1/units/{far_unit}"), &t.inspector).await.problem(404, None);
+    app.post("/api/v1/units", &t.inspector, &outside)
+        .await
+        .problem(403, None);
+    app.get(&format!("/api/v1/units/{far_unit}"), &t.inspector)
+        .await
+        .problem(404, None);
 }
 
-backend_tests!(landlords_cannot_read_each_others_cases, staff_see_only_their_jurisdiction);
+backend_tests!(
+    landlords_cannot_read_each_others_cases,
+    staff_see_only_their_jurisdiction
+);

@@ -37,11 +37,22 @@ async fn fixed_on_first_reinspection(backend: Backend) {
     let id = open_case(&app, "ebike_indoor").await;
     let case = app.case(id, &t.inspector).await;
     assert_eq!(case["case"]["state"], "discovered");
-    assert_eq!(case["case"]["party_id"], 1, "attributed to the unit's landlord");
-    assert_eq!(case["commands"], json!(["dismiss", "mark_duplicate", "notify", "refer"]));
+    assert_eq!(
+        case["case"]["party_id"], 1,
+        "attributed to the unit's landlord"
+    );
+    assert_eq!(
+        case["commands"],
+        json!(["dismiss", "mark_duplicate", "notify", "refer"])
+    );
 
     let case = app
-        .command(id, &t.inspector, "notify", json!({ "requirements": "电动车移出室内，停放至集中充电点" }))
+        .command(
+            id,
+            &t.inspector,
+            "notify",
+            json!({ "requirements": "电动车移出室内，停放至集中充电点" }),
+        )
         .await
         .expect(200);
     assert_eq!(case["case"]["state"], "notified");
@@ -53,30 +64,66 @@ async fn fixed_on_first_reinspection(backend: Backend) {
     assert_eq!(case["timers"][0]["due_at"], "2026-03-03T01:00:00Z");
 
     // The landlord sees the order, in Chinese first.
-    let orders = app.get("/api/v1/landlords/1/orders", &t.landlord).await.expect(200);
+    let orders = app
+        .get("/api/v1/landlords/1/orders", &t.landlord)
+        .await
+        .expect(200);
     let order = &orders["orders"][0];
     assert_eq!(order["case"]["id"], id);
     assert!(order["subject"].as_str().unwrap().starts_with("整改通知书"));
     assert!(order["body"].as_str().unwrap().contains("电动车移出室内"));
 
     app.clock.advance(TimeDelta::hours(2));
-    app.command(id, &t.landlord, "acknowledge", json!({})).await.expect(200);
-    let case = app
-        .command(id, &t.landlord, "report_fix", json!({ "evidence": ["photo:after-1"] }))
+    app.command(id, &t.landlord, "acknowledge", json!({}))
         .await
         .expect(200);
-    assert_eq!(timer_kinds(&case), ["reinspection_due"], "the deadline stops when the fix is reported");
     let case = app
-        .command(id, &t.inspector, "reinspect", json!({ "passed": true, "note": "已整改" }))
+        .command(
+            id,
+            &t.landlord,
+            "report_fix",
+            json!({ "evidence": ["photo:after-1"] }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        timer_kinds(&case),
+        ["reinspection_due"],
+        "the deadline stops when the fix is reported"
+    );
+    let case = app
+        .command(
+            id,
+            &t.inspector,
+            "reinspect",
+            json!({ "passed": true, "note": "已整改" }),
+        )
         .await
         .expect(200);
     assert_eq!(case["case"]["state"], "fixed");
     assert_eq!(case["terminal"], true);
     assert!(case["timers"].as_array().unwrap().is_empty());
     assert_eq!(case["case"]["closed_at"], "2026-03-02T03:00:00Z");
-    assert_eq!(commands(&case), ["open", "notify", "acknowledge", "report_fix", "reinspect"]);
-    let roles: Vec<&str> = case["history"].as_array().unwrap().iter().map(|e| e["actor"]["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["inspector", "inspector", "landlord", "landlord", "inspector"]);
+    assert_eq!(
+        commands(&case),
+        ["open", "notify", "acknowledge", "report_fix", "reinspect"]
+    );
+    let roles: Vec<&str> = case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"]["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "inspector",
+            "inspector",
+            "landlord",
+            "landlord",
+            "inspector"
+        ]
+    );
     assert_eq!(case["history"][4]["data"]["passed"], true);
 
     // Nothing left to fire, however long we wait.
@@ -84,12 +131,36 @@ async fn fixed_on_first_reinspection(backend: Backend) {
     assert_eq!(app.tick().await, 0);
     assert_eq!(app.state(id).await, "fixed");
 
-    let messages = app.get(&format!("/api/v1/cases/{id}/messages"), &t.inspector).await.expect(200);
-    let templates: Vec<&str> = messages["messages"].as_array().unwrap().iter().map(|m| m["template"].as_str().unwrap()).collect();
-    assert_eq!(templates, ["rectification_order", "order_acknowledged", "fix_reported", "case_fixed"]);
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.inspector)
+        .await
+        .expect(200);
+    let templates: Vec<&str> = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["template"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            "rectification_order",
+            "order_acknowledged",
+            "fix_reported",
+            "case_fixed"
+        ]
+    );
     // The landlord sees only what was addressed to them.
-    let theirs = app.get(&format!("/api/v1/cases/{id}/messages"), &t.landlord).await.expect(200);
-    let templates: Vec<&str> = theirs["messages"].as_array().unwrap().iter().map(|m| m["template"].as_str().unwrap()).collect();
+    let theirs = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.landlord)
+        .await
+        .expect(200);
+    let templates: Vec<&str> = theirs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["template"].as_str().unwrap())
+        .collect();
     assert_eq!(templates, ["rectification_order", "case_fixed"]);
 }
 
@@ -97,27 +168,73 @@ async fn failed_reinspection_issues_a_new_order(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let id = open_case(&app, "gas_heater").await;
-    let case = app.command(id, &t.inspector, "notify", json!({})).await.expect(200);
-    assert_eq!(case["case"]["deadline_at"], "2026-03-05T01:00:00Z", "a major gas hazard has 3 days");
+    let case = app
+        .command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        case["case"]["deadline_at"], "2026-03-05T01:00:00Z",
+        "a major gas hazard has 3 days"
+    );
     app.clock.advance(TimeDelta::hours(30));
-    app.command(id, &t.landlord, "report_fix", json!({ "evidence": ["photo:1"] })).await.expect(200);
+    app.command(
+        id,
+        &t.landlord,
+        "report_fix",
+        json!({ "evidence": ["photo:1"] }),
+    )
+    .await
+    .expect(200);
     app.clock.advance(TimeDelta::hours(10));
     let case = app
-        .command(id, &t.inspector, "reinspect", json!({ "passed": false, "deadline_hours": 48 }))
+        .command(
+            id,
+            &t.inspector,
+            "reinspect",
+            json!({ "passed": false, "deadline_hours": 48 }),
+        )
         .await
         .expect(200);
     assert_eq!(case["case"]["state"], "notified");
     assert_eq!(case["case"]["order_no"], 2);
-    assert_eq!(case["case"]["deadline_at"], "2026-03-05T17:00:00Z", "48 hours from the re-inspection");
+    assert_eq!(
+        case["case"]["deadline_at"], "2026-03-05T17:00:00Z",
+        "48 hours from the re-inspection"
+    );
     assert_eq!(timer_kinds(&case), ["order_deadline"]);
-    let orders = app.get("/api/v1/landlords/1/orders", &t.landlord).await.expect(200);
-    assert!(orders["orders"][0]["subject"].as_str().unwrap().contains(&format!("{id}-2")));
-    app.command(id, &t.landlord, "report_fix", json!({ "evidence": ["photo:2"] })).await.expect(200);
-    let case = app.command(id, &t.inspector, "reinspect", json!({ "passed": true })).await.expect(200);
+    let orders = app
+        .get("/api/v1/landlords/1/orders", &t.landlord)
+        .await
+        .expect(200);
+    assert!(
+        orders["orders"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{id}-2"))
+    );
+    app.command(
+        id,
+        &t.landlord,
+        "report_fix",
+        json!({ "evidence": ["photo:2"] }),
+    )
+    .await
+    .expect(200);
+    let case = app
+        .command(id, &t.inspector, "reinspect", json!({ "passed": true }))
+        .await
+        .expect(200);
     assert_eq!(case["case"]["state"], "fixed");
     assert_eq!(
         commands(&case),
-        ["open", "notify", "report_fix", "reinspect", "report_fix", "reinspect"]
+        [
+            "open",
+            "notify",
+            "report_fix",
+            "reinspect",
+            "report_fix",
+            "reinspect"
+        ]
     );
     // The first order's deadline never fires: it was cancelled with the fix report.
     app.clock.advance(TimeDelta::days(10));
@@ -128,9 +245,12 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let id = open_case(&app, "ebike_indoor").await;
-    app.command(id, &t.inspector, "notify", json!({})).await.expect(200);
+    app.command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
     // One minute before the deadline nothing fires; one minute after, it fires once.
-    app.clock.advance(TimeDelta::hours(24) - TimeDelta::minutes(1));
+    app.clock
+        .advance(TimeDelta::hours(24) - TimeDelta::minutes(1));
     assert_eq!(app.tick().await, 0);
     assert_eq!(app.state(id).await, "notified");
     app.clock.advance(TimeDelta::minutes(2));
@@ -140,22 +260,39 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
     assert_eq!(case["case"]["state"], "overdue");
     let last = case["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["command"], "deadline_passed");
-    assert_eq!(last["actor"], json!({ "role": "system", "id": "timer:order_deadline" }));
-    let overdue = app.get("/api/v1/cases?overdue=true", &t.district).await.expect(200);
+    assert_eq!(
+        last["actor"],
+        json!({ "role": "system", "id": "timer:order_deadline" })
+    );
+    let overdue = app
+        .get("/api/v1/cases?overdue=true", &t.district)
+        .await
+        .expect(200);
     assert_eq!(overdue["cases"].as_array().unwrap().len(), 1);
     assert_eq!(overdue["cases"][0]["id"], id);
 
     // Referred by category and district: the first district's fire brigade.
-    let case = app.command(id, &t.inspector, "refer", json!({ "note": "逾期未改" })).await.expect(200);
+    let case = app
+        .command(id, &t.inspector, "refer", json!({ "note": "逾期未改" }))
+        .await
+        .expect(200);
     assert_eq!(case["case"]["state"], "referred");
     assert_eq!(case["case"]["department_id"], 1);
     assert_eq!(case["referrals"][0]["status"], "pending");
     assert_eq!(timer_kinds(&case), ["acceptance_sla"]);
-    let referrals = app.get("/api/v1/departments/1/referrals", &t.fire).await.expect(200);
+    let referrals = app
+        .get("/api/v1/departments/1/referrals", &t.fire)
+        .await
+        .expect(200);
     assert_eq!(referrals["referrals"][0]["case"]["id"], id);
-    let other = app.get("/api/v1/departments/2/referrals", &t.other_fire).await.expect(200);
+    let other = app
+        .get("/api/v1/departments/2/referrals", &t.other_fire)
+        .await
+        .expect(200);
     assert!(other["referrals"].as_array().unwrap().is_empty());
-    app.get(&format!("/api/v1/cases/{id}"), &t.other_fire).await.problem(404, None);
+    app.get(&format!("/api/v1/cases/{id}"), &t.other_fire)
+        .await
+        .problem(404, None);
 
     // Not accepted within 72 hours: escalated, still waiting for the department.
     app.clock.advance(TimeDelta::hours(73));
@@ -164,7 +301,9 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
     assert_eq!(case["case"]["state"], "referred");
     assert_eq!(case["case"]["escalation"], 1);
 
-    app.command(id, &t.fire, "accept", json!({})).await.expect(200);
+    app.command(id, &t.fire, "accept", json!({}))
+        .await
+        .expect(200);
     let case = app
         .command(id, &t.fire, "record_result", json!({ "result": "fine", "fine_amount": 5000, "decision_no": "穗消罚决字〔2026〕001号" }))
         .await
@@ -172,17 +311,42 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
     assert_eq!(case["case"]["state"], "enforced");
     assert_eq!(case["referrals"][0]["status"], "completed");
     assert_eq!(case["referrals"][0]["result"]["fine_amount"], 5000.0);
-    let messages = app.get(&format!("/api/v1/cases/{id}/messages"), &t.inspector).await.expect(200);
-    let feedback = messages["messages"].as_array().unwrap().last().unwrap().clone();
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.inspector)
+        .await
+        .expect(200);
+    let feedback = messages["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(feedback["template"], "enforcement_feedback");
     assert_eq!(feedback["recipient_kind"], "inspector");
-    assert!(feedback["body"].as_str().unwrap().contains("罚款 fine ¥5000.00"));
+    assert!(
+        feedback["body"]
+            .as_str()
+            .unwrap()
+            .contains("罚款 fine ¥5000.00")
+    );
 
-    let case = app.command(id, &t.inspector, "close", json!({ "outcome": "fixed" })).await.expect(200);
+    let case = app
+        .command(id, &t.inspector, "close", json!({ "outcome": "fixed" }))
+        .await
+        .expect(200);
     assert_eq!(case["case"]["state"], "fixed");
     assert_eq!(
         commands(&case),
-        ["open", "notify", "deadline_passed", "refer", "acceptance_overdue", "accept", "record_result", "close"]
+        [
+            "open",
+            "notify",
+            "deadline_passed",
+            "refer",
+            "acceptance_overdue",
+            "accept",
+            "record_result",
+            "close"
+        ]
     );
 }
 
@@ -190,35 +354,76 @@ async fn returned_referral_is_rerouted(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let id = open_case(&app, "three_in_one").await;
-    app.command(id, &t.inspector, "refer", json!({})).await.expect(200);
+    app.command(id, &t.inspector, "refer", json!({}))
+        .await
+        .expect(200);
     let case = app
-        .command_with_reason(id, &t.fire, "return_referral", json!({ "reason_code": "wrong_department" }), Some("属公安管辖"))
+        .command_with_reason(
+            id,
+            &t.fire,
+            "return_referral",
+            json!({ "reason_code": "wrong_department" }),
+            Some("属公安管辖"),
+        )
         .await
         .expect(200);
     assert_eq!(case["case"]["state"], "returned");
     assert_eq!(case["case"]["department_id"], Value::Null);
     assert_eq!(case["referrals"][0]["status"], "returned");
     assert_eq!(case["referrals"][0]["reason_code"], "wrong_department");
-    let messages = app.get(&format!("/api/v1/cases/{id}/messages"), &t.inspector).await.expect(200);
-    let back = messages["messages"].as_array().unwrap().last().unwrap().clone();
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.inspector)
+        .await
+        .expect(200);
+    let back = messages["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(back["template"], "referral_returned");
     assert!(back["body"].as_str().unwrap().contains("属公安管辖"));
 
     // The fire brigade still sees the case it returned, but may no longer act on it.
-    app.command(id, &t.fire, "accept", json!({})).await.problem(403, None);
+    app.command(id, &t.fire, "accept", json!({}))
+        .await
+        .problem(403, None);
 
     // Re-routed to the district's police (department 12).
     let police = app.token(Role::Department, 12).await;
-    let case = app.command(id, &t.inspector, "refer", json!({ "department_id": 12 })).await.expect(200);
+    let case = app
+        .command(id, &t.inspector, "refer", json!({ "department_id": 12 }))
+        .await
+        .expect(200);
     assert_eq!(case["case"]["department_id"], 12);
     assert_eq!(case["referrals"].as_array().unwrap().len(), 2);
-    app.command(id, &police, "accept", json!({})).await.expect(200);
-    app.command(id, &police, "record_result", json!({ "result": "no_violation" })).await.expect(200);
-    let case = app.command(id, &t.inspector, "close", json!({ "outcome": "not_fixed" })).await.expect(200);
+    app.command(id, &police, "accept", json!({}))
+        .await
+        .expect(200);
+    app.command(
+        id,
+        &police,
+        "record_result",
+        json!({ "result": "no_violation" }),
+    )
+    .await
+    .expect(200);
+    let case = app
+        .command(id, &t.inspector, "close", json!({ "outcome": "not_fixed" }))
+        .await
+        .expect(200);
     assert_eq!(case["case"]["state"], "closed_not_fixed");
     assert_eq!(
         commands(&case),
-        ["open", "refer", "return_referral", "refer", "accept", "record_result", "close"]
+        [
+            "open",
+            "refer",
+            "return_referral",
+            "refer",
+            "accept",
+            "record_result",
+            "close"
+        ]
     );
     assert_eq!(case["history"][2]["reason"], "属公安管辖");
 }
@@ -227,10 +432,22 @@ async fn closed_cases_can_be_reopened(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let id = open_case(&app, "sanitation").await;
-    app.command(id, &t.inspector, "dismiss", json!({})).await.problem(422, Some("reason"));
-    app.command_with_reason(id, &t.inspector, "dismiss", json!({}), Some("临时堆放，已清理")).await.expect(200);
+    app.command(id, &t.inspector, "dismiss", json!({}))
+        .await
+        .problem(422, Some("reason"));
+    app.command_with_reason(
+        id,
+        &t.inspector,
+        "dismiss",
+        json!({}),
+        Some("临时堆放，已清理"),
+    )
+    .await
+    .expect(200);
     assert_eq!(app.state(id).await, "not_a_hazard");
-    app.command(id, &t.inspector, "notify", json!({})).await.problem(409, Some("command"));
+    app.command(id, &t.inspector, "notify", json!({}))
+        .await
+        .problem(409, Some("command"));
     let case = app
         .command_with_reason(id, &t.district, "reopen", json!({}), Some("居民再次投诉"))
         .await
@@ -238,21 +455,32 @@ async fn closed_cases_can_be_reopened(backend: Backend) {
     assert_eq!(case["case"]["state"], "discovered");
     assert_eq!(case["case"]["reopen_count"], 1);
     assert_eq!(case["case"]["closed_at"], Value::Null);
-    let case = app.command(id, &t.inspector, "notify", json!({})).await.expect(200);
-    assert_eq!(case["case"]["deadline_at"], "2026-03-17T01:00:00Z", "minor: 15 days");
+    let case = app
+        .command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        case["case"]["deadline_at"], "2026-03-17T01:00:00Z",
+        "minor: 15 days"
+    );
     let case = app
         .command_with_reason(id, &t.district, "cancel", json!({}), Some("重复录入"))
         .await
         .expect(200);
     assert_eq!(case["case"]["state"], "cancelled");
-    assert!(case["timers"].as_array().unwrap().is_empty(), "closing cancels the deadline");
+    assert!(
+        case["timers"].as_array().unwrap().is_empty(),
+        "closing cancels the deadline"
+    );
 }
 
 async fn a_timer_survives_a_restart_and_fires_once(backend: Backend) {
     let mut app = spawn_app(backend).await;
     let t = app.tokens.clone();
     let id = open_case(&app, "wiring").await;
-    app.command(id, &t.inspector, "notify", json!({})).await.expect(200);
+    app.command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
     app.clock.advance(TimeDelta::hours(12));
     app.restart().await;
     assert_eq!(app.tick().await, 0, "not due yet");
@@ -262,7 +490,10 @@ async fn a_timer_survives_a_restart_and_fires_once(backend: Backend) {
     assert_eq!(app.tick().await, 0);
     let case = app.case(id, &t.inspector).await;
     assert_eq!(case["case"]["state"], "overdue");
-    let fired = commands(&case).iter().filter(|c| *c == "deadline_passed").count();
+    let fired = commands(&case)
+        .iter()
+        .filter(|c| *c == "deadline_passed")
+        .count();
     assert_eq!(fired, 1);
 }
 
@@ -270,17 +501,30 @@ async fn two_findings_open_two_cases_in_one_inspection(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let unit = app.unit_of(1);
-    let ids = app.inspect(&t.inspector, unit, &["wiring", "fire_equipment"]).await;
+    let ids = app
+        .inspect(&t.inspector, unit, &["wiring", "fire_equipment"])
+        .await;
     assert_eq!(ids.len(), 2);
     let a = app.case(ids[0], &t.inspector).await;
     let b = app.case(ids[1], &t.inspector).await;
     assert_eq!(a["case"]["inspection_id"], b["case"]["inspection_id"]);
     assert_eq!(a["case"]["severity"], "major");
     assert_eq!(b["case"]["severity"], "general");
-    let listed = app.get(&format!("/api/v1/cases?unit_id={unit}"), &t.inspector).await.expect(200);
-    let listed: Vec<i64> = listed["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let listed = app
+        .get(&format!("/api/v1/cases?unit_id={unit}"), &t.inspector)
+        .await
+        .expect(200);
+    let listed: Vec<i64> = listed["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(listed, [ids[1], ids[0]], "newest first");
-    let by_category = app.get("/api/v1/cases?category=wiring", &t.district).await.expect(200);
+    let by_category = app
+        .get("/api/v1/cases?category=wiring", &t.district)
+        .await
+        .expect(200);
     assert_eq!(by_category["cases"].as_array().unwrap().len(), 1);
 }
 

@@ -51,8 +51,17 @@ impl Server {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -62,7 +71,9 @@ impl Server {
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Value {
-        let (status, body) = self.call(reqwest::Method::POST, path, token, Some(body)).await;
+        let (status, body) = self
+            .call(reqwest::Method::POST, path, token, Some(body))
+            .await;
         assert!(status < 300, "{path}: {status} {body}");
         body
     }
@@ -74,7 +85,8 @@ impl Server {
     }
 
     async fn set_clock(&self, now: DateTime<Utc>) {
-        self.post("/__test/clock", "", json!({ "now": now.to_rfc3339() })).await;
+        self.post("/__test/clock", "", json!({ "now": now.to_rfc3339() }))
+            .await;
     }
 
     async fn tick(&self) -> Value {
@@ -111,7 +123,16 @@ fn cli(args: &[&str]) -> (bool, String, String) {
 }
 
 fn token(db: &TestDb, role: &str, subject: i64) -> String {
-    let (ok, out, err) = cli(&["token", "create", "--database-url", &db.url, "--role", role, "--subject", &subject.to_string()]);
+    let (ok, out, err) = cli(&[
+        "token",
+        "create",
+        "--database-url",
+        &db.url,
+        "--role",
+        role,
+        "--subject",
+        &subject.to_string(),
+    ]);
     assert!(ok, "token create failed: {err}");
     assert!(out.starts_with("anju_"), "{out}");
     out
@@ -137,7 +158,13 @@ async fn restart_between_order_and_deadline(backend: Backend) {
         )
         .await;
     let id = opened["cases"][0]["id"].as_i64().unwrap();
-    let case = a.post(&format!("/api/v1/cases/{id}/commands"), &inspector, json!({ "command": "notify", "expected_version": 1 })).await;
+    let case = a
+        .post(
+            &format!("/api/v1/cases/{id}/commands"),
+            &inspector,
+            json!({ "command": "notify", "expected_version": 1 }),
+        )
+        .await;
     assert_eq!(case["case"]["deadline_at"], "2026-03-05T01:00:00Z");
     a.kill();
 
@@ -154,7 +181,12 @@ async fn restart_between_order_and_deadline(backend: Backend) {
     assert_eq!(c.tick().await["claimed"], 0);
     let case = c.get(&format!("/api/v1/cases/{id}"), &inspector).await;
     assert_eq!(case["case"]["state"], "overdue");
-    let fired = case["history"].as_array().unwrap().iter().filter(|e| e["command"] == "deadline_passed").count();
+    let fired = case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["command"] == "deadline_passed")
+        .count();
     assert_eq!(fired, 1);
     let health = c.get("/healthz", "").await;
     assert_eq!(health["clock"], "manual");
@@ -194,22 +226,39 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
         if u["party_id"].is_null() {
             continue;
         }
-        let findings: Vec<Value> = (0..20).map(|_| json!({ "category": "ebike_indoor" })).collect();
+        let findings: Vec<Value> = (0..20)
+            .map(|_| json!({ "category": "ebike_indoor" }))
+            .collect();
         let opened = a
             .post("/api/v1/inspections", &city, json!({ "unit_id": unit, "point": { "lon": u["lon"], "lat": u["lat"] }, "findings": findings }))
             .await;
-        ids.extend(opened["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()));
+        ids.extend(
+            opened["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap()),
+        );
     }
     for (i, id) in ids.iter().enumerate() {
         let via = if i % 2 == 0 { &a } else { &b };
-        via.post(&format!("/api/v1/cases/{id}/commands"), &city, json!({ "command": "notify", "expected_version": 1 })).await;
+        via.post(
+            &format!("/api/v1/cases/{id}/commands"),
+            &city,
+            json!({ "command": "notify", "expected_version": 1 }),
+        )
+        .await;
     }
     // Every deadline is due at once, for both processes; their background workers and
     // explicit ticks all claim at the same time.
     let later = t0() + TimeDelta::hours(25);
     a.set_clock(later).await;
     b.set_clock(later).await;
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db.url).await.unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&db.url)
+        .await
+        .unwrap();
     let mut rounds = 0;
     loop {
         let (ta, tb) = tokio::join!(a.tick(), b.tick());
@@ -235,14 +284,27 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
     .map(|r| (r.get(0), r.get(1)))
     .collect();
     assert_eq!(per_case.len(), RACED, "every case's deadline fired");
-    assert!(per_case.iter().all(|(_, n)| *n == 1), "a deadline fired twice: {per_case:?}");
+    assert!(
+        per_case.iter().all(|(_, n)| *n == 1),
+        "a deadline fired twice: {per_case:?}"
+    );
     let overdue_messages: i64 = sqlx::query("SELECT COUNT(*) FROM outbox WHERE template IN ('order_overdue', 'order_overdue_inspector')")
         .fetch_one(&pool)
         .await
         .unwrap()
         .get(0);
-    assert_eq!(overdue_messages, 2 * RACED as i64, "each firing wrote its messages once");
-    let states: Vec<String> = sqlx::query("SELECT DISTINCT state FROM cases").fetch_all(&pool).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        overdue_messages,
+        2 * RACED as i64,
+        "each firing wrote its messages once"
+    );
+    let states: Vec<String> = sqlx::query("SELECT DISTINCT state FROM cases")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(states, ["overdue"]);
     pool.close().await;
 }
@@ -250,11 +312,30 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_line_errors_are_one_line_and_change_nothing() {
     let db = seeded(Backend::Sqlite).await;
-    let (ok, _, err) = cli(&["token", "create", "--database-url", &db.url, "--role", "landlord", "--subject", "999999"]);
+    let (ok, _, err) = cli(&[
+        "token",
+        "create",
+        "--database-url",
+        &db.url,
+        "--role",
+        "landlord",
+        "--subject",
+        "999999",
+    ]);
     assert!(!ok);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("anju: error: party 999999 not found"), "{err}");
-    let (ok, _, err) = cli(&["seed", "--demo", "--units", "100", "--database-url", &db.url]);
+    assert!(
+        err.starts_with("anju: error: party 999999 not found"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&[
+        "seed",
+        "--demo",
+        "--units",
+        "100",
+        "--database-url",
+        &db.url,
+    ]);
     assert!(!ok);
     assert!(err.contains("already holds units"), "{err}");
     let (ok, _, err) = cli(&["token", "create", "--role", "wizard", "--subject", "1"]);
@@ -276,7 +357,10 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
     .unwrap();
     let (ok, _, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
     assert!(!ok);
-    assert_eq!(err, "anju: error: line 2: point.lat: latitude must be a number from -90 to 90, got 123.1");
+    assert_eq!(
+        err,
+        "anju: error: line 2: point.lat: latitude must be a number from -90 to 90, got 123.1"
+    );
     std::fs::write(
         &file,
         concat!(
@@ -301,7 +385,11 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
     let (ok, out, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(out.starts_with("imported 2 records"), "{out}");
-    let unit = store.unit(anju_engine::domain::UnitId(90001)).await.unwrap().unwrap();
+    let unit = store
+        .unit(anju_engine::domain::UnitId(90001))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(unit.party_id, Some(anju_engine::domain::PartyId(90001)));
     assert_eq!(unit.district_code, "440103", "placed by its building");
 }

@@ -144,9 +144,11 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<String, Erro
         .acquire_timeout(Duration::from_secs(10))
         .connect(admin_url)
         .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&admin)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin)
         .await?;
@@ -162,9 +164,11 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), Error> {
         .acquire_timeout(Duration::from_secs(10))
         .connect(admin_url)
         .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&admin)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
     admin.close().await;
     Ok(())
 }
@@ -183,6 +187,9 @@ mod tests {
             url_for_database("postgres://u:p@h/db?sslmode=disable", "t2"),
             "postgres://u:p@h/t2?sslmode=disable"
         );
-        assert_eq!(url_for_database("postgres://h:5432", "t3"), "postgres://h:5432/t3");
+        assert_eq!(
+            url_for_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
     }
 }

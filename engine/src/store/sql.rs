@@ -1,6 +1,6 @@
 //! The SQL both backends share, compiled once per backend: `super` names the database (`Db`), the store type (`This`) and the dialect's few differences.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
@@ -16,7 +16,7 @@ use crate::domain::{
     Actor, BuildingId, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId,
     PartyId, Role, StreetId, SupervisorId, TimerId, UnitId,
 };
-use crate::machine::{CaseSnapshot, Decision, ReferralChange};
+use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange, TimerDraft};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::store::{
@@ -44,12 +44,6 @@ const OUTBOX_COLUMNS: &str = "id, case_id, event_seq, recipient_kind, recipient_
 fn leak(sql: String) -> &'static str {
     sql.leak()
 }
-
-static SELECT_CASE_FOR_UPDATE: LazyLock<&'static str> = LazyLock::new(|| {
-    leak(format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1{FOR_UPDATE}"
-    ))
-});
 
 static SELECT_CASE: LazyLock<&'static str> =
     LazyLock::new(|| leak(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")));
@@ -260,135 +254,196 @@ async fn store_idempotent_response(
     Ok(())
 }
 
-/// Loads, decides and writes one request inside the batch's transaction.
-async fn apply_one(
-    tx: &mut Tx<'_>,
-    req: &TransitionRequest,
-    index: usize,
-    decide: &Decider<'_>,
-    now: DateTime<Utc>,
-) -> crate::Result<Applied> {
-    // Lock the case before touching its timers, in the same order as every other
-    // transition on it, so that two transactions never wait for each other in a circle.
-    let row = sqlx::query(*SELECT_CASE_FOR_UPDATE)
-        .bind(req.case_id.0)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(Error::from)?
-        .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
-    let case = case_from_row(&row)?;
-    if let Some(timer) = req.timer_id {
-        let deleted = sqlx::query("DELETE FROM timers WHERE id = $1 AND case_id = $2")
-            .bind(timer.0)
-            .bind(req.case_id.0)
-            .execute(&mut **tx)
-            .await
-            .map_err(Error::from)?
-            .rows_affected();
-        if deleted == 0 {
-            return Ok(Applied::TimerGone);
-        }
-    }
-    if let Some(expected) = req.expected_version
-        && expected != case.snapshot.version
-    {
-        return Err(crate::Error::StaleVersion {
-            expected,
-            actual: case.snapshot.version,
-        });
-    }
-    let decision = decide(index, &case)?;
-    write_decision(tx, &case.snapshot, req, &decision, now).await?;
-    Ok(Applied::Done {
-        decision: Box::new(decision),
-        at: now,
-    })
+/// What a batch of decisions writes, gathered so that each table is written with one
+/// multi-row statement per batch instead of one statement per command.
+#[derive(Default)]
+struct Writes {
+    /// Case id → (version before the batch, snapshot after it).
+    cases: BTreeMap<i64, (i64, CaseSnapshot)>,
+    events: Vec<EventRow>,
+    consumed_timers: Vec<i64>,
+    cancelled: BTreeSet<(i64, String)>,
+    timers: Vec<(i64, TimerDraft)>,
+    messages: Vec<(i64, i64, MessageDraft)>,
+    referrals: Vec<(i64, i64, Option<ReferralChange>)>,
 }
 
-async fn write_decision(
+struct EventRow {
+    case_id: i64,
+    seq: i64,
+    actor: Actor,
+    command: String,
+    from: String,
+    to: String,
+    reason: Option<String>,
+    data: Value,
+}
+
+impl Writes {
+    fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
+        let id = d.next.id.0;
+        self.cases
+            .entry(id)
+            .and_modify(|(_, after)| *after = d.next.clone())
+            .or_insert_with(|| (before.version, d.next.clone()));
+        self.events.push(EventRow {
+            case_id: id,
+            seq: d.next.version,
+            actor: req.actor.clone(),
+            command: req.command.clone(),
+            from: d.from.clone(),
+            to: d.next.state.clone(),
+            reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
+            data: d.data.clone(),
+        });
+        for kind in &d.cancel_timers {
+            // A timer scheduled earlier in this batch never reaches the table; one
+            // already in the table is deleted.
+            self.timers
+                .retain(|(case, t)| !(*case == id && &t.kind == kind));
+            self.cancelled.insert((id, kind.clone()));
+        }
+        self.timers
+            .extend(d.schedule_timers.iter().map(|t| (id, t.clone())));
+        self.messages
+            .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
+        if d.referral.is_some() {
+            self.referrals
+                .push((id, d.next.version, d.referral.clone()));
+        } else if d.next.closed_at.is_some() && before.closed_at.is_none() {
+            // A case closed while referred (cancelled, say) withdraws its referral, so
+            // that the department's list does not keep it as pending.
+            self.referrals.push((id, d.next.version, None));
+        }
+    }
+
+    async fn flush(self, tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<(), Error> {
+        let at = ms(now);
+        let cases: Vec<(i64, i64, CaseSnapshot)> = self
+            .cases
+            .into_iter()
+            .map(|(id, (v, s))| (id, v, s))
+            .collect();
+        for chunk in cases.chunks(rows_per_statement(11)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "UPDATE cases SET state = v.column2, version = v.column3, \
+                 department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
+                 escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
+                 updated_at = v.column10 FROM (",
+            );
+            q.push_values(chunk, |mut b, (id, before, s)| {
+                b.push_bind(*id)
+                    .push_bind(s.state.clone())
+                    .push_bind(s.version)
+                    .push_bind(s.department_id.map(|d| d.0))
+                    .push_bind(s.deadline_at.map(ms))
+                    .push_bind(i64::from(s.order_no))
+                    .push_bind(i64::from(s.escalation))
+                    .push_bind(i64::from(s.reopen_count))
+                    .push_bind(s.closed_at.map(ms))
+                    .push_bind(at)
+                    .push_bind(*before);
+            });
+            q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
+            let updated = q.build().execute(&mut **tx).await?.rows_affected();
+            if updated != chunk.len() as u64 {
+                return Err(corrupt("a case changed under a held lock"));
+            }
+        }
+        for chunk in self.events.chunks(rows_per_statement(10)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+                 from_state, to_state, reason, data) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.case_id)
+                    .push_bind(e.seq)
+                    .push_bind(at)
+                    .push_bind(e.actor.role.as_str())
+                    .push_bind(e.actor.id.clone())
+                    .push_bind(e.command.clone())
+                    .push_bind(e.from.clone())
+                    .push_bind(e.to.clone())
+                    .push_bind(e.reason.clone())
+                    .push_bind(Json(e.data.clone()));
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        for chunk in self.consumed_timers.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::<Db>::new("DELETE FROM timers WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut **tx).await?;
+        }
+        let cancelled: Vec<(i64, String)> = self.cancelled.into_iter().collect();
+        for chunk in cancelled.chunks(rows_per_statement(2)) {
+            let mut q = QueryBuilder::<Db>::new("DELETE FROM timers WHERE (case_id, kind) IN (");
+            q.push_values(chunk, |mut b, (case, kind)| {
+                b.push_bind(*case).push_bind(kind.clone());
+            });
+            q.push(")");
+            q.build().execute(&mut **tx).await?;
+        }
+        for chunk in self.timers.chunks(rows_per_statement(5)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (case, t)| {
+                b.push_bind(*case)
+                    .push_bind(t.kind.clone())
+                    .push_bind(t.fire.clone())
+                    .push_bind(ms(t.due_at))
+                    .push_bind(at);
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        for chunk in self.messages.chunks(rows_per_statement(9)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO outbox (case_id, event_seq, recipient_kind, recipient_id, template, \
+                 subject, body, created_at, next_attempt_at) ",
+            );
+            q.push_values(chunk, |mut b, (case, seq, m)| {
+                b.push_bind(*case)
+                    .push_bind(*seq)
+                    .push_bind(m.recipient.as_str())
+                    .push_bind(m.recipient_id)
+                    .push_bind(m.template.clone())
+                    .push_bind(m.subject.clone())
+                    .push_bind(m.body.clone())
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        // Referral changes are few and depend on each other (opened, then accepted), so
+        // they are written one by one, in order.
+        for (case, seq, change) in &self.referrals {
+            write_referral(tx, *case, *seq, change.as_ref(), at).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn write_referral(
     tx: &mut Tx<'_>,
-    before: &CaseSnapshot,
-    req: &TransitionRequest,
-    d: &Decision,
-    now: DateTime<Utc>,
+    case: i64,
+    seq: i64,
+    change: Option<&ReferralChange>,
+    at: i64,
 ) -> Result<(), Error> {
-    let next = &d.next;
-    let updated = sqlx::query(
-        "UPDATE cases SET state = $2, version = $3, department_id = $4, deadline_at = $5, \
-         order_no = $6, escalation = $7, reopen_count = $8, closed_at = $9, updated_at = $10 \
-         WHERE id = $1 AND version = $11",
-    )
-    .bind(next.id.0)
-    .bind(&next.state)
-    .bind(next.version)
-    .bind(next.department_id.map(|d| d.0))
-    .bind(next.deadline_at.map(ms))
-    .bind(i64::from(next.order_no))
-    .bind(i64::from(next.escalation))
-    .bind(i64::from(next.reopen_count))
-    .bind(next.closed_at.map(ms))
-    .bind(ms(now))
-    .bind(before.version)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if updated != 1 {
-        return Err(corrupt(format!(
-            "case {} changed under a held lock",
-            next.id
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, from_state, \
-         to_state, reason, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(next.id.0)
-    .bind(next.version)
-    .bind(ms(now))
-    .bind(req.actor.role.as_str())
-    .bind(&req.actor.id)
-    .bind(&req.command)
-    .bind(&d.from)
-    .bind(&next.state)
-    .bind(req.reason.as_deref().filter(|r| !r.trim().is_empty()))
-    .bind(Json(&d.data))
-    .execute(&mut **tx)
-    .await?;
-    for kind in &d.cancel_timers {
-        sqlx::query("DELETE FROM timers WHERE case_id = $1 AND kind = $2")
-            .bind(next.id.0)
-            .bind(kind)
-            .execute(&mut **tx)
-            .await?;
-    }
-    insert_timers(tx, next.id, &d.schedule_timers, now).await?;
-    for m in &d.messages {
-        sqlx::query(
-            "INSERT INTO outbox (case_id, event_seq, recipient_kind, recipient_id, template, \
-             subject, body, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(next.id.0)
-        .bind(next.version)
-        .bind(m.recipient.as_str())
-        .bind(m.recipient_id)
-        .bind(&m.template)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(ms(now))
-        .execute(&mut **tx)
-        .await?;
-    }
-    match &d.referral {
+    match change {
         Some(ReferralChange::Open { department_id }) => {
             sqlx::query(
                 "INSERT INTO referrals (case_id, department_id, event_seq, status, referred_at) \
                  VALUES ($1, $2, $3, 'pending', $4)",
             )
-            .bind(next.id.0)
+            .bind(case)
             .bind(department_id.0)
-            .bind(next.version)
-            .bind(ms(now))
+            .bind(seq)
+            .bind(at)
             .execute(&mut **tx)
             .await?;
         }
@@ -397,8 +452,8 @@ async fn write_decision(
                 "UPDATE referrals SET status = 'accepted', responded_at = $2 \
                  WHERE case_id = $1 AND status = 'pending'",
             )
-            .bind(next.id.0)
-            .bind(ms(now))
+            .bind(case)
+            .bind(at)
             .execute(&mut **tx)
             .await?;
         }
@@ -407,8 +462,8 @@ async fn write_decision(
                 "UPDATE referrals SET status = 'returned', responded_at = $2, reason_code = $3 \
                  WHERE case_id = $1 AND status IN ('pending', 'accepted')",
             )
-            .bind(next.id.0)
-            .bind(ms(now))
+            .bind(case)
+            .bind(at)
             .bind(reason_code)
             .execute(&mut **tx)
             .await?;
@@ -418,32 +473,67 @@ async fn write_decision(
                 "UPDATE referrals SET status = 'completed', result = $2 \
                  WHERE case_id = $1 AND status = 'accepted'",
             )
-            .bind(next.id.0)
+            .bind(case)
             .bind(Json(result))
             .execute(&mut **tx)
             .await?;
         }
-        None if next.closed_at.is_some() && before.closed_at.is_none() => {
-            // A case closed while referred (cancelled, say) withdraws its referral, so
-            // that the department's list does not keep it as pending.
+        None => {
             sqlx::query(
                 "UPDATE referrals SET status = 'withdrawn', responded_at = $2 \
                  WHERE case_id = $1 AND status IN ('pending', 'accepted')",
             )
-            .bind(next.id.0)
-            .bind(ms(now))
+            .bind(case)
+            .bind(at)
             .execute(&mut **tx)
             .await?;
         }
-        None => {}
     }
     Ok(())
+}
+
+/// Loads and locks the cases of a batch, in id order, so that concurrent batches on
+/// PostgreSQL lock in the same order and cannot deadlock.
+async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRecord>, Error> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let mut q =
+            QueryBuilder::<Db>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id IN ("));
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(format_args!(") ORDER BY id{FOR_UPDATE}"));
+        for row in q.build().fetch_all(&mut **tx).await? {
+            let case = case_from_row(&row)?;
+            out.insert(case.snapshot.id.0, case);
+        }
+    }
+    Ok(out)
+}
+
+/// The timers of `ids` that still exist, locked: a timer fired or cancelled by another
+/// transaction is gone by the time the lock is granted.
+async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)>, Error> {
+    let mut out = BTreeSet::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let mut q = QueryBuilder::<Db>::new("SELECT id, case_id FROM timers WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(format_args!(") ORDER BY id{FOR_UPDATE}"));
+        for row in q.build().fetch_all(&mut **tx).await? {
+            out.insert((row.try_get("id")?, row.try_get("case_id")?));
+        }
+    }
+    Ok(out)
 }
 
 async fn insert_timers(
     tx: &mut Tx<'_>,
     case: CaseId,
-    timers: &[crate::machine::TimerDraft],
+    timers: &[TimerDraft],
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     for t in timers {
@@ -1234,29 +1324,63 @@ impl Store for This {
         decide: &Decider<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error> {
-        // Cases are locked in id order (commands on one case keep their order), so that
-        // concurrent batches on PostgreSQL cannot deadlock.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by_key(|&i| batch[i].case_id);
-        let mut results: Vec<Option<crate::Result<Applied>>> =
-            (0..batch.len()).map(|_| None).collect();
         let mut tx = self.writer().begin().await?;
-        for i in order {
-            match apply_one(&mut tx, &batch[i], i, decide, now).await {
-                Err(crate::Error::Store(e)) => {
-                    // The transaction is unusable: nothing of the batch is kept, and
-                    // every request in it gets the error.
-                    tx.rollback().await.ok();
-                    return Err(e);
+        let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut cases = lock_cases(&mut tx, &ids).await?;
+        let timer_ids: Vec<i64> = batch
+            .iter()
+            .filter_map(|r| r.timer_id.map(|t| t.0))
+            .collect();
+        let mut live_timers = if timer_ids.is_empty() {
+            BTreeSet::new()
+        } else {
+            lock_timers(&mut tx, &timer_ids).await?
+        };
+        // Decide in arrival order, each command seeing the case as the ones before it
+        // in the batch left it; a refusal leaves nothing to write.
+        let mut writes = Writes::default();
+        let mut results = Vec::with_capacity(batch.len());
+        for (i, req) in batch.iter().enumerate() {
+            let result = (|| {
+                let case = cases
+                    .get_mut(&req.case_id.0)
+                    .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
+                if let Some(timer) = req.timer_id {
+                    if !live_timers.remove(&(timer.0, req.case_id.0)) {
+                        return Ok(Applied::TimerGone);
+                    }
+                    // The timer is consumed even if its command is refused: it belonged
+                    // to a state the case has left.
+                    writes.consumed_timers.push(timer.0);
                 }
-                other => results[i] = Some(other),
-            }
+                if let Some(expected) = req.expected_version
+                    && expected != case.snapshot.version
+                {
+                    return Err(crate::Error::StaleVersion {
+                        expected,
+                        actual: case.snapshot.version,
+                    });
+                }
+                let decision = decide(i, case)?;
+                writes.record(req, &case.snapshot, &decision);
+                case.snapshot = decision.next.clone();
+                Ok(Applied::Done {
+                    decision: Box::new(decision),
+                    at: now,
+                })
+            })();
+            results.push(result);
+        }
+        if let Err(e) = writes.flush(&mut tx, now).await {
+            // Nothing of the batch is kept; the caller answers every request with
+            // the error.
+            tx.rollback().await.ok();
+            return Err(e);
         }
         tx.commit().await?;
-        Ok(results
-            .into_iter()
-            .map(|r| r.expect("every request has a result"))
-            .collect())
+        Ok(results)
     }
 
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error> {

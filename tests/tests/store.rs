@@ -1,0 +1,704 @@
+//! The store conformance suite: the same assertions against the SQLite and the PostgreSQL implementation of `Store`.
+
+use chrono::TimeDelta;
+use serde_json::{Map, Value, json};
+
+use anju_engine::auth::{Principal, Scope};
+use anju_engine::domain::{Actor, CaseId, DepartmentId, GridId, PartyId, Role, TimerId, UnitId};
+use anju_engine::machine::{self, CaseSnapshot, Command, Context};
+use anju_engine::registry::{Record, UnitRow};
+use anju_engine::routing::Routing;
+use anju_engine::store::{
+    Applied, CaseFilter, IdempotencyKey, Idempotent, NewCase, NewInspection, SharedStore,
+    TransitionRequest,
+};
+use anju_engine::taxonomy::Taxonomy;
+use anju_engine::workflow;
+use anju_tests::{Backend, TestDb, backend_tests, seed, t0};
+
+struct Fixture {
+    _db: TestDb,
+    store: SharedStore,
+    definition_id: i64,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    seed(&store).await;
+    let def = &workflow::builtin()[0];
+    let body = serde_json::to_value(def).unwrap();
+    let definition_id = store
+        .register_definition(&def.name, def.version, &def.content_hash(), &body, t0())
+        .await
+        .unwrap();
+    Fixture {
+        _db: db,
+        store,
+        definition_id,
+    }
+}
+
+impl Fixture {
+    /// Opens one case per category on `unit`, straight through the store.
+    async fn open(&self, unit: i64, categories: &[&str]) -> Vec<CaseId> {
+        let u = self.store.unit(UnitId(unit)).await.unwrap().unwrap();
+        let cases: Vec<NewCase> = categories
+            .iter()
+            .map(|c| NewCase {
+                definition_id: self.definition_id,
+                snapshot: CaseSnapshot {
+                    id: CaseId(0),
+                    state: "discovered".into(),
+                    version: 1,
+                    category: c.to_string(),
+                    severity: "major".into(),
+                    address: u.address.clone(),
+                    district_code: u.district_code.clone(),
+                    street_id: u.street_id,
+                    grid_id: u.grid_id,
+                    party_id: u.party_id,
+                    inspector_id: None,
+                    department_id: None,
+                    deadline_at: None,
+                    order_no: 0,
+                    escalation: 0,
+                    reopen_count: 0,
+                    closed_at: None,
+                },
+                note: None,
+                evidence: vec!["photo:x".into()],
+                lon: u.lon,
+                lat: u.lat,
+                actor: Actor::system("test"),
+                data: json!({}),
+                timers: vec![],
+            })
+            .collect();
+        let inspection = NewInspection {
+            unit_id: u.id,
+            inspector_id: None,
+            at: t0(),
+            lon: u.lon,
+            lat: u.lat,
+            distance_m: 0.0,
+            note: None,
+        };
+        match self
+            .store
+            .record_inspection(&inspection, &cases, None, &|_| json!({}))
+            .await
+            .unwrap()
+        {
+            Idempotent::Created(r) => r.case_ids,
+            Idempotent::Replayed(_) => unreachable!(),
+        }
+    }
+
+    /// Applies commands (as the city supervisor or system) through the pure machine.
+    async fn apply(
+        &self,
+        requests: &[(CaseId, &str, Value, Option<i64>)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<anju_engine::Result<Applied>> {
+        let def = &workflow::builtin()[0];
+        let taxonomy = Taxonomy::builtin();
+        let routing = Routing::new(self.store.departments().await.unwrap());
+        let batch: Vec<TransitionRequest> = requests
+            .iter()
+            .map(|(id, name, _, version)| TransitionRequest {
+                case_id: *id,
+                expected_version: *version,
+                timer_id: None,
+                actor: Actor {
+                    role: Role::Supervisor,
+                    id: "1".into(),
+                },
+                command: name.to_string(),
+                reason: Some("测试".into()),
+            })
+            .collect();
+        let decide = |i: usize, case: &anju_engine::store::CaseRecord| {
+            let (_, name, data, _) = &requests[i];
+            let role = if def.commands[*name].roles.contains(&Role::System) {
+                Role::System
+            } else {
+                Role::Supervisor
+            };
+            let principal = Principal {
+                role,
+                subject: 1,
+                scope: if role == Role::System {
+                    Scope::System
+                } else {
+                    Scope::City
+                },
+            };
+            let cmd = Command {
+                name: name.to_string(),
+                data: data.as_object().cloned().unwrap_or_else(Map::new),
+                reason: Some("测试".into()),
+            };
+            machine::decide(
+                Context {
+                    definition: def,
+                    taxonomy: &taxonomy,
+                    routing: &routing,
+                    now,
+                },
+                &case.snapshot,
+                &principal,
+                &cmd,
+            )
+        };
+        self.store.apply(&batch, &decide, now).await.unwrap()
+    }
+}
+
+fn state_of(r: &anju_engine::Result<Applied>) -> String {
+    match r {
+        Ok(Applied::Done { decision, .. }) => decision.next.state.clone(),
+        Ok(Applied::TimerGone) => "timer-gone".into(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+async fn definitions_are_stored_once_and_never_silently_changed(backend: Backend) {
+    let f = fixture(backend).await;
+    let def = &workflow::builtin()[0];
+    let body = serde_json::to_value(def).unwrap();
+    let again = f
+        .store
+        .register_definition(&def.name, def.version, &def.content_hash(), &body, t0())
+        .await
+        .unwrap();
+    assert_eq!(again, f.definition_id);
+    let err = f
+        .store
+        .register_definition(&def.name, def.version, "0000", &body, t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, anju_engine::Error::Conflict(_)), "{err}");
+    let stored = f.store.definitions().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].1, body);
+}
+
+async fn imports_are_all_or_nothing(backend: Backend) {
+    let f = fixture(backend).await;
+    let before = f.store.fingerprint().await.unwrap();
+    let bad = vec![
+        Record::Party {
+            id: PartyId(80_001),
+            kind: "landlord".into(),
+            name: "赵六".into(),
+            phone: None,
+            email: None,
+        },
+        Record::Unit {
+            id: UnitId(80_001),
+            address_code: "Z-1".into(),
+            building_id: anju_engine::domain::BuildingId(999_999),
+            address: "无楼".into(),
+            lon: 113.3,
+            lat: 23.1,
+            floor_area: 20.0,
+            occupants: 1,
+            party_id: Some(PartyId(80_001)),
+        },
+    ];
+    let err = f.store.import(&bad, t0()).await.unwrap_err();
+    assert!(matches!(err, anju_engine::Error::Invalid(_)), "{err}");
+    assert_eq!(f.store.fingerprint().await.unwrap(), before);
+    let good = vec![
+        bad[0].clone(),
+        Record::Unit {
+            id: UnitId(80_001),
+            address_code: "Z-1".into(),
+            building_id: anju_engine::domain::BuildingId(1),
+            address: "一号楼".into(),
+            lon: 113.3,
+            lat: 23.1,
+            floor_area: 20.0,
+            occupants: 1,
+            party_id: Some(PartyId(80_001)),
+        },
+    ];
+    let counts = f.store.import(&good, t0()).await.unwrap();
+    assert_eq!((counts.parties, counts.units), (1, 1));
+    f.store.finish_import().await.unwrap();
+    // Ids created after an import continue past the imported ones.
+    let place = f.store.building_place(1).await.unwrap().unwrap();
+    let row = UnitRow {
+        address_code: "Z-2".into(),
+        address: "一号楼 2".into(),
+        point: anju_engine::domain::Point::parse(113.3, 23.1, "p").unwrap(),
+        floor_area: 30.0,
+        occupants: 2,
+        place,
+        party_id: None,
+    };
+    let created = match f
+        .store
+        .create_unit(&row, None, &|_| json!({}), t0())
+        .await
+        .unwrap()
+    {
+        Idempotent::Created(u) => u,
+        Idempotent::Replayed(_) => unreachable!(),
+    };
+    assert_eq!(created.id, UnitId(80_002));
+    let dup = f
+        .store
+        .create_unit(&row, None, &|_| json!({}), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, anju_engine::Error::Conflict(_)), "{dup}");
+}
+
+async fn idempotent_creates_replay_the_stored_response(backend: Backend) {
+    let f = fixture(backend).await;
+    let place = f.store.building_place(1).await.unwrap().unwrap();
+    let row = UnitRow {
+        address_code: "IDEM-1".into(),
+        address: "幂等 1".into(),
+        point: anju_engine::domain::Point::parse(113.3, 23.1, "p").unwrap(),
+        floor_area: 30.0,
+        occupants: 2,
+        place,
+        party_id: Some(PartyId(1)),
+    };
+    let key = IdempotencyKey {
+        subject: "inspector:1".into(),
+        key: "k1".into(),
+        request_hash: "h1".into(),
+    };
+    let respond = |u: &anju_engine::registry::Unit| json!({ "id": u.id, "code": u.address_code });
+    let first = f
+        .store
+        .create_unit(&row, Some(&key), &respond, t0())
+        .await
+        .unwrap();
+    let Idempotent::Created(unit) = first else {
+        panic!("first create replayed")
+    };
+    let again = f
+        .store
+        .create_unit(&row, Some(&key), &respond, t0())
+        .await
+        .unwrap();
+    let Idempotent::Replayed(body) = again else {
+        panic!("retry created again")
+    };
+    assert_eq!(body, json!({ "id": unit.id, "code": "IDEM-1" }));
+    let other = IdempotencyKey {
+        request_hash: "h2".into(),
+        ..key.clone()
+    };
+    assert!(matches!(
+        f.store
+            .create_unit(&row, Some(&other), &respond, t0())
+            .await,
+        Err(anju_engine::Error::Conflict(_))
+    ));
+    // Unit 1's current party was recorded in the responsibility history.
+    let u = f.store.unit(unit.id).await.unwrap().unwrap();
+    assert_eq!(u.party_id, Some(PartyId(1)));
+}
+
+async fn a_batch_applies_in_order_and_refusals_write_nothing(backend: Backend) {
+    let f = fixture(backend).await;
+    let ids = f.open(1, &["wiring", "sanitation"]).await;
+    let (a, b) = (ids[0], ids[1]);
+    let before = f.store.fingerprint().await.unwrap();
+    let results = f
+        .apply(
+            &[
+                (b, "notify", json!({}), Some(1)),
+                (a, "notify", json!({}), Some(1)),
+                (a, "notify", json!({}), Some(2)), // illegal in `notified`
+                (a, "refer", json!({}), Some(1)),  // stale: a is at version 2 now
+                (CaseId(999_999), "notify", json!({}), None), // no such case
+                (a, "cancel", json!({}), Some(2)),
+            ],
+            t0(),
+        )
+        .await;
+    let states: Vec<String> = results.iter().map(state_of).collect();
+    assert_eq!(states[0], "notified");
+    assert_eq!(states[1], "notified");
+    assert!(
+        states[2].contains("not allowed in state `notified`"),
+        "{}",
+        states[2]
+    );
+    assert!(
+        states[3].contains("stale version: expected 1, the case is at version 2"),
+        "{}",
+        states[3]
+    );
+    assert!(states[4].contains("case 999999 not found"), "{}", states[4]);
+    assert_eq!(states[5], "cancelled");
+    let after = f.store.fingerprint().await.unwrap();
+    let get = |fp: &[(String, i64)], k: &str| fp.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(
+        get(&after, "case_events") - get(&before, "case_events"),
+        3,
+        "three commands were applied"
+    );
+    let events = f.store.case_events(a).await.unwrap();
+    let seq: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seq, [1, 2, 3]);
+    assert_eq!(events[2].reason.as_deref(), Some("测试"));
+    assert!(
+        f.store.case_timers(a).await.unwrap().is_empty(),
+        "cancel removed a's deadline"
+    );
+    assert_eq!(f.store.case_timers(b).await.unwrap().len(), 1);
+    assert_eq!(f.store.case_outbox(b).await.unwrap().len(), 1);
+}
+
+async fn due_timers_are_claimed_oldest_first_under_a_lease(backend: Backend) {
+    let f = fixture(backend).await;
+    let ids = f.open(1, &["wiring", "ebike_indoor", "sanitation"]).await;
+    // Deadlines in 30, 10 and 50 hours.
+    f.apply(
+        &[(ids[0], "notify", json!({ "deadline_hours": 30 }), None)],
+        t0(),
+    )
+    .await;
+    f.apply(
+        &[(ids[1], "notify", json!({ "deadline_hours": 10 }), None)],
+        t0(),
+    )
+    .await;
+    f.apply(
+        &[(ids[2], "notify", json!({ "deadline_hours": 50 }), None)],
+        t0(),
+    )
+    .await;
+    let at = t0() + TimeDelta::hours(40);
+    let lease = at + TimeDelta::seconds(60);
+    let claimed = f.store.claim_due_timers(at, 10, lease, "w1").await.unwrap();
+    let cases: Vec<CaseId> = claimed.iter().map(|t| t.case_id).collect();
+    assert_eq!(cases, [ids[1], ids[0]], "due ones only, oldest first");
+    assert!(
+        f.store
+            .claim_due_timers(at, 10, lease, "w2")
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by w1's lease"
+    );
+    let later = at + TimeDelta::seconds(61);
+    let reclaimed = f
+        .store
+        .claim_due_timers(later, 1, later + TimeDelta::seconds(60), "w2")
+        .await
+        .unwrap();
+    assert_eq!(
+        reclaimed.len(),
+        1,
+        "an expired lease is taken over, within the limit"
+    );
+    assert_eq!(reclaimed[0].case_id, ids[1]);
+    let backlog = f.store.timer_backlog(at).await.unwrap();
+    assert_eq!((backlog.pending, backlog.due), (3, 2));
+
+    // Firing consumes the timer in the transition's transaction; a second firing of the
+    // same timer finds it gone and does nothing.
+    let timer = reclaimed[0].id;
+    let fire = |timer: TimerId| TransitionRequest {
+        case_id: ids[1],
+        expected_version: None,
+        timer_id: Some(timer),
+        actor: Actor::system("timer:order_deadline"),
+        command: "deadline_passed".into(),
+        reason: None,
+    };
+    let def = &workflow::builtin()[0];
+    let taxonomy = Taxonomy::builtin();
+    let routing = Routing::default();
+    let decide = |_: usize, case: &anju_engine::store::CaseRecord| {
+        machine::decide(
+            Context {
+                definition: def,
+                taxonomy: &taxonomy,
+                routing: &routing,
+                now: later,
+            },
+            &case.snapshot,
+            &Principal::system(),
+            &Command {
+                name: "deadline_passed".into(),
+                ..Command::default()
+            },
+        )
+    };
+    let results = f
+        .store
+        .apply(&[fire(timer), fire(timer)], &decide, later)
+        .await
+        .unwrap();
+    let states: Vec<String> = results.iter().map(state_of).collect();
+    assert_eq!(states, ["overdue", "timer-gone"]);
+    assert_eq!(f.store.case_events(ids[1]).await.unwrap().len(), 3);
+}
+
+async fn outbox_rows_are_claimed_delivered_and_retried(backend: Backend) {
+    let f = fixture(backend).await;
+    let ids = f.open(1, &["wiring"]).await;
+    f.apply(&[(ids[0], "notify", json!({}), None)], t0()).await;
+    let lease = t0() + TimeDelta::seconds(60);
+    let claimed = f.store.claim_outbox(t0(), 10, lease, "w1").await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].template, "rectification_order");
+    assert!(
+        f.store
+            .claim_outbox(t0(), 10, lease, "w2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry_at = t0() + TimeDelta::minutes(5);
+    f.store
+        .outbox_failed(claimed[0].id, "smtp down", retry_at)
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .claim_outbox(t0() + TimeDelta::minutes(4), 10, lease, "w2")
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before its retry time"
+    );
+    let again = f
+        .store
+        .claim_outbox(retry_at, 10, retry_at + TimeDelta::seconds(60), "w2")
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("smtp down"));
+    f.store
+        .outbox_delivered(again[0].id, "log", retry_at)
+        .await
+        .unwrap();
+    let stored = f.store.case_outbox(ids[0]).await.unwrap();
+    assert_eq!(stored[0].channel.as_deref(), Some("log"));
+    assert_eq!(stored[0].attempts, 2);
+    assert!(
+        f.store
+            .claim_outbox(retry_at + TimeDelta::hours(1), 10, lease, "w3")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn lists_respect_every_scope_and_filter(backend: Backend) {
+    let f = fixture(backend).await;
+    let near = f.open(1, &["wiring", "sanitation"]).await;
+    let far_unit = anju_tests::TEST_UNITS as i64;
+    let far = f.open(far_unit, &["wiring"]).await;
+    let unit1 = f.store.unit(UnitId(1)).await.unwrap().unwrap();
+    let far_u = f.store.unit(UnitId(far_unit)).await.unwrap().unwrap();
+    f.apply(
+        &[
+            (near[0], "notify", json!({ "deadline_hours": 1 })),
+            (far[0], "refer", json!({})),
+        ]
+        .map(|(a, b, c)| (a, b, c, None)),
+        t0(),
+    )
+    .await;
+    let list = |filter: CaseFilter, scope: Scope| {
+        let store = f.store.clone();
+        async move {
+            store
+                .list_cases(
+                    &CaseFilter {
+                        limit: if filter.limit == 0 { 100 } else { filter.limit },
+                        ..filter
+                    },
+                    &scope,
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.snapshot.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = [far[0], near[1], near[0]];
+    assert_eq!(list(CaseFilter::default(), Scope::City).await, all);
+    assert_eq!(
+        list(
+            CaseFilter::default(),
+            Scope::District(unit1.district_code.clone())
+        )
+        .await,
+        [near[1], near[0]]
+    );
+    assert_eq!(
+        list(CaseFilter::default(), Scope::Street(far_u.street_id)).await,
+        [far[0]]
+    );
+    assert_eq!(
+        list(
+            CaseFilter::default(),
+            Scope::Grids([unit1.grid_id, GridId(999)].into())
+        )
+        .await,
+        [near[1], near[0]]
+    );
+    assert!(
+        list(CaseFilter::default(), Scope::Grids(Default::default()))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        list(CaseFilter::default(), Scope::Party(unit1.party_id.unwrap())).await,
+        [near[1], near[0]]
+    );
+    let far_case = f.store.case(far[0]).await.unwrap().unwrap();
+    let dept = far_case.snapshot.department_id.expect("referred");
+    assert_eq!(
+        list(CaseFilter::default(), Scope::Department(dept)).await,
+        [far[0]]
+    );
+    assert!(
+        list(CaseFilter::default(), Scope::Department(DepartmentId(999)))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                state: Some("referred".into()),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [far[0]]
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                category: Some("sanitation".into()),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [near[1]]
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                unit_id: Some(UnitId(far_unit)),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [far[0]]
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                department_id: Some(dept),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [far[0]]
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                before: Some(far[0]),
+                limit: 1,
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [near[1]]
+    );
+    let overdue = |wanted, hours| anju_engine::store::Overdue {
+        wanted,
+        states: vec!["overdue".into()],
+        deadline_states: vec!["notified".into(), "acknowledged".into()],
+        now: t0() + TimeDelta::hours(hours),
+    };
+    assert!(
+        list(
+            CaseFilter {
+                overdue: Some(overdue(true, 0)),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                overdue: Some(overdue(true, 2)),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [near[0]]
+    );
+    assert_eq!(
+        list(
+            CaseFilter {
+                overdue: Some(overdue(false, 2)),
+                ..CaseFilter::default()
+            },
+            Scope::City
+        )
+        .await,
+        [far[0], near[1]]
+    );
+}
+
+async fn tokens_resolve_only_by_digest(backend: Backend) {
+    let f = fixture(backend).await;
+    let t = anju_engine::auth::new_token();
+    f.store
+        .insert_token(&t.digest, Role::Inspector, 1, Some("phone"), t0())
+        .await
+        .unwrap();
+    let found = f.store.token(&t.digest).await.unwrap().unwrap();
+    assert_eq!((found.role, found.subject), (Role::Inspector, 1));
+    assert!(
+        f.store.token(&t.secret).await.unwrap().is_none(),
+        "the secret itself is not a key"
+    );
+    assert!(
+        f.store
+            .token("0".repeat(64).as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+backend_tests!(
+    definitions_are_stored_once_and_never_silently_changed,
+    imports_are_all_or_nothing,
+    idempotent_creates_replay_the_stored_response,
+    a_batch_applies_in_order_and_refusals_write_nothing,
+    due_timers_are_claimed_oldest_first_under_a_lease,
+    outbox_rows_are_claimed_delivered_and_retried,
+    lists_respect_every_scope_and_filter,
+    tokens_resolve_only_by_digest,
+);

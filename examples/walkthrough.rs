@@ -132,7 +132,7 @@ async fn main() -> Result<()> {
     );
     for e in &view.history {
         println!(
-            "{:<26} {:<22} {:<22} {} → {}",
+            "{:<26} {:<30} {:<18} {} → {}",
             local_time(e.at),
             format!("{}:{}", e.actor.role, e.actor.id),
             e.command,

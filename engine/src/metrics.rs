@@ -40,6 +40,16 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The mean of all observations, or zero.
+    pub fn mean(&self) -> f64 {
+        let n = self.count();
+        if n == 0 {
+            0.0
+        } else {
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6 / n as f64
+        }
+    }
+
     pub fn max(&self) -> f64 {
         self.max_micros.load(Ordering::Relaxed) as f64 / 1e6
     }

@@ -93,7 +93,7 @@ pub struct Runtime {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Job>,
     stop: watch::Sender<bool>,
-    writers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    writers: Arc<Mutex<Vec<oneshot::Receiver<()>>>>,
 }
 
 /// A case with its history, timers and referrals, as a caller may see it.
@@ -207,12 +207,25 @@ impl Runtime {
         let rx = Arc::new(Mutex::new(rx));
         let (stop, _) = watch::channel(false);
         let mut handles = Vec::new();
-        for _ in 0..shared.store.writers() {
-            handles.push(tokio::spawn(writer(
-                shared.clone(),
-                rx.clone(),
-                stop.subscribe(),
-            )));
+        for n in 0..shared.store.writers() {
+            // Each writer runs on a thread of its own, so that a batch's next statement
+            // never waits behind the callers' tasks for a turn on the shared runtime.
+            let (done, finished) = oneshot::channel::<()>();
+            let (shared, rx, stop) = (shared.clone(), rx.clone(), stop.subscribe());
+            std::thread::Builder::new()
+                .name(format!("anju-writer-{n}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a writer runtime");
+                    rt.block_on(writer(shared, rx, stop));
+                    let _ = done.send(());
+                })
+                .map_err(|e| {
+                    crate::store::Error::Corrupt(format!("cannot start a writer thread: {e}"))
+                })?;
+            handles.push(finished);
         }
         Ok(Runtime {
             shared,

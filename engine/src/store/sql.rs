@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Executor, QueryBuilder, Row as _};
 
-use super::{Db, FOR_UPDATE, MAX_PARAMS, SKIP_LOCKED, This};
+use super::{Db, MAX_PARAMS, SKIP_LOCKED, This};
 use crate::auth::Scope;
 use crate::clock::{from_millis, to_millis};
 use crate::domain::{
@@ -26,10 +26,10 @@ use crate::store::{
     TransitionRequest,
 };
 
-type Row = <Db as sqlx::Database>::Row;
-type Tx<'c> = sqlx::Transaction<'c, Db>;
+pub(super) type Row = <Db as sqlx::Database>::Row;
+pub(super) type Tx<'c> = sqlx::Transaction<'c, Db>;
 
-const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
+pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
     state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
     department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
     opened_at, updated_at, closed_at";
@@ -78,15 +78,15 @@ static SELECT_CASE_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
     ))
 });
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     to_millis(t)
 }
 
-fn corrupt(what: impl std::fmt::Display) -> Error {
+pub(super) fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Corrupt(what.to_string())
 }
 
-fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
+pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
     let evidence: Json<Vec<String>> = row.try_get("evidence")?;
     let order_no: i64 = row.try_get("order_no")?;
     let escalation: i64 = row.try_get("escalation")?;
@@ -257,26 +257,31 @@ async fn store_idempotent_response(
 /// What a batch of decisions writes, gathered so that each table is written with one
 /// multi-row statement per batch instead of one statement per command.
 #[derive(Default)]
-struct Writes {
+pub(super) struct Writes {
     /// Case id → (version before the batch, snapshot after it).
-    cases: BTreeMap<i64, (i64, CaseSnapshot)>,
-    events: Vec<EventRow>,
-    consumed_timers: Vec<i64>,
-    cancelled: BTreeSet<(i64, String)>,
-    timers: Vec<(i64, TimerDraft)>,
-    messages: Vec<(i64, i64, MessageDraft)>,
-    referrals: Vec<(i64, i64, Option<ReferralChange>)>,
+    pub cases: BTreeMap<i64, (i64, CaseSnapshot)>,
+    pub events: Vec<EventRow>,
+    /// Timers fired by this batch.
+    pub consumed_timers: Vec<i64>,
+    /// (case, kind) of timers already in the table that the batch cancels.
+    pub cancelled: BTreeSet<(i64, String)>,
+    /// New timers that survive the batch.
+    pub timers: Vec<(i64, TimerDraft)>,
+    /// (case, event seq, message).
+    pub messages: Vec<(i64, i64, MessageDraft)>,
+    /// (case, event seq, change); `None` withdraws an open referral.
+    pub referrals: Vec<(i64, i64, Option<ReferralChange>)>,
 }
 
-struct EventRow {
-    case_id: i64,
-    seq: i64,
-    actor: Actor,
-    command: String,
-    from: String,
-    to: String,
-    reason: Option<String>,
-    data: Value,
+pub(super) struct EventRow {
+    pub case_id: i64,
+    pub seq: i64,
+    pub actor: Actor,
+    pub command: String,
+    pub from: String,
+    pub to: String,
+    pub reason: Option<String>,
+    pub data: Value,
 }
 
 impl Writes {
@@ -316,218 +321,55 @@ impl Writes {
             self.referrals.push((id, d.next.version, None));
         }
     }
-
-    async fn flush(self, tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<(), Error> {
-        let at = ms(now);
-        let cases: Vec<(i64, i64, CaseSnapshot)> = self
-            .cases
-            .into_iter()
-            .map(|(id, (v, s))| (id, v, s))
-            .collect();
-        for chunk in cases.chunks(rows_per_statement(11)) {
-            let mut q = QueryBuilder::<Db>::new(
-                "UPDATE cases SET state = v.column2, version = v.column3, \
-                 department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
-                 escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
-                 updated_at = v.column10 FROM (",
-            );
-            q.push_values(chunk, |mut b, (id, before, s)| {
-                b.push_bind(*id)
-                    .push_bind(s.state.clone())
-                    .push_bind(s.version)
-                    .push_bind(s.department_id.map(|d| d.0))
-                    .push_bind(s.deadline_at.map(ms))
-                    .push_bind(i64::from(s.order_no))
-                    .push_bind(i64::from(s.escalation))
-                    .push_bind(i64::from(s.reopen_count))
-                    .push_bind(s.closed_at.map(ms))
-                    .push_bind(at)
-                    .push_bind(*before);
-            });
-            q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
-            let updated = q.build().execute(&mut **tx).await?.rows_affected();
-            if updated != chunk.len() as u64 {
-                return Err(corrupt("a case changed under a held lock"));
-            }
-        }
-        for chunk in self.events.chunks(rows_per_statement(10)) {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
-                 from_state, to_state, reason, data) ",
-            );
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(e.case_id)
-                    .push_bind(e.seq)
-                    .push_bind(at)
-                    .push_bind(e.actor.role.as_str())
-                    .push_bind(e.actor.id.clone())
-                    .push_bind(e.command.clone())
-                    .push_bind(e.from.clone())
-                    .push_bind(e.to.clone())
-                    .push_bind(e.reason.clone())
-                    .push_bind(Json(e.data.clone()));
-            });
-            q.build().execute(&mut **tx).await?;
-        }
-        for chunk in self.consumed_timers.chunks(rows_per_statement(1)) {
-            let mut q = QueryBuilder::<Db>::new("DELETE FROM timers WHERE id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(")");
-            q.build().execute(&mut **tx).await?;
-        }
-        let cancelled: Vec<(i64, String)> = self.cancelled.into_iter().collect();
-        for chunk in cancelled.chunks(rows_per_statement(2)) {
-            let mut q = QueryBuilder::<Db>::new("DELETE FROM timers WHERE (case_id, kind) IN (");
-            q.push_values(chunk, |mut b, (case, kind)| {
-                b.push_bind(*case).push_bind(kind.clone());
-            });
-            q.push(")");
-            q.build().execute(&mut **tx).await?;
-        }
-        for chunk in self.timers.chunks(rows_per_statement(5)) {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) ",
-            );
-            q.push_values(chunk, |mut b, (case, t)| {
-                b.push_bind(*case)
-                    .push_bind(t.kind.clone())
-                    .push_bind(t.fire.clone())
-                    .push_bind(ms(t.due_at))
-                    .push_bind(at);
-            });
-            q.build().execute(&mut **tx).await?;
-        }
-        for chunk in self.messages.chunks(rows_per_statement(9)) {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO outbox (case_id, event_seq, recipient_kind, recipient_id, template, \
-                 subject, body, created_at, next_attempt_at) ",
-            );
-            q.push_values(chunk, |mut b, (case, seq, m)| {
-                b.push_bind(*case)
-                    .push_bind(*seq)
-                    .push_bind(m.recipient.as_str())
-                    .push_bind(m.recipient_id)
-                    .push_bind(m.template.clone())
-                    .push_bind(m.subject.clone())
-                    .push_bind(m.body.clone())
-                    .push_bind(at)
-                    .push_bind(at);
-            });
-            q.build().execute(&mut **tx).await?;
-        }
-        // Referral changes are few and depend on each other (opened, then accepted), so
-        // they are written one by one, in order.
-        for (case, seq, change) in &self.referrals {
-            write_referral(tx, *case, *seq, change.as_ref(), at).await?;
-        }
-        Ok(())
-    }
 }
 
-async fn write_referral(
-    tx: &mut Tx<'_>,
+/// Appends the statement for one referral change; shared by both backends.
+pub(super) fn push_referral(
+    q: &mut QueryBuilder<Db>,
     case: i64,
     seq: i64,
     change: Option<&ReferralChange>,
     at: i64,
-) -> Result<(), Error> {
+) {
     match change {
         Some(ReferralChange::Open { department_id }) => {
-            sqlx::query(
-                "INSERT INTO referrals (case_id, department_id, event_seq, status, referred_at) \
-                 VALUES ($1, $2, $3, 'pending', $4)",
-            )
-            .bind(case)
-            .bind(department_id.0)
-            .bind(seq)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
+            q.push("INSERT INTO referrals (case_id, department_id, event_seq, status, referred_at) VALUES (")
+                .push_bind(case)
+                .push(", ")
+                .push_bind(department_id.0)
+                .push(", ")
+                .push_bind(seq)
+                .push(", 'pending', ")
+                .push_bind(at)
+                .push(")");
         }
         Some(ReferralChange::Accept) => {
-            sqlx::query(
-                "UPDATE referrals SET status = 'accepted', responded_at = $2 \
-                 WHERE case_id = $1 AND status = 'pending'",
-            )
-            .bind(case)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
+            q.push("UPDATE referrals SET status = 'accepted', responded_at = ")
+                .push_bind(at)
+                .push(" WHERE status = 'pending' AND case_id = ")
+                .push_bind(case);
         }
         Some(ReferralChange::Return { reason_code }) => {
-            sqlx::query(
-                "UPDATE referrals SET status = 'returned', responded_at = $2, reason_code = $3 \
-                 WHERE case_id = $1 AND status IN ('pending', 'accepted')",
-            )
-            .bind(case)
-            .bind(at)
-            .bind(reason_code)
-            .execute(&mut **tx)
-            .await?;
+            q.push("UPDATE referrals SET status = 'returned', responded_at = ")
+                .push_bind(at)
+                .push(", reason_code = ")
+                .push_bind(reason_code.clone())
+                .push(" WHERE status IN ('pending', 'accepted') AND case_id = ")
+                .push_bind(case);
         }
         Some(ReferralChange::Complete { result }) => {
-            sqlx::query(
-                "UPDATE referrals SET status = 'completed', result = $2 \
-                 WHERE case_id = $1 AND status = 'accepted'",
-            )
-            .bind(case)
-            .bind(Json(result))
-            .execute(&mut **tx)
-            .await?;
+            q.push("UPDATE referrals SET status = 'completed', result = ")
+                .push_bind(Json(result.clone()))
+                .push(" WHERE status = 'accepted' AND case_id = ")
+                .push_bind(case);
         }
         None => {
-            sqlx::query(
-                "UPDATE referrals SET status = 'withdrawn', responded_at = $2 \
-                 WHERE case_id = $1 AND status IN ('pending', 'accepted')",
-            )
-            .bind(case)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
+            q.push("UPDATE referrals SET status = 'withdrawn', responded_at = ")
+                .push_bind(at)
+                .push(" WHERE status IN ('pending', 'accepted') AND case_id = ")
+                .push_bind(case);
         }
     }
-    Ok(())
-}
-
-/// Loads and locks the cases of a batch, in id order, so that concurrent batches on
-/// PostgreSQL lock in the same order and cannot deadlock.
-async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRecord>, Error> {
-    let mut out = BTreeMap::new();
-    for chunk in ids.chunks(rows_per_statement(1)) {
-        let mut q =
-            QueryBuilder::<Db>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id IN ("));
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(format_args!(") ORDER BY id{FOR_UPDATE}"));
-        for row in q.build().fetch_all(&mut **tx).await? {
-            let case = case_from_row(&row)?;
-            out.insert(case.snapshot.id.0, case);
-        }
-    }
-    Ok(out)
-}
-
-/// The timers of `ids` that still exist, locked: a timer fired or cancelled by another
-/// transaction is gone by the time the lock is granted.
-async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)>, Error> {
-    let mut out = BTreeSet::new();
-    for chunk in ids.chunks(rows_per_statement(1)) {
-        let mut q = QueryBuilder::<Db>::new("SELECT id, case_id FROM timers WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(format_args!(") ORDER BY id{FOR_UPDATE}"));
-        for row in q.build().fetch_all(&mut **tx).await? {
-            out.insert((row.try_get("id")?, row.try_get("case_id")?));
-        }
-    }
-    Ok(out)
 }
 
 async fn insert_timers(
@@ -553,7 +395,7 @@ async fn insert_timers(
 }
 
 /// Rows per multi-row INSERT for a table of `columns` columns.
-fn rows_per_statement(columns: usize) -> usize {
+pub(super) fn rows_per_statement(columns: usize) -> usize {
     (MAX_PARAMS / columns).max(1)
 }
 
@@ -1328,7 +1170,7 @@ impl Store for This {
         let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut cases = lock_cases(&mut tx, &ids).await?;
+        let mut cases = super::lock_cases(&mut tx, &ids).await?;
         let timer_ids: Vec<i64> = batch
             .iter()
             .filter_map(|r| r.timer_id.map(|t| t.0))
@@ -1336,7 +1178,7 @@ impl Store for This {
         let mut live_timers = if timer_ids.is_empty() {
             BTreeSet::new()
         } else {
-            lock_timers(&mut tx, &timer_ids).await?
+            super::lock_timers(&mut tx, &timer_ids).await?
         };
         // Decide in arrival order, each command seeing the case as the ones before it
         // in the batch left it; a refusal leaves nothing to write.
@@ -1373,7 +1215,7 @@ impl Store for This {
             })();
             results.push(result);
         }
-        if let Err(e) = writes.flush(&mut tx, now).await {
+        if let Err(e) = super::write_batch(&mut tx, writes, ms(now)).await {
             // Nothing of the batch is kept; the caller answers every request with
             // the error.
             tx.rollback().await.ok();

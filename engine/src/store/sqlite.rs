@@ -1,5 +1,6 @@
 //! The SQLite backend, the embedded default: one file in WAL mode with `synchronous=FULL`, one writer connection and a pool of readers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,13 +9,16 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{Backend, Error};
+use sqlx::types::Json;
+use sqlx::{QueryBuilder, Row as _};
+
+use super::{Backend, CaseRecord, Error};
+use crate::machine::CaseSnapshot;
+use sql::{CASE_COLUMNS, Tx, Writes, case_from_row, ms, push_referral, rows_per_statement};
 
 pub(crate) type Db = sqlx::Sqlite;
 pub(crate) type This = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
-/// SQLite has one writer at a time: rows are locked by holding the write lock.
-const FOR_UPDATE: &str = "";
 const SKIP_LOCKED: &str = "";
 /// SQLite's default limit of bound parameters per statement is 32766.
 const MAX_PARAMS: usize = 32_000;
@@ -46,14 +50,17 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        // A local file needs no liveness ping before each use.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(120))
             .connect_with(options.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.read_only(true))
             .await?;
@@ -97,4 +104,180 @@ async fn after_import(pool: &SqlitePool) -> Result<(), Error> {
         &["PRAGMA optimize", "PRAGMA wal_checkpoint(TRUNCATE)"],
     )
     .await
+}
+
+// ----- bulk statements ------------------------------------------------------------
+// A batch is written with multi-row VALUES lists, sent as one script.
+
+/// Writes a batch's changes as one script of multi-row statements: one call to the
+/// database thread for the whole batch.
+async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Error> {
+    let mut script = Script::default();
+    let cases: Vec<(i64, i64, CaseSnapshot)> = writes
+        .cases
+        .into_iter()
+        .map(|(id, (v, s))| (id, v, s))
+        .collect();
+    for chunk in cases.chunks(rows_per_statement(11)) {
+        let q = script.start(
+            "UPDATE cases SET state = v.column2, version = v.column3, \
+                 department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
+                 escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
+                 updated_at = v.column10 FROM (",
+        );
+        q.push_values(chunk, |mut b, (id, before, s)| {
+            b.push_bind(*id)
+                .push_bind(s.state.clone())
+                .push_bind(s.version)
+                .push_bind(s.department_id.map(|d| d.0))
+                .push_bind(s.deadline_at.map(ms))
+                .push_bind(i64::from(s.order_no))
+                .push_bind(i64::from(s.escalation))
+                .push_bind(i64::from(s.reopen_count))
+                .push_bind(s.closed_at.map(ms))
+                .push_bind(at)
+                .push_bind(*before);
+        });
+        q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
+    }
+    for chunk in writes.events.chunks(rows_per_statement(10)) {
+        let q = script.start(
+            "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+                 from_state, to_state, reason, data) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.case_id)
+                .push_bind(e.seq)
+                .push_bind(at)
+                .push_bind(e.actor.role.as_str())
+                .push_bind(e.actor.id.clone())
+                .push_bind(e.command.clone())
+                .push_bind(e.from.clone())
+                .push_bind(e.to.clone())
+                .push_bind(e.reason.clone())
+                .push_bind(Json(e.data.clone()));
+        });
+    }
+    for chunk in writes.consumed_timers.chunks(rows_per_statement(1)) {
+        let q = script.start("DELETE FROM timers WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+    }
+    let cancelled: Vec<(i64, String)> = writes.cancelled.into_iter().collect();
+    for chunk in cancelled.chunks(rows_per_statement(2)) {
+        let q = script.start("DELETE FROM timers WHERE (case_id, kind) IN (");
+        q.push_values(chunk, |mut b, (case, kind)| {
+            b.push_bind(*case).push_bind(kind.clone());
+        });
+        q.push(")");
+    }
+    for chunk in writes.timers.chunks(rows_per_statement(5)) {
+        let q =
+            script.start("INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) ");
+        q.push_values(chunk, |mut b, (case, t)| {
+            b.push_bind(*case)
+                .push_bind(t.kind.clone())
+                .push_bind(t.fire.clone())
+                .push_bind(ms(t.due_at))
+                .push_bind(at);
+        });
+    }
+    for chunk in writes.messages.chunks(rows_per_statement(9)) {
+        let q = script.start(
+            "INSERT INTO outbox (case_id, event_seq, recipient_kind, recipient_id, template, \
+                 subject, body, created_at, next_attempt_at) ",
+        );
+        q.push_values(chunk, |mut b, (case, seq, m)| {
+            b.push_bind(*case)
+                .push_bind(*seq)
+                .push_bind(m.recipient.as_str())
+                .push_bind(m.recipient_id)
+                .push_bind(m.template.clone())
+                .push_bind(m.subject.clone())
+                .push_bind(m.body.clone())
+                .push_bind(at)
+                .push_bind(at);
+        });
+    }
+    // Referral changes are few and depend on each other (opened, then accepted), so
+    // they are written one by one, in order.
+    for (case, seq, change) in &writes.referrals {
+        push_referral(script.start(""), *case, *seq, change.as_ref(), at);
+    }
+    script.finish(tx).await
+}
+
+/// The statements of one batch. SQLite runs a script of several statements in one call
+/// to its database thread, saving a thread round trip per statement.
+struct Script {
+    q: QueryBuilder<Db>,
+    pending: bool,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            q: QueryBuilder::new(""),
+            pending: false,
+        }
+    }
+}
+
+impl Script {
+    /// Starts a statement with `sql`; returns the builder to add to it.
+    fn start(&mut self, sql: &str) -> &mut QueryBuilder<Db> {
+        if self.pending {
+            self.q.push("; ");
+        }
+        self.pending = true;
+        self.q.push(sql);
+        &mut self.q
+    }
+
+    /// Runs the script.
+    async fn finish(mut self, tx: &mut Tx<'_>) -> Result<(), Error> {
+        if self.pending {
+            self.q.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads the cases of a batch (the writer holds SQLite's one write lock).
+async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRecord>, Error> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let mut q =
+            QueryBuilder::<Db>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id IN ("));
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(") ORDER BY id");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            let case = case_from_row(&row)?;
+            out.insert(case.snapshot.id.0, case);
+        }
+    }
+    Ok(out)
+}
+
+/// The timers of `ids` that still exist.
+async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)>, Error> {
+    let mut out = BTreeSet::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let mut q = QueryBuilder::<Db>::new("SELECT id, case_id FROM timers WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(") ORDER BY id");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            out.insert((row.try_get("id")?, row.try_get("case_id")?));
+        }
+    }
+    Ok(out)
 }

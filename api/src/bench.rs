@@ -150,7 +150,8 @@ fn principal_for(command: &str, case: &anju_engine::machine::CaseSnapshot) -> Pr
 async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Result<()> {
     println!("\n== {name} ==");
     let store = crate::app::open_store(url).await?;
-    let units = 2_000u64.max(args.timers / 20 + 100);
+    // Enough units with a responsible party for the timer cases, 20 findings each.
+    let units = 2_000u64.max(args.timers / 20 * 11 / 10 + 200);
     let started = Instant::now();
     crate::cli::seed(&store, units, 7).await?;
     println!(

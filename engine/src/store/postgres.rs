@@ -102,6 +102,10 @@ impl PostgresStore {
     }
 }
 
+async fn begin_write(pool: &PgPool) -> Result<sql::Tx<'static>, sqlx::Error> {
+    pool.begin().await
+}
+
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
         1,

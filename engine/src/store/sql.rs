@@ -849,7 +849,9 @@ impl Store for This {
         let mut sorted: Vec<&Record> = records.iter().collect();
         sorted.sort_by_key(|r| r.rank());
         let mut counts = ImportCounts::default();
-        let mut tx = self.writer().begin().await.map_err(Error::from)?;
+        let mut tx = super::begin_write(self.writer())
+            .await
+            .map_err(Error::from)?;
         for group in sorted.chunk_by(|a, b| a.rank() == b.rank()) {
             import_kind(&mut tx, group, now, &mut counts).await?;
         }
@@ -868,7 +870,9 @@ impl Store for This {
         respond: &Respond<'_, Unit>,
         now: DateTime<Utc>,
     ) -> crate::Result<Idempotent<Unit>> {
-        let mut tx = self.writer().begin().await.map_err(Error::from)?;
+        let mut tx = super::begin_write(self.writer())
+            .await
+            .map_err(Error::from)?;
         if let Some(idem) = idem
             && let Some(previous) = claim_idempotency_key(&mut tx, idem, now).await?
         {
@@ -1074,7 +1078,9 @@ impl Store for This {
         respond: &Respond<'_, RecordedInspection>,
     ) -> crate::Result<Idempotent<RecordedInspection>> {
         let now = inspection.at;
-        let mut tx = self.writer().begin().await.map_err(Error::from)?;
+        let mut tx = super::begin_write(self.writer())
+            .await
+            .map_err(Error::from)?;
         if let Some(idem) = idem
             && let Some(previous) = claim_idempotency_key(&mut tx, idem, now).await?
         {
@@ -1166,7 +1172,7 @@ impl Store for This {
         decide: &Decider<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = super::begin_write(self.writer()).await?;
         let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
         ids.sort_unstable();
         ids.dedup();

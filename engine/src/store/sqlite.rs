@@ -34,7 +34,14 @@ mod sql;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    checkpointer: tokio::task::JoinHandle<()>,
 }
+
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Past this many WAL pages, the checkpointer also resets the WAL, waiting briefly for
+/// the writer, so that the file stays bounded under sustained load.
+const WAL_RESTART_PAGES: i64 = 64 * 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
@@ -50,21 +57,33 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        // A local file needs no liveness ping before each use.
+        // A local file needs no liveness ping before each use. The writer never
+        // checkpoints: copying the WAL back into the database would stall whichever
+        // commit crossed the threshold; a background connection does it instead.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(120))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(SqliteStore { write, read })
+        let checkpoint = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        let checkpointer = tokio::spawn(checkpoint_loop(checkpoint));
+        Ok(SqliteStore {
+            write,
+            read,
+            checkpointer,
+        })
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -81,9 +100,48 @@ impl SqliteStore {
 
     /// Closes both pools, checkpointing the WAL.
     pub async fn close(&self) {
+        self.checkpointer.abort();
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// Copies committed WAL pages into the database file, off the writer's path. A
+/// PASSIVE checkpoint never blocks the writer or the readers.
+async fn checkpoint_loop(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let wal_pages: Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await;
+        match wal_pages {
+            Ok((_, log, _)) if log > WAL_RESTART_PAGES => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL restart checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// Starts a write transaction that takes the write lock at once, so that it waits
+/// (up to the busy timeout) for a checkpoint instead of failing half-way.
+async fn begin_write(pool: &SqlitePool) -> Result<sql::Tx<'static>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 fn migrator() -> Migrator {

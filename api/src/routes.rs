@@ -188,12 +188,12 @@ struct CaseQuery {
 /// A case in a list: its record and its state's names.
 fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
     let mut v = json!(c);
-    if let Some(def) = app.runtime.definition(c.definition_id) {
-        if let Some(state) = def.states.get(&c.snapshot.state) {
-            v["state_zh"] = json!(state.zh);
-            v["state_en"] = json!(state.en);
-            v["terminal"] = json!(state.terminal);
-        }
+    if let Some(def) = app.runtime.definition(c.definition_id)
+        && let Some(state) = def.states.get(&c.snapshot.state)
+    {
+        v["state_zh"] = json!(state.zh);
+        v["state_en"] = json!(state.en);
+        v["terminal"] = json!(state.terminal);
     }
     if let Some(deadline) = c.snapshot.deadline_at {
         v["deadline_local"] = json!(machine::local_time(deadline));
@@ -206,13 +206,13 @@ fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
     if let Some(c) = &q.category {
         taxonomy.parse_category(c, "category")?;
     }
-    if let Some(d) = &q.district {
-        if d.len() != 6 || !d.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ApiError::Unprocessable {
-                field: "district".into(),
-                detail: "a district is its six-digit GB/T 2260 code".into(),
-            });
-        }
+    if let Some(d) = &q.district
+        && (d.len() != 6 || !d.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::Unprocessable {
+            field: "district".into(),
+            detail: "a district is its six-digit GB/T 2260 code".into(),
+        });
     }
     Ok(CaseFilter {
         state: q.state,

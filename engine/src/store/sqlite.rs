@@ -55,7 +55,6 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
         // A local file needs no liveness ping before each use. The writer never
         // checkpoints: copying the WAL back into the database would stall whichever
@@ -65,18 +64,30 @@ impl SqliteStore {
             .min_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(120))
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    // Page caches, in KiB: the writer's is the one that matters; the
+                    // sum stays well inside the service's memory budget.
+                    .pragma("cache_size", "-65536"),
+            )
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone().read_only(true))
+            .connect_with(
+                options
+                    .clone()
+                    .read_only(true)
+                    .pragma("cache_size", "-16384"),
+            )
             .await?;
         let checkpoint = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.pragma("cache_size", "-2048"))
             .await?;
         let checkpointer = tokio::spawn(checkpoint_loop(checkpoint));
         Ok(SqliteStore {

@@ -251,3 +251,9 @@ CREATE TABLE idempotency_keys (
     created_at   INTEGER NOT NULL,
     PRIMARY KEY (subject, key)
 );
+
+-- A batch's script inserts a row here when a case was not at the version the batch
+-- decided from; the CHECK then fails the script, which is rolled back whole.
+CREATE TABLE write_guard (
+    ok INTEGER NOT NULL CHECK (ok = 1)
+);

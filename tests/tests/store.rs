@@ -702,3 +702,43 @@ backend_tests!(
     lists_respect_every_scope_and_filter,
     tokens_resolve_only_by_digest,
 );
+
+/// SQLite keeps the cases it wrote in memory. If another process writes the same file,
+/// the cache is stale: the batch's guard refuses to commit, the cases are re-read and
+/// the batch is decided again on what is really stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cache_stale_from_another_writer_is_detected_and_reloaded() {
+    let f = fixture(Backend::Sqlite).await;
+    let other = Fixture {
+        store: anju_engine::store::open(&f._db.url).await.unwrap(),
+        definition_id: f.definition_id,
+        _db: TestDb::new(Backend::Sqlite).await,
+    };
+    let id = f.open(1, &["wiring"]).await[0];
+    // This store caches the case at version 2.
+    let r = f.apply(&[(id, "notify", json!({}), None)], t0()).await;
+    assert_eq!(state_of(&r[0]), "notified");
+    // Another store on the same file moves it to version 3 behind the first's back.
+    let r = other.apply(&[(id, "cancel", json!({}), None)], t0()).await;
+    assert_eq!(state_of(&r[0]), "cancelled");
+    // The first store's cache says `notified` at version 2; deciding `cancel` again
+    // from there would be wrong. It must see `cancelled` and refuse.
+    let r = f.apply(&[(id, "cancel", json!({}), None)], t0()).await;
+    assert!(
+        state_of(&r[0]).contains("not allowed in state `cancelled`"),
+        "{}",
+        state_of(&r[0])
+    );
+    let r = f.apply(&[(id, "reopen", json!({}), None)], t0()).await;
+    assert_eq!(state_of(&r[0]), "discovered");
+    let seq: Vec<i64> = f
+        .store
+        .case_events(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seq, [1, 2, 3, 4], "no event lost or duplicated");
+    assert_eq!(f.store.case(id).await.unwrap().unwrap().snapshot.version, 4);
+}

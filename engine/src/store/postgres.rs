@@ -11,8 +11,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row as _};
 
-use super::{Backend, CaseRecord, Error};
-use sql::{CASE_COLUMNS, Tx, Writes, case_from_row, corrupt, ms, push_referral};
+use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
+use sql::{
+    CASE_COLUMNS, Tx, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_referral,
+    timer_ids,
+};
 
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) type This = PostgresStore;
@@ -177,6 +180,34 @@ async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("case_id")?)))
         .collect()
+}
+
+/// Applies a batch in one transaction: lock its cases (and fired timers), decide, write,
+/// commit.
+async fn apply_batch(
+    store: &PostgresStore,
+    batch: &[TransitionRequest],
+    decide: &Decider<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::Result<Applied>>, Error> {
+    let mut tx = store.pool.begin().await?;
+    let mut cases = lock_cases(&mut tx, &case_ids(batch)).await?;
+    let timers = timer_ids(batch);
+    let mut live_timers = if timers.is_empty() {
+        BTreeSet::new()
+    } else {
+        lock_timers(&mut tx, &timers).await?
+    };
+    let (results, writes) = decide_batch(batch, &mut cases, &mut live_timers, decide, now);
+    if !writes.is_empty()
+        && let Err(e) = write_batch(&mut tx, writes, ms(now)).await
+    {
+        // Nothing of the batch is kept; the caller answers every request with the error.
+        tx.rollback().await.ok();
+        return Err(e);
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 /// Writes a batch's changes, one statement per table.

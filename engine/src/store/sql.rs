@@ -285,6 +285,10 @@ pub(super) struct EventRow {
 }
 
 impl Writes {
+    pub(super) fn is_empty(&self) -> bool {
+        self.cases.is_empty() && self.consumed_timers.is_empty()
+    }
+
     fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
         let id = d.next.id.0;
         self.cases
@@ -395,6 +399,68 @@ async fn insert_timers(
 }
 
 /// Rows per multi-row INSERT for a table of `columns` columns.
+/// The distinct case ids of a batch, ascending (the order cases are locked in).
+pub(super) fn case_ids(batch: &[TransitionRequest]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The timers a batch fires.
+pub(super) fn timer_ids(batch: &[TransitionRequest]) -> Vec<i64> {
+    batch
+        .iter()
+        .filter_map(|r| r.timer_id.map(|t| t.0))
+        .collect()
+}
+
+/// Decides a batch in arrival order, each command seeing the case as the ones before it
+/// in the batch left it. Pure: `cases` are the loaded cases (updated in place) and
+/// `live_timers` the fired timers that still exist. A refusal leaves nothing to write.
+pub(super) fn decide_batch(
+    batch: &[TransitionRequest],
+    cases: &mut BTreeMap<i64, CaseRecord>,
+    live_timers: &mut BTreeSet<(i64, i64)>,
+    decide: &Decider<'_>,
+    now: DateTime<Utc>,
+) -> (Vec<crate::Result<Applied>>, Writes) {
+    let mut writes = Writes::default();
+    let mut results = Vec::with_capacity(batch.len());
+    for (i, req) in batch.iter().enumerate() {
+        let result = (|| {
+            let case = cases
+                .get_mut(&req.case_id.0)
+                .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
+            if let Some(timer) = req.timer_id {
+                if !live_timers.remove(&(timer.0, req.case_id.0)) {
+                    return Ok(Applied::TimerGone);
+                }
+                // The timer is consumed even if its command is refused: it belonged to
+                // a state the case has left.
+                writes.consumed_timers.push(timer.0);
+            }
+            if let Some(expected) = req.expected_version
+                && expected != case.snapshot.version
+            {
+                return Err(crate::Error::StaleVersion {
+                    expected,
+                    actual: case.snapshot.version,
+                });
+            }
+            let decision = decide(i, case)?;
+            writes.record(req, &case.snapshot, &decision);
+            case.snapshot = decision.next.clone();
+            Ok(Applied::Done {
+                decision: Box::new(decision),
+                at: now,
+            })
+        })();
+        results.push(result);
+    }
+    (results, writes)
+}
+
 pub(super) fn rows_per_statement(columns: usize) -> usize {
     (MAX_PARAMS / columns).max(1)
 }
@@ -1172,63 +1238,7 @@ impl Store for This {
         decide: &Decider<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error> {
-        let mut tx = super::begin_write(self.writer()).await?;
-        let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut cases = super::lock_cases(&mut tx, &ids).await?;
-        let timer_ids: Vec<i64> = batch
-            .iter()
-            .filter_map(|r| r.timer_id.map(|t| t.0))
-            .collect();
-        let mut live_timers = if timer_ids.is_empty() {
-            BTreeSet::new()
-        } else {
-            super::lock_timers(&mut tx, &timer_ids).await?
-        };
-        // Decide in arrival order, each command seeing the case as the ones before it
-        // in the batch left it; a refusal leaves nothing to write.
-        let mut writes = Writes::default();
-        let mut results = Vec::with_capacity(batch.len());
-        for (i, req) in batch.iter().enumerate() {
-            let result = (|| {
-                let case = cases
-                    .get_mut(&req.case_id.0)
-                    .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
-                if let Some(timer) = req.timer_id {
-                    if !live_timers.remove(&(timer.0, req.case_id.0)) {
-                        return Ok(Applied::TimerGone);
-                    }
-                    // The timer is consumed even if its command is refused: it belonged
-                    // to a state the case has left.
-                    writes.consumed_timers.push(timer.0);
-                }
-                if let Some(expected) = req.expected_version
-                    && expected != case.snapshot.version
-                {
-                    return Err(crate::Error::StaleVersion {
-                        expected,
-                        actual: case.snapshot.version,
-                    });
-                }
-                let decision = decide(i, case)?;
-                writes.record(req, &case.snapshot, &decision);
-                case.snapshot = decision.next.clone();
-                Ok(Applied::Done {
-                    decision: Box::new(decision),
-                    at: now,
-                })
-            })();
-            results.push(result);
-        }
-        if let Err(e) = super::write_batch(&mut tx, writes, ms(now)).await {
-            // Nothing of the batch is kept; the caller answers every request with
-            // the error.
-            tx.rollback().await.ok();
-            return Err(e);
-        }
-        tx.commit().await?;
-        Ok(results)
+        super::apply_batch(self, batch, decide, now).await
     }
 
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error> {

@@ -1,20 +1,25 @@
 //! The SQLite backend, the embedded default: one file in WAL mode with `synchronous=FULL`, one writer connection and a pool of readers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row as _};
 
-use super::{Backend, CaseRecord, Error};
+use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use crate::machine::CaseSnapshot;
-use sql::{CASE_COLUMNS, Tx, Writes, case_from_row, ms, push_referral, rows_per_statement};
+use sql::{
+    CASE_COLUMNS, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_referral,
+    rows_per_statement, timer_ids,
+};
 
 pub(crate) type Db = sqlx::Sqlite;
 pub(crate) type This = SqliteStore;
@@ -35,6 +40,8 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     checkpointer: tokio::task::JoinHandle<()>,
+    /// The cases as this store last wrote them (see `apply_batch`).
+    cases: Mutex<HashMap<i64, CaseRecord>>,
 }
 
 /// How often the background checkpointer copies the WAL into the database file.
@@ -94,6 +101,7 @@ impl SqliteStore {
             write,
             read,
             checkpointer,
+            cases: Mutex::new(HashMap::new()),
         })
     }
 
@@ -175,13 +183,95 @@ async fn after_import(pool: &SqlitePool) -> Result<(), Error> {
     .await
 }
 
-// ----- bulk statements ------------------------------------------------------------
-// A batch is written with multi-row VALUES lists, sent as one script.
+// ----- batches ----------------------------------------------------------------------
+// SQLite has one writer, and every change to an existing case goes through it: so the
+// store keeps the cases it has written in memory, and a batch needs no read before it
+// writes. The whole batch -- BEGIN, multi-row statements, COMMIT -- is one script,
+// one call to SQLite's thread, and one fsync.
 
-/// Writes a batch's changes as one script of multi-row statements: one call to the
-/// database thread for the whole batch.
-async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Error> {
+/// Cases kept in memory; past this, the cache is emptied and refills from use.
+const CACHE_CAPACITY: usize = 50_000;
+
+/// Applies a batch: cases from the cache (loading those it lacks), decisions in
+/// memory, then one script that writes and commits them.
+async fn apply_batch(
+    store: &SqliteStore,
+    batch: &[TransitionRequest],
+    decide: &Decider<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::Result<Applied>>, Error> {
+    // A second attempt runs when the cache proved stale (another process wrote the
+    // same file): the script's guard refused to commit, and the cases are re-read.
+    for attempt in 0..2 {
+        let ids = case_ids(batch);
+        let mut cases = BTreeMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = store.cases.lock().expect("case cache lock");
+            for id in ids {
+                match cache.get(&id) {
+                    Some(c) => {
+                        cases.insert(id, c.clone());
+                    }
+                    None => missing.push(id),
+                }
+            }
+        }
+        let mut conn = store.write.acquire().await?;
+        if !missing.is_empty() {
+            cases.append(&mut load_cases(&mut conn, &missing).await?);
+        }
+        let timers = timer_ids(batch);
+        let mut live_timers = if timers.is_empty() {
+            BTreeSet::new()
+        } else {
+            live_timers(&mut conn, &timers).await?
+        };
+        let (results, writes) = decide_batch(batch, &mut cases, &mut live_timers, decide, now);
+        if writes.is_empty() {
+            return Ok(results);
+        }
+        let written: Vec<i64> = writes.cases.keys().copied().collect();
+        let mut script = batch_script(writes, ms(now));
+        match script.q.build().execute(&mut *conn).await {
+            Ok(_) => {
+                let mut cache = store.cases.lock().expect("case cache lock");
+                if cache.len() + written.len() > CACHE_CAPACITY {
+                    cache.clear();
+                }
+                for id in written {
+                    if let Some(mut case) = cases.remove(&id) {
+                        case.updated_at = now;
+                        cache.insert(id, case);
+                    }
+                }
+                return Ok(results);
+            }
+            Err(e) => {
+                // Whatever the script got to, undo it, and forget what may be stale.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                store.cases.lock().expect("case cache lock").clear();
+                let stale = matches!(&e, sqlx::Error::Database(d) if d.is_check_violation());
+                if attempt == 0 && stale {
+                    tracing::warn!(
+                        "cached cases were stale (is another process writing this file?); retrying"
+                    );
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Err(corrupt("cached cases stayed stale after a reload"))
+}
+
+/// A batch's changes as one script of multi-row statements between BEGIN IMMEDIATE and
+/// COMMIT. After each update of cases, a guard statement makes the script fail (a CHECK
+/// violation on `write_guard`) unless every case was at the version the batch decided
+/// from.
+fn batch_script(writes: Writes, at: i64) -> Script {
     let mut script = Script::default();
+    script.start("BEGIN IMMEDIATE");
     let cases: Vec<(i64, i64, CaseSnapshot)> = writes
         .cases
         .into_iter()
@@ -208,6 +298,9 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
                 .push_bind(*before);
         });
         q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
+        script
+            .start("INSERT INTO write_guard (ok) SELECT 0 WHERE changes() <> ")
+            .push_bind(chunk.len() as i64);
     }
     for chunk in writes.events.chunks(rows_per_statement(10)) {
         let q = script.start(
@@ -237,11 +330,12 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
     }
     let cancelled: Vec<(i64, String)> = writes.cancelled.into_iter().collect();
     for chunk in cancelled.chunks(rows_per_statement(2)) {
-        let q = script.start("DELETE FROM timers WHERE (case_id, kind) IN (");
+        // Through the (case_id, kind) index: a row-value IN over VALUES would scan.
+        let q = script.start("DELETE FROM timers WHERE id IN (SELECT t.id FROM (");
         q.push_values(chunk, |mut b, (case, kind)| {
             b.push_bind(*case).push_bind(kind.clone());
         });
-        q.push(")");
+        q.push(") AS v JOIN timers t ON t.case_id = v.column1 AND t.kind = v.column2)");
     }
     for chunk in writes.timers.chunks(rows_per_statement(5)) {
         let q =
@@ -276,7 +370,8 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
     for (case, seq, change) in &writes.referrals {
         push_referral(script.start(""), *case, *seq, change.as_ref(), at);
     }
-    script.finish(tx).await
+    script.start("COMMIT");
+    script
 }
 
 /// The statements of one batch. SQLite runs a script of several statements in one call
@@ -305,18 +400,14 @@ impl Script {
         self.q.push(sql);
         &mut self.q
     }
-
-    /// Runs the script.
-    async fn finish(mut self, tx: &mut Tx<'_>) -> Result<(), Error> {
-        if self.pending {
-            self.q.build().execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
 }
 
-/// Loads the cases of a batch (the writer holds SQLite's one write lock).
-async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRecord>, Error> {
+/// Loads cases the cache lacks. Only this store's writer changes cases, so what it
+/// reads is what the batch may decide from.
+async fn load_cases(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+) -> Result<BTreeMap<i64, CaseRecord>, Error> {
     let mut out = BTreeMap::new();
     for chunk in ids.chunks(rows_per_statement(1)) {
         let mut q =
@@ -326,7 +417,7 @@ async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRe
             list.push_bind(*id);
         }
         q.push(") ORDER BY id");
-        for row in q.build().fetch_all(&mut **tx).await? {
+        for row in q.build().fetch_all(&mut *conn).await? {
             let case = case_from_row(&row)?;
             out.insert(case.snapshot.id.0, case);
         }
@@ -335,7 +426,10 @@ async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRe
 }
 
 /// The timers of `ids` that still exist.
-async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)>, Error> {
+async fn live_timers(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+) -> Result<BTreeSet<(i64, i64)>, Error> {
     let mut out = BTreeSet::new();
     for chunk in ids.chunks(rows_per_statement(1)) {
         let mut q = QueryBuilder::<Db>::new("SELECT id, case_id FROM timers WHERE id IN (");
@@ -344,7 +438,7 @@ async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)
             list.push_bind(*id);
         }
         q.push(") ORDER BY id");
-        for row in q.build().fetch_all(&mut **tx).await? {
+        for row in q.build().fetch_all(&mut *conn).await? {
             out.insert((row.try_get("id")?, row.try_get("case_id")?));
         }
     }

@@ -65,10 +65,6 @@ id_type!(
     /// An inspection (a visit that records findings).
     InspectionId
 );
-id_type!(
-    /// A durable timer.
-    TimerId
-);
 
 /// Who may issue a command. `System` is the engine itself (timers, rules); it can never
 /// be named by an API caller.

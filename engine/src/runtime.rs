@@ -584,7 +584,7 @@ impl Runtime {
                     reopen_count: 0,
                     closed_at: None,
                 };
-                let timers = machine::opening_timers(ctx, &snapshot);
+                let timer = machine::opening_timers(ctx, &snapshot).into_iter().next();
                 let evidence: Vec<String> =
                     f.evidence.iter().map(|e| e.trim().to_string()).collect();
                 NewCase {
@@ -602,7 +602,7 @@ impl Runtime {
                     lon: input.point.lon(),
                     lat: input.point.lat(),
                     actor: actor.clone(),
-                    timers,
+                    timer,
                     snapshot,
                 }
             })
@@ -667,7 +667,7 @@ impl Runtime {
         let request = TransitionRequest {
             case_id,
             expected_version,
-            timer_id: None,
+            timer_seq: None,
             actor: Actor {
                 role: principal.role,
                 id: principal.actor_id(),
@@ -872,7 +872,7 @@ impl Runtime {
                 request: TransitionRequest {
                     case_id: timer.case_id,
                     expected_version: None,
-                    timer_id: Some(timer.id),
+                    timer_seq: Some(timer.seq),
                     actor: Actor::system(format!("timer:{}", timer.kind)),
                     command: timer.fire_command.clone(),
                     reason: None,
@@ -901,7 +901,7 @@ impl Runtime {
                 Ok(Applied::TimerGone) => tick.skipped += 1,
                 Err(Error::Store(e)) => return Err(Error::Store(e)),
                 Err(e) => {
-                    tracing::warn!(timer = %timer.id, case = %timer.case_id, error = %e, "timer fired into a refusal");
+                    tracing::warn!(timer = timer.seq, case = %timer.case_id, error = %e, "timer fired into a refusal");
                     tick.refused += 1;
                 }
             }

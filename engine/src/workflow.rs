@@ -290,6 +290,18 @@ impl Definition {
                 }
             }
         }
+        // A case has at most one running timer: the sets of states timers run in must
+        // not overlap.
+        let kinds: Vec<(&String, &TimerDef)> = self.timers.iter().collect();
+        for (i, (a, ta)) in kinds.iter().enumerate() {
+            for (b, tb) in &kinds[i + 1..] {
+                if let Some(s) = ta.states.iter().find(|s| tb.states.contains(s)) {
+                    return Err(format!(
+                        "timers `{a}` and `{b}` both run in state `{s}`; a case runs one timer at a time"
+                    ));
+                }
+            }
+        }
         for (name, timer) in &self.timers {
             let what = format!("timer `{name}`");
             if timer.states.is_empty() {
@@ -550,6 +562,13 @@ mod tests {
         rejects(
             ("您的出租屋 {address}", "您的出租屋 {adress}"),
             "unknown placeholder {adress}",
+        );
+        rejects(
+            (
+                "states = [\"referred\"]",
+                "states = [\"referred\", \"notified\"]",
+            ),
+            "both run in state `notified`",
         );
         rejects(
             (

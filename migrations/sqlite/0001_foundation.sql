@@ -166,7 +166,16 @@ CREATE TABLE cases (
     lat           REAL NOT NULL,
     opened_at     INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL,
-    closed_at     INTEGER
+    closed_at     INTEGER,
+    -- The case's running timer (a workflow's timers run in disjoint sets of states, so
+    -- a case has at most one). timer_seq grows with every timer scheduled, so a claim
+    -- on an older timer can tell it is gone.
+    timer_seq           INTEGER NOT NULL DEFAULT 0,
+    timer_kind          TEXT,
+    timer_fire          TEXT,
+    timer_due_at        INTEGER,
+    timer_claimed_until INTEGER,
+    timer_claimed_by    TEXT
 );
 -- Indexes on columns a transition never changes, so that a transition rewrites the
 -- case row but no index entry; state filters apply to the rows an index finds.
@@ -175,8 +184,11 @@ CREATE INDEX cases_street ON cases (street_id, id);
 CREATE INDEX cases_grid ON cases (grid_id, id);
 CREATE INDEX cases_party ON cases (party_id);
 CREATE INDEX cases_unit ON cases (unit_id);
+-- Due timers, oldest first; a transition moves an entry between two points in time,
+-- which stay close together, so a batch touches few pages of it.
+CREATE INDEX cases_timer_due ON cases (timer_due_at, id) WHERE timer_due_at IS NOT NULL;
 
--- The history, timers, outbox and referrals of a case are written only in the
+-- The history, outbox and referrals of a case are written only in the
 -- transaction that holds the lock on the case, which guarantees their reference to it;
 -- they carry no foreign key to cases, which would cost a lookup per row (and on
 -- PostgreSQL a cached plan per connection that can turn into a sequential scan).
@@ -193,19 +205,6 @@ CREATE TABLE case_events (
     data       TEXT NOT NULL,
     PRIMARY KEY (case_id, seq)
 );
-
-CREATE TABLE timers (
-    id            INTEGER PRIMARY KEY,
-    case_id       INTEGER NOT NULL,
-    kind          TEXT NOT NULL,
-    fire_command  TEXT NOT NULL,
-    due_at        INTEGER NOT NULL,
-    claimed_until INTEGER,
-    claimed_by    TEXT,
-    created_at    INTEGER NOT NULL
-);
-CREATE INDEX timers_due ON timers (due_at);
-CREATE INDEX timers_case ON timers (case_id, kind);
 
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY,

@@ -263,11 +263,12 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
     loop {
         let (ta, tb) = tokio::join!(a.tick(), b.tick());
         assert!(ta["error"].is_null() && tb["error"].is_null(), "{ta} {tb}");
-        let left: i64 = sqlx::query("SELECT COUNT(*) FROM timers WHERE kind = 'order_deadline'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .get(0);
+        let left: i64 =
+            sqlx::query("SELECT COUNT(*) FROM cases WHERE timer_kind = 'order_deadline'")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get(0);
         if left == 0 {
             break;
         }

@@ -4,7 +4,7 @@ use chrono::TimeDelta;
 use serde_json::{Map, Value, json};
 
 use anju_engine::auth::{Principal, Scope};
-use anju_engine::domain::{Actor, CaseId, DepartmentId, GridId, PartyId, Role, TimerId, UnitId};
+use anju_engine::domain::{Actor, CaseId, DepartmentId, GridId, PartyId, Role, UnitId};
 use anju_engine::machine::{self, CaseSnapshot, Command, Context};
 use anju_engine::registry::{Record, UnitRow};
 use anju_engine::routing::Routing;
@@ -72,7 +72,7 @@ impl Fixture {
                 lat: u.lat,
                 actor: Actor::system("test"),
                 data: json!({}),
-                timers: vec![],
+                timer: None,
             })
             .collect();
         let inspection = NewInspection {
@@ -109,7 +109,7 @@ impl Fixture {
             .map(|(id, name, _, version)| TransitionRequest {
                 case_id: *id,
                 expected_version: *version,
-                timer_id: None,
+                timer_seq: None,
                 actor: Actor {
                     role: Role::Supervisor,
                     id: "1".into(),
@@ -407,11 +407,11 @@ async fn due_timers_are_claimed_oldest_first_under_a_lease(backend: Backend) {
 
     // Firing consumes the timer in the transition's transaction; a second firing of the
     // same timer finds it gone and does nothing.
-    let timer = reclaimed[0].id;
-    let fire = |timer: TimerId| TransitionRequest {
+    let timer = reclaimed[0].seq;
+    let fire = |timer: i64| TransitionRequest {
         case_id: ids[1],
         expected_version: None,
-        timer_id: Some(timer),
+        timer_seq: Some(timer),
         actor: Actor::system("timer:order_deadline"),
         command: "deadline_passed".into(),
         reason: None,

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::auth::Scope;
 use crate::domain::{
     Actor, CaseId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, Role, StreetId,
-    SupervisorId, TimerId, UnitId,
+    SupervisorId, UnitId,
 };
 use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
@@ -53,6 +53,35 @@ pub struct CaseRecord {
     pub lat: f64,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The running timer, if any (a case runs at most one).
+    pub timer: Option<TimerRecord>,
+    /// The number of the last timer scheduled for the case.
+    #[serde(skip)]
+    pub timer_seq: i64,
+}
+
+impl CaseRecord {
+    /// Applies a decision's timer changes: cancel the running timer if its kind is
+    /// cancelled, then schedule the new one (at most one) with the next number.
+    pub fn apply_timers(&mut self, cancel: &[String], schedule: &[TimerDraft]) {
+        if self
+            .timer
+            .as_ref()
+            .is_some_and(|t| cancel.iter().any(|k| *k == t.kind))
+        {
+            self.timer = None;
+        }
+        if let Some(t) = schedule.first() {
+            self.timer_seq += 1;
+            self.timer = Some(TimerRecord {
+                case_id: self.snapshot.id,
+                seq: self.timer_seq,
+                kind: t.kind.clone(),
+                fire_command: t.fire.clone(),
+                due_at: t.due_at,
+            });
+        }
+    }
 }
 
 /// One entry of a case's history.
@@ -68,10 +97,12 @@ pub struct EventRecord {
     pub data: Value,
 }
 
+/// A case's running timer. `seq` numbers the timers a case has had, so that a claim
+/// on a timer that was since cancelled or replaced can tell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimerRecord {
-    pub id: TimerId,
     pub case_id: CaseId,
+    pub seq: i64,
     pub kind: String,
     pub fire_command: String,
     pub due_at: DateTime<Utc>,
@@ -113,9 +144,10 @@ pub struct TransitionRequest {
     pub case_id: CaseId,
     /// The version the caller saw; `None` for the engine's own commands.
     pub expected_version: Option<i64>,
-    /// Set when a timer fires: the timer is consumed in the same transaction, and the
-    /// command is skipped if the timer is already gone (fired elsewhere or cancelled).
-    pub timer_id: Option<TimerId>,
+    /// Set when a timer fires (its number): the timer is consumed in the same
+    /// transaction, and the command is skipped if the case no longer runs that timer
+    /// (it fired elsewhere, was cancelled or replaced).
+    pub timer_seq: Option<i64>,
     pub actor: Actor,
     pub command: String,
     pub reason: Option<String>,
@@ -167,7 +199,7 @@ pub struct NewInspection {
 }
 
 /// A case to open: its initial snapshot (the id is assigned by the store), what opened
-/// it, and its first timers.
+/// it, and its first timer.
 #[derive(Debug, Clone)]
 pub struct NewCase {
     pub definition_id: i64,
@@ -178,7 +210,7 @@ pub struct NewCase {
     pub lat: f64,
     pub actor: Actor,
     pub data: Value,
-    pub timers: Vec<TimerDraft>,
+    pub timer: Option<TimerDraft>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

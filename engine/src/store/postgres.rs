@@ -1,6 +1,6 @@
 //! The PostgreSQL backend, the multi-node mode: several `anju` processes share one database and claim work with `FOR UPDATE SKIP LOCKED`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -8,13 +8,12 @@ use std::time::Duration;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use sqlx::QueryBuilder;
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Row as _};
 
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
     CASE_COLUMNS, Tx, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_referral,
-    timer_ids,
 };
 
 pub(crate) type Db = sqlx::Postgres;
@@ -169,21 +168,7 @@ async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRe
     Ok(out)
 }
 
-/// The timers of `ids` that still exist, locked: a timer fired or cancelled by another
-/// transaction is gone by the time the lock is granted.
-async fn lock_timers(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeSet<(i64, i64)>, Error> {
-    let rows =
-        sqlx::query("SELECT id, case_id FROM timers WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(ids)
-            .fetch_all(&mut **tx)
-            .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("case_id")?)))
-        .collect()
-}
-
-/// Applies a batch in one transaction: lock its cases (and fired timers), decide, write,
-/// commit.
+/// Applies a batch in one transaction: lock its cases, decide, write, commit.
 async fn apply_batch(
     store: &PostgresStore,
     batch: &[TransitionRequest],
@@ -192,13 +177,7 @@ async fn apply_batch(
 ) -> Result<Vec<crate::Result<Applied>>, Error> {
     let mut tx = store.pool.begin().await?;
     let mut cases = lock_cases(&mut tx, &case_ids(batch)).await?;
-    let timers = timer_ids(batch);
-    let mut live_timers = if timers.is_empty() {
-        BTreeSet::new()
-    } else {
-        lock_timers(&mut tx, &timers).await?
-    };
-    let (results, writes) = decide_batch(batch, &mut cases, &mut live_timers, decide, now);
+    let (results, writes) = decide_batch(batch, &mut cases, decide, now);
     if !writes.is_empty()
         && let Err(e) = write_batch(&mut tx, writes, ms(now)).await
     {
@@ -210,55 +189,86 @@ async fn apply_batch(
     Ok(results)
 }
 
+/// The columns of a batch's case updates, one array each.
+#[derive(Default)]
+struct CaseColumns {
+    id: Vec<i64>,
+    state: Vec<String>,
+    version: Vec<i64>,
+    dept: Vec<Option<i64>>,
+    deadline: Vec<Option<i64>>,
+    order_no: Vec<i64>,
+    escalation: Vec<i64>,
+    reopen: Vec<i64>,
+    closed: Vec<Option<i64>>,
+    before: Vec<i64>,
+    timer_seq: Vec<i64>,
+    timer_kind: Vec<Option<String>>,
+    timer_fire: Vec<Option<String>>,
+    timer_due: Vec<Option<i64>>,
+}
+
+impl CaseColumns {
+    fn with_capacity(n: usize) -> Self {
+        CaseColumns {
+            id: Vec::with_capacity(n),
+            state: Vec::with_capacity(n),
+            version: Vec::with_capacity(n),
+            ..CaseColumns::default()
+        }
+    }
+}
+
 /// Writes a batch's changes, one statement per table.
 async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Error> {
     if !writes.cases.is_empty() {
         let n = writes.cases.len();
-        let (mut id, mut state, mut version, mut dept, mut deadline) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut order_no, mut escalation, mut reopen, mut closed, mut before) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for (case, (v, s)) in &writes.cases {
-            id.push(*case);
-            state.push(s.state.clone());
-            version.push(s.version);
-            dept.push(s.department_id.map(|d| d.0));
-            deadline.push(s.deadline_at.map(ms));
-            order_no.push(i64::from(s.order_no));
-            escalation.push(i64::from(s.escalation));
-            reopen.push(i64::from(s.reopen_count));
-            closed.push(s.closed_at.map(ms));
-            before.push(*v);
+        let mut v = CaseColumns::with_capacity(n);
+        for (id, w) in &writes.cases {
+            let s = &w.after;
+            v.id.push(*id);
+            v.state.push(s.state.clone());
+            v.version.push(s.version);
+            v.dept.push(s.department_id.map(|d| d.0));
+            v.deadline.push(s.deadline_at.map(ms));
+            v.order_no.push(i64::from(s.order_no));
+            v.escalation.push(i64::from(s.escalation));
+            v.reopen.push(i64::from(s.reopen_count));
+            v.closed.push(s.closed_at.map(ms));
+            v.before.push(w.before);
+            v.timer_seq.push(w.timer_seq);
+            v.timer_kind.push(w.timer.as_ref().map(|t| t.kind.clone()));
+            v.timer_fire
+                .push(w.timer.as_ref().map(|t| t.fire_command.clone()));
+            v.timer_due.push(w.timer.as_ref().map(|t| ms(t.due_at)));
         }
         let updated = sqlx::query(
             "UPDATE cases SET state = v.state, version = v.version, department_id = v.dept, \
              deadline_at = v.deadline, order_no = v.order_no, escalation = v.escalation, \
-             reopen_count = v.reopen, closed_at = v.closed, updated_at = $11 \
+             reopen_count = v.reopen, closed_at = v.closed, updated_at = $15, \
+             timer_seq = v.timer_seq, timer_kind = v.timer_kind, timer_fire = v.timer_fire, \
+             timer_due_at = v.timer_due, timer_claimed_until = NULL, timer_claimed_by = NULL \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
-                         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
-                  AS v(id, state, version, dept, deadline, order_no, escalation, reopen, closed, before) \
+                         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
+                         $11::bigint[], $12::text[], $13::text[], $14::bigint[]) \
+                  AS v(id, state, version, dept, deadline, order_no, escalation, reopen, closed, \
+                       before, timer_seq, timer_kind, timer_fire, timer_due) \
              WHERE cases.id = v.id AND cases.version = v.before",
         )
-        .bind(id)
-        .bind(state)
-        .bind(version)
-        .bind(dept)
-        .bind(deadline)
-        .bind(order_no)
-        .bind(escalation)
-        .bind(reopen)
-        .bind(closed)
-        .bind(before)
+        .bind(v.id)
+        .bind(v.state)
+        .bind(v.version)
+        .bind(v.dept)
+        .bind(v.deadline)
+        .bind(v.order_no)
+        .bind(v.escalation)
+        .bind(v.reopen)
+        .bind(v.closed)
+        .bind(v.before)
+        .bind(v.timer_seq)
+        .bind(v.timer_kind)
+        .bind(v.timer_fire)
+        .bind(v.timer_due)
         .bind(at)
         .execute(&mut **tx)
         .await?
@@ -287,38 +297,6 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         .bind(e.iter().map(|e| e.to.clone()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.reason.clone()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| Json(e.data.clone())).collect::<Vec<_>>())
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !writes.consumed_timers.is_empty() {
-        sqlx::query("DELETE FROM timers WHERE id = ANY($1)")
-            .bind(&writes.consumed_timers)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if !writes.cancelled.is_empty() {
-        let (cases, kinds): (Vec<i64>, Vec<String>) = writes.cancelled.iter().cloned().unzip();
-        sqlx::query(
-            "DELETE FROM timers t USING UNNEST($1::bigint[], $2::text[]) AS v(case_id, kind) \
-             WHERE t.case_id = v.case_id AND t.kind = v.kind",
-        )
-        .bind(cases)
-        .bind(kinds)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !writes.timers.is_empty() {
-        let t = &writes.timers;
-        sqlx::query(
-            "INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) \
-             SELECT v.case_id, v.kind, v.fire, v.due, $5 \
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS v(case_id, kind, fire, due)",
-        )
-        .bind(t.iter().map(|(c, _)| *c).collect::<Vec<_>>())
-        .bind(t.iter().map(|(_, t)| t.kind.clone()).collect::<Vec<_>>())
-        .bind(t.iter().map(|(_, t)| t.fire.clone()).collect::<Vec<_>>())
-        .bind(t.iter().map(|(_, t)| ms(t.due_at)).collect::<Vec<_>>())
         .bind(at)
         .execute(&mut **tx)
         .await?;

@@ -14,9 +14,9 @@ use crate::auth::Scope;
 use crate::clock::{from_millis, to_millis};
 use crate::domain::{
     Actor, BuildingId, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId,
-    PartyId, Role, StreetId, SupervisorId, TimerId, UnitId,
+    PartyId, Role, StreetId, SupervisorId, UnitId,
 };
-use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange, TimerDraft};
+use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::store::{
@@ -32,7 +32,7 @@ pub(super) type Tx<'c> = sqlx::Transaction<'c, Db>;
 pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
     state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
     department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
-    opened_at, updated_at, closed_at";
+    opened_at, updated_at, closed_at, timer_seq, timer_kind, timer_fire, timer_due_at";
 
 const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
     occupants, grid_id, community_id, street_id, district_code, party_id, created_at";
@@ -53,11 +53,12 @@ static SELECT_UNIT: LazyLock<&'static str> =
 
 static CLAIM_TIMERS: LazyLock<&'static str> = LazyLock::new(|| {
     leak(format!(
-        "UPDATE timers SET claimed_until = $1, claimed_by = $2 \
-         WHERE id IN (SELECT id FROM timers \
-                      WHERE due_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3) \
-                      ORDER BY due_at, id LIMIT $4{SKIP_LOCKED}) \
-         RETURNING id, case_id, kind, fire_command, due_at"
+        "UPDATE cases SET timer_claimed_until = $1, timer_claimed_by = $2 \
+         WHERE id IN (SELECT id FROM cases \
+                      WHERE timer_due_at <= $3 \
+                        AND (timer_claimed_until IS NULL OR timer_claimed_until <= $3) \
+                      ORDER BY timer_due_at, id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING id, timer_seq, timer_kind, timer_fire, timer_due_at"
     ))
 });
 
@@ -128,7 +129,28 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
         lat: row.try_get("lat")?,
         opened_at: from_millis(row.try_get("opened_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
+        timer: timer_from_case_row(row)?,
+        timer_seq: row.try_get("timer_seq")?,
     })
+}
+
+/// The running timer stored on a case row (`id` is the case's).
+fn timer_from_case_row(row: &Row) -> Result<Option<TimerRecord>, Error> {
+    let due: Option<i64> = row.try_get("timer_due_at")?;
+    let Some(due) = due else {
+        return Ok(None);
+    };
+    Ok(Some(TimerRecord {
+        case_id: CaseId(row.try_get("id")?),
+        seq: row.try_get("timer_seq")?,
+        kind: row
+            .try_get::<Option<String>, _>("timer_kind")?
+            .unwrap_or_default(),
+        fire_command: row
+            .try_get::<Option<String>, _>("timer_fire")?
+            .unwrap_or_default(),
+        due_at: from_millis(due),
+    }))
 }
 
 fn unit_from_row(row: &Row) -> Result<Unit, Error> {
@@ -147,16 +169,6 @@ fn unit_from_row(row: &Row) -> Result<Unit, Error> {
         district_code: row.try_get("district_code")?,
         party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
         created_at: from_millis(row.try_get("created_at")?),
-    })
-}
-
-fn timer_from_row(row: &Row) -> Result<TimerRecord, Error> {
-    Ok(TimerRecord {
-        id: TimerId(row.try_get("id")?),
-        case_id: CaseId(row.try_get("case_id")?),
-        kind: row.try_get("kind")?,
-        fire_command: row.try_get("fire_command")?,
-        due_at: from_millis(row.try_get("due_at")?),
     })
 }
 
@@ -256,17 +268,22 @@ async fn store_idempotent_response(
 
 /// What a batch of decisions writes, gathered so that each table is written with one
 /// multi-row statement per batch instead of one statement per command.
+/// A case as a batch leaves it: its version before the batch (the update is guarded by
+/// it), and its state and running timer after.
+pub(super) struct CaseWrite {
+    pub before: i64,
+    pub after: CaseSnapshot,
+    pub timer: Option<TimerRecord>,
+    pub timer_seq: i64,
+}
+
+/// What a batch of decisions writes, gathered so that each table is written with one
+/// multi-row statement per batch instead of one statement per command.
 #[derive(Default)]
 pub(super) struct Writes {
-    /// Case id → (version before the batch, snapshot after it).
-    pub cases: BTreeMap<i64, (i64, CaseSnapshot)>,
+    /// By case id.
+    pub cases: BTreeMap<i64, CaseWrite>,
     pub events: Vec<EventRow>,
-    /// Timers fired by this batch.
-    pub consumed_timers: Vec<i64>,
-    /// (case, kind) of timers already in the table that the batch cancels.
-    pub cancelled: BTreeSet<(i64, String)>,
-    /// New timers that survive the batch.
-    pub timers: Vec<(i64, TimerDraft)>,
     /// (case, event seq, message).
     pub messages: Vec<(i64, i64, MessageDraft)>,
     /// (case, event seq, change); `None` withdraws an open referral.
@@ -286,15 +303,25 @@ pub(super) struct EventRow {
 
 impl Writes {
     pub(super) fn is_empty(&self) -> bool {
-        self.cases.is_empty() && self.consumed_timers.is_empty()
+        self.cases.is_empty()
+    }
+
+    /// Notes the case's state after a change (a transition, or a timer consumed);
+    /// `before` is its version before the batch.
+    fn touch(&mut self, before: i64, case: &CaseRecord) {
+        self.cases.insert(
+            case.snapshot.id.0,
+            CaseWrite {
+                before,
+                after: case.snapshot.clone(),
+                timer: case.timer.clone(),
+                timer_seq: case.timer_seq,
+            },
+        );
     }
 
     fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
         let id = d.next.id.0;
-        self.cases
-            .entry(id)
-            .and_modify(|(_, after)| *after = d.next.clone())
-            .or_insert_with(|| (before.version, d.next.clone()));
         self.events.push(EventRow {
             case_id: id,
             seq: d.next.version,
@@ -305,15 +332,6 @@ impl Writes {
             reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
             data: d.data.clone(),
         });
-        for kind in &d.cancel_timers {
-            // A timer scheduled earlier in this batch never reaches the table; one
-            // already in the table is deleted.
-            self.timers
-                .retain(|(case, t)| !(*case == id && &t.kind == kind));
-            self.cancelled.insert((id, kind.clone()));
-        }
-        self.timers
-            .extend(d.schedule_timers.iter().map(|t| (id, t.clone())));
         self.messages
             .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
         if d.referral.is_some() {
@@ -376,28 +394,6 @@ pub(super) fn push_referral(
     }
 }
 
-async fn insert_timers(
-    tx: &mut Tx<'_>,
-    case: CaseId,
-    timers: &[TimerDraft],
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    for t in timers {
-        sqlx::query(
-            "INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(case.0)
-        .bind(&t.kind)
-        .bind(&t.fire)
-        .bind(ms(t.due_at))
-        .bind(ms(now))
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Rows per multi-row INSERT for a table of `columns` columns.
 /// The distinct case ids of a batch, ascending (the order cases are locked in).
 pub(super) fn case_ids(batch: &[TransitionRequest]) -> Vec<i64> {
@@ -407,38 +403,35 @@ pub(super) fn case_ids(batch: &[TransitionRequest]) -> Vec<i64> {
     ids
 }
 
-/// The timers a batch fires.
-pub(super) fn timer_ids(batch: &[TransitionRequest]) -> Vec<i64> {
-    batch
-        .iter()
-        .filter_map(|r| r.timer_id.map(|t| t.0))
-        .collect()
-}
-
 /// Decides a batch in arrival order, each command seeing the case as the ones before it
-/// in the batch left it. Pure: `cases` are the loaded cases (updated in place) and
-/// `live_timers` the fired timers that still exist. A refusal leaves nothing to write.
+/// in the batch left it. Pure: `cases` are the loaded cases, updated in place. A refusal
+/// leaves nothing to write, except that a fired timer is consumed even if its command
+/// is refused (it belonged to a state the case has left).
 pub(super) fn decide_batch(
     batch: &[TransitionRequest],
     cases: &mut BTreeMap<i64, CaseRecord>,
-    live_timers: &mut BTreeSet<(i64, i64)>,
     decide: &Decider<'_>,
     now: DateTime<Utc>,
 ) -> (Vec<crate::Result<Applied>>, Writes) {
     let mut writes = Writes::default();
     let mut results = Vec::with_capacity(batch.len());
+    // The version each case had before the batch: its update is guarded by it.
+    let before: BTreeMap<i64, i64> = cases
+        .iter()
+        .map(|(id, c)| (*id, c.snapshot.version))
+        .collect();
     for (i, req) in batch.iter().enumerate() {
         let result = (|| {
             let case = cases
                 .get_mut(&req.case_id.0)
                 .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
-            if let Some(timer) = req.timer_id {
-                if !live_timers.remove(&(timer.0, req.case_id.0)) {
+            let was = before[&req.case_id.0];
+            if let Some(seq) = req.timer_seq {
+                if case.timer.as_ref().is_none_or(|t| t.seq != seq) {
                     return Ok(Applied::TimerGone);
                 }
-                // The timer is consumed even if its command is refused: it belonged to
-                // a state the case has left.
-                writes.consumed_timers.push(timer.0);
+                case.timer = None;
+                writes.touch(was, case);
             }
             if let Some(expected) = req.expected_version
                 && expected != case.snapshot.version
@@ -451,6 +444,9 @@ pub(super) fn decide_batch(
             let decision = decide(i, case)?;
             writes.record(req, &case.snapshot, &decision);
             case.snapshot = decision.next.clone();
+            case.apply_timers(&decision.cancel_timers, &decision.schedule_timers);
+            case.updated_at = now;
+            writes.touch(was, case);
             Ok(Applied::Done {
                 decision: Box::new(decision),
                 at: now,
@@ -1173,9 +1169,10 @@ impl Store for This {
                 "INSERT INTO cases (definition_id, unit_id, inspection_id, category, severity, \
                  state, version, address, district_code, street_id, grid_id, party_id, \
                  inspector_id, department_id, deadline_at, order_no, escalation, reopen_count, \
-                 note, evidence, lon, lat, opened_at, updated_at, closed_at) \
+                 note, evidence, lon, lat, opened_at, updated_at, closed_at, timer_seq, \
+                 timer_kind, timer_fire, timer_due_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $23, NULL) RETURNING id",
+                 $17, $18, $19, $20, $21, $22, $23, $23, NULL, $24, $25, $26, $27) RETURNING id",
             )
             .bind(c.definition_id)
             .bind(inspection.unit_id.0)
@@ -1200,6 +1197,10 @@ impl Store for This {
             .bind(c.lon)
             .bind(c.lat)
             .bind(ms(now))
+            .bind(i64::from(c.timer.is_some()))
+            .bind(c.timer.as_ref().map(|t| t.kind.clone()))
+            .bind(c.timer.as_ref().map(|t| t.fire.clone()))
+            .bind(c.timer.as_ref().map(|t| ms(t.due_at)))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| refusal(e, "a case"))?;
@@ -1218,7 +1219,6 @@ impl Store for This {
             .execute(&mut *tx)
             .await
             .map_err(Error::from)?;
-            insert_timers(&mut tx, CaseId(id), &c.timers, now).await?;
             case_ids.push(CaseId(id));
         }
         let recorded = RecordedInspection {
@@ -1279,14 +1279,12 @@ impl Store for This {
     }
 
     async fn case_timers(&self, id: CaseId) -> Result<Vec<TimerRecord>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, case_id, kind, fire_command, due_at FROM timers WHERE case_id = $1 \
-             ORDER BY due_at, id",
-        )
-        .bind(id.0)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(timer_from_row).collect()
+        Ok(self
+            .case(id)
+            .await?
+            .and_then(|c| c.timer)
+            .into_iter()
+            .collect())
     }
 
     async fn case_referrals(&self, id: CaseId) -> Result<Vec<ReferralRecord>, Error> {
@@ -1388,17 +1386,19 @@ impl Store for This {
             .bind(i64::from(limit))
             .fetch_all(self.writer())
             .await?;
-        let mut timers: Vec<TimerRecord> =
-            rows.iter().map(timer_from_row).collect::<Result<_, _>>()?;
-        timers.sort_by_key(|t| (t.due_at, t.id));
+        let mut timers: Vec<TimerRecord> = rows
+            .iter()
+            .filter_map(|r| timer_from_case_row(r).transpose())
+            .collect::<Result<_, _>>()?;
+        timers.sort_by_key(|t| (t.due_at, t.case_id));
         Ok(timers)
     }
 
     async fn timer_backlog(&self, now: DateTime<Utc>) -> Result<TimerBacklog, Error> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM timers) AS pending, \
-             (SELECT COUNT(*) FROM timers WHERE due_at <= $1) AS due, \
-             (SELECT MIN(due_at) FROM timers) AS oldest",
+            "SELECT (SELECT COUNT(*) FROM cases WHERE timer_due_at IS NOT NULL) AS pending, \
+             (SELECT COUNT(*) FROM cases WHERE timer_due_at <= $1) AS due, \
+             (SELECT MIN(timer_due_at) FROM cases WHERE timer_due_at IS NOT NULL) AS oldest",
         )
         .bind(ms(now))
         .fetch_one(self.reader())
@@ -1476,7 +1476,14 @@ impl Store for This {
                 "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM cases",
             ),
             ("case_events", "SELECT COUNT(*) FROM case_events"),
-            ("timers", "SELECT COUNT(*) FROM timers"),
+            (
+                "timers",
+                "SELECT COUNT(*) FROM cases WHERE timer_due_at IS NOT NULL",
+            ),
+            (
+                "timer_seqs",
+                "SELECT CAST(COALESCE(SUM(timer_seq), 0) AS BIGINT) FROM cases",
+            ),
             ("outbox", "SELECT COUNT(*) FROM outbox"),
             ("referrals", "SELECT COUNT(*) FROM referrals"),
             ("inspections", "SELECT COUNT(*) FROM inspections"),

@@ -1,6 +1,6 @@
 //! The SQLite backend, the embedded default: one file in WAL mode with `synchronous=FULL`, one writer connection and a pool of readers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,14 +11,13 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use sqlx::QueryBuilder;
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Row as _};
 
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
-use crate::machine::CaseSnapshot;
 use sql::{
-    CASE_COLUMNS, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_referral,
-    rows_per_statement, timer_ids,
+    CASE_COLUMNS, CaseWrite, Writes, case_from_row, case_ids, corrupt, decide_batch, ms,
+    push_referral, rows_per_statement,
 };
 
 pub(crate) type Db = sqlx::Sqlite;
@@ -221,13 +220,7 @@ async fn apply_batch(
         if !missing.is_empty() {
             cases.append(&mut load_cases(&mut conn, &missing).await?);
         }
-        let timers = timer_ids(batch);
-        let mut live_timers = if timers.is_empty() {
-            BTreeSet::new()
-        } else {
-            live_timers(&mut conn, &timers).await?
-        };
-        let (results, writes) = decide_batch(batch, &mut cases, &mut live_timers, decide, now);
+        let (results, writes) = decide_batch(batch, &mut cases, decide, now);
         if writes.is_empty() {
             return Ok(results);
         }
@@ -240,8 +233,7 @@ async fn apply_batch(
                     cache.clear();
                 }
                 for id in written {
-                    if let Some(mut case) = cases.remove(&id) {
-                        case.updated_at = now;
+                    if let Some(case) = cases.remove(&id) {
                         cache.insert(id, case);
                     }
                 }
@@ -272,20 +264,19 @@ async fn apply_batch(
 fn batch_script(writes: Writes, at: i64) -> Script {
     let mut script = Script::default();
     script.start("BEGIN IMMEDIATE");
-    let cases: Vec<(i64, i64, CaseSnapshot)> = writes
-        .cases
-        .into_iter()
-        .map(|(id, (v, s))| (id, v, s))
-        .collect();
-    for chunk in cases.chunks(rows_per_statement(11)) {
+    let cases: Vec<(&i64, &CaseWrite)> = writes.cases.iter().collect();
+    for chunk in cases.chunks(rows_per_statement(15)) {
         let q = script.start(
             "UPDATE cases SET state = v.column2, version = v.column3, \
-                 department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
-                 escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
-                 updated_at = v.column10 FROM (",
+             department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
+             escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
+             updated_at = v.column10, timer_seq = v.column12, timer_kind = v.column13, \
+             timer_fire = v.column14, timer_due_at = v.column15, timer_claimed_until = NULL, \
+             timer_claimed_by = NULL FROM (",
         );
-        q.push_values(chunk, |mut b, (id, before, s)| {
-            b.push_bind(*id)
+        q.push_values(chunk, |mut b, (id, w)| {
+            let s = &w.after;
+            b.push_bind(**id)
                 .push_bind(s.state.clone())
                 .push_bind(s.version)
                 .push_bind(s.department_id.map(|d| d.0))
@@ -295,7 +286,11 @@ fn batch_script(writes: Writes, at: i64) -> Script {
                 .push_bind(i64::from(s.reopen_count))
                 .push_bind(s.closed_at.map(ms))
                 .push_bind(at)
-                .push_bind(*before);
+                .push_bind(w.before)
+                .push_bind(w.timer_seq)
+                .push_bind(w.timer.as_ref().map(|t| t.kind.clone()))
+                .push_bind(w.timer.as_ref().map(|t| t.fire_command.clone()))
+                .push_bind(w.timer.as_ref().map(|t| ms(t.due_at)));
         });
         q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
         script
@@ -318,34 +313,6 @@ fn batch_script(writes: Writes, at: i64) -> Script {
                 .push_bind(e.to.clone())
                 .push_bind(e.reason.clone())
                 .push_bind(Json(e.data.clone()));
-        });
-    }
-    for chunk in writes.consumed_timers.chunks(rows_per_statement(1)) {
-        let q = script.start("DELETE FROM timers WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(")");
-    }
-    let cancelled: Vec<(i64, String)> = writes.cancelled.into_iter().collect();
-    for chunk in cancelled.chunks(rows_per_statement(2)) {
-        // Through the (case_id, kind) index: a row-value IN over VALUES would scan.
-        let q = script.start("DELETE FROM timers WHERE id IN (SELECT t.id FROM (");
-        q.push_values(chunk, |mut b, (case, kind)| {
-            b.push_bind(*case).push_bind(kind.clone());
-        });
-        q.push(") AS v JOIN timers t ON t.case_id = v.column1 AND t.kind = v.column2)");
-    }
-    for chunk in writes.timers.chunks(rows_per_statement(5)) {
-        let q =
-            script.start("INSERT INTO timers (case_id, kind, fire_command, due_at, created_at) ");
-        q.push_values(chunk, |mut b, (case, t)| {
-            b.push_bind(*case)
-                .push_bind(t.kind.clone())
-                .push_bind(t.fire.clone())
-                .push_bind(ms(t.due_at))
-                .push_bind(at);
         });
     }
     for chunk in writes.messages.chunks(rows_per_statement(9)) {
@@ -420,26 +387,6 @@ async fn load_cases(
         for row in q.build().fetch_all(&mut *conn).await? {
             let case = case_from_row(&row)?;
             out.insert(case.snapshot.id.0, case);
-        }
-    }
-    Ok(out)
-}
-
-/// The timers of `ids` that still exist.
-async fn live_timers(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-) -> Result<BTreeSet<(i64, i64)>, Error> {
-    let mut out = BTreeSet::new();
-    for chunk in ids.chunks(rows_per_statement(1)) {
-        let mut q = QueryBuilder::<Db>::new("SELECT id, case_id FROM timers WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(") ORDER BY id");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            out.insert((row.try_get("id")?, row.try_get("case_id")?));
         }
     }
     Ok(out)

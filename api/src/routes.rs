@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(me))
         .route("/units", post(create_unit))
         .route("/units/{id}", get(get_unit))
+        .route(
+            "/units/{id}/parties",
+            get(unit_parties).post(change_unit_party),
+        )
         .route("/inspections", post(record_inspection))
         .route("/cases", get(list_cases))
         .route("/cases/{id}", get(get_case))
@@ -101,6 +105,39 @@ async fn get_unit(
 ) -> ApiResult<Json<Value>> {
     let unit = app.runtime.unit(&caller, UnitId(id)).await?;
     Ok(Json(unit_json(&unit)))
+}
+
+async fn unit_parties(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
+    Ok(Json(json!({ "unit_id": id, "parties": history })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartyBody {
+    /// The new responsible party; `null` leaves the unit with nobody on record.
+    party_id: Option<i64>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn change_unit_party(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<PartyBody>,
+) -> ApiResult<Json<Value>> {
+    let b = body.value;
+    let unit = app
+        .runtime
+        .change_unit_party(&caller, UnitId(id), b.party_id.map(PartyId), b.role)
+        .await?;
+    let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
+    Ok(Json(json!({ "unit": unit, "parties": history })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -441,6 +441,59 @@ impl Runtime {
         }
     }
 
+    /// Hands a unit to another responsible party (or to nobody). Inspectors and
+    /// supervisors do this for units in their jurisdiction; the new party must exist,
+    /// and its role defaults to the party's kind.
+    pub async fn change_unit_party(
+        &self,
+        principal: &Principal,
+        id: UnitId,
+        party: Option<PartyId>,
+        role: Option<String>,
+    ) -> Result<Unit> {
+        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
+            return Err(Error::Forbidden(
+                "responsible parties are recorded by inspectors and supervisors".into(),
+            ));
+        }
+        let unit = self.unit(principal, id).await?;
+        let store = &self.shared.store;
+        let party = match party {
+            Some(p) => {
+                let kind = store
+                    .party_kind(p)
+                    .await?
+                    .ok_or_else(|| Error::invalid("party_id", format!("no party {p}")))?;
+                let role = role.unwrap_or(kind);
+                if !crate::registry::PARTY_KINDS.contains(&role.as_str()) {
+                    return Err(Error::invalid(
+                        "role",
+                        format!("must be one of {}", crate::registry::PARTY_KINDS.join(", ")),
+                    ));
+                }
+                Some((p, role))
+            }
+            None => None,
+        };
+        if party.as_ref().map(|(p, _)| *p) == unit.party_id {
+            return Err(Error::Conflict(format!(
+                "unit {id} already has this responsible party"
+            )));
+        }
+        store.set_unit_party(id, party, self.now()).await?;
+        self.unit(principal, id).await
+    }
+
+    /// A unit's responsibility history, for callers who may see the unit.
+    pub async fn unit_parties(
+        &self,
+        principal: &Principal,
+        id: UnitId,
+    ) -> Result<Vec<crate::store::UnitPartyRecord>> {
+        self.unit(principal, id).await?;
+        Ok(self.shared.store.unit_parties(id).await?)
+    }
+
     // ----- cases ------------------------------------------------------------------------
 
     /// Records an inspection of a unit; every finding opens a case on the newest hazard

@@ -528,6 +528,76 @@ async fn two_findings_open_two_cases_in_one_inspection(backend: Backend) {
     assert_eq!(by_category["cases"].as_array().unwrap().len(), 1);
 }
 
+async fn responsibility_stays_with_the_party_at_discovery(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let unit = app.unit_of(1);
+    let before = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+    // The unit changes hands: party 2 now answers for it.
+    let changed = app
+        .post(
+            &format!("/api/v1/units/{unit}/parties"),
+            &t.inspector,
+            &json!({ "party_id": 2 }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed["unit"]["party_id"], 2);
+    let history = changed["parties"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["party_id"], 1);
+    assert!(history[0]["to_at"].is_string(), "the old entry is closed");
+    assert_eq!(history[1]["party_id"], 2);
+    assert!(history[1]["to_at"].is_null());
+    let after = app.inspect(&t.inspector, unit, &["sanitation"]).await[0];
+    assert_eq!(
+        app.case(before, &t.city).await["case"]["party_id"],
+        1,
+        "traced to who answered then"
+    );
+    assert_eq!(app.case(after, &t.city).await["case"]["party_id"], 2);
+    // Each landlord sees their own case only.
+    app.case(before, &t.landlord).await;
+    app.get(&format!("/api/v1/cases/{after}"), &t.landlord)
+        .await
+        .problem(404, None);
+    app.case(after, &t.other_landlord).await;
+    app.get(&format!("/api/v1/cases/{before}"), &t.other_landlord)
+        .await
+        .problem(404, None);
+    // Bad changes are refused and change nothing.
+    let fp = app.fingerprint().await;
+    app.post(
+        &format!("/api/v1/units/{unit}/parties"),
+        &t.inspector,
+        &json!({ "party_id": 999999 }),
+    )
+    .await
+    .problem(422, Some("party_id"));
+    app.post(
+        &format!("/api/v1/units/{unit}/parties"),
+        &t.inspector,
+        &json!({ "party_id": 2 }),
+    )
+    .await
+    .problem(409, None);
+    app.post(
+        &format!("/api/v1/units/{unit}/parties"),
+        &t.landlord,
+        &json!({ "party_id": 1 }),
+    )
+    .await
+    .problem(403, None);
+    app.post(
+        &format!("/api/v1/units/{unit}/parties"),
+        &t.inspector,
+        &json!({ "party_id": 1, "role": "owner" }),
+    )
+    .await
+    .problem(422, Some("role"));
+    assert_eq!(app.fingerprint().await, fp);
+}
+
 backend_tests!(
     fixed_on_first_reinspection,
     failed_reinspection_issues_a_new_order,
@@ -536,4 +606,5 @@ backend_tests!(
     closed_cases_can_be_reopened,
     a_timer_survives_a_restart_and_fires_once,
     two_findings_open_two_cases_in_one_inspection,
+    responsibility_stays_with_the_party_at_discovery,
 );

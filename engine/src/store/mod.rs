@@ -67,7 +67,7 @@ impl CaseRecord {
         if self
             .timer
             .as_ref()
-            .is_some_and(|t| cancel.iter().any(|k| *k == t.kind))
+            .is_some_and(|t| cancel.contains(&t.kind))
         {
             self.timer = None;
         }
@@ -252,6 +252,15 @@ pub struct TokenRecord {
     pub subject: i64,
 }
 
+/// One entry of a unit's responsibility history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitPartyRecord {
+    pub party_id: PartyId,
+    pub role: String,
+    pub from_at: DateTime<Utc>,
+    pub to_at: Option<DateTime<Utc>>,
+}
+
 /// A supervisor's level and area.
 #[derive(Debug, Clone)]
 pub struct SupervisorRecord {
@@ -364,6 +373,22 @@ pub trait Store: Send + Sync + 'static {
     async fn grid_inspectors(&self, grid: GridId) -> Result<Vec<InspectorId>, Error>;
     async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error>;
     async fn party_exists(&self, id: PartyId) -> Result<bool, Error>;
+    /// The kind of a party (`landlord`, `agent`, `sublandlord`), if it exists.
+    async fn party_kind(&self, id: PartyId) -> Result<Option<String>, Error>;
+
+    /// Hands a unit to another responsible party (or to nobody): the current entry of
+    /// its responsibility history is closed and a new one opened, in one transaction.
+    /// Cases already opened stay attributed to the party responsible when they were
+    /// found.
+    async fn set_unit_party(
+        &self,
+        unit: UnitId,
+        party: Option<(PartyId, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// Who answered for a unit, and when, oldest first.
+    async fn unit_parties(&self, unit: UnitId) -> Result<Vec<UnitPartyRecord>, Error>;
     async fn department_exists(&self, id: DepartmentId) -> Result<bool, Error>;
 
     // ----- tokens ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ use crate::store::{
     Applied, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, IdempotencyKey,
     Idempotent, ImportCounts, NewCase, NewInspection, OutboxMessage, RecordedInspection,
     ReferralRecord, Respond, Store, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
-    TransitionRequest,
+    TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -1083,6 +1083,65 @@ impl Store for This {
             .fetch_optional(self.reader())
             .await?;
         Ok(found.is_some())
+    }
+
+    async fn party_kind(&self, id: PartyId) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar("SELECT kind FROM parties WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
+    async fn set_unit_party(
+        &self,
+        unit: UnitId,
+        party: Option<(PartyId, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut tx = super::begin_write(self.writer()).await?;
+        sqlx::query("UPDATE unit_parties SET to_at = $2 WHERE unit_id = $1 AND to_at IS NULL")
+            .bind(unit.0)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        if let Some((party, role)) = &party {
+            sqlx::query(
+                "INSERT INTO unit_parties (unit_id, party_id, role, from_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(unit.0)
+            .bind(party.0)
+            .bind(role)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE units SET party_id = $2 WHERE id = $1")
+            .bind(unit.0)
+            .bind(party.map(|(p, _)| p.0))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unit_parties(&self, unit: UnitId) -> Result<Vec<UnitPartyRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT party_id, role, from_at, to_at FROM unit_parties WHERE unit_id = $1 \
+             ORDER BY from_at, id",
+        )
+        .bind(unit.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnitPartyRecord {
+                    party_id: PartyId(r.try_get("party_id")?),
+                    role: r.try_get("role")?,
+                    from_at: from_millis(r.try_get("from_at")?),
+                    to_at: r.try_get::<Option<i64>, _>("to_at")?.map(from_millis),
+                })
+            })
+            .collect()
     }
 
     async fn department_exists(&self, id: DepartmentId) -> Result<bool, Error> {

@@ -13,6 +13,7 @@ pub mod registry;
 pub mod routing;
 pub mod runtime;
 pub mod seed;
+pub mod spatial;
 pub mod store;
 pub mod taxonomy;
 pub mod workflow;

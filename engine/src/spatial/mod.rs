@@ -1,0 +1,4 @@
+//! Geography: datums (WGS-84 and GCJ-02), the spatial index of units and the grid polygons.
+
+pub mod crs;
+pub mod index;

@@ -371,6 +371,7 @@ async fn open_cases(
         let input = InspectionInput {
             unit_id: u.id,
             point: Point::parse(u.lon, u.lat, "point")?,
+            crs: anju_engine::spatial::crs::Crs::Wgs84,
             note: None,
             findings,
         };

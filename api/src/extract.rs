@@ -137,6 +137,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
                 let message = e.inner().to_string();
                 let field = message
                     .strip_prefix("unknown field `")
+                    .or_else(|| message.strip_prefix("missing field `"))
                     .and_then(|rest| rest.split('`').next())
                     .map(String::from)
                     .unwrap_or_else(|| e.path().to_string());

@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod extract;
+pub mod places;
 pub mod problem;
 pub mod routes;
 

@@ -9,10 +9,11 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use anju_engine::domain::{CaseId, DepartmentId, PartyId, Point, Role, UnitId};
+use anju_engine::domain::{CaseId, DepartmentId, PartyId, Role, UnitId};
 use anju_engine::machine::{self, Command};
 use anju_engine::registry::Unit;
 use anju_engine::runtime::{CaseView, Finding, InspectionInput, InspectionOutcome, UnitInput};
+use anju_engine::spatial::crs::Crs;
 use anju_engine::store::{CaseFilter, CaseRecord, Idempotent};
 
 use crate::app::AppState;
@@ -23,12 +24,21 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))
         .route("/units", post(create_unit))
+        .route("/units/near", get(crate::places::near))
+        .route("/units/nearest", get(crate::places::nearest))
+        .route(
+            "/units/within",
+            get(crate::places::within_bbox).post(crate::places::within_polygon),
+        )
         .route("/units/{id}", get(get_unit))
         .route(
             "/units/{id}/parties",
             get(unit_parties).post(change_unit_party),
         )
-        .route("/inspections", post(record_inspection))
+        .route(
+            "/inspections",
+            post(record_inspection).get(crate::places::list_inspections),
+        )
         .route("/cases", get(list_cases))
         .route("/cases/{id}", get(get_case))
         .route("/cases/{id}/commands", post(issue_command))
@@ -67,6 +77,9 @@ struct UnitBody {
     occupants: i64,
     #[serde(default)]
     party_id: Option<i64>,
+    /// The datum of `lon` and `lat`: `wgs84` (default) or `gcj02`.
+    #[serde(default)]
+    crs: Crs,
 }
 
 fn unit_json(u: &Unit) -> Value {
@@ -81,12 +94,13 @@ async fn create_unit(
 ) -> ApiResult<Response> {
     let b = body.value;
     let key = idem.for_request(&caller, &body.digest);
+    let point = b.crs.to_wgs84(b.lon, b.lat, "point")?;
     let input = UnitInput {
         building_id: b.building_id,
         address_code: b.address_code,
         address: b.address,
-        lon: b.lon,
-        lat: b.lat,
+        lon: point.lon(),
+        lat: point.lat(),
         floor_area: b.floor_area,
         occupants: b.occupants,
         party_id: b.party_id.map(PartyId),
@@ -145,6 +159,9 @@ async fn change_unit_party(
 struct PointBody {
     lon: f64,
     lat: f64,
+    /// `wgs84` (GPS; the default) or `gcj02` (maps published in China).
+    #[serde(default)]
+    crs: Crs,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +192,7 @@ fn inspection_json(o: &InspectionOutcome) -> Value {
         "inspection_id": o.inspection_id,
         "unit_id": o.unit_id,
         "distance_m": (o.distance_m * 10.0).round() / 10.0,
+        "off_site": o.off_site,
         "cases": o.cases,
     })
 }
@@ -187,10 +205,11 @@ async fn record_inspection(
 ) -> ApiResult<Response> {
     let b = body.value;
     let key = idem.for_request(&caller, &body.digest);
-    let point = Point::parse(b.point.lon, b.point.lat, "point")?;
+    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
     let input = InspectionInput {
         unit_id: UnitId(b.unit_id),
         point,
+        crs: b.point.crs,
         note: b.note,
         findings: b
             .findings

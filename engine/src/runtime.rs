@@ -22,6 +22,8 @@ use crate::metrics::Metrics;
 use crate::outbox::Deliverer;
 use crate::registry::{Unit, UnitRow, parse_unit_values};
 use crate::routing::Routing;
+use crate::spatial::crs::Crs;
+use crate::spatial::index::{Hit, UnitIndex};
 use crate::store::{
     Applied, CaseFilter, CaseRecord, EventRecord, IdempotencyKey, Idempotent, NewCase,
     NewInspection, OutboxMessage, Overdue, RecordedInspection, ReferralRecord, Respond,
@@ -47,6 +49,8 @@ pub struct Config {
     pub worker_id: String,
     /// Workflow definitions to use instead of the built-in ones.
     pub workflows: Option<Vec<Definition>>,
+    /// An inspection recorded farther than this from its unit is flagged off-site.
+    pub off_site_m: f64,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             outbox_batch: 200,
             worker_id: format!("pid{}", std::process::id()),
             workflows: None,
+            off_site_m: 100.0,
         }
     }
 }
@@ -76,6 +81,9 @@ struct Shared {
     taxonomy: Taxonomy,
     workflows: RwLock<Arc<Workflows>>,
     routing: RwLock<Arc<Routing>>,
+    /// Every unit's position; built when the runtime starts, kept in step with units
+    /// registered through it.
+    index: RwLock<UnitIndex>,
     metrics: Metrics,
     config: Config,
 }
@@ -125,7 +133,10 @@ pub struct Finding {
 #[derive(Debug, Clone)]
 pub struct InspectionInput {
     pub unit_id: UnitId,
+    /// In WGS-84, whatever the device reported in.
     pub point: Point,
+    /// The datum the device reported in.
+    pub crs: Crs,
     pub note: Option<String>,
     pub findings: Vec<Finding>,
 }
@@ -149,6 +160,7 @@ pub struct InspectionOutcome {
     pub inspection_id: crate::domain::InspectionId,
     pub unit_id: UnitId,
     pub distance_m: f64,
+    pub off_site: bool,
     pub cases: Vec<CaseSnapshot>,
 }
 
@@ -198,11 +210,13 @@ impl Runtime {
             taxonomy,
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
+            index: RwLock::new(UnitIndex::default()),
             metrics: Metrics::default(),
             config,
         });
         reload_workflows(&shared).await?;
         reload_routing(&shared).await?;
+        reload_index(&shared).await?;
         let (queue, rx) = mpsc::channel::<Job>(16_384);
         let rx = Arc::new(Mutex::new(rx));
         let (stop, _) = watch::channel(false);
@@ -268,6 +282,16 @@ impl Runtime {
     /// Re-reads the department directory (after an import).
     pub async fn reload_routing(&self) -> Result<()> {
         reload_routing(&self.shared).await
+    }
+
+    /// Rebuilds the spatial index from the store (after an import).
+    pub async fn reload_index(&self) -> Result<()> {
+        reload_index(&self.shared).await
+    }
+
+    /// How many units the spatial index holds.
+    pub fn indexed_units(&self) -> usize {
+        self.shared.index.read().expect("index lock").len()
     }
 
     /// The newest version of a workflow.
@@ -430,7 +454,15 @@ impl Runtime {
             place,
             party_id: input.party_id,
         };
-        store.create_unit(&row, idem, respond, self.now()).await
+        let result = store.create_unit(&row, idem, respond, self.now()).await?;
+        if let Idempotent::Created(unit) = &result {
+            self.shared
+                .index
+                .write()
+                .expect("index lock")
+                .insert(unit.id, unit.lon, unit.lat);
+        }
+        Ok(result)
     }
 
     /// A unit, if the caller may see it.
@@ -492,6 +524,152 @@ impl Runtime {
     ) -> Result<Vec<crate::store::UnitPartyRecord>> {
         self.unit(principal, id).await?;
         Ok(self.shared.store.unit_parties(id).await?)
+    }
+
+    // ----- geography --------------------------------------------------------------------
+
+    /// Resolves index hits to the units the caller may see, keeping the hits' order,
+    /// at most `limit` of them.
+    async fn visible_units(
+        &self,
+        principal: &Principal,
+        hits: Vec<Hit>,
+        limit: usize,
+    ) -> Result<Vec<(Unit, Option<f64>)>> {
+        let mut out = Vec::new();
+        // Look units up a page at a time, so that a query over a dense area does not
+        // load every unit in it when the caller sees few of them.
+        for page in hits.chunks(500) {
+            let ids: Vec<UnitId> = page.iter().map(|h| h.id).collect();
+            let mut units: std::collections::HashMap<UnitId, Unit> = self
+                .shared
+                .store
+                .units_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u))
+                .collect();
+            for h in page {
+                if let Some(u) = units.remove(&h.id)
+                    && principal.covers(u.place())
+                {
+                    out.push((u, h.distance_m));
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Units within `radius_m` of `center` that the caller may see, nearest first.
+    pub async fn units_near(
+        &self,
+        principal: &Principal,
+        center: Point,
+        radius_m: f64,
+        limit: usize,
+    ) -> Result<Vec<(Unit, Option<f64>)>> {
+        let hits = self
+            .shared
+            .index
+            .read()
+            .expect("index lock")
+            .within_radius(center, radius_m);
+        self.visible_units(principal, hits, limit).await
+    }
+
+    /// The `k` units nearest to `center` among those the caller may see.
+    pub async fn units_nearest(
+        &self,
+        principal: &Principal,
+        center: Point,
+        k: usize,
+    ) -> Result<Vec<(Unit, Option<f64>)>> {
+        // Ask the index for more than k when the caller sees only part of the city, and
+        // widen until k visible units are found or the city is exhausted.
+        let total = self.indexed_units();
+        let mut want = k;
+        loop {
+            let hits = self
+                .shared
+                .index
+                .read()
+                .expect("index lock")
+                .nearest(center, want);
+            let found = self.visible_units(principal, hits, k).await?;
+            if found.len() >= k || want >= total {
+                return Ok(found);
+            }
+            want = (want * 8).min(total);
+        }
+    }
+
+    /// Units inside a longitude–latitude box that the caller may see.
+    pub async fn units_in_bbox(
+        &self,
+        principal: &Principal,
+        bbox: (Point, Point),
+        limit: usize,
+    ) -> Result<Vec<(Unit, Option<f64>)>> {
+        let (lo, hi) = bbox;
+        let hits = self.shared.index.read().expect("index lock").within_bbox(
+            lo.lon(),
+            lo.lat(),
+            hi.lon(),
+            hi.lat(),
+        );
+        self.visible_units(principal, hits, limit).await
+    }
+
+    /// Units inside a polygon that the caller may see.
+    pub async fn units_in_polygon(
+        &self,
+        principal: &Principal,
+        shape: &geo::MultiPolygon<f64>,
+        limit: usize,
+    ) -> Result<Vec<(Unit, Option<f64>)>> {
+        let hits = self
+            .shared
+            .index
+            .read()
+            .expect("index lock")
+            .within_polygon(shape);
+        self.visible_units(principal, hits, limit).await
+    }
+
+    /// Inspections in the caller's scope: supervisors see their area's, an inspector
+    /// only their own.
+    pub async fn list_inspections(
+        &self,
+        principal: &Principal,
+        mut filter: crate::store::InspectionFilter,
+    ) -> Result<Vec<crate::store::InspectionRecord>> {
+        match principal.role {
+            Role::Supervisor => {}
+            Role::Inspector => {
+                if filter
+                    .inspector_id
+                    .is_some_and(|i| i.0 != principal.subject)
+                {
+                    return Err(Error::Forbidden(
+                        "an inspector sees their own inspections".into(),
+                    ));
+                }
+                filter.inspector_id = Some(InspectorId(principal.subject));
+            }
+            _ => {
+                return Err(Error::Forbidden(
+                    "inspections are listed for supervisors and inspectors".into(),
+                ));
+            }
+        }
+        Ok(self
+            .shared
+            .store
+            .list_inspections(&filter, &principal.scope)
+            .await?)
     }
 
     // ----- cases ------------------------------------------------------------------------
@@ -614,7 +792,10 @@ impl Runtime {
         } else {
             store.grid_inspectors(unit.grid_id).await?.first().copied()
         };
+        // Still recorded when far from the unit, but flagged, so that supervisors can
+        // see inspections that were not made on site.
         let distance_m = unit.point().distance_m(input.point);
+        let off_site = distance_m > self.shared.config.off_site_m;
         let cases: Vec<NewCase> = findings
             .into_iter()
             .map(|(category, severity, f)| {
@@ -668,12 +849,15 @@ impl Runtime {
             lon: input.point.lon(),
             lat: input.point.lat(),
             distance_m,
+            off_site,
+            crs: input.crs,
             note: input.note.clone(),
         };
         let outcome_of = |recorded: &RecordedInspection| InspectionOutcome {
             inspection_id: recorded.inspection_id,
             unit_id: unit.id,
             distance_m,
+            off_site,
             cases: recorded
                 .case_ids
                 .iter()
@@ -1100,6 +1284,15 @@ async fn reload_workflows(shared: &Shared) -> Result<()> {
         w.by_id.insert(id, Arc::new(def));
     }
     *shared.workflows.write().expect("workflow lock") = Arc::new(w);
+    Ok(())
+}
+
+async fn reload_index(shared: &Shared) -> Result<()> {
+    let points = shared.store.unit_points().await?;
+    let index = tokio::task::spawn_blocking(move || UnitIndex::bulk(points))
+        .await
+        .map_err(|e| crate::store::Error::Corrupt(format!("building the unit index: {e}")))?;
+    *shared.index.write().expect("index lock") = index;
     Ok(())
 }
 

@@ -82,6 +82,8 @@ impl Fixture {
             lon: u.lon,
             lat: u.lat,
             distance_m: 0.0,
+            off_site: false,
+            crs: anju_engine::spatial::crs::Crs::Wgs84,
             note: None,
         };
         match self

@@ -16,6 +16,8 @@ use crate::domain::{
 use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
+use crate::spatial::crs::Crs;
+use crate::spatial::index::Located;
 
 pub mod postgres;
 pub mod sqlite;
@@ -195,7 +197,38 @@ pub struct NewInspection {
     pub lon: f64,
     pub lat: f64,
     pub distance_m: f64,
+    /// Farther from the unit than the service's on-site distance.
+    pub off_site: bool,
+    /// The datum the inspector's device reported in (the point is stored in WGS-84).
+    pub crs: Crs,
     pub note: Option<String>,
+}
+
+/// An inspection as stored, with the unit's address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectionRecord {
+    pub id: InspectionId,
+    pub unit_id: UnitId,
+    pub address: String,
+    pub inspector_id: Option<InspectorId>,
+    pub at: DateTime<Utc>,
+    pub lon: f64,
+    pub lat: f64,
+    pub distance_m: f64,
+    pub off_site: bool,
+    pub crs: Crs,
+    pub note: Option<String>,
+}
+
+/// Filters of the inspection list; it is also bounded by the caller's scope.
+#[derive(Debug, Clone, Default)]
+pub struct InspectionFilter {
+    pub inspector_id: Option<InspectorId>,
+    pub unit_id: Option<UnitId>,
+    pub off_site: Option<bool>,
+    /// Keyset pagination: only inspections with a smaller id.
+    pub before: Option<InspectionId>,
+    pub limit: u32,
 }
 
 /// A case to open: its initial snapshot (the id is assigned by the store), what opened
@@ -366,6 +399,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> crate::Result<Idempotent<Unit>>;
 
     async fn unit(&self, id: UnitId) -> Result<Option<Unit>, Error>;
+    /// The units with these ids (those that exist), in no particular order.
+    async fn units_by_ids(&self, ids: &[UnitId]) -> Result<Vec<Unit>, Error>;
+    /// Every unit's position, for building the spatial index.
+    async fn unit_points(&self) -> Result<Vec<Located>, Error>;
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error>;
     async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error>;
     async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error>;
@@ -426,6 +463,12 @@ pub trait Store: Send + Sync + 'static {
         decide: &Decider<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error>;
+
+    async fn list_inspections(
+        &self,
+        filter: &InspectionFilter,
+        scope: &Scope,
+    ) -> Result<Vec<InspectionRecord>, Error>;
 
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error>;
     async fn case_events(&self, id: CaseId) -> Result<Vec<EventRecord>, Error>;

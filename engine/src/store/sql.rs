@@ -19,11 +19,13 @@ use crate::domain::{
 use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
+use crate::spatial::crs::Crs;
+use crate::spatial::index::Located;
 use crate::store::{
     Applied, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, IdempotencyKey,
-    Idempotent, ImportCounts, NewCase, NewInspection, OutboxMessage, RecordedInspection,
-    ReferralRecord, Respond, Store, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
-    TransitionRequest, UnitPartyRecord,
+    Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCase, NewInspection,
+    OutboxMessage, RecordedInspection, ReferralRecord, Respond, Store, SupervisorRecord,
+    TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -78,6 +80,13 @@ static SELECT_CASE_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
         "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id"
     ))
 });
+
+fn crs_name(crs: Crs) -> &'static str {
+    match crs {
+        Crs::Wgs84 => "wgs84",
+        Crs::Gcj02 => "gcj02",
+    }
+}
 
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     to_millis(t)
@@ -994,6 +1003,37 @@ impl Store for This {
         row.as_ref().map(unit_from_row).transpose()
     }
 
+    async fn units_by_ids(&self, ids: &[UnitId]) -> Result<Vec<Unit>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let mut q =
+                QueryBuilder::<Db>::new(format!("SELECT {UNIT_COLUMNS} FROM units WHERE id IN ("));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(self.reader()).await? {
+                out.push(unit_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn unit_points(&self) -> Result<Vec<Located>, Error> {
+        use futures_util::TryStreamExt;
+        let mut out = Vec::new();
+        let mut rows = sqlx::query("SELECT id, lon, lat FROM units").fetch(self.reader());
+        while let Some(row) = rows.try_next().await? {
+            out.push(Located::new(
+                UnitId(row.try_get("id")?),
+                row.try_get("lon")?,
+                row.try_get("lat")?,
+            ));
+        }
+        Ok(out)
+    }
+
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error> {
         let row = sqlx::query(
             "SELECT b.id, b.grid_id, g.community_id, c.street_id, s.district_code \
@@ -1209,7 +1249,8 @@ impl Store for This {
         }
         let inspection_id: i64 = sqlx::query_scalar(
             "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $3) RETURNING id",
+             created_at, off_site, crs) VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9) \
+             RETURNING id",
         )
         .bind(inspection.unit_id.0)
         .bind(inspection.inspector_id.map(|i| i.0))
@@ -1218,6 +1259,8 @@ impl Store for This {
         .bind(inspection.lat)
         .bind(inspection.distance_m)
         .bind(&inspection.note)
+        .bind(inspection.off_site)
+        .bind(crs_name(inspection.crs))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| refusal(e, "an inspection"))?;
@@ -1298,6 +1341,62 @@ impl Store for This {
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error> {
         super::apply_batch(self, batch, decide, now).await
+    }
+
+    async fn list_inspections(
+        &self,
+        filter: &InspectionFilter,
+        scope: &Scope,
+    ) -> Result<Vec<InspectionRecord>, Error> {
+        // The scope applies to the unit's place; the columns of `units` have the same
+        // names as those of `cases`, so the case scope's SQL serves, on a subquery.
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT i.id, i.unit_id, u.address, i.inspector_id, i.at, i.lon, i.lat, \
+             i.distance_m, i.off_site, i.crs, i.note FROM inspections i \
+             JOIN units u ON u.id = i.unit_id WHERE i.unit_id IN (SELECT id FROM units WHERE 1 = 1",
+        );
+        match scope {
+            Scope::Department(_) | Scope::Party(_) => {
+                q.push(" AND 1 = 0");
+            }
+            other => push_scope(&mut q, other),
+        }
+        q.push(")");
+        if let Some(inspector) = filter.inspector_id {
+            q.push(" AND i.inspector_id = ").push_bind(inspector.0);
+        }
+        if let Some(unit) = filter.unit_id {
+            q.push(" AND i.unit_id = ").push_bind(unit.0);
+        }
+        if let Some(off_site) = filter.off_site {
+            q.push(" AND i.off_site = ").push_bind(off_site);
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND i.id < ").push_bind(before.0);
+        }
+        q.push(" ORDER BY i.id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| {
+                let crs: String = r.try_get("crs")?;
+                Ok(InspectionRecord {
+                    id: InspectionId(r.try_get("id")?),
+                    unit_id: UnitId(r.try_get("unit_id")?),
+                    address: r.try_get("address")?,
+                    inspector_id: r
+                        .try_get::<Option<i64>, _>("inspector_id")?
+                        .map(InspectorId),
+                    at: from_millis(r.try_get("at")?),
+                    lon: r.try_get("lon")?,
+                    lat: r.try_get("lat")?,
+                    distance_m: r.try_get("distance_m")?,
+                    off_site: r.try_get("off_site")?,
+                    crs: Crs::parse(&crs, "crs").map_err(|e| corrupt(e.message))?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect()
     }
 
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error> {

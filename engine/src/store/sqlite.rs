@@ -163,15 +163,27 @@ async fn begin_write(pool: &SqlitePool) -> Result<sql::Tx<'static>, sqlx::Error>
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "foundation".into(),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(include_str!(
-            "../../../migrations/sqlite/0001_foundation.sql"
-        )),
-        false,
-    )])
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "foundation",
+            include_str!("../../../migrations/sqlite/0001_foundation.sql"),
+        ),
+        migration(
+            2,
+            "geography",
+            include_str!("../../../migrations/sqlite/0002_geography.sql"),
+        ),
+    ])
 }
 
 async fn after_import(pool: &SqlitePool) -> Result<(), Error> {

@@ -1,6 +1,6 @@
 //! The `anju` command line: serve, migrate, seed, import, token and bench.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,10 +55,9 @@ pub enum Cmd {
     Migrate(Db),
     /// Fill an empty database with a reproducible demo city of Guangzhou.
     Seed(SeedArgs),
-    /// Import registry records from a JSON-lines file (one record a line, tagged by
-    /// "type": district, street, community, grid, building, party, unit, inspector,
-    /// department, supervisor). Use - for standard input.
-    Import(ImportArgs),
+    /// Import registry records or grid shapes.
+    #[command(subcommand)]
+    Import(ImportCmd),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -104,11 +103,24 @@ pub struct SeedArgs {
     pub seed: u64,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// Registry records from a JSON-lines file: one record a line, tagged by "type"
+    /// (district, street, community, grid, building, party, unit, inspector,
+    /// department, supervisor). All or nothing. Use - for standard input.
+    Records(ImportArgs),
+    /// Grid shapes (网格) from a GeoJSON FeatureCollection (RFC 7946, WGS-84): each
+    /// feature a Polygon or MultiPolygon with properties.code; a new grid also needs
+    /// properties.name and properties.community_code. Every unit is then placed in
+    /// the grid that contains it; units inside no grid are reported.
+    Grids(ImportArgs),
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     pub db: Db,
-    /// The JSON-lines file, or - for standard input.
+    /// The file, or - for standard input.
     pub file: PathBuf,
 }
 
@@ -216,7 +228,8 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
             seed(&store, args.units, args.seed).await?;
             Ok(())
         }
-        Cmd::Import(args) => import(args).await,
+        Cmd::Import(ImportCmd::Records(args)) => import(args).await,
+        Cmd::Import(ImportCmd::Grids(args)) => import_grids(args).await,
         Cmd::Token(TokenCmd::Create(args)) => {
             let store = open_store(&args.db.database_url).await?;
             let runtime = Runtime::start(store, hooks.clock, runtime::Config::default()).await?;
@@ -373,16 +386,48 @@ pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::R
     Ok(())
 }
 
-async fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.db.database_url).await?;
-    let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
+fn open_input(file: &std::path::Path) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(if file.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
         Box::new(std::io::BufReader::new(
-            std::fs::File::open(&args.file)
-                .with_context(|| format!("cannot open {}", args.file.display()))?,
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
         ))
-    };
+    })
+}
+
+async fn import_grids(args: ImportArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.db.database_url).await?;
+    let mut text = String::new();
+    open_input(&args.file)?.read_to_string(&mut text)?;
+    let report = anju_engine::spatial::grids::import(store.as_ref(), &text)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "grids: {} created, {} updated; units: {} checked, {} moved to another grid, {} inside no grid",
+        report.grids_created,
+        report.grids_updated,
+        report.units_checked,
+        report.units_moved,
+        report.units_outside
+    );
+    if report.units_outside > 0 {
+        println!(
+            "units inside no grid (they keep their grid), first {}: {:?}",
+            report.outside_sample.len(),
+            report
+                .outside_sample
+                .iter()
+                .map(|u| u.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.db.database_url).await?;
+    let reader = open_input(&args.file)?;
     // Every line is parsed and checked before anything is written, so that a bad line
     // leaves the database as it was.
     let taxonomy = Taxonomy::builtin();

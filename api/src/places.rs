@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use anju_engine::domain::{InspectionId, InspectorId, Point, UnitId};
+use anju_engine::domain::{GridId, InspectionId, InspectorId, Point, UnitId};
 use anju_engine::registry::Unit;
 use anju_engine::spatial::crs::{Crs, gcj02_from_wgs84};
 use anju_engine::store::InspectionFilter;
 
 use crate::app::AppState;
-use crate::extract::{Body, Caller, Params};
+use crate::extract::{Body, Caller, Id, Params};
 use crate::problem::{ApiError, ApiResult};
 
 /// Most units one query returns.
@@ -257,6 +257,45 @@ pub async fn within_polygon(
         .units_in_polygon(&caller, &shape, limit(q.limit)?)
         .await?;
     Ok(units_response(&headers, units, q.crs))
+}
+
+pub async fn grid(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let grid = app.runtime.grid(&caller, GridId(id)).await?;
+    Ok(Json(json!(grid)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridUnitsQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn grid_units(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Id(id): Id,
+    Params(q): Params<GridUnitsQuery>,
+) -> ApiResult<Response> {
+    let units = app
+        .runtime
+        .grid_units(
+            &caller,
+            GridId(id),
+            q.after.map(UnitId),
+            q.limit.unwrap_or(1000),
+        )
+        .await?;
+    Ok(units_response(
+        &headers,
+        units.into_iter().map(|u| (u, None)).collect(),
+        Crs::Wgs84,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
             get(crate::places::within_bbox).post(crate::places::within_polygon),
         )
         .route("/units/{id}", get(get_unit))
+        .route("/grids/{id}", get(crate::places::grid))
+        .route("/grids/{id}/units", get(crate::places::grid_units))
         .route(
             "/units/{id}/parties",
             get(unit_parties).post(change_unit_party),

@@ -43,6 +43,9 @@ pub enum Record {
         code: String,
         community_id: CommunityId,
         name: String,
+        /// The grid's shape: a GeoJSON Polygon or MultiPolygon in WGS-84.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        geometry: Option<serde_json::Value>,
     },
     Building {
         id: BuildingId,
@@ -144,10 +147,20 @@ impl Record {
                 }
                 nonempty("name_zh", name_zh)
             }
-            Record::Street { code, name, .. }
-            | Record::Community { code, name, .. }
-            | Record::Grid { code, name, .. } => {
+            Record::Street { code, name, .. } | Record::Community { code, name, .. } => {
                 nonempty("code", code)?;
+                nonempty("name", name)
+            }
+            Record::Grid {
+                code,
+                name,
+                geometry,
+                ..
+            } => {
+                nonempty("code", code)?;
+                if let Some(g) = geometry {
+                    crate::spatial::grids::shape_from_geojson(g, "geometry")?;
+                }
                 nonempty("name", name)
             }
             Record::Building {

@@ -639,6 +639,41 @@ impl Runtime {
         self.visible_units(principal, hits, limit).await
     }
 
+    /// A grid, if the caller may see it.
+    pub async fn grid(
+        &self,
+        principal: &Principal,
+        id: crate::domain::GridId,
+    ) -> Result<crate::store::GridRecord> {
+        let grid = self.shared.store.grid(id).await?;
+        match grid {
+            Some(g)
+                if principal.covers(crate::auth::Place {
+                    district_code: &g.district_code,
+                    street_id: g.street_id,
+                    grid_id: g.id,
+                    party_id: None,
+                    department_id: None,
+                }) =>
+            {
+                Ok(g)
+            }
+            _ => Err(Error::not_found("grid", id)),
+        }
+    }
+
+    /// The units of a grid the caller may see, by id after `after`.
+    pub async fn grid_units(
+        &self,
+        principal: &Principal,
+        id: crate::domain::GridId,
+        after: Option<UnitId>,
+        limit: u32,
+    ) -> Result<Vec<Unit>> {
+        self.grid(principal, id).await?;
+        Ok(self.shared.store.grid_units(id, after, limit).await?)
+    }
+
     /// Inspections in the caller's scope: supervisors see their area's, an inspector
     /// only their own.
     pub async fn list_inspections(

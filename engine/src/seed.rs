@@ -137,10 +137,88 @@ impl DemoCity {
                     .unwrap_or(1)
             })
             .collect();
-        let streets_per = apportion(plan.streets, &weights);
-        let communities_per = apportion(plan.communities, &weights);
-        let grids_per = apportion(plan.grids, &weights);
         let units_per = apportion(plan.units.max(districts.len() as u64), &weights);
+
+        // The city is one lattice of square grids (in metres) over the union of the
+        // districts' boxes; each grid belongs to the district whose centre is nearest,
+        // so that districts do not overlap. The grids farthest from every centre (the
+        // corners of the box) are left out, to keep exactly the planned number.
+        let x0 = districts
+            .iter()
+            .map(|d| d.bbox.0)
+            .fold(f64::INFINITY, f64::min);
+        let y0 = districts
+            .iter()
+            .map(|d| d.bbox.1)
+            .fold(f64::INFINITY, f64::min);
+        let x1 = districts
+            .iter()
+            .map(|d| d.bbox.2)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let y1 = districts
+            .iter()
+            .map(|d| d.bbox.3)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let k = ((y0 + y1) / 2.0).to_radians().cos();
+        let g = plan.grids;
+        let cols = ((g as f64 * (x1 - x0) * k / (y1 - y0)).sqrt().ceil() as u64).max(1);
+        let rows = g.div_ceil(cols).max(1) + 1;
+        let (cw, ch) = ((x1 - x0) / cols as f64, (y1 - y0) / rows as f64);
+        let nearest = |x: f64, y: f64| {
+            districts
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let (dx, dy) = ((x - d.center.0) * k, y - d.center.1);
+                    (dx * dx + dy * dy, i)
+                })
+                .min_by(|a, b| a.partial_cmp(b).expect("finite"))
+                .expect("districts")
+        };
+        let mut lattice: Vec<(f64, usize, u64, u64)> = (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| (r, c)))
+            .map(|(r, c)| {
+                let (x, y) = (x0 + (c as f64 + 0.5) * cw, y0 + (r as f64 + 0.5) * ch);
+                let (d2, di) = nearest(x, y);
+                (d2, di, r, c)
+            })
+            .collect();
+        lattice.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        lattice.truncate(g as usize);
+        let mut by_district: Vec<Vec<(u64, u64)>> = vec![Vec::new(); districts.len()];
+        for (_, di, r, c) in &lattice {
+            by_district[*di].push((*r, *c));
+        }
+        // Every district gets at least one grid: the grid nearest its centre among
+        // those of districts that have more than one.
+        for di in 0..districts.len() {
+            if by_district[di].is_empty() {
+                let d = &districts[di];
+                let centre = |(r, c): (u64, u64)| {
+                    let (x, y) = (x0 + (c as f64 + 0.5) * cw, y0 + (r as f64 + 0.5) * ch);
+                    let (dx, dy) = ((x - d.center.0) * k, y - d.center.1);
+                    dx * dx + dy * dy
+                };
+                let (owner, pos) = by_district
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, cells)| cells.len() > 1)
+                    .flat_map(|(o, cells)| {
+                        cells.iter().enumerate().map(move |(p, cell)| (o, p, *cell))
+                    })
+                    .min_by(|a, b| centre(a.2).partial_cmp(&centre(b.2)).expect("finite"))
+                    .map(|(o, p, _)| (o, p))
+                    .expect("more grids than districts");
+                let cell = by_district[owner].remove(pos);
+                by_district[di].push(cell);
+            }
+        }
+        for cells in by_district.iter_mut() {
+            cells.sort_unstable();
+        }
+        let cells_per: Vec<u32> = by_district.iter().map(|c| c.len() as u32).collect();
+        let communities_per = apportion(plan.communities, &cells_per);
+        let streets_per = apportion(plan.streets, &cells_per);
 
         let mut skeleton = Vec::new();
         let mut cells = Vec::new();
@@ -155,13 +233,10 @@ impl DemoCity {
         }
         let (mut street_id, mut community_id, mut grid_id) = (0i64, 0i64, 0i64);
         for (di, d) in districts.iter().enumerate() {
-            // The district's grids tile its bounding box row by row; consecutive grids
-            // form a community, consecutive communities a street.
-            let g = grids_per[di];
-            let (w, h) = (d.bbox.2 - d.bbox.0, d.bbox.3 - d.bbox.1);
-            let cols = ((g as f64 * w / h).sqrt().ceil() as u64).max(1);
-            let rows = g.div_ceil(cols);
-            let (cw, ch) = (w / cols as f64, h / rows as f64);
+            // Consecutive grids (row by row) form a community, consecutive communities
+            // a street.
+            let lattice = &by_district[di];
+            let g = lattice.len() as u64;
             let communities = communities_per[di].min(g);
             let streets = streets_per[di].min(communities);
             let grid_units = apportion(units_per[di], &vec![1; g as usize]);
@@ -201,13 +276,15 @@ impl DemoCity {
                     let hi = g * (index + 1) / communities;
                     for k in lo..hi {
                         grid_id += 1;
-                        let (row, col) = (k / cols, k % cols);
-                        let min = (d.bbox.0 + col as f64 * cw, d.bbox.1 + row as f64 * ch);
+                        let (row, col) = lattice[k as usize];
+                        let min = (x0 + col as f64 * cw, y0 + row as f64 * ch);
+                        let max = (min.0 + cw, min.1 + ch);
                         skeleton.push(Record::Grid {
                             id: GridId(grid_id),
                             code: format!("{}{:03}{:03}{:03}", d.code, s + 1, c + 1, k - lo + 1),
                             community_id: CommunityId(community_id),
                             name: format!("第{}网格", k - lo + 1),
+                            geometry: Some(crate::spatial::grids::rectangle(min, max)),
                         });
                         cells.push(GridCell {
                             id: GridId(grid_id),
@@ -215,7 +292,7 @@ impl DemoCity {
                             street: StreetId(street_id),
                             district: di,
                             min,
-                            max: (min.0 + cw, min.1 + ch),
+                            max,
                             units: grid_units[k as usize],
                         });
                     }
@@ -415,8 +492,11 @@ impl Iterator for Chunks<'_> {
                     address_code: format!("{}{:09}{:04}", district.code, building_no, k + 1),
                     building_id: BuildingId(self.building),
                     address: format!("{address}{floor}{room:02}房"),
-                    lon: lon + rng.random_range(-0.00005..0.00005),
-                    lat: lat + rng.random_range(-0.00005..0.00005),
+                    // A few metres around the building, inside its grid.
+                    lon: (lon + rng.random_range(-0.00005..0.00005))
+                        .clamp(cell.min.0 + 1e-9, cell.max.0 - 1e-9),
+                    lat: (lat + rng.random_range(-0.00005..0.00005))
+                        .clamp(cell.min.1 + 1e-9, cell.max.1 - 1e-9),
                     floor_area: (rng.random_range(12.0..90.0f64) * 10.0).round() / 10.0,
                     occupants: rng.random_range(0..=6),
                     party_id: (!rng.random_bool(0.03)).then_some(party),
@@ -505,26 +585,52 @@ mod tests {
     }
 
     #[test]
-    fn units_lie_in_their_districts_box() {
-        let city = DemoCity::new(2_000, 1);
-        let districts = guangzhou_districts();
+    fn units_lie_in_their_grid_and_grids_do_not_overlap() {
+        use crate::spatial::grids::{GridIndex, GridShape, shape_from_geojson};
+        let city = DemoCity::new(3_000, 1);
+        let shapes: Vec<GridShape> = city
+            .skeleton()
+            .iter()
+            .filter_map(|r| match r {
+                Record::Grid {
+                    id,
+                    geometry: Some(g),
+                    ..
+                } => GridShape::new(*id, shape_from_geojson(g, "g").unwrap()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shapes.len() as u64, city.plan.grids);
+        let index = GridIndex::new(shapes);
+        let grid_of_building: std::collections::HashMap<i64, GridId> = city
+            .chunks(1000)
+            .flatten()
+            .filter_map(|r| match r {
+                Record::Building { id, grid_id, .. } => Some((id.0, grid_id)),
+                _ => None,
+            })
+            .collect();
         for chunk in city.chunks(500) {
             for r in chunk {
                 if let Record::Unit {
-                    address_code,
                     lon,
                     lat,
+                    building_id,
                     ..
                 } = r
                 {
-                    let d = districts
-                        .iter()
-                        .find(|d| address_code.starts_with(&d.code))
-                        .unwrap();
-                    assert!(lon > d.bbox.0 - 0.001 && lon < d.bbox.2 + 0.001);
-                    assert!(lat > d.bbox.1 - 0.001 && lat < d.bbox.3 + 0.001);
+                    assert_eq!(
+                        index.grid_at(lon, lat),
+                        Some(grid_of_building[&building_id.0])
+                    );
                 }
             }
+        }
+        // Every district has grids, and its grids sit around its centre.
+        let districts = guangzhou_districts();
+        for (i, d) in districts.iter().enumerate() {
+            let mine: Vec<&GridCell> = city.cells().iter().filter(|c| c.district == i).collect();
+            assert!(!mine.is_empty(), "{}", d.code);
         }
     }
 }

@@ -356,7 +356,13 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
         ),
     )
     .unwrap();
-    let (ok, _, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
+    let (ok, _, err) = cli(&[
+        "import",
+        "records",
+        "--database-url",
+        &db.url,
+        file.to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert_eq!(
         err,
@@ -370,7 +376,13 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
         ),
     )
     .unwrap();
-    let (ok, _, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
+    let (ok, _, err) = cli(&[
+        "import",
+        "records",
+        "--database-url",
+        &db.url,
+        file.to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert!(err.contains("nothing was imported"), "{err}");
     assert_eq!(store.fingerprint().await.unwrap(), before);
@@ -383,7 +395,13 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
         ),
     )
     .unwrap();
-    let (ok, out, err) = cli(&["import", "--database-url", &db.url, file.to_str().unwrap()]);
+    let (ok, out, err) = cli(&[
+        "import",
+        "records",
+        "--database-url",
+        &db.url,
+        file.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(out.starts_with("imported 2 records"), "{out}");
     let unit = store

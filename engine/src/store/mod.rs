@@ -10,13 +10,14 @@ use serde_json::Value;
 
 use crate::auth::Scope;
 use crate::domain::{
-    Actor, CaseId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, Role, StreetId,
-    SupervisorId, UnitId,
+    Actor, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, Role,
+    StreetId, SupervisorId, UnitId,
 };
 use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
+use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 
 pub mod postgres;
@@ -285,6 +286,19 @@ pub struct TokenRecord {
     pub subject: i64,
 }
 
+/// A grid and where it sits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GridRecord {
+    pub id: GridId,
+    pub code: String,
+    pub name: String,
+    pub community_id: CommunityId,
+    pub street_id: StreetId,
+    pub district_code: String,
+    /// GeoJSON, WGS-84.
+    pub geometry: Option<Value>,
+}
+
 /// One entry of a unit's responsibility history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitPartyRecord {
@@ -403,6 +417,35 @@ pub trait Store: Send + Sync + 'static {
     async fn units_by_ids(&self, ids: &[UnitId]) -> Result<Vec<Unit>, Error>;
     /// Every unit's position, for building the spatial index.
     async fn unit_points(&self) -> Result<Vec<Located>, Error>;
+    /// Every unit's position and current grid.
+    async fn unit_grids(&self) -> Result<Vec<(Located, GridId)>, Error>;
+
+    // ----- grids ----------------------------------------------------------------------
+
+    /// The grids with these codes: (code, id).
+    async fn grids_by_code(&self, codes: &[String]) -> Result<Vec<(String, GridId)>, Error>;
+    async fn community_by_code(&self, code: &str) -> Result<Option<CommunityId>, Error>;
+    /// Writes grid shapes in one transaction: `updates` give existing grids a new
+    /// geometry (and name, if one is given); `creates` are (code, name, community,
+    /// geometry). Returns the ids of the created grids, in order.
+    async fn save_grids(
+        &self,
+        updates: &[(GridId, Option<String>, String)],
+        creates: &[(String, String, CommunityId, String)],
+    ) -> crate::Result<Vec<GridId>>;
+    async fn grid(&self, id: GridId) -> Result<Option<GridRecord>, Error>;
+    /// The units of a grid, by id, after `after`.
+    async fn grid_units(
+        &self,
+        id: GridId,
+        after: Option<UnitId>,
+        limit: u32,
+    ) -> Result<Vec<Unit>, Error>;
+    /// Every grid that has a shape: (id, GeoJSON geometry).
+    async fn grid_shapes(&self) -> Result<Vec<(GridId, String)>, Error>;
+    /// Moves units to other grids in one transaction; each takes its community, street
+    /// and district from its new grid. Cases keep the place where they were found.
+    async fn move_units(&self, moves: &[Move]) -> Result<u64, Error>;
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error>;
     async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error>;
     async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error>;

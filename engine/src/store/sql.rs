@@ -20,12 +20,13 @@ use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
+use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 use crate::store::{
-    Applied, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, IdempotencyKey,
-    Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCase, NewInspection,
-    OutboxMessage, RecordedInspection, ReferralRecord, Respond, Store, SupervisorRecord,
-    TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
+    Applied, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, GridRecord,
+    IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCase,
+    NewInspection, OutboxMessage, RecordedInspection, ReferralRecord, Respond, Store,
+    SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -52,6 +53,12 @@ static SELECT_CASE: LazyLock<&'static str> =
 
 static SELECT_UNIT: LazyLock<&'static str> =
     LazyLock::new(|| leak(format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1")));
+
+static SELECT_GRID_UNITS: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT {UNIT_COLUMNS} FROM units WHERE grid_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ))
+});
 
 static CLAIM_TIMERS: LazyLock<&'static str> = LazyLock::new(|| {
     leak(format!(
@@ -554,8 +561,8 @@ async fn import_kind(
         }
         Record::Grid { .. } => {
             counts.grids += insert!(
-                "INSERT INTO grids (id, code, community_id, name) ",
-                4,
+                "INSERT INTO grids (id, code, community_id, name, geometry) ",
+                5,
                 "a grid",
                 |b, r| {
                     if let Record::Grid {
@@ -563,12 +570,14 @@ async fn import_kind(
                         code,
                         community_id,
                         name,
+                        geometry,
                     } = r
                     {
                         b.push_bind(id.0)
                             .push_bind(code)
                             .push_bind(community_id.0)
-                            .push_bind(name);
+                            .push_bind(name)
+                            .push_bind(geometry.as_ref().map(|g| g.to_string()));
                     }
                 }
             )
@@ -1032,6 +1041,157 @@ impl Store for This {
             ));
         }
         Ok(out)
+    }
+
+    async fn unit_grids(&self) -> Result<Vec<(Located, GridId)>, Error> {
+        use futures_util::TryStreamExt;
+        let mut out = Vec::new();
+        let mut rows =
+            sqlx::query("SELECT id, lon, lat, grid_id FROM units ORDER BY id").fetch(self.reader());
+        while let Some(row) = rows.try_next().await? {
+            out.push((
+                Located::new(
+                    UnitId(row.try_get("id")?),
+                    row.try_get("lon")?,
+                    row.try_get("lat")?,
+                ),
+                GridId(row.try_get("grid_id")?),
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn grids_by_code(&self, codes: &[String]) -> Result<Vec<(String, GridId)>, Error> {
+        let mut out = Vec::new();
+        for chunk in codes.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::<Db>::new("SELECT code, id FROM grids WHERE code IN (");
+            let mut list = q.separated(", ");
+            for c in chunk {
+                list.push_bind(c.clone());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(self.reader()).await? {
+                out.push((row.try_get("code")?, GridId(row.try_get("id")?)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn community_by_code(&self, code: &str) -> Result<Option<CommunityId>, Error> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM communities WHERE code = $1")
+            .bind(code)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(id.map(CommunityId))
+    }
+
+    async fn save_grids(
+        &self,
+        updates: &[(GridId, Option<String>, String)],
+        creates: &[(String, String, CommunityId, String)],
+    ) -> crate::Result<Vec<GridId>> {
+        let mut tx = super::begin_write(self.writer())
+            .await
+            .map_err(Error::from)?;
+        for (id, name, geometry) in updates {
+            sqlx::query("UPDATE grids SET geometry = $2, name = COALESCE($3, name) WHERE id = $1")
+                .bind(id.0)
+                .bind(geometry)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+        }
+        let mut ids = Vec::with_capacity(creates.len());
+        for (code, name, community, geometry) in creates {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO grids (code, community_id, name, geometry) VALUES ($1, $2, $3, $4) \
+                 RETURNING id",
+            )
+            .bind(code)
+            .bind(community.0)
+            .bind(name)
+            .bind(geometry)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| refusal(e, "a grid"))?;
+            ids.push(GridId(id));
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(ids)
+    }
+
+    async fn grid(&self, id: GridId) -> Result<Option<GridRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT g.id, g.code, g.name, g.community_id, c.street_id, s.district_code, g.geometry \
+             FROM grids g JOIN communities c ON c.id = g.community_id \
+             JOIN streets s ON s.id = c.street_id WHERE g.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            let geometry: Option<String> = r.try_get("geometry")?;
+            Ok(GridRecord {
+                id: GridId(r.try_get("id")?),
+                code: r.try_get("code")?,
+                name: r.try_get("name")?,
+                community_id: CommunityId(r.try_get("community_id")?),
+                street_id: StreetId(r.try_get("street_id")?),
+                district_code: r.try_get("district_code")?,
+                geometry: geometry
+                    .map(|g| serde_json::from_str(&g).map_err(corrupt))
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn grid_units(
+        &self,
+        id: GridId,
+        after: Option<UnitId>,
+        limit: u32,
+    ) -> Result<Vec<Unit>, Error> {
+        let rows = sqlx::query(*SELECT_GRID_UNITS)
+            .bind(id.0)
+            .bind(after.map_or(0, |u| u.0))
+            .bind(i64::from(limit.clamp(1, 5000)))
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(unit_from_row).collect()
+    }
+
+    async fn grid_shapes(&self) -> Result<Vec<(GridId, String)>, Error> {
+        let rows =
+            sqlx::query("SELECT id, geometry FROM grids WHERE geometry IS NOT NULL ORDER BY id")
+                .fetch_all(self.reader())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((GridId(r.try_get("id")?), r.try_get("geometry")?)))
+            .collect()
+    }
+
+    async fn move_units(&self, moves: &[Move]) -> Result<u64, Error> {
+        let mut tx = super::begin_write(self.writer()).await?;
+        let mut moved = 0;
+        for chunk in moves.chunks(rows_per_statement(2)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "UPDATE units SET grid_id = v.column2, community_id = g.community_id, \
+                 street_id = c.street_id, district_code = s.district_code FROM (",
+            );
+            q.push_values(chunk, |mut b, m| {
+                b.push_bind(m.unit.0).push_bind(m.grid.0);
+            });
+            q.push(
+                ") AS v JOIN grids g ON g.id = v.column2 \
+                 JOIN communities c ON c.id = g.community_id \
+                 JOIN streets s ON s.id = c.street_id WHERE units.id = v.column1",
+            );
+            moved += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error> {

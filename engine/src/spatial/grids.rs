@@ -1,0 +1,382 @@
+//! Grids (网格) as polygons: an R-tree of their bounding boxes to find the grid that contains a point, and the plan of a GeoJSON grid import.
+
+use geo::{BoundingRect, Contains};
+use rstar::{AABB, RTree, RTreeObject};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::{GridId, UnitId};
+use crate::error::FieldError;
+use crate::spatial::index::Located;
+
+/// A grid's shape in the index.
+#[derive(Debug, Clone)]
+pub struct GridShape {
+    pub id: GridId,
+    pub shape: geo::MultiPolygon<f64>,
+    envelope: AABB<[f64; 2]>,
+}
+
+impl GridShape {
+    pub fn new(id: GridId, shape: geo::MultiPolygon<f64>) -> Option<GridShape> {
+        let rect = shape.bounding_rect()?;
+        Some(GridShape {
+            id,
+            envelope: AABB::from_corners(
+                [rect.min().x, rect.min().y],
+                [rect.max().x, rect.max().y],
+            ),
+            shape,
+        })
+    }
+}
+
+impl RTreeObject for GridShape {
+    type Envelope = AABB<[f64; 2]>;
+
+    fn envelope(&self) -> Self::Envelope {
+        self.envelope
+    }
+}
+
+/// Every grid with a shape, to place points in grids.
+#[derive(Debug, Default)]
+pub struct GridIndex {
+    tree: RTree<GridShape>,
+}
+
+impl GridIndex {
+    pub fn new(shapes: Vec<GridShape>) -> GridIndex {
+        GridIndex {
+            tree: RTree::bulk_load(shapes),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.size()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.size() == 0
+    }
+
+    /// The grid containing a point. Where grids overlap (they should not), the lowest
+    /// id wins, so that the answer does not depend on the tree's layout.
+    pub fn grid_at(&self, lon: f64, lat: f64) -> Option<GridId> {
+        let point = geo::Point::new(lon, lat);
+        self.tree
+            .locate_in_envelope_intersecting(&AABB::from_point([lon, lat]))
+            .filter(|g| g.shape.contains(&point))
+            .map(|g| g.id)
+            .min()
+    }
+}
+
+/// Parses a GeoJSON geometry (Polygon or MultiPolygon, WGS-84) into a shape.
+pub fn shape_from_geojson(
+    geometry: &Value,
+    field: &str,
+) -> Result<geo::MultiPolygon<f64>, FieldError> {
+    let g: geojson::Geometry = serde_json::from_value(geometry.clone())
+        .map_err(|e| FieldError::new(field, format!("not a GeoJSON geometry: {e}")))?;
+    let g: geo::Geometry<f64> = g
+        .try_into()
+        .map_err(|e| FieldError::new(field, format!("not a valid geometry: {e}")))?;
+    let shape = match g {
+        geo::Geometry::Polygon(p) => geo::MultiPolygon::new(vec![p]),
+        geo::Geometry::MultiPolygon(m) => m,
+        _ => {
+            return Err(FieldError::new(
+                field,
+                "a grid is a Polygon or a MultiPolygon",
+            ));
+        }
+    };
+    use geo::CoordsIter;
+    for c in shape.coords_iter() {
+        crate::domain::Point::parse(c.x, c.y, field)?;
+    }
+    if shape.0.is_empty() || shape.0.iter().any(|p| p.exterior().0.len() < 4) {
+        return Err(FieldError::new(
+            field,
+            "a polygon needs a closed ring of at least 4 positions",
+        ));
+    }
+    Ok(shape)
+}
+
+/// One grid of a GeoJSON import, parsed.
+#[derive(Debug, Clone)]
+pub struct GridFeature {
+    pub code: String,
+    pub name: Option<String>,
+    /// For a grid not yet in the registry: the community it belongs to, by code.
+    pub community_code: Option<String>,
+    pub geometry: Value,
+    pub shape: geo::MultiPolygon<f64>,
+}
+
+/// Parses an RFC 7946 FeatureCollection of grids: each feature a Polygon or
+/// MultiPolygon with `properties.code` (and, for a new grid, `name` and
+/// `community_code`). Errors name the feature.
+pub fn parse_grid_collection(text: &str) -> Result<Vec<GridFeature>, FieldError> {
+    let gj: geojson::GeoJson = text
+        .parse()
+        .map_err(|e| FieldError::new("file", format!("not GeoJSON: {e}")))?;
+    let geojson::GeoJson::FeatureCollection(fc) = gj else {
+        return Err(FieldError::new(
+            "file",
+            "a grid file is a FeatureCollection",
+        ));
+    };
+    let mut out = Vec::with_capacity(fc.features.len());
+    let mut codes = std::collections::BTreeSet::new();
+    for (i, f) in fc.features.into_iter().enumerate() {
+        let at = |what: &str| format!("features[{i}].{what}");
+        let prop = |name: &str| {
+            f.properties
+                .as_ref()
+                .and_then(|p| p.get(name))
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        let code = prop("code")
+            .ok_or_else(|| FieldError::new(at("properties.code"), "every grid needs a code"))?;
+        if !codes.insert(code.clone()) {
+            return Err(FieldError::new(
+                at("properties.code"),
+                format!("grid {code} appears twice"),
+            ));
+        }
+        let geometry = f
+            .geometry
+            .as_ref()
+            .map(|g| serde_json::to_value(g).expect("geometries serialize"))
+            .ok_or_else(|| FieldError::new(at("geometry"), "a grid needs a geometry"))?;
+        let shape = shape_from_geojson(&geometry, &at("geometry"))?;
+        out.push(GridFeature {
+            name: prop("name"),
+            community_code: prop("community_code"),
+            code,
+            geometry,
+            shape,
+        });
+    }
+    Ok(out)
+}
+
+/// What a grid import did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GridImportReport {
+    pub grids_created: u64,
+    pub grids_updated: u64,
+    pub units_checked: u64,
+    pub units_moved: u64,
+    /// Units inside no grid: they keep their current grid and are listed here.
+    pub units_outside: u64,
+    pub outside_sample: Vec<UnitId>,
+}
+
+/// A unit to move to another grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Move {
+    pub unit: UnitId,
+    pub grid: GridId,
+}
+
+/// Places every unit in the grid that contains it. Returns the units whose grid
+/// changes, and the report's counts.
+pub fn assign(
+    index: &GridIndex,
+    units: &[(Located, GridId)],
+    report: &mut GridImportReport,
+) -> Vec<Move> {
+    let mut moves = Vec::new();
+    for (u, current) in units {
+        report.units_checked += 1;
+        let (lon, lat) = u.lon_lat();
+        match index.grid_at(lon, lat) {
+            Some(g) if g != *current => moves.push(Move {
+                unit: u.id,
+                grid: g,
+            }),
+            Some(_) => {}
+            None => {
+                report.units_outside += 1;
+                if report.outside_sample.len() < 20 {
+                    report.outside_sample.push(u.id);
+                }
+            }
+        }
+    }
+    report.units_moved = moves.len() as u64;
+    moves
+}
+
+/// The GeoJSON geometry of a longitude–latitude rectangle.
+pub fn rectangle(min: (f64, f64), max: (f64, f64)) -> Value {
+    serde_json::json!({
+        "type": "Polygon",
+        "coordinates": [[[min.0, min.1], [max.0, min.1], [max.0, max.1], [min.0, max.1], [min.0, min.1]]],
+    })
+}
+
+/// Imports grid shapes from a GeoJSON FeatureCollection: grids whose code exists get
+/// the new shape; new codes create grids in the named community. Then every unit is
+/// placed in the grid that contains it; units inside no grid keep their grid and are
+/// reported.
+pub async fn import(
+    store: &dyn crate::store::Store,
+    text: &str,
+) -> crate::Result<GridImportReport> {
+    let features = parse_grid_collection(text)?;
+    let codes: Vec<String> = features.iter().map(|f| f.code.clone()).collect();
+    let existing: std::collections::BTreeMap<String, GridId> =
+        store.grids_by_code(&codes).await?.into_iter().collect();
+    let mut updates = Vec::new();
+    let mut creates = Vec::new();
+    for (i, f) in features.iter().enumerate() {
+        let geometry = f.geometry.to_string();
+        match existing.get(&f.code) {
+            Some(id) => updates.push((*id, f.name.clone(), geometry)),
+            None => {
+                let at = |what: &str| format!("features[{i}].properties.{what}");
+                let community_code = f.community_code.as_deref().ok_or_else(|| {
+                    FieldError::new(
+                        at("community_code"),
+                        format!("grid {} is new: name its community", f.code),
+                    )
+                })?;
+                let community =
+                    store
+                        .community_by_code(community_code)
+                        .await?
+                        .ok_or_else(|| {
+                            FieldError::new(
+                                at("community_code"),
+                                format!("no community {community_code}"),
+                            )
+                        })?;
+                let name = f.name.clone().ok_or_else(|| {
+                    FieldError::new(
+                        at("name"),
+                        format!("grid {} is new: give it a name", f.code),
+                    )
+                })?;
+                creates.push((f.code.clone(), name, community, geometry));
+            }
+        }
+    }
+    store.save_grids(&updates, &creates).await?;
+    let mut report = GridImportReport {
+        grids_created: creates.len() as u64,
+        grids_updated: updates.len() as u64,
+        ..GridImportReport::default()
+    };
+    let index = load_index(store).await?;
+    let units = store.unit_grids().await?;
+    let moves = tokio::task::spawn_blocking(move || {
+        let moves = assign(&index, &units, &mut report);
+        (moves, report)
+    })
+    .await
+    .map_err(|e| crate::store::Error::Corrupt(format!("placing units in grids: {e}")))?;
+    let (moves, report) = moves;
+    store.move_units(&moves).await?;
+    Ok(report)
+}
+
+/// The grid index of every grid with a shape in the store.
+pub async fn load_index(store: &dyn crate::store::Store) -> crate::Result<GridIndex> {
+    let mut shapes = Vec::new();
+    for (id, text) in store.grid_shapes().await? {
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| crate::store::Error::Corrupt(format!("grid {id} geometry: {e}")))?;
+        let shape = shape_from_geojson(&value, "geometry").map_err(|e| {
+            crate::store::Error::Corrupt(format!("grid {id} geometry: {}", e.message))
+        })?;
+        shapes.extend(GridShape::new(id, shape));
+    }
+    Ok(GridIndex::new(shapes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(id: i64, x: f64, y: f64, size: f64) -> GridShape {
+        let g = rectangle((x, y), (x + size, y + size));
+        GridShape::new(GridId(id), shape_from_geojson(&g, "g").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn points_fall_in_the_grid_that_contains_them() {
+        let idx = GridIndex::new(vec![
+            square(1, 113.0, 23.0, 0.01),
+            square(2, 113.01, 23.0, 0.01),
+        ]);
+        assert_eq!(idx.grid_at(113.005, 23.005), Some(GridId(1)));
+        assert_eq!(idx.grid_at(113.015, 23.005), Some(GridId(2)));
+        assert_eq!(idx.grid_at(113.025, 23.005), None);
+    }
+
+    #[test]
+    fn assignment_moves_units_and_reports_those_outside() {
+        let idx = GridIndex::new(vec![
+            square(1, 113.0, 23.0, 0.01),
+            square(2, 113.01, 23.0, 0.01),
+        ]);
+        let units = vec![
+            (Located::new(UnitId(1), 113.005, 23.005), GridId(1)),
+            (Located::new(UnitId(2), 113.015, 23.005), GridId(1)),
+            (Located::new(UnitId(3), 113.5, 23.5), GridId(2)),
+        ];
+        let mut report = GridImportReport::default();
+        let moves = assign(&idx, &units, &mut report);
+        assert_eq!(
+            moves,
+            [Move {
+                unit: UnitId(2),
+                grid: GridId(2)
+            }]
+        );
+        assert_eq!(
+            (
+                report.units_checked,
+                report.units_moved,
+                report.units_outside
+            ),
+            (3, 1, 1)
+        );
+        assert_eq!(report.outside_sample, [UnitId(3)]);
+    }
+
+    #[test]
+    fn grid_files_are_checked_feature_by_feature() {
+        let ok = r#"{"type":"FeatureCollection","features":[
+            {"type":"Feature","properties":{"code":"G1","name":"第1网格"},"geometry":{"type":"Polygon","coordinates":[[[113,23],[113.01,23],[113.01,23.01],[113,23]]]}}]}"#;
+        let grids = parse_grid_collection(ok).unwrap();
+        assert_eq!(grids[0].code, "G1");
+        let no_code = ok.replace(r#""code":"G1","#, "");
+        assert_eq!(
+            parse_grid_collection(&no_code).unwrap_err().field,
+            "features[0].properties.code"
+        );
+        let point = ok.replace(
+            r#"{"type":"Polygon","coordinates":[[[113,23],[113.01,23],[113.01,23.01],[113,23]]]}"#,
+            r#"{"type":"Point","coordinates":[113,23]}"#,
+        );
+        assert_eq!(
+            parse_grid_collection(&point).unwrap_err().field,
+            "features[0].geometry"
+        );
+        let bad_lat = ok.replace("23.01]", "93.01]");
+        assert_eq!(
+            parse_grid_collection(&bad_lat).unwrap_err().field,
+            "features[0].geometry.lat"
+        );
+        assert_eq!(parse_grid_collection("{}").unwrap_err().field, "file");
+    }
+}

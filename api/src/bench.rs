@@ -150,8 +150,9 @@ fn principal_for(command: &str, case: &anju_engine::machine::CaseSnapshot) -> Pr
 async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Result<()> {
     println!("\n== {name} ==");
     let store = crate::app::open_store(url).await?;
-    // Enough units with a responsible party for the timer cases, 20 findings each.
-    let units = 2_000u64.max(args.timers / 20 * 11 / 10 + 200);
+    // Enough units with a responsible party for the timer cases, one finding of each
+    // category each.
+    let units = 2_000u64.max(args.timers / CATEGORIES as u64 * 11 / 10 + 200);
     let started = Instant::now();
     crate::cli::seed(&store, units, 7).await?;
     println!(
@@ -178,8 +179,7 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         &city,
         &store,
         max_clients * CASES_PER_CLIENT,
-        "wiring",
-        1,
+        Some("wiring"),
     )
     .await?
     .iter()
@@ -267,19 +267,11 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         );
     }
 
-    // Timers: open cases, issue their orders (24 h deadlines), move the clock a day on
-    // and fire them all.
+    // Timers: open cases, issue their orders (deadlines from 24 hours to 15 days), move
+    // the clock past them and fire them all.
     if args.timers > 0 {
         let started = Instant::now();
-        let cases = open_cases(
-            &runtime,
-            &city,
-            &store,
-            args.timers as usize,
-            "ebike_indoor",
-            20,
-        )
-        .await?;
+        let cases = open_cases(&runtime, &city, &store, args.timers as usize, None).await?;
         let opened = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let notify = Arc::new(tokio::sync::Semaphore::new(64));
@@ -308,7 +300,8 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
             started.elapsed().as_secs_f64(),
             args.timers as f64 / started.elapsed().as_secs_f64()
         );
-        clock.advance(TimeDelta::hours(25));
+        // The longest deadline of the taxonomy is 15 days.
+        clock.advance(TimeDelta::days(16));
         let due = store.timer_backlog(clock.now()).await?.due;
         let started = Instant::now();
         let mut fired = 0;
@@ -340,16 +333,24 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
     Ok(())
 }
 
-/// Opens `n` cases of `category`, `per_inspection` findings an inspection, on units
-/// that have a responsible party.
+/// Categories in the taxonomy: one inspection opens at most one case of each.
+const CATEGORIES: usize = 14;
+
+/// Opens `n` cases on units that have a responsible party: one of `category` on each
+/// unit, or (with `None`) one of every category on each unit.
 async fn open_cases(
     runtime: &Runtime,
     city: &Principal,
     store: &SharedStore,
     n: usize,
-    category: &str,
-    per_inspection: usize,
+    category: Option<&str>,
 ) -> anyhow::Result<Vec<CaseSnapshot>> {
+    let all: Vec<String> = runtime
+        .taxonomy()
+        .categories
+        .iter()
+        .map(|c| c.code.clone())
+        .collect();
     let mut ids = Vec::with_capacity(n);
     let mut unit = 0i64;
     while ids.len() < n {
@@ -360,9 +361,14 @@ async fn open_cases(
         if u.party_id.is_none() {
             continue;
         }
-        let findings = (0..per_inspection.min(n - ids.len()))
-            .map(|_| Finding {
-                category: category.into(),
+        let categories: Vec<String> = match category {
+            Some(c) => vec![c.to_string()],
+            None => all.iter().take(n - ids.len()).cloned().collect(),
+        };
+        let findings = categories
+            .into_iter()
+            .map(|category| Finding {
+                category,
                 severity: None,
                 note: None,
                 evidence: vec!["photo:bench".into()],

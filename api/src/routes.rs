@@ -196,6 +196,9 @@ fn inspection_json(o: &InspectionOutcome) -> Value {
         "distance_m": (o.distance_m * 10.0).round() / 10.0,
         "off_site": o.off_site,
         "cases": o.cases,
+        "findings_of_cases": o.findings_of_cases,
+        "attached": o.attached,
+        "possible_duplicates": o.possible_duplicates,
     })
 }
 

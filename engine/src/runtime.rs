@@ -25,7 +25,7 @@ use crate::routing::Routing;
 use crate::spatial::crs::Crs;
 use crate::spatial::index::{Hit, UnitIndex};
 use crate::store::{
-    Applied, CaseFilter, CaseRecord, EventRecord, IdempotencyKey, Idempotent, NewCase,
+    Applied, Attachment, CaseFilter, CaseRecord, EventRecord, IdempotencyKey, Idempotent, NewCase,
     NewInspection, OutboxMessage, Overdue, RecordedInspection, ReferralRecord, Respond,
     SharedStore, TimerRecord, TransitionRequest,
 };
@@ -161,8 +161,45 @@ pub struct InspectionOutcome {
     pub unit_id: UnitId,
     pub distance_m: f64,
     pub off_site: bool,
+    /// The cases opened.
     pub cases: Vec<CaseSnapshot>,
+    /// For each opened case, the indexes of the findings it holds.
+    pub findings_of_cases: Vec<Vec<usize>>,
+    /// Findings attached to the unit's open case of the same category.
+    pub attached: Vec<AttachedFinding>,
+    /// Open cases of the same category on other units of the building, close by.
+    pub possible_duplicates: Vec<PossibleDuplicate>,
 }
+
+/// A finding attached to an open case instead of opening another.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AttachedFinding {
+    pub finding: usize,
+    pub case_id: CaseId,
+}
+
+/// An open case that a finding may duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PossibleDuplicate {
+    pub finding: usize,
+    pub case_id: CaseId,
+    pub unit_id: UnitId,
+    pub distance_m: f64,
+}
+
+/// The findings of one category in an inspection, merged into one hazard.
+struct Hazard {
+    category: String,
+    severity: String,
+    note: Option<String>,
+    evidence: Vec<String>,
+    /// Indexes of the findings in the inspection.
+    findings: Vec<usize>,
+}
+
+/// How close an open case of the same category on another unit of the building must be
+/// to be offered as a possible duplicate.
+pub const DUPLICATE_RADIUS_M: f64 = 50.0;
 
 /// What one step of the timer worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -831,51 +868,122 @@ impl Runtime {
         // see inspections that were not made on site.
         let distance_m = unit.point().distance_m(input.point);
         let off_site = distance_m > self.shared.config.off_site_m;
-        let cases: Vec<NewCase> = findings
-            .into_iter()
-            .map(|(category, severity, f)| {
-                let snapshot = CaseSnapshot {
-                    id: CaseId(0),
-                    state: definition.initial.clone(),
-                    version: 1,
-                    category: category.clone(),
-                    severity: severity.clone(),
-                    address: unit.address.clone(),
-                    district_code: unit.district_code.clone(),
-                    street_id: unit.street_id,
-                    grid_id: unit.grid_id,
-                    party_id: unit.party_id,
-                    inspector_id,
-                    department_id: None,
-                    deadline_at: None,
-                    order_no: 0,
-                    escalation: 0,
-                    reopen_count: 0,
-                    closed_at: None,
-                };
-                let timer = machine::opening_timers(ctx, &snapshot).into_iter().next();
-                let evidence: Vec<String> =
-                    f.evidence.iter().map(|e| e.trim().to_string()).collect();
-                NewCase {
-                    definition_id,
-                    note: f.note.clone(),
-                    data: json!({
-                        "category": category,
-                        "severity": severity,
-                        "note": f.note,
-                        "evidence": evidence,
-                        "party_id": unit.party_id,
-                        "point": { "lon": input.point.lon(), "lat": input.point.lat() },
-                    }),
-                    evidence,
-                    lon: input.point.lon(),
-                    lat: input.point.lat(),
-                    actor: actor.clone(),
-                    timer,
-                    snapshot,
+        // Findings of one category are one hazard: merged within this inspection,
+        // and attached to the unit's open case of that category if it has one.
+        let mut merged: Vec<Hazard> = Vec::new();
+        for (i, (category, severity, f)) in findings.into_iter().enumerate() {
+            let evidence = f.evidence.iter().map(|e| e.trim().to_string());
+            match merged.iter_mut().find(|m| m.category == category) {
+                Some(m) => {
+                    m.evidence.extend(evidence);
+                    m.evidence.truncate(machine::MAX_EVIDENCE);
+                    if let Some(note) = &f.note {
+                        m.note = Some(match m.note.take() {
+                            Some(first) => format!("{first}\n{note}"),
+                            None => note.clone(),
+                        });
+                    }
+                    m.findings.push(i);
                 }
-            })
-            .collect();
+                None => merged.push(Hazard {
+                    category,
+                    severity,
+                    note: f.note.clone(),
+                    evidence: evidence.collect(),
+                    findings: vec![i],
+                }),
+            }
+        }
+        let open = store.open_cases_in_building(unit.building_id).await?;
+        let here = input.point;
+        let mut cases = Vec::new();
+        let mut new_findings = Vec::new();
+        let mut attachments = Vec::new();
+        let mut attached = Vec::new();
+        let mut duplicates = Vec::new();
+        for Hazard {
+            category,
+            severity,
+            note,
+            evidence,
+            findings: indexes,
+        } in merged
+        {
+            let data = json!({
+                "category": category,
+                "severity": severity,
+                "note": note,
+                "evidence": evidence,
+                "party_id": unit.party_id,
+                "point": { "lon": here.lon(), "lat": here.lat() },
+                "findings": indexes,
+            });
+            if let Some(existing) = open
+                .iter()
+                .find(|c| c.unit_id == unit.id && c.snapshot.category == category)
+            {
+                attachments.push(Attachment {
+                    case_id: existing.snapshot.id,
+                    version: existing.snapshot.version,
+                    state: existing.snapshot.state.clone(),
+                    actor: actor.clone(),
+                    data,
+                });
+                attached.extend(indexes.iter().map(|i| AttachedFinding {
+                    finding: *i,
+                    case_id: existing.snapshot.id,
+                }));
+                continue;
+            }
+            // A hazard of the same kind close by in the same building may be the same
+            // one, reported on a neighbouring unit: offered, not decided.
+            for other in open
+                .iter()
+                .filter(|c| c.unit_id != unit.id && c.snapshot.category == category)
+            {
+                let d = here.distance_m(Point::parse(other.lon, other.lat, "case").unwrap_or(here));
+                if d <= DUPLICATE_RADIUS_M {
+                    duplicates.extend(indexes.iter().map(|i| PossibleDuplicate {
+                        finding: *i,
+                        case_id: other.snapshot.id,
+                        unit_id: other.unit_id,
+                        distance_m: (d * 10.0).round() / 10.0,
+                    }));
+                }
+            }
+            let snapshot = CaseSnapshot {
+                id: CaseId(0),
+                state: definition.initial.clone(),
+                version: 1,
+                category: category.clone(),
+                severity: severity.clone(),
+                address: unit.address.clone(),
+                district_code: unit.district_code.clone(),
+                street_id: unit.street_id,
+                grid_id: unit.grid_id,
+                party_id: unit.party_id,
+                inspector_id,
+                department_id: None,
+                deadline_at: None,
+                order_no: 0,
+                escalation: 0,
+                reopen_count: 0,
+                closed_at: None,
+            };
+            let timer = machine::opening_timers(ctx, &snapshot).into_iter().next();
+            new_findings.push(indexes);
+            cases.push(NewCase {
+                definition_id,
+                note,
+                data,
+                evidence,
+                lon: here.lon(),
+                lat: here.lat(),
+                actor: actor.clone(),
+                timer,
+                snapshot,
+            });
+        }
         let inspection = NewInspection {
             unit_id: unit.id,
             inspector_id: (principal.role == Role::Inspector)
@@ -902,10 +1010,13 @@ impl Runtime {
                     ..c.snapshot.clone()
                 })
                 .collect(),
+            findings_of_cases: new_findings.clone(),
+            attached: attached.clone(),
+            possible_duplicates: duplicates.clone(),
         };
         let respond_recorded = |r: &RecordedInspection| respond(&outcome_of(r));
         let result = store
-            .record_inspection(&inspection, &cases, idem, &respond_recorded)
+            .record_inspection(&inspection, &cases, &attachments, idem, &respond_recorded)
             .await?;
         Ok(match result {
             Idempotent::Created(recorded) => {

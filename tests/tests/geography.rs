@@ -394,7 +394,105 @@ async fn units_registered_through_the_api_are_found_at_once(backend: Backend) {
     assert_eq!(ids(&found), [id]);
 }
 
+async fn findings_attach_to_open_cases_and_near_ones_are_offered_as_duplicates(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let units = app.units_of(1);
+    assert!(units.len() >= 2, "party 1's building has several units");
+    let (u, neighbour) = (units[0], units[1]);
+    let unit = app
+        .store()
+        .unit(anju_engine::domain::UnitId(u))
+        .await
+        .unwrap()
+        .unwrap();
+    let inspect = |unit_id: i64, at: (f64, f64), findings: Value| {
+        let body = json!({ "unit_id": unit_id, "point": { "lon": at.0, "lat": at.1 }, "findings": findings });
+        let app = &app;
+        async move {
+            app.post("/api/v1/inspections", &t.inspector, &body)
+                .await
+                .expect(201)
+        }
+    };
+    let here = (unit.lon, unit.lat);
+    let first = inspect(
+        u,
+        here,
+        json!([{ "category": "wiring", "evidence": ["photo:1"] }]),
+    )
+    .await;
+    let a = first["cases"][0]["id"].as_i64().unwrap();
+    let before = app.fingerprint().await;
+    let second = inspect(
+        u,
+        here,
+        json!([
+            { "category": "wiring", "evidence": ["photo:2"], "note": "又见飞线" },
+            { "category": "sanitation" },
+            { "category": "wiring", "evidence": ["photo:3"] },
+        ]),
+    )
+    .await;
+    assert_eq!(
+        second["attached"],
+        json!([{ "finding": 0, "case_id": a }, { "finding": 2, "case_id": a }])
+    );
+    assert_eq!(
+        second["cases"].as_array().unwrap().len(),
+        1,
+        "only the sanitation finding opens a case"
+    );
+    assert_eq!(second["cases"][0]["category"], "sanitation");
+    assert_eq!(second["findings_of_cases"], json!([[1]]));
+    let after = app.fingerprint().await;
+    let count = |fp: &[(String, i64)], k: &str| fp.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(count(&after, "cases") - count(&before, "cases"), 1);
+    let case = app.case(a, &t.inspector).await;
+    assert_eq!(case["case"]["version"], 2);
+    let last = case["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["command"], "attach_finding");
+    assert_eq!(last["from_state"], last["to_state"]);
+    assert_eq!(last["data"]["evidence"], json!(["photo:2", "photo:3"]));
+    assert_eq!(last["data"]["inspection_id"], second["inspection_id"]);
+    // The case moves on from its new version.
+    app.command(a, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+
+    // The same hazard seen from the neighbouring unit, within 50 m: a new case, with
+    // the open one offered as a possible duplicate.
+    let close = inspect(
+        neighbour,
+        north(here.0, here.1, 20.0),
+        json!([{ "category": "wiring" }]),
+    )
+    .await;
+    assert_eq!(close["cases"].as_array().unwrap().len(), 1);
+    let dup = &close["possible_duplicates"][0];
+    assert_eq!(dup["case_id"], a);
+    assert_eq!(dup["unit_id"], u);
+    assert!((dup["distance_m"].as_f64().unwrap() - 20.0).abs() < 0.2);
+    // From 60 m away it is not offered; nor is a case of another category.
+    let far = inspect(
+        neighbour,
+        north(here.0, here.1, 60.0),
+        json!([{ "category": "fire_equipment" }]),
+    )
+    .await;
+    assert!(far["possible_duplicates"].as_array().unwrap().is_empty());
+    // Once the case is closed, a new finding opens a new case.
+    let b = second["cases"][0]["id"].as_i64().unwrap();
+    app.command_with_reason(b, &t.inspector, "dismiss", json!({}), Some("已清理"))
+        .await
+        .expect(200);
+    let again = inspect(u, here, json!([{ "category": "sanitation" }])).await;
+    assert!(again["attached"].as_array().unwrap().is_empty());
+    assert_eq!(again["cases"].as_array().unwrap().len(), 1);
+}
+
 backend_tests!(
+    findings_attach_to_open_cases_and_near_ones_are_offered_as_duplicates,
     radius_box_polygon_and_nearest_match_a_brute_force_scan,
     queries_see_only_the_callers_units_and_speak_geojson,
     bad_spatial_queries_name_their_field,

@@ -216,7 +216,7 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
     let city = token(&db, "supervisor", 1);
     let a = Server::start(&db, t0(), true);
     let b = Server::start(&db, t0(), true);
-    // Open the cases on units across the city, 20 findings an inspection, and issue
+    // Open the cases on units across the city, 12 findings an inspection, and issue
     // their orders through both processes.
     let mut ids = Vec::new();
     let mut unit = 0;
@@ -251,7 +251,8 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
     }
     // Every deadline is due at once, for both processes; their background workers and
     // explicit ticks all claim at the same time.
-    let later = t0() + TimeDelta::hours(25);
+    // Past the longest deadline (15 days).
+    let later = t0() + TimeDelta::days(16);
     a.set_clock(later).await;
     b.set_clock(later).await;
     let pool = sqlx::postgres::PgPoolOptions::new()

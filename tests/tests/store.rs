@@ -88,7 +88,7 @@ impl Fixture {
         };
         match self
             .store
-            .record_inspection(&inspection, &cases, None, &|_| json!({}))
+            .record_inspection(&inspection, &cases, &[], None, &|_| json!({}))
             .await
             .unwrap()
         {

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::auth::Scope;
 use crate::domain::{
-    Actor, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, Role,
-    StreetId, SupervisorId, UnitId,
+    Actor, BuildingId, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId,
+    PartyId, Role, StreetId, SupervisorId, UnitId,
 };
 use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
@@ -251,6 +251,20 @@ pub struct NewCase {
 pub struct RecordedInspection {
     pub inspection_id: InspectionId,
     pub case_ids: Vec<CaseId>,
+    /// Open cases the inspection's findings were attached to.
+    pub attached: Vec<CaseId>,
+}
+
+/// A finding attached to an open case of the same category on the same unit, instead
+/// of opening a second case: an event in that case's history.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub case_id: CaseId,
+    /// The version the case was seen at.
+    pub version: i64,
+    pub state: String,
+    pub actor: Actor,
+    pub data: Value,
 }
 
 /// Filters of the case list. Every list is also bounded by the caller's scope.
@@ -488,13 +502,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an inspection and opens its cases, with their first events and timers,
     /// in one transaction.
+    /// Records an inspection, opens its new cases and attaches findings to open cases,
+    /// all in one transaction. An attachment whose case is no longer at the version
+    /// seen (or no longer open) refuses the whole inspection.
     async fn record_inspection(
         &self,
         inspection: &NewInspection,
         cases: &[NewCase],
+        attachments: &[Attachment],
         idem: Option<&IdempotencyKey>,
         respond: &Respond<'_, RecordedInspection>,
     ) -> crate::Result<Idempotent<RecordedInspection>>;
+
+    /// The open cases of the units of a building.
+    async fn open_cases_in_building(&self, building: BuildingId) -> Result<Vec<CaseRecord>, Error>;
 
     /// Applies a batch of commands in one durable transaction: for each, load the case,
     /// check the expected version, decide, and write the new state, the event, the

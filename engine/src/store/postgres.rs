@@ -180,6 +180,9 @@ async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRe
     Ok(out)
 }
 
+/// PostgreSQL keeps no cases in memory.
+fn forget_cases(_: &PostgresStore, _: &[crate::domain::CaseId]) {}
+
 /// Applies a batch in one transaction: lock its cases, decide, write, commit.
 async fn apply_batch(
     store: &PostgresStore,

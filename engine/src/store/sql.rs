@@ -23,7 +23,7 @@ use crate::spatial::crs::Crs;
 use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 use crate::store::{
-    Applied, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, GridRecord,
+    Applied, Attachment, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, GridRecord,
     IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCase,
     NewInspection, OutboxMessage, RecordedInspection, ReferralRecord, Respond, Store,
     SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
@@ -53,6 +53,13 @@ static SELECT_CASE: LazyLock<&'static str> =
 
 static SELECT_UNIT: LazyLock<&'static str> =
     LazyLock::new(|| leak(format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1")));
+
+static SELECT_OPEN_CASES_IN_BUILDING: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE closed_at IS NULL \
+         AND unit_id IN (SELECT id FROM units WHERE building_id = $1) ORDER BY id"
+    ))
+});
 
 static SELECT_GRID_UNITS: LazyLock<&'static str> = LazyLock::new(|| {
     leak(format!(
@@ -1395,6 +1402,7 @@ impl Store for This {
         &self,
         inspection: &NewInspection,
         cases: &[NewCase],
+        attachments: &[Attachment],
         idem: Option<&IdempotencyKey>,
         respond: &Respond<'_, RecordedInspection>,
     ) -> crate::Result<Idempotent<RecordedInspection>> {
@@ -1483,15 +1491,61 @@ impl Store for This {
             .map_err(Error::from)?;
             case_ids.push(CaseId(id));
         }
+        for a in attachments {
+            let bumped = sqlx::query(
+                "UPDATE cases SET version = version + 1, updated_at = $3 \
+                 WHERE id = $1 AND version = $2 AND closed_at IS NULL",
+            )
+            .bind(a.case_id.0)
+            .bind(a.version)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?
+            .rows_affected();
+            if bumped != 1 {
+                return Err(crate::Error::Conflict(format!(
+                    "case {} changed while the inspection was recorded; send it again",
+                    a.case_id
+                )));
+            }
+            let mut data = a.data.clone();
+            data["inspection_id"] = serde_json::json!(inspection_id);
+            sqlx::query(
+                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+                 from_state, to_state, reason, data) \
+                 VALUES ($1, $2, $3, $4, $5, 'attach_finding', $6, $6, NULL, $7)",
+            )
+            .bind(a.case_id.0)
+            .bind(a.version + 1)
+            .bind(ms(now))
+            .bind(a.actor.role.as_str())
+            .bind(&a.actor.id)
+            .bind(&a.state)
+            .bind(Json(&data))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
         let recorded = RecordedInspection {
             inspection_id: InspectionId(inspection_id),
             case_ids,
+            attached: attachments.iter().map(|a| a.case_id).collect(),
         };
         if let Some(idem) = idem {
             store_idempotent_response(&mut tx, idem, respond(&recorded)).await?;
         }
         tx.commit().await.map_err(Error::from)?;
+        super::forget_cases(self, &recorded.attached);
         Ok(Idempotent::Created(recorded))
+    }
+
+    async fn open_cases_in_building(&self, building: BuildingId) -> Result<Vec<CaseRecord>, Error> {
+        let rows = sqlx::query(*SELECT_OPEN_CASES_IN_BUILDING)
+            .bind(building.0)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(case_from_row).collect()
     }
 
     async fn apply(

@@ -269,6 +269,16 @@ async fn apply_batch(
     Err(corrupt("cached cases stayed stale after a reload"))
 }
 
+/// Drops cases from the writer's cache after they were changed outside a batch.
+fn forget_cases(store: &SqliteStore, ids: &[crate::domain::CaseId]) {
+    if !ids.is_empty() {
+        let mut cache = store.cases.lock().expect("case cache lock");
+        for id in ids {
+            cache.remove(&id.0);
+        }
+    }
+}
+
 /// A batch's changes as one script of multi-row statements between BEGIN IMMEDIATE and
 /// COMMIT. After each update of cases, a guard statement makes the script fail (a CHECK
 /// violation on `write_guard`) unless every case was at the version the batch decided

@@ -56,6 +56,7 @@ async fn main() -> Result<()> {
         unit_id: unit.id,
         point: Point::parse(unit.lon, unit.lat, "point")?,
         crs: anju_engine::spatial::crs::Crs::Wgs84,
+        checklist: None,
         note: Some("楼道内 3 辆电动车充电".into()),
         findings: vec![Finding {
             category: "ebike_indoor".into(),

@@ -378,6 +378,7 @@ async fn open_cases(
             unit_id: u.id,
             point: Point::parse(u.lon, u.lat, "point")?,
             crs: anju_engine::spatial::crs::Crs::Wgs84,
+            checklist: None,
             note: None,
             findings,
         };

@@ -345,7 +345,7 @@ pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::R
         bail!("the database already holds units; seed into a new database");
     }
     let started = Instant::now();
-    let city = DemoCity::new(units, seed_value);
+    let city = DemoCity::new(units, seed_value).at(chrono::Utc::now());
     let now = chrono::Utc::now();
     let mut counts = store
         .import(city.skeleton(), now)

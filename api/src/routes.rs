@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
             get(crate::places::within_bbox).post(crate::places::within_polygon),
         )
         .route("/units/{id}", get(get_unit))
+        .route("/units/{id}/grades", get(unit_grades))
+        .route("/grading/rubric", get(rubric))
         .route("/grids/{id}", get(crate::places::grid))
         .route("/grids/{id}/units", get(crate::places::grid_units))
         .route(
@@ -123,6 +125,28 @@ async fn get_unit(
     Ok(Json(unit_json(&unit)))
 }
 
+async fn unit_grades(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let unit = app.runtime.unit(&caller, UnitId(id)).await?;
+    let history = app.runtime.unit_grades(&caller, UnitId(id)).await?;
+    Ok(Json(json!({
+        "unit_id": id,
+        "stars": unit.stars,
+        "score": unit.score,
+        "checklist": unit.checklist,
+        "last_inspected_at": unit.last_inspected_at,
+        "next_due_at": unit.next_due_at,
+        "history": history,
+    })))
+}
+
+async fn rubric(State(app): State<AppState>, Caller(_): Caller) -> Json<Value> {
+    Json(json!(app.runtime.rubric()))
+}
+
 async fn unit_parties(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -185,6 +209,9 @@ struct InspectionBody {
     point: PointBody,
     #[serde(default)]
     note: Option<String>,
+    /// A grading checklist: every item of the rubric, passed (true) or not.
+    #[serde(default)]
+    checklist: Option<anju_engine::grading::Checklist>,
     #[serde(default)]
     findings: Vec<FindingBody>,
 }
@@ -199,6 +226,7 @@ fn inspection_json(o: &InspectionOutcome) -> Value {
         "findings_of_cases": o.findings_of_cases,
         "attached": o.attached,
         "possible_duplicates": o.possible_duplicates,
+        "grade": o.grade,
     })
 }
 
@@ -215,6 +243,7 @@ async fn record_inspection(
         unit_id: UnitId(b.unit_id),
         point,
         crs: b.point.crs,
+        checklist: b.checklist,
         note: b.note,
         findings: b
             .findings

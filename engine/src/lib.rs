@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod grading;
 pub mod machine;
 pub mod metrics;
 pub mod outbox;

@@ -74,6 +74,17 @@ pub enum Record {
         occupants: i64,
         #[serde(default)]
         party_id: Option<PartyId>,
+        /// Occupants are out by day: visited on the evening shift.
+        #[serde(default)]
+        evening_only: bool,
+        /// A grade carried over from an earlier system (1 to 5), with the date of the
+        /// last inspection and the next patrol. Left out, the unit is due at once.
+        #[serde(default)]
+        stars: Option<u8>,
+        #[serde(default)]
+        last_inspected_at: Option<DateTime<Utc>>,
+        #[serde(default)]
+        next_due_at: Option<DateTime<Utc>>,
     },
     Inspector {
         id: InspectorId,
@@ -185,9 +196,15 @@ impl Record {
                 lat,
                 floor_area,
                 occupants,
+                stars,
                 ..
-            } => parse_unit_values(address_code, address, *lon, *lat, *floor_area, *occupants)
-                .map(|_| ()),
+            } => {
+                if stars.is_some_and(|s| !(1..=5).contains(&s)) {
+                    return Err(FieldError::new("stars", "from 1 to 5"));
+                }
+                parse_unit_values(address_code, address, *lon, *lat, *floor_area, *occupants)
+                    .map(|_| ())
+            }
             Record::Inspector { name, shift, .. } => {
                 if !SHIFTS.contains(&shift.as_str()) {
                     return Err(FieldError::new(
@@ -316,6 +333,17 @@ pub struct Unit {
     pub district_code: String,
     pub party_id: Option<PartyId>,
     pub created_at: DateTime<Utc>,
+    /// 1 to 5 stars; `None` until graded.
+    pub stars: Option<u8>,
+    pub score: Option<f64>,
+    /// The latest grading checklist.
+    pub checklist: Option<crate::grading::Checklist>,
+    pub last_inspected_at: Option<DateTime<Utc>>,
+    /// When a case of the unit was last closed.
+    pub last_closed_at: Option<DateTime<Utc>>,
+    /// The next patrol; `None` means due now.
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub evening_only: bool,
 }
 
 impl Unit {

@@ -17,6 +17,7 @@ use crate::domain::{
     Actor, CaseId, DepartmentId, InspectorId, PartyId, Point, Role, SupervisorId, UnitId,
 };
 use crate::error::{Error, FieldError, Result};
+use crate::grading::{Checklist, OpenHazard, Rubric};
 use crate::machine::{self, CaseSnapshot, Command, Context};
 use crate::metrics::Metrics;
 use crate::outbox::Deliverer;
@@ -25,9 +26,9 @@ use crate::routing::Routing;
 use crate::spatial::crs::Crs;
 use crate::spatial::index::{Hit, UnitIndex};
 use crate::store::{
-    Applied, Attachment, CaseFilter, CaseRecord, EventRecord, IdempotencyKey, Idempotent, NewCase,
-    NewInspection, OutboxMessage, Overdue, RecordedInspection, ReferralRecord, Respond,
-    SharedStore, TimerRecord, TransitionRequest,
+    Applied, Attachment, CaseFilter, CaseRecord, EventRecord, GradeUpdate, IdempotencyKey,
+    Idempotent, NewCase, NewInspection, OutboxMessage, Overdue, RecordedInspection, ReferralRecord,
+    Respond, SharedStore, TimerRecord, TransitionRequest,
 };
 use crate::taxonomy::Taxonomy;
 use crate::workflow::{self, Definition, FieldKind, HAZARD_CASE, TimerDue};
@@ -79,6 +80,7 @@ struct Shared {
     store: SharedStore,
     clock: SharedClock,
     taxonomy: Taxonomy,
+    rubric: Rubric,
     workflows: RwLock<Arc<Workflows>>,
     routing: RwLock<Arc<Routing>>,
     /// Every unit's position; built when the runtime starts, kept in step with units
@@ -137,6 +139,8 @@ pub struct InspectionInput {
     pub point: Point,
     /// The datum the device reported in.
     pub crs: Crs,
+    /// A grading checklist, if the inspection graded the unit.
+    pub checklist: Option<Checklist>,
     pub note: Option<String>,
     pub findings: Vec<Finding>,
 }
@@ -169,6 +173,20 @@ pub struct InspectionOutcome {
     pub attached: Vec<AttachedFinding>,
     /// Open cases of the same category on other units of the building, close by.
     pub possible_duplicates: Vec<PossibleDuplicate>,
+    /// The unit's grade after the inspection.
+    pub grade: GradeView,
+}
+
+/// A unit's grade as a caller sees it after a change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradeView {
+    pub stars: Option<u8>,
+    pub score: Option<f64>,
+    pub reasons: Vec<String>,
+    /// The stars changed.
+    pub changed: bool,
+    /// The next patrol.
+    pub next_due_at: Option<DateTime<Utc>>,
 }
 
 /// A finding attached to an open case instead of opening another.
@@ -245,6 +263,7 @@ impl Runtime {
             store,
             clock,
             taxonomy,
+            rubric: Rubric::builtin(),
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
             index: RwLock::new(UnitIndex::default()),
@@ -301,6 +320,10 @@ impl Runtime {
 
     pub fn taxonomy(&self) -> &Taxonomy {
         &self.shared.taxonomy
+    }
+
+    pub fn rubric(&self) -> &Rubric {
+        &self.shared.rubric
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -823,6 +846,11 @@ impl Runtime {
                 format!("at most {} characters", machine::MAX_TEXT),
             ));
         }
+        if let Some(list) = &input.checklist
+            && let Err(mut e) = self.shared.rubric.parse_checklist(list, "checklist")
+        {
+            errors.append(&mut e);
+        }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
@@ -984,7 +1012,48 @@ impl Runtime {
                 snapshot,
             });
         }
+        // The grade after this inspection: its checklist (or the last one) and the
+        // hazards the unit has open once its findings are recorded.
+        let rubric = &self.shared.rubric;
+        let hazards: Vec<OpenHazard> = open
+            .iter()
+            .filter(|c| c.unit_id == unit.id)
+            .map(|c| (&c.snapshot.category, &c.snapshot.severity))
+            .chain(
+                cases
+                    .iter()
+                    .map(|c| (&c.snapshot.category, &c.snapshot.severity)),
+            )
+            .map(|(category, severity)| OpenHazard {
+                category: category.clone(),
+                severity: severity.clone(),
+            })
+            .collect();
+        let checklist = input.checklist.as_ref().or(unit.checklist.as_ref());
+        let grade = rubric.grade(checklist, &hazards);
+        let next_due_at = rubric.next_due(grade.stars, Some(now), unit.last_closed_at);
+        let grade_update = GradeUpdate {
+            unit_id: unit.id,
+            stars: grade.stars,
+            score: grade.score,
+            checklist: input.checklist.clone(),
+            reasons: grade.reasons.clone(),
+            changed: grade.stars != unit.stars,
+            cause: "inspection".into(),
+            last_inspected_at: Some(now),
+            last_closed_at: None,
+            next_due_at,
+            at: now,
+        };
+        let grade_view = GradeView {
+            stars: grade.stars,
+            score: grade.score,
+            reasons: grade.reasons,
+            changed: grade_update.changed,
+            next_due_at,
+        };
         let inspection = NewInspection {
+            grade: grade_update,
             unit_id: unit.id,
             inspector_id: (principal.role == Role::Inspector)
                 .then_some(InspectorId(principal.subject)),
@@ -1013,6 +1082,7 @@ impl Runtime {
             findings_of_cases: new_findings.clone(),
             attached: attached.clone(),
             possible_duplicates: duplicates.clone(),
+            grade: grade_view.clone(),
         };
         let respond_recorded = |r: &RecordedInspection| respond(&outcome_of(r));
         let result = store
@@ -1058,10 +1128,27 @@ impl Runtime {
             command: command.name.clone(),
             reason: command.reason.clone(),
         };
-        match self.submit(request, principal.clone(), command).await? {
-            Applied::Done { decision, .. } => Ok(decision.next),
+        let decision = match self.submit(request, principal.clone(), command).await? {
+            Applied::Done { decision, .. } => decision,
             Applied::TimerGone => unreachable!("only timer requests can find their timer gone"),
+        };
+        // Closing a case lifts its cap on the unit's grade and brings a return visit;
+        // reopening it puts the cap back.
+        let closed = decision.next.closed_at.is_some();
+        let was_closed = self.definition_of_state(&decision.from).unwrap_or(false);
+        if closed != was_closed {
+            let cause = if closed {
+                format!("case {case_id} closed")
+            } else {
+                format!("case {case_id} reopened")
+            };
+            if let Err(e) = self.regrade_case_unit(case_id, closed, &cause).await {
+                // The transition is committed either way; the grade catches up at the
+                // unit's next inspection or regrade.
+                tracing::warn!(case = %case_id, error = %e, "regrade after a closure failed");
+            }
         }
+        Ok(decision.next)
     }
 
     /// Whether the command carries a field that names another case.
@@ -1074,6 +1161,67 @@ impl Runtime {
                     .any(|(name, f)| f.kind == FieldKind::Case && command.data.contains_key(name))
             })
         })
+    }
+
+    /// Whether a state of the hazard case workflow is terminal (closed).
+    fn definition_of_state(&self, state: &str) -> Option<bool> {
+        let (_, def) = self.latest_definition(HAZARD_CASE)?;
+        def.states.get(state).map(|s| s.terminal)
+    }
+
+    /// Recomputes the grade of a case's unit after the case was closed or reopened.
+    async fn regrade_case_unit(&self, case_id: CaseId, closed: bool, cause: &str) -> Result<()> {
+        let store = &self.shared.store;
+        let Some(case) = store.case(case_id).await? else {
+            return Ok(());
+        };
+        let Some(unit) = store.unit(case.unit_id).await? else {
+            return Ok(());
+        };
+        let now = self.now();
+        let hazards: Vec<OpenHazard> = store
+            .open_cases_in_building(unit.building_id)
+            .await?
+            .iter()
+            .filter(|c| c.unit_id == unit.id)
+            .map(|c| OpenHazard {
+                category: c.snapshot.category.clone(),
+                severity: c.snapshot.severity.clone(),
+            })
+            .collect();
+        let rubric = &self.shared.rubric;
+        let grade = rubric.grade(unit.checklist.as_ref(), &hazards);
+        let last_closed = if closed {
+            Some(now)
+        } else {
+            unit.last_closed_at
+        };
+        store
+            .regrade(&GradeUpdate {
+                unit_id: unit.id,
+                stars: grade.stars,
+                score: grade.score,
+                checklist: None,
+                reasons: grade.reasons,
+                changed: grade.stars != unit.stars,
+                cause: cause.to_string(),
+                last_inspected_at: None,
+                last_closed_at: closed.then_some(now),
+                next_due_at: rubric.next_due(grade.stars, unit.last_inspected_at, last_closed),
+                at: now,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A unit's grade history, for callers who may see the unit.
+    pub async fn unit_grades(
+        &self,
+        principal: &Principal,
+        id: UnitId,
+    ) -> Result<Vec<crate::store::GradeRecord>> {
+        self.unit(principal, id).await?;
+        Ok(self.shared.store.unit_grades(id).await?)
     }
 
     /// Checks fields that name other records (a duplicate's original case) against the

@@ -1,5 +1,6 @@
 //! A reproducible demo city: Guangzhou's 11 districts with generated streets, communities, grids, buildings, units, parties, inspectors, departments and supervisors.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
@@ -115,6 +116,8 @@ pub struct GridCell {
 pub struct DemoCity {
     pub plan: Plan,
     pub seed: u64,
+    /// The moment the city's patrol history leads up to.
+    pub now: DateTime<Utc>,
     districts: Vec<DistrictRef>,
     skeleton: Vec<Record>,
     cells: Vec<GridCell>,
@@ -380,12 +383,21 @@ impl DemoCity {
         DemoCity {
             plan,
             seed,
+            now: DateTime::parse_from_rfc3339("2026-03-02T01:00:00Z")
+                .expect("valid time")
+                .to_utc(),
             districts,
             skeleton,
             cells,
             street_names,
             community_names,
         }
+    }
+
+    /// The same city, with its patrol history leading up to `now`.
+    pub fn at(mut self, now: DateTime<Utc>) -> DemoCity {
+        self.now = now;
+        self
     }
 
     /// Districts, streets, communities, grids, departments, supervisors and inspectors.
@@ -408,6 +420,10 @@ impl DemoCity {
             building: 0,
             party: 0,
             unit: 0,
+            cycles: {
+                let rubric = crate::grading::Rubric::builtin();
+                [1, 2, 3, 4, 5].map(|s: u8| i64::from(rubric.patrol.cycle_days[&s.to_string()]))
+            },
         }
     }
 }
@@ -423,6 +439,8 @@ pub struct Chunks<'a> {
     building: i64,
     party: i64,
     unit: i64,
+    /// Patrol cycle in days by stars (from the rubric).
+    cycles: [i64; 5],
 }
 
 impl Iterator for Chunks<'_> {
@@ -486,6 +504,23 @@ impl Iterator for Chunks<'_> {
             let per_floor = rng.random_range(2..=6u64);
             for k in 0..in_building {
                 self.unit += 1;
+                // A patrol history: most units were graded and inspected within a
+                // little more than their cycle (so some are overdue); a tenth never.
+                let (stars, last_inspected_at, next_due_at) = if rng.random_bool(0.1) {
+                    (None, None, None)
+                } else {
+                    let stars = match rng.random_range(0..100u32) {
+                        0..5 => 1u8,
+                        5..20 => 2,
+                        20..60 => 3,
+                        60..90 => 4,
+                        _ => 5,
+                    };
+                    let cycle = self.cycles[usize::from(stars - 1)];
+                    let ago = TimeDelta::minutes(rng.random_range(0..cycle * 1440 * 13 / 10));
+                    let last = self.city.now - ago;
+                    (Some(stars), Some(last), Some(last + TimeDelta::days(cycle)))
+                };
                 let (floor, room) = (1 + k / per_floor, 1 + k % per_floor);
                 out.push(Record::Unit {
                     id: UnitId(self.unit),
@@ -500,6 +535,10 @@ impl Iterator for Chunks<'_> {
                     floor_area: (rng.random_range(12.0..90.0f64) * 10.0).round() / 10.0,
                     occupants: rng.random_range(0..=6),
                     party_id: (!rng.random_bool(0.03)).then_some(party),
+                    evening_only: rng.random_bool(0.2),
+                    stars,
+                    last_inspected_at,
+                    next_due_at,
                 });
             }
             units_here += in_building;

@@ -85,6 +85,19 @@ impl Fixture {
             off_site: false,
             crs: anju_engine::spatial::crs::Crs::Wgs84,
             note: None,
+            grade: anju_engine::store::GradeUpdate {
+                unit_id: u.id,
+                stars: None,
+                score: None,
+                checklist: None,
+                reasons: vec![],
+                changed: false,
+                cause: "inspection".into(),
+                last_inspected_at: Some(t0()),
+                last_closed_at: None,
+                next_due_at: None,
+                at: t0(),
+            },
         };
         match self
             .store
@@ -207,6 +220,10 @@ async fn imports_are_all_or_nothing(backend: Backend) {
             floor_area: 20.0,
             occupants: 1,
             party_id: Some(PartyId(80_001)),
+            evening_only: false,
+            stars: None,
+            last_inspected_at: None,
+            next_due_at: None,
         },
     ];
     let err = f.store.import(&bad, t0()).await.unwrap_err();
@@ -224,6 +241,10 @@ async fn imports_are_all_or_nothing(backend: Backend) {
             floor_area: 20.0,
             occupants: 1,
             party_id: Some(PartyId(80_001)),
+            evening_only: false,
+            stars: None,
+            last_inspected_at: None,
+            next_due_at: None,
         },
     ];
     let counts = f.store.import(&good, t0()).await.unwrap();

@@ -200,9 +200,41 @@ pub struct NewInspection {
     pub distance_m: f64,
     /// Farther from the unit than the service's on-site distance.
     pub off_site: bool,
+    /// The unit's grade and next patrol after this inspection.
+    pub grade: GradeUpdate,
     /// The datum the inspector's device reported in (the point is stored in WGS-84).
     pub crs: Crs,
     pub note: Option<String>,
+}
+
+/// A unit's grade and patrol dates, to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradeUpdate {
+    pub unit_id: UnitId,
+    pub stars: Option<u8>,
+    pub score: Option<f64>,
+    /// A new checklist, or `None` to keep the last one.
+    pub checklist: Option<crate::grading::Checklist>,
+    pub reasons: Vec<String>,
+    /// The stars changed: the change goes into the grade history.
+    pub changed: bool,
+    /// What caused the regrade (`inspection`, `case 12 closed`, …).
+    pub cause: String,
+    pub last_inspected_at: Option<DateTime<Utc>>,
+    pub last_closed_at: Option<DateTime<Utc>>,
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// One change of a unit's grade.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradeRecord {
+    pub stars: Option<u8>,
+    pub score: Option<f64>,
+    pub reasons: Vec<String>,
+    pub cause: String,
+    pub inspection_id: Option<InspectionId>,
+    pub at: DateTime<Utc>,
 }
 
 /// An inspection as stored, with the unit's address.
@@ -513,6 +545,12 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<&IdempotencyKey>,
         respond: &Respond<'_, RecordedInspection>,
     ) -> crate::Result<Idempotent<RecordedInspection>>;
+
+    /// Writes a unit's new grade and patrol dates (outside an inspection: after a case
+    /// was closed, say).
+    async fn regrade(&self, update: &GradeUpdate) -> Result<(), Error>;
+    /// A unit's grade history, oldest first.
+    async fn unit_grades(&self, unit: UnitId) -> Result<Vec<GradeRecord>, Error>;
 
     /// The open cases of the units of a building.
     async fn open_cases_in_building(&self, building: BuildingId) -> Result<Vec<CaseRecord>, Error>;

@@ -129,6 +129,11 @@ fn migrator() -> Migrator {
             "geography",
             include_str!("../../../migrations/postgres/0002_geography.sql"),
         ),
+        migration(
+            3,
+            "grading",
+            include_str!("../../../migrations/postgres/0003_grading.sql"),
+        ),
     ])
 }
 

@@ -23,10 +23,11 @@ use crate::spatial::crs::Crs;
 use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 use crate::store::{
-    Applied, Attachment, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, GridRecord,
-    IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCase,
-    NewInspection, OutboxMessage, RecordedInspection, ReferralRecord, Respond, Store,
-    SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
+    Applied, Attachment, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, GradeRecord,
+    GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts, InspectionFilter,
+    InspectionRecord, NewCase, NewInspection, OutboxMessage, RecordedInspection, ReferralRecord,
+    Respond, Store, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest,
+    UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -38,7 +39,8 @@ pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id
     opened_at, updated_at, closed_at, timer_seq, timer_kind, timer_fire, timer_due_at";
 
 const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
-    occupants, grid_id, community_id, street_id, district_code, party_id, created_at";
+    occupants, grid_id, community_id, street_id, district_code, party_id, created_at, stars, \
+    score, checklist, last_inspected_at, last_closed_at, next_due_at, evening_only";
 
 const OUTBOX_COLUMNS: &str = "id, case_id, event_seq, recipient_kind, recipient_id, template, \
     subject, body, created_at, attempts, delivered_at, channel, last_error";
@@ -177,6 +179,10 @@ fn timer_from_case_row(row: &Row) -> Result<Option<TimerRecord>, Error> {
 }
 
 fn unit_from_row(row: &Row) -> Result<Unit, Error> {
+    let millis = |name: &str| -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(row.try_get::<Option<i64>, _>(name)?.map(from_millis))
+    };
+    let checklist: Option<String> = row.try_get("checklist")?;
     Ok(Unit {
         id: UnitId(row.try_get("id")?),
         address_code: row.try_get("address_code")?,
@@ -192,6 +198,18 @@ fn unit_from_row(row: &Row) -> Result<Unit, Error> {
         district_code: row.try_get("district_code")?,
         party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
         created_at: from_millis(row.try_get("created_at")?),
+        stars: row
+            .try_get::<Option<i64>, _>("stars")?
+            .map(|s| u8::try_from(s).map_err(corrupt))
+            .transpose()?,
+        score: row.try_get("score")?,
+        checklist: checklist
+            .map(|c| serde_json::from_str(&c).map_err(corrupt))
+            .transpose()?,
+        last_inspected_at: millis("last_inspected_at")?,
+        last_closed_at: millis("last_closed_at")?,
+        next_due_at: millis("next_due_at")?,
+        evening_only: row.try_get("evening_only")?,
     })
 }
 
@@ -366,6 +384,48 @@ impl Writes {
             self.referrals.push((id, d.next.version, None));
         }
     }
+}
+
+/// Writes a unit's grade and patrol dates, and a history row if the stars changed.
+async fn write_grade(
+    tx: &mut Tx<'_>,
+    g: &GradeUpdate,
+    inspection: Option<i64>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE units SET stars = $2, score = $3, checklist = COALESCE($4, checklist), \
+         last_inspected_at = COALESCE($5, last_inspected_at), \
+         last_closed_at = COALESCE($6, last_closed_at), next_due_at = $7 WHERE id = $1",
+    )
+    .bind(g.unit_id.0)
+    .bind(g.stars.map(i64::from))
+    .bind(g.score)
+    .bind(
+        g.checklist
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("checklists serialize")),
+    )
+    .bind(g.last_inspected_at.map(ms))
+    .bind(g.last_closed_at.map(ms))
+    .bind(g.next_due_at.map(ms))
+    .execute(&mut **tx)
+    .await?;
+    if g.changed {
+        sqlx::query(
+            "INSERT INTO unit_grades (unit_id, stars, score, reasons, cause, inspection_id, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(g.unit_id.0)
+        .bind(g.stars.map(i64::from))
+        .bind(g.score)
+        .bind(serde_json::to_string(&g.reasons).expect("reasons serialize"))
+        .bind(&g.cause)
+        .bind(inspection)
+        .bind(ms(g.at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Appends the statement for one referral change; shared by both backends.
@@ -639,14 +699,16 @@ async fn import_kind(
             // A unit's place is copied from its building in the same statement; a unit
             // whose building does not exist would drop out of the join, so the count of
             // rows written is checked.
-            for chunk in records.chunks(rows_per_statement(10)) {
+            for chunk in records.chunks(rows_per_statement(14)) {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO units (id, address_code, building_id, address, lon, lat, \
-                     floor_area, occupants, party_id, created_at, grid_id, community_id, \
-                     street_id, district_code) \
+                     floor_area, occupants, party_id, created_at, evening_only, stars, \
+                     last_inspected_at, next_due_at, grid_id, community_id, street_id, \
+                     district_code) \
                      SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
-                     v.column7, v.column8, v.column9, v.column10, b.grid_id, g.community_id, \
-                     c.street_id, s.district_code FROM (",
+                     v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
+                     v.column13, v.column14, b.grid_id, g.community_id, c.street_id, \
+                     s.district_code FROM (",
                 );
                 q.push_values(chunk.iter(), |mut b, r| {
                     if let Record::Unit {
@@ -659,6 +721,10 @@ async fn import_kind(
                         floor_area,
                         occupants,
                         party_id,
+                        evening_only,
+                        stars,
+                        last_inspected_at,
+                        next_due_at,
                     } = r
                     {
                         b.push_bind(id.0)
@@ -670,7 +736,11 @@ async fn import_kind(
                             .push_bind(*floor_area)
                             .push_bind(*occupants)
                             .push_bind(party_id.map(|p| p.0))
-                            .push_bind(ms(now));
+                            .push_bind(ms(now))
+                            .push_bind(*evening_only)
+                            .push_bind(stars.map(i64::from))
+                            .push_bind(last_inspected_at.map(ms))
+                            .push_bind(next_due_at.map(ms));
                     }
                 });
                 q.push(
@@ -1527,6 +1597,7 @@ impl Store for This {
             .await
             .map_err(Error::from)?;
         }
+        write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
         let recorded = RecordedInspection {
             inspection_id: InspectionId(inspection_id),
             case_ids,
@@ -1538,6 +1609,41 @@ impl Store for This {
         tx.commit().await.map_err(Error::from)?;
         super::forget_cases(self, &recorded.attached);
         Ok(Idempotent::Created(recorded))
+    }
+
+    async fn regrade(&self, update: &GradeUpdate) -> Result<(), Error> {
+        let mut tx = super::begin_write(self.writer()).await?;
+        write_grade(&mut tx, update, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unit_grades(&self, unit: UnitId) -> Result<Vec<GradeRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT stars, score, reasons, cause, inspection_id, at FROM unit_grades \
+             WHERE unit_id = $1 ORDER BY id",
+        )
+        .bind(unit.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let reasons: String = r.try_get("reasons")?;
+                Ok(GradeRecord {
+                    stars: r
+                        .try_get::<Option<i64>, _>("stars")?
+                        .map(|s| u8::try_from(s).map_err(corrupt))
+                        .transpose()?,
+                    score: r.try_get("score")?,
+                    reasons: serde_json::from_str(&reasons).map_err(corrupt)?,
+                    cause: r.try_get("cause")?,
+                    inspection_id: r
+                        .try_get::<Option<i64>, _>("inspection_id")?
+                        .map(InspectionId),
+                    at: from_millis(r.try_get("at")?),
+                })
+            })
+            .collect()
     }
 
     async fn open_cases_in_building(&self, building: BuildingId) -> Result<Vec<CaseRecord>, Error> {

@@ -183,6 +183,11 @@ fn migrator() -> Migrator {
             "geography",
             include_str!("../../../migrations/sqlite/0002_geography.sql"),
         ),
+        migration(
+            3,
+            "grading",
+            include_str!("../../../migrations/sqlite/0003_grading.sql"),
+        ),
     ])
 }
 

@@ -57,6 +57,7 @@ async fn main() -> Result<()> {
         point: Point::parse(unit.lon, unit.lat, "point")?,
         crs: anju_engine::spatial::crs::Crs::Wgs84,
         checklist: None,
+        campaign_checks: None,
         note: Some("楼道内 3 辆电动车充电".into()),
         findings: vec![Finding {
             category: "ebike_indoor".into(),

@@ -379,6 +379,7 @@ async fn open_cases(
             point: Point::parse(u.lon, u.lat, "point")?,
             crs: anju_engine::spatial::crs::Crs::Wgs84,
             checklist: None,
+            campaign_checks: None,
             note: None,
             findings,
         };

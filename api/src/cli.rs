@@ -61,6 +61,10 @@ pub enum Cmd {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Plan a day's patrols for the whole city: every inspector's visits (most overdue
+    /// and riskiest first, within capacity and shift) as a walking route, stored for
+    /// GET /api/v1/inspectors/{id}/plan; prints the backlog.
+    Plan(PlanArgs),
     /// Measure durable transitions per second, latency and timer throughput on SQLite
     /// and PostgreSQL.
     Bench(crate::bench::BenchArgs),
@@ -85,6 +89,19 @@ pub struct ServeArgs {
     /// Claim name of this process for timers and outbox rows.
     #[arg(long, env = "ANJU_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// The address the public reaches this service at, for the links in placards' QR
+    /// codes (default: the Host of each request).
+    #[arg(long, env = "ANJU_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub db: Db,
+    /// The day to plan (YYYY-MM-DD, China time).
+    #[arg(long)]
+    pub date: chrono::NaiveDate,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +257,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
+        Cmd::Plan(args) => plan(args, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,
     }
 }
@@ -249,6 +267,7 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     if let Some(id) = args.worker_id {
         config.worker_id = id;
     }
+    config.public_url = args.public_url.map(|u| u.trim_end_matches('/').to_string());
     if args.demo {
         let store = open_store(&args.db.database_url).await?;
         if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
@@ -280,6 +299,56 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     app.shutdown().await;
+    Ok(())
+}
+
+async fn plan(args: PlanArgs, clock: SharedClock) -> anyhow::Result<()> {
+    let store = open_store(&args.db.database_url).await?;
+    let started = Instant::now();
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("loading units and building the index");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let runtime = Runtime::start(store, clock, runtime::Config::default()).await?;
+    spinner.set_message(format!("planning {}", args.date));
+    let report = runtime.plan_city(args.date).await;
+    spinner.finish_and_clear();
+    let report = report?;
+    let backlog = runtime
+        .plan_backlog(&anju_engine::auth::Principal::system(), args.date)
+        .await?;
+    runtime.shutdown().await;
+    println!(
+        "planned {}: {} of {} due units for {} of {} inspectors; {} left over",
+        report.date,
+        report.planned,
+        report.candidates,
+        report.routes,
+        report.inspectors,
+        report.backlog
+    );
+    println!(
+        "walking: {:.0} km in all (nearest-neighbour routes: {:.0} km, 2-opt saved {:.1}%)",
+        report.length_m / 1000.0,
+        report.nn_length_m / 1000.0,
+        100.0 * (1.0 - report.length_m / report.nn_length_m.max(1.0))
+    );
+    println!(
+        "time: {:.1} s loading, {:.1} s planning, {:.1} s storing ({:.1} s in all)",
+        report.load.as_secs_f64(),
+        report.plan.as_secs_f64(),
+        report.save.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    let left: Vec<_> = backlog.iter().filter(|b| b.left > 0).take(10).collect();
+    if !left.is_empty() {
+        println!("grids with the most left over:");
+        for b in left {
+            println!(
+                "  grid {}: {} due, {} planned, {} left",
+                b.grid_id, b.due, b.planned, b.left
+            );
+        }
+    }
     Ok(())
 }
 

@@ -5,8 +5,10 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod extract;
+pub mod patrol;
 pub mod places;
 pub mod problem;
+pub mod public;
 pub mod routes;
 
 pub use app::{AppState, Application, Settings};

@@ -21,7 +21,7 @@ pub const MAX_UNITS: usize = 5000;
 /// The widest radius a query may ask for, in metres.
 pub const MAX_RADIUS_M: f64 = 50_000.0;
 
-fn unprocessable(field: &str, detail: impl Into<String>) -> ApiError {
+pub fn unprocessable(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::Unprocessable {
         field: field.into(),
         detail: detail.into(),
@@ -37,7 +37,7 @@ fn limit(limit: Option<usize>) -> ApiResult<usize> {
 }
 
 /// Whether the client asked for GeoJSON.
-fn wants_geojson(headers: &HeaderMap) -> bool {
+pub fn wants_geojson(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

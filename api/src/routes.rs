@@ -50,6 +50,17 @@ pub fn router() -> Router<AppState> {
         .route("/landlords/{id}/orders", get(landlord_orders))
         .route("/departments/{id}/referrals", get(department_referrals))
         .route("/workflows", get(workflows))
+        .route("/inspectors/{id}/plan", get(crate::patrol::inspector_plan))
+        .route("/plans/{date}/backlog", get(crate::patrol::plan_backlog))
+        .route(
+            "/campaigns",
+            get(crate::patrol::campaigns).post(crate::patrol::create_campaign),
+        )
+        .route("/campaigns/{id}", get(crate::patrol::campaign))
+        .route(
+            "/campaigns/{id}/progress",
+            get(crate::patrol::campaign_progress),
+        )
 }
 
 async fn me(Caller(p): Caller) -> Json<Value> {
@@ -212,6 +223,9 @@ struct InspectionBody {
     /// A grading checklist: every item of the rubric, passed (true) or not.
     #[serde(default)]
     checklist: Option<anju_engine::grading::Checklist>,
+    /// Answers to the checklist of a running campaign that covers the unit.
+    #[serde(default)]
+    campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
     #[serde(default)]
     findings: Vec<FindingBody>,
 }
@@ -244,6 +258,7 @@ async fn record_inspection(
         point,
         crs: b.point.crs,
         checklist: b.checklist,
+        campaign_checks: b.campaign_checks,
         note: b.note,
         findings: b
             .findings

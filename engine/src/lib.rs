@@ -10,6 +10,8 @@ pub mod grading;
 pub mod machine;
 pub mod metrics;
 pub mod outbox;
+pub mod patrol;
+pub mod planning;
 pub mod registry;
 pub mod routing;
 pub mod runtime;

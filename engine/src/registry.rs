@@ -95,6 +95,9 @@ pub enum Record {
         email: Option<String>,
         #[serde(default = "default_shift")]
         shift: String,
+        /// Visits a day, when not the planner's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity: Option<u32>,
         #[serde(default)]
         grids: Vec<GridId>,
     },
@@ -205,7 +208,15 @@ impl Record {
                 parse_unit_values(address_code, address, *lon, *lat, *floor_area, *occupants)
                     .map(|_| ())
             }
-            Record::Inspector { name, shift, .. } => {
+            Record::Inspector {
+                name,
+                shift,
+                capacity,
+                ..
+            } => {
+                if capacity.is_some_and(|c| !(1..=200).contains(&c)) {
+                    return Err(FieldError::new("capacity", "from 1 to 200 visits a day"));
+                }
                 if !SHIFTS.contains(&shift.as_str()) {
                     return Err(FieldError::new(
                         "shift",
@@ -344,6 +355,8 @@ pub struct Unit {
     /// The next patrol; `None` means due now.
     pub next_due_at: Option<DateTime<Utc>>,
     pub evening_only: bool,
+    /// The code on the unit's public placard (`/u/{public_code}`).
+    pub public_code: String,
 }
 
 impl Unit {
@@ -397,6 +410,36 @@ pub fn guangzhou_districts() -> Vec<DistrictRef> {
             }
         })
         .collect()
+}
+
+/// Codes for units' public placards: 12 characters of Crockford base32 (60 random bits,
+/// so that 5 million units collide with odds of about 1 in 100,000 and the pages cannot
+/// be found by counting).
+pub struct PublicCodes(rand::rngs::ChaCha8Rng);
+
+impl PublicCodes {
+    /// A generator seeded from the operating system.
+    pub fn new() -> PublicCodes {
+        use rand::SeedableRng;
+        PublicCodes(
+            rand::rngs::ChaCha8Rng::try_from_rng(&mut rand::rngs::SysRng)
+                .expect("the operating system provides randomness"),
+        )
+    }
+
+    pub fn next_code(&mut self) -> String {
+        use rand::RngExt;
+        const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+        (0..12)
+            .map(|_| char::from(ALPHABET[self.0.random_range(0..32usize)]))
+            .collect()
+    }
+}
+
+impl Default for PublicCodes {
+    fn default() -> PublicCodes {
+        PublicCodes::new()
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub struct Config {
     pub workflows: Option<Vec<Definition>>,
     /// An inspection recorded farther than this from its unit is flagged off-site.
     pub off_site_m: f64,
+    /// The address the public reaches the service at (`https://anju.example.gov.cn`),
+    /// for the links in placards' QR codes; without it, the request's Host is used.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             worker_id: format!("pid{}", std::process::id()),
             workflows: None,
             off_site_m: 100.0,
+            public_url: None,
         }
     }
 }
@@ -141,6 +145,8 @@ pub struct InspectionInput {
     pub crs: Crs,
     /// A grading checklist, if the inspection graded the unit.
     pub checklist: Option<Checklist>,
+    /// Answers to the checklist of the campaign the visit counts for.
+    pub campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
     pub note: Option<String>,
     pub findings: Vec<Finding>,
 }
@@ -699,6 +705,16 @@ impl Runtime {
         self.visible_units(principal, hits, limit).await
     }
 
+    /// Every unit inside a polygon, by the index alone (the caller scopes them).
+    pub fn unit_ids_in_polygon(&self, shape: &geo::MultiPolygon<f64>) -> Vec<UnitId> {
+        let index = self.shared.index.read().expect("index lock");
+        index
+            .within_polygon(shape)
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    }
+
     /// A grid, if the caller may see it.
     pub async fn grid(
         &self,
@@ -874,6 +890,25 @@ impl Runtime {
             .latest_definition(HAZARD_CASE)
             .expect("the hazard case workflow is always loaded");
         let now = self.now();
+        if let Some(checks) = &input.campaign_checks {
+            let items = store.open_campaign_checklists(unit.id, now).await?;
+            if items.is_empty() {
+                return Err(Error::invalid(
+                    "campaign_checks",
+                    "the unit is in no running campaign that has yet to visit it",
+                ));
+            }
+            if let Some(unknown) = checks.keys().find(|k| !items.iter().any(|i| &i.code == *k)) {
+                let known: Vec<&str> = items.iter().map(|i| i.code.as_str()).collect();
+                return Err(Error::invalid(
+                    format!("campaign_checks.{unknown}"),
+                    format!(
+                        "not on the campaign's checklist; known: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
         let routing = self.routing();
         let ctx = Context {
             definition: &definition,
@@ -1064,6 +1099,8 @@ impl Runtime {
             off_site,
             crs: input.crs,
             note: input.note.clone(),
+            findings: u32::try_from(input.findings.len()).unwrap_or(u32::MAX),
+            campaign_checks: input.campaign_checks.clone(),
         };
         let outcome_of = |recorded: &RecordedInspection| InspectionOutcome {
             inspection_id: recorded.inspection_id,

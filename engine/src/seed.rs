@@ -363,21 +363,37 @@ impl DemoCity {
             });
         }
 
-        // Inspectors: one for every two grids of a community, on staggered shifts.
-        let shifts = ["morning", "afternoon", "evening"];
+        // Inspectors: one for every two grids of a community, on the morning or the
+        // afternoon shift (错峰上班); then one evening inspector for each community, for
+        // the units whose occupants are out by day.
         let mut inspector = 0;
-        for group in cells.chunk_by(|a, b| a.community == b.community) {
-            for pair in group.chunks(2) {
-                inspector += 1;
-                skeleton.push(Record::Inspector {
-                    id: InspectorId(inspector),
-                    name: person_name(&mut rng),
-                    phone: Some(format!("139{:08}", inspector)),
-                    email: Some(format!("inspector{inspector}@anju.example")),
-                    shift: shifts[(inspector % 3) as usize].to_string(),
-                    grids: pair.iter().map(|c| c.id).collect(),
-                });
+        let mut inspector_record = |shift: &str, grids: Vec<GridId>, rng: &mut ChaCha8Rng| {
+            inspector += 1;
+            Record::Inspector {
+                id: InspectorId(inspector),
+                name: person_name(rng),
+                phone: Some(format!("139{:08}", inspector)),
+                email: Some(format!("inspector{inspector}@anju.example")),
+                shift: shift.to_string(),
+                capacity: None,
+                grids,
             }
+        };
+        let mut evening = Vec::new();
+        for group in cells.chunk_by(|a, b| a.community == b.community) {
+            for (k, pair) in group.chunks(2).enumerate() {
+                let shift = ["morning", "afternoon"][k % 2];
+                skeleton.push(inspector_record(
+                    shift,
+                    pair.iter().map(|c| c.id).collect(),
+                    &mut rng,
+                ));
+            }
+            evening.push(group.iter().map(|c| c.id).collect::<Vec<_>>());
+        }
+        for grids in evening {
+            let record = inspector_record("evening", grids, &mut rng);
+            skeleton.push(record);
         }
 
         DemoCity {

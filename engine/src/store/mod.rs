@@ -205,6 +205,10 @@ pub struct NewInspection {
     /// The datum the inspector's device reported in (the point is stored in WGS-84).
     pub crs: Crs,
     pub note: Option<String>,
+    /// Findings of the inspection (opened or attached), for campaign progress.
+    pub findings: u32,
+    /// Answers to the checklist of the campaign the visit counts for.
+    pub campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 /// A unit's grade and patrol dates, to write.
@@ -224,6 +228,104 @@ pub struct GradeUpdate {
     pub last_closed_at: Option<DateTime<Utc>>,
     pub next_due_at: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
+}
+
+/// A stored route of a planned day, with the units' addresses and whether each was
+/// visited that day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRoute {
+    pub inspector_id: InspectorId,
+    pub shift: String,
+    pub capacity: u32,
+    pub length_m: f64,
+    pub nn_length_m: f64,
+    pub planned_at: DateTime<Utc>,
+    pub stops: Vec<StoredStop>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredStop {
+    pub seq: u32,
+    pub unit_id: UnitId,
+    pub address: String,
+    pub grid_id: GridId,
+    pub lon: f64,
+    pub lat: f64,
+    pub reason: crate::planning::Reason,
+    pub overdue_days: i64,
+    pub stars: Option<u8>,
+    pub evening_only: bool,
+    pub leg_m: f64,
+    /// The first inspection of the unit that day.
+    pub visited_at: Option<DateTime<Utc>>,
+}
+
+/// An item of a campaign's checklist (e.g. one of the eight checks, 八查).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckItem {
+    pub code: String,
+    pub zh: String,
+    pub en: String,
+}
+
+/// The units a campaign covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CampaignArea {
+    District(String),
+    Street(StreetId),
+    Grid(GridId),
+    /// Units found in a polygon.
+    Units(Vec<UnitId>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCampaign {
+    pub name: String,
+    pub area: CampaignArea,
+    /// The area as the caller gave it.
+    pub area_json: Value,
+    pub starts_on: chrono::NaiveDate,
+    pub ends_on: chrono::NaiveDate,
+    pub checklist: Vec<CheckItem>,
+    pub created_by: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignRecord {
+    pub id: i64,
+    pub name: String,
+    pub area: Value,
+    pub starts_on: chrono::NaiveDate,
+    pub ends_on: chrono::NaiveDate,
+    pub checklist: Vec<CheckItem>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub units: i64,
+}
+
+/// How far a campaign has got in one area.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CampaignProgress {
+    /// The district code, or the street, community or grid id.
+    pub area: String,
+    pub total: i64,
+    pub visited: i64,
+    pub hazards: i64,
+}
+
+/// What a unit's public placard shows: no personal data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Placard {
+    pub public_code: String,
+    pub address: String,
+    pub district_code: String,
+    pub community_id: CommunityId,
+    pub community_name: String,
+    pub stars: Option<u8>,
+    pub last_inspected_at: Option<DateTime<Utc>>,
+    pub open_orders: i64,
 }
 
 /// One change of a unit's grade.
@@ -551,6 +653,68 @@ pub trait Store: Send + Sync + 'static {
     async fn regrade(&self, update: &GradeUpdate) -> Result<(), Error>;
     /// A unit's grade history, oldest first.
     async fn unit_grades(&self, unit: UnitId) -> Result<Vec<GradeRecord>, Error>;
+
+    /// Units due by `day_end` (or never graded), or in a campaign running on the day that
+    /// has not visited them, in `grids` (every grid when `None`).
+    async fn plan_candidates(
+        &self,
+        grids: Option<&[GridId]>,
+        day_start: DateTime<Utc>,
+        day_end: DateTime<Utc>,
+    ) -> Result<Vec<crate::planning::Candidate>, Error>;
+    /// Every inspector with their shift, capacity (the default where unset) and grids.
+    async fn planners(&self) -> Result<Vec<crate::planning::Planner>, Error>;
+    /// Stores a day's plan, replacing an earlier plan of the same day, in one transaction.
+    async fn save_plan(
+        &self,
+        plan: &crate::planning::DayPlan,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+    /// An inspector's stored route of a day; `None` if the day was not planned, an
+    /// empty route if it was but the inspector got no visits.
+    async fn stored_route(
+        &self,
+        date: chrono::NaiveDate,
+        inspector: InspectorId,
+    ) -> Result<Option<StoredRoute>, Error>;
+    /// The backlog of a stored day, for the grids in `scope`.
+    async fn stored_backlog(
+        &self,
+        date: chrono::NaiveDate,
+        scope: &Scope,
+    ) -> Result<Option<Vec<crate::planning::Backlog>>, Error>;
+
+    /// Creates a campaign over the units of its area that lie in `scope`.
+    async fn create_campaign(
+        &self,
+        campaign: &NewCampaign,
+        scope: &Scope,
+    ) -> crate::Result<CampaignRecord>;
+    async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>, Error>;
+    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, Error>;
+    /// A campaign's progress per area (`district`, `street`, `community` or `grid`),
+    /// over the units in `scope`.
+    async fn campaign_progress(
+        &self,
+        id: i64,
+        level: &str,
+        scope: &Scope,
+    ) -> Result<Vec<CampaignProgress>, Error>;
+    /// The checklists of the campaigns running at `at` that have not visited the unit.
+    async fn open_campaign_checklists(
+        &self,
+        unit: UnitId,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<CheckItem>, Error>;
+
+    /// A unit's public placard.
+    async fn placard(&self, public_code: &str) -> Result<Option<Placard>, Error>;
+    /// The units of a community graded `max_stars` or lower, lowest first.
+    async fn low_grade_placards(
+        &self,
+        community_code: &str,
+        max_stars: u8,
+    ) -> Result<Option<(String, Vec<Placard>)>, Error>;
 
     /// The open cases of the units of a building.
     async fn open_cases_in_building(&self, building: BuildingId) -> Result<Vec<CaseRecord>, Error>;

@@ -134,6 +134,11 @@ fn migrator() -> Migrator {
             "grading",
             include_str!("../../../migrations/postgres/0003_grading.sql"),
         ),
+        migration(
+            4,
+            "planning",
+            include_str!("../../../migrations/postgres/0004_planning.sql"),
+        ),
     ])
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Executor, QueryBuilder, Row as _};
@@ -17,17 +17,19 @@ use crate::domain::{
     PartyId, Role, StreetId, SupervisorId, UnitId,
 };
 use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
+use crate::planning::{Backlog, Candidate, DayPlan, Planner, Reason};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
 use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 use crate::store::{
-    Applied, Attachment, Backend, CaseFilter, CaseRecord, Decider, Error, EventRecord, GradeRecord,
-    GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts, InspectionFilter,
-    InspectionRecord, NewCase, NewInspection, OutboxMessage, RecordedInspection, ReferralRecord,
-    Respond, Store, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest,
-    UnitPartyRecord,
+    Applied, Attachment, Backend, CampaignArea, CampaignProgress, CampaignRecord, CaseFilter,
+    CaseRecord, CheckItem, Decider, Error, EventRecord, GradeRecord, GradeUpdate, GridRecord,
+    IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCampaign,
+    NewCase, NewInspection, OutboxMessage, Placard, RecordedInspection, ReferralRecord, Respond,
+    Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
+    TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -40,7 +42,7 @@ pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id
 
 const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
     occupants, grid_id, community_id, street_id, district_code, party_id, created_at, stars, \
-    score, checklist, last_inspected_at, last_closed_at, next_due_at, evening_only";
+    score, checklist, last_inspected_at, last_closed_at, next_due_at, evening_only, public_code";
 
 const OUTBOX_COLUMNS: &str = "id, case_id, event_seq, recipient_kind, recipient_id, template, \
     subject, body, created_at, attempts, delivered_at, channel, last_error";
@@ -210,6 +212,7 @@ fn unit_from_row(row: &Row) -> Result<Unit, Error> {
         last_closed_at: millis("last_closed_at")?,
         next_due_at: millis("next_due_at")?,
         evening_only: row.try_get("evening_only")?,
+        public_code: row.try_get("public_code")?,
     })
 }
 
@@ -699,16 +702,17 @@ async fn import_kind(
             // A unit's place is copied from its building in the same statement; a unit
             // whose building does not exist would drop out of the join, so the count of
             // rows written is checked.
-            for chunk in records.chunks(rows_per_statement(14)) {
+            let mut codes = crate::registry::PublicCodes::new();
+            for chunk in records.chunks(rows_per_statement(15)) {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO units (id, address_code, building_id, address, lon, lat, \
                      floor_area, occupants, party_id, created_at, evening_only, stars, \
-                     last_inspected_at, next_due_at, grid_id, community_id, street_id, \
-                     district_code) \
+                     last_inspected_at, next_due_at, public_code, grid_id, community_id, \
+                     street_id, district_code) \
                      SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
                      v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
-                     v.column13, v.column14, b.grid_id, g.community_id, c.street_id, \
-                     s.district_code FROM (",
+                     v.column13, v.column14, v.column15, b.grid_id, g.community_id, \
+                     c.street_id, s.district_code FROM (",
                 );
                 q.push_values(chunk.iter(), |mut b, r| {
                     if let Record::Unit {
@@ -740,7 +744,8 @@ async fn import_kind(
                             .push_bind(*evening_only)
                             .push_bind(stars.map(i64::from))
                             .push_bind(last_inspected_at.map(ms))
-                            .push_bind(next_due_at.map(ms));
+                            .push_bind(next_due_at.map(ms))
+                            .push_bind(codes.next_code());
                     }
                 });
                 q.push(
@@ -794,8 +799,8 @@ async fn import_kind(
         }
         Record::Inspector { .. } => {
             counts.inspectors += insert!(
-                "INSERT INTO inspectors (id, name, phone, email, shift) ",
-                5,
+                "INSERT INTO inspectors (id, name, phone, email, shift, capacity) ",
+                6,
                 "an inspector",
                 |b, r| {
                     if let Record::Inspector {
@@ -804,6 +809,7 @@ async fn import_kind(
                         phone,
                         email,
                         shift,
+                        capacity,
                         ..
                     } = r
                     {
@@ -811,7 +817,8 @@ async fn import_kind(
                             .push_bind(name)
                             .push_bind(phone)
                             .push_bind(email)
-                            .push_bind(shift);
+                            .push_bind(shift)
+                            .push_bind(capacity.map(i64::from));
                     }
                 }
             );
@@ -933,6 +940,49 @@ fn push_in(q: &mut QueryBuilder<Db>, column: &str, values: &[String]) {
     q.push(")");
 }
 
+const CAMPAIGN_SELECT: &str = "SELECT c.id, c.name, c.area, c.starts_on, c.ends_on, c.checklist, \
+    c.created_by, c.created_at, (SELECT COUNT(*) FROM campaign_units cu \
+    WHERE cu.campaign_id = c.id) AS units FROM campaigns c";
+
+fn campaign_from_row(r: &Row) -> Result<CampaignRecord, Error> {
+    let text = |name: &str| -> Result<String, Error> { Ok(r.try_get::<String, _>(name)?) };
+    let date = |name: &str| -> Result<NaiveDate, Error> { text(name)?.parse().map_err(corrupt) };
+    Ok(CampaignRecord {
+        id: r.try_get("id")?,
+        name: text("name")?,
+        area: serde_json::from_str(&text("area")?).map_err(corrupt)?,
+        starts_on: date("starts_on")?,
+        ends_on: date("ends_on")?,
+        checklist: serde_json::from_str(&text("checklist")?).map_err(corrupt)?,
+        created_by: text("created_by")?,
+        created_at: from_millis(r.try_get("created_at")?),
+        units: r.try_get("units")?,
+    })
+}
+
+const PLACARD_SELECT: &str = "SELECT u.public_code, u.address, u.district_code, u.community_id, \
+    c.name AS community_name, u.stars, u.last_inspected_at, (SELECT COUNT(*) FROM cases k \
+    WHERE k.unit_id = u.id AND k.closed_at IS NULL AND k.order_no > 0) AS open_orders \
+    FROM units u JOIN communities c ON c.id = u.community_id";
+
+fn placard_from_row(r: &Row) -> Result<Placard, Error> {
+    Ok(Placard {
+        public_code: r.try_get("public_code")?,
+        address: r.try_get("address")?,
+        district_code: r.try_get("district_code")?,
+        community_id: CommunityId(r.try_get("community_id")?),
+        community_name: r.try_get("community_name")?,
+        stars: r
+            .try_get::<Option<i64>, _>("stars")?
+            .map(|s| u8::try_from(s).map_err(corrupt))
+            .transpose()?,
+        last_inspected_at: r
+            .try_get::<Option<i64>, _>("last_inspected_at")?
+            .map(from_millis),
+        open_orders: r.try_get("open_orders")?,
+    })
+}
+
 #[async_trait]
 impl Store for This {
     fn backend(&self) -> Backend {
@@ -1037,8 +1087,9 @@ impl Store for This {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO units (address_code, building_id, address, lon, lat, floor_area, \
-             occupants, grid_id, community_id, street_id, district_code, party_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             occupants, grid_id, community_id, street_id, district_code, party_id, created_at, \
+             public_code) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(&unit.address_code)
         .bind(unit.place.building_id.0)
@@ -1053,6 +1104,7 @@ impl Store for This {
         .bind(&unit.place.district_code)
         .bind(unit.party_id.map(|p| p.0))
         .bind(ms(now))
+        .bind(crate::registry::PublicCodes::new().next_code())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| refusal(e, "a unit with this address code"))?;
@@ -1598,6 +1650,26 @@ impl Store for This {
             .map_err(Error::from)?;
         }
         write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
+        // The visit counts for every running campaign of the unit that has not visited it.
+        sqlx::query(
+            "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
+             checks = $5 WHERE unit_id = $1 AND visited_at IS NULL AND campaign_id IN \
+             (SELECT id FROM campaigns WHERE starts_at <= $2 AND ends_at > $2)",
+        )
+        .bind(inspection.unit_id.0)
+        .bind(ms(now))
+        .bind(inspection_id)
+        .bind(i64::from(inspection.findings))
+        .bind(
+            inspection
+                .campaign_checks
+                .as_ref()
+                .map(|c| serde_json::to_string(c).map_err(corrupt))
+                .transpose()?,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
         let recorded = RecordedInspection {
             inspection_id: InspectionId(inspection_id),
             case_ids,
@@ -1644,6 +1716,515 @@ impl Store for This {
                 })
             })
             .collect()
+    }
+
+    async fn plan_candidates(
+        &self,
+        grids: Option<&[GridId]>,
+        day_start: DateTime<Utc>,
+        day_end: DateTime<Utc>,
+    ) -> Result<Vec<Candidate>, Error> {
+        use futures_util::TryStreamExt;
+        let query = |grids: Option<&[GridId]>| {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT u.id, u.grid_id, u.lon, u.lat, u.next_due_at, u.stars, u.evening_only, \
+                 cu.starts_at AS campaign_from FROM units u LEFT JOIN (SELECT cu.unit_id, \
+                 MIN(c.starts_at) AS starts_at FROM campaign_units cu \
+                 JOIN campaigns c ON c.id = cu.campaign_id WHERE c.starts_at < ",
+            );
+            q.push_bind(ms(day_end))
+                .push(" AND c.ends_at > ")
+                .push_bind(ms(day_start))
+                .push(
+                    " AND cu.visited_at IS NULL GROUP BY cu.unit_id) cu ON cu.unit_id = u.id \
+                     WHERE (u.next_due_at IS NULL OR u.next_due_at < ",
+                )
+                .push_bind(ms(day_end))
+                .push(" OR cu.unit_id IS NOT NULL)");
+            if let Some(grids) = grids {
+                q.push(" AND u.grid_id IN (");
+                let mut list = q.separated(", ");
+                for g in grids {
+                    list.push_bind(g.0);
+                }
+                q.push(")");
+            }
+            q
+        };
+        let chunks: Vec<Option<&[GridId]>> = match grids {
+            None => vec![None],
+            Some([]) => vec![],
+            Some(grids) => grids.chunks(rows_per_statement(1) - 3).map(Some).collect(),
+        };
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut q = query(chunk);
+            let mut rows = q.build().fetch(self.reader());
+            while let Some(r) = rows.try_next().await? {
+                out.push(Candidate {
+                    id: UnitId(r.try_get("id")?),
+                    grid_id: GridId(r.try_get("grid_id")?),
+                    lon: r.try_get("lon")?,
+                    lat: r.try_get("lat")?,
+                    next_due_at: r.try_get::<Option<i64>, _>("next_due_at")?.map(from_millis),
+                    stars: r
+                        .try_get::<Option<i64>, _>("stars")?
+                        .map(|s| u8::try_from(s).map_err(corrupt))
+                        .transpose()?,
+                    evening_only: r.try_get("evening_only")?,
+                    campaign_from: r
+                        .try_get::<Option<i64>, _>("campaign_from")?
+                        .map(from_millis),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn planners(&self) -> Result<Vec<Planner>, Error> {
+        let mut grids: BTreeMap<i64, Vec<GridId>> = BTreeMap::new();
+        for r in sqlx::query("SELECT inspector_id, grid_id FROM inspector_grids")
+            .fetch_all(self.reader())
+            .await?
+        {
+            grids
+                .entry(r.try_get("inspector_id")?)
+                .or_default()
+                .push(GridId(r.try_get("grid_id")?));
+        }
+        sqlx::query("SELECT id, shift, capacity FROM inspectors ORDER BY id")
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                Ok(Planner {
+                    id: InspectorId(id),
+                    shift: r.try_get("shift")?,
+                    capacity: r
+                        .try_get::<Option<i64>, _>("capacity")?
+                        .map(|c| u32::try_from(c).map_err(corrupt))
+                        .transpose()?
+                        .unwrap_or(crate::planning::DEFAULT_CAPACITY),
+                    grids: grids.remove(&id).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn save_plan(&self, plan: &DayPlan, at: DateTime<Utc>) -> Result<(), Error> {
+        let date = plan.date.to_string();
+        let mut tx = super::begin_write(self.writer()).await?;
+        for table in ["plan_stops", "plan_routes", "plan_backlog", "plan_days"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE plan_date = $1"
+            )))
+            .bind(&date)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO plan_days (plan_date, planned_at, due, planned, routes, length_m, \
+             nn_length_m) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&date)
+        .bind(ms(at))
+        .bind(plan.due() as i64)
+        .bind(plan.planned() as i64)
+        .bind(plan.routes.len() as i64)
+        .bind(plan.routes.iter().map(|r| r.length_m).sum::<f64>())
+        .bind(plan.routes.iter().map(|r| r.nn_length_m).sum::<f64>())
+        .execute(&mut *tx)
+        .await?;
+        for chunk in plan.routes.chunks(rows_per_statement(6)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO plan_routes (plan_date, inspector_id, shift, capacity, length_m, \
+                 nn_length_m) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&date)
+                    .push_bind(r.inspector_id.0)
+                    .push_bind(&r.shift)
+                    .push_bind(i64::from(r.capacity))
+                    .push_bind(r.length_m)
+                    .push_bind(r.nn_length_m);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let stops: Vec<(InspectorId, usize, &crate::planning::Stop)> = plan
+            .routes
+            .iter()
+            .flat_map(|r| {
+                r.stops
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, s)| (r.inspector_id, k + 1, s))
+            })
+            .collect();
+        for chunk in stops.chunks(rows_per_statement(7)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO plan_stops (plan_date, inspector_id, seq, unit_id, reason, \
+                 overdue_days, leg_m) ",
+            );
+            q.push_values(chunk, |mut b, (inspector, seq, s)| {
+                b.push_bind(&date)
+                    .push_bind(inspector.0)
+                    .push_bind(*seq as i64)
+                    .push_bind(s.unit_id.0)
+                    .push_bind(s.reason.as_str())
+                    .push_bind(s.overdue_days)
+                    .push_bind(s.leg_m);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in plan.backlog.chunks(rows_per_statement(5)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO plan_backlog (plan_date, grid_id, due, planned, left_over) ",
+            );
+            q.push_values(chunk, |mut b, g| {
+                b.push_bind(&date)
+                    .push_bind(g.grid_id.0)
+                    .push_bind(i64::from(g.due))
+                    .push_bind(i64::from(g.planned))
+                    .push_bind(i64::from(g.left));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stored_route(
+        &self,
+        date: NaiveDate,
+        inspector: InspectorId,
+    ) -> Result<Option<StoredRoute>, Error> {
+        let key = date.to_string();
+        let Some(day) = sqlx::query("SELECT planned_at FROM plan_days WHERE plan_date = $1")
+            .bind(&key)
+            .fetch_optional(self.reader())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let planned_at = from_millis(day.try_get("planned_at")?);
+        let route = sqlx::query(
+            "SELECT shift, capacity, length_m, nn_length_m FROM plan_routes \
+             WHERE plan_date = $1 AND inspector_id = $2",
+        )
+        .bind(&key)
+        .bind(inspector.0)
+        .fetch_optional(self.reader())
+        .await?;
+        let (start, end) = crate::planning::day_bounds(date);
+        let stops = sqlx::query(
+            "SELECT s.seq, s.unit_id, u.address, u.grid_id, u.lon, u.lat, s.reason, \
+             s.overdue_days, u.stars, u.evening_only, s.leg_m, \
+             (SELECT MIN(i.at) FROM inspections i WHERE i.unit_id = s.unit_id \
+              AND i.at >= $3 AND i.at < $4) AS visited_at \
+             FROM plan_stops s JOIN units u ON u.id = s.unit_id \
+             WHERE s.plan_date = $1 AND s.inspector_id = $2 ORDER BY s.seq",
+        )
+        .bind(&key)
+        .bind(inspector.0)
+        .bind(ms(start))
+        .bind(ms(end))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            let reason: String = r.try_get("reason")?;
+            Ok(StoredStop {
+                seq: u32::try_from(r.try_get::<i64, _>("seq")?).map_err(corrupt)?,
+                unit_id: UnitId(r.try_get("unit_id")?),
+                address: r.try_get("address")?,
+                grid_id: GridId(r.try_get("grid_id")?),
+                lon: r.try_get("lon")?,
+                lat: r.try_get("lat")?,
+                reason: Reason::parse(&reason).ok_or_else(|| corrupt(reason))?,
+                overdue_days: r.try_get("overdue_days")?,
+                stars: r
+                    .try_get::<Option<i64>, _>("stars")?
+                    .map(|s| u8::try_from(s).map_err(corrupt))
+                    .transpose()?,
+                evening_only: r.try_get("evening_only")?,
+                leg_m: r.try_get("leg_m")?,
+                visited_at: r.try_get::<Option<i64>, _>("visited_at")?.map(from_millis),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+        let (shift, capacity, length_m, nn_length_m) = match route {
+            Some(r) => (
+                r.try_get("shift")?,
+                u32::try_from(r.try_get::<i64, _>("capacity")?).map_err(corrupt)?,
+                r.try_get("length_m")?,
+                r.try_get("nn_length_m")?,
+            ),
+            None => {
+                let r = sqlx::query("SELECT shift, capacity FROM inspectors WHERE id = $1")
+                    .bind(inspector.0)
+                    .fetch_one(self.reader())
+                    .await?;
+                let capacity = r
+                    .try_get::<Option<i64>, _>("capacity")?
+                    .map(|c| u32::try_from(c).map_err(corrupt))
+                    .transpose()?
+                    .unwrap_or(crate::planning::DEFAULT_CAPACITY);
+                (r.try_get("shift")?, capacity, 0.0, 0.0)
+            }
+        };
+        Ok(Some(StoredRoute {
+            inspector_id: inspector,
+            shift,
+            capacity,
+            length_m,
+            nn_length_m,
+            planned_at,
+            stops,
+        }))
+    }
+
+    async fn stored_backlog(
+        &self,
+        date: NaiveDate,
+        scope: &Scope,
+    ) -> Result<Option<Vec<Backlog>>, Error> {
+        let key = date.to_string();
+        let planned = sqlx::query("SELECT plan_date FROM plan_days WHERE plan_date = $1")
+            .bind(&key)
+            .fetch_optional(self.reader())
+            .await?
+            .is_some();
+        if !planned {
+            return Ok(None);
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT grid_id, due, planned, left_over FROM plan_backlog WHERE plan_date = ",
+        );
+        q.push_bind(key).push(
+            " AND grid_id IN (SELECT grid_id FROM (SELECT g.id AS grid_id, c.street_id, \
+             s.district_code FROM grids g JOIN communities c ON c.id = g.community_id \
+             JOIN streets s ON s.id = c.street_id) places WHERE 1 = 1",
+        );
+        push_scope(&mut q, scope);
+        q.push(") ORDER BY left_over DESC, grid_id");
+        let rows = q.build().fetch_all(self.reader()).await?;
+        let count = |r: &Row, name: &str| -> Result<u32, Error> {
+            u32::try_from(r.try_get::<i64, _>(name)?).map_err(corrupt)
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(Backlog {
+                    grid_id: GridId(r.try_get("grid_id")?),
+                    due: count(r, "due")?,
+                    planned: count(r, "planned")?,
+                    left: count(r, "left_over")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map(Some)
+    }
+
+    async fn create_campaign(
+        &self,
+        c: &NewCampaign,
+        scope: &Scope,
+    ) -> crate::Result<CampaignRecord> {
+        let (starts_at, _) = crate::planning::day_bounds(c.starts_on);
+        let (_, ends_at) = crate::planning::day_bounds(c.ends_on);
+        let mut tx = super::begin_write(self.writer())
+            .await
+            .map_err(Error::from)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO campaigns (name, area, starts_on, ends_on, starts_at, ends_at, \
+             checklist, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
+        )
+        .bind(&c.name)
+        .bind(c.area_json.to_string())
+        .bind(c.starts_on.to_string())
+        .bind(c.ends_on.to_string())
+        .bind(ms(starts_at))
+        .bind(ms(ends_at))
+        .bind(serde_json::to_string(&c.checklist).map_err(corrupt)?)
+        .bind(&c.created_by)
+        .bind(ms(c.at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        let insert = |q: &mut QueryBuilder<Db>| {
+            q.push("INSERT INTO campaign_units (campaign_id, unit_id) SELECT ")
+                .push_bind(id)
+                .push(", id FROM units WHERE 1 = 1");
+            push_scope(q, scope);
+        };
+        let mut units = 0;
+        let mut run = async |mut q: QueryBuilder<Db>| -> Result<u64, Error> {
+            Ok(q.build().execute(&mut *tx).await?.rows_affected())
+        };
+        match &c.area {
+            CampaignArea::District(code) => {
+                let mut q = QueryBuilder::new("");
+                insert(&mut q);
+                q.push(" AND district_code = ").push_bind(code.clone());
+                units += run(q).await?;
+            }
+            CampaignArea::Street(street) => {
+                let mut q = QueryBuilder::new("");
+                insert(&mut q);
+                q.push(" AND street_id = ").push_bind(street.0);
+                units += run(q).await?;
+            }
+            CampaignArea::Grid(grid) => {
+                let mut q = QueryBuilder::new("");
+                insert(&mut q);
+                q.push(" AND grid_id = ").push_bind(grid.0);
+                units += run(q).await?;
+            }
+            CampaignArea::Units(ids) => {
+                for chunk in ids.chunks(rows_per_statement(1) - 40) {
+                    let mut q = QueryBuilder::new("");
+                    insert(&mut q);
+                    q.push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for u in chunk {
+                        list.push_bind(u.0);
+                    }
+                    q.push(")");
+                    units += run(q).await?;
+                }
+            }
+        }
+        if units == 0 {
+            return Err(crate::Error::invalid(
+                "area",
+                "the area holds no units in your jurisdiction",
+            ));
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(self
+            .campaign(id)
+            .await?
+            .ok_or_else(|| corrupt("a campaign just created is missing"))?)
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>, Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CAMPAIGN_SELECT} WHERE c.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(campaign_from_row).transpose()
+    }
+
+    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CAMPAIGN_SELECT} ORDER BY c.id DESC"
+        )))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(campaign_from_row)
+        .collect()
+    }
+
+    async fn campaign_progress(
+        &self,
+        id: i64,
+        level: &str,
+        scope: &Scope,
+    ) -> Result<Vec<CampaignProgress>, Error> {
+        let column = match level {
+            "district" => "u.district_code",
+            "street" => "CAST(u.street_id AS TEXT)",
+            "community" => "CAST(u.community_id AS TEXT)",
+            _ => "CAST(u.grid_id AS TEXT)",
+        };
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {column} AS area, COUNT(*) AS total, COUNT(cu.visited_at) AS visited, \
+             CAST(COALESCE(SUM(cu.hazards), 0) AS BIGINT) AS hazards \
+             FROM campaign_units cu JOIN units u ON u.id = cu.unit_id WHERE cu.campaign_id = "
+        ));
+        q.push_bind(id)
+            .push(" AND u.id IN (SELECT id FROM units WHERE 1 = 1");
+        push_scope(&mut q, scope);
+        q.push(format!(") GROUP BY {column} ORDER BY {column}"));
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CampaignProgress {
+                    area: r.try_get("area")?,
+                    total: r.try_get("total")?,
+                    visited: r.try_get("visited")?,
+                    hazards: r.try_get("hazards")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_campaign_checklists(
+        &self,
+        unit: UnitId,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<CheckItem>, Error> {
+        let lists: Vec<String> = sqlx::query_scalar(
+            "SELECT c.checklist FROM campaigns c JOIN campaign_units cu \
+             ON cu.campaign_id = c.id WHERE cu.unit_id = $1 AND cu.visited_at IS NULL \
+             AND c.starts_at <= $2 AND c.ends_at > $2 ORDER BY c.id",
+        )
+        .bind(unit.0)
+        .bind(ms(at))
+        .fetch_all(self.reader())
+        .await?;
+        let mut items: Vec<CheckItem> = Vec::new();
+        for list in lists {
+            for item in serde_json::from_str::<Vec<CheckItem>>(&list).map_err(corrupt)? {
+                if !items.iter().any(|i| i.code == item.code) {
+                    items.push(item);
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    async fn placard(&self, public_code: &str) -> Result<Option<Placard>, Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{PLACARD_SELECT} WHERE u.public_code = $1"
+        )))
+        .bind(public_code)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(placard_from_row).transpose()
+    }
+
+    async fn low_grade_placards(
+        &self,
+        community_code: &str,
+        max_stars: u8,
+    ) -> Result<Option<(String, Vec<Placard>)>, Error> {
+        let Some(community) = sqlx::query("SELECT id, name FROM communities WHERE code = $1")
+            .bind(community_code)
+            .fetch_optional(self.reader())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{PLACARD_SELECT} WHERE u.community_id = $1 AND u.stars <= $2 \
+             ORDER BY u.stars, u.id LIMIT 2000"
+        )))
+        .bind(community.try_get::<i64, _>("id")?)
+        .bind(i64::from(max_stars))
+        .fetch_all(self.reader())
+        .await?;
+        let placards = rows
+            .iter()
+            .map(placard_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Some((community.try_get("name")?, placards)))
     }
 
     async fn open_cases_in_building(&self, building: BuildingId) -> Result<Vec<CaseRecord>, Error> {

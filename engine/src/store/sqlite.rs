@@ -188,6 +188,11 @@ fn migrator() -> Migrator {
             "grading",
             include_str!("../../../migrations/sqlite/0003_grading.sql"),
         ),
+        migration(
+            4,
+            "planning",
+            include_str!("../../../migrations/sqlite/0004_planning.sql"),
+        ),
     ])
 }
 

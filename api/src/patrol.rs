@@ -1,0 +1,231 @@
+//! Patrol over HTTP: an inspector's plan of a day (JSON, or GeoJSON for the map), the backlog of a planned day, and campaigns with their progress.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use anju_engine::domain::{GridId, InspectorId};
+use anju_engine::patrol::{CampaignAreaInput, CampaignInput, InspectorPlan, eight_checks};
+use anju_engine::planning::china_time;
+use anju_engine::spatial::crs::Crs;
+use anju_engine::store::CheckItem;
+
+use crate::app::AppState;
+use crate::extract::{Body, Caller, Id, Params};
+use crate::places::{parse_shape, unprocessable, wants_geojson};
+use crate::problem::ApiResult;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanQuery {
+    /// The day, in China time; today if left out.
+    date: Option<NaiveDate>,
+}
+
+fn geojson(value: Value) -> Response {
+    let mut r = Json(value).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    r
+}
+
+/// The plan as GeoJSON: the walking route as a LineString, then each stop as a Point.
+fn plan_geojson(plan: &InspectorPlan) -> Value {
+    let r = &plan.route;
+    let mut features = Vec::new();
+    if r.stops.len() >= 2 {
+        features.push(json!({
+            "type": "Feature",
+            "geometry": {
+                "type": "LineString",
+                "coordinates": r.stops.iter().map(|s| [s.lon, s.lat]).collect::<Vec<_>>(),
+            },
+            "properties": {
+                "kind": "route",
+                "inspector_id": r.inspector_id,
+                "date": plan.date,
+                "length_m": r.length_m.round(),
+                "nn_length_m": r.nn_length_m.round(),
+            },
+        }));
+    }
+    for s in &r.stops {
+        features.push(json!({
+            "type": "Feature",
+            "id": s.unit_id,
+            "geometry": { "type": "Point", "coordinates": [s.lon, s.lat] },
+            "properties": {
+                "kind": "stop",
+                "seq": s.seq,
+                "address": s.address,
+                "reason": s.reason,
+                "overdue_days": s.overdue_days,
+                "stars": s.stars,
+                "evening_only": s.evening_only,
+                "visited": s.visited_at.is_some(),
+            },
+        }));
+    }
+    json!({ "type": "FeatureCollection", "features": features })
+}
+
+pub async fn inspector_plan(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Id(id): Id,
+    Params(q): Params<PlanQuery>,
+) -> ApiResult<Response> {
+    let date = q
+        .date
+        .unwrap_or_else(|| app.runtime.now().with_timezone(&china_time()).date_naive());
+    let plan = app
+        .runtime
+        .inspector_plan(&caller, InspectorId(id), date)
+        .await?;
+    if wants_geojson(&headers) {
+        return Ok(geojson(plan_geojson(&plan)));
+    }
+    let r = &plan.route;
+    Ok(Json(json!({
+        "date": plan.date,
+        "stored": plan.stored,
+        "planned_at": plan.planned_at,
+        "inspector_id": r.inspector_id,
+        "shift": r.shift,
+        "capacity": r.capacity,
+        "visits": r.stops.len(),
+        "visited": r.stops.iter().filter(|s| s.visited_at.is_some()).count(),
+        "length_m": r.length_m.round(),
+        "nn_length_m": r.nn_length_m.round(),
+        "stops": r.stops,
+    }))
+    .into_response())
+}
+
+pub async fn plan_backlog(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Path(date): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let date: NaiveDate = date
+        .parse()
+        .map_err(|_| unprocessable("date", "a date as YYYY-MM-DD"))?;
+    let backlog = app.runtime.plan_backlog(&caller, date).await?;
+    let left: u64 = backlog.iter().map(|b| u64::from(b.left)).sum();
+    Ok(Json(
+        json!({ "date": date, "left": left, "grids": backlog }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum AreaBody {
+    District(String),
+    Street(i64),
+    Grid(i64),
+    /// A GeoJSON Polygon or MultiPolygon.
+    Polygon(Value),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignBody {
+    name: String,
+    area: AreaBody,
+    /// The datum of a polygon area.
+    #[serde(default)]
+    crs: Crs,
+    starts_on: NaiveDate,
+    ends_on: NaiveDate,
+    /// The campaign's own checklist; the eight checks (八查) if left out.
+    #[serde(default)]
+    checklist: Option<Vec<CheckItem>>,
+}
+
+pub async fn create_campaign(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    body: Body<CampaignBody>,
+) -> ApiResult<Response> {
+    let b = body.value;
+    let (area, area_json) = match b.area {
+        AreaBody::District(code) => (
+            CampaignAreaInput::District(code.clone()),
+            json!({ "district": code }),
+        ),
+        AreaBody::Street(id) => (CampaignAreaInput::Street(id), json!({ "street": id })),
+        AreaBody::Grid(id) => (CampaignAreaInput::Grid(GridId(id)), json!({ "grid": id })),
+        AreaBody::Polygon(shape) => {
+            let polygon = parse_shape(shape.clone(), b.crs, "area.polygon")?;
+            (
+                CampaignAreaInput::Polygon(polygon),
+                json!({ "polygon": shape, "crs": b.crs }),
+            )
+        }
+    };
+    let campaign = app
+        .runtime
+        .create_campaign(
+            &caller,
+            CampaignInput {
+                name: b.name,
+                area,
+                area_json,
+                starts_on: b.starts_on,
+                ends_on: b.ends_on,
+                checklist: b.checklist.unwrap_or_else(eight_checks),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(campaign))).into_response())
+}
+
+pub async fn campaigns(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<Value>> {
+    let list = app.runtime.campaigns(&caller).await?;
+    Ok(Json(json!({ "campaigns": list })))
+}
+
+pub async fn campaign(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(app.runtime.campaign(&caller, id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressQuery {
+    /// `district`, `street`, `community` or `grid` (the default).
+    by: Option<String>,
+}
+
+pub async fn campaign_progress(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<ProgressQuery>,
+) -> ApiResult<Json<Value>> {
+    let by = q.by.unwrap_or_else(|| "grid".into());
+    let rows = app.runtime.campaign_progress(&caller, id, &by).await?;
+    let sum =
+        |f: fn(&anju_engine::store::CampaignProgress) -> i64| -> i64 { rows.iter().map(f).sum() };
+    Ok(Json(json!({
+        "campaign_id": id,
+        "by": by,
+        "total": sum(|r| r.total),
+        "visited": sum(|r| r.visited),
+        "hazards": sum(|r| r.hazards),
+        "areas": rows,
+    })))
+}

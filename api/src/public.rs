@@ -1,0 +1,194 @@
+//! Public pages without login (挂牌公示): a unit's placard reached by its QR code, the QR code itself as SVG, and a community's low-grade units. They show no personal data.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use anju_engine::planning::china_time;
+use anju_engine::store::Placard;
+
+use crate::app::AppState;
+use crate::problem::{ApiError, ApiResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/u/{code}", get(placard))
+        .route("/u/{code}/qr.svg", get(qr_svg))
+        .route("/c/{code}", get(community))
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn stars_text(stars: Option<u8>) -> String {
+    match stars {
+        Some(n) => format!("{}{}", "★".repeat(n.into()), "☆".repeat(5 - usize::from(n))),
+        None => "未评级 Not graded".to_string(),
+    }
+}
+
+fn placard_json(p: &Placard) -> Value {
+    json!({
+        "public_code": p.public_code,
+        "address": p.address,
+        "district_code": p.district_code,
+        "community": p.community_name,
+        "stars": p.stars,
+        "last_inspected_on": p.last_inspected_at.map(|t| t.with_timezone(&china_time()).date_naive()),
+        "open_orders": p.open_orders,
+    })
+}
+
+fn page(title: &str, body: &str) -> Response {
+    let mut r = Html(format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>body{{font-family:sans-serif;max-width:40em;margin:1em auto;\
+         padding:0 1em;line-height:1.5}}.stars{{font-size:2em;color:#c80}}\
+         table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;\
+         padding:.3em;text-align:left}}.en{{color:#666}}</style></head><body>{body}</body></html>",
+        esc(title)
+    ))
+    .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+pub async fn placard(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    let p = app.runtime.placard(&code).await?;
+    if wants_json(&headers) {
+        return Ok(Json(placard_json(&p)).into_response());
+    }
+    let last = p
+        .last_inspected_at
+        .map(|t| t.with_timezone(&china_time()).date_naive().to_string())
+        .unwrap_or_else(|| "暂无 None yet".into());
+    let body = format!(
+        "<h1>出租屋安全公示 <span class=\"en\">Rental safety placard</span></h1>\
+         <p><b>{address}</b><br>{community}</p>\
+         <p class=\"stars\" aria-label=\"{n} stars\">{stars}</p>\
+         <table>\
+         <tr><th>星级 <span class=\"en\">Grade</span></th><td>{grade}</td></tr>\
+         <tr><th>最近检查 <span class=\"en\">Last inspection</span></th><td>{last}</td></tr>\
+         <tr><th>未完成整改通知 <span class=\"en\">Open rectification orders</span></th><td>{orders}</td></tr>\
+         </table>\
+         <p class=\"en\">安全隐患举报请联系所在社区出租屋管理服务中心。\
+         To report a hazard, contact the community's rental housing service centre.</p>",
+        address = esc(&p.address),
+        community = esc(&p.community_name),
+        n = p.stars.unwrap_or(0),
+        stars = esc(&stars_text(p.stars)),
+        grade = p
+            .stars
+            .map(|s| format!("{s} 星 ({s} stars)"))
+            .unwrap_or_else(|| "未评级 Not graded".into()),
+        orders = p.open_orders,
+    );
+    Ok(page(&format!("{} 安全公示", p.address), &body))
+}
+
+/// The QR code for a placard: an SVG of the page's address.
+pub async fn qr_svg(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    let p = app.runtime.placard(&code).await?;
+    let base = match &app.runtime.config().public_url {
+        Some(url) => url.clone(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| {
+                    h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                })
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    let url = format!("{base}/u/{}", p.public_code);
+    let qr = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::NotFound(format!("cannot encode the address: {e}")))?;
+    let svg = qr
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    let mut r = svg.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    Ok(r)
+}
+
+/// A community's units graded 2 stars or lower (低星级出租屋公示).
+pub async fn community(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    let (name, units) = app.runtime.low_grade_units(&code).await?;
+    if wants_json(&headers) {
+        return Ok(Json(json!({
+            "community_code": code,
+            "community": name,
+            "units": units.iter().map(placard_json).collect::<Vec<_>>(),
+        }))
+        .into_response());
+    }
+    let rows: String = units
+        .iter()
+        .map(|p| {
+            format!(
+                "<tr><td><a href=\"/u/{code}\">{address}</a></td><td>{stars}</td><td>{orders}</td></tr>",
+                code = esc(&p.public_code),
+                address = esc(&p.address),
+                stars = p.stars.unwrap_or(0),
+                orders = p.open_orders,
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>{name} 低星级出租屋公示 <span class=\"en\">Low-grade rental units</span></h1>\
+         <p>{count} 套 <span class=\"en\">units graded 2 stars or lower</span></p>\
+         <table><tr><th>地址 <span class=\"en\">Address</span></th>\
+         <th>星级 <span class=\"en\">Stars</span></th>\
+         <th>未完成整改 <span class=\"en\">Open orders</span></th></tr>{rows}</table>",
+        name = esc(&name),
+        count = units.len(),
+    );
+    Ok(page(&format!("{name} 低星级出租屋公示"), &body))
+}

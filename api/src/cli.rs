@@ -68,6 +68,10 @@ pub enum Cmd {
     /// Measure durable transitions per second, latency and timer throughput on SQLite
     /// and PostgreSQL.
     Bench(crate::bench::BenchArgs),
+    /// Measure a city of millions of units: the unit index built from the database,
+    /// 500 m radius queries, grid assignment, the whole city's daily plan, and the
+    /// resident memory of `anju serve` on it.
+    BenchCity(crate::bench_city::CityBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +263,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         }
         Cmd::Plan(args) => plan(args, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,
+        Cmd::BenchCity(args) => crate::bench_city::run(args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_city;
 pub mod cli;
 pub mod extract;
 pub mod patrol;

@@ -407,11 +407,7 @@ impl Runtime {
 
     /// A unit's public placard, for anyone.
     pub async fn placard(&self, public_code: &str) -> Result<Placard> {
-        let valid = public_code.len() == 12
-            && public_code
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-        let found = if valid {
+        let found = if crate::registry::PublicCodes::plausible(public_code) {
             self.store().placard(public_code).await?
         } else {
             None

@@ -229,52 +229,77 @@ pub fn plan_day(date: NaiveDate, mut candidates: Vec<Candidate>, planners: &[Pla
         }
     }
 
-    let routes = planners
+    // Routes are independent: order them on every core.
+    let jobs: Vec<(&Planner, Vec<usize>)> = planners
         .iter()
         .zip(assigned)
         .filter(|(_, a)| !a.is_empty())
-        .map(|(p, a)| {
-            let points: Vec<(f64, f64)> = a
-                .iter()
-                .map(|k| (candidates[*k].lon, candidates[*k].lat))
-                .collect();
-            let (order, length_m, nn_length_m) = walking_route(&points);
-            let mut prev: Option<(f64, f64)> = None;
-            let stops = order
-                .into_iter()
-                .map(|j| {
-                    let c = &candidates[a[j]];
-                    let (reason, overdue_days) = reason_and_overdue(c, day_end);
-                    let here = (c.lon, c.lat);
-                    let leg_m = prev.map_or(0.0, |p| metres(p, here));
-                    prev = Some(here);
-                    Stop {
-                        unit_id: c.id,
-                        grid_id: c.grid_id,
-                        lon: c.lon,
-                        lat: c.lat,
-                        reason,
-                        overdue_days,
-                        stars: c.stars,
-                        evening_only: c.evening_only,
-                        leg_m,
-                    }
-                })
-                .collect();
-            Route {
-                inspector_id: p.id,
-                shift: p.shift.clone(),
-                capacity: p.capacity,
-                stops,
-                length_m,
-                nn_length_m,
-            }
-        })
         .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().div_ceil(64).max(1));
+    let per = jobs.len().div_ceil(threads).max(1);
+    let candidates = &candidates;
+    let routes: Vec<Route> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(p, a)| route(p, a, candidates, day_end))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a route thread does not panic"))
+            .collect()
+    });
     DayPlan {
         date,
         routes,
         backlog: backlog.into_values().collect(),
+    }
+}
+
+/// One inspector's visits in walking order.
+fn route(p: &Planner, a: &[usize], candidates: &[Candidate], day_end: DateTime<Utc>) -> Route {
+    let points: Vec<(f64, f64)> = a
+        .iter()
+        .map(|k| (candidates[*k].lon, candidates[*k].lat))
+        .collect();
+    let (order, length_m, nn_length_m) = walking_route(&points);
+    let mut prev: Option<(f64, f64)> = None;
+    let stops = order
+        .into_iter()
+        .map(|j| {
+            let c = &candidates[a[j]];
+            let (reason, overdue_days) = reason_and_overdue(c, day_end);
+            let here = (c.lon, c.lat);
+            let leg_m = prev.map_or(0.0, |p| metres(p, here));
+            prev = Some(here);
+            Stop {
+                unit_id: c.id,
+                grid_id: c.grid_id,
+                lon: c.lon,
+                lat: c.lat,
+                reason,
+                overdue_days,
+                stars: c.stars,
+                evening_only: c.evening_only,
+                leg_m,
+            }
+        })
+        .collect();
+    Route {
+        inspector_id: p.id,
+        shift: p.shift.clone(),
+        capacity: p.capacity,
+        stops,
+        length_m,
+        nn_length_m,
     }
 }
 
@@ -288,26 +313,46 @@ pub fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
     (dx * dx + dy * dy).sqrt()
 }
 
-fn path_length(points: &[(f64, f64)], order: &[usize]) -> f64 {
-    order
-        .windows(2)
-        .map(|w| metres(points[w[0]], points[w[1]]))
-        .sum()
+/// Distances between every pair of stops, in metres, row by row.
+struct Matrix {
+    n: usize,
+    d: Vec<f64>,
+}
+
+impl Matrix {
+    fn new(points: &[(f64, f64)]) -> Matrix {
+        let n = points.len();
+        let mut d = vec![0.0; n * n];
+        for i in 0..n {
+            for j in i + 1..n {
+                let m = metres(points[i], points[j]);
+                d[i * n + j] = m;
+                d[j * n + i] = m;
+            }
+        }
+        Matrix { n, d }
+    }
+
+    fn get(&self, a: usize, b: usize) -> f64 {
+        self.d[a * self.n + b]
+    }
+
+    fn length(&self, order: &[usize]) -> f64 {
+        order.windows(2).map(|w| self.get(w[0], w[1])).sum()
+    }
 }
 
 /// The nearest-neighbour path from `start`.
-fn nearest_neighbour(points: &[(f64, f64)], start: usize) -> Vec<usize> {
-    let mut order = Vec::with_capacity(points.len());
-    let mut visited = vec![false; points.len()];
+fn nearest_neighbour(m: &Matrix, start: usize) -> Vec<usize> {
+    let mut order = Vec::with_capacity(m.n);
+    let mut visited = vec![false; m.n];
     let mut here = start;
     visited[here] = true;
     order.push(here);
-    for _ in 1..points.len() {
-        let next = (0..points.len())
+    for _ in 1..m.n {
+        let next = (0..m.n)
             .filter(|j| !visited[*j])
-            .min_by(|a, b| {
-                metres(points[here], points[*a]).total_cmp(&metres(points[here], points[*b]))
-            })
+            .min_by(|a, b| m.get(here, *a).total_cmp(&m.get(here, *b)))
             .expect("an unvisited point remains");
         visited[next] = true;
         order.push(next);
@@ -318,7 +363,7 @@ fn nearest_neighbour(points: &[(f64, f64)], start: usize) -> Vec<usize> {
 
 /// Improves an open path by 2-opt (reversing a stretch whenever that shortens it) until
 /// no reversal helps.
-fn two_opt(points: &[(f64, f64)], order: &mut [usize]) {
+fn two_opt(m: &Matrix, order: &mut [usize]) {
     let n = order.len();
     if n < 3 {
         return;
@@ -332,11 +377,11 @@ fn two_opt(points: &[(f64, f64)], order: &mut [usize]) {
             for j in i + 1..n {
                 // Reversing order[i..=j] swaps the edges (i-1, i) and (j, j+1) for
                 // (i-1, j) and (i, j+1); an open path has no edge before 0 or after n-1.
-                let dist = |a: usize, b: usize| metres(points[order[a]], points[order[b]]);
-                let before = if i > 0 { dist(i - 1, i) } else { 0.0 }
-                    + if j + 1 < n { dist(j, j + 1) } else { 0.0 };
-                let after = if i > 0 { dist(i - 1, j) } else { 0.0 }
-                    + if j + 1 < n { dist(i, j + 1) } else { 0.0 };
+                let d = |a: usize, b: usize| m.get(order[a], order[b]);
+                let before = if i > 0 { d(i - 1, i) } else { 0.0 }
+                    + if j + 1 < n { d(j, j + 1) } else { 0.0 };
+                let after = if i > 0 { d(i - 1, j) } else { 0.0 }
+                    + if j + 1 < n { d(i, j + 1) } else { 0.0 };
                 if after < before - 1e-9 {
                     order[i..=j].reverse();
                     improved = true;
@@ -353,16 +398,17 @@ pub fn walking_route(points: &[(f64, f64)]) -> (Vec<usize>, f64, f64) {
     if points.is_empty() {
         return (Vec::new(), 0.0, 0.0);
     }
+    let m = Matrix::new(points);
     let (mut order, nn_length) = (0..points.len())
         .map(|s| {
-            let o = nearest_neighbour(points, s);
-            let l = path_length(points, &o);
+            let o = nearest_neighbour(&m, s);
+            let l = m.length(&o);
             (o, l)
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .expect("at least one point");
-    two_opt(points, &mut order);
-    let length = path_length(points, &order);
+    two_opt(&m, &mut order);
+    let length = m.length(&order);
     (order, length, nn_length)
 }
 
@@ -515,7 +561,11 @@ mod tests {
             let mut sorted = order.clone();
             sorted.sort();
             assert_eq!(sorted, (0..25).collect::<Vec<_>>(), "every stop once");
-            assert!((path_length(&points, &order) - length).abs() < 1e-6);
+            let walked: f64 = order
+                .windows(2)
+                .map(|w| metres(points[w[0]], points[w[1]]))
+                .sum();
+            assert!((walked - length).abs() < 1e-6);
             assert!(length <= nn + 1e-6);
             nn_total += nn;
             total += length;

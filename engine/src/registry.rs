@@ -412,10 +412,14 @@ pub fn guangzhou_districts() -> Vec<DistrictRef> {
         .collect()
 }
 
-/// Codes for units' public placards: 12 characters of Crockford base32 (60 random bits,
-/// so that 5 million units collide with odds of about 1 in 100,000 and the pages cannot
-/// be found by counting).
+/// Codes for units' public placards, in Crockford base32: the unit's id (at least six
+/// characters) and then eight random characters. Unique because ids are, in id order
+/// (so that a large import appends to the index of codes instead of writing all over
+/// it), and not to be found by counting: a guess for a given unit succeeds with odds of
+/// one in 2^40.
 pub struct PublicCodes(rand::rngs::ChaCha8Rng);
+
+const CODE_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 impl PublicCodes {
     /// A generator seeded from the operating system.
@@ -427,18 +431,65 @@ impl PublicCodes {
         )
     }
 
-    pub fn next_code(&mut self) -> String {
+    pub fn code_for(&mut self, id: UnitId) -> String {
         use rand::RngExt;
-        const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-        (0..12)
-            .map(|_| char::from(ALPHABET[self.0.random_range(0..32usize)]))
-            .collect()
+        let id = id.0.max(0) as u64;
+        let digits = (1..=13u32)
+            .find(|k| id.checked_shr(5 * k).unwrap_or(0) == 0)
+            .unwrap_or(13)
+            .max(6);
+        let mut code: String = (0..digits)
+            .rev()
+            .map(|k| char::from(CODE_ALPHABET[((id >> (5 * k)) & 31) as usize]))
+            .collect();
+        code.extend((0..8).map(|_| char::from(CODE_ALPHABET[self.0.random_range(0..32usize)])));
+        code
+    }
+
+    /// Whether `code` could be a placard code (before looking it up). Codes given by
+    /// migration 0004 to units registered before it are 12 random characters.
+    pub fn plausible(code: &str) -> bool {
+        (12..=21).contains(&code.len()) && code.bytes().all(|b| CODE_ALPHABET.contains(&b))
     }
 }
 
 impl Default for PublicCodes {
     fn default() -> PublicCodes {
         PublicCodes::new()
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn placard_codes_are_unique_ordered_and_unguessable() {
+        let mut codes = PublicCodes::new();
+        let a = codes.code_for(UnitId(1));
+        let b = codes.code_for(UnitId(1));
+        assert_eq!(a.len(), 14);
+        assert_eq!(&a[..6], "000001");
+        assert_ne!(a[6..], b[6..], "the random part differs");
+        let ids = [
+            1,
+            31,
+            32,
+            1_000,
+            4_800_000,
+            (1 << 30) - 1,
+            1 << 30,
+            i64::MAX,
+        ];
+        let made: Vec<String> = ids.iter().map(|i| codes.code_for(UnitId(*i))).collect();
+        for (i, code) in ids.iter().zip(&made) {
+            assert!(PublicCodes::plausible(code), "{i}: {code}");
+        }
+        // In id order while the ids fit six characters.
+        assert!(made[..6].windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(made[6].len(), 15);
+        assert!(!PublicCodes::plausible("<script>alert"));
+        assert!(!PublicCodes::plausible("0000"));
     }
 }
 

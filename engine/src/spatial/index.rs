@@ -1,6 +1,6 @@
 //! The spatial index of units: an R-tree over points on the unit sphere, so that radius and nearest-neighbour queries are exact great-circle queries.
 
-use rstar::{AABB, PointDistance, RTree, RTreeObject};
+use rstar::{AABB, PointDistance, RStarInsertionStrategy, RTree, RTreeObject, RTreeParams};
 
 use crate::domain::{Point, UnitId};
 
@@ -111,10 +111,30 @@ pub struct Hit {
     pub distance_m: Option<f64>,
 }
 
+/// Wider nodes than rstar's default (6): a dense city's radius queries return
+/// thousands of units, and visit fewer nodes for them.
+#[derive(Debug, Clone, Copy)]
+pub struct Params;
+
+impl RTreeParams for Params {
+    const MIN_SIZE: usize = 6;
+    const MAX_SIZE: usize = 16;
+    const REINSERTION_COUNT: usize = 4;
+    type DefaultInsertionStrategy = RStarInsertionStrategy;
+}
+
 /// Every unit's position, for radius, box, polygon and nearest queries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UnitIndex {
-    tree: RTree<Located>,
+    tree: RTree<Located, Params>,
+}
+
+impl Default for UnitIndex {
+    fn default() -> UnitIndex {
+        UnitIndex {
+            tree: RTree::new_with_params(),
+        }
+    }
 }
 
 impl UnitIndex {
@@ -122,7 +142,7 @@ impl UnitIndex {
     /// inserting one by one).
     pub fn bulk(units: Vec<Located>) -> UnitIndex {
         UnitIndex {
-            tree: RTree::bulk_load(units),
+            tree: RTree::bulk_load_with_params(units),
         }
     }
 
@@ -146,20 +166,57 @@ impl UnitIndex {
         self.insert(id, to.0, to.1);
     }
 
-    /// Units within `metres` of `center`, nearest first.
-    pub fn within_radius(&self, center: Point, metres: f64) -> Vec<Hit> {
+    /// Units within `metres` of `center`, in no particular order.
+    pub fn within_radius_unordered(&self, center: Point, metres: f64) -> Vec<Hit> {
         let q = to_xyz(center.lon(), center.lat());
         let c = chord(metres);
-        let mut hits: Vec<Hit> = self
-            .tree
+        self.tree
             .locate_within_distance(q, c * c)
             .map(|u| Hit {
                 id: u.id,
                 distance_m: Some(arc_m(u.distance_2(&q).sqrt())),
             })
+            .collect()
+    }
+
+    /// Units within `metres` of `center`, nearest first (ties by id).
+    pub fn within_radius(&self, center: Point, metres: f64) -> Vec<Hit> {
+        let q = to_xyz(center.lon(), center.lat());
+        let c2 = chord(metres).powi(2);
+        let found: Vec<(f64, UnitId)> = self
+            .tree
+            .locate_within_distance(q, c2)
+            .map(|u| (u.distance_2(&q), u.id))
             .collect();
-        hits.sort_by(|a, b| a.distance_m.partial_cmp(&b.distance_m).expect("finite"));
-        hits
+        // A dense area returns thousands of units. Sort them on one integer each (the
+        // squared chord scaled to 32 bits, then the unit's position in `found`), which
+        // is much faster than comparing pairs; then put the few that share a scaled
+        // value in exact order, which takes one pass over an almost sorted list.
+        let scale = f64::from(u32::MAX) / c2.max(f64::MIN_POSITIVE);
+        let mut keys: Vec<u64> = found
+            .iter()
+            .enumerate()
+            .map(|(i, (d2, _))| (((d2 * scale).min(f64::from(u32::MAX)) as u64) << 32) | i as u64)
+            .collect();
+        keys.sort_unstable();
+        let mut sorted: Vec<(f64, UnitId)> = keys
+            .iter()
+            .map(|k| found[(k & 0xffff_ffff) as usize])
+            .collect();
+        for i in 1..sorted.len() {
+            let mut j = i;
+            while j > 0 && (sorted[j].0, sorted[j].1) < (sorted[j - 1].0, sorted[j - 1].1) {
+                sorted.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        sorted
+            .into_iter()
+            .map(|(d2, id)| Hit {
+                id,
+                distance_m: Some(arc_m(d2.sqrt())),
+            })
+            .collect()
     }
 
     /// The `k` units nearest to `center`, nearest first.

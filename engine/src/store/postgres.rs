@@ -139,6 +139,11 @@ fn migrator() -> Migrator {
             "planning",
             include_str!("../../../migrations/postgres/0004_planning.sql"),
         ),
+        migration(
+            5,
+            "unit points",
+            include_str!("../../../migrations/postgres/0005_unit_points.sql"),
+        ),
     ])
 }
 

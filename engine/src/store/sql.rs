@@ -745,7 +745,7 @@ async fn import_kind(
                             .push_bind(stars.map(i64::from))
                             .push_bind(last_inspected_at.map(ms))
                             .push_bind(next_due_at.map(ms))
-                            .push_bind(codes.next_code());
+                            .push_bind(codes.code_for(*id));
                     }
                 });
                 q.push(
@@ -1087,9 +1087,8 @@ impl Store for This {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO units (address_code, building_id, address, lon, lat, floor_area, \
-             occupants, grid_id, community_id, street_id, district_code, party_id, created_at, \
-             public_code) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             occupants, grid_id, community_id, street_id, district_code, party_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(&unit.address_code)
         .bind(unit.place.building_id.0)
@@ -1104,10 +1103,15 @@ impl Store for This {
         .bind(&unit.place.district_code)
         .bind(unit.party_id.map(|p| p.0))
         .bind(ms(now))
-        .bind(crate::registry::PublicCodes::new().next_code())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| refusal(e, "a unit with this address code"))?;
+        sqlx::query("UPDATE units SET public_code = $2 WHERE id = $1")
+            .bind(id)
+            .bind(crate::registry::PublicCodes::new().code_for(UnitId(id)))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
         if let Some(party) = unit.party_id {
             sqlx::query(
                 "INSERT INTO unit_parties (unit_id, party_id, role, from_at) \
@@ -1159,15 +1163,46 @@ impl Store for This {
     }
 
     async fn unit_points(&self) -> Result<Vec<Located>, Error> {
-        use futures_util::TryStreamExt;
+        // Read in parts over several connections at once: decoding rows, not the disk,
+        // is what takes the time.
+        let (low, high): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(id), MAX(id) FROM units")
+                .fetch_one(self.reader())
+                .await?;
+        let (Some(low), Some(high)) = (low, high) else {
+            return Ok(Vec::new());
+        };
+        let parts = 4i64;
+        let step = (high - low) / parts + 1;
+        let tasks: Vec<_> = (0..parts)
+            .map(|k| {
+                let pool = self.reader().clone();
+                let (from, to) = (low + k * step, low + (k + 1) * step);
+                tokio::spawn(async move {
+                    use futures_util::TryStreamExt;
+                    let mut out = Vec::new();
+                    let mut rows =
+                        sqlx::query("SELECT id, lon, lat FROM units WHERE id >= $1 AND id < $2")
+                            .bind(from)
+                            .bind(to)
+                            .fetch(&pool);
+                    while let Some(row) = rows.try_next().await? {
+                        out.push(Located::new(
+                            UnitId(row.try_get(0)?),
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                        ));
+                    }
+                    Ok::<_, Error>(out)
+                })
+            })
+            .collect();
         let mut out = Vec::new();
-        let mut rows = sqlx::query("SELECT id, lon, lat FROM units").fetch(self.reader());
-        while let Some(row) = rows.try_next().await? {
-            out.push(Located::new(
-                UnitId(row.try_get("id")?),
-                row.try_get("lon")?,
-                row.try_get("lat")?,
-            ));
+        for task in tasks {
+            out.extend(
+                task.await
+                    .map_err(|e| corrupt(format!("reading units: {e}")))??,
+            );
         }
         Ok(out)
     }

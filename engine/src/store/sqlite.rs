@@ -193,6 +193,11 @@ fn migrator() -> Migrator {
             "planning",
             include_str!("../../../migrations/sqlite/0004_planning.sql"),
         ),
+        migration(
+            5,
+            "unit points",
+            include_str!("../../../migrations/sqlite/0005_unit_points.sql"),
+        ),
     ])
 }
 

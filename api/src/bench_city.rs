@@ -1,0 +1,257 @@
+//! `anju bench-city`: a seeded city of millions of units — the unit index loaded from the database, 500 m radius queries, every unit assigned to its grid, the whole city's day planned, and the resident memory of `anju serve` on it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+use anju_engine::clock::{SharedClock, SystemClock};
+use anju_engine::domain::Point;
+use anju_engine::planning::china_time;
+use anju_engine::runtime::{self, Runtime};
+use anju_engine::spatial::grids::{self, GridImportReport};
+use anju_engine::spatial::index::UnitIndex;
+
+#[derive(Debug, Args)]
+pub struct CityBenchArgs {
+    /// Units in the city to seed (when --database-url is not given).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub units: u64,
+    /// An already seeded database to measure instead of seeding a scratch SQLite file.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Radius queries to time.
+    #[arg(long, default_value_t = 20_000)]
+    pub queries: usize,
+    /// Directory for the scratch SQLite file (default: the system's temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the scratch database (its path is printed) for another run.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// A process's resident memory now and at its peak, in MiB, from /proc.
+fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (url, scratch) = match &args.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+            let path = dir.join(format!("anju-city-{}.db", std::process::id()));
+            (path.display().to_string(), Some(path))
+        }
+    };
+    println!(
+        "anju bench-city: {cores} cores, database {}",
+        crate::app::redact(&url)
+    );
+    let store = crate::app::open_store(&url).await?;
+    if scratch.is_some() {
+        let started = Instant::now();
+        crate::cli::seed(&store, args.units, 2026).await?;
+        println!(
+            "seeded {} units in {:.1} s",
+            args.units,
+            started.elapsed().as_secs_f64()
+        );
+    } else if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
+        bail!(
+            "{} holds no units; seed it first or leave out --database-url",
+            crate::app::redact(&url)
+        );
+    }
+
+    // The unit index, as `anju serve` builds it at start-up.
+    let started = Instant::now();
+    let points = store.unit_points().await?;
+    let load = started.elapsed();
+    let count = points.len();
+    let centres: Vec<(f64, f64)> = {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        (0..args.queries)
+            .map(|_| points[rng.random_range(0..count)].lon_lat())
+            .collect()
+    };
+    let started = Instant::now();
+    let index = tokio::task::spawn_blocking(move || UnitIndex::bulk(points)).await?;
+    let build = started.elapsed();
+    println!(
+        "unit index: {count} units read in {:.1} s, R-tree built in {:.1} s ({:.1} s in all; target < 15 s)",
+        load.as_secs_f64(),
+        build.as_secs_f64(),
+        (load + build).as_secs_f64()
+    );
+
+    // Radius queries around units' own positions (where the units are).
+    let (mut times, mut unordered, mut found) = tokio::task::spawn_blocking(move || {
+        let mut times = Vec::with_capacity(centres.len());
+        let mut unordered = Vec::with_capacity(centres.len());
+        let mut found = Vec::with_capacity(centres.len());
+        let centres: Vec<Point> = centres
+            .into_iter()
+            .map(|(lon, lat)| Point::parse(lon, lat, "centre").expect("a unit's point is valid"))
+            .collect();
+        // Two passes over the same random centres, so that neither kind of query finds
+        // the tree warm from the other.
+        for centre in &centres {
+            let started = Instant::now();
+            found.push(index.within_radius(*centre, 500.0).len());
+            times.push(started.elapsed());
+        }
+        for (centre, n) in centres.iter().zip(&found) {
+            let started = Instant::now();
+            let m = index.within_radius_unordered(*centre, 500.0).len();
+            unordered.push(started.elapsed());
+            assert_eq!(m, *n);
+        }
+        (times, unordered, found)
+    })
+    .await?;
+    times.sort();
+    unordered.sort();
+    println!(
+        "radius 500 m, unordered: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        percentile(&unordered, 0.5).as_secs_f64() * 1e3,
+        percentile(&unordered, 0.99).as_secs_f64() * 1e3,
+        unordered.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    found.sort();
+    let found_at = |p: f64| found[((found.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "radius 500 m, nearest first: {} queries, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (target p99 < 0.5 ms); units found: median {}, p99 {}, mean {:.0}",
+        times.len(),
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3,
+        times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        found_at(0.5),
+        found_at(0.99),
+        found.iter().sum::<usize>() as f64 / found.len().max(1) as f64
+    );
+
+    // Every unit placed in the grid polygon that contains it.
+    let started = Instant::now();
+    let grid_index = grids::load_index(store.as_ref()).await?;
+    let units = store.unit_grids().await?;
+    let loaded = started.elapsed();
+    let grid_count = grid_index.len();
+    let started = Instant::now();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut report = GridImportReport::default();
+        grids::assign(&grid_index, &units, &mut report);
+        report
+    })
+    .await?;
+    println!(
+        "grid assignment: {} units over {grid_count} grids in {:.1} s (+{:.1} s loading); {} outside every grid, {} in another grid than recorded",
+        report.units_checked,
+        started.elapsed().as_secs_f64(),
+        loaded.as_secs_f64(),
+        report.units_outside,
+        report.units_moved
+    );
+
+    // The whole city's day.
+    let runtime = Runtime::start(
+        store.clone(),
+        Arc::new(SystemClock) as SharedClock,
+        runtime::Config::default(),
+    )
+    .await?;
+    let date = runtime.now().with_timezone(&china_time()).date_naive();
+    let started = Instant::now();
+    let plan = runtime.plan_city(date).await?;
+    let total = started.elapsed();
+    println!(
+        "day plan {date}: {} of {} due units planned for {} inspectors; {:.1} s loading, {:.1} s planning, {:.1} s storing, {:.1} s in all (target < 20 s)",
+        plan.planned,
+        plan.candidates,
+        plan.routes,
+        plan.load.as_secs_f64(),
+        plan.plan.as_secs_f64(),
+        plan.save.as_secs_f64(),
+        total.as_secs_f64()
+    );
+    println!(
+        "routes: {:.0} km walked after 2-opt against {:.0} km by nearest neighbour ({:.1}% shorter), {:.0} m a route on average",
+        plan.length_m / 1000.0,
+        plan.nn_length_m / 1000.0,
+        100.0 * (1.0 - plan.length_m / plan.nn_length_m.max(1.0)),
+        plan.length_m / plan.routes.max(1) as f64
+    );
+    runtime.shutdown().await;
+    drop(store);
+    if let Some((rss, peak)) = rss_mib(std::process::id()) {
+        println!("this benchmark process: {rss:.0} MiB resident, {peak:.0} MiB at peak");
+    }
+
+    // `anju serve` on the city: resident memory once it listens (its index built).
+    let exe = std::env::current_exe().context("finding the anju binary")?;
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-workers",
+            "--database-url",
+        ])
+        .arg(&url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting anju serve")?;
+    let started = Instant::now();
+    let stdout = child.stdout.take().context("serve's output")?;
+    let mut line = String::new();
+    let mut reader = BufReader::new(stdout);
+    while reader.read_line(&mut line)? > 0 && !line.contains("listening on") {
+        line.clear();
+    }
+    let ready = started.elapsed();
+    let memory = rss_mib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    match memory {
+        Some((rss, peak)) => println!(
+            "anju serve: listening after {:.1} s, {rss:.0} MiB resident ({peak:.0} MiB at peak; target < 2048 MiB)",
+            ready.as_secs_f64()
+        ),
+        None => println!("anju serve: resident memory not available (no /proc)"),
+    }
+
+    if let Some(path) = scratch {
+        if args.keep {
+            println!("kept {}", path.display());
+        } else {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}

@@ -18,7 +18,8 @@ fn day() -> NaiveDate {
 
 /// Inspectors of the seeded city: id → (shift, grids).
 fn inspectors(app: &TestApp) -> BTreeMap<i64, (String, BTreeSet<i64>)> {
-    app.city
+    let mut all: BTreeMap<i64, (String, BTreeSet<i64>)> = app
+        .city
         .skeleton()
         .iter()
         .filter_map(|r| match r {
@@ -27,7 +28,9 @@ fn inspectors(app: &TestApp) -> BTreeMap<i64, (String, BTreeSet<i64>)> {
             } => Some((id.0, (shift.clone(), grids.iter().map(|g| g.0).collect()))),
             _ => None,
         })
-        .collect()
+        .collect();
+    all.insert(9001, ("morning".into(), [9001].into()));
+    all
 }
 
 async fn plan_of(app: &TestApp, inspector: i64, token: &str) -> Value {
@@ -48,9 +51,67 @@ fn stop_ids(plan: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// A new grid of ten never-graded units, covered by one inspector with room for three.
+async fn add_small_grid(app: &TestApp) {
+    use anju_engine::domain::{BuildingId, CommunityId, InspectorId, StreetId};
+    let mut records = vec![
+        Record::Community {
+            id: CommunityId(9001),
+            code: "440103009001".into(),
+            street_id: StreetId(1),
+            name: "测试社区".into(),
+        },
+        Record::Grid {
+            id: GridId(9001),
+            code: "G9001".into(),
+            community_id: CommunityId(9001),
+            name: "测试网格".into(),
+            geometry: None,
+        },
+        Record::Building {
+            id: BuildingId(9001),
+            grid_id: GridId(9001),
+            address: "测试路1号".into(),
+            lon: 113.25,
+            lat: 23.12,
+        },
+        Record::Inspector {
+            id: InspectorId(9001),
+            name: "赵磊".into(),
+            phone: None,
+            email: None,
+            shift: "morning".into(),
+            capacity: Some(3),
+            grids: vec![GridId(9001)],
+        },
+    ];
+    for k in 1..=10 {
+        records.push(Record::Unit {
+            id: UnitId(90_000 + k),
+            address_code: format!("T9001{k:04}"),
+            building_id: BuildingId(9001),
+            address: format!("测试路1号{k}房"),
+            lon: 113.25 + k as f64 * 1e-5,
+            lat: 23.12,
+            floor_area: 20.0,
+            occupants: 2,
+            party_id: None,
+            evening_only: false,
+            stars: None,
+            last_inspected_at: None,
+            next_due_at: None,
+        });
+    }
+    app.store()
+        .import(&records, anju_tests::t0())
+        .await
+        .unwrap();
+}
+
 async fn plans_respect_capacity_and_shift_and_never_repeat_a_unit(backend: Backend) {
     let app = spawn_app(backend).await;
     let city = &app.tokens.city;
+    add_small_grid(&app).await;
     let all = inspectors(&app);
     // Each inspector's plan made on request, before the city is planned...
     let mut live = HashMap::new();
@@ -94,6 +155,20 @@ async fn plans_respect_capacity_and_shift_and_never_repeat_a_unit(backend: Backe
         planned += ids.len();
     }
     assert_eq!(planned, report.planned);
+    // The inspector with room for three gets the three first of the ten (all never
+    // graded, so by id); the other seven are the grid's backlog.
+    let small = plan_of(&app, 9001, city).await;
+    let mut ids = stop_ids(&small);
+    ids.sort();
+    assert_eq!(ids, vec![90_001, 90_002, 90_003]);
+    assert_eq!(small["capacity"], 3);
+    assert!(
+        small["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["reason"] == "never")
+    );
 
     // The backlog: what was due and not planned, per grid; a district supervisor sees
     // their district's grids only.
@@ -107,6 +182,11 @@ async fn plans_respect_capacity_and_shift_and_never_repeat_a_unit(backend: Backe
     assert_eq!(due as usize, report.candidates);
     assert_eq!(left as usize, report.candidates - report.planned);
     assert_eq!(backlog["left"], left);
+    let g = grids.iter().find(|g| g["grid_id"] == 9001).unwrap();
+    assert_eq!(
+        (&g["due"], &g["planned"], &g["left"]),
+        (&json!(10), &json!(3), &json!(7))
+    );
     let district = app
         .get(
             &format!("/api/v1/plans/{DAY}/backlog"),

@@ -3,6 +3,7 @@
 //! the timer and outbox workers.
 
 pub mod auth;
+pub mod calendar;
 pub mod clock;
 pub mod domain;
 pub mod error;

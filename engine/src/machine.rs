@@ -66,6 +66,8 @@ pub struct Context<'a> {
     pub definition: &'a Definition,
     pub taxonomy: &'a Taxonomy,
     pub routing: &'a Routing,
+    /// Which days are worked, for deadlines in working days.
+    pub calendar: &'a crate::calendar::Calendar,
     pub now: DateTime<Utc>,
 }
 
@@ -334,10 +336,11 @@ fn timer_draft(
     timer: &crate::workflow::TimerDef,
     case: &CaseSnapshot,
 ) -> Option<TimerDraft> {
-    let due_at = match (timer.due, timer.after_hours) {
-        (Some(TimerDue::Deadline), _) => case.deadline_at?,
-        (None, Some(hours)) => ctx.now + TimeDelta::hours(i64::from(hours)),
-        (None, None) => return None,
+    let due_at = match (timer.due, timer.after_hours, timer.after_working_days) {
+        (Some(TimerDue::Deadline), _, _) => case.deadline_at?,
+        (None, Some(hours), _) => ctx.now + TimeDelta::hours(i64::from(hours)),
+        (None, None, Some(days)) => ctx.calendar.add_working_days(ctx.now, days),
+        (None, None, None) => return None,
     };
     Some(TimerDraft {
         kind: kind.to_string(),
@@ -713,6 +716,7 @@ mod tests {
                 definition: def,
                 taxonomy: &taxonomy,
                 routing: &routing,
+                calendar: &crate::calendar::Calendar::builtin(),
                 now,
             };
             let mut data = data.as_object().cloned().unwrap_or_default();
@@ -991,6 +995,7 @@ mod tests {
             definition: def,
             taxonomy: &taxonomy,
             routing: &routing,
+            calendar: &crate::calendar::Calendar::builtin(),
             now: t0(),
         };
         let mut c = case("wiring", "major");
@@ -1014,6 +1019,7 @@ mod tests {
             definition: def,
             taxonomy: &taxonomy,
             routing: &routing,
+            calendar: &crate::calendar::Calendar::builtin(),
             now: t0(),
         };
         let mut data = Map::new();

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -85,6 +85,7 @@ struct Shared {
     clock: SharedClock,
     taxonomy: Taxonomy,
     rubric: Rubric,
+    calendar: crate::calendar::Calendar,
     workflows: RwLock<Arc<Workflows>>,
     routing: RwLock<Arc<Routing>>,
     /// Every unit's position; built when the runtime starts, kept in step with units
@@ -265,11 +266,24 @@ impl Runtime {
                 )
                 .await?;
         }
+        let calendar = crate::calendar::Calendar::builtin();
+        let today = clock
+            .now()
+            .with_timezone(&crate::planning::china_time())
+            .date_naive();
+        if !calendar.covers(today) {
+            tracing::warn!(
+                year = today.year(),
+                "workflows/calendar.toml does not list this year's public holidays; \
+                 working days count weekends only"
+            );
+        }
         let shared = Arc::new(Shared {
             store,
             clock,
             taxonomy,
             rubric: Rubric::builtin(),
+            calendar,
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
             index: RwLock::new(UnitIndex::default()),
@@ -914,6 +928,7 @@ impl Runtime {
             definition: &definition,
             taxonomy,
             routing: &routing,
+            calendar: &self.shared.calendar,
             now,
         };
         let actor = Actor {
@@ -1695,6 +1710,7 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
             definition: def,
             taxonomy: &shared.taxonomy,
             routing: &routing,
+            calendar: &shared.calendar,
             now,
         };
         machine::decide(ctx, &case.snapshot, principal, &jobs[i].command)

@@ -10,10 +10,16 @@ use sha2::{Digest, Sha256};
 use crate::domain::Role;
 
 /// The definitions compiled into this build, as (file name, text).
-pub const BUILTIN: &[(&str, &str)] = &[(
-    "hazard_case/v1.toml",
-    include_str!("../../workflows/hazard_case/v1.toml"),
-)];
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "hazard_case/v1.toml",
+        include_str!("../../workflows/hazard_case/v1.toml"),
+    ),
+    (
+        "hazard_case/v2.toml",
+        include_str!("../../workflows/hazard_case/v2.toml"),
+    ),
+];
 
 /// The workflow every new hazard case runs on.
 pub const HAZARD_CASE: &str = "hazard_case";
@@ -59,6 +65,10 @@ pub struct TimerDef {
     pub due: Option<TimerDue>,
     #[serde(default)]
     pub after_hours: Option<u32>,
+    /// Working days (the calendar's) from entering the set: the timer falls due at the
+    /// end of the last of them.
+    #[serde(default)]
+    pub after_working_days: Option<u32>,
     pub fire: String,
 }
 
@@ -307,11 +317,12 @@ impl Definition {
             if timer.states.is_empty() {
                 return Err(format!("{what} runs in no state"));
             }
-            match (timer.due, timer.after_hours) {
-                (Some(_), None) | (None, Some(1..)) => {}
+            match (timer.due, timer.after_hours, timer.after_working_days) {
+                (Some(_), None, None) | (None, Some(1..), None) | (None, None, Some(1..)) => {}
                 _ => {
                     return Err(format!(
-                        "{what} needs exactly one of `due` and a positive `after_hours`"
+                        "{what} needs exactly one of `due`, a positive `after_hours` and a \
+                         positive `after_working_days`"
                     ));
                 }
             }
@@ -502,10 +513,19 @@ mod tests {
     #[test]
     fn builtin_definition_is_valid() {
         let defs = builtin();
-        assert_eq!(defs.len(), 1);
-        assert_eq!(defs[0].name, HAZARD_CASE);
-        assert!(defs[0].is_terminal("fixed"));
-        assert!(!defs[0].is_terminal("notified"));
+        assert_eq!(defs.len(), 2);
+        assert!(defs.iter().all(|d| d.name == HAZARD_CASE));
+        assert_eq!((defs[0].version, defs[1].version), (1, 2));
+        assert!(defs[1].is_terminal("fixed"));
+        assert!(!defs[1].is_terminal("notified"));
+        // Version 2 differs from version 1 in the acceptance SLA only.
+        let sla = |d: &Definition| {
+            let t = &d.timers["acceptance_sla"];
+            (t.after_hours, t.after_working_days)
+        };
+        assert_eq!((sla(&defs[0]), sla(&defs[1])), ((Some(72), None), (None, Some(3))));
+        assert_eq!(defs[0].commands.len(), defs[1].commands.len());
+        assert_eq!(defs[0].states.len(), defs[1].states.len());
     }
 
     #[test]

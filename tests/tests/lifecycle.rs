@@ -1,8 +1,10 @@
 //! One hazard case over HTTP through every path of the loop, on SQLite and PostgreSQL, with the manual clock moving past deadlines.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+use anju_engine::calendar::Calendar;
+use anju_engine::clock::Clock;
 use anju_engine::domain::Role;
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
 
@@ -22,6 +24,55 @@ fn timer_kinds(case: &Value) -> Vec<String> {
         .iter()
         .map(|t| t["kind"].as_str().expect("kind").to_string())
         .collect()
+}
+
+/// When the case's acceptance SLA falls due.
+fn sla_due(case: &Value) -> DateTime<Utc> {
+    let timer = case["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "acceptance_sla")
+        .expect("an acceptance SLA timer");
+    DateTime::parse_from_rfc3339(timer["due_at"].as_str().unwrap())
+        .unwrap()
+        .to_utc()
+}
+
+/// A department has 3 working days to accept a referral: counted on the calendar, so a
+/// make-up Sunday counts and the Mid-Autumn holiday does not.
+async fn acceptance_sla_counts_working_days(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let china = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    for (k, (referred_at, due)) in [
+        // Friday 18 Sep → Sunday 20 (worked), Monday 21, Tuesday 22.
+        ("2026-09-18T10:00:00+08:00", "2026-09-23T00:00:00+08:00"),
+        // Thursday 24 Sep, before Mid-Autumn (25–27) → Monday 28 to Wednesday 30.
+        ("2026-09-24T16:00:00+08:00", "2026-10-01T00:00:00+08:00"),
+        // Wednesday 30 Sep, before National Day (1–7 Oct) → 8, 9 and Saturday 10 Oct.
+        ("2026-09-30T09:00:00+08:00", "2026-10-11T00:00:00+08:00"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.clock.set(china(referred_at));
+        // A unit of its own each time (a second finding on one unit would join its case).
+        let unit = app.units_of(1)[k];
+        let id = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+        let case = app
+            .command(id, &t.inspector, "refer", json!({ "note": "需执法" }))
+            .await
+            .expect(200);
+        assert_eq!(case["workflow_version"], 2);
+        assert_eq!(sla_due(&case), china(due), "referred {referred_at}");
+        app.clock.set(china(due) - TimeDelta::seconds(1));
+        assert_eq!(app.tick().await, 0, "not yet due ({referred_at})");
+        assert_eq!(app.case(id, &t.fire).await["case"]["escalation"], 0);
+        app.clock.set(china(due) + TimeDelta::seconds(1));
+        assert_eq!(app.tick().await, 1, "due ({referred_at})");
+        assert_eq!(app.case(id, &t.fire).await["case"]["escalation"], 1);
+    }
 }
 
 async fn open_case(app: &TestApp, category: &str) -> i64 {
@@ -294,8 +345,16 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .await
         .problem(404, None);
 
-    // Not accepted within 72 hours: escalated, still waiting for the department.
-    app.clock.advance(TimeDelta::hours(73));
+    // Not accepted within 3 working days: escalated, still waiting for the department.
+    let due = sla_due(&case);
+    assert_eq!(
+        due,
+        Calendar::builtin().add_working_days(app.clock.now(), 3),
+        "the end of the third working day"
+    );
+    app.clock.set(due - TimeDelta::minutes(1));
+    assert_eq!(app.tick().await, 0);
+    app.clock.set(due + TimeDelta::minutes(1));
     assert_eq!(app.tick().await, 1);
     let case = app.case(id, &t.fire).await;
     assert_eq!(case["case"]["state"], "referred");
@@ -599,6 +658,7 @@ async fn responsibility_stays_with_the_party_at_discovery(backend: Backend) {
 }
 
 backend_tests!(
+    acceptance_sla_counts_working_days,
     fixed_on_first_reinspection,
     failed_reinspection_issues_a_new_order,
     overdue_referral_enforcement_feedback_closed,

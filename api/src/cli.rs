@@ -61,6 +61,9 @@ pub enum Cmd {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Escalation rules (rhai).
+    #[command(subcommand)]
+    Rules(RulesCmd),
     /// Plan a day's patrols for the whole city: every inspector's visits (most overdue
     /// and riskiest first, within capacity and shift) as a walking route, stored for
     /// GET /api/v1/inspectors/{id}/plan; prints the backlog.
@@ -97,6 +100,20 @@ pub struct ServeArgs {
     /// codes (default: the Host of each request).
     #[arg(long, env = "ANJU_PUBLIC_URL")]
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCmd {
+    /// Check a rule folder: the manifest (rules.toml), and that every script compiles
+    /// in the sandbox. Prints each rule; exits non-zero on any problem.
+    Check(RulesCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesCheckArgs {
+    /// The folder holding rules.toml and the scripts.
+    #[arg(long, default_value = "workflows/rules")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +279,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Plan(args) => plan(args, hooks.clock).await,
+        Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
         Cmd::Bench(args) => crate::bench::run(args).await,
         Cmd::BenchCity(args) => crate::bench_city::run(args).await,
     }
@@ -305,6 +323,37 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     app.shutdown().await;
     Ok(())
+}
+
+fn rules_check(args: &RulesCheckArgs) -> anyhow::Result<()> {
+    use anju_engine::rules::{Limits, RuleSet};
+    let departments = Taxonomy::builtin().departments.keys().cloned().collect();
+    match RuleSet::load_dir(&args.dir, departments, Limits::default()) {
+        Ok(set) => {
+            for r in set.specs() {
+                let on: Vec<String> = r
+                    .on
+                    .iter()
+                    .map(|t| serde_json::to_value(t).map(|v| v.as_str().unwrap_or("").to_string()))
+                    .collect::<Result<_, _>>()?;
+                println!(
+                    "ok  {} v{} on {}: {}",
+                    r.name,
+                    r.version,
+                    on.join(", "),
+                    r.zh
+                );
+            }
+            Ok(())
+        }
+        Err(errors) => {
+            let first = errors.first().cloned().unwrap_or_default();
+            for e in errors.iter().skip(1) {
+                eprintln!("error: {e}");
+            }
+            bail!("{first}")
+        }
+    }
 }
 
 async fn plan(args: PlanArgs, clock: SharedClock) -> anyhow::Result<()> {

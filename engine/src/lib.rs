@@ -15,6 +15,7 @@ pub mod patrol;
 pub mod planning;
 pub mod registry;
 pub mod routing;
+pub mod rules;
 pub mod runtime;
 pub mod seed;
 pub mod spatial;

@@ -523,7 +523,10 @@ mod tests {
             let t = &d.timers["acceptance_sla"];
             (t.after_hours, t.after_working_days)
         };
-        assert_eq!((sla(&defs[0]), sla(&defs[1])), ((Some(72), None), (None, Some(3))));
+        assert_eq!(
+            (sla(&defs[0]), sla(&defs[1])),
+            ((Some(72), None), (None, Some(3)))
+        );
         assert_eq!(defs[0].commands.len(), defs[1].commands.len());
         assert_eq!(defs[0].states.len(), defs[1].states.len());
     }

@@ -413,3 +413,35 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
     assert_eq!(unit.party_id, Some(anju_engine::domain::PartyId(90001)));
     assert_eq!(unit.district_code, "440103", "placed by its building");
 }
+
+/// `anju rules check` lists the starter rules, and refuses a folder with a broken
+/// script in one line, naming the rule and the file.
+#[test]
+fn rules_check_lists_rules_and_refuses_broken_scripts() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/rules");
+    let (ok, out, err) = cli(&["rules", "check", "--dir", shipped]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 6, "{out}");
+    assert!(out.contains("ok  ebike_overdue_to_fire v1 on order_overdue, daily"));
+
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("grade_drop_to_one_star.rhai"), "if {").unwrap();
+    let (ok, out, err) = cli(&["rules", "check", "--dir", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("grade_drop_to_one_star") && err.contains(".rhai"),
+        "{err}"
+    );
+
+    let (ok, _, err) = cli(&["rules", "check", "--dir", "/nonexistent/rules"]);
+    assert!(
+        !ok && err.lines().count() == 1 && err.contains("rules.toml"),
+        "{err}"
+    );
+}

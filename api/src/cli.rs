@@ -75,6 +75,8 @@ pub enum Cmd {
     /// 500 m radius queries, grid assignment, the whole city's daily plan, and the
     /// resident memory of `anju serve` on it.
     BenchCity(crate::bench_city::CityBenchArgs),
+    /// Measure escalation-rule evaluations per second for the starter rules.
+    BenchRules(crate::bench_rules::RulesBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +284,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
         Cmd::Bench(args) => crate::bench::run(args).await,
         Cmd::BenchCity(args) => crate::bench_city::run(args).await,
+        Cmd::BenchRules(args) => crate::bench_rules::run(args).await,
     }
 }
 

@@ -361,8 +361,8 @@ impl Runtime {
             .await
     }
 
-    /// Campaigns are visible to inspectors and supervisors; their progress only over
-    /// the caller's units.
+    /// Campaigns are for inspectors and supervisors: those with a unit in their
+    /// jurisdiction, and their progress over those units only.
     fn campaign_reader(principal: &Principal) -> Result<()> {
         match principal.role {
             Role::Supervisor | Role::Inspector | Role::System => Ok(()),
@@ -374,13 +374,13 @@ impl Runtime {
 
     pub async fn campaigns(&self, principal: &Principal) -> Result<Vec<CampaignRecord>> {
         Self::campaign_reader(principal)?;
-        Ok(self.store().campaigns().await?)
+        Ok(self.store().campaigns(&principal.scope).await?)
     }
 
     pub async fn campaign(&self, principal: &Principal, id: i64) -> Result<CampaignRecord> {
         Self::campaign_reader(principal)?;
         self.store()
-            .campaign(id)
+            .campaign(id, &principal.scope)
             .await?
             .ok_or_else(|| Error::not_found("campaign", id))
     }

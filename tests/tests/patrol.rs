@@ -424,15 +424,19 @@ async fn campaigns_enter_plans_and_count_visits(backend: Backend) {
     )
     .await
     .problem(422, Some("by"));
-    // An inspector of other grids sees the campaign but none of its units.
-    let theirs = app
-        .get(
-            &format!("/api/v1/campaigns/{id}/progress"),
-            &t.other_inspector,
-        )
-        .await
-        .expect(200);
-    assert_eq!(theirs["total"], 0);
+    // Those who oversee none of its units do not see it: an inspector of other grids,
+    // another district's supervisor.
+    let other_district = app.token(anju_engine::domain::Role::Supervisor, 3).await;
+    for token in [&t.other_inspector, &other_district] {
+        app.get(&format!("/api/v1/campaigns/{id}/progress"), token)
+            .await
+            .problem(404, None);
+        app.get(&format!("/api/v1/campaigns/{id}"), token)
+            .await
+            .problem(404, None);
+        let list = app.get("/api/v1/campaigns", token).await.expect(200);
+        assert!(list["campaigns"].as_array().unwrap().is_empty());
+    }
     let list = app.get("/api/v1/campaigns", &t.inspector).await.expect(200);
     assert_eq!(list["campaigns"][0]["id"], id);
 }

@@ -828,7 +828,17 @@ async fn plans_and_campaigns_round_trip(backend: Backend) {
         )
         .await;
     assert!(refused.is_err());
-    assert_eq!(f.store.campaigns().await.unwrap().len(), 1);
+    assert_eq!(f.store.campaigns(&Scope::City).await.unwrap().len(), 1);
+    // Another district oversees none of its units: it does not see it.
+    let elsewhere = Scope::District("440118".into());
+    assert!(f.store.campaigns(&elsewhere).await.unwrap().is_empty());
+    assert!(
+        f.store
+            .campaign(campaign.id, &elsewhere)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // A stored plan reads back as planned, and replanning the day replaces it.
     let plan = planning::plan_day(date, all, &planners);

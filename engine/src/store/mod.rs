@@ -690,8 +690,10 @@ pub trait Store: Send + Sync + 'static {
         campaign: &NewCampaign,
         scope: &Scope,
     ) -> crate::Result<CampaignRecord>;
-    async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>, Error>;
-    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, Error>;
+    /// A campaign, if `scope` oversees one of its units.
+    async fn campaign(&self, id: i64, scope: &Scope) -> Result<Option<CampaignRecord>, Error>;
+    /// The newest 500 campaigns `scope` oversees a unit of.
+    async fn campaigns(&self, scope: &Scope) -> Result<Vec<CampaignRecord>, Error>;
     /// A campaign's progress per area (`district`, `street`, `community` or `grid`),
     /// over the units in `scope`.
     async fn campaign_progress(

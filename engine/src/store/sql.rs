@@ -944,6 +944,24 @@ const CAMPAIGN_SELECT: &str = "SELECT c.id, c.name, c.area, c.starts_on, c.ends_
     c.created_by, c.created_at, (SELECT COUNT(*) FROM campaign_units cu \
     WHERE cu.campaign_id = c.id) AS units FROM campaigns c";
 
+/// A campaign is visible to those who oversee at least one of its units.
+fn push_campaign_scope(q: &mut QueryBuilder<Db>, scope: &Scope) {
+    if matches!(scope, Scope::City | Scope::System) {
+        return;
+    }
+    q.push(
+        " AND EXISTS (SELECT 1 FROM campaign_units cu JOIN units u ON u.id = cu.unit_id \
+         WHERE cu.campaign_id = c.id",
+    );
+    match scope {
+        Scope::Department(_) => {
+            q.push(" AND 1 = 0");
+        }
+        other => push_scope(q, other),
+    }
+    q.push(")");
+}
+
 fn campaign_from_row(r: &Row) -> Result<CampaignRecord, Error> {
     let text = |name: &str| -> Result<String, Error> { Ok(r.try_get::<String, _>(name)?) };
     let date = |name: &str| -> Result<NaiveDate, Error> { text(name)?.parse().map_err(corrupt) };
@@ -2138,30 +2156,29 @@ impl Store for This {
         }
         tx.commit().await.map_err(Error::from)?;
         Ok(self
-            .campaign(id)
+            .campaign(id, scope)
             .await?
             .ok_or_else(|| corrupt("a campaign just created is missing"))?)
     }
 
-    async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>, Error> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CAMPAIGN_SELECT} WHERE c.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await?;
+    async fn campaign(&self, id: i64, scope: &Scope) -> Result<Option<CampaignRecord>, Error> {
+        let mut q = QueryBuilder::<Db>::new(format!("{CAMPAIGN_SELECT} WHERE c.id = "));
+        q.push_bind(id);
+        push_campaign_scope(&mut q, scope);
+        let row = q.build().fetch_optional(self.reader()).await?;
         row.as_ref().map(campaign_from_row).transpose()
     }
 
-    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, Error> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CAMPAIGN_SELECT} ORDER BY c.id DESC"
-        )))
-        .fetch_all(self.reader())
-        .await?
-        .iter()
-        .map(campaign_from_row)
-        .collect()
+    async fn campaigns(&self, scope: &Scope) -> Result<Vec<CampaignRecord>, Error> {
+        let mut q = QueryBuilder::<Db>::new(format!("{CAMPAIGN_SELECT} WHERE 1 = 1"));
+        push_campaign_scope(&mut q, scope);
+        q.push(" ORDER BY c.id DESC LIMIT 500");
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(campaign_from_row)
+            .collect()
     }
 
     async fn campaign_progress(

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}/commands", post(issue_command))
         .route("/cases/{id}/messages", get(case_messages))
         .route("/landlords/{id}/orders", get(landlord_orders))
+        .route("/landlords/{id}/units", get(landlord_units))
         .route("/departments/{id}/referrals", get(department_referrals))
         .route("/workflows", get(workflows))
         .route("/inspectors/{id}/plan", get(crate::patrol::inspector_plan))
@@ -439,6 +440,38 @@ struct Order {
     deadline_local: Option<String>,
     subject: Option<String>,
     body: Option<String>,
+}
+
+/// The units a landlord answers for: grade, last inspection, open orders and the
+/// nearest deadline (not the inspectors' patrol dates).
+async fn landlord_units(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let units = app.runtime.party_units(&caller, PartyId(id)).await?;
+    let units: Vec<Value> = units
+        .iter()
+        .map(|p| {
+            let u = &p.unit;
+            json!({
+                "id": u.id,
+                "address": u.address,
+                "address_code": u.address_code,
+                "floor_area": u.floor_area,
+                "occupants": u.occupants,
+                "stars": u.stars,
+                "score": u.score,
+                "last_inspected_at": u.last_inspected_at,
+                "open_orders": p.open_orders,
+                "next_deadline": p.next_deadline,
+                "public_code": u.public_code,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "party_id": id, "count": units.len(), "units": units }),
+    ))
 }
 
 async fn landlord_orders(

@@ -405,6 +405,31 @@ impl Runtime {
             .await?)
     }
 
+    /// The units a landlord, agent or sub-landlord answers for: their own only; a
+    /// supervisor or inspector sees those in their jurisdiction.
+    pub async fn party_units(
+        &self,
+        principal: &Principal,
+        party: crate::domain::PartyId,
+    ) -> Result<Vec<crate::store::PartyUnit>> {
+        match principal.role {
+            Role::Landlord if principal.subject != party.0 => {
+                return Err(Error::not_found("party", party));
+            }
+            Role::Department => {
+                return Err(Error::Forbidden(
+                    "departments see referrals, not landlords' units".into(),
+                ));
+            }
+            _ => {}
+        }
+        let units = self.store().party_units(party).await?;
+        Ok(units
+            .into_iter()
+            .filter(|u| principal.covers(u.unit.place()))
+            .collect())
+    }
+
     /// A unit's public placard, for anyone.
     pub async fn placard(&self, public_code: &str) -> Result<Placard> {
         let found = if crate::registry::PublicCodes::plausible(public_code) {

@@ -76,6 +76,38 @@ async fn landlords_cannot_read_each_others_cases(backend: Backend) {
             .map(|o| o["case"]["id"].as_i64().unwrap())
             .collect();
         assert_eq!(ids, [cases[a]]);
+        // Their units, and no one else's: exactly the units they answer for, one of
+        // them with the open order.
+        app.get(&format!("/api/v1/landlords/{}/units", b + 1), me)
+            .await
+            .problem(404, None);
+        let units = app
+            .get(&format!("/api/v1/landlords/{}/units", a + 1), me)
+            .await
+            .expect(200);
+        let ids: Vec<i64> = units["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, app.units_of(a as i64 + 1));
+        let with_orders: Vec<i64> = units["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["open_orders"] == 1)
+            .map(|u| u["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(with_orders, [app.unit_of(a as i64 + 1)]);
+        assert!(
+            units["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| (u["open_orders"] == 1) == u["next_deadline"].is_string())
+        );
+        assert!(units["units"][0].get("next_due_at").is_none());
         let listed = app.get("/api/v1/cases?limit=1000", me).await.expect(200);
         let ids: Vec<i64> = listed["cases"]
             .as_array()
@@ -86,6 +118,10 @@ async fn landlords_cannot_read_each_others_cases(backend: Backend) {
         assert_eq!(ids, [cases[a]]);
     }
     assert_eq!(app.fingerprint().await, before, "nobody changed anything");
+    // A department sees referrals, not landlords' units.
+    app.get("/api/v1/landlords/1/units", &app.tokens.fire)
+        .await
+        .problem(403, None);
     // And each can act on their own.
     app.command(cases[0], &tokens[0], "acknowledge", json!({}))
         .await

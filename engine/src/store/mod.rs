@@ -315,6 +315,16 @@ pub struct CampaignProgress {
     pub hazards: i64,
 }
 
+/// A unit a party answers for, with its open orders.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartyUnit {
+    pub unit: Unit,
+    /// Open cases with a rectification order.
+    pub open_orders: i64,
+    /// The earliest deadline among them.
+    pub next_deadline: Option<DateTime<Utc>>,
+}
+
 /// What a unit's public placard shows: no personal data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Placard {
@@ -708,6 +718,9 @@ pub trait Store: Send + Sync + 'static {
         unit: UnitId,
         at: DateTime<Utc>,
     ) -> Result<Vec<CheckItem>, Error>;
+
+    /// The units a party currently answers for (at most 5,000), by id.
+    async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error>;
 
     /// A unit's public placard.
     async fn placard(&self, public_code: &str) -> Result<Option<Placard>, Error>;

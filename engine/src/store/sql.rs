@@ -27,9 +27,9 @@ use crate::store::{
     Applied, Attachment, Backend, CampaignArea, CampaignProgress, CampaignRecord, CaseFilter,
     CaseRecord, CheckItem, Decider, Error, EventRecord, GradeRecord, GradeUpdate, GridRecord,
     IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCampaign,
-    NewCase, NewInspection, OutboxMessage, Placard, RecordedInspection, ReferralRecord, Respond,
-    Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
-    TransitionRequest, UnitPartyRecord,
+    NewCase, NewInspection, OutboxMessage, PartyUnit, Placard, RecordedInspection, ReferralRecord,
+    Respond, Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord,
+    TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -2240,6 +2240,30 @@ impl Store for This {
             }
         }
         Ok(items)
+    }
+
+    async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {UNIT_COLUMNS}, (SELECT COUNT(*) FROM cases k WHERE k.unit_id = units.id \
+             AND k.closed_at IS NULL AND k.order_no > 0) AS open_orders, \
+             (SELECT MIN(k.deadline_at) FROM cases k WHERE k.unit_id = units.id \
+             AND k.closed_at IS NULL AND k.order_no > 0) AS next_deadline \
+             FROM units WHERE party_id = $1 ORDER BY id LIMIT 5000"
+        )))
+        .bind(party.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartyUnit {
+                    unit: unit_from_row(r)?,
+                    open_orders: r.try_get("open_orders")?,
+                    next_deadline: r
+                        .try_get::<Option<i64>, _>("next_deadline")?
+                        .map(from_millis),
+                })
+            })
+            .collect()
     }
 
     async fn placard(&self, public_code: &str) -> Result<Option<Placard>, Error> {

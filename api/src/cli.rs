@@ -109,6 +109,9 @@ pub enum RulesCmd {
     /// Check a rule folder: the manifest (rules.toml), and that every script compiles
     /// in the sandbox. Prints each rule; exits non-zero on any problem.
     Check(RulesCheckArgs),
+    /// Run the daily rules over every open case as a dry run: print what they would
+    /// do, per rule and action. Nothing is changed.
+    Sweep(Db),
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +285,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         }
         Cmd::Plan(args) => plan(args, hooks.clock).await,
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
+        Cmd::Rules(RulesCmd::Sweep(db)) => rules_sweep(db, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,
         Cmd::BenchCity(args) => crate::bench_city::run(args).await,
         Cmd::BenchRules(args) => crate::bench_rules::run(args).await,
@@ -357,6 +361,35 @@ fn rules_check(args: &RulesCheckArgs) -> anyhow::Result<()> {
             bail!("{first}")
         }
     }
+}
+
+async fn rules_sweep(db: Db, clock: SharedClock) -> anyhow::Result<()> {
+    let store = open_store(&db.database_url).await?;
+    let runtime = Runtime::start(store, clock, runtime::Config::default()).await?;
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("evaluating the daily rules over the open cases");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = runtime
+        .sweep_rules(anju_engine::rules::Trigger::Daily)
+        .await;
+    spinner.finish_and_clear();
+    let report = report?;
+    runtime.shutdown().await;
+    println!(
+        "{} open cases, {} rule evaluations, {} failed, in {:.1} s ({:.1} s reading)",
+        report.cases,
+        report.evaluations,
+        report.failures,
+        report.total.as_secs_f64(),
+        report.loading.as_secs_f64()
+    );
+    for (rule, actions) in &report.actions {
+        for (action, n) in actions {
+            println!("  {rule}: {n} × {action}");
+        }
+    }
+    println!("dry run: nothing was changed");
+    Ok(())
 }
 
 async fn plan(args: PlanArgs, clock: SharedClock) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod escalation;
 pub mod grading;
 pub mod machine;
 pub mod metrics;

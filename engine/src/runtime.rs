@@ -86,6 +86,7 @@ struct Shared {
     taxonomy: Taxonomy,
     rubric: Rubric,
     calendar: crate::calendar::Calendar,
+    rules: Arc<crate::rules::RuleSet>,
     workflows: RwLock<Arc<Workflows>>,
     routing: RwLock<Arc<Routing>>,
     /// Every unit's position; built when the runtime starts, kept in step with units
@@ -266,6 +267,9 @@ impl Runtime {
                 )
                 .await?;
         }
+        let rules = Arc::new(crate::rules::RuleSet::builtin(
+            taxonomy.departments.keys().cloned().collect(),
+        ));
         let calendar = crate::calendar::Calendar::builtin();
         let today = clock
             .now()
@@ -284,6 +288,7 @@ impl Runtime {
             taxonomy,
             rubric: Rubric::builtin(),
             calendar,
+            rules,
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
             index: RwLock::new(UnitIndex::default()),
@@ -344,6 +349,11 @@ impl Runtime {
 
     pub fn rubric(&self) -> &Rubric {
         &self.shared.rubric
+    }
+
+    /// The escalation rules in force.
+    pub fn rules(&self) -> Arc<crate::rules::RuleSet> {
+        self.shared.rules.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {

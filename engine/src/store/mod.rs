@@ -315,6 +315,25 @@ pub struct CampaignProgress {
     pub hazards: i64,
 }
 
+/// An open case with what escalation rules need of its unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCase {
+    pub case: CaseRecord,
+    pub unit_stars: Option<u8>,
+    /// Cases of the unit opened before this one.
+    pub past_cases: i64,
+}
+
+/// A party's record for escalation rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartyRecord {
+    pub party_id: PartyId,
+    pub kind: String,
+    pub cases_by_severity: std::collections::BTreeMap<String, i64>,
+    pub overdue_since: i64,
+    pub referrals_since: i64,
+}
+
 /// A unit a party answers for, with its open orders.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartyUnit {
@@ -718,6 +737,12 @@ pub trait Store: Send + Sync + 'static {
         unit: UnitId,
         at: DateTime<Utc>,
     ) -> Result<Vec<CheckItem>, Error>;
+
+    /// Open cases with ids after `after`, by id, at most `limit`.
+    async fn open_cases_page(&self, after: CaseId, limit: u32) -> Result<Vec<OpenCase>, Error>;
+    /// Every party with cases: cases by severity, and the orders that went overdue and
+    /// the referrals since `since`.
+    async fn party_records(&self, since: DateTime<Utc>) -> Result<Vec<PartyRecord>, Error>;
 
     /// The units a party currently answers for (at most 5,000), by id.
     async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error>;

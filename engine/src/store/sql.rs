@@ -27,9 +27,9 @@ use crate::store::{
     Applied, Attachment, Backend, CampaignArea, CampaignProgress, CampaignRecord, CaseFilter,
     CaseRecord, CheckItem, Decider, Error, EventRecord, GradeRecord, GradeUpdate, GridRecord,
     IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCampaign,
-    NewCase, NewInspection, OutboxMessage, PartyUnit, Placard, RecordedInspection, ReferralRecord,
-    Respond, Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord,
-    TokenRecord, TransitionRequest, UnitPartyRecord,
+    NewCase, NewInspection, OpenCase, OutboxMessage, PartyRecord, PartyUnit, Placard,
+    RecordedInspection, ReferralRecord, Respond, Store, StoredRoute, StoredStop, SupervisorRecord,
+    TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -2240,6 +2240,75 @@ impl Store for This {
             }
         }
         Ok(items)
+    }
+
+    async fn open_cases_page(&self, after: CaseId, limit: u32) -> Result<Vec<OpenCase>, Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS}, (SELECT stars FROM units u WHERE u.id = cases.unit_id) \
+             AS unit_stars, (SELECT COUNT(*) FROM cases k WHERE k.unit_id = cases.unit_id \
+             AND k.id < cases.id) AS past_cases FROM cases \
+             WHERE closed_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(after.0)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenCase {
+                    case: case_from_row(r)?,
+                    unit_stars: r
+                        .try_get::<Option<i64>, _>("unit_stars")?
+                        .map(|s| u8::try_from(s).map_err(corrupt))
+                        .transpose()?,
+                    past_cases: r.try_get("past_cases")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn party_records(&self, since: DateTime<Utc>) -> Result<Vec<PartyRecord>, Error> {
+        let mut records: BTreeMap<i64, PartyRecord> = BTreeMap::new();
+        let rows = sqlx::query(
+            "SELECT c.party_id, p.kind, c.severity, COUNT(*) AS n FROM cases c \
+             JOIN parties p ON p.id = c.party_id GROUP BY c.party_id, p.kind, c.severity",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        for r in &rows {
+            let id: i64 = r.try_get("party_id")?;
+            let record = records.entry(id).or_insert_with(|| PartyRecord {
+                party_id: PartyId(id),
+                kind: String::new(),
+                cases_by_severity: BTreeMap::new(),
+                overdue_since: 0,
+                referrals_since: 0,
+            });
+            record.kind = r.try_get("kind")?;
+            record
+                .cases_by_severity
+                .insert(r.try_get("severity")?, r.try_get("n")?);
+        }
+        let rows = sqlx::query(
+            "SELECT c.party_id, e.command, COUNT(*) AS n FROM case_events e \
+             JOIN cases c ON c.id = e.case_id WHERE c.party_id IS NOT NULL \
+             AND e.command IN ('deadline_passed', 'refer') AND e.at >= $1 \
+             GROUP BY c.party_id, e.command",
+        )
+        .bind(ms(since))
+        .fetch_all(self.reader())
+        .await?;
+        for r in &rows {
+            let id: i64 = r.try_get("party_id")?;
+            let n: i64 = r.try_get("n")?;
+            if let Some(record) = records.get_mut(&id) {
+                match r.try_get::<String, _>("command")?.as_str() {
+                    "deadline_passed" => record.overdue_since = n,
+                    _ => record.referrals_since = n,
+                }
+            }
+        }
+        Ok(records.into_values().collect())
     }
 
     async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error> {

@@ -338,7 +338,7 @@ const CATEGORIES: usize = 14;
 
 /// Opens `n` cases on units that have a responsible party: one of `category` on each
 /// unit, or (with `None`) one of every category on each unit.
-async fn open_cases(
+pub(crate) async fn open_cases(
     runtime: &Runtime,
     city: &Principal,
     store: &SharedStore,

@@ -15,6 +15,13 @@ pub struct RulesBenchArgs {
     /// Open cases to evaluate (each against every rule of its event).
     #[arg(long, default_value_t = 1_000_000)]
     pub cases: usize,
+    /// Then open this many cases in a scratch SQLite database and time the daily sweep
+    /// over them (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub sweep_cases: usize,
+    /// Directory for the scratch SQLite file (default: the system's temporary directory).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 const EVENTS: [Trigger; 6] = [
@@ -117,6 +124,57 @@ pub async fn run(args: RulesBenchArgs) -> anyhow::Result<()> {
             secs,
             evaluations as f64 / secs
         );
+    }
+    if args.sweep_cases > 0 {
+        sweep(&args).await?;
+    }
+    Ok(())
+}
+
+/// The daily sweep over `sweep_cases` open cases in a scratch SQLite database.
+async fn sweep(args: &RulesBenchArgs) -> anyhow::Result<()> {
+    use anju_engine::auth::{Principal, Scope};
+    use anju_engine::clock::{SharedClock, SystemClock};
+    use anju_engine::domain::Role;
+    use anju_engine::runtime::{self, Runtime};
+    let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let path = dir.join(format!("anju-sweep-{}.db", std::process::id()));
+    let url = path.display().to_string();
+    let store = crate::app::open_store(&url).await?;
+    // Twelve categories a unit, and a few units without a party.
+    let units = (args.sweep_cases / 11 + 1_000) as u64;
+    crate::cli::seed(&store, units, 7).await?;
+    let runtime = Runtime::start(
+        store.clone(),
+        Arc::new(SystemClock) as SharedClock,
+        runtime::Config::default(),
+    )
+    .await?;
+    let city = Principal {
+        role: Role::Supervisor,
+        subject: 1,
+        scope: Scope::City,
+    };
+    let started = Instant::now();
+    crate::bench::open_cases(&runtime, &city, &store, args.sweep_cases, None).await?;
+    println!(
+        "opened {} cases in {:.1} s",
+        args.sweep_cases,
+        started.elapsed().as_secs_f64()
+    );
+    let report = runtime.sweep_rules(Trigger::Daily).await?;
+    println!(
+        "daily sweep: {} open cases, {} rule evaluations, {} failures, {:.1} s in all ({:.1} s reading; target < 20 s)",
+        report.cases,
+        report.evaluations,
+        report.failures,
+        report.total.as_secs_f64(),
+        report.loading.as_secs_f64()
+    );
+    runtime.shutdown().await;
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     Ok(())
 }

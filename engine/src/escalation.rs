@@ -70,8 +70,7 @@ impl Runtime {
             })
             .collect();
         let mut loading = started.elapsed();
-        let facts_of = |o: &OpenCase| -> Facts {
-            let c = &o.case.snapshot;
+        let facts_of = |c: &OpenCase| -> Facts {
             let overdue_hours = c.deadline_at.map_or(0, |d| (now - d).num_hours().max(0));
             Facts {
                 event: trigger,
@@ -80,9 +79,9 @@ impl Runtime {
                     category: c.category.clone(),
                     severity: c.severity.clone(),
                     state: c.state.clone(),
-                    order_no: i64::from(c.order_no),
-                    escalation: i64::from(c.escalation),
-                    reopen_count: i64::from(c.reopen_count),
+                    order_no: c.order_no,
+                    escalation: c.escalation,
+                    reopen_count: c.reopen_count,
                     overdue_hours,
                     deadline_hours: taxonomy.deadline(&c.category, &c.severity).num_hours(),
                     department_kind: c
@@ -91,12 +90,12 @@ impl Runtime {
                         .map(|d| d.kind.clone()),
                 }),
                 unit: UnitFacts {
-                    id: o.case.unit_id.0,
+                    id: c.unit_id.0,
                     address: c.address.clone(),
                     district_code: c.district_code.clone(),
-                    stars: o.unit_stars,
-                    previous_stars: o.unit_stars,
-                    past_cases: o.past_cases,
+                    stars: c.unit_stars,
+                    previous_stars: c.unit_stars,
+                    past_cases: c.past_cases,
                     open_cases: 0,
                 },
                 party: c.party_id.and_then(|p| parties.get(&p.0).cloned()),
@@ -112,7 +111,7 @@ impl Runtime {
             let page = self.store().open_cases_page(after, PAGE).await?;
             loading += read.elapsed();
             let Some(last) = page.last() else { break };
-            after = last.case.snapshot.id;
+            after = last.id;
             report.cases += page.len() as u64;
             let facts: Vec<Facts> = page.iter().map(facts_of).collect();
             let rules = rules.clone();

@@ -315,10 +315,22 @@ pub struct CampaignProgress {
     pub hazards: i64,
 }
 
-/// An open case with what escalation rules need of its unit.
+/// An open case as escalation rules see it, with what they need of its unit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenCase {
-    pub case: CaseRecord,
+    pub id: CaseId,
+    pub unit_id: UnitId,
+    pub category: String,
+    pub severity: String,
+    pub state: String,
+    pub order_no: i64,
+    pub escalation: i64,
+    pub reopen_count: i64,
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub department_id: Option<DepartmentId>,
+    pub party_id: Option<PartyId>,
+    pub address: String,
+    pub district_code: String,
     pub unit_stars: Option<u8>,
     /// Cases of the unit opened before this one.
     pub past_cases: i64,

@@ -164,7 +164,7 @@ async fn sweep(args: &RulesBenchArgs) -> anyhow::Result<()> {
     );
     let report = runtime.sweep_rules(Trigger::Daily).await?;
     println!(
-        "daily sweep: {} open cases, {} rule evaluations, {} failures, {:.1} s in all ({:.1} s reading; target < 20 s)",
+        "daily sweep: {} open cases, {} rule evaluations, {} failures, {:.1} s in all ({:.1} s of reading, summed over the readers; target < 20 s)",
         report.cases,
         report.evaluations,
         report.failures,

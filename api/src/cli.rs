@@ -376,7 +376,7 @@ async fn rules_sweep(db: Db, clock: SharedClock) -> anyhow::Result<()> {
     let report = report?;
     runtime.shutdown().await;
     println!(
-        "{} open cases, {} rule evaluations, {} failed, in {:.1} s ({:.1} s reading)",
+        "{} open cases, {} rule evaluations, {} failed, in {:.1} s ({:.1} s of reading, summed over the readers)",
         report.cases,
         report.evaluations,
         report.failures,

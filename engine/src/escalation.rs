@@ -1,4 +1,4 @@
-//! The daily sweep of escalation rules over every open case, as a dry run: cases are read page by page while earlier pages are evaluated, and what the rules would do is counted per rule and action.
+//! The daily sweep of escalation rules over every open case, as a dry run: cases are read page by page over disjoint id ranges while earlier pages are evaluated, and what the rules would do is counted per rule and action.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ pub struct SweepReport {
     pub failures: u64,
     /// Per rule, per action, how many the rules asked for.
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Time spent reading, summed over the readers (which run at the same time).
     #[serde(skip)]
     pub loading: Duration,
     #[serde(skip)]
@@ -104,14 +105,36 @@ impl Runtime {
         };
         let mut report = SweepReport::default();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Readers over disjoint id ranges send pages; each page is evaluated on a
+        // blocking thread while the readers go on. At most `workers` pages wait.
+        let top = self.store().max_case_id().await?.0 + 1;
+        let readers = workers.max(1) as i64;
+        let (pages, mut incoming) =
+            tokio::sync::mpsc::channel::<(Vec<OpenCase>, Duration)>(workers);
+        let mut loaders = Vec::new();
+        for k in 0..readers {
+            let (from, to) = (top * k / readers, top * (k + 1) / readers);
+            let store = self.store().clone();
+            let pages = pages.clone();
+            loaders.push(tokio::spawn(async move {
+                let mut after = CaseId(from);
+                loop {
+                    let read = Instant::now();
+                    let page = store.open_cases_page(after, CaseId(to + 1), PAGE).await?;
+                    let Some(last) = page.last() else {
+                        return Ok::<(), crate::store::Error>(());
+                    };
+                    after = last.id;
+                    if pages.send((page, read.elapsed())).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }));
+        }
+        drop(pages);
         let mut running = VecDeque::new();
-        let mut after = CaseId(0);
-        loop {
-            let read = Instant::now();
-            let page = self.store().open_cases_page(after, PAGE).await?;
-            loading += read.elapsed();
-            let Some(last) = page.last() else { break };
-            after = last.id;
+        while let Some((page, took)) = incoming.recv().await {
+            loading += took;
             report.cases += page.len() as u64;
             let facts: Vec<Facts> = page.iter().map(facts_of).collect();
             let rules = rules.clone();
@@ -137,13 +160,17 @@ impl Runtime {
                 }
                 part
             }));
-            // Read ahead while the evaluators work, but no further than they keep up.
             while running.len() > workers {
                 merge(
                     &mut report,
                     running.pop_front().expect("one is running").await,
                 );
             }
+        }
+        for loader in loaders {
+            loader
+                .await
+                .map_err(|e| crate::store::Error::Corrupt(format!("reading open cases: {e}")))??;
         }
         while let Some(task) = running.pop_front() {
             merge(&mut report, task.await);

@@ -750,8 +750,15 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Vec<CheckItem>, Error>;
 
-    /// Open cases with ids after `after`, by id, at most `limit`.
-    async fn open_cases_page(&self, after: CaseId, limit: u32) -> Result<Vec<OpenCase>, Error>;
+    /// Open cases with ids after `after` and below `before`, by id, at most `limit`.
+    async fn open_cases_page(
+        &self,
+        after: CaseId,
+        before: CaseId,
+        limit: u32,
+    ) -> Result<Vec<OpenCase>, Error>;
+    /// The highest case id (0 if there is none).
+    async fn max_case_id(&self) -> Result<CaseId, Error>;
     /// Every party with cases: cases by severity, and the orders that went overdue and
     /// the referrals since `since`.
     async fn party_records(&self, since: DateTime<Utc>) -> Result<Vec<PartyRecord>, Error>;

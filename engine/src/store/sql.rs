@@ -2242,7 +2242,19 @@ impl Store for This {
         Ok(items)
     }
 
-    async fn open_cases_page(&self, after: CaseId, limit: u32) -> Result<Vec<OpenCase>, Error> {
+    async fn max_case_id(&self) -> Result<CaseId, Error> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM cases")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(CaseId(id.unwrap_or(0)))
+    }
+
+    async fn open_cases_page(
+        &self,
+        after: CaseId,
+        before: CaseId,
+        limit: u32,
+    ) -> Result<Vec<OpenCase>, Error> {
         // Only the columns rules see: reading is most of a sweep's time.
         let rows = sqlx::query(
             "SELECT id, unit_id, category, severity, state, order_no, escalation, reopen_count, \
@@ -2250,9 +2262,10 @@ impl Store for This {
              (SELECT stars FROM units u WHERE u.id = cases.unit_id) AS unit_stars, \
              (SELECT COUNT(*) FROM cases k WHERE k.unit_id = cases.unit_id \
              AND k.id < cases.id) AS past_cases FROM cases \
-             WHERE closed_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+             WHERE closed_at IS NULL AND id > $1 AND id < $2 ORDER BY id LIMIT $3",
         )
         .bind(after.0)
+        .bind(before.0)
         .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?;

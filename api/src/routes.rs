@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/landlords/{id}/units", get(landlord_units))
         .route("/departments/{id}/referrals", get(department_referrals))
         .route("/workflows", get(workflows))
+        .route("/rules", get(rules))
         .route("/inspectors/{id}/plan", get(crate::patrol::inspector_plan))
         .route("/plans/{date}/backlog", get(crate::patrol::plan_backlog))
         .route(
@@ -444,6 +445,35 @@ struct Order {
 
 /// The units a landlord answers for: grade, last inspection, open orders and the
 /// nearest deadline (not the inspectors' patrol dates).
+/// The escalation rules in force, with their versions and script hashes, and how many
+/// evaluations ran and failed since the service started (supervisors).
+async fn rules(State(app): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Value>> {
+    if !matches!(caller.role, Role::Supervisor | Role::System) {
+        return Err(anju_engine::Error::Forbidden("the rules are for supervisors".into()).into());
+    }
+    let set = app.runtime.rules();
+    let (evaluations, failures) = set.counts();
+    let rules: Vec<Value> = set
+        .specs()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "version": r.version,
+                "on": r.on,
+                "zh": r.zh,
+                "en": r.en,
+                "script_sha256": set.script_hash(&r.name),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "rules": rules,
+        "evaluations": evaluations,
+        "failures": failures,
+    })))
+}
+
 async fn landlord_units(
     State(app): State<AppState>,
     Caller(caller): Caller,

@@ -69,4 +69,30 @@ async fn the_daily_sweep_reports_and_changes_nothing(backend: Backend) {
     assert_eq!(mine.kind, kind);
 }
 
-backend_tests!(the_daily_sweep_reports_and_changes_nothing);
+async fn supervisors_see_the_rules_and_their_counts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let listed = app.get("/api/v1/rules", &t.district).await.expect(200);
+    let rules = listed["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 6);
+    assert_eq!(rules[0]["name"], "ebike_overdue_to_fire");
+    assert_eq!(rules[0]["version"], 1);
+    assert_eq!(rules[0]["script_sha256"].as_str().unwrap().len(), 64);
+    let before = listed["evaluations"].as_u64().unwrap();
+    let id = app.inspect(&t.inspector, app.unit_of(1), &["wiring"]).await[0];
+    app.command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    app.runtime().sweep_rules(Trigger::Daily).await.unwrap();
+    let after = app.get("/api/v1/rules", &t.city).await.expect(200);
+    assert_eq!(after["evaluations"].as_u64().unwrap(), before + 1);
+    assert_eq!(after["failures"], 0);
+    for token in [&t.inspector, &t.landlord, &t.fire] {
+        app.get("/api/v1/rules", token).await.problem(403, None);
+    }
+}
+
+backend_tests!(
+    the_daily_sweep_reports_and_changes_nothing,
+    supervisors_see_the_rules_and_their_counts,
+);

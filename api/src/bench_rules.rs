@@ -58,7 +58,6 @@ fn facts(rng: &mut ChaCha8Rng, event: Trigger, taxonomy: &Taxonomy) -> Facts {
             stars: Some(rng.random_range(1..=5)),
             previous_stars: Some(rng.random_range(1..=5)),
             past_cases: rng.random_range(0..4),
-            open_cases: 1,
         },
         party: Some(PartyFacts {
             id: rng.random_range(1..1_000_000),

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use anju_engine::store::CheckItem;
 
 use crate::app::AppState;
 use crate::extract::{Body, Caller, Id, Params};
-use crate::places::{parse_shape, unprocessable, wants_geojson};
+use crate::places::{geojson_response, parse_shape, unprocessable, wants_geojson};
 use crate::problem::ApiResult;
 
 #[derive(Debug, Deserialize)]
@@ -24,15 +24,6 @@ use crate::problem::ApiResult;
 pub struct PlanQuery {
     /// The day, in China time; today if left out.
     date: Option<NaiveDate>,
-}
-
-fn geojson(value: Value) -> Response {
-    let mut r = Json(value).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/geo+json"),
-    );
-    r
 }
 
 /// The plan as GeoJSON: the walking route as a LineString, then each stop as a Point.
@@ -90,7 +81,7 @@ pub async fn inspector_plan(
         .inspector_plan(&caller, InspectorId(id), date)
         .await?;
     if wants_geojson(&headers) {
-        return Ok(geojson(plan_geojson(&plan)));
+        return Ok(geojson_response(plan_geojson(&plan)));
     }
     let r = &plan.route;
     Ok(Json(json!({

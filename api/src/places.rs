@@ -44,6 +44,16 @@ pub fn wants_geojson(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("application/geo+json"))
 }
 
+/// A GeoJSON document, with its media type.
+pub fn geojson_response(value: Value) -> Response {
+    let mut r = Json(value).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    r
+}
+
 /// Units as JSON, or as a GeoJSON FeatureCollection of points (RFC 7946, WGS-84; in
 /// GCJ-02 if the caller gave `crs=gcj02`, so that they line up on the caller's map).
 fn units_response(headers: &HeaderMap, units: Vec<(Unit, Option<f64>)>, crs: Crs) -> Response {
@@ -70,13 +80,7 @@ fn units_response(headers: &HeaderMap, units: Vec<(Unit, Option<f64>)>, crs: Crs
                 })
             })
             .collect();
-        let mut r =
-            Json(json!({ "type": "FeatureCollection", "features": features })).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/geo+json"),
-        );
-        return r;
+        return geojson_response(json!({ "type": "FeatureCollection", "features": features }));
     }
     let units: Vec<Value> = units
         .into_iter()

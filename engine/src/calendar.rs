@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use serde::Deserialize;
 
 use crate::planning::{china_time, day_bounds};
@@ -75,6 +75,9 @@ impl Calendar {
     /// working day after the day of `from`. Three working days from a Friday morning
     /// end on Wednesday at midnight, unless a holiday or a make-up day is in between.
     pub fn add_working_days(&self, from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
+        if n == 0 {
+            return from;
+        }
         let mut day = from.with_timezone(&china_time()).date_naive();
         let mut left = n;
         while left > 0 {
@@ -83,13 +86,7 @@ impl Calendar {
                 left -= 1;
             }
         }
-        let (_, end) = day_bounds(day);
-        if n == 0 { from } else { end }
-    }
-
-    /// The deadline `n` calendar days after `from`.
-    pub fn add_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
-        from + TimeDelta::days(i64::from(n))
+        day_bounds(day).1
     }
 }
 

@@ -95,9 +95,9 @@ impl Runtime {
                     address: c.address.clone(),
                     district_code: c.district_code.clone(),
                     stars: c.unit_stars,
+                    // The sweep is not a grade change: the grade before is the grade.
                     previous_stars: c.unit_stars,
                     past_cases: c.past_cases,
-                    open_cases: 0,
                 },
                 party: c.party_id.and_then(|p| parties.get(&p.0).cloned()),
                 now: now.timestamp(),

@@ -159,6 +159,15 @@ impl Runtime {
     /// (planning them alone gives each the route the whole city's plan would), without
     /// storing it.
     pub async fn plan_around(&self, inspector: InspectorId, date: NaiveDate) -> Result<DayPlan> {
+        Ok(self.plan_group(inspector, date).await?.0)
+    }
+
+    /// The plan of the inspectors connected to `inspector`, and those inspectors.
+    async fn plan_group(
+        &self,
+        inspector: InspectorId,
+        date: NaiveDate,
+    ) -> Result<(DayPlan, Vec<Planner>)> {
         let planners = self.store().planners().await?;
         let group = connected(&planners, inspector);
         let grids: BTreeSet<GridId> = group.iter().flat_map(|p| p.grids.clone()).collect();
@@ -168,7 +177,7 @@ impl Runtime {
             .store()
             .plan_candidates(Some(&grids), start, end)
             .await?;
-        Ok(planning::plan_day(date, candidates, &group))
+        Ok((planning::plan_day(date, candidates, &group), group))
     }
 
     /// Whether the caller may see an inspector's plan: the inspector, or a supervisor
@@ -226,12 +235,9 @@ impl Runtime {
                 route,
             });
         }
-        let plan = self.plan_around(id, date).await?;
+        let (plan, group) = self.plan_group(id, date).await?;
         let now = self.now();
-        let planner = self
-            .store()
-            .planners()
-            .await?
+        let planner = group
             .into_iter()
             .find(|p| p.id == id)
             .ok_or_else(|| Error::not_found("inspector", id))?;

@@ -144,14 +144,10 @@ impl DayPlan {
 }
 
 /// Sort key: never-graded first, then most overdue, then fewest stars, then id.
-fn priority(c: &Candidate, day_end: DateTime<Utc>) -> (Reason, i64, u8, UnitId) {
+fn priority(c: &Candidate, day_end: DateTime<Utc>) -> (bool, i64, u8, UnitId) {
     let (reason, overdue) = reason_and_overdue(c, day_end);
     (
-        if reason == Reason::Never {
-            Reason::Never
-        } else {
-            Reason::Due
-        },
+        reason != Reason::Never,
         -overdue,
         c.stars.unwrap_or(0),
         c.id,

@@ -100,7 +100,6 @@ pub struct UnitFacts {
     pub previous_stars: Option<u8>,
     /// Cases of the unit before this one, open or closed.
     pub past_cases: i64,
-    pub open_cases: i64,
 }
 
 /// The responsible party's record, as a rule sees it.
@@ -456,11 +455,11 @@ impl RuleSet {
     }
 
     fn run(&self, rule: &Compiled, facts: &Facts) -> Result<Vec<Action>, Failure> {
-        let mut scope = Scope::new();
-        let view = |v: &dyn erased::Ser| -> Result<Dynamic, Failure> {
-            v.to_dynamic()
+        fn view<T: Serialize>(v: &T) -> Result<Dynamic, Failure> {
+            rhai::serde::to_dynamic(v)
                 .map_err(|e| Failure::Script(format!("building the view: {e}")))
-        };
+        }
+        let mut scope = Scope::new();
         scope.push_constant("event", view(&facts.event)?);
         scope.push_constant("hazard", view(&facts.case)?);
         scope.push_constant("unit", view(&facts.unit)?);
@@ -539,21 +538,6 @@ fn classify(e: EvalAltResult) -> Failure {
     }
 }
 
-/// Turning the views into rhai values.
-mod erased {
-    use rhai::Dynamic;
-
-    pub trait Ser {
-        fn to_dynamic(&self) -> Result<Dynamic, Box<rhai::EvalAltResult>>;
-    }
-
-    impl<T: serde::Serialize> Ser for T {
-        fn to_dynamic(&self) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
-            rhai::serde::to_dynamic(self)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,7 +571,6 @@ mod tests {
                 stars: Some(3),
                 previous_stars: Some(3),
                 past_cases: 0,
-                open_cases: 1,
             },
             party: Some(PartyFacts {
                 id: 5,

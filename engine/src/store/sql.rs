@@ -180,6 +180,26 @@ fn timer_from_case_row(row: &Row) -> Result<Option<TimerRecord>, Error> {
     }))
 }
 
+/// A grade (1 to 5 stars) read from a nullable integer column.
+fn stars_at<I: sqlx::ColumnIndex<Row>>(row: &Row, column: I) -> Result<Option<u8>, Error> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(|s| u8::try_from(s).map_err(corrupt))
+        .transpose()
+}
+
+/// An inspector's daily visits: their own, or the planner's default.
+fn capacity_at(row: &Row) -> Result<u32, Error> {
+    Ok(row
+        .try_get::<Option<i64>, _>("capacity")?
+        .map(|c| u32::try_from(c).map_err(corrupt))
+        .transpose()?
+        .unwrap_or(crate::planning::DEFAULT_CAPACITY))
+}
+
+/// Open cases of the unit `u` that carry a rectification order.
+const OPEN_ORDERS_OF_U: &str = "(SELECT COUNT(*) FROM cases k WHERE k.unit_id = u.id \
+    AND k.closed_at IS NULL AND k.order_no > 0)";
+
 fn unit_from_row(row: &Row) -> Result<Unit, Error> {
     let millis = |name: &str| -> Result<Option<DateTime<Utc>>, Error> {
         Ok(row.try_get::<Option<i64>, _>(name)?.map(from_millis))
@@ -200,10 +220,7 @@ fn unit_from_row(row: &Row) -> Result<Unit, Error> {
         district_code: row.try_get("district_code")?,
         party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
         created_at: from_millis(row.try_get("created_at")?),
-        stars: row
-            .try_get::<Option<i64>, _>("stars")?
-            .map(|s| u8::try_from(s).map_err(corrupt))
-            .transpose()?,
+        stars: stars_at(row, "stars")?,
         score: row.try_get("score")?,
         checklist: checklist
             .map(|c| serde_json::from_str(&c).map_err(corrupt))
@@ -978,10 +995,14 @@ fn campaign_from_row(r: &Row) -> Result<CampaignRecord, Error> {
     })
 }
 
-const PLACARD_SELECT: &str = "SELECT u.public_code, u.address, u.district_code, u.community_id, \
-    c.name AS community_name, u.stars, u.last_inspected_at, (SELECT COUNT(*) FROM cases k \
-    WHERE k.unit_id = u.id AND k.closed_at IS NULL AND k.order_no > 0) AS open_orders \
-    FROM units u JOIN communities c ON c.id = u.community_id";
+static PLACARD_SELECT: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT u.public_code, u.address, u.district_code, u.community_id, \
+         c.name AS community_name, u.stars, u.last_inspected_at, \
+         {OPEN_ORDERS_OF_U} AS open_orders FROM units u \
+         JOIN communities c ON c.id = u.community_id"
+    ))
+});
 
 fn placard_from_row(r: &Row) -> Result<Placard, Error> {
     Ok(Placard {
@@ -990,10 +1011,7 @@ fn placard_from_row(r: &Row) -> Result<Placard, Error> {
         district_code: r.try_get("district_code")?,
         community_id: CommunityId(r.try_get("community_id")?),
         community_name: r.try_get("community_name")?,
-        stars: r
-            .try_get::<Option<i64>, _>("stars")?
-            .map(|s| u8::try_from(s).map_err(corrupt))
-            .transpose()?,
+        stars: stars_at(r, "stars")?,
         last_inspected_at: r
             .try_get::<Option<i64>, _>("last_inspected_at")?
             .map(from_millis),
@@ -1755,10 +1773,7 @@ impl Store for This {
             .map(|r| {
                 let reasons: String = r.try_get("reasons")?;
                 Ok(GradeRecord {
-                    stars: r
-                        .try_get::<Option<i64>, _>("stars")?
-                        .map(|s| u8::try_from(s).map_err(corrupt))
-                        .transpose()?,
+                    stars: stars_at(r, "stars")?,
                     score: r.try_get("score")?,
                     reasons: serde_json::from_str(&reasons).map_err(corrupt)?,
                     cause: r.try_get("cause")?,
@@ -1820,10 +1835,7 @@ impl Store for This {
                     lon: r.try_get("lon")?,
                     lat: r.try_get("lat")?,
                     next_due_at: r.try_get::<Option<i64>, _>("next_due_at")?.map(from_millis),
-                    stars: r
-                        .try_get::<Option<i64>, _>("stars")?
-                        .map(|s| u8::try_from(s).map_err(corrupt))
-                        .transpose()?,
+                    stars: stars_at(&r, "stars")?,
                     evening_only: r.try_get("evening_only")?,
                     campaign_from: r
                         .try_get::<Option<i64>, _>("campaign_from")?
@@ -1854,11 +1866,7 @@ impl Store for This {
                 Ok(Planner {
                     id: InspectorId(id),
                     shift: r.try_get("shift")?,
-                    capacity: r
-                        .try_get::<Option<i64>, _>("capacity")?
-                        .map(|c| u32::try_from(c).map_err(corrupt))
-                        .transpose()?
-                        .unwrap_or(crate::planning::DEFAULT_CAPACITY),
+                    capacity: capacity_at(r)?,
                     grids: grids.remove(&id).unwrap_or_default(),
                 })
             })
@@ -1996,10 +2004,7 @@ impl Store for This {
                 lat: r.try_get("lat")?,
                 reason: Reason::parse(&reason).ok_or_else(|| corrupt(reason))?,
                 overdue_days: r.try_get("overdue_days")?,
-                stars: r
-                    .try_get::<Option<i64>, _>("stars")?
-                    .map(|s| u8::try_from(s).map_err(corrupt))
-                    .transpose()?,
+                stars: stars_at(r, "stars")?,
                 evening_only: r.try_get("evening_only")?,
                 leg_m: r.try_get("leg_m")?,
                 visited_at: r.try_get::<Option<i64>, _>("visited_at")?.map(from_millis),
@@ -2018,12 +2023,7 @@ impl Store for This {
                     .bind(inspector.0)
                     .fetch_one(self.reader())
                     .await?;
-                let capacity = r
-                    .try_get::<Option<i64>, _>("capacity")?
-                    .map(|c| u32::try_from(c).map_err(corrupt))
-                    .transpose()?
-                    .unwrap_or(crate::planning::DEFAULT_CAPACITY);
-                (r.try_get("shift")?, capacity, 0.0, 0.0)
+                (r.try_get("shift")?, capacity_at(&r)?, 0.0, 0.0)
             }
         };
         Ok(Some(StoredRoute {
@@ -2285,10 +2285,7 @@ impl Store for This {
                     party_id: r.try_get::<Option<i64>, _>(10)?.map(PartyId),
                     address: r.try_get(11)?,
                     district_code: r.try_get(12)?,
-                    unit_stars: r
-                        .try_get::<Option<i64>, _>(13)?
-                        .map(|s| u8::try_from(s).map_err(corrupt))
-                        .transpose()?,
+                    unit_stars: stars_at(r, 13)?,
                     past_cases: r.try_get(14)?,
                 })
             })
@@ -2341,11 +2338,10 @@ impl Store for This {
 
     async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {UNIT_COLUMNS}, (SELECT COUNT(*) FROM cases k WHERE k.unit_id = units.id \
-             AND k.closed_at IS NULL AND k.order_no > 0) AS open_orders, \
-             (SELECT MIN(k.deadline_at) FROM cases k WHERE k.unit_id = units.id \
+            "SELECT {UNIT_COLUMNS}, {OPEN_ORDERS_OF_U} AS open_orders, \
+             (SELECT MIN(k.deadline_at) FROM cases k WHERE k.unit_id = u.id \
              AND k.closed_at IS NULL AND k.order_no > 0) AS next_deadline \
-             FROM units WHERE party_id = $1 ORDER BY id LIMIT 5000"
+             FROM units u WHERE party_id = $1 ORDER BY id LIMIT 5000"
         )))
         .bind(party.0)
         .fetch_all(self.reader())
@@ -2365,7 +2361,8 @@ impl Store for This {
 
     async fn placard(&self, public_code: &str) -> Result<Option<Placard>, Error> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{PLACARD_SELECT} WHERE u.public_code = $1"
+            "{} WHERE u.public_code = $1",
+            *PLACARD_SELECT
         )))
         .bind(public_code)
         .fetch_optional(self.reader())
@@ -2386,8 +2383,9 @@ impl Store for This {
             return Ok(None);
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{PLACARD_SELECT} WHERE u.community_id = $1 AND u.stars <= $2 \
-             ORDER BY u.stars, u.id LIMIT 2000"
+            "{} WHERE u.community_id = $1 AND u.stars <= $2 \
+             ORDER BY u.stars, u.id LIMIT 2000",
+            *PLACARD_SELECT
         )))
         .bind(community.try_get::<i64, _>("id")?)
         .bind(i64::from(max_stars))

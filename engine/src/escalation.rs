@@ -1,4 +1,4 @@
-//! The daily sweep of escalation rules over every open case, as a dry run: cases are read page by page over disjoint id ranges while earlier pages are evaluated, and what the rules would do is counted per rule and action.
+//! Escalation rules at work: the rule worker applies the rules' actions to cases as audited commands, and the daily sweep evaluates every open case (read page by page over disjoint id ranges while earlier pages are evaluated), as a dry run or adding jobs for the worker.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -6,11 +6,35 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use serde::Serialize;
 
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
 use crate::Result;
-use crate::domain::CaseId;
-use crate::rules::{Action, CaseFacts, Facts, PartyFacts, Trigger, UnitFacts};
+use crate::auth::Principal;
+use crate::domain::{Actor, CaseId, PartyId};
+use crate::machine::Command;
+use crate::routing::Routing;
+use crate::rules::{Action, CaseFacts, Evaluation, Facts, PartyFacts, Trigger, UnitFacts};
 use crate::runtime::Runtime;
-use crate::store::OpenCase;
+use crate::store::{Applied, OpenCase, PartyRecord, RuleJob, RuleStep, TransitionRequest};
+use crate::taxonomy::Taxonomy;
+
+/// Rule steps per job: a job's actions are numbered job * STEPS + action.
+pub const STEPS: i64 = 1024;
+
+/// What one run of the rule worker did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RuleTick {
+    pub jobs: usize,
+    pub applied: usize,
+    /// Actions a retried job had applied already.
+    pub skipped: usize,
+    /// Actions the case refused (its state does not allow them, say): recorded in the
+    /// job's outcome.
+    pub refused: usize,
+    /// Rules that failed (a limit, an error, bad actions).
+    pub failures: usize,
+}
 
 /// Cases read from the store at once.
 const PAGE: u32 = 20_000;
@@ -28,6 +52,9 @@ pub struct SweepReport {
     pub loading: Duration,
     #[serde(skip)]
     pub total: Duration,
+    /// The cases some rule would act on (when asked for).
+    #[serde(skip)]
+    pub acting: Vec<CaseId>,
 }
 
 fn action_name(a: &Action) -> &'static str {
@@ -42,10 +69,273 @@ fn action_name(a: &Action) -> &'static str {
     }
 }
 
+/// The party's record as rules see it.
+pub fn party_facts(p: PartyRecord) -> PartyFacts {
+    PartyFacts {
+        id: p.party_id.0,
+        kind: p.kind,
+        cases_by_severity: p.cases_by_severity,
+        overdue_12m: p.overdue_since,
+        referrals_12m: p.referrals_since,
+        blacklisted: p.blacklisted,
+    }
+}
+
+/// What a rule sees of an open case at `now`. `previous_stars` is the unit's grade
+/// before the change that raised the event (its grade, for other events).
+pub fn case_facts(
+    c: &OpenCase,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+    taxonomy: &Taxonomy,
+    routing: &Routing,
+    party: Option<PartyFacts>,
+    previous_stars: Option<u8>,
+) -> Facts {
+    let overdue_hours = c.deadline_at.map_or(0, |d| (now - d).num_hours().max(0));
+    Facts {
+        event: trigger,
+        case: Some(CaseFacts {
+            id: c.id.0,
+            category: c.category.clone(),
+            severity: c.severity.clone(),
+            state: c.state.clone(),
+            order_no: c.order_no,
+            escalation: c.escalation,
+            reopen_count: c.reopen_count,
+            overdue_hours,
+            deadline_hours: taxonomy.deadline(&c.category, &c.severity).num_hours(),
+            department_kind: c
+                .department_id
+                .and_then(|d| routing.get(d))
+                .map(|d| d.kind.clone()),
+        }),
+        unit: UnitFacts {
+            id: c.unit_id.0,
+            address: c.address.clone(),
+            district_code: c.district_code.clone(),
+            stars: c.unit_stars,
+            previous_stars,
+            past_cases: c.past_cases,
+        },
+        party,
+        now: now.timestamp(),
+    }
+}
+
+/// The command that applies a rule's action, with its reason.
+pub fn action_command(action: &Action) -> Command {
+    let mut data = Map::new();
+    let (name, reason) = match action {
+        Action::Escalate { level, reason } => {
+            data.insert("level".into(), json!(level));
+            ("rule_escalate", reason.clone())
+        }
+        Action::Refer { department, reason } => {
+            data.insert("department_kind".into(), json!(department));
+            ("rule_refer", reason.clone())
+        }
+        Action::MoveDeadline { hours, reason } => {
+            data.insert("hours".into(), json!(hours));
+            ("rule_move_deadline", reason.clone())
+        }
+        Action::RaisePriority { reason } => ("rule_raise_priority", reason.clone()),
+        Action::Notify { to, zh, en } => {
+            data.insert("to".into(), json!(to));
+            data.insert("zh".into(), json!(zh));
+            data.insert("en".into(), json!(en));
+            ("rule_notice", String::new())
+        }
+        Action::ProposeBlacklist { reason } => ("rule_propose_blacklist", reason.clone()),
+        Action::RequireReview { reason } => ("rule_require_review", reason.clone()),
+    };
+    Command {
+        name: name.into(),
+        data,
+        // Commands that need a reason get one even when the rule gave none.
+        reason: Some(if reason.trim().is_empty() && name != "rule_notice" {
+            "escalation rule".to_string()
+        } else {
+            reason
+        }),
+    }
+}
+
 impl Runtime {
+    /// The facts rules see for one case, read now; `None` if the case is closed.
+    pub async fn facts_of_case(
+        &self,
+        case: CaseId,
+        trigger: Trigger,
+        previous_stars: Option<Option<u8>>,
+    ) -> Result<Option<Facts>> {
+        let Some(open) = self
+            .store()
+            .open_cases_page(CaseId(case.0 - 1), CaseId(case.0 + 1), 1)
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let party = match open.party_id {
+            Some(p) => self.party_record(p).await?.map(party_facts),
+            None => None,
+        };
+        Ok(Some(case_facts(
+            &open,
+            trigger,
+            now,
+            self.taxonomy(),
+            &self.routing(),
+            party,
+            previous_stars.unwrap_or(open.unit_stars),
+        )))
+    }
+
+    /// A party's record over the last 12 months.
+    pub async fn party_record(&self, party: PartyId) -> Result<Option<PartyRecord>> {
+        let now = self.now();
+        Ok(self
+            .store()
+            .party_records(now, now - TimeDelta::days(365), Some(party))
+            .await?
+            .pop())
+    }
+
+    /// One step of the rule worker: claims pending rule jobs, evaluates the rules
+    /// listening to each job's event, and applies their actions as commands issued by
+    /// the system as `rule:<name>@v<version>`. Each action is a numbered step that the
+    /// case remembers, so a job retried after a crash (or taken over by another process)
+    /// does nothing twice. A failing rule fails alone and is recorded in the job.
+    pub async fn run_rule_jobs(&self) -> Result<RuleTick> {
+        let cfg = self.config();
+        let now = self.now();
+        let jobs = self
+            .store()
+            .claim_rule_jobs(now, cfg.timer_batch, now + cfg.lease, &cfg.worker_id)
+            .await?;
+        let mut tick = RuleTick {
+            jobs: jobs.len(),
+            ..RuleTick::default()
+        };
+        for job in &jobs {
+            let outcome = self.run_rule_job(job, &mut tick).await?;
+            self.store()
+                .finish_rule_job(job.id, &outcome, self.now())
+                .await?;
+        }
+        Ok(tick)
+    }
+
+    async fn run_rule_job(&self, job: &RuleJob, tick: &mut RuleTick) -> Result<Value> {
+        let Some(trigger) = Trigger::parse(&job.trigger) else {
+            return Ok(json!({ "skipped": format!("unknown event `{}`", job.trigger) }));
+        };
+        let previous = job
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("previous_stars"))
+            .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()));
+        let Some(facts) = self.facts_of_case(job.case_id, trigger, previous).await? else {
+            return Ok(json!({ "skipped": "the case is closed" }));
+        };
+        let evaluations = self.rules().evaluate(&facts);
+        self.apply_evaluations(job, trigger, &evaluations, tick)
+            .await
+    }
+
+    /// Applies the actions of a job's evaluations in order, and says what became of
+    /// each.
+    async fn apply_evaluations(
+        &self,
+        job: &RuleJob,
+        trigger: Trigger,
+        evaluations: &[Evaluation],
+        tick: &mut RuleTick,
+    ) -> Result<Value> {
+        let mut step = 0i64;
+        let mut rules = Vec::new();
+        for e in evaluations {
+            let actions = match &e.outcome {
+                Ok(actions) => actions,
+                Err(failure) => {
+                    tick.failures += 1;
+                    tracing::warn!(rule = %e.rule, version = e.version, job = job.id, ?failure, "rule failed");
+                    rules.push(json!({ "rule": e.rule, "version": e.version, "failed": failure }));
+                    continue;
+                }
+            };
+            let mut results = Vec::new();
+            for action in actions {
+                step += 1;
+                if step >= STEPS {
+                    results.push(json!({ "action": action, "result": "dropped: too many actions in one job" }));
+                    continue;
+                }
+                let command = action_command(action);
+                let actor = format!("rule:{}@v{}", e.rule, e.version);
+                let request = TransitionRequest {
+                    case_id: job.case_id,
+                    expected_version: None,
+                    timer_seq: None,
+                    actor: Actor::system(actor),
+                    command: command.name.clone(),
+                    reason: command.reason.clone(),
+                    rule: Some(RuleStep {
+                        mark: job.id * STEPS + step,
+                        attribution: json!({
+                            "name": e.rule,
+                            "version": e.version,
+                            "trigger": trigger,
+                            "job": job.id,
+                            "event_seq": job.event_seq,
+                        }),
+                    }),
+                };
+                let result = match self.submit(request, Principal::system(), command).await {
+                    Ok(Applied::Done { decision, .. }) => {
+                        tick.applied += 1;
+                        json!({ "applied": decision.next.version })
+                    }
+                    Ok(_) => {
+                        tick.skipped += 1;
+                        json!("applied before")
+                    }
+                    Err(crate::Error::Store(e)) => return Err(crate::Error::Store(e)),
+                    Err(refused) => {
+                        tick.refused += 1;
+                        json!({ "refused": refused.to_string() })
+                    }
+                };
+                results.push(json!({ "action": action, "result": result }));
+            }
+            rules.push(json!({ "rule": e.rule, "version": e.version, "actions": results }));
+        }
+        Ok(json!({ "rules": rules }))
+    }
+
+    /// Runs the daily sweep of `day` (China time): the rules listening to the daily
+    /// event over every open case, and a job for each case they would act on. Run once
+    /// per day across all processes; `None` if the day was swept already.
+    pub async fn sweep_and_queue(&self, day: &str) -> Result<Option<(SweepReport, usize)>> {
+        let (report, cases) = self.sweep(Trigger::Daily, true).await?;
+        let queued = cases.len();
+        if self.store().add_sweep_jobs(day, &cases, self.now()).await? {
+            Ok(Some((report, queued)))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Evaluates the rules listening to `trigger` over every open case and reports what
     /// they would do. Nothing is changed.
     pub async fn sweep_rules(&self, trigger: Trigger) -> Result<SweepReport> {
+        Ok(self.sweep(trigger, false).await?.0)
+    }
+
+    /// The sweep itself; with `collect`, also the cases some rule would act on.
+    async fn sweep(&self, trigger: Trigger, collect: bool) -> Result<(SweepReport, Vec<CaseId>)> {
         let started = Instant::now();
         let now = self.now();
         let rules = self.rules();
@@ -53,55 +343,23 @@ impl Runtime {
         let routing = self.routing();
         let parties: HashMap<i64, PartyFacts> = self
             .store()
-            .party_records(now - TimeDelta::days(365))
+            .party_records(now, now - TimeDelta::days(365), None)
             .await?
             .into_iter()
-            .map(|p| {
-                (
-                    p.party_id.0,
-                    PartyFacts {
-                        id: p.party_id.0,
-                        kind: p.kind,
-                        cases_by_severity: p.cases_by_severity,
-                        overdue_12m: p.overdue_since,
-                        referrals_12m: p.referrals_since,
-                        blacklisted: false,
-                    },
-                )
-            })
+            .map(|p| (p.party_id.0, party_facts(p)))
             .collect();
         let mut loading = started.elapsed();
         let facts_of = |c: &OpenCase| -> Facts {
-            let overdue_hours = c.deadline_at.map_or(0, |d| (now - d).num_hours().max(0));
-            Facts {
-                event: trigger,
-                case: Some(CaseFacts {
-                    id: c.id.0,
-                    category: c.category.clone(),
-                    severity: c.severity.clone(),
-                    state: c.state.clone(),
-                    order_no: c.order_no,
-                    escalation: c.escalation,
-                    reopen_count: c.reopen_count,
-                    overdue_hours,
-                    deadline_hours: taxonomy.deadline(&c.category, &c.severity).num_hours(),
-                    department_kind: c
-                        .department_id
-                        .and_then(|d| routing.get(d))
-                        .map(|d| d.kind.clone()),
-                }),
-                unit: UnitFacts {
-                    id: c.unit_id.0,
-                    address: c.address.clone(),
-                    district_code: c.district_code.clone(),
-                    stars: c.unit_stars,
-                    // The sweep is not a grade change: the grade before is the grade.
-                    previous_stars: c.unit_stars,
-                    past_cases: c.past_cases,
-                },
-                party: c.party_id.and_then(|p| parties.get(&p.0).cloned()),
-                now: now.timestamp(),
-            }
+            // The sweep is not a grade change: the grade before is the grade.
+            case_facts(
+                c,
+                trigger,
+                now,
+                &taxonomy,
+                &routing,
+                c.party_id.and_then(|p| parties.get(&p.0).cloned()),
+                c.unit_stars,
+            )
         };
         let mut report = SweepReport::default();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -145,6 +403,13 @@ impl Runtime {
                         part.evaluations += 1;
                         match e.outcome {
                             Ok(actions) => {
+                                if collect
+                                    && !actions.is_empty()
+                                    && let Some(c) = &f.case
+                                    && part.acting.last() != Some(&CaseId(c.id))
+                                {
+                                    part.acting.push(CaseId(c.id));
+                                }
                                 for a in &actions {
                                     *part
                                         .actions
@@ -177,7 +442,10 @@ impl Runtime {
         }
         report.loading = loading;
         report.total = started.elapsed();
-        Ok(report)
+        let mut acting = std::mem::take(&mut report.acting);
+        acting.sort_unstable();
+        acting.dedup();
+        Ok((report, acting))
     }
 }
 
@@ -192,6 +460,7 @@ fn merge(into: &mut SweepReport, part: std::result::Result<SweepReport, tokio::t
     };
     into.evaluations += part.evaluations;
     into.failures += part.failures;
+    into.acting.extend(part.acting);
     for (rule, actions) in part.actions {
         for (action, n) in actions {
             *into

@@ -38,6 +38,13 @@ pub struct CaseSnapshot {
     pub escalation: i32,
     pub reopen_count: i32,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Raised by rules (and supervisors): 0 is normal.
+    pub priority: i32,
+    /// Whether the case waits for a supervisor's review.
+    pub review_required: bool,
+    /// The last rule step applied (job * 32 + action); a step at or below it was applied.
+    #[serde(skip)]
+    pub rule_mark: i64,
 }
 
 impl CaseSnapshot {
@@ -112,6 +119,10 @@ pub struct Decision {
     pub schedule_timers: Vec<TimerDraft>,
     pub messages: Vec<MessageDraft>,
     pub referral: Option<ReferralChange>,
+    /// The rule event the transition raises, if any.
+    pub trigger: Option<crate::rules::Trigger>,
+    /// A blacklist proposal for the case's party, with its reason.
+    pub blacklist: Option<String>,
 }
 
 /// Decides what `cmd`, issued by `principal`, does to `case`. Refusals are errors and
@@ -176,10 +187,11 @@ pub fn decide(
         })?;
 
     let mut next = case.clone();
-    next.state = transition.to.clone();
+    next.state = Definition::target(transition, &case.state).to_string();
     next.version = case.version + 1;
     let mut event = data.clone();
     let mut referral = None;
+    let mut blacklist = None;
     let mut messages = Vec::new();
     let previous_department = case.department_id;
 
@@ -202,11 +214,16 @@ pub fn decide(
                         .get(DepartmentId(id))
                         .expect("validated department"),
                     None => {
-                        let kind = ctx
-                            .taxonomy
-                            .category(&case.category)
-                            .map(|c| c.department.as_str())
-                            .unwrap_or_default();
+                        // A rule names the kind of department; otherwise the category's
+                        // routing decides.
+                        let kind = match data.get("department_kind").and_then(Value::as_str) {
+                            Some(kind) => kind,
+                            None => ctx
+                                .taxonomy
+                                .category(&case.category)
+                                .map(|c| c.department.as_str())
+                                .unwrap_or_default(),
+                        };
                         ctx.routing.route(kind, &case.district_code).ok_or_else(|| {
                             Error::invalid(
                                 "data.department_id",
@@ -256,6 +273,35 @@ pub fn decide(
                 next.reopen_count += 1;
                 event.insert("reopen_count".into(), json!(next.reopen_count));
             }
+            Effect::MoveDeadline => {
+                let hours = data.get("hours").and_then(Value::as_i64).unwrap_or(0);
+                if let Some(deadline) = next.deadline_at {
+                    // Never into the past: an order cut short is due in an hour at the
+                    // soonest.
+                    let moved = (deadline + TimeDelta::hours(hours))
+                        .max(ctx.now + TimeDelta::hours(1));
+                    next.deadline_at = Some(moved);
+                    event.insert("deadline_before".into(), json!(deadline));
+                    event.insert("deadline_at".into(), json!(moved));
+                }
+            }
+            Effect::RaisePriority => {
+                next.priority += 1;
+                event.insert("priority".into(), json!(next.priority));
+            }
+            Effect::RequireReview => next.review_required = true,
+            Effect::Reviewed => next.review_required = false,
+            Effect::ProposeBlacklist => {
+                if next.party_id.is_some() {
+                    blacklist = Some(if reason.is_empty() {
+                        format!("case {}", case.id)
+                    } else {
+                        reason.to_string()
+                    });
+                } else {
+                    event.insert("no_party".into(), json!(true));
+                }
+            }
             Effect::Notify { to, template } => {
                 let recipient_id = match to {
                     Recipient::Landlord => next.party_id.map(|p| p.0),
@@ -287,7 +333,7 @@ pub fn decide(
         }
     }
 
-    let (cancel_timers, schedule_timers) = timer_changes(ctx, &case.state, &next);
+    let (cancel_timers, schedule_timers) = timer_changes(ctx, case, &next);
     Ok(Decision {
         from: case.state.clone(),
         next,
@@ -296,6 +342,8 @@ pub fn decide(
         schedule_timers,
         messages,
         referral,
+        trigger: transition.trigger,
+        blacklist,
     })
 }
 
@@ -310,20 +358,23 @@ pub fn opening_timers(ctx: Context<'_>, case: &CaseSnapshot) -> Vec<TimerDraft> 
 }
 
 /// Timers are scoped to sets of states: one is scheduled when the case enters its set and
-/// cancelled when the case leaves it; moving within the set leaves it running.
+/// cancelled when the case leaves it; moving within the set leaves it running, unless
+/// the timer runs to the order deadline and the deadline moved.
 fn timer_changes(
     ctx: Context<'_>,
-    from: &str,
+    case: &CaseSnapshot,
     next: &CaseSnapshot,
 ) -> (Vec<String>, Vec<TimerDraft>) {
     let mut cancel = Vec::new();
     let mut schedule = Vec::new();
     for (kind, timer) in &ctx.definition.timers {
-        let was = timer.states.iter().any(|s| s == from);
+        let was = timer.states.contains(&case.state);
         let is = timer.states.contains(&next.state);
-        if was && !is {
+        let moved = timer.due == Some(TimerDue::Deadline) && case.deadline_at != next.deadline_at;
+        if was && (!is || moved) {
             cancel.push(kind.clone());
-        } else if !was && is {
+        }
+        if is && (!was || moved) {
             schedule.extend(timer_draft(ctx, kind, timer, next));
         }
     }
@@ -558,6 +609,12 @@ fn render(
             .cloned()
             .unwrap_or_else(|| value.to_string())
     };
+    let data_text = |field: &str| -> String {
+        data.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut result = label("result");
     if let Some(amount) = data.get("fine_amount").and_then(Value::as_f64) {
         result.push_str(&format!(" ¥{amount:.2}"));
@@ -602,6 +659,9 @@ fn render(
                 "result" => result.clone(),
                 "state_zh" => state.map(|s| s.zh.clone()).unwrap_or_default(),
                 "state_en" => state.map(|s| s.en.clone()).unwrap_or_default(),
+                "notice_zh" => data_text("zh"),
+                "notice_en" => data_text("en"),
+                "level" => label("level"),
                 other => format!("{{{other}}}"),
             };
             out.push_str(&value);
@@ -677,6 +737,9 @@ mod tests {
             escalation: 0,
             reopen_count: 0,
             closed_at: None,
+            priority: 0,
+            review_required: false,
+            rule_mark: 0,
         }
     }
 

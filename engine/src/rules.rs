@@ -53,6 +53,32 @@ pub enum Trigger {
     Daily,
 }
 
+impl Trigger {
+    pub const ALL: [Trigger; 6] = [
+        Trigger::OrderOverdue,
+        Trigger::ReferralNotAccepted,
+        Trigger::ReinspectionFailed,
+        Trigger::NewHazard,
+        Trigger::GradeDrop,
+        Trigger::Daily,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::OrderOverdue => "order_overdue",
+            Trigger::ReferralNotAccepted => "referral_not_accepted",
+            Trigger::ReinspectionFailed => "reinspection_failed",
+            Trigger::NewHazard => "new_hazard",
+            Trigger::GradeDrop => "grade_drop",
+            Trigger::Daily => "daily",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
 /// A rule as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -1057,6 +1057,9 @@ impl Runtime {
                 escalation: 0,
                 reopen_count: 0,
                 closed_at: None,
+                priority: 0,
+                review_required: false,
+                rule_mark: 0,
             };
             let timer = machine::opening_timers(ctx, &snapshot).into_iter().next();
             new_findings.push(indexes);
@@ -1126,6 +1129,7 @@ impl Runtime {
             note: input.note.clone(),
             findings: u32::try_from(input.findings.len()).unwrap_or(u32::MAX),
             campaign_checks: input.campaign_checks.clone(),
+            previous_stars: unit.stars,
         };
         let outcome_of = |recorded: &RecordedInspection| InspectionOutcome {
             inspection_id: recorded.inspection_id,
@@ -1189,10 +1193,13 @@ impl Runtime {
             },
             command: command.name.clone(),
             reason: command.reason.clone(),
+            rule: None,
         };
         let decision = match self.submit(request, principal.clone(), command).await? {
             Applied::Done { decision, .. } => decision,
-            Applied::TimerGone => unreachable!("only timer requests can find their timer gone"),
+            Applied::TimerGone | Applied::AlreadyApplied => {
+                unreachable!("only timer and rule requests can be skipped")
+            }
         };
         // Closing a case lifts its cap on the unit's grade and brings a return visit;
         // reopening it puts the cap back.
@@ -1317,7 +1324,8 @@ impl Runtime {
         Ok(())
     }
 
-    async fn submit(
+    /// Queues a request for the batch writer and waits for its result.
+    pub(crate) async fn submit(
         &self,
         request: TransitionRequest,
         principal: Principal,
@@ -1417,7 +1425,7 @@ impl Runtime {
             {
                 deadline_states.extend(timer.states.iter().cloned());
                 for t in def.transitions.iter().filter(|t| t.command == timer.fire) {
-                    states.insert(t.to.clone());
+                    states.extend(t.to.clone());
                 }
             }
         }
@@ -1469,6 +1477,7 @@ impl Runtime {
                     actor: Actor::system(format!("timer:{}", timer.kind)),
                     command: timer.fire_command.clone(),
                     reason: None,
+                    rule: None,
                 },
                 principal: Principal::system(),
                 command: Command {
@@ -1491,7 +1500,7 @@ impl Runtime {
                     let late = (at - timer.due_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.shared.metrics.timer_lateness.observe(late);
                 }
-                Ok(Applied::TimerGone) => tick.skipped += 1,
+                Ok(Applied::TimerGone | Applied::AlreadyApplied) => tick.skipped += 1,
                 Err(Error::Store(e)) => return Err(Error::Store(e)),
                 Err(e) => {
                     tracing::warn!(timer = timer.seq, case = %timer.case_id, error = %e, "timer fired into a refusal");
@@ -1537,63 +1546,77 @@ impl Runtime {
         Ok(tick)
     }
 
-    /// Runs the timer and outbox workers until `stop` turns true. A full batch is
-    /// followed at once by the next; otherwise the workers wait `poll`.
+    /// Runs the timer, outbox and rule workers until `stop` turns true. A full batch is
+    /// followed at once by the next; otherwise the workers wait `poll`. The rule worker
+    /// also starts each China day's sweep once it is past 06:00 (once across processes).
     pub fn spawn_workers(
         &self,
         deliverer: Arc<dyn Deliverer>,
         stop: watch::Receiver<bool>,
     ) -> Vec<JoinHandle<()>> {
-        let timers = {
-            let rt = self.clone();
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    let full = match rt.fire_due_timers().await {
-                        Ok(t) => t.claimed as u32 >= rt.shared.config.timer_batch,
-                        Err(Error::ShuttingDown) => return,
-                        Err(e) => {
-                            tracing::error!(error = %e, "timer worker");
-                            false
-                        }
-                    };
-                    if *stop.borrow() {
-                        return;
+        let timers = self.spawn_loop("timer", stop.clone(), |rt| async move {
+            Ok(rt.fire_due_timers().await?.claimed as u32 >= rt.shared.config.timer_batch)
+        });
+        let outbox = self.spawn_loop("outbox", stop.clone(), move |rt| {
+            let deliverer = deliverer.clone();
+            async move {
+                let tick = rt.deliver_outbox(deliverer.as_ref()).await?;
+                Ok(tick.claimed as u32 >= rt.shared.config.outbox_batch)
+            }
+        });
+        let swept = Arc::new(Mutex::new(None));
+        let rules = self.spawn_loop("rule", stop, move |rt| {
+            let swept = swept.clone();
+            async move {
+                let local = rt.now().with_timezone(&crate::planning::china_time());
+                let day = local.date_naive().to_string();
+                let mut last = swept.lock().await;
+                if local.hour() >= 6 && last.as_deref() != Some(day.as_str()) {
+                    if let Some((report, queued)) = rt.sweep_and_queue(&day).await? {
+                        tracing::info!(%day, cases = report.cases, queued, "daily rule sweep");
                     }
-                    if !full {
-                        tokio::select! {
-                            _ = tokio::time::sleep(rt.shared.config.poll) => {}
-                            _ = stop.changed() => return,
-                        }
+                    *last = Some(day);
+                }
+                drop(last);
+                Ok(rt.run_rule_jobs().await?.jobs as u32 >= rt.shared.config.timer_batch)
+            }
+        });
+        vec![timers, outbox, rules]
+    }
+
+    /// Runs `step` until `stop`; `step` answers whether there is more to do at once.
+    fn spawn_loop<F, Fut>(
+        &self,
+        name: &'static str,
+        mut stop: watch::Receiver<bool>,
+        step: F,
+    ) -> JoinHandle<()>
+    where
+        F: Fn(Runtime) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<bool>> + Send + 'static,
+    {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let full = match step(rt.clone()).await {
+                    Ok(full) => full,
+                    Err(Error::ShuttingDown) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "{name} worker");
+                        false
+                    }
+                };
+                if *stop.borrow() {
+                    return;
+                }
+                if !full {
+                    tokio::select! {
+                        _ = tokio::time::sleep(rt.shared.config.poll) => {}
+                        _ = stop.changed() => return,
                     }
                 }
-            })
-        };
-        let outbox = {
-            let rt = self.clone();
-            let mut stop = stop;
-            tokio::spawn(async move {
-                loop {
-                    let full = match rt.deliver_outbox(deliverer.as_ref()).await {
-                        Ok(t) => t.claimed as u32 >= rt.shared.config.outbox_batch,
-                        Err(e) => {
-                            tracing::error!(error = %e, "outbox worker");
-                            false
-                        }
-                    };
-                    if *stop.borrow() {
-                        return;
-                    }
-                    if !full {
-                        tokio::select! {
-                            _ = tokio::time::sleep(rt.shared.config.poll) => {}
-                            _ = stop.changed() => return,
-                        }
-                    }
-                }
-            })
-        };
-        vec![timers, outbox]
+            }
+        })
     }
 
     /// The metrics in Prometheus text, with the timer backlog read from the store.
@@ -1738,7 +1761,7 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
                     Ok(Applied::Done { .. }) => {
                         metrics.transitions.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(Applied::TimerGone) => {}
+                    Ok(Applied::TimerGone | Applied::AlreadyApplied) => {}
                     Err(_) => {
                         metrics.rejected.fetch_add(1, Ordering::Relaxed);
                     }

@@ -19,6 +19,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "hazard_case/v2.toml",
         include_str!("../../workflows/hazard_case/v2.toml"),
     ),
+    (
+        "hazard_case/v3.toml",
+        include_str!("../../workflows/hazard_case/v3.toml"),
+    ),
 ];
 
 /// The workflow every new hazard case runs on.
@@ -124,7 +128,13 @@ pub struct FieldSpec {
 pub struct TransitionDef {
     pub command: String,
     pub from: Vec<String>,
-    pub to: String,
+    /// The state after the transition; without it, the case stays where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The rule event this transition raises: the escalation rules listening to it run
+    /// after the transition commits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<crate::rules::Trigger>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub when: BTreeMap<String, Value>,
     #[serde(default)]
@@ -166,6 +176,15 @@ pub enum Effect {
     Close,
     Reopen,
     Notify { to: Recipient, template: String },
+    /// Moves the order deadline by `data.hours` (never to before now), and its timer.
+    MoveDeadline,
+    RaisePriority,
+    /// Marks the case as waiting for a supervisor's review.
+    RequireReview,
+    /// Clears the review mark.
+    Reviewed,
+    /// Proposes the case's responsible party for the blacklist; a supervisor decides.
+    ProposeBlacklist,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +211,9 @@ pub const PLACEHOLDERS: &[&str] = &[
     "result",
     "state_zh",
     "state_en",
+    "notice_zh",
+    "notice_en",
+    "level",
 ];
 
 /// A definition that does not hold together, with what is wrong.
@@ -221,6 +243,11 @@ impl Definition {
     pub fn content_hash(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("definitions serialize");
         hex::encode(Sha256::digest(&canonical))
+    }
+
+    /// Where a transition taken from `from` leads.
+    pub fn target<'a>(t: &'a TransitionDef, from: &'a str) -> &'a str {
+        t.to.as_deref().unwrap_or(from)
     }
 
     pub fn is_terminal(&self, state: &str) -> bool {
@@ -282,7 +309,9 @@ impl Definition {
             for s in &t.from {
                 state(s, &what)?;
             }
-            state(&t.to, &what)?;
+            if let Some(to) = &t.to {
+                state(to, &what)?;
+            }
             for (field, value) in &t.when {
                 let spec = cmd
                     .fields
@@ -366,8 +395,10 @@ impl Definition {
         loop {
             let before = reached.len();
             for t in &self.transitions {
-                if t.from.iter().any(|s| reached.contains(s.as_str())) {
-                    reached.insert(t.to.as_str());
+                if let Some(to) = &t.to
+                    && t.from.iter().any(|s| reached.contains(s.as_str()))
+                {
+                    reached.insert(to.as_str());
                 }
             }
             if reached.len() == before {

@@ -65,6 +65,9 @@ impl Fixture {
                     escalation: 0,
                     reopen_count: 0,
                     closed_at: None,
+                    priority: 0,
+                    review_required: false,
+                    rule_mark: 0,
                 },
                 note: None,
                 evidence: vec!["photo:x".into()],
@@ -87,6 +90,7 @@ impl Fixture {
             note: None,
             findings: cases.len() as u32,
             campaign_checks: None,
+            previous_stars: None,
             grade: anju_engine::store::GradeUpdate {
                 unit_id: u.id,
                 stars: None,

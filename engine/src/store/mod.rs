@@ -154,6 +154,17 @@ pub struct TransitionRequest {
     pub actor: Actor,
     pub command: String,
     pub reason: Option<String>,
+    /// Set when a rule's action is applied: the command is skipped if the case has had
+    /// this step (or a later one) already.
+    pub rule: Option<RuleStep>,
+}
+
+/// A rule's action applied as a command: its step (job * 32 + action, increasing per
+/// case) and the attribution written into the event (rule, version, trigger).
+#[derive(Debug, Clone)]
+pub struct RuleStep {
+    pub mark: i64,
+    pub attribution: Value,
 }
 
 /// What happened to one request of a batch.
@@ -166,6 +177,8 @@ pub enum Applied {
     },
     /// The timer had already fired or been cancelled: nothing was done.
     TimerGone,
+    /// The rule step had been applied before (a retried job): nothing was done.
+    AlreadyApplied,
 }
 
 /// Decides a request of a batch (by index) given the case as loaded in the transaction.
@@ -209,6 +222,9 @@ pub struct NewInspection {
     pub findings: u32,
     /// Answers to the checklist of the campaign the visit counts for.
     pub campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
+    /// The unit's stars before the inspection: a drop raises the `grade_drop` rule
+    /// event on the inspection's first case.
+    pub previous_stars: Option<u8>,
 }
 
 /// A unit's grade and patrol dates, to write.
@@ -337,13 +353,114 @@ pub struct OpenCase {
 }
 
 /// A party's record for escalation rules.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartyRecord {
     pub party_id: PartyId,
     pub kind: String,
     pub cases_by_severity: std::collections::BTreeMap<String, i64>,
     pub overdue_since: i64,
     pub referrals_since: i64,
+    /// Enforcement results recorded on the party's cases since `since`.
+    pub results_since: i64,
+    /// Whether a blacklisting is in force (approved, or appealed and not yet decided,
+    /// and not expired).
+    pub blacklisted: bool,
+}
+
+/// An event escalation rules listen to, waiting for the rule worker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleJob {
+    pub id: i64,
+    pub case_id: CaseId,
+    /// The event that raised it; `None` for the daily sweep.
+    pub event_seq: Option<i64>,
+    pub trigger: String,
+    pub detail: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+    /// What the rules did: per rule, its version and outcome, and per action its result.
+    pub outcome: Option<Value>,
+}
+
+/// A blacklist entry (黑名单) with its party.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlacklistEntry {
+    pub id: i64,
+    pub party_id: PartyId,
+    pub party_name: String,
+    pub party_kind: String,
+    /// proposed, active, appealed, rejected or lifted as stored; an active entry past
+    /// its expiry reads as `expired`.
+    pub status: String,
+    pub reason: String,
+    /// `rule:<name>@v<version>` or `supervisor:<id>`.
+    pub source: String,
+    pub case_id: Option<CaseId>,
+    pub district_code: String,
+    pub proposed_at: DateTime<Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub appeal: Option<String>,
+    pub appealed_at: Option<DateTime<Utc>>,
+    pub appeal_decided_by: Option<String>,
+    pub appeal_decided_at: Option<DateTime<Utc>>,
+    pub appeal_note: Option<String>,
+    /// Named on the public list (通报曝光), which only an approval can do.
+    pub published: bool,
+}
+
+/// A change to a blacklist entry; each applies only from the statuses it names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlacklistChange {
+    /// proposed → active, by a supervisor, until `expires_at`, named publicly or not.
+    Approve {
+        by: String,
+        note: String,
+        expires_at: DateTime<Utc>,
+        publish: bool,
+    },
+    /// proposed → rejected.
+    Reject { by: String, note: String },
+    /// active → appealed, by the party.
+    Appeal { text: String },
+    /// appealed → active (upheld) or lifted (granted), by a supervisor.
+    DecideAppeal {
+        by: String,
+        upheld: bool,
+        note: String,
+    },
+    /// active or appealed → lifted, by a supervisor.
+    Lift { by: String, note: String },
+}
+
+/// A safety responsibility agreement (安全管理责任书) of a unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agreement {
+    pub id: i64,
+    pub unit_id: UnitId,
+    pub party_id: PartyId,
+    pub signer: String,
+    pub signed_on: chrono::NaiveDate,
+    pub expires_on: chrono::NaiveDate,
+    pub document: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A rental-insurance policy (出租屋综合保险) of a unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InsurancePolicy {
+    pub id: i64,
+    pub unit_id: UnitId,
+    pub insurer: String,
+    pub policy_no: String,
+    pub coverage_yuan: f64,
+    pub starts_on: chrono::NaiveDate,
+    pub ends_on: chrono::NaiveDate,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// A unit a party answers for, with its open orders.
@@ -759,9 +876,70 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<OpenCase>, Error>;
     /// The highest case id (0 if there is none).
     async fn max_case_id(&self) -> Result<CaseId, Error>;
-    /// Every party with cases: cases by severity, and the orders that went overdue and
-    /// the referrals since `since`.
-    async fn party_records(&self, since: DateTime<Utc>) -> Result<Vec<PartyRecord>, Error>;
+    /// Every party with cases (or only `only`): cases by severity, and the orders that
+    /// went overdue, the referrals and the enforcement results since `since`; whether a
+    /// blacklisting is in force at `now`.
+    async fn party_records(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+        only: Option<PartyId>,
+    ) -> Result<Vec<PartyRecord>, Error>;
+
+    /// Claims up to `limit` pending rule jobs until `until`: for each case only its
+    /// oldest pending job, so a case's events are worked off in order.
+    async fn claim_rule_jobs(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<RuleJob>, Error>;
+    /// Marks a rule job done with what the rules did.
+    async fn finish_rule_job(&self, id: i64, outcome: &Value, at: DateTime<Utc>)
+    -> Result<(), Error>;
+    /// A case's rule jobs, oldest first.
+    async fn case_rule_jobs(&self, case: CaseId) -> Result<Vec<RuleJob>, Error>;
+    /// Records the daily sweep of `day` with its jobs, in one transaction; `false` (and
+    /// nothing written) if that day was swept already.
+    async fn add_sweep_jobs(
+        &self,
+        day: &str,
+        cases: &[CaseId],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+
+    /// Proposes a party for the blacklist (by a person); a conflict if an entry is open.
+    async fn propose_blacklist(
+        &self,
+        party: PartyId,
+        reason: &str,
+        source: &str,
+        district_code: &str,
+        at: DateTime<Utc>,
+    ) -> crate::Result<i64>;
+    /// Blacklist entries, newest first: of one party, or within `scope` (by district).
+    async fn blacklist(
+        &self,
+        party: Option<PartyId>,
+        scope: &Scope,
+        status: Option<&str>,
+    ) -> Result<Vec<BlacklistEntry>, Error>;
+    async fn blacklist_entry(&self, id: i64) -> Result<Option<BlacklistEntry>, Error>;
+    /// Applies a change if the entry is in a status it applies from; `false` otherwise.
+    async fn change_blacklist(
+        &self,
+        id: i64,
+        change: &BlacklistChange,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+    /// Approved, published entries in force at `now` (the public list).
+    async fn published_blacklist(&self, now: DateTime<Utc>) -> Result<Vec<BlacklistEntry>, Error>;
+
+    async fn add_agreement(&self, a: &Agreement) -> crate::Result<i64>;
+    async fn agreements(&self, unit: UnitId) -> Result<Vec<Agreement>, Error>;
+    async fn add_policy(&self, p: &InsurancePolicy) -> crate::Result<i64>;
+    async fn policies(&self, unit: UnitId) -> Result<Vec<InsurancePolicy>, Error>;
 
     /// The units a party currently answers for (at most 5,000), by id.
     async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error>;

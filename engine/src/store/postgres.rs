@@ -14,6 +14,7 @@ use sqlx::types::Json;
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
     CASE_COLUMNS, Tx, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_referral,
+    push_rule_write, rule_writes_of,
 };
 
 pub(crate) type Db = sqlx::Postgres;
@@ -144,6 +145,11 @@ fn migrator() -> Migrator {
             "unit points",
             include_str!("../../../migrations/postgres/0005_unit_points.sql"),
         ),
+        migration(
+            6,
+            "rules and responsibility",
+            include_str!("../../../migrations/postgres/0006_rules_and_responsibility.sql"),
+        ),
     ])
 }
 
@@ -236,6 +242,9 @@ struct CaseColumns {
     timer_kind: Vec<Option<String>>,
     timer_fire: Vec<Option<String>>,
     timer_due: Vec<Option<i64>>,
+    priority: Vec<i64>,
+    review: Vec<i64>,
+    rule_mark: Vec<i64>,
 }
 
 impl CaseColumns {
@@ -271,18 +280,24 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
             v.timer_fire
                 .push(w.timer.as_ref().map(|t| t.fire_command.clone()));
             v.timer_due.push(w.timer.as_ref().map(|t| ms(t.due_at)));
+            v.priority.push(i64::from(s.priority));
+            v.review.push(i64::from(s.review_required));
+            v.rule_mark.push(s.rule_mark);
         }
         let updated = sqlx::query(
             "UPDATE cases SET state = v.state, version = v.version, department_id = v.dept, \
              deadline_at = v.deadline, order_no = v.order_no, escalation = v.escalation, \
              reopen_count = v.reopen, closed_at = v.closed, updated_at = $15, \
              timer_seq = v.timer_seq, timer_kind = v.timer_kind, timer_fire = v.timer_fire, \
-             timer_due_at = v.timer_due, timer_claimed_until = NULL, timer_claimed_by = NULL \
+             timer_due_at = v.timer_due, timer_claimed_until = NULL, timer_claimed_by = NULL, \
+             priority = v.priority, review_required = v.review, rule_mark = v.rule_mark \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
                          $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
-                         $11::bigint[], $12::text[], $13::text[], $14::bigint[]) \
+                         $11::bigint[], $12::text[], $13::text[], $14::bigint[], $16::bigint[], \
+                         $17::bigint[], $18::bigint[]) \
                   AS v(id, state, version, dept, deadline, order_no, escalation, reopen, closed, \
-                       before, timer_seq, timer_kind, timer_fire, timer_due) \
+                       before, timer_seq, timer_kind, timer_fire, timer_due, priority, review, \
+                       rule_mark) \
              WHERE cases.id = v.id AND cases.version = v.before",
         )
         .bind(v.id)
@@ -300,6 +315,9 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         .bind(v.timer_fire)
         .bind(v.timer_due)
         .bind(at)
+        .bind(v.priority)
+        .bind(v.review)
+        .bind(v.rule_mark)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -369,6 +387,11 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
     for (case, seq, change) in &writes.referrals {
         let mut q = QueryBuilder::<Db>::new("");
         push_referral(&mut q, *case, *seq, change.as_ref(), at);
+        q.build().execute(&mut **tx).await?;
+    }
+    for i in 0..rule_writes_of(&writes) {
+        let mut q = QueryBuilder::<Db>::new("");
+        push_rule_write(&mut q, &writes, i, at);
         q.build().execute(&mut **tx).await?;
     }
     Ok(())

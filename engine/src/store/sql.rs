@@ -28,6 +28,7 @@ use crate::store::{
     CaseRecord, CheckItem, Decider, Error, EventRecord, GradeRecord, GradeUpdate, GridRecord,
     IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCampaign,
     NewCase, NewInspection, OpenCase, OutboxMessage, PartyRecord, PartyUnit, Placard,
+    Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, RuleJob,
     RecordedInspection, ReferralRecord, Respond, Store, StoredRoute, StoredStop, SupervisorRecord,
     TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
@@ -38,7 +39,8 @@ pub(super) type Tx<'c> = sqlx::Transaction<'c, Db>;
 pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
     state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
     department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
-    opened_at, updated_at, closed_at, timer_seq, timer_kind, timer_fire, timer_due_at";
+    opened_at, updated_at, closed_at, timer_seq, timer_kind, timer_fire, timer_due_at, priority, \
+    review_required, rule_mark";
 
 const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
     occupants, grid_id, community_id, street_id, district_code, party_id, created_at, stars, \
@@ -93,6 +95,76 @@ static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
     ))
 });
 
+const RULE_JOB_COLUMNS: &str =
+    "id, case_id, event_seq, on_event, detail, created_at, done_at, outcome";
+
+static CLAIM_RULE_JOBS: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "UPDATE rule_jobs SET claimed_until = $1, claimed_by = $2 \
+         WHERE id IN (SELECT id FROM rule_jobs j \
+                      WHERE done_at IS NULL \
+                        AND (claimed_until IS NULL OR claimed_until <= $3) \
+                        AND NOT EXISTS (SELECT 1 FROM rule_jobs k WHERE k.case_id = j.case_id \
+                                        AND k.id < j.id AND k.done_at IS NULL) \
+                      ORDER BY id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING {RULE_JOB_COLUMNS}"
+    ))
+});
+
+const BLACKLIST_COLUMNS: &str = "b.id, b.party_id, p.name AS party_name, p.kind AS party_kind, \
+    b.status, b.reason, b.source, b.case_id, b.district_code, b.proposed_at, b.decided_by, \
+    b.decided_at, b.decision_note, b.expires_at, b.appeal, b.appealed_at, b.appeal_decided_by, \
+    b.appeal_decided_at, b.appeal_note, b.published";
+
+fn rule_job_from_row(r: &Row) -> Result<RuleJob, Error> {
+    Ok(RuleJob {
+        id: r.try_get("id")?,
+        case_id: CaseId(r.try_get("case_id")?),
+        event_seq: r.try_get("event_seq")?,
+        trigger: r.try_get("on_event")?,
+        detail: r
+            .try_get::<Option<Json<Value>>, _>("detail")?
+            .map(|j| j.0),
+        created_at: from_millis(r.try_get("created_at")?),
+        done_at: r.try_get::<Option<i64>, _>("done_at")?.map(from_millis),
+        outcome: r
+            .try_get::<Option<Json<Value>>, _>("outcome")?
+            .map(|j| j.0),
+    })
+}
+
+fn blacklist_from_row(r: &Row) -> Result<BlacklistEntry, Error> {
+    let at = |name: &str| -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(r.try_get::<Option<i64>, _>(name)?.map(from_millis))
+    };
+    Ok(BlacklistEntry {
+        id: r.try_get("id")?,
+        party_id: PartyId(r.try_get("party_id")?),
+        party_name: r.try_get("party_name")?,
+        party_kind: r.try_get("party_kind")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        source: r.try_get("source")?,
+        case_id: r.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
+        district_code: r.try_get("district_code")?,
+        proposed_at: from_millis(r.try_get("proposed_at")?),
+        decided_by: r.try_get("decided_by")?,
+        decided_at: at("decided_at")?,
+        decision_note: r.try_get("decision_note")?,
+        expires_at: at("expires_at")?,
+        appeal: r.try_get("appeal")?,
+        appealed_at: at("appealed_at")?,
+        appeal_decided_by: r.try_get("appeal_decided_by")?,
+        appeal_decided_at: at("appeal_decided_at")?,
+        appeal_note: r.try_get("appeal_note")?,
+        published: r.try_get::<i64, _>("published")? != 0,
+    })
+}
+
+fn date_at(r: &Row, i: usize) -> Result<NaiveDate, Error> {
+    r.try_get::<String, _>(i)?.parse().map_err(corrupt)
+}
+
 static SELECT_CASE_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
     leak(format!(
         "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id"
@@ -144,6 +216,9 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
             escalation: i32::try_from(escalation).map_err(corrupt)?,
             reopen_count: i32::try_from(reopen_count).map_err(corrupt)?,
             closed_at: row.try_get::<Option<i64>, _>("closed_at")?.map(from_millis),
+            priority: i32::try_from(row.try_get::<i64, _>("priority")?).map_err(corrupt)?,
+            review_required: row.try_get::<i64, _>("review_required")? != 0,
+            rule_mark: row.try_get("rule_mark")?,
         },
         definition_id: row.try_get("definition_id")?,
         unit_id: UnitId(row.try_get("unit_id")?),
@@ -349,6 +424,10 @@ pub(super) struct Writes {
     pub messages: Vec<(i64, i64, MessageDraft)>,
     /// (case, event seq, change); `None` withdraws an open referral.
     pub referrals: Vec<(i64, i64, Option<ReferralChange>)>,
+    /// (case, event seq, trigger): events the escalation rules listen to.
+    pub rule_jobs: Vec<(i64, i64, String)>,
+    /// Blacklist proposals: (party, reason, source, case, district).
+    pub blacklist: Vec<(i64, String, String, i64, String)>,
 }
 
 pub(super) struct EventRow {
@@ -391,8 +470,28 @@ impl Writes {
             from: d.from.clone(),
             to: d.next.state.clone(),
             reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
-            data: d.data.clone(),
+            data: match (&req.rule, &d.data) {
+                (Some(step), Value::Object(data)) => {
+                    let mut data = data.clone();
+                    data.insert("rule".into(), step.attribution.clone());
+                    Value::Object(data)
+                }
+                _ => d.data.clone(),
+            },
         });
+        if let Some(trigger) = &d.trigger {
+            self.rule_jobs
+                .push((id, d.next.version, trigger.as_str().to_string()));
+        }
+        if let (Some(reason), Some(party)) = (&d.blacklist, d.next.party_id) {
+            self.blacklist.push((
+                party.0,
+                reason.clone(),
+                req.actor.id.clone(),
+                id,
+                d.next.district_code.clone(),
+            ));
+        }
         self.messages
             .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
         if d.referral.is_some() {
@@ -497,6 +596,45 @@ pub(super) fn push_referral(
     }
 }
 
+/// How many statements a batch's rule jobs and blacklist proposals take.
+pub(super) fn rule_writes_of(writes: &Writes) -> usize {
+    writes.rule_jobs.len() + writes.blacklist.len()
+}
+
+/// Appends the `i`-th statement of a batch's rule jobs and blacklist proposals (few per
+/// batch); shared by both backends. A proposal for a party with an open entry is dropped.
+pub(super) fn push_rule_write(q: &mut QueryBuilder<Db>, writes: &Writes, i: usize, at: i64) {
+    if let Some((case, seq, trigger)) = writes.rule_jobs.get(i) {
+        q.push("INSERT INTO rule_jobs (case_id, event_seq, on_event, created_at) VALUES (")
+            .push_bind(*case)
+            .push(", ")
+            .push_bind(*seq)
+            .push(", ")
+            .push_bind(trigger.clone())
+            .push(", ")
+            .push_bind(at)
+            .push(")");
+        return;
+    }
+    let (party, reason, source, case, district) = &writes.blacklist[i - writes.rule_jobs.len()];
+    q.push(
+        "INSERT INTO blacklist (party_id, status, reason, source, case_id, district_code, \
+         proposed_at) VALUES (",
+    )
+    .push_bind(*party)
+    .push(", 'proposed', ")
+    .push_bind(reason.clone())
+    .push(", ")
+    .push_bind(source.clone())
+    .push(", ")
+    .push_bind(*case)
+    .push(", ")
+    .push_bind(district.clone())
+    .push(", ")
+    .push_bind(at)
+    .push(") ON CONFLICT DO NOTHING");
+}
+
 /// Rows per multi-row INSERT for a table of `columns` columns.
 /// The distinct case ids of a batch, ascending (the order cases are locked in).
 pub(super) fn case_ids(batch: &[TransitionRequest]) -> Vec<i64> {
@@ -536,6 +674,11 @@ pub(super) fn decide_batch(
                 case.timer = None;
                 writes.touch(was, case);
             }
+            if let Some(step) = &req.rule
+                && step.mark <= case.snapshot.rule_mark
+            {
+                return Ok(Applied::AlreadyApplied);
+            }
             if let Some(expected) = req.expected_version
                 && expected != case.snapshot.version
             {
@@ -544,7 +687,10 @@ pub(super) fn decide_batch(
                     actual: case.snapshot.version,
                 });
             }
-            let decision = decide(i, case)?;
+            let mut decision = decide(i, case)?;
+            if let Some(step) = &req.rule {
+                decision.next.rule_mark = step.mark;
+            }
             writes.record(req, &case.snapshot, &decision);
             case.snapshot = decision.next.clone();
             case.apply_timers(&decision.cancel_timers, &decision.schedule_timers);
@@ -1721,6 +1867,28 @@ impl Store for This {
             .map_err(Error::from)?;
         }
         write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
+        // A grade that drops is an event for the rules, on the inspection's first case.
+        let dropped = matches!(
+            (inspection.previous_stars, inspection.grade.stars),
+            (Some(before), Some(after)) if after < before
+        );
+        if dropped
+            && let Some(case) = case_ids
+                .first()
+                .copied()
+                .or_else(|| attachments.first().map(|a| a.case_id))
+        {
+            sqlx::query(
+                "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at) \
+                 VALUES ($1, NULL, 'grade_drop', $2, $3)",
+            )
+            .bind(case.0)
+            .bind(Json(serde_json::json!({ "previous_stars": inspection.previous_stars })))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
         // The visit counts for every running campaign of the unit that has not visited it.
         sqlx::query(
             "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
@@ -2292,15 +2460,25 @@ impl Store for This {
             .collect()
     }
 
-    async fn party_records(&self, since: DateTime<Utc>) -> Result<Vec<PartyRecord>, Error> {
+    async fn party_records(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+        only: Option<PartyId>,
+    ) -> Result<Vec<PartyRecord>, Error> {
         let mut records: BTreeMap<i64, PartyRecord> = BTreeMap::new();
-        let rows = sqlx::query(
+        let only_party = |q: &mut QueryBuilder<Db>, column: &str| {
+            if let Some(p) = only {
+                q.push(format_args!(" AND {column} = ")).push_bind(p.0);
+            }
+        };
+        let mut q = QueryBuilder::<Db>::new(
             "SELECT c.party_id, p.kind, c.severity, COUNT(*) AS n FROM cases c \
-             JOIN parties p ON p.id = c.party_id GROUP BY c.party_id, p.kind, c.severity",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        for r in &rows {
+             JOIN parties p ON p.id = c.party_id WHERE 1 = 1",
+        );
+        only_party(&mut q, "c.party_id");
+        q.push(" GROUP BY c.party_id, p.kind, c.severity");
+        for r in &q.build().fetch_all(self.reader()).await? {
             let id: i64 = r.try_get("party_id")?;
             let record = records.entry(id).or_insert_with(|| PartyRecord {
                 party_id: PartyId(id),
@@ -2308,32 +2486,370 @@ impl Store for This {
                 cases_by_severity: BTreeMap::new(),
                 overdue_since: 0,
                 referrals_since: 0,
+                results_since: 0,
+                blacklisted: false,
             });
             record.kind = r.try_get("kind")?;
             record
                 .cases_by_severity
                 .insert(r.try_get("severity")?, r.try_get("n")?);
         }
-        let rows = sqlx::query(
+        let mut q = QueryBuilder::<Db>::new(
             "SELECT c.party_id, e.command, COUNT(*) AS n FROM case_events e \
              JOIN cases c ON c.id = e.case_id WHERE c.party_id IS NOT NULL \
-             AND e.command IN ('deadline_passed', 'refer') AND e.at >= $1 \
-             GROUP BY c.party_id, e.command",
-        )
-        .bind(ms(since))
-        .fetch_all(self.reader())
-        .await?;
-        for r in &rows {
+             AND e.command IN ('deadline_passed', 'refer', 'rule_refer', 'record_result') \
+             AND e.at >= ",
+        );
+        q.push_bind(ms(since));
+        only_party(&mut q, "c.party_id");
+        q.push(" GROUP BY c.party_id, e.command");
+        for r in &q.build().fetch_all(self.reader()).await? {
             let id: i64 = r.try_get("party_id")?;
             let n: i64 = r.try_get("n")?;
             if let Some(record) = records.get_mut(&id) {
                 match r.try_get::<String, _>("command")?.as_str() {
-                    "deadline_passed" => record.overdue_since = n,
-                    _ => record.referrals_since = n,
+                    "deadline_passed" => record.overdue_since += n,
+                    "record_result" => record.results_since += n,
+                    _ => record.referrals_since += n,
                 }
             }
         }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT party_id FROM blacklist WHERE status IN ('active', 'appealed') \
+             AND (expires_at IS NULL OR expires_at > ",
+        );
+        q.push_bind(ms(now)).push(")");
+        only_party(&mut q, "party_id");
+        for r in &q.build().fetch_all(self.reader()).await? {
+            if let Some(record) = records.get_mut(&r.try_get::<i64, _>(0)?) {
+                record.blacklisted = true;
+            }
+        }
         Ok(records.into_values().collect())
+    }
+
+    async fn claim_rule_jobs(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<RuleJob>, Error> {
+        let mut rows = sqlx::query(*CLAIM_RULE_JOBS)
+            .bind(ms(until))
+            .bind(worker)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.writer())
+            .await?
+            .iter()
+            .map(rule_job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by_key(|j| j.id);
+        Ok(rows)
+    }
+
+    async fn finish_rule_job(
+        &self,
+        id: i64,
+        outcome: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE rule_jobs SET done_at = $2, outcome = $3, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(ms(at))
+        .bind(Json(outcome))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn case_rule_jobs(&self, case: CaseId) -> Result<Vec<RuleJob>, Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_JOB_COLUMNS} FROM rule_jobs WHERE case_id = $1 ORDER BY id"
+        )))
+        .bind(case.0)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(rule_job_from_row)
+        .collect()
+    }
+
+    async fn add_sweep_jobs(
+        &self,
+        day: &str,
+        cases: &[CaseId],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut tx = super::begin_write(self.writer()).await?;
+        let claimed = sqlx::query(
+            "INSERT INTO rule_sweeps (day, at, jobs) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(day)
+        .bind(ms(at))
+        .bind(cases.len() as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for chunk in cases.chunks(rows_per_statement(3)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO rule_jobs (case_id, on_event, created_at) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.0).push_bind("daily").push_bind(ms(at));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn propose_blacklist(
+        &self,
+        party: PartyId,
+        reason: &str,
+        source: &str,
+        district_code: &str,
+        at: DateTime<Utc>,
+    ) -> crate::Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO blacklist (party_id, status, reason, source, district_code, proposed_at) \
+             VALUES ($1, 'proposed', $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(party.0)
+        .bind(reason)
+        .bind(source)
+        .bind(district_code)
+        .bind(ms(at))
+        .fetch_one(self.writer())
+        .await
+        .map_err(|e| match refusal(e, "an open blacklist entry of this party") {
+            crate::Error::Conflict(m) => crate::Error::Conflict(m),
+            other => other,
+        })
+    }
+
+    async fn blacklist(
+        &self,
+        party: Option<PartyId>,
+        scope: &Scope,
+        status: Option<&str>,
+    ) -> Result<Vec<BlacklistEntry>, Error> {
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {BLACKLIST_COLUMNS} FROM blacklist b JOIN parties p ON p.id = b.party_id \
+             WHERE 1 = 1"
+        ));
+        if let Some(p) = party {
+            q.push(" AND b.party_id = ").push_bind(p.0);
+        }
+        if let Some(status) = status {
+            q.push(" AND b.status = ").push_bind(status.to_string());
+        }
+        match scope {
+            Scope::City | Scope::System => {}
+            Scope::District(code) => {
+                q.push(" AND b.district_code = ").push_bind(code.clone());
+            }
+            Scope::Party(id) => {
+                q.push(" AND b.party_id = ").push_bind(id.0);
+            }
+            _ => {
+                q.push(" AND 1 = 0");
+            }
+        }
+        q.push(" ORDER BY b.id DESC LIMIT 1000");
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(blacklist_from_row)
+            .collect()
+    }
+
+    async fn blacklist_entry(&self, id: i64) -> Result<Option<BlacklistEntry>, Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BLACKLIST_COLUMNS} FROM blacklist b JOIN parties p ON p.id = b.party_id \
+             WHERE b.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?
+        .as_ref()
+        .map(blacklist_from_row)
+        .transpose()
+    }
+
+    async fn change_blacklist(
+        &self,
+        id: i64,
+        change: &BlacklistChange,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let at = ms(at);
+        let q = match change {
+            BlacklistChange::Approve {
+                by,
+                note,
+                expires_at,
+                publish,
+            } => sqlx::query(
+                "UPDATE blacklist SET status = 'active', decided_by = $2, decided_at = $3, \
+                 decision_note = $4, expires_at = $5, published = $6 \
+                 WHERE id = $1 AND status = 'proposed'",
+            )
+            .bind(id)
+            .bind(by.clone())
+            .bind(at)
+            .bind(note.clone())
+            .bind(ms(*expires_at))
+            .bind(i64::from(*publish)),
+            BlacklistChange::Reject { by, note } => sqlx::query(
+                "UPDATE blacklist SET status = 'rejected', decided_by = $2, decided_at = $3, \
+                 decision_note = $4 WHERE id = $1 AND status = 'proposed'",
+            )
+            .bind(id)
+            .bind(by.clone())
+            .bind(at)
+            .bind(note.clone()),
+            BlacklistChange::Appeal { text } => sqlx::query(
+                "UPDATE blacklist SET status = 'appealed', appeal = $2, appealed_at = $3 \
+                 WHERE id = $1 AND status = 'active' AND appeal IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(id)
+            .bind(text.clone())
+            .bind(at),
+            BlacklistChange::DecideAppeal { by, upheld, note } => sqlx::query(
+                "UPDATE blacklist SET status = $2, appeal_decided_by = $3, \
+                 appeal_decided_at = $4, appeal_note = $5, \
+                 published = CASE WHEN $2 = 'lifted' THEN 0 ELSE published END \
+                 WHERE id = $1 AND status = 'appealed'",
+            )
+            .bind(id)
+            .bind(if *upheld { "active" } else { "lifted" })
+            .bind(by.clone())
+            .bind(at)
+            .bind(note.clone()),
+            BlacklistChange::Lift { by, note } => sqlx::query(
+                "UPDATE blacklist SET status = 'lifted', published = 0, \
+                 appeal_decided_by = $2, appeal_decided_at = $3, appeal_note = $4 \
+                 WHERE id = $1 AND status IN ('active', 'appealed')",
+            )
+            .bind(id)
+            .bind(by.clone())
+            .bind(at)
+            .bind(note.clone()),
+        };
+        Ok(q.execute(self.writer()).await?.rows_affected() == 1)
+    }
+
+    async fn published_blacklist(&self, now: DateTime<Utc>) -> Result<Vec<BlacklistEntry>, Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BLACKLIST_COLUMNS} FROM blacklist b JOIN parties p ON p.id = b.party_id \
+             WHERE b.published = 1 AND b.status IN ('active', 'appealed') \
+             AND (b.expires_at IS NULL OR b.expires_at > $1) ORDER BY b.decided_at DESC, b.id \
+             LIMIT 1000"
+        )))
+        .bind(ms(now))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(blacklist_from_row)
+        .collect()
+    }
+
+    async fn add_agreement(&self, a: &Agreement) -> crate::Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO agreements (unit_id, party_id, signer, signed_on, expires_on, document, \
+             recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(a.unit_id.0)
+        .bind(a.party_id.0)
+        .bind(&a.signer)
+        .bind(a.signed_on.to_string())
+        .bind(a.expires_on.to_string())
+        .bind(&a.document)
+        .bind(&a.recorded_by)
+        .bind(ms(a.recorded_at))
+        .fetch_one(self.writer())
+        .await
+        .map_err(|e| refusal(e, "an agreement"))
+    }
+
+    async fn agreements(&self, unit: UnitId) -> Result<Vec<Agreement>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, unit_id, party_id, signer, signed_on, expires_on, document, recorded_by, \
+             recorded_at FROM agreements WHERE unit_id = $1 ORDER BY id",
+        )
+        .bind(unit.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Agreement {
+                    id: r.try_get(0)?,
+                    unit_id: UnitId(r.try_get(1)?),
+                    party_id: PartyId(r.try_get(2)?),
+                    signer: r.try_get(3)?,
+                    signed_on: date_at(r, 4)?,
+                    expires_on: date_at(r, 5)?,
+                    document: r.try_get(6)?,
+                    recorded_by: r.try_get(7)?,
+                    recorded_at: from_millis(r.try_get(8)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_policy(&self, p: &InsurancePolicy) -> crate::Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO insurance_policies (unit_id, insurer, policy_no, coverage_yuan, \
+             starts_on, ends_on, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(p.unit_id.0)
+        .bind(&p.insurer)
+        .bind(&p.policy_no)
+        .bind(p.coverage_yuan)
+        .bind(p.starts_on.to_string())
+        .bind(p.ends_on.to_string())
+        .bind(&p.recorded_by)
+        .bind(ms(p.recorded_at))
+        .fetch_one(self.writer())
+        .await
+        .map_err(|e| refusal(e, "a policy with this insurer and number"))
+    }
+
+    async fn policies(&self, unit: UnitId) -> Result<Vec<InsurancePolicy>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, unit_id, insurer, policy_no, coverage_yuan, starts_on, ends_on, \
+             recorded_by, recorded_at FROM insurance_policies WHERE unit_id = $1 ORDER BY id",
+        )
+        .bind(unit.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InsurancePolicy {
+                    id: r.try_get(0)?,
+                    unit_id: UnitId(r.try_get(1)?),
+                    insurer: r.try_get(2)?,
+                    policy_no: r.try_get(3)?,
+                    coverage_yuan: r.try_get(4)?,
+                    starts_on: date_at(r, 5)?,
+                    ends_on: date_at(r, 6)?,
+                    recorded_by: r.try_get(7)?,
+                    recorded_at: from_millis(r.try_get(8)?),
+                })
+            })
+            .collect()
     }
 
     async fn party_units(&self, party: PartyId) -> Result<Vec<PartyUnit>, Error> {

@@ -17,6 +17,7 @@ use sqlx::types::Json;
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
     CASE_COLUMNS, CaseWrite, Writes, case_from_row, case_ids, corrupt, decide_batch, ms,
+    push_rule_write, rule_writes_of,
     push_referral, rows_per_statement,
 };
 
@@ -198,6 +199,11 @@ fn migrator() -> Migrator {
             "unit points",
             include_str!("../../../migrations/sqlite/0005_unit_points.sql"),
         ),
+        migration(
+            6,
+            "rules and responsibility",
+            include_str!("../../../migrations/sqlite/0006_rules_and_responsibility.sql"),
+        ),
     ])
 }
 
@@ -302,14 +308,15 @@ fn batch_script(writes: Writes, at: i64) -> Script {
     let mut script = Script::default();
     script.start("BEGIN IMMEDIATE");
     let cases: Vec<(&i64, &CaseWrite)> = writes.cases.iter().collect();
-    for chunk in cases.chunks(rows_per_statement(15)) {
+    for chunk in cases.chunks(rows_per_statement(18)) {
         let q = script.start(
             "UPDATE cases SET state = v.column2, version = v.column3, \
              department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
              escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
              updated_at = v.column10, timer_seq = v.column12, timer_kind = v.column13, \
              timer_fire = v.column14, timer_due_at = v.column15, timer_claimed_until = NULL, \
-             timer_claimed_by = NULL FROM (",
+             timer_claimed_by = NULL, priority = v.column16, review_required = v.column17, \
+             rule_mark = v.column18 FROM (",
         );
         q.push_values(chunk, |mut b, (id, w)| {
             let s = &w.after;
@@ -327,7 +334,10 @@ fn batch_script(writes: Writes, at: i64) -> Script {
                 .push_bind(w.timer_seq)
                 .push_bind(w.timer.as_ref().map(|t| t.kind.clone()))
                 .push_bind(w.timer.as_ref().map(|t| t.fire_command.clone()))
-                .push_bind(w.timer.as_ref().map(|t| ms(t.due_at)));
+                .push_bind(w.timer.as_ref().map(|t| ms(t.due_at)))
+                .push_bind(i64::from(s.priority))
+                .push_bind(i64::from(s.review_required))
+                .push_bind(s.rule_mark);
         });
         q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
         script
@@ -373,6 +383,9 @@ fn batch_script(writes: Writes, at: i64) -> Script {
     // they are written one by one, in order.
     for (case, seq, change) in &writes.referrals {
         push_referral(script.start(""), *case, *seq, change.as_ref(), at);
+    }
+    for i in 0..rule_writes_of(&writes) {
+        push_rule_write(script.start(""), &writes, i, at);
     }
     script.start("COMMIT");
     script

@@ -66,6 +66,7 @@ fn facts(rng: &mut ChaCha8Rng, event: Trigger, taxonomy: &Taxonomy) -> Facts {
             overdue_12m: rng.random_range(0..5),
             referrals_12m: rng.random_range(0..3),
             blacklisted: rng.random_bool(0.02),
+            blacklist_proposed: rng.random_bool(0.02),
         }),
         now: 1_790_000_000,
     }

@@ -11,6 +11,7 @@ pub mod patrol;
 pub mod places;
 pub mod problem;
 pub mod public;
+pub mod responsibility;
 pub mod routes;
 
 pub use app::{AppState, Application, Settings};

@@ -1,4 +1,4 @@
-//! Public pages without login (挂牌公示): a unit's placard reached by its QR code, the QR code itself as SVG, and a community's low-grade units. They show no personal data.
+//! Public pages without login (挂牌公示): a unit's placard reached by its QR code, the QR code itself as SVG, a community's low-grade units, and the parties named after a supervisor approved (通报曝光). They show no personal data beyond a named party's name.
 
 use axum::Json;
 use axum::Router;
@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/u/{code}", get(placard))
         .route("/u/{code}/qr.svg", get(qr_svg))
         .route("/c/{code}", get(community))
+        .route("/named", get(named))
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -191,4 +192,51 @@ pub async fn community(
         count = units.len(),
     );
     Ok(page(&format!("{name} 低星级出租屋公示"), &body))
+}
+
+/// Parties named publicly (通报曝光): blacklistings a supervisor approved for
+/// publication, while in force. Name, kind, reason and dates only.
+pub async fn named(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let entries = app.runtime.named_parties().await?;
+    let day = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.with_timezone(&china_time()).date_naive().to_string())
+            .unwrap_or_default()
+    };
+    if wants_json(&headers) {
+        let list: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.party_name,
+                    "kind": e.party_kind,
+                    "reason": e.reason,
+                    "district_code": e.district_code,
+                    "since": day(e.decided_at),
+                    "until": day(e.expires_at),
+                })
+            })
+            .collect();
+        return Ok(Json(json!({ "count": list.len(), "named": list })).into_response());
+    }
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr><td>{name}</td><td>{reason}</td><td>{since} – {until}</td></tr>",
+                name = esc(&e.party_name),
+                reason = esc(&e.reason),
+                since = day(e.decided_at),
+                until = day(e.expires_at),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>出租屋安全责任通报 <span class=\"en\">Parties named for rental safety failures</span></h1>\
+         <p>{count} 名 <span class=\"en\">named, each after a supervisor's approval</span></p>\
+         <table><tr><th>名称 <span class=\"en\">Name</span></th>\
+         <th>事由 <span class=\"en\">Reason</span></th>\
+         <th>期限 <span class=\"en\">Period</span></th></tr>{rows}</table>",
+        count = entries.len(),
+    );
+    Ok(page("出租屋安全责任通报", &body))
 }

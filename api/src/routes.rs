@@ -59,6 +59,7 @@ pub fn router() -> Router<AppState> {
             get(crate::patrol::campaigns).post(crate::patrol::create_campaign),
         )
         .route("/campaigns/{id}", get(crate::patrol::campaign))
+        .merge(crate::responsibility::router())
         .route(
             "/campaigns/{id}/progress",
             get(crate::patrol::campaign_progress),

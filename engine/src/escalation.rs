@@ -78,6 +78,7 @@ pub fn party_facts(p: PartyRecord) -> PartyFacts {
         overdue_12m: p.overdue_since,
         referrals_12m: p.referrals_since,
         blacklisted: p.blacklisted,
+        blacklist_proposed: p.proposed,
     }
 }
 
@@ -162,6 +163,20 @@ pub fn action_command(action: &Action) -> Command {
 }
 
 impl Runtime {
+    /// What the rules did on a case (inspectors and supervisors who may see it).
+    pub async fn case_rule_jobs(&self, principal: &Principal, case: CaseId) -> Result<Vec<RuleJob>> {
+        if !matches!(
+            principal.role,
+            crate::domain::Role::Inspector | crate::domain::Role::Supervisor
+        ) {
+            return Err(crate::Error::Forbidden(
+                "rule jobs are for inspectors and supervisors".into(),
+            ));
+        }
+        self.visible_case(principal, case).await?;
+        Ok(self.store().case_rule_jobs(case).await?)
+    }
+
     /// The facts rules see for one case, read now; `None` if the case is closed.
     pub async fn facts_of_case(
         &self,
@@ -209,6 +224,7 @@ impl Runtime {
     /// case remembers, so a job retried after a crash (or taken over by another process)
     /// does nothing twice. A failing rule fails alone and is recorded in the job.
     pub async fn run_rule_jobs(&self) -> Result<RuleTick> {
+        self.refresh_rules().await?;
         let cfg = self.config();
         let now = self.now();
         let jobs = self
@@ -470,5 +486,135 @@ fn merge(into: &mut SweepReport, part: std::result::Result<SweepReport, tokio::t
                 .entry(action)
                 .or_default() += n;
         }
+    }
+}
+
+/// What a draft rule would have done, changing nothing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DryRun {
+    pub rule: String,
+    pub version: u32,
+    /// Case events (and, for a daily rule, open cases) the draft was evaluated on.
+    pub evaluations: u64,
+    pub failures: u64,
+    /// Per action, how many the draft asked for.
+    pub actions: BTreeMap<String, u64>,
+    /// The first evaluations in detail: case, event, and the actions or the failure.
+    pub samples: Vec<Value>,
+}
+
+/// Most case events a backtest reads.
+const BACKTEST_EVENTS: u32 = 20_000;
+/// Most evaluations a dry run shows in detail.
+const SAMPLES: usize = 200;
+
+impl Runtime {
+    /// Evaluates a draft rule against one case (for `event`, or the first event the draft
+    /// listens to), or backtests it over the last `days` days: each case event of those
+    /// days that the draft listens to, and for a daily draft every open case, with the
+    /// cases as they stand now. Only cases the supervisor may see are used. Nothing is
+    /// changed.
+    pub async fn dry_run_rule(
+        &self,
+        principal: &Principal,
+        spec: crate::rules::RuleSpec,
+        source: String,
+        case: Option<CaseId>,
+        event: Option<Trigger>,
+        days: Option<u32>,
+    ) -> Result<DryRun> {
+        if principal.role != crate::domain::Role::Supervisor {
+            return Err(crate::Error::Forbidden(
+                "dry runs of rules are for supervisors".into(),
+            ));
+        }
+        let set = crate::rules::RuleSet::from_parts(
+            vec![(spec.clone(), source)],
+            self.rules().departments().clone(),
+            crate::rules::Limits::default(),
+        )
+        .map_err(|errors| crate::Error::invalid("source", errors.join("; ")))?;
+        let mut run = DryRun {
+            rule: spec.name.clone(),
+            version: spec.version,
+            ..DryRun::default()
+        };
+        let mut targets: Vec<(CaseId, Trigger, Option<Option<u8>>)> = Vec::new();
+        match (case, days) {
+            (Some(id), None) => {
+                self.visible_case(principal, id).await?;
+                let trigger = event.unwrap_or(spec.on[0]);
+                if !spec.on.contains(&trigger) {
+                    return Err(crate::Error::invalid(
+                        "event",
+                        format!("the draft does not listen to `{}`", trigger.as_str()),
+                    ));
+                }
+                targets.push((id, trigger, None));
+            }
+            (None, Some(days @ 1..=366)) => {
+                let since = self.now() - TimeDelta::days(i64::from(days));
+                for job in self.store().rule_jobs_since(since, BACKTEST_EVENTS).await? {
+                    let Some(trigger) = Trigger::parse(&job.trigger) else {
+                        continue;
+                    };
+                    if trigger == Trigger::Daily || !spec.on.contains(&trigger) {
+                        continue;
+                    }
+                    let previous = job
+                        .detail
+                        .as_ref()
+                        .and_then(|d| d.get("previous_stars"))
+                        .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()));
+                    targets.push((job.case_id, trigger, previous));
+                }
+                if spec.on.contains(&Trigger::Daily) {
+                    let open = self
+                        .store()
+                        .open_cases_page(CaseId(0), CaseId(i64::MAX), BACKTEST_EVENTS)
+                        .await?;
+                    targets.extend(open.iter().map(|c| (c.id, Trigger::Daily, None)));
+                }
+            }
+            (None, Some(_)) => {
+                return Err(crate::Error::invalid("days", "from 1 to 366"));
+            }
+            _ => {
+                return Err(crate::Error::invalid(
+                    "case_id",
+                    "give either case_id (one case) or days (a backtest)",
+                ));
+            }
+        }
+        for (id, trigger, previous) in targets {
+            if case.is_none() && self.visible_case(principal, id).await.is_err() {
+                continue;
+            }
+            let Some(facts) = self.facts_of_case(id, trigger, previous).await? else {
+                if case.is_some() {
+                    return Err(crate::Error::invalid("case_id", "the case is closed"));
+                }
+                continue;
+            };
+            for e in set.evaluate(&facts) {
+                run.evaluations += 1;
+                let shown = match &e.outcome {
+                    Ok(actions) => {
+                        for a in actions {
+                            *run.actions.entry(action_name(a).to_string()).or_default() += 1;
+                        }
+                        json!({ "case_id": id, "event": trigger, "actions": actions })
+                    }
+                    Err(failure) => {
+                        run.failures += 1;
+                        json!({ "case_id": id, "event": trigger, "failed": failure })
+                    }
+                };
+                if run.samples.len() < SAMPLES {
+                    run.samples.push(shown);
+                }
+            }
+        }
+        Ok(run)
     }
 }

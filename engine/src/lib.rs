@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod patrol;
 pub mod planning;
 pub mod registry;
+pub mod responsibility;
 pub mod routing;
 pub mod rules;
 pub mod runtime;

@@ -139,6 +139,8 @@ pub struct PartyFacts {
     pub overdue_12m: i64,
     pub referrals_12m: i64,
     pub blacklisted: bool,
+    /// A blacklisting proposal waits for a supervisor.
+    pub blacklist_proposed: bool,
 }
 
 /// Everything a rule sees: read-only copies, never the store.
@@ -309,6 +311,7 @@ struct Compiled {
     spec: RuleSpec,
     ast: AST,
     hash: String,
+    source: String,
 }
 
 /// A checked, compiled rule set.
@@ -385,11 +388,69 @@ impl RuleSet {
     ) -> Result<RuleSet, Vec<String>> {
         let manifest: Manifest =
             toml::from_str(manifest).map_err(|e| vec![format!("rules.toml: {e}")])?;
+        let mut errors = Vec::new();
+        let mut parts = Vec::new();
+        for spec in manifest.rules {
+            match scripts.iter().find(|(f, _)| *f == spec.file) {
+                Some((_, text)) => parts.push((spec, text.to_string())),
+                None => errors.push(format!("rule `{}`: no script `{}`", spec.name, spec.file)),
+            }
+        }
+        match RuleSet::from_parts(parts, departments, limits) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+
+    /// The starter rules as (spec, script).
+    pub fn builtin_parts() -> Vec<(RuleSpec, String)> {
+        let manifest: Manifest = toml::from_str(BUILTIN_MANIFEST).expect("the starter manifest parses");
+        manifest
+            .rules
+            .into_iter()
+            .map(|spec| {
+                let text = BUILTIN_SCRIPTS
+                    .iter()
+                    .find(|(f, _)| *f == spec.file)
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default();
+                (spec, text)
+            })
+            .collect()
+    }
+
+    /// The starter rules with published versions laid over them: for each name, the
+    /// highest version wins; a published rule of a new name is added.
+    pub fn with_published(
+        published: Vec<(RuleSpec, String)>,
+        departments: BTreeSet<String>,
+    ) -> Result<RuleSet, Vec<String>> {
+        let mut parts = RuleSet::builtin_parts();
+        for (spec, text) in published {
+            match parts.iter_mut().find(|(s, _)| s.name == spec.name) {
+                Some(part) if part.0.version < spec.version => *part = (spec, text),
+                Some(_) => {}
+                None => parts.push((spec, text)),
+            }
+        }
+        RuleSet::from_parts(parts, departments, Limits::default())
+    }
+
+    /// Checks and compiles rules given as (spec, script); every problem is reported.
+    pub fn from_parts(
+        parts: Vec<(RuleSpec, String)>,
+        departments: BTreeSet<String>,
+        limits: Limits,
+    ) -> Result<RuleSet, Vec<String>> {
         let engine = sandbox(&limits);
         let mut errors = Vec::new();
         let mut names = BTreeSet::new();
         let mut rules = Vec::new();
-        for spec in manifest.rules {
+        for (spec, text) in parts {
             let what = format!("rule `{}`", spec.name);
             let valid_name = !spec.name.is_empty()
                 && spec.name.len() <= 64
@@ -409,17 +470,14 @@ impl RuleSet {
             if spec.on.is_empty() {
                 errors.push(format!("{what} runs on no event"));
             }
-            let Some((_, text)) = scripts.iter().find(|(f, _)| *f == spec.file) else {
-                errors.push(format!("{what}: no script `{}`", spec.file));
-                continue;
-            };
             if text.len() > MAX_SCRIPT {
                 errors.push(format!("{what}: the script is over {MAX_SCRIPT} bytes"));
                 continue;
             }
-            match engine.compile(*text) {
+            match engine.compile(&text) {
                 Ok(ast) => rules.push(Compiled {
                     hash: hex::encode(Sha256::digest(text.as_bytes())),
+                    source: text,
                     spec,
                     ast,
                 }),
@@ -437,6 +495,27 @@ impl RuleSet {
             evaluations: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         })
+    }
+
+    /// The department kinds rules may refer to.
+    pub fn departments(&self) -> &BTreeSet<String> {
+        &self.departments
+    }
+
+    /// A rule's spec and script.
+    pub fn rule(&self, name: &str) -> Option<(&RuleSpec, &str)> {
+        self.rules
+            .iter()
+            .find(|r| r.spec.name == name)
+            .map(|r| (&r.spec, r.source.as_str()))
+    }
+
+    /// Starts this set's counts where `before`'s stand, so that a publish does not
+    /// reset them.
+    pub fn carry_counts(&self, before: &RuleSet) {
+        let (evaluations, failures) = before.counts();
+        self.evaluations.store(evaluations, Ordering::Relaxed);
+        self.failures.store(failures, Ordering::Relaxed);
     }
 
     pub fn specs(&self) -> Vec<&RuleSpec> {
@@ -605,6 +684,7 @@ mod tests {
                 overdue_12m: 1,
                 referrals_12m: 0,
                 blacklisted: false,
+                blacklist_proposed: false,
             }),
             now: 1_790_000_000,
         }

@@ -73,6 +73,27 @@ impl Default for Config {
     }
 }
 
+/// The starter rules with the published versions laid over them, and how many
+/// versions were published.
+async fn load_rules(
+    store: &SharedStore,
+    departments: BTreeSet<String>,
+) -> Result<(Arc<crate::rules::RuleSet>, i64)> {
+    let published = store.rule_versions().await?;
+    let count = published.len() as i64;
+    let set = crate::rules::RuleSet::with_published(
+        published.into_iter().map(|v| (v.spec, v.source)).collect(),
+        departments,
+    )
+    .map_err(|errors| {
+        Error::Store(crate::store::Error::Corrupt(format!(
+            "the published rules do not hold together: {}",
+            errors.join("; ")
+        )))
+    })?;
+    Ok((Arc::new(set), count))
+}
+
 /// The workflow definitions known to this process, by stored id.
 #[derive(Debug, Default)]
 struct Workflows {
@@ -86,7 +107,8 @@ struct Shared {
     taxonomy: Taxonomy,
     rubric: Rubric,
     calendar: crate::calendar::Calendar,
-    rules: Arc<crate::rules::RuleSet>,
+    /// The rules in force, and how many published versions they were built from.
+    rules: RwLock<(Arc<crate::rules::RuleSet>, i64)>,
     workflows: RwLock<Arc<Workflows>>,
     routing: RwLock<Arc<Routing>>,
     /// Every unit's position; built when the runtime starts, kept in step with units
@@ -267,9 +289,7 @@ impl Runtime {
                 )
                 .await?;
         }
-        let rules = Arc::new(crate::rules::RuleSet::builtin(
-            taxonomy.departments.keys().cloned().collect(),
-        ));
+        let rules = load_rules(&store, taxonomy.departments.keys().cloned().collect()).await?;
         let calendar = crate::calendar::Calendar::builtin();
         let today = clock
             .now()
@@ -288,7 +308,7 @@ impl Runtime {
             taxonomy,
             rubric: Rubric::builtin(),
             calendar,
-            rules,
+            rules: RwLock::new(rules),
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
             index: RwLock::new(UnitIndex::default()),
@@ -353,7 +373,71 @@ impl Runtime {
 
     /// The escalation rules in force.
     pub fn rules(&self) -> Arc<crate::rules::RuleSet> {
-        self.shared.rules.clone()
+        self.shared.rules.read().expect("rules lock").0.clone()
+    }
+
+    /// Takes up rule versions another process published, if there are any.
+    pub async fn refresh_rules(&self) -> Result<()> {
+        let count = self.shared.store.rule_version_count().await?;
+        if count == self.shared.rules.read().expect("rules lock").1 {
+            return Ok(());
+        }
+        let departments = self.rules().departments().clone();
+        let (set, count) = load_rules(&self.shared.store, departments).await?;
+        self.swap_rules(set, count);
+        Ok(())
+    }
+
+    fn swap_rules(&self, set: Arc<crate::rules::RuleSet>, count: i64) {
+        let mut held = self.shared.rules.write().expect("rules lock");
+        set.carry_counts(&held.0);
+        *held = (set, count);
+    }
+
+    /// Publishes a new version of a rule (or a new rule), city supervisors only. The
+    /// version must be above the one in force; the script must compile and the whole set
+    /// with it must hold together. It takes effect at once here, and in other processes
+    /// at their rule worker's next step.
+    pub async fn publish_rule(
+        &self,
+        principal: &Principal,
+        spec: crate::rules::RuleSpec,
+        source: String,
+    ) -> Result<crate::store::RuleVersion> {
+        if !(principal.role == Role::Supervisor && principal.scope == Scope::City) {
+            return Err(Error::Forbidden(
+                "rules are published by city-level supervisors".into(),
+            ));
+        }
+        let current = self.rules();
+        if let Some((spec_now, _)) = current.rule(&spec.name)
+            && spec.version <= spec_now.version
+        {
+            return Err(Error::invalid(
+                "version",
+                format!(
+                    "rule `{}` is at version {}; publish a higher version",
+                    spec.name, spec_now.version
+                ),
+            ));
+        }
+        crate::rules::RuleSet::from_parts(
+            vec![(spec.clone(), source.clone())],
+            current.departments().clone(),
+            crate::rules::Limits::default(),
+        )
+        .map_err(|errors| Error::invalid("source", errors.join("; ")))?;
+        let version = crate::store::RuleVersion {
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(source.as_bytes())),
+            spec,
+            source,
+            published_at: self.now(),
+            published_by: format!("supervisor:{}", principal.subject),
+        };
+        self.shared.store.publish_rule_version(&version).await?;
+        let (set, count) = load_rules(&self.shared.store, current.departments().clone()).await?;
+        self.swap_rules(set, count);
+        Ok(version)
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -544,9 +544,17 @@ mod tests {
     #[test]
     fn builtin_definition_is_valid() {
         let defs = builtin();
-        assert_eq!(defs.len(), 2);
+        assert_eq!(defs.len(), 3);
         assert!(defs.iter().all(|d| d.name == HAZARD_CASE));
-        assert_eq!((defs[0].version, defs[1].version), (1, 2));
+        assert_eq!(
+            (defs[0].version, defs[1].version, defs[2].version),
+            (1, 2, 3)
+        );
+        // Version 3 adds the rules' commands, and raises rule events.
+        assert!(defs[2].commands["rule_refer"].roles == [Role::System]);
+        let raised: Vec<_> = defs[2].transitions.iter().filter_map(|t| t.trigger).collect();
+        assert_eq!(raised.len(), 4, "{raised:?}");
+        assert!(defs[1].transitions.iter().all(|t| t.trigger.is_none()));
         assert!(defs[1].is_terminal("fixed"));
         assert!(!defs[1].is_terminal("notified"));
         // Version 2 differs from version 1 in the acceptance SLA only.

@@ -17,12 +17,12 @@ CREATE TABLE rule_jobs (
     case_id       BIGINT NOT NULL,
     event_seq     BIGINT,
     on_event      TEXT NOT NULL,
-    detail        TEXT,
+    detail        JSONB,
     created_at    BIGINT NOT NULL,
     claimed_until BIGINT,
     claimed_by    TEXT,
     done_at       BIGINT,
-    outcome       TEXT
+    outcome       JSONB
 );
 CREATE INDEX rule_jobs_pending ON rule_jobs (id) WHERE done_at IS NULL;
 CREATE INDEX rule_jobs_case ON rule_jobs (case_id, id);
@@ -38,7 +38,7 @@ CREATE TABLE rule_sweeps (
 CREATE TABLE rule_versions (
     name         TEXT NOT NULL,
     version      BIGINT NOT NULL,
-    spec         TEXT NOT NULL,
+    spec         JSONB NOT NULL,
     source       TEXT NOT NULL,
     sha256       TEXT NOT NULL,
     published_at BIGINT NOT NULL,

@@ -503,6 +503,23 @@ impl TestApp {
         }
     }
 
+    /// Works off every pending rule job (as the rule worker would); returns what was
+    /// done.
+    pub async fn rules_tick(&self) -> anju_engine::escalation::RuleTick {
+        let mut sum = anju_engine::escalation::RuleTick::default();
+        loop {
+            let t = self.runtime().run_rule_jobs().await.expect("rule jobs");
+            if t.jobs == 0 {
+                return sum;
+            }
+            sum.jobs += t.jobs;
+            sum.applied += t.applied;
+            sum.skipped += t.skipped;
+            sum.refused += t.refused;
+            sum.failures += t.failures;
+        }
+    }
+
     /// The database's fingerprint: equal before and after means nothing changed.
     pub async fn fingerprint(&self) -> Vec<(String, i64)> {
         self.store().fingerprint().await.expect("fingerprint")

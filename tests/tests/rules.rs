@@ -51,7 +51,11 @@ async fn the_daily_sweep_reports_and_changes_nothing(backend: Backend) {
     // The party's record counts its overdue orders.
     let records = app
         .store()
-        .party_records(app.runtime().now() - TimeDelta::days(365))
+        .party_records(
+            app.runtime().now(),
+            app.runtime().now() - TimeDelta::days(365),
+            None,
+        )
         .await
         .unwrap();
     let mine = records.iter().find(|r| r.party_id.0 == 1).unwrap();

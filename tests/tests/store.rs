@@ -10,7 +10,7 @@ use anju_engine::registry::{Record, UnitRow};
 use anju_engine::routing::Routing;
 use anju_engine::store::{
     Applied, CaseFilter, IdempotencyKey, Idempotent, NewCase, NewInspection, SharedStore,
-    TransitionRequest,
+    TransitionRequest, RuleStep,
 };
 use anju_engine::taxonomy::Taxonomy;
 use anju_engine::workflow;
@@ -122,12 +122,23 @@ impl Fixture {
         requests: &[(CaseId, &str, Value, Option<i64>)],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Vec<anju_engine::Result<Applied>> {
+        self.apply_marked(requests, &[], now).await
+    }
+
+    /// Applies requests, the i-th as rule step `marks[i]` if there is one.
+    async fn apply_marked(
+        &self,
+        requests: &[(CaseId, &str, Value, Option<i64>)],
+        marks: &[i64],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<anju_engine::Result<Applied>> {
         let def = &workflow::builtin()[0];
         let taxonomy = Taxonomy::builtin();
         let routing = Routing::new(self.store.departments().await.unwrap());
         let batch: Vec<TransitionRequest> = requests
             .iter()
-            .map(|(id, name, _, version)| TransitionRequest {
+            .enumerate()
+            .map(|(i, (id, name, _, version))| TransitionRequest {
                 case_id: *id,
                 expected_version: *version,
                 timer_seq: None,
@@ -137,6 +148,10 @@ impl Fixture {
                 },
                 command: name.to_string(),
                 reason: Some("测试".into()),
+                rule: marks.get(i).map(|m| RuleStep {
+                    mark: *m,
+                    attribution: json!({ "name": "test_rule", "version": 2 }),
+                }),
             })
             .collect();
         let decide = |i: usize, case: &anju_engine::store::CaseRecord| {
@@ -181,8 +196,48 @@ fn state_of(r: &anju_engine::Result<Applied>) -> String {
     match r {
         Ok(Applied::Done { decision, .. }) => decision.next.state.clone(),
         Ok(Applied::TimerGone) => "timer-gone".into(),
+        Ok(Applied::AlreadyApplied) => "already-applied".into(),
         Err(e) => format!("error: {e}"),
     }
+}
+
+/// A rule's action carries a step number; the case remembers the last step applied, so
+/// a step retried (a rule job run again after a crash, or by a second process) is
+/// skipped and changes nothing, in the same transaction that would have applied it.
+async fn a_rule_step_is_applied_once(backend: Backend) {
+    let f = fixture(backend).await;
+    let id = f.open(1, &["wiring"]).await[0];
+    let r = f
+        .apply_marked(&[(id, "notify", json!({}), None)], &[5 * 1024 + 1], t0())
+        .await;
+    assert_eq!(state_of(&r[0]), "notified");
+    let before = f.store.fingerprint().await.unwrap();
+    // The same step again, even as another command: skipped, nothing written.
+    let r = f
+        .apply_marked(&[(id, "cancel", json!({}), None)], &[5 * 1024 + 1], t0())
+        .await;
+    assert_eq!(state_of(&r[0]), "already-applied");
+    assert_eq!(f.store.fingerprint().await.unwrap(), before);
+    // An earlier step is skipped too; the next one applies.
+    let r = f
+        .apply_marked(
+            &[
+                (id, "cancel", json!({}), None),
+                (id, "cancel", json!({}), None),
+            ],
+            &[4 * 1024 + 9, 5 * 1024 + 2],
+            t0(),
+        )
+        .await;
+    assert_eq!(state_of(&r[0]), "already-applied");
+    assert_eq!(state_of(&r[1]), "cancelled");
+    // The events carry the rule's attribution.
+    let events = f.store.case_events(id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.command, "cancel");
+    assert_eq!(last.data["rule"]["name"], "test_rule");
+    assert_eq!(last.data["rule"]["version"], 2);
+    assert_eq!(events.len(), 3, "open, notify, cancel");
 }
 
 async fn definitions_are_stored_once_and_never_silently_changed(backend: Backend) {
@@ -445,6 +500,7 @@ async fn due_timers_are_claimed_oldest_first_under_a_lease(backend: Backend) {
         actor: Actor::system("timer:order_deadline"),
         command: "deadline_passed".into(),
         reason: None,
+        rule: None,
     };
     let def = &workflow::builtin()[0];
     let taxonomy = Taxonomy::builtin();
@@ -878,6 +934,7 @@ async fn plans_and_campaigns_round_trip(backend: Backend) {
 }
 
 backend_tests!(
+    a_rule_step_is_applied_once,
     plans_and_campaigns_round_trip,
     definitions_are_stored_once_and_never_silently_changed,
     imports_are_all_or_nothing,

@@ -365,6 +365,18 @@ pub struct PartyRecord {
     /// Whether a blacklisting is in force (approved, or appealed and not yet decided,
     /// and not expired).
     pub blacklisted: bool,
+    /// Whether a proposal to blacklist the party waits for a supervisor.
+    pub proposed: bool,
+}
+
+/// A rule version published at run time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleVersion {
+    pub spec: crate::rules::RuleSpec,
+    pub source: String,
+    pub sha256: String,
+    pub published_at: DateTime<Utc>,
+    pub published_by: String,
 }
 
 /// An event escalation rules listen to, waiting for the rule worker.
@@ -900,6 +912,15 @@ pub trait Store: Send + Sync + 'static {
     -> Result<(), Error>;
     /// A case's rule jobs, oldest first.
     async fn case_rule_jobs(&self, case: CaseId) -> Result<Vec<RuleJob>, Error>;
+    /// Rule jobs created since `since`, oldest first, at most `limit` (for backtests).
+    async fn rule_jobs_since(&self, since: DateTime<Utc>, limit: u32)
+    -> Result<Vec<RuleJob>, Error>;
+    /// Stores a published rule version; a conflict if that version exists.
+    async fn publish_rule_version(&self, v: &RuleVersion) -> crate::Result<()>;
+    /// Every published rule version, by name and version.
+    async fn rule_versions(&self) -> Result<Vec<RuleVersion>, Error>;
+    /// How many rule versions were published (a cheap check for a change).
+    async fn rule_version_count(&self) -> Result<i64, Error>;
     /// Records the daily sweep of `day` with its jobs, in one transaction; `false` (and
     /// nothing written) if that day was swept already.
     async fn add_sweep_jobs(

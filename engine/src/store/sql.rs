@@ -28,7 +28,7 @@ use crate::store::{
     CaseRecord, CheckItem, Decider, Error, EventRecord, GradeRecord, GradeUpdate, GridRecord,
     IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCampaign,
     NewCase, NewInspection, OpenCase, OutboxMessage, PartyRecord, PartyUnit, Placard,
-    Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, RuleJob,
+    Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, RuleJob, RuleVersion,
     RecordedInspection, ReferralRecord, Respond, Store, StoredRoute, StoredStop, SupervisorRecord,
     TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
@@ -2488,6 +2488,7 @@ impl Store for This {
                 referrals_since: 0,
                 results_since: 0,
                 blacklisted: false,
+                proposed: false,
             });
             record.kind = r.try_get("kind")?;
             record
@@ -2515,14 +2516,18 @@ impl Store for This {
             }
         }
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT party_id FROM blacklist WHERE status IN ('active', 'appealed') \
-             AND (expires_at IS NULL OR expires_at > ",
+            "SELECT party_id, status FROM blacklist WHERE status = 'proposed' \
+             OR (status IN ('active', 'appealed') AND (expires_at IS NULL OR expires_at > ",
         );
-        q.push_bind(ms(now)).push(")");
+        q.push_bind(ms(now)).push("))");
         only_party(&mut q, "party_id");
         for r in &q.build().fetch_all(self.reader()).await? {
             if let Some(record) = records.get_mut(&r.try_get::<i64, _>(0)?) {
-                record.blacklisted = true;
+                if r.try_get::<String, _>(1)? == "proposed" {
+                    record.proposed = true;
+                } else {
+                    record.blacklisted = true;
+                }
             }
         }
         Ok(records.into_values().collect())
@@ -2576,6 +2581,67 @@ impl Store for This {
         .iter()
         .map(rule_job_from_row)
         .collect()
+    }
+
+    async fn rule_jobs_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RuleJob>, Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_JOB_COLUMNS} FROM rule_jobs WHERE created_at >= $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(ms(since))
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(rule_job_from_row)
+        .collect()
+    }
+
+    async fn publish_rule_version(&self, v: &RuleVersion) -> crate::Result<()> {
+        sqlx::query(
+            "INSERT INTO rule_versions (name, version, spec, source, sha256, published_at, \
+             published_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&v.spec.name)
+        .bind(i64::from(v.spec.version))
+        .bind(Json(&v.spec))
+        .bind(&v.source)
+        .bind(&v.sha256)
+        .bind(ms(v.published_at))
+        .bind(&v.published_by)
+        .execute(self.writer())
+        .await
+        .map_err(|e| refusal(e, "this version of the rule"))?;
+        Ok(())
+    }
+
+    async fn rule_versions(&self) -> Result<Vec<RuleVersion>, Error> {
+        let rows = sqlx::query(
+            "SELECT spec, source, sha256, published_at, published_by FROM rule_versions \
+             ORDER BY name, version",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RuleVersion {
+                    spec: r.try_get::<Json<crate::rules::RuleSpec>, _>(0)?.0,
+                    source: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                    published_at: from_millis(r.try_get(3)?),
+                    published_by: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rule_version_count(&self) -> Result<i64, Error> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM rule_versions")
+            .fetch_one(self.reader())
+            .await?)
     }
 
     async fn add_sweep_jobs(

@@ -1,0 +1,471 @@
+//! Escalation rules at work, on both backends: each starter rule's actions applied to real cases as audited commands of the rule and its version, the daily sweep run once per day, hostile rules failing alone, hot publishing, dry runs and backtests that change nothing.
+
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
+
+/// The events of a case's history issued by a rule (any version).
+fn rule_events(case: &Value, rule: &str) -> Vec<Value> {
+    let prefix = format!("rule:{rule}@");
+    case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"]["id"].as_str().unwrap_or("").starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
+/// An inspected case with an order issued.
+async fn ordered(app: &TestApp, unit: i64, category: &str) -> i64 {
+    let id = app.inspect(&app.tokens.inspector, unit, &[category]).await[0];
+    app.command(id, &app.tokens.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    id
+}
+
+async fn overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let id = ordered(&app, app.unit_of(1), "ebike_indoor").await;
+    let wiring = ordered(&app, app.units_of(1)[1], "wiring").await;
+    // The order goes overdue: the rules run on the event, but one hour late is not
+    // yet the fire brigade's business.
+    app.clock.advance(TimeDelta::hours(25));
+    assert_eq!(app.tick().await, 1);
+    app.rules_tick().await;
+    assert_eq!(app.state(id).await, "overdue");
+    assert!(rule_events(&app.case(id, &t.city).await, "ebike_overdue_to_fire").is_empty());
+    // (The critical hazard took the unit down to one star: that rule told the landlord
+    // and asked for a review.)
+    let dropped = rule_events(&app.case(id, &t.city).await, "grade_drop_to_one_star");
+    assert_eq!(dropped.len(), 2);
+    assert_eq!(dropped[0]["data"]["rule"]["trigger"], "grade_drop");
+
+    // A day later, the daily sweep finds it; it runs once per day however often asked.
+    app.clock.advance(TimeDelta::hours(24));
+    let day = app.runtime().today().to_string();
+    let (report, queued) = app
+        .runtime()
+        .sweep_and_queue(&day)
+        .await
+        .unwrap()
+        .expect("the first sweep of the day");
+    assert_eq!(report.cases, 2);
+    assert_eq!(queued, 1, "only the e-bike case is acted on");
+    assert!(app.runtime().sweep_and_queue(&day).await.unwrap().is_none());
+    let done = app.rules_tick().await;
+    assert_eq!((done.jobs, done.applied, done.refused), (1, 1, 0));
+
+    let case = app.case(id, &t.city).await;
+    assert_eq!(case["case"]["state"], "referred");
+    let events = rule_events(&case, "ebike_overdue_to_fire");
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e["command"], "rule_refer");
+    assert_eq!(e["actor"]["role"], "system");
+    assert_eq!(e["actor"]["id"], "rule:ebike_overdue_to_fire@v1");
+    assert_eq!(e["data"]["rule"]["name"], "ebike_overdue_to_fire");
+    assert_eq!(e["data"]["rule"]["version"], 1);
+    assert_eq!(e["data"]["rule"]["trigger"], "daily");
+    assert!(e["reason"].as_str().unwrap().contains("电动自行车"));
+    // It went to the fire brigade of the unit's district, which now sees it.
+    let referrals = app
+        .get("/api/v1/departments/1/referrals", &t.fire)
+        .await
+        .expect(200);
+    assert!(
+        referrals.to_string().contains(&format!("\"case_id\":{id}")),
+        "{referrals}"
+    );
+    assert_eq!(app.state(wiring).await, "notified");
+    // What the rules did is visible on the case.
+    let jobs = app
+        .get(&format!("/api/v1/cases/{id}/rule-jobs"), &t.inspector)
+        .await
+        .expect(200);
+    let triggers: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["grade_drop", "new_hazard", "order_overdue", "daily"]);
+    app.get(&format!("/api/v1/cases/{id}/rule-jobs"), &t.landlord)
+        .await
+        .problem(403, None);
+    // Nothing is left to do: working off the jobs again does nothing.
+    let before = app.fingerprint().await;
+    assert_eq!(app.rules_tick().await.jobs, 0);
+    assert_eq!(app.fingerprint().await, before);
+}
+
+async fn a_third_overdue_order_proposes_the_landlord_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let units = app.units_of(1);
+    // Two orders go overdue: no proposal.
+    let mut ids = Vec::new();
+    for unit in &units[..2] {
+        ids.push(ordered(&app, *unit, "ebike_indoor").await);
+    }
+    app.clock.advance(TimeDelta::hours(25));
+    assert_eq!(app.tick().await, 2);
+    app.rules_tick().await;
+    let none = app
+        .get("/api/v1/blacklist?status=proposed", &t.district)
+        .await
+        .expect(200);
+    assert_eq!(none["count"], 0);
+    // The third overdue order in 12 months proposes the landlord; the others, seen
+    // again, do not propose twice.
+    ids.push(ordered(&app, units[2], "ebike_indoor").await);
+    app.clock.advance(TimeDelta::hours(25));
+    assert_eq!(app.tick().await, 1);
+    app.rules_tick().await;
+    let proposed = app
+        .get("/api/v1/blacklist?status=proposed", &t.district)
+        .await
+        .expect(200);
+    assert_eq!(proposed["count"], 1);
+    let entry = &proposed["entries"][0];
+    assert_eq!(entry["party_id"], 1);
+    assert_eq!(entry["source"], "rule:third_overdue_blacklist@v1");
+    assert!(entry["reason"].as_str().unwrap().contains("第 3 次"), "{entry}");
+    let proposing: Vec<i64> = {
+        let mut with = Vec::new();
+        for id in &ids {
+            if !rule_events(&app.case(*id, &t.city).await, "third_overdue_blacklist").is_empty()
+            {
+                with.push(*id);
+            }
+        }
+        with
+    };
+    assert_eq!(proposing, [ids[2]], "the third case carries the proposal");
+    assert_eq!(entry["case_id"], ids[2]);
+    // The supervisor was told, by the outbox in the same transaction.
+    let messages = app
+        .get(&format!("/api/v1/cases/{}/messages", proposing[0]), &t.district)
+        .await
+        .expect(200);
+    assert!(messages.to_string().contains("blacklist_proposed"), "{messages}");
+}
+
+async fn a_stalled_referral_goes_up_to_the_district(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let id = app.inspect(&t.inspector, app.unit_of(1), &["wiring"]).await[0];
+    app.command(id, &t.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    // Three working days pass without acceptance: the workflow escalates once, and the
+    // rule takes it to the district.
+    app.clock.advance(TimeDelta::days(7));
+    assert_eq!(app.tick().await, 1);
+    assert_eq!(app.case(id, &t.city).await["case"]["escalation"], 1);
+    app.rules_tick().await;
+    let case = app.case(id, &t.city).await;
+    assert_eq!(case["case"]["escalation"], 2);
+    assert_eq!(case["case"]["state"], "referred");
+    let events = rule_events(&case, "referral_stalled_to_district");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["command"], "rule_escalate");
+    assert_eq!(events[0]["data"]["level"], "district");
+    assert_eq!(events[0]["data"]["rule"]["trigger"], "referral_not_accepted");
+    assert_eq!(events[0]["actor"]["id"], "rule:referral_stalled_to_district@v1");
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.district)
+        .await
+        .expect(200);
+    assert!(messages.to_string().contains("rule_escalation"), "{messages}");
+}
+
+async fn a_critical_hazard_at_a_unit_with_history_gets_half_the_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let units = app.units_of(1);
+    // A unit without history: the usual 24 hours.
+    let fresh = ordered(&app, units[0], "ebike_indoor").await;
+    // A unit with an earlier case.
+    let known = units[1];
+    let earlier = ordered(&app, known, "wiring").await;
+    app.command_with_reason(earlier, &t.inspector, "reinspect", json!({ "passed": true }), None)
+        .await
+        .expect(200);
+    let id = ordered(&app, known, "ebike_indoor").await;
+    app.rules_tick().await;
+    let case = app.case(id, &t.city).await;
+    let deadline = |c: &Value| {
+        chrono::DateTime::parse_from_rfc3339(c["case"]["deadline_at"].as_str().unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    let now = app.runtime().now();
+    assert_eq!(deadline(&case), now + TimeDelta::hours(12));
+    assert_eq!(
+        deadline(&app.case(fresh, &t.city).await),
+        now + TimeDelta::hours(24)
+    );
+    let events = rule_events(&case, "critical_at_known_unit");
+    assert_eq!(events.len(), 2);
+    assert!(rule_events(&app.case(fresh, &t.city).await, "critical_at_known_unit").is_empty());
+    assert_eq!(events[0]["command"], "rule_move_deadline");
+    assert_eq!(events[0]["data"]["hours"], -12);
+    assert_eq!(events[1]["command"], "rule_notice");
+    // The order's timer moved with the deadline.
+    app.clock.advance(TimeDelta::hours(12) + TimeDelta::seconds(1));
+    assert_eq!(app.tick().await, 1);
+    assert_eq!(app.state(id).await, "overdue");
+    assert_eq!(app.state(fresh).await, "notified");
+    // The landlord was told of the new deadline.
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.landlord)
+        .await
+        .expect(200);
+    assert!(messages.to_string().contains("deadline_moved"), "{messages}");
+}
+
+async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let id = ordered(&app, app.unit_of(1), "wiring").await;
+    for round in 1..=2 {
+        app.command(id, &t.landlord, "report_fix", json!({ "evidence": ["photo:fix"] }))
+            .await
+            .expect(200);
+        app.command(id, &t.inspector, "reinspect", json!({ "passed": false }))
+            .await
+            .expect(200);
+        app.rules_tick().await;
+        let acted = rule_events(&app.case(id, &t.city).await, "repeated_failed_reinspection");
+        assert_eq!(acted.len(), if round == 1 { 0 } else { 2 }, "round {round}");
+    }
+    let case = app.case(id, &t.city).await;
+    assert_eq!(case["case"]["priority"], 1);
+    assert_eq!(case["case"]["review_required"], true);
+    let commands: Vec<&str> = rule_events(&case, "repeated_failed_reinspection")
+        .iter()
+        .map(|e| e["command"].as_str().unwrap().to_string().leak() as &str)
+        .collect();
+    assert_eq!(commands, ["rule_raise_priority", "rule_require_review"]);
+    // Only a supervisor clears the review, with a reason.
+    app.command_with_reason(id, &t.inspector, "complete_review", json!({}), Some("ok"))
+        .await
+        .problem(403, None);
+    app.command(id, &t.district, "complete_review", json!({}))
+        .await
+        .problem(422, Some("reason"));
+    let after = app
+        .command_with_reason(id, &t.district, "complete_review", json!({}), Some("已督办"))
+        .await
+        .expect(200);
+    assert_eq!(after["case"]["review_required"], false);
+    assert_eq!(after["case"]["state"], "notified");
+}
+
+async fn a_hostile_rule_fails_alone_while_the_transition_commits(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    for (name, source) in [
+        ("endless_loop", "loop { }"),
+        ("exploding_string", "let s = \"x\"; loop { s += s; }"),
+        ("deep_recursion", "fn f(n) { f(n + 1) } f(0)"),
+    ] {
+        app.post(
+            "/api/v1/rules/versions",
+            &t.city,
+            &json!({ "name": name, "version": 1, "on": ["order_overdue"],
+                     "zh": "恶意规则", "en": "hostile", "source": source }),
+        )
+        .await
+        .expect(201);
+    }
+    // The same version of the e-bike rule, but acting at once.
+    app.post(
+        "/api/v1/rules/versions",
+        &t.city,
+        &json!({ "name": "ebike_overdue_to_fire", "version": 2, "on": ["order_overdue"],
+                 "zh": "电动自行车逾期即移交消防", "en": "E-bike overdue goes to the fire brigade at once",
+                 "source": "if hazard.category == \"ebike_indoor\" { [#{ action: \"refer\", department: \"fire\", reason: \"逾期\" }] } else { [] }" }),
+    )
+    .await
+    .expect(201);
+    let id = ordered(&app, app.unit_of(1), "ebike_indoor").await;
+    app.clock.advance(TimeDelta::hours(25));
+    assert_eq!(app.tick().await, 1, "the deadline's transition commits");
+    assert_eq!(app.state(id).await, "overdue");
+    let done = app.rules_tick().await;
+    assert_eq!(done.failures, 3);
+    let case = app.case(id, &t.city).await;
+    assert_eq!(case["case"]["state"], "referred", "the good rule beside them still acts");
+    assert_eq!(
+        rule_events(&case, "ebike_overdue_to_fire")[0]["actor"]["id"],
+        "rule:ebike_overdue_to_fire@v2"
+    );
+    let jobs = app
+        .get(&format!("/api/v1/cases/{id}/rule-jobs"), &t.inspector)
+        .await
+        .expect(200);
+    let overdue = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["trigger"] == "order_overdue")
+        .unwrap();
+    let failed: Vec<&Value> = overdue["outcome"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("failed").is_some())
+        .collect();
+    assert_eq!(failed.len(), 3, "{overdue}");
+    assert!(failed.iter().all(|r| r["failed"]["kind"] == "limit"), "{overdue}");
+    let rules = app.get("/api/v1/rules", &t.city).await.expect(200);
+    assert!(rules["failures"].as_u64().unwrap() >= 3);
+}
+
+async fn publishing_a_rule_version_takes_effect_without_a_restart(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    let t = app.tokens.clone();
+    let draft = |version: u32, source: &str| {
+        json!({ "name": "ebike_overdue_to_fire", "version": version, "on": ["order_overdue", "daily"],
+                "zh": "电动自行车逾期即移交消防", "en": "E-bike overdue goes to the fire brigade at once",
+                "source": source })
+    };
+    let at_once = "if hazard.category == \"ebike_indoor\" && hazard.state == \"overdue\" { [#{ action: \"refer\", department: \"fire\", reason: \"逾期\" }] } else { [] }";
+    // Refused, changing nothing: not a city supervisor, an old version, a broken
+    // script, an unknown event.
+    let before = app.fingerprint().await;
+    app.post("/api/v1/rules/versions", &t.district, &draft(2, at_once))
+        .await
+        .problem(403, None);
+    app.post("/api/v1/rules/versions", &t.city, &draft(1, at_once))
+        .await
+        .problem(422, Some("version"));
+    app.post("/api/v1/rules/versions", &t.city, &draft(2, "if ("))
+        .await
+        .problem(422, Some("source"));
+    let mut bad = draft(2, at_once);
+    bad["on"] = json!(["whenever"]);
+    app.post("/api/v1/rules/versions", &t.city, &bad)
+        .await
+        .problem(400, Some("on[0]"));
+    assert_eq!(app.fingerprint().await, before);
+
+    let published = app
+        .post("/api/v1/rules/versions", &t.city, &draft(2, at_once))
+        .await
+        .expect(201);
+    assert_eq!(published["version"], 2);
+    assert_eq!(published["published_by"], "supervisor:1");
+    let rules = app.get("/api/v1/rules", &t.district).await.expect(200);
+    let ebike = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ebike_overdue_to_fire")
+        .unwrap();
+    assert_eq!(ebike["version"], 2);
+    assert_eq!(ebike["script_sha256"], published["script_sha256"]);
+
+    let id = ordered(&app, app.unit_of(1), "ebike_indoor").await;
+    app.clock.advance(TimeDelta::hours(25));
+    app.tick().await;
+    app.rules_tick().await;
+    assert_eq!(app.state(id).await, "referred", "version 2 acts at once");
+    // A restarted service (or a second process) runs the published version too.
+    app.restart().await;
+    let rules = app.get("/api/v1/rules", &t.city).await.expect(200);
+    assert!(rules.to_string().contains("\"version\":2"));
+}
+
+async fn dry_runs_and_backtests_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let units = app.units_of(1);
+    let a = ordered(&app, units[0], "ebike_indoor").await;
+    let b = ordered(&app, units[1], "ebike_indoor").await;
+    ordered(&app, units[2], "wiring").await;
+    app.clock.advance(TimeDelta::hours(25));
+    assert_eq!(app.tick().await, 2);
+    app.rules_tick().await;
+    let draft = json!({ "name": "ebike_at_once", "version": 1, "on": ["order_overdue"],
+        "zh": "电动自行车逾期即移交消防", "en": "E-bike overdue goes to the fire brigade at once",
+        "source": "if hazard.category == \"ebike_indoor\" { [#{ action: \"refer\", department: \"fire\", reason: \"逾期\" }] } else { [] }" });
+    let before = app.fingerprint().await;
+    let one = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &t.district,
+            &json!({ "rule": draft, "case_id": a }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(one["evaluations"], 1);
+    assert_eq!(one["actions"]["refer"], 1);
+    assert_eq!(one["samples"][0]["actions"][0]["department"], "fire");
+    // Over the last 7 days: the two overdue events.
+    let back = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &t.district,
+            &json!({ "rule": draft, "days": 7 }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(back["evaluations"], 2);
+    assert_eq!(back["actions"]["refer"], 2);
+    let cases: Vec<i64> = back["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["case_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cases, [a, b]);
+    // A hostile draft fails in its own evaluation.
+    let mut hostile = draft.clone();
+    hostile["source"] = json!("loop { }");
+    let failed = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &t.district,
+            &json!({ "rule": hostile, "case_id": a }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(failed["failures"], 1);
+    // Bad requests.
+    app.post("/api/v1/rules/dry-run", &t.district, &json!({ "rule": draft }))
+        .await
+        .problem(422, Some("case_id"));
+    app.post(
+        "/api/v1/rules/dry-run",
+        &t.district,
+        &json!({ "rule": draft, "days": 0 }),
+    )
+    .await
+    .problem(422, Some("days"));
+    app.post(
+        "/api/v1/rules/dry-run",
+        &t.landlord,
+        &json!({ "rule": draft, "case_id": a }),
+    )
+    .await
+    .problem(403, None);
+    assert_eq!(app.fingerprint().await, before, "dry runs change nothing");
+    assert_eq!(app.state(a).await, "overdue");
+}
+
+backend_tests!(
+    overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep,
+    a_third_overdue_order_proposes_the_landlord_once,
+    a_stalled_referral_goes_up_to_the_district,
+    a_critical_hazard_at_a_unit_with_history_gets_half_the_time,
+    two_failed_reinspections_raise_priority_and_call_for_review,
+    a_hostile_rule_fails_alone_while_the_transition_commits,
+    publishing_a_rule_version_takes_effect_without_a_restart,
+    dry_runs_and_backtests_change_nothing,
+);

@@ -84,6 +84,29 @@ impl Server {
         body
     }
 
+    /// Issues a command at the case's current version, as a client would: read the
+    /// case, send, and read again if the case moved meanwhile (the rule worker may add
+    /// events of its own).
+    async fn command(&self, id: i64, token: &str, name: &str) -> Value {
+        for _ in 0..10 {
+            let version = self.get(&format!("/api/v1/cases/{id}"), token).await["case"]["version"]
+                .clone();
+            let (status, body) = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/cases/{id}/commands"),
+                    token,
+                    Some(json!({ "command": name, "expected_version": version })),
+                )
+                .await;
+            if status != 409 {
+                assert!(status < 300, "{name} on case {id}: {status} {body}");
+                return body;
+            }
+        }
+        panic!("case {id} kept changing");
+    }
+
     async fn set_clock(&self, now: DateTime<Utc>) {
         self.post("/__test/clock", "", json!({ "now": now.to_rfc3339() }))
             .await;
@@ -91,6 +114,10 @@ impl Server {
 
     async fn tick(&self) -> Value {
         self.post("/__test/timers/tick", "", json!({})).await
+    }
+
+    async fn rules_tick(&self) -> Value {
+        self.post("/__test/rules/tick", "", json!({})).await
     }
 
     /// Kills the process without letting it shut down.
@@ -158,13 +185,7 @@ async fn restart_between_order_and_deadline(backend: Backend) {
         )
         .await;
     let id = opened["cases"][0]["id"].as_i64().unwrap();
-    let case = a
-        .post(
-            &format!("/api/v1/cases/{id}/commands"),
-            &inspector,
-            json!({ "command": "notify", "expected_version": 1 }),
-        )
-        .await;
+    let case = a.command(id, &inspector, "notify").await;
     assert_eq!(case["case"]["deadline_at"], "2026-03-05T01:00:00Z");
     a.kill();
 
@@ -242,12 +263,7 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
     }
     for (i, id) in ids.iter().enumerate() {
         let via = if i % 2 == 0 { &a } else { &b };
-        via.post(
-            &format!("/api/v1/cases/{id}/commands"),
-            &city,
-            json!({ "command": "notify", "expected_version": 1 }),
-        )
-        .await;
+        via.command(*id, &city, "notify").await;
     }
     // Every deadline is due at once, for both processes; their background workers and
     // explicit ticks all claim at the same time.
@@ -300,6 +316,24 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
         2 * RACED as i64,
         "each firing wrote its messages once"
     );
+    // The rules then act on every overdue event, both processes working the same jobs
+    // (their background workers too): each e-bike case goes to the fire brigade once,
+    // and no rule step is applied twice.
+    let mut rounds = 0;
+    loop {
+        let (ra, rb) = tokio::join!(a.rules_tick(), b.rules_tick());
+        assert!(ra["error"].is_null() && rb["error"].is_null(), "{ra} {rb}");
+        let pending: i64 = sqlx::query("SELECT COUNT(*) FROM rule_jobs WHERE done_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 10_000, "{pending} rule jobs never ran");
+    }
     let states: Vec<String> = sqlx::query("SELECT DISTINCT state FROM cases")
         .fetch_all(&pool)
         .await
@@ -307,7 +341,28 @@ async fn two_processes_on_one_postgres_fire_each_timer_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(states, ["overdue"]);
+    assert_eq!(states, ["referred"]);
+    let referred: Vec<i64> = sqlx::query(
+        "SELECT COUNT(*) FROM case_events WHERE command = 'rule_refer' GROUP BY case_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(referred.len(), RACED);
+    assert!(referred.iter().all(|n| *n == 1), "{referred:?}");
+    let twice: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT case_id, data->'rule'->>'job', command, COUNT(*) \
+         FROM case_events WHERE actor_id LIKE 'rule:%' \
+         GROUP BY 1, 2, 3 HAVING COUNT(*) > 1) AS t",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(twice, 0, "a rule step was applied twice");
     pool.close().await;
 }
 

@@ -40,6 +40,7 @@ fn test_routes(runtime: Runtime, clock: ManualClock) -> Router {
     Router::new()
         .route("/__test/clock", post(set_clock))
         .route("/__test/timers/tick", post(tick))
+        .route("/__test/rules/tick", post(rules_tick))
         .with_state(TestState { runtime, clock })
 }
 
@@ -51,6 +52,13 @@ async fn set_clock(State(s): State<TestState>, Json(body): Json<Value>) -> Json<
         s.clock.set(now.to_utc());
     }
     Json(json!({ "now": s.runtime.now() }))
+}
+
+async fn rules_tick(State(s): State<TestState>) -> Json<Value> {
+    match s.runtime.run_rule_jobs().await {
+        Ok(t) => Json(json!(t)),
+        Err(e) => Json(json!({ "error": e.to_string() })),
+    }
 }
 
 async fn tick(State(s): State<TestState>) -> Json<Value> {

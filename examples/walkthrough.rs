@@ -108,7 +108,7 @@ async fn main() -> Result<()> {
         case,
         step(
             "record_result",
-            json!({ "result": "fine", "fine_amount": 2000 }),
+            json!({ "result": "fine", "fine_amount": 2000, "evidence": ["doc:penalty-decision-001"] }),
         ),
         None,
     )

@@ -219,7 +219,9 @@ async fn appeal(
     Body { value: body, .. }: Body<AppealBody>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(
-        app.runtime.appeal_blacklist(&caller, id, &body.appeal).await?
+        app.runtime
+            .appeal_blacklist(&caller, id, &body.appeal)
+            .await?
     )))
 }
 

@@ -164,7 +164,11 @@ pub fn action_command(action: &Action) -> Command {
 
 impl Runtime {
     /// What the rules did on a case (inspectors and supervisors who may see it).
-    pub async fn case_rule_jobs(&self, principal: &Principal, case: CaseId) -> Result<Vec<RuleJob>> {
+    pub async fn case_rule_jobs(
+        &self,
+        principal: &Principal,
+        case: CaseId,
+    ) -> Result<Vec<RuleJob>> {
         if !matches!(
             principal.role,
             crate::domain::Role::Inspector | crate::domain::Role::Supervisor

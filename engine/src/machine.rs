@@ -278,8 +278,8 @@ pub fn decide(
                 if let Some(deadline) = next.deadline_at {
                     // Never into the past: an order cut short is due in an hour at the
                     // soonest.
-                    let moved = (deadline + TimeDelta::hours(hours))
-                        .max(ctx.now + TimeDelta::hours(1));
+                    let moved =
+                        (deadline + TimeDelta::hours(hours)).max(ctx.now + TimeDelta::hours(1));
                     next.deadline_at = Some(moved);
                     event.insert("deadline_before".into(), json!(deadline));
                     event.insert("deadline_at".into(), json!(moved));

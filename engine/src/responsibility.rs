@@ -102,16 +102,7 @@ impl Runtime {
         let record = self
             .party_record(party)
             .await?
-            .unwrap_or_else(|| PartyRecord {
-                party_id: party,
-                kind: String::new(),
-                cases_by_severity: Default::default(),
-                overdue_since: 0,
-                referrals_since: 0,
-                results_since: 0,
-                blacklisted: false,
-                proposed: false,
-            });
+            .unwrap_or_else(|| PartyRecord::empty(party, String::new()));
         let blacklist = self.blacklist_of(Some(party), &Scope::System, None).await?;
         Ok(PartyView {
             party_id: party,
@@ -155,7 +146,9 @@ impl Runtime {
         principal: &Principal,
         status: Option<&str>,
     ) -> Result<Vec<BlacklistEntry>> {
-        const STATUSES: [&str; 6] = ["proposed", "active", "appealed", "rejected", "lifted", "expired"];
+        const STATUSES: [&str; 6] = [
+            "proposed", "active", "appealed", "rejected", "lifted", "expired",
+        ];
         if let Some(s) = status
             && !STATUSES.contains(&s)
         {
@@ -241,7 +234,11 @@ impl Runtime {
     }
 
     /// Applies a change to an entry, or says why it does not apply.
-    async fn change_entry(&self, entry: &BlacklistEntry, change: BlacklistChange) -> Result<BlacklistEntry> {
+    async fn change_entry(
+        &self,
+        entry: &BlacklistEntry,
+        change: BlacklistChange,
+    ) -> Result<BlacklistEntry> {
         if !self
             .store()
             .change_blacklist(entry.id, &change, self.now())
@@ -334,7 +331,12 @@ impl Runtime {
     }
 
     /// A supervisor lifts an entry in force.
-    pub async fn lift_blacklist(&self, principal: &Principal, id: i64, note: &str) -> Result<BlacklistEntry> {
+    pub async fn lift_blacklist(
+        &self,
+        principal: &Principal,
+        id: i64,
+        note: &str,
+    ) -> Result<BlacklistEntry> {
         let note = required_text("note", note, 2000)?;
         let entry = self.entry_for_supervisor(principal, id).await?;
         self.change_entry(
@@ -410,7 +412,10 @@ impl Runtime {
         starts_on: NaiveDate,
         ends_on: NaiveDate,
     ) -> Result<InsurancePolicy> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor | Role::Landlord) {
+        if !matches!(
+            principal.role,
+            Role::Inspector | Role::Supervisor | Role::Landlord
+        ) {
             return Err(Error::Forbidden(
                 "policies are recorded by the unit's party, inspectors and supervisors".into(),
             ));
@@ -419,7 +424,10 @@ impl Runtime {
         let insurer = required_text("insurer", insurer, 100)?;
         let policy_no = required_text("policy_no", policy_no, 64)?;
         if !(coverage_yuan.is_finite() && coverage_yuan > 0.0 && coverage_yuan <= 1e9) {
-            return Err(Error::invalid("coverage_yuan", "a positive amount up to 1,000,000,000"));
+            return Err(Error::invalid(
+                "coverage_yuan",
+                "a positive amount up to 1,000,000,000",
+            ));
         }
         if ends_on <= starts_on {
             return Err(Error::invalid("ends_on", "must be after starts_on"));
@@ -452,9 +460,9 @@ impl Runtime {
         Ok(UnitResponsibility {
             unit_id: unit,
             party_id: found.party_id,
-            agreement_valid: agreements
-                .iter()
-                .any(|a| Some(a.party_id) == found.party_id && a.signed_on <= today && today <= a.expires_on),
+            agreement_valid: agreements.iter().any(|a| {
+                Some(a.party_id) == found.party_id && a.signed_on <= today && today <= a.expires_on
+            }),
             insured: policies
                 .iter()
                 .any(|p| p.starts_on <= today && today <= p.ends_on),
@@ -506,14 +514,10 @@ mod tests {
 
     fn record(cases: &[(&str, i64)], overdue: i64, blacklisted: bool) -> PartyRecord {
         PartyRecord {
-            party_id: PartyId(1),
-            kind: "landlord".into(),
             cases_by_severity: cases.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
             overdue_since: overdue,
-            referrals_since: 0,
-            results_since: 0,
             blacklisted,
-            proposed: false,
+            ..PartyRecord::empty(PartyId(1), "landlord".into())
         }
     }
 
@@ -521,8 +525,14 @@ mod tests {
     fn a_clean_record_scores_100_and_losses_add_up() {
         assert_eq!(score(&record(&[], 0, false)), 100);
         // 2 general (4) + 1 critical (10) + 2 overdue (10) = 24.
-        assert_eq!(score(&record(&[("general", 2), ("critical", 1)], 2, false)), 76);
-        assert_eq!(score(&record(&[("general", 2), ("critical", 1)], 2, true)), 46);
+        assert_eq!(
+            score(&record(&[("general", 2), ("critical", 1)], 2, false)),
+            76
+        );
+        assert_eq!(
+            score(&record(&[("general", 2), ("critical", 1)], 2, true)),
+            46
+        );
         assert_eq!(score(&record(&[("critical", 50)], 0, false)), 0);
     }
 }

@@ -408,7 +408,8 @@ impl RuleSet {
 
     /// The starter rules as (spec, script).
     pub fn builtin_parts() -> Vec<(RuleSpec, String)> {
-        let manifest: Manifest = toml::from_str(BUILTIN_MANIFEST).expect("the starter manifest parses");
+        let manifest: Manifest =
+            toml::from_str(BUILTIN_MANIFEST).expect("the starter manifest parses");
         manifest
             .rules
             .into_iter()

@@ -175,7 +175,10 @@ pub enum Effect {
     Escalate,
     Close,
     Reopen,
-    Notify { to: Recipient, template: String },
+    Notify {
+        to: Recipient,
+        template: String,
+    },
     /// Moves the order deadline by `data.hours` (never to before now), and its timer.
     MoveDeadline,
     RaisePriority,
@@ -552,7 +555,11 @@ mod tests {
         );
         // Version 3 adds the rules' commands, and raises rule events.
         assert!(defs[2].commands["rule_refer"].roles == [Role::System]);
-        let raised: Vec<_> = defs[2].transitions.iter().filter_map(|t| t.trigger).collect();
+        let raised: Vec<_> = defs[2]
+            .transitions
+            .iter()
+            .filter_map(|t| t.trigger)
+            .collect();
         assert_eq!(raised.len(), 4, "{raised:?}");
         assert!(defs[1].transitions.iter().all(|t| t.trigger.is_none()));
         assert!(defs[1].is_terminal("fixed"));

@@ -92,7 +92,10 @@ async fn overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep(back
         .iter()
         .map(|j| j["trigger"].as_str().unwrap())
         .collect();
-    assert_eq!(triggers, ["grade_drop", "new_hazard", "order_overdue", "daily"]);
+    assert_eq!(
+        triggers,
+        ["grade_drop", "new_hazard", "order_overdue", "daily"]
+    );
     app.get(&format!("/api/v1/cases/{id}/rule-jobs"), &t.landlord)
         .await
         .problem(403, None);
@@ -133,12 +136,14 @@ async fn a_third_overdue_order_proposes_the_landlord_once(backend: Backend) {
     let entry = &proposed["entries"][0];
     assert_eq!(entry["party_id"], 1);
     assert_eq!(entry["source"], "rule:third_overdue_blacklist@v1");
-    assert!(entry["reason"].as_str().unwrap().contains("第 3 次"), "{entry}");
+    assert!(
+        entry["reason"].as_str().unwrap().contains("第 3 次"),
+        "{entry}"
+    );
     let proposing: Vec<i64> = {
         let mut with = Vec::new();
         for id in &ids {
-            if !rule_events(&app.case(*id, &t.city).await, "third_overdue_blacklist").is_empty()
-            {
+            if !rule_events(&app.case(*id, &t.city).await, "third_overdue_blacklist").is_empty() {
                 with.push(*id);
             }
         }
@@ -148,10 +153,16 @@ async fn a_third_overdue_order_proposes_the_landlord_once(backend: Backend) {
     assert_eq!(entry["case_id"], ids[2]);
     // The supervisor was told, by the outbox in the same transaction.
     let messages = app
-        .get(&format!("/api/v1/cases/{}/messages", proposing[0]), &t.district)
+        .get(
+            &format!("/api/v1/cases/{}/messages", proposing[0]),
+            &t.district,
+        )
         .await
         .expect(200);
-    assert!(messages.to_string().contains("blacklist_proposed"), "{messages}");
+    assert!(
+        messages.to_string().contains("blacklist_proposed"),
+        "{messages}"
+    );
 }
 
 async fn a_stalled_referral_goes_up_to_the_district(backend: Backend) {
@@ -174,13 +185,22 @@ async fn a_stalled_referral_goes_up_to_the_district(backend: Backend) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["command"], "rule_escalate");
     assert_eq!(events[0]["data"]["level"], "district");
-    assert_eq!(events[0]["data"]["rule"]["trigger"], "referral_not_accepted");
-    assert_eq!(events[0]["actor"]["id"], "rule:referral_stalled_to_district@v1");
+    assert_eq!(
+        events[0]["data"]["rule"]["trigger"],
+        "referral_not_accepted"
+    );
+    assert_eq!(
+        events[0]["actor"]["id"],
+        "rule:referral_stalled_to_district@v1"
+    );
     let messages = app
         .get(&format!("/api/v1/cases/{id}/messages"), &t.district)
         .await
         .expect(200);
-    assert!(messages.to_string().contains("rule_escalation"), "{messages}");
+    assert!(
+        messages.to_string().contains("rule_escalation"),
+        "{messages}"
+    );
 }
 
 async fn a_critical_hazard_at_a_unit_with_history_gets_half_the_time(backend: Backend) {
@@ -192,9 +212,15 @@ async fn a_critical_hazard_at_a_unit_with_history_gets_half_the_time(backend: Ba
     // A unit with an earlier case.
     let known = units[1];
     let earlier = ordered(&app, known, "wiring").await;
-    app.command_with_reason(earlier, &t.inspector, "reinspect", json!({ "passed": true }), None)
-        .await
-        .expect(200);
+    app.command_with_reason(
+        earlier,
+        &t.inspector,
+        "reinspect",
+        json!({ "passed": true }),
+        None,
+    )
+    .await
+    .expect(200);
     let id = ordered(&app, known, "ebike_indoor").await;
     app.rules_tick().await;
     let case = app.case(id, &t.city).await;
@@ -216,7 +242,8 @@ async fn a_critical_hazard_at_a_unit_with_history_gets_half_the_time(backend: Ba
     assert_eq!(events[0]["data"]["hours"], -12);
     assert_eq!(events[1]["command"], "rule_notice");
     // The order's timer moved with the deadline.
-    app.clock.advance(TimeDelta::hours(12) + TimeDelta::seconds(1));
+    app.clock
+        .advance(TimeDelta::hours(12) + TimeDelta::seconds(1));
     assert_eq!(app.tick().await, 1);
     assert_eq!(app.state(id).await, "overdue");
     assert_eq!(app.state(fresh).await, "notified");
@@ -225,7 +252,10 @@ async fn a_critical_hazard_at_a_unit_with_history_gets_half_the_time(backend: Ba
         .get(&format!("/api/v1/cases/{id}/messages"), &t.landlord)
         .await
         .expect(200);
-    assert!(messages.to_string().contains("deadline_moved"), "{messages}");
+    assert!(
+        messages.to_string().contains("deadline_moved"),
+        "{messages}"
+    );
 }
 
 async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Backend) {
@@ -233,9 +263,14 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
     let t = &app.tokens;
     let id = ordered(&app, app.unit_of(1), "wiring").await;
     for round in 1..=2 {
-        app.command(id, &t.landlord, "report_fix", json!({ "evidence": ["photo:fix"] }))
-            .await
-            .expect(200);
+        app.command(
+            id,
+            &t.landlord,
+            "report_fix",
+            json!({ "evidence": ["photo:fix"] }),
+        )
+        .await
+        .expect(200);
         app.command(id, &t.inspector, "reinspect", json!({ "passed": false }))
             .await
             .expect(200);
@@ -259,7 +294,13 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
         .await
         .problem(422, Some("reason"));
     let after = app
-        .command_with_reason(id, &t.district, "complete_review", json!({}), Some("已督办"))
+        .command_with_reason(
+            id,
+            &t.district,
+            "complete_review",
+            json!({}),
+            Some("已督办"),
+        )
         .await
         .expect(200);
     assert_eq!(after["case"]["review_required"], false);
@@ -300,7 +341,10 @@ async fn a_hostile_rule_fails_alone_while_the_transition_commits(backend: Backen
     let done = app.rules_tick().await;
     assert_eq!(done.failures, 3);
     let case = app.case(id, &t.city).await;
-    assert_eq!(case["case"]["state"], "referred", "the good rule beside them still acts");
+    assert_eq!(
+        case["case"]["state"], "referred",
+        "the good rule beside them still acts"
+    );
     assert_eq!(
         rule_events(&case, "ebike_overdue_to_fire")[0]["actor"]["id"],
         "rule:ebike_overdue_to_fire@v2"
@@ -322,7 +366,10 @@ async fn a_hostile_rule_fails_alone_while_the_transition_commits(backend: Backen
         .filter(|r| r.get("failed").is_some())
         .collect();
     assert_eq!(failed.len(), 3, "{overdue}");
-    assert!(failed.iter().all(|r| r["failed"]["kind"] == "limit"), "{overdue}");
+    assert!(
+        failed.iter().all(|r| r["failed"]["kind"] == "limit"),
+        "{overdue}"
+    );
     let rules = app.get("/api/v1/rules", &t.city).await.expect(200);
     assert!(rules["failures"].as_u64().unwrap() >= 3);
 }
@@ -438,9 +485,13 @@ async fn dry_runs_and_backtests_change_nothing(backend: Backend) {
         .expect(200);
     assert_eq!(failed["failures"], 1);
     // Bad requests.
-    app.post("/api/v1/rules/dry-run", &t.district, &json!({ "rule": draft }))
-        .await
-        .problem(422, Some("case_id"));
+    app.post(
+        "/api/v1/rules/dry-run",
+        &t.district,
+        &json!({ "rule": draft }),
+    )
+    .await
+    .problem(422, Some("case_id"));
     app.post(
         "/api/v1/rules/dry-run",
         &t.district,

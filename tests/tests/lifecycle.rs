@@ -364,7 +364,7 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .await
         .expect(200);
     let case = app
-        .command(id, &t.fire, "record_result", json!({ "result": "fine", "fine_amount": 5000, "decision_no": "穗消罚决字〔2026〕001号" }))
+        .command(id, &t.fire, "record_result", json!({ "result": "fine", "fine_amount": 5000, "decision_no": "穗消罚决字〔2026〕001号", "evidence": ["doc:penalty-decision"] }))
         .await
         .expect(200);
     assert_eq!(case["case"]["state"], "enforced");
@@ -448,10 +448,23 @@ async fn returned_referral_is_rerouted(backend: Backend) {
         .await
         .problem(403, None);
 
-    // Re-routed to the district's police (department 12).
+    // Re-routed to the district's police (department 12), with the reason; a plain
+    // `refer` or a re-route without a reason is refused.
     let police = app.token(Role::Department, 12).await;
+    app.command(id, &t.inspector, "refer", json!({ "department_id": 12 }))
+        .await
+        .problem(409, None);
+    app.command(id, &t.inspector, "reroute", json!({ "department_id": 12 }))
+        .await
+        .problem(422, Some("reason"));
     let case = app
-        .command(id, &t.inspector, "refer", json!({ "department_id": 12 }))
+        .command_with_reason(
+            id,
+            &t.inspector,
+            "reroute",
+            json!({ "department_id": 12 }),
+            Some("属公安管辖，改派派出所"),
+        )
         .await
         .expect(200);
     assert_eq!(case["case"]["department_id"], 12);
@@ -463,7 +476,7 @@ async fn returned_referral_is_rerouted(backend: Backend) {
         id,
         &police,
         "record_result",
-        json!({ "result": "no_violation" }),
+        json!({ "result": "no_violation", "evidence": ["photo:site"] }),
     )
     .await
     .expect(200);
@@ -478,7 +491,7 @@ async fn returned_referral_is_rerouted(backend: Backend) {
             "open",
             "refer",
             "return_referral",
-            "refer",
+            "reroute",
             "accept",
             "record_result",
             "close"
@@ -657,7 +670,106 @@ async fn responsibility_stays_with_the_party_at_discovery(backend: Backend) {
     assert_eq!(app.fingerprint().await, fp);
 }
 
+/// Every typed enforcement result is recorded with its evidence, feeds back to the
+/// inspector, and closes the loop: fixed where the hazard is gone, not fixed otherwise.
+async fn each_enforcement_result_closes_the_case(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let results = [
+        ("warning", json!({}), "not_fixed", "closed_not_fixed"),
+        (
+            "fine",
+            json!({ "fine_amount": 3000, "decision_no": "穗消罚决字〔2026〕007号" }),
+            "not_fixed",
+            "closed_not_fixed",
+        ),
+        (
+            "sealing",
+            json!({ "decision_no": "穗消封字〔2026〕002号" }),
+            "not_fixed",
+            "closed_not_fixed",
+        ),
+        ("order_stop_use", json!({}), "not_fixed", "closed_not_fixed"),
+        (
+            "prosecution",
+            json!({ "decision_no": "穗公立〔2026〕015号" }),
+            "not_fixed",
+            "closed_not_fixed",
+        ),
+        ("rectified_on_site", json!({}), "fixed", "fixed"),
+        ("no_violation", json!({}), "fixed", "fixed"),
+    ];
+    let units = app.units_of(1);
+    for (k, (result, extra, outcome, closed)) in results.into_iter().enumerate() {
+        let id = app.inspect(&t.inspector, units[k], &["wiring"]).await[0];
+        app.command(id, &t.inspector, "refer", json!({}))
+            .await
+            .expect(200);
+        app.command(id, &t.fire, "accept", json!({}))
+            .await
+            .expect(200);
+        let mut data = json!({ "result": result });
+        for (key, value) in extra.as_object().unwrap() {
+            data[key] = value.clone();
+        }
+        // Without its evidence, a result is refused and nothing changes.
+        let before = app.fingerprint().await;
+        app.command(id, &t.fire, "record_result", data.clone())
+            .await
+            .problem(422, Some("data.evidence"));
+        assert_eq!(app.fingerprint().await, before);
+        data["evidence"] = json!(["photo:site-1", "doc:record-1"]);
+        let case = app
+            .command(id, &t.fire, "record_result", data)
+            .await
+            .expect(200);
+        assert_eq!(case["case"]["state"], "enforced", "{result}");
+        assert_eq!(case["referrals"][0]["status"], "completed");
+        assert_eq!(case["referrals"][0]["result"]["result"], result);
+        assert_eq!(
+            case["referrals"][0]["result"]["evidence"][1],
+            "doc:record-1"
+        );
+        // The inspector hears of it.
+        let messages = app
+            .get(&format!("/api/v1/cases/{id}/messages"), &t.inspector)
+            .await
+            .expect(200);
+        let last = messages["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["template"], "enforcement_feedback");
+        assert_eq!(last["recipient_kind"], "inspector");
+        let case = app
+            .command(id, &t.inspector, "close", json!({ "outcome": outcome }))
+            .await
+            .expect(200);
+        assert_eq!(case["case"]["state"], closed, "{result}");
+        assert!(case["terminal"].as_bool().unwrap());
+    }
+    // A fine needs its amount.
+    let id = app.inspect(&t.inspector, units[9], &["wiring"]).await[0];
+    app.command(id, &t.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    app.command(id, &t.fire, "accept", json!({}))
+        .await
+        .expect(200);
+    app.command(
+        id,
+        &t.fire,
+        "record_result",
+        json!({ "result": "fine", "evidence": ["photo:x"] }),
+    )
+    .await
+    .problem(422, Some("data.fine_amount"));
+}
+
 backend_tests!(
+    each_enforcement_result_closes_the_case,
     acceptance_sla_counts_working_days,
     fixed_on_first_reinspection,
     failed_reinspection_issues_a_new_order,

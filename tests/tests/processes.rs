@@ -89,8 +89,8 @@ impl Server {
     /// events of its own).
     async fn command(&self, id: i64, token: &str, name: &str) -> Value {
         for _ in 0..10 {
-            let version = self.get(&format!("/api/v1/cases/{id}"), token).await["case"]["version"]
-                .clone();
+            let version =
+                self.get(&format!("/api/v1/cases/{id}"), token).await["case"]["version"].clone();
             let (status, body) = self
                 .call(
                     reqwest::Method::POST,

@@ -9,8 +9,8 @@ use anju_engine::machine::{self, CaseSnapshot, Command, Context};
 use anju_engine::registry::{Record, UnitRow};
 use anju_engine::routing::Routing;
 use anju_engine::store::{
-    Applied, CaseFilter, IdempotencyKey, Idempotent, NewCase, NewInspection, SharedStore,
-    TransitionRequest, RuleStep,
+    Applied, CaseFilter, IdempotencyKey, Idempotent, NewCase, NewInspection, RuleStep, SharedStore,
+    TransitionRequest,
 };
 use anju_engine::taxonomy::Taxonomy;
 use anju_engine::workflow;

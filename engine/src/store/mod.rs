@@ -369,6 +369,22 @@ pub struct PartyRecord {
     pub proposed: bool,
 }
 
+impl PartyRecord {
+    /// The record of a party with nothing on it.
+    pub fn empty(party_id: PartyId, kind: String) -> PartyRecord {
+        PartyRecord {
+            party_id,
+            kind,
+            cases_by_severity: std::collections::BTreeMap::new(),
+            overdue_since: 0,
+            referrals_since: 0,
+            results_since: 0,
+            blacklisted: false,
+            proposed: false,
+        }
+    }
+}
+
 /// A rule version published at run time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleVersion {
@@ -908,13 +924,20 @@ pub trait Store: Send + Sync + 'static {
         worker: &str,
     ) -> Result<Vec<RuleJob>, Error>;
     /// Marks a rule job done with what the rules did.
-    async fn finish_rule_job(&self, id: i64, outcome: &Value, at: DateTime<Utc>)
-    -> Result<(), Error>;
+    async fn finish_rule_job(
+        &self,
+        id: i64,
+        outcome: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error>;
     /// A case's rule jobs, oldest first.
     async fn case_rule_jobs(&self, case: CaseId) -> Result<Vec<RuleJob>, Error>;
     /// Rule jobs created since `since`, oldest first, at most `limit` (for backtests).
-    async fn rule_jobs_since(&self, since: DateTime<Utc>, limit: u32)
-    -> Result<Vec<RuleJob>, Error>;
+    async fn rule_jobs_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RuleJob>, Error>;
     /// Stores a published rule version; a conflict if that version exists.
     async fn publish_rule_version(&self, v: &RuleVersion) -> crate::Result<()>;
     /// Every published rule version, by name and version.

@@ -24,13 +24,13 @@ use crate::spatial::crs::Crs;
 use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 use crate::store::{
-    Applied, Attachment, Backend, CampaignArea, CampaignProgress, CampaignRecord, CaseFilter,
-    CaseRecord, CheckItem, Decider, Error, EventRecord, GradeRecord, GradeUpdate, GridRecord,
-    IdempotencyKey, Idempotent, ImportCounts, InspectionFilter, InspectionRecord, NewCampaign,
-    NewCase, NewInspection, OpenCase, OutboxMessage, PartyRecord, PartyUnit, Placard,
-    Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, RuleJob, RuleVersion,
-    RecordedInspection, ReferralRecord, Respond, Store, StoredRoute, StoredStop, SupervisorRecord,
-    TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
+    Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
+    CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
+    EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
+    InspectionFilter, InspectionRecord, InsurancePolicy, NewCampaign, NewCase, NewInspection,
+    OpenCase, OutboxMessage, PartyRecord, PartyUnit, Placard, RecordedInspection, ReferralRecord,
+    Respond, RuleJob, RuleVersion, Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog,
+    TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -122,14 +122,10 @@ fn rule_job_from_row(r: &Row) -> Result<RuleJob, Error> {
         case_id: CaseId(r.try_get("case_id")?),
         event_seq: r.try_get("event_seq")?,
         trigger: r.try_get("on_event")?,
-        detail: r
-            .try_get::<Option<Json<Value>>, _>("detail")?
-            .map(|j| j.0),
+        detail: r.try_get::<Option<Json<Value>>, _>("detail")?.map(|j| j.0),
         created_at: from_millis(r.try_get("created_at")?),
         done_at: r.try_get::<Option<i64>, _>("done_at")?.map(from_millis),
-        outcome: r
-            .try_get::<Option<Json<Value>>, _>("outcome")?
-            .map(|j| j.0),
+        outcome: r.try_get::<Option<Json<Value>>, _>("outcome")?.map(|j| j.0),
     })
 }
 
@@ -1883,7 +1879,9 @@ impl Store for This {
                  VALUES ($1, NULL, 'grade_drop', $2, $3)",
             )
             .bind(case.0)
-            .bind(Json(serde_json::json!({ "previous_stars": inspection.previous_stars })))
+            .bind(Json(
+                serde_json::json!({ "previous_stars": inspection.previous_stars }),
+            ))
             .bind(ms(now))
             .execute(&mut *tx)
             .await
@@ -2480,20 +2478,24 @@ impl Store for This {
         q.push(" GROUP BY c.party_id, p.kind, c.severity");
         for r in &q.build().fetch_all(self.reader()).await? {
             let id: i64 = r.try_get("party_id")?;
-            let record = records.entry(id).or_insert_with(|| PartyRecord {
-                party_id: PartyId(id),
-                kind: String::new(),
-                cases_by_severity: BTreeMap::new(),
-                overdue_since: 0,
-                referrals_since: 0,
-                results_since: 0,
-                blacklisted: false,
-                proposed: false,
-            });
+            let record = records
+                .entry(id)
+                .or_insert_with(|| PartyRecord::empty(PartyId(id), String::new()));
             record.kind = r.try_get("kind")?;
             record
                 .cases_by_severity
                 .insert(r.try_get("severity")?, r.try_get("n")?);
+        }
+        // A party asked for by id has a record even without cases.
+        if let Some(p) = only
+            && !records.contains_key(&p.0)
+            && let Some(kind) =
+                sqlx::query_scalar::<_, String>("SELECT kind FROM parties WHERE id = $1")
+                    .bind(p.0)
+                    .fetch_optional(self.reader())
+                    .await?
+        {
+            records.insert(p.0, PartyRecord::empty(p, kind));
         }
         let mut q = QueryBuilder::<Db>::new(
             "SELECT c.party_id, e.command, COUNT(*) AS n FROM case_events e \
@@ -2665,9 +2667,8 @@ impl Store for This {
             return Ok(false);
         }
         for chunk in cases.chunks(rows_per_statement(3)) {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO rule_jobs (case_id, on_event, created_at) ",
-            );
+            let mut q =
+                QueryBuilder::<Db>::new("INSERT INTO rule_jobs (case_id, on_event, created_at) ");
             q.push_values(chunk, |mut b, c| {
                 b.push_bind(c.0).push_bind("daily").push_bind(ms(at));
             });
@@ -2696,10 +2697,12 @@ impl Store for This {
         .bind(ms(at))
         .fetch_one(self.writer())
         .await
-        .map_err(|e| match refusal(e, "an open blacklist entry of this party") {
-            crate::Error::Conflict(m) => crate::Error::Conflict(m),
-            other => other,
-        })
+        .map_err(
+            |e| match refusal(e, "an open blacklist entry of this party") {
+                crate::Error::Conflict(m) => crate::Error::Conflict(m),
+                other => other,
+            },
+        )
     }
 
     async fn blacklist(

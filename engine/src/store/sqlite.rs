@@ -17,8 +17,7 @@ use sqlx::types::Json;
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
     CASE_COLUMNS, CaseWrite, Writes, case_from_row, case_ids, corrupt, decide_batch, ms,
-    push_rule_write, rule_writes_of,
-    push_referral, rows_per_statement,
+    push_referral, push_rule_write, rows_per_statement, rule_writes_of,
 };
 
 pub(crate) type Db = sqlx::Sqlite;

@@ -1,0 +1,431 @@
+//! Landlords' responsibility over HTTP, on both backends: a party's record and score, the blacklist from proposal to approval, appeal, lifting and expiry, public naming only after approval, agreements and insurance, and landlords seeing nothing of each other's.
+
+use chrono::TimeDelta;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+
+use anju_engine::domain::Role;
+use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
+
+async fn named(app: &TestApp) -> Value {
+    let reply = app
+        .send(
+            app.client
+                .get(format!("{}/named", app.base))
+                .header("accept", "application/json"),
+        )
+        .await;
+    reply.expect(200)
+}
+
+async fn the_blacklist_from_proposal_to_appeal_and_public_naming(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    // A district supervisor proposes party 1.
+    let entry = app
+        .post(
+            "/api/v1/blacklist",
+            &t.district,
+            &json!({ "party_id": 1, "reason": "拒不整改，多次逾期" }),
+        )
+        .await
+        .expect(201);
+    let id = entry["id"].as_i64().unwrap();
+    assert_eq!(entry["status"], "proposed");
+    assert_eq!(entry["source"], "supervisor:2");
+    assert_eq!(entry["published"], false);
+    // One open entry per party.
+    app.post(
+        "/api/v1/blacklist",
+        &t.city,
+        &json!({ "party_id": 1, "reason": "again" }),
+    )
+    .await
+    .problem(409, None);
+    // Not named while proposed; the party is not yet blacklisted.
+    assert_eq!(named(&app).await["count"], 0);
+    let record = app.get("/api/v1/parties/1", &t.landlord).await.expect(200);
+    assert_eq!(record["blacklisted"], false);
+    assert_eq!(record["blacklist"][0]["status"], "proposed");
+
+    // Only a district or city supervisor decides; bad decisions change nothing.
+    let before = app.fingerprint().await;
+    app.post(
+        &format!("/api/v1/blacklist/{id}/decision"),
+        &t.inspector,
+        &json!({ "approve": true }),
+    )
+    .await
+    .problem(403, None);
+    app.post(
+        &format!("/api/v1/blacklist/{id}/decision"),
+        &t.district,
+        &json!({ "approve": true, "months": 0 }),
+    )
+    .await
+    .problem(422, Some("months"));
+    app.post(
+        &format!("/api/v1/blacklist/{id}/decision"),
+        &t.district,
+        &json!({ "approve": false }),
+    )
+    .await
+    .problem(422, Some("note"));
+    app.post(
+        &format!("/api/v1/blacklist/{id}/decision"),
+        &t.district,
+        &json!({ "approve": "yes" }),
+    )
+    .await
+    .problem(400, Some("approve"));
+    assert_eq!(app.fingerprint().await, before);
+
+    // Approved for publication: now named, with the party's name and no phone.
+    let approved = app
+        .post(
+            &format!("/api/v1/blacklist/{id}/decision"),
+            &t.district,
+            &json!({ "approve": true, "months": 6, "publish": true, "note": "经核实" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(approved["status"], "active");
+    assert_eq!(approved["decided_by"], "supervisor:2");
+    let public = named(&app).await;
+    assert_eq!(public["count"], 1);
+    assert_eq!(public["named"][0]["name"], approved["party_name"]);
+    assert!(public["named"][0].get("phone").is_none());
+    let html = app
+        .send(app.client.get(format!("{}/named", app.base)))
+        .await;
+    assert_eq!(html.status.as_u16(), 200);
+    let record = app.get("/api/v1/parties/1", &t.landlord).await.expect(200);
+    assert_eq!(record["blacklisted"], true);
+    assert!(record["score"].as_u64().unwrap() <= 70, "{record}");
+    // Deciding twice is refused.
+    app.post(
+        &format!("/api/v1/blacklist/{id}/decision"),
+        &t.district,
+        &json!({ "approve": true }),
+    )
+    .await
+    .problem(409, None);
+
+    // The other landlord can neither see nor appeal it; the party appeals, once.
+    assert_eq!(
+        app.get("/api/v1/blacklist", &t.other_landlord)
+            .await
+            .expect(200)["count"],
+        0
+    );
+    app.post(
+        &format!("/api/v1/blacklist/{id}/appeal"),
+        &t.other_landlord,
+        &json!({ "appeal": "不是我" }),
+    )
+    .await
+    .problem(404, None);
+    app.post(
+        &format!("/api/v1/blacklist/{id}/appeal"),
+        &t.landlord,
+        &json!({ "appeal": "" }),
+    )
+    .await
+    .problem(422, Some("appeal"));
+    let mine = app.get("/api/v1/blacklist", &t.landlord).await.expect(200);
+    assert_eq!(mine["count"], 1);
+    let appealed = app
+        .post(
+            &format!("/api/v1/blacklist/{id}/appeal"),
+            &t.landlord,
+            &json!({ "appeal": "已全部整改完毕，请求复核" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(appealed["status"], "appealed");
+    app.post(
+        &format!("/api/v1/blacklist/{id}/appeal"),
+        &t.landlord,
+        &json!({ "appeal": "again" }),
+    )
+    .await
+    .problem(409, None);
+    // The appeal is granted: lifted and no longer named.
+    let lifted = app
+        .post(
+            &format!("/api/v1/blacklist/{id}/appeal-decision"),
+            &t.district,
+            &json!({ "upheld": false, "note": "复核属实，撤销" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(lifted["status"], "lifted");
+    assert_eq!(named(&app).await["count"], 0);
+    let record = app.get("/api/v1/parties/1", &t.district).await.expect(200);
+    assert_eq!(record["blacklisted"], false);
+
+    // A rejected proposal.
+    let again = app
+        .post(
+            "/api/v1/blacklist",
+            &t.district,
+            &json!({ "party_id": 1, "reason": "复查" }),
+        )
+        .await
+        .expect(201);
+    let rejected = app
+        .post(
+            &format!("/api/v1/blacklist/{}/decision", again["id"]),
+            &t.district,
+            &json!({ "approve": false, "note": "证据不足" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(rejected["status"], "rejected");
+}
+
+async fn a_blacklisting_expires(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let entry = app
+        .post(
+            "/api/v1/blacklist",
+            &t.city,
+            &json!({ "party_id": 2, "reason": "群租违规" }),
+        )
+        .await
+        .expect(201);
+    let id = entry["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/blacklist/{id}/decision"),
+        &t.city,
+        &json!({ "approve": true, "months": 1, "publish": true }),
+    )
+    .await
+    .expect(200);
+    // Approved without publication, another party is not named.
+    let other = app
+        .post(
+            "/api/v1/blacklist",
+            &t.city,
+            &json!({ "party_id": 1, "reason": "多次逾期" }),
+        )
+        .await
+        .expect(201);
+    app.post(
+        &format!("/api/v1/blacklist/{}/decision", other["id"]),
+        &t.city,
+        &json!({ "approve": true, "months": 12 }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(named(&app).await["count"], 1);
+    assert_eq!(
+        app.get("/api/v1/parties/2", &t.other_landlord)
+            .await
+            .expect(200)["blacklisted"],
+        true
+    );
+    app.clock.advance(TimeDelta::days(32));
+    assert_eq!(named(&app).await["count"], 0);
+    let record = app
+        .get("/api/v1/parties/2", &t.other_landlord)
+        .await
+        .expect(200);
+    assert_eq!(record["blacklisted"], false);
+    assert_eq!(record["blacklist"][0]["status"], "expired");
+    let expired = app
+        .get("/api/v1/blacklist?status=expired", &t.city)
+        .await
+        .expect(200);
+    assert_eq!(expired["count"], 1);
+    assert_eq!(expired["entries"][0]["party_id"], 2);
+    // An expired entry cannot be appealed.
+    app.post(
+        &format!("/api/v1/blacklist/{id}/appeal"),
+        &t.other_landlord,
+        &json!({ "appeal": "请求撤销" }),
+    )
+    .await
+    .problem(409, None);
+    app.get("/api/v1/blacklist?status=gone", &t.city)
+        .await
+        .problem(422, Some("status"));
+}
+
+async fn agreements_and_insurance_per_unit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let unit = app.unit_of(1);
+    let path = format!("/api/v1/units/{unit}/responsibility");
+    let none = app.get(&path, &t.landlord).await.expect(200);
+    assert_eq!(none["agreement_valid"], false);
+    assert_eq!(none["insured"], false);
+    // Bad agreements are refused and change nothing.
+    let agreements = format!("/api/v1/units/{unit}/agreements");
+    let before = app.fingerprint().await;
+    app.post(
+        &agreements,
+        &t.inspector,
+        &json!({ "signer": "张三", "signed_on": "2026-01-01", "expires_on": "2025-12-31" }),
+    )
+    .await
+    .problem(422, Some("expires_on"));
+    app.post(
+        &agreements,
+        &t.inspector,
+        &json!({ "signer": "张三", "signed_on": "2027-01-01", "expires_on": "2028-01-01" }),
+    )
+    .await
+    .problem(422, Some("signed_on"));
+    app.post(
+        &agreements,
+        &t.inspector,
+        &json!({ "signer": " ", "signed_on": "2026-01-01", "expires_on": "2027-01-01" }),
+    )
+    .await
+    .problem(422, Some("signer"));
+    app.post(
+        &agreements,
+        &t.landlord,
+        &json!({ "signer": "张三", "signed_on": "2026-01-01", "expires_on": "2027-01-01" }),
+    )
+    .await
+    .problem(403, None);
+    app.post(
+        &agreements,
+        &t.inspector,
+        &json!({ "signer": "张三", "signed_on": "1 Jan", "expires_on": "2027-01-01" }),
+    )
+    .await
+    .problem(400, Some("signed_on"));
+    assert_eq!(app.fingerprint().await, before);
+    // An expired agreement does not count; a current one does.
+    app.post(
+        &agreements,
+        &t.inspector,
+        &json!({ "signer": "张三", "signed_on": "2025-01-01", "expires_on": "2026-01-01" }),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        app.get(&path, &t.landlord).await.expect(200)["agreement_valid"],
+        false
+    );
+    let signed = app
+        .post(&agreements, &t.inspector, &json!({ "signer": "张三", "signed_on": "2026-02-01", "expires_on": "2027-01-31", "document": "doc:agreement-1" }))
+        .await
+        .expect(201);
+    assert_eq!(signed["party_id"], 1);
+    assert_eq!(
+        app.get(&path, &t.landlord).await.expect(200)["agreement_valid"],
+        true
+    );
+    // The landlord records the unit's insurance policy; a number is recorded once.
+    let policies = format!("/api/v1/units/{unit}/policies");
+    let policy = json!({ "insurer": "人保财险", "policy_no": "PICC-2026-0001", "coverage_yuan": 500000,
+                         "starts_on": "2026-01-01", "ends_on": "2026-12-31" });
+    app.post(&policies, &t.landlord, &policy).await.expect(201);
+    app.post(&policies, &t.landlord, &policy)
+        .await
+        .problem(409, None);
+    let mut zero = policy.clone();
+    zero["policy_no"] = json!("PICC-2026-0002");
+    zero["coverage_yuan"] = json!(0);
+    app.post(&policies, &t.landlord, &zero)
+        .await
+        .problem(422, Some("coverage_yuan"));
+    app.post(&policies, &t.other_landlord, &zero)
+        .await
+        .problem(404, None);
+    let both = app.get(&path, &t.inspector).await.expect(200);
+    assert_eq!(both["insured"], true);
+    assert_eq!(both["agreements"].as_array().unwrap().len(), 2);
+    // Past the agreement's expiry, the unit has none in force.
+    app.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2027-02-15T10:00:00+08:00")
+            .unwrap()
+            .to_utc(),
+    );
+    let later = app.get(&path, &t.landlord).await.expect(200);
+    assert_eq!(later["agreement_valid"], false);
+    assert_eq!(later["insured"], false);
+}
+
+/// Landlords see nothing of one another over the new endpoints, for many random pairs.
+async fn landlords_see_nothing_of_each_others_records(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    // An entry for each of the first parties, so that there is something to hide.
+    let parties: Vec<i64> = (1..=12).filter(|p| !app.units_of(*p).is_empty()).collect();
+    let mut entries = std::collections::BTreeMap::new();
+    for p in &parties {
+        let e = app
+            .post(
+                "/api/v1/blacklist",
+                &t.city,
+                &json!({ "party_id": p, "reason": "测试" }),
+            )
+            .await
+            .expect(201);
+        entries.insert(*p, e["id"].as_i64().unwrap());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut checked = 0;
+    for _ in 0..40 {
+        let a = parties[rng.random_range(0..parties.len())];
+        let b = parties[rng.random_range(0..parties.len())];
+        if a == b {
+            continue;
+        }
+        let token = app.token(Role::Landlord, a).await;
+        app.get(&format!("/api/v1/parties/{b}"), &token)
+            .await
+            .problem(404, None);
+        let unit = app.units_of(b)[0];
+        app.get(&format!("/api/v1/units/{unit}/responsibility"), &token)
+            .await
+            .problem(404, None);
+        app.post(
+            &format!("/api/v1/blacklist/{}/appeal", entries[&b]),
+            &token,
+            &json!({ "appeal": "x" }),
+        )
+        .await
+        .problem(404, None);
+        let list = app.get("/api/v1/blacklist", &token).await.expect(200);
+        assert!(
+            list["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["party_id"] == a),
+            "{list}"
+        );
+        let own = app
+            .get(&format!("/api/v1/parties/{a}"), &token)
+            .await
+            .expect(200);
+        assert_eq!(own["party_id"], a);
+        checked += 1;
+    }
+    assert!(checked > 20);
+    // Departments and inspectors see no party records.
+    app.get("/api/v1/parties/1", &t.fire)
+        .await
+        .problem(403, None);
+    app.get("/api/v1/parties/1", &t.inspector)
+        .await
+        .problem(403, None);
+    app.get("/api/v1/blacklist", &t.fire)
+        .await
+        .problem(403, None);
+}
+
+backend_tests!(
+    the_blacklist_from_proposal_to_appeal_and_public_naming,
+    a_blacklisting_expires,
+    agreements_and_insurance_per_unit,
+    landlords_see_nothing_of_each_others_records,
+);

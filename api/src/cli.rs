@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Do not run the timer and outbox workers in this process.
     #[arg(long)]
     pub no_workers: bool,
+    /// Do not open a `no_agreement` finding when an inspected unit's party has no
+    /// responsibility agreement in force (for a city not running the agreements).
+    #[arg(long)]
+    pub no_agreement_findings: bool,
     /// Claim name of this process for timers and outbox rows.
     #[arg(long, env = "ANJU_WORKER_ID")]
     pub worker_id: Option<String>,
@@ -298,6 +302,7 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         config.worker_id = id;
     }
     config.public_url = args.public_url.map(|u| u.trim_end_matches('/').to_string());
+    config.agreement_findings = !args.no_agreement_findings;
     if args.demo {
         let store = open_store(&args.db.database_url).await?;
         if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
@@ -530,7 +535,15 @@ pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::R
     }
     generator.await?;
     store.finish_import().await?;
+    // Most landlords of the demo city signed their responsibility agreement.
+    let signed = store
+        .seed_agreements(anju_engine::seed::AGREEMENT_GAP, now)
+        .await?;
     bar.finish_and_clear();
+    eprintln!(
+        "{signed} responsibility agreements signed (every {}th unit has none)",
+        anju_engine::seed::AGREEMENT_GAP
+    );
     eprintln!(
         "seeded {} units, {} buildings, {} parties, {} grids, {} inspectors, {} departments, {} supervisors in {:.1}s",
         counts.units,

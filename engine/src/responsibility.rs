@@ -39,6 +39,13 @@ pub fn score(record: &PartyRecord) -> u32 {
     100u64.saturating_sub(loss) as u32
 }
 
+/// Whether one of `agreements`, signed by `party`, covers `today`.
+pub fn agreement_in_force(agreements: &[Agreement], party: PartyId, today: NaiveDate) -> bool {
+    agreements
+        .iter()
+        .any(|a| a.party_id == party && a.signed_on <= today && today <= a.expires_on)
+}
+
 /// How an entry reads at `now`: an active entry past its expiry has expired.
 pub fn effective_status(entry: &BlacklistEntry, now: DateTime<Utc>) -> &str {
     match entry.expires_at {

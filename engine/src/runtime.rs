@@ -55,6 +55,10 @@ pub struct Config {
     /// The address the public reaches the service at (`https://anju.example.gov.cn`),
     /// for the links in placards' QR codes; without it, the request's Host is used.
     pub public_url: Option<String>,
+    /// An inspection of a unit whose party has no responsibility agreement in force
+    /// records a `no_agreement` finding of its own. `anju serve` turns this on unless
+    /// told not to; it is off here so that embedded uses opt in.
+    pub agreement_findings: bool,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             workflows: None,
             off_site_m: 100.0,
             public_url: None,
+            agreement_findings: false,
         }
     }
 }
@@ -244,6 +249,9 @@ struct Hazard {
     /// Indexes of the findings in the inspection.
     findings: Vec<usize>,
 }
+
+/// The category of a unit without a responsibility agreement in force.
+pub const NO_AGREEMENT: &str = "no_agreement";
 
 /// How close an open case of the same category on another unit of the building must be
 /// to be offered as a possible duplicate.
@@ -1065,6 +1073,29 @@ impl Runtime {
                     findings: vec![i],
                 }),
             }
+        }
+        // A unit whose party has signed no responsibility agreement in force is a
+        // finding of its own (压实主体责任).
+        if self.shared.config.agreement_findings
+            && !merged.iter().any(|m| m.category == NO_AGREEMENT)
+            && let Some(party) = unit.party_id
+            && let Some(category) = taxonomy.category(NO_AGREEMENT)
+            && !crate::responsibility::agreement_in_force(
+                &store.agreements(unit.id).await?,
+                party,
+                self.today(),
+            )
+        {
+            merged.push(Hazard {
+                category: NO_AGREEMENT.to_string(),
+                severity: category.severity.clone(),
+                note: Some(
+                    "系统核查：无有效的安全管理责任书 / No responsibility agreement in force on record"
+                        .into(),
+                ),
+                evidence: Vec::new(),
+                findings: Vec::new(),
+            });
         }
         let open = store.open_cases_in_building(unit.building_id).await?;
         let here = input.point;

@@ -10,6 +10,10 @@ use crate::domain::{
 };
 use crate::registry::{DistrictRef, Record, guangzhou_districts};
 
+/// In the demo city, every unit has a signed responsibility agreement except every
+/// `AGREEMENT_GAP`-th, whose inspections find it missing.
+pub const AGREEMENT_GAP: i64 = 10;
+
 /// How rental units spread over the districts (a rough share, most in the urban-village
 /// belt of Baiyun, Panyu and Tianhe).
 const DISTRICT_WEIGHTS: &[(&str, u32)] = &[

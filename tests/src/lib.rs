@@ -220,16 +220,22 @@ pub struct TestApp {
     pub db: TestDb,
     pub tokens: Tokens,
     pub city: DemoCity,
+    config: runtime::Config,
     app: Option<Application>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, runtime::Config::default()).await
+}
+
+/// A running service as [`spawn_app`], with these runtime settings.
+pub async fn spawn_app_with(backend: Backend, config: runtime::Config) -> TestApp {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let city = seed(&store).await;
     drop(store);
     let clock = ManualClock::new(t0());
-    let app = start(&db, &clock).await;
+    let app = start_with(&db, &clock, config.clone()).await;
     let rt = &app.runtime;
     let token = |role, subject| async move {
         rt.create_token(role, subject, Some("test"))
@@ -254,17 +260,23 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         db,
         tokens,
         city,
+        config,
         app: Some(app),
     }
 }
 
 /// Starts the real service (without background workers: tests step them) on `db`.
 pub async fn start(db: &TestDb, clock: &ManualClock) -> Application {
+    start_with(db, clock, runtime::Config::default()).await
+}
+
+/// Starts the real service as [`start`], with these runtime settings.
+pub async fn start_with(db: &TestDb, clock: &ManualClock, config: runtime::Config) -> Application {
     let settings = Settings {
         database_url: db.url.clone(),
         bind: "127.0.0.1:0".parse().expect("address"),
         workers: false,
-        runtime: runtime::Config::default(),
+        runtime: config,
     };
     Application::build(
         settings,
@@ -330,7 +342,7 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
         }
-        let app = start(&self.db, &self.clock).await;
+        let app = start_with(&self.db, &self.clock, self.config.clone()).await;
         self.addr = app.addr;
         self.base = format!("http://{}", app.addr);
         self.app = Some(app);

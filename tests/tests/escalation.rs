@@ -465,12 +465,13 @@ async fn dry_runs_and_backtests_change_nothing(backend: Backend) {
         .expect(200);
     assert_eq!(back["evaluations"], 2);
     assert_eq!(back["actions"]["refer"], 2);
-    let cases: Vec<i64> = back["samples"]
+    let mut cases: Vec<i64> = back["samples"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["case_id"].as_i64().unwrap())
         .collect();
+    cases.sort_unstable();
     assert_eq!(cases, [a, b]);
     // A hostile draft fails in its own evaluation.
     let mut hostile = draft.clone();

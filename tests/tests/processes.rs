@@ -23,11 +23,18 @@ struct Server {
 impl Server {
     fn start(db: &TestDb, clock: DateTime<Utc>, workers: bool) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--database-url", &db.url, "--bind", "127.0.0.1:0"])
-            .env("ANJU_TEST_CLOCK_START", clock.to_rfc3339())
-            .env("ANJU_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "serve",
+            "--database-url",
+            &db.url,
+            "--bind",
+            "127.0.0.1:0",
+            "--no-agreement-findings",
+        ])
+        .env("ANJU_TEST_CLOCK_START", clock.to_rfc3339())
+        .env("ANJU_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         if !workers {
             cmd.arg("--no-workers");
         }

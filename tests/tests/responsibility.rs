@@ -6,7 +6,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use anju_engine::domain::Role;
-use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
+use anju_tests::{Backend, TestApp, backend_tests, spawn_app, spawn_app_with};
 
 async fn named(app: &TestApp) -> Value {
     let reply = app
@@ -353,6 +353,40 @@ async fn agreements_and_insurance_per_unit(backend: Backend) {
     assert_eq!(later["insured"], false);
 }
 
+/// A unit whose party has no responsibility agreement in force is a finding of its own,
+/// attributed to that party; once the agreement is recorded, it is not.
+async fn a_unit_without_an_agreement_is_a_finding(backend: Backend) {
+    let config = anju_engine::runtime::Config {
+        agreement_findings: true,
+        ..Default::default()
+    };
+    let app = spawn_app_with(backend, config).await;
+    let t = &app.tokens;
+    let units = app.units_of(1);
+    let (bare, signed) = (units[0], units[1]);
+    app.post(
+        &format!("/api/v1/units/{signed}/agreements"),
+        &t.inspector,
+        &json!({ "signer": "业主", "signed_on": "2026-01-05", "expires_on": "2027-01-04" }),
+    )
+    .await
+    .expect(201);
+    let opened = app.inspect(&t.inspector, bare, &["wiring"]).await;
+    assert_eq!(opened.len(), 2);
+    let found = app.case(opened[1], &t.landlord).await;
+    assert_eq!(found["case"]["category"], "no_agreement");
+    assert_eq!(found["case"]["party_id"], 1);
+    assert_eq!(
+        app.inspect(&t.inspector, signed, &["wiring"]).await.len(),
+        1
+    );
+    // An inspector who records it too does not make it twice; a second visit attaches
+    // to the open case.
+    let again = app.inspect(&t.inspector, units[2], &["no_agreement"]).await;
+    assert_eq!(again.len(), 1);
+    assert!(app.inspect(&t.inspector, bare, &[]).await.is_empty());
+}
+
 /// Landlords see nothing of one another over the new endpoints, for many random pairs.
 async fn landlords_see_nothing_of_each_others_records(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -424,6 +458,7 @@ async fn landlords_see_nothing_of_each_others_records(backend: Backend) {
 }
 
 backend_tests!(
+    a_unit_without_an_agreement_is_a_finding,
     the_blacklist_from_proposal_to_appeal_and_public_naming,
     a_blacklisting_expires,
     agreements_and_insurance_per_unit,

@@ -981,6 +981,9 @@ pub trait Store: Send + Sync + 'static {
     async fn published_blacklist(&self, now: DateTime<Utc>) -> Result<Vec<BlacklistEntry>, Error>;
 
     async fn add_agreement(&self, a: &Agreement) -> crate::Result<i64>;
+    /// Signs a demo agreement (this year and next) for every unit with a party except
+    /// every `gap`-th; returns how many.
+    async fn seed_agreements(&self, gap: i64, at: DateTime<Utc>) -> Result<u64, Error>;
     async fn agreements(&self, unit: UnitId) -> Result<Vec<Agreement>, Error>;
     async fn add_policy(&self, p: &InsurancePolicy) -> crate::Result<i64>;
     async fn policies(&self, unit: UnitId) -> Result<Vec<InsurancePolicy>, Error>;

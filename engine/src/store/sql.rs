@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Executor, QueryBuilder, Row as _};
@@ -2850,6 +2850,24 @@ impl Store for This {
         .fetch_one(self.writer())
         .await
         .map_err(|e| refusal(e, "an agreement"))
+    }
+
+    async fn seed_agreements(&self, gap: i64, at: DateTime<Utc>) -> Result<u64, Error> {
+        let year = at.with_timezone(&crate::planning::china_time()).year();
+        let written = sqlx::query(
+            "INSERT INTO agreements (unit_id, party_id, signer, signed_on, expires_on, \
+             recorded_by, recorded_at) \
+             SELECT u.id, u.party_id, p.name, $1, $2, 'seed', $3 FROM units u \
+             JOIN parties p ON p.id = u.party_id WHERE u.id % $4 <> 0",
+        )
+        .bind(format!("{year}-01-01"))
+        .bind(format!("{}-12-31", year + 1))
+        .bind(ms(at))
+        .bind(gap)
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(written)
     }
 
     async fn agreements(&self, unit: UnitId) -> Result<Vec<Agreement>, Error> {

@@ -1,4 +1,4 @@
-//! The HTTP API of escalation rules (publish, dry run, what rules did on a case) and of landlords' responsibility: party records, the blacklist and its appeals, agreements and insurance.
+//! The HTTP API of escalation rules (publish, dry run, what rules did on a case), the referral routing table, and landlords' responsibility: party records, the blacklist and its appeals, agreements and insurance.
 
 use axum::Json;
 use axum::Router;
@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use anju_engine::domain::{CaseId, PartyId, UnitId};
+use anju_engine::domain::{CaseId, PartyId, Role, UnitId};
 use anju_engine::responsibility::Decision;
 use anju_engine::rules::{RuleSpec, Trigger};
 
@@ -23,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/rules/versions", post(publish_rule))
         .route("/rules/dry-run", post(dry_run))
         .route("/cases/{id}/rule-jobs", get(case_rule_jobs))
+        .route("/routing", get(routing))
+        .route("/parties", get(parties).post(register_party))
         .route("/parties/{id}", get(party))
         .route("/blacklist", get(blacklist).post(propose))
         .route("/blacklist/{id}/decision", post(decide))
@@ -117,6 +119,43 @@ async fn dry_run(
     Ok(Json(json!(run)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingQuery {
+    #[serde(default)]
+    district: Option<String>,
+}
+
+/// The routing table (转办路由): where a referral of each hazard category goes in each
+/// district, or in one (`?district=`). It is the city's directory, not case data:
+/// every supervisor and inspector may read all of it.
+async fn routing(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<RoutingQuery>,
+) -> ApiResult<Json<Value>> {
+    if !matches!(caller.role, Role::Supervisor | Role::Inspector) {
+        return Err(anju_engine::Error::Forbidden(
+            "the routing table is for supervisors and inspectors".into(),
+        )
+        .into());
+    }
+    let routing = app.runtime.routing();
+    let mut districts = routing.districts();
+    if let Some(d) = q.district {
+        if !districts.contains(&d) {
+            return Err(anju_engine::Error::invalid(
+                "district",
+                format!("no department serves district `{d}`"),
+            )
+            .into());
+        }
+        districts = vec![d];
+    }
+    let table = routing.table(app.runtime.taxonomy(), &districts);
+    Ok(Json(json!({ "count": table.len(), "routes": table })))
+}
+
 /// What the rules did on a case: each event they ran on and each action's result.
 async fn case_rule_jobs(
     State(app): State<AppState>,
@@ -135,6 +174,70 @@ async fn party(
     Ok(Json(json!(
         app.runtime.party_view(&caller, PartyId(id)).await?
     )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartyBody {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// Registers a landlord, agent or sub-landlord.
+async fn register_party(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Body { value: body, .. }: Body<PartyBody>,
+) -> ApiResult<Response> {
+    let party = app
+        .runtime
+        .register_party(
+            &caller,
+            &body.kind,
+            &body.name,
+            body.phone.as_deref(),
+            body.email.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(party))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartiesQuery {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// The register of parties with units in the caller's jurisdiction.
+async fn parties(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<PartiesQuery>,
+) -> ApiResult<Json<Value>> {
+    let list = app
+        .runtime
+        .parties(
+            &caller,
+            q.kind.as_deref(),
+            PartyId(q.after.unwrap_or(0)),
+            q.limit.unwrap_or(100),
+        )
+        .await?;
+    let next = (list.len() as u32 == q.limit.unwrap_or(100).clamp(1, 1000))
+        .then(|| list.last().map(|p| p.id))
+        .flatten();
+    Ok(Json(
+        json!({ "count": list.len(), "parties": list, "next_after": next }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

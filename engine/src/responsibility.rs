@@ -1,4 +1,4 @@
-//! Landlords' responsibility (压实主体责任): a party's record and score, the blacklist with its proposals, approvals, appeals and expiry, the public list of named parties, responsibility agreements and rental-insurance policies.
+//! Landlords' responsibility (压实主体责任): the register of landlords, agents and sub-landlords, a party's record and score, the blacklist with its proposals, approvals, appeals and expiry, the public list of named parties, responsibility agreements and rental-insurance policies.
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
@@ -8,7 +8,8 @@ use crate::domain::{PartyId, Role, UnitId};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::store::{
-    Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, PartyRecord, PartyUnit,
+    Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, PartyListing, PartyRecord,
+    PartyUnit,
 };
 
 /// Points a party loses per case, by severity, per overdue order, per referral, per
@@ -101,6 +102,77 @@ impl Runtime {
                 "parties' records are for supervisors and the party itself".into(),
             ))
         }
+    }
+
+    /// Registers a landlord, agent or sub-landlord (二房东登记); inspectors and
+    /// supervisors. The party then answers for units handed to it.
+    pub async fn register_party(
+        &self,
+        principal: &Principal,
+        kind: &str,
+        name: &str,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<PartyListing> {
+        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
+            return Err(Error::Forbidden(
+                "parties are registered by inspectors and supervisors".into(),
+            ));
+        }
+        if !crate::registry::PARTY_KINDS.contains(&kind) {
+            return Err(Error::invalid(
+                "kind",
+                format!("one of {}", crate::registry::PARTY_KINDS.join(", ")),
+            ));
+        }
+        let name = required_text("name", name, 100)?;
+        let phone = phone.map(|p| optional_text("phone", p, 32)).transpose()?;
+        if let Some(p) = phone
+            && !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c))
+        {
+            return Err(Error::invalid("phone", "digits, spaces, + and - only"));
+        }
+        let email = email.map(|e| optional_text("email", e, 200)).transpose()?;
+        if let Some(e) = email
+            && !e.contains('@')
+        {
+            return Err(Error::invalid("email", "not an e-mail address"));
+        }
+        let id = self.store().add_party(kind, name, phone, email).await?;
+        Ok(PartyListing {
+            id,
+            kind: kind.to_string(),
+            name: name.to_string(),
+            phone: phone.map(str::to_string),
+            units: 0,
+        })
+    }
+
+    /// The register of parties with units in the caller's jurisdiction (supervisors).
+    pub async fn parties(
+        &self,
+        principal: &Principal,
+        kind: Option<&str>,
+        after: PartyId,
+        limit: u32,
+    ) -> Result<Vec<PartyListing>> {
+        if principal.role != Role::Supervisor {
+            return Err(Error::Forbidden(
+                "the register of parties is for supervisors".into(),
+            ));
+        }
+        if let Some(k) = kind
+            && !crate::registry::PARTY_KINDS.contains(&k)
+        {
+            return Err(Error::invalid(
+                "kind",
+                format!("one of {}", crate::registry::PARTY_KINDS.join(", ")),
+            ));
+        }
+        Ok(self
+            .store()
+            .parties(kind, &principal.scope, after, limit.clamp(1, 1000))
+            .await?)
     }
 
     /// A party's record over the last 12 months, its score and its blacklist entries.

@@ -16,6 +16,16 @@ pub struct DepartmentInfo {
     pub district_code: Option<String>,
 }
 
+/// One row of the routing table; `department` is `None` where no department of the
+/// kind serves the district (a referral then has to name one).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    pub category: String,
+    pub district_code: String,
+    pub department_kind: String,
+    pub department: Option<DepartmentInfo>,
+}
+
 /// Every enforcement department, indexed for routing. Departments are few (tens to a few
 /// hundred), so the whole directory lives in memory and is replaced when it changes.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +60,36 @@ impl Routing {
             .get(&(kind.to_string(), Some(district_code.to_string())))
             .or_else(|| self.by_kind_district.get(&(kind.to_string(), None)))
             .and_then(|id| self.by_id.get(id))
+    }
+
+    /// The districts that have a department of their own.
+    pub fn districts(&self) -> Vec<String> {
+        let mut districts: Vec<String> = self
+            .by_id
+            .values()
+            .filter_map(|d| d.district_code.clone())
+            .collect();
+        districts.sort_unstable();
+        districts.dedup();
+        districts
+    }
+
+    /// The routing table (转办路由) for these districts: where a referral of each
+    /// hazard category goes, by the category's department kind (the taxonomy) and the
+    /// department of that kind serving the district (the directory).
+    pub fn table(&self, taxonomy: &crate::taxonomy::Taxonomy, districts: &[String]) -> Vec<Route> {
+        let mut rows = Vec::with_capacity(taxonomy.categories.len() * districts.len());
+        for district in districts {
+            for c in &taxonomy.categories {
+                rows.push(Route {
+                    category: c.code.clone(),
+                    district_code: district.clone(),
+                    department_kind: c.department.clone(),
+                    department: self.route(&c.department, district).cloned(),
+                });
+            }
+        }
+        rows
     }
 
     pub fn len(&self) -> usize {

@@ -511,7 +511,50 @@ async fn dry_runs_and_backtests_change_nothing(backend: Backend) {
     assert_eq!(app.state(a).await, "overdue");
 }
 
+/// The routing table is data: category (its department kind, from the taxonomy) ×
+/// district (the department directory) → department; a referral goes where it says.
+async fn referrals_go_where_the_routing_table_says(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let all = app.get("/api/v1/routing", &t.district).await.expect(200);
+    let routes = all["routes"].as_array().unwrap();
+    assert!(!routes.is_empty());
+    // The case's district, as the table lists it.
+    let id = app
+        .inspect(&t.inspector, app.unit_of(1), &["gas_heater"])
+        .await[0];
+    let district = app.case(id, &t.city).await["case"]["district_code"].clone();
+    let here = app
+        .get(
+            &format!("/api/v1/routing?district={}", district.as_str().unwrap()),
+            &t.inspector,
+        )
+        .await
+        .expect(200);
+    let rows = here["routes"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["district_code"] == district));
+    let gas = rows.iter().find(|r| r["category"] == "gas_heater").unwrap();
+    assert_eq!(gas["department_kind"], "gas");
+    let case = app
+        .command(id, &t.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    assert_eq!(case["case"]["department_id"], gas["department"]["id"]);
+    let ebike = rows
+        .iter()
+        .find(|r| r["category"] == "ebike_indoor")
+        .unwrap();
+    assert_eq!(ebike["department"]["id"], 1, "the district's fire brigade");
+    app.get("/api/v1/routing?district=999999", &t.inspector)
+        .await
+        .problem(422, Some("district"));
+    app.get("/api/v1/routing", &t.landlord)
+        .await
+        .problem(403, None);
+}
+
 backend_tests!(
+    referrals_go_where_the_routing_table_says,
     overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep,
     a_third_overdue_order_proposes_the_landlord_once,
     a_stalled_referral_goes_up_to_the_district,

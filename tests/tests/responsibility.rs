@@ -387,6 +387,100 @@ async fn a_unit_without_an_agreement_is_a_finding(backend: Backend) {
     assert!(app.inspect(&t.inspector, bare, &[]).await.is_empty());
 }
 
+/// Sub-landlords and agents are registered, handed units, and answer for what is found
+/// there from then on; the register lists them by kind within a supervisor's area.
+async fn sub_landlords_are_registered_and_answer_for_their_units(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let before = app.fingerprint().await;
+    app.post(
+        "/api/v1/parties",
+        &t.inspector,
+        &json!({ "kind": "tenant", "name": "王五" }),
+    )
+    .await
+    .problem(422, Some("kind"));
+    app.post(
+        "/api/v1/parties",
+        &t.inspector,
+        &json!({ "kind": "sublandlord", "name": " " }),
+    )
+    .await
+    .problem(422, Some("name"));
+    app.post(
+        "/api/v1/parties",
+        &t.inspector,
+        &json!({ "kind": "sublandlord", "name": "王五", "phone": "call me" }),
+    )
+    .await
+    .problem(422, Some("phone"));
+    app.post(
+        "/api/v1/parties",
+        &t.landlord,
+        &json!({ "kind": "sublandlord", "name": "王五" }),
+    )
+    .await
+    .problem(403, None);
+    assert_eq!(app.fingerprint().await, before);
+    let party = app
+        .post(
+            "/api/v1/parties",
+            &t.inspector,
+            &json!({ "kind": "sublandlord", "name": "王五（二房东）", "phone": "138 0000 0000" }),
+        )
+        .await
+        .expect(201);
+    let id = party["id"].as_i64().unwrap();
+    let unit = app.unit_of(1);
+    app.post(
+        &format!("/api/v1/units/{unit}/parties"),
+        &t.inspector,
+        &json!({ "party_id": id }),
+    )
+    .await
+    .expect(200);
+    let listed = app
+        .get("/api/v1/parties?kind=sublandlord", &t.district)
+        .await
+        .expect(200);
+    let found = listed["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+        .expect("listed in the district");
+    assert_eq!(found["units"], 1);
+    assert!(
+        listed["parties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["kind"] == "sublandlord")
+    );
+    // The sub-landlord now sees the unit, its new case, and its own record.
+    let token = app.token(Role::Landlord, id).await;
+    let case = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+    assert_eq!(app.case(case, &token).await["case"]["party_id"], id);
+    let units = app
+        .get(&format!("/api/v1/landlords/{id}/units"), &token)
+        .await
+        .expect(200);
+    assert_eq!(units["count"], 1);
+    let record = app
+        .get(&format!("/api/v1/parties/{id}"), &token)
+        .await
+        .expect(200);
+    assert_eq!(record["kind"], "sublandlord");
+    assert_eq!(record["cases_by_severity"]["major"], 1);
+    app.get("/api/v1/parties", &t.landlord)
+        .await
+        .problem(403, None);
+    app.get("/api/v1/parties?kind=owner", &t.city)
+        .await
+        .problem(422, Some("kind"));
+}
+
 /// Landlords see nothing of one another over the new endpoints, for many random pairs.
 async fn landlords_see_nothing_of_each_others_records(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -459,6 +553,7 @@ async fn landlords_see_nothing_of_each_others_records(backend: Backend) {
 
 backend_tests!(
     a_unit_without_an_agreement_is_a_finding,
+    sub_landlords_are_registered_and_answer_for_their_units,
     the_blacklist_from_proposal_to_appeal_and_public_naming,
     a_blacklisting_expires,
     agreements_and_insurance_per_unit,

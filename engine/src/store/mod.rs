@@ -385,6 +385,16 @@ impl PartyRecord {
     }
 }
 
+/// A registered party (登记的房东、中介、二房东) with how many units it answers for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartyListing {
+    pub id: PartyId,
+    pub kind: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub units: i64,
+}
+
 /// A rule version published at run time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleVersion {
@@ -789,6 +799,22 @@ pub trait Store: Send + Sync + 'static {
     async fn party_exists(&self, id: PartyId) -> Result<bool, Error>;
     /// The kind of a party (`landlord`, `agent`, `sublandlord`), if it exists.
     async fn party_kind(&self, id: PartyId) -> Result<Option<String>, Error>;
+    /// Registers a party (a landlord, an agent or a sub-landlord).
+    async fn add_party(
+        &self,
+        kind: &str,
+        name: &str,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> crate::Result<PartyId>;
+    /// Registered parties with units in `scope` (all, city-wide), by id after `after`.
+    async fn parties(
+        &self,
+        kind: Option<&str>,
+        scope: &Scope,
+        after: PartyId,
+        limit: u32,
+    ) -> Result<Vec<PartyListing>, Error>;
 
     /// Hands a unit to another responsible party (or to nobody): the current entry of
     /// its responsibility history is closed and a new one opened, in one transaction.

@@ -28,9 +28,9 @@ use crate::store::{
     CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
     EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
     InspectionFilter, InspectionRecord, InsurancePolicy, NewCampaign, NewCase, NewInspection,
-    OpenCase, OutboxMessage, PartyRecord, PartyUnit, Placard, RecordedInspection, ReferralRecord,
-    Respond, RuleJob, RuleVersion, Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog,
-    TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
+    OpenCase, OutboxMessage, PartyListing, PartyRecord, PartyUnit, Placard, RecordedInspection,
+    ReferralRecord, Respond, RuleJob, RuleVersion, Store, StoredRoute, StoredStop,
+    SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -1634,6 +1634,66 @@ impl Store for This {
             .await?)
     }
 
+    async fn add_party(
+        &self,
+        kind: &str,
+        name: &str,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> crate::Result<PartyId> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO parties (kind, name, phone, email) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(phone)
+        .bind(email)
+        .fetch_one(self.writer())
+        .await
+        .map_err(|e| refusal(e, "a party"))?;
+        Ok(PartyId(id))
+    }
+
+    async fn parties(
+        &self,
+        kind: Option<&str>,
+        scope: &Scope,
+        after: PartyId,
+        limit: u32,
+    ) -> Result<Vec<PartyListing>, Error> {
+        // Parties with units in the scope; a city-wide scope also lists parties that
+        // manage no unit yet.
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT p.id, p.kind, p.name, p.phone, \
+             (SELECT COUNT(*) FROM units u WHERE u.party_id = p.id) AS units \
+             FROM parties p WHERE p.id > ",
+        );
+        q.push_bind(after.0);
+        if let Some(kind) = kind {
+            q.push(" AND p.kind = ").push_bind(kind.to_string());
+        }
+        if !matches!(scope, Scope::City | Scope::System) {
+            q.push(" AND p.id IN (SELECT party_id FROM units WHERE party_id IS NOT NULL");
+            push_scope(&mut q, scope);
+            q.push(")");
+        }
+        q.push(" ORDER BY p.id LIMIT ").push_bind(i64::from(limit));
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(PartyListing {
+                    id: PartyId(r.try_get(0)?),
+                    kind: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    phone: r.try_get(3)?,
+                    units: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
     async fn set_unit_party(
         &self,
         unit: UnitId,
@@ -2489,11 +2549,7 @@ impl Store for This {
         // A party asked for by id has a record even without cases.
         if let Some(p) = only
             && !records.contains_key(&p.0)
-            && let Some(kind) =
-                sqlx::query_scalar::<_, String>("SELECT kind FROM parties WHERE id = $1")
-                    .bind(p.0)
-                    .fetch_optional(self.reader())
-                    .await?
+            && let Some(kind) = self.party_kind(p).await?
         {
             records.insert(p.0, PartyRecord::empty(p, kind));
         }

@@ -694,6 +694,14 @@ impl Runtime {
                 "unit {id} already has this responsible party"
             )));
         }
+        // A blacklisted party takes on no more units while the entry is in force.
+        if let Some((p, _)) = &party
+            && self.party_record(*p).await?.is_some_and(|r| r.blacklisted)
+        {
+            return Err(Error::Conflict(format!(
+                "party {p} is on the blacklist and cannot take on units"
+            )));
+        }
         store.set_unit_party(id, party, self.now()).await?;
         self.unit(principal, id).await
     }
@@ -1738,6 +1746,8 @@ impl Runtime {
     pub async fn render_metrics(&self) -> Result<String> {
         let now = self.now();
         let backlog = self.shared.store.timer_backlog(now).await?;
+        let rule_jobs = self.shared.store.pending_rule_jobs().await?;
+        let (evaluations, failures) = self.rules().counts();
         let oldest = backlog
             .oldest_due_at
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
@@ -1757,6 +1767,21 @@ impl Runtime {
                 "anju_timer_oldest_due_seconds",
                 "How long the oldest unfired due timer has been due.",
                 oldest,
+            ),
+            (
+                "anju_rule_jobs_pending",
+                "Case events the escalation rules have yet to run on.",
+                rule_jobs as f64,
+            ),
+            (
+                "anju_rule_evaluations",
+                "Rule evaluations run by this process.",
+                evaluations as f64,
+            ),
+            (
+                "anju_rule_failures",
+                "Rule evaluations that failed (a limit, an error, bad actions).",
+                failures as f64,
             ),
         ]))
     }

@@ -32,10 +32,29 @@ async fn overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep(back
     let id = ordered(&app, app.unit_of(1), "ebike_indoor").await;
     let wiring = ordered(&app, app.units_of(1)[1], "wiring").await;
     // The order goes overdue: the rules run on the event, but one hour late is not
-    // yet the fire brigade's business.
+    // yet the fire brigade's business. The metrics show the events waiting for the
+    // rules, then none.
     app.clock.advance(TimeDelta::hours(25));
     assert_eq!(app.tick().await, 1);
+    let pending = |text: String| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("anju_rule_jobs_pending "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("anju_rule_jobs_pending") as u64
+    };
+    let metrics = || async {
+        app.client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(pending(metrics().await) >= 3);
     app.rules_tick().await;
+    assert_eq!(pending(metrics().await), 0);
     assert_eq!(app.state(id).await, "overdue");
     assert!(rule_events(&app.case(id, &t.city).await, "ebike_overdue_to_fire").is_empty());
     // (The critical hazard took the unit down to one star: that rule told the landlord

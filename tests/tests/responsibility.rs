@@ -479,6 +479,98 @@ async fn sub_landlords_are_registered_and_answer_for_their_units(backend: Backen
     app.get("/api/v1/parties?kind=owner", &t.city)
         .await
         .problem(422, Some("kind"));
+    // Once blacklisted, the sub-landlord takes on no more units.
+    let entry = app
+        .post(
+            "/api/v1/blacklist",
+            &t.district,
+            &json!({ "party_id": id, "reason": "违规分租" }),
+        )
+        .await
+        .expect(201);
+    app.post(
+        &format!("/api/v1/blacklist/{}/decision", entry["id"]),
+        &t.district,
+        &json!({ "approve": true }),
+    )
+    .await
+    .expect(200);
+    let another = app.units_of(1)[1];
+    let before = app.fingerprint().await;
+    app.post(
+        &format!("/api/v1/units/{another}/parties"),
+        &t.inspector,
+        &json!({ "party_id": id }),
+    )
+    .await
+    .problem(409, None);
+    assert_eq!(app.fingerprint().await, before);
+}
+
+/// The landlord's side of the API, end to end: their units with grades and deadlines,
+/// the order, acknowledging it, reporting the fix with evidence, the unit's grade
+/// history; and none of it for another landlord.
+async fn a_landlord_works_their_orders(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let unit = app.unit_of(1);
+    let id = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+    app.command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    let units = app
+        .get("/api/v1/landlords/1/units", &t.landlord)
+        .await
+        .expect(200);
+    let mine = units["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == unit)
+        .unwrap()
+        .clone();
+    assert_eq!(mine["open_orders"], 1);
+    assert!(mine["next_deadline"].is_string());
+    assert!(mine["stars"].is_number(), "{mine}");
+    let orders = app
+        .get("/api/v1/landlords/1/orders", &t.landlord)
+        .await
+        .expect(200);
+    assert!(
+        orders.to_string().contains(&format!("\"id\":{id}")),
+        "{orders}"
+    );
+    app.command(id, &t.landlord, "acknowledge", json!({}))
+        .await
+        .expect(200);
+    app.command(id, &t.landlord, "report_fix", json!({}))
+        .await
+        .problem(422, Some("data.evidence"));
+    let fixed = app
+        .command(
+            id,
+            &t.landlord,
+            "report_fix",
+            json!({ "evidence": ["photo:after-1"], "note": "已重新布线" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(fixed["case"]["state"], "rectification_reported");
+    let grades = app
+        .get(&format!("/api/v1/units/{unit}/grades"), &t.landlord)
+        .await
+        .expect(200);
+    assert!(grades.to_string().contains("stars"), "{grades}");
+    // Another landlord sees none of it and may do none of it.
+    app.get(&format!("/api/v1/units/{unit}/grades"), &t.other_landlord)
+        .await
+        .problem(404, None);
+    app.get("/api/v1/landlords/1/orders", &t.other_landlord)
+        .await
+        .problem(404, None);
+    app.command(id, &t.other_landlord, "acknowledge", json!({}))
+        .await
+        .problem(404, None);
 }
 
 /// Landlords see nothing of one another over the new endpoints, for many random pairs.
@@ -552,6 +644,7 @@ async fn landlords_see_nothing_of_each_others_records(backend: Backend) {
 }
 
 backend_tests!(
+    a_landlord_works_their_orders,
     a_unit_without_an_agreement_is_a_finding,
     sub_landlords_are_registered_and_answer_for_their_units,
     the_blacklist_from_proposal_to_appeal_and_public_naming,

@@ -956,6 +956,8 @@ pub trait Store: Send + Sync + 'static {
         outcome: &Value,
         at: DateTime<Utc>,
     ) -> Result<(), Error>;
+    /// Rule jobs not yet done.
+    async fn pending_rule_jobs(&self) -> Result<i64, Error>;
     /// A case's rule jobs, oldest first.
     async fn case_rule_jobs(&self, case: CaseId) -> Result<Vec<RuleJob>, Error>;
     /// Rule jobs created since `since`, oldest first, at most `limit` (for backtests).

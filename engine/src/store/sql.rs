@@ -2629,6 +2629,14 @@ impl Store for This {
         Ok(())
     }
 
+    async fn pending_rule_jobs(&self) -> Result<i64, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM rule_jobs WHERE done_at IS NULL")
+                .fetch_one(self.reader())
+                .await?,
+        )
+    }
+
     async fn case_rule_jobs(&self, case: CaseId) -> Result<Vec<RuleJob>, Error> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RULE_JOB_COLUMNS} FROM rule_jobs WHERE case_id = $1 ORDER BY id"

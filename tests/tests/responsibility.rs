@@ -221,6 +221,23 @@ async fn a_blacklisting_expires(backend: Backend) {
     .await
     .expect(200);
     assert_eq!(named(&app).await["count"], 1);
+    // A supervisor lifts that one, with a note; lifting twice is refused.
+    let lift = format!("/api/v1/blacklist/{}/lift", other["id"]);
+    app.post(&lift, &t.city, &json!({ "note": "" }))
+        .await
+        .problem(422, Some("note"));
+    let lifted = app
+        .post(&lift, &t.city, &json!({ "note": "已整改到位，提前解除" }))
+        .await
+        .expect(200);
+    assert_eq!(lifted["status"], "lifted");
+    app.post(&lift, &t.city, &json!({ "note": "again" }))
+        .await
+        .problem(409, None);
+    assert_eq!(
+        app.get("/api/v1/parties/1", &t.landlord).await.expect(200)["blacklisted"],
+        false
+    );
     assert_eq!(
         app.get("/api/v1/parties/2", &t.other_landlord)
             .await

@@ -42,7 +42,7 @@ pub struct CaseSnapshot {
     pub priority: i32,
     /// Whether the case waits for a supervisor's review.
     pub review_required: bool,
-    /// The last rule step applied (job * 32 + action); a step at or below it was applied.
+    /// The last rule step applied (job * 1024 + action); a step at or below it was applied.
     #[serde(skip)]
     pub rule_mark: i64,
 }
@@ -1114,5 +1114,87 @@ mod tests {
         assert_eq!(landlord, ["acknowledge", "report_fix"]);
         let dept: Vec<_> = allowed_commands(def, "referred", Role::Department).collect();
         assert_eq!(dept, ["accept", "return_referral"]);
+    }
+
+    #[test]
+    fn a_rule_moves_the_deadline_and_its_timer_and_the_case_stays() {
+        let def = &workflow::builtin()[2];
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing();
+        let calendar = crate::calendar::Calendar::builtin();
+        let ctx = Context {
+            definition: def,
+            taxonomy: &taxonomy,
+            routing: &routing,
+            calendar: &calendar,
+            now: t0(),
+        };
+        let command = |name: &str, hours: Option<i64>| Command {
+            name: name.into(),
+            data: hours
+                .map(|h| [("hours".to_string(), json!(h))].into_iter().collect())
+                .unwrap_or_default(),
+            reason: Some("规则".into()),
+        };
+        let c = case("ebike_indoor", "critical");
+        let notified = decide(ctx, &c, &who(Role::Inspector), &command("notify", None)).unwrap();
+        assert_eq!(notified.trigger, Some(crate::rules::Trigger::NewHazard));
+        let deadline = notified.next.deadline_at.unwrap();
+        let moved = decide(
+            ctx,
+            &notified.next,
+            &who(Role::System),
+            &command("rule_move_deadline", Some(-12)),
+        )
+        .unwrap();
+        assert_eq!(moved.next.state, "notified");
+        assert_eq!(moved.trigger, None);
+        assert_eq!(
+            moved.next.deadline_at,
+            Some(deadline - TimeDelta::hours(12))
+        );
+        assert_eq!(moved.cancel_timers, ["order_deadline"]);
+        assert_eq!(
+            moved.schedule_timers[0].due_at,
+            deadline - TimeDelta::hours(12)
+        );
+        assert_eq!(moved.messages[0].template, "deadline_moved");
+        // Never into the past: an hour from now at the soonest.
+        let floor = decide(
+            ctx,
+            &moved.next,
+            &who(Role::System),
+            &command("rule_move_deadline", Some(-100)),
+        )
+        .unwrap();
+        assert_eq!(floor.next.deadline_at, Some(t0() + TimeDelta::hours(1)));
+        // Only the engine issues rule commands.
+        assert!(matches!(
+            decide(
+                ctx,
+                &moved.next,
+                &who(Role::Supervisor),
+                &command("rule_move_deadline", Some(1))
+            ),
+            Err(Error::Forbidden(_))
+        ));
+        // A blacklist proposal names the case's party; a priority rises by one.
+        let proposed = decide(
+            ctx,
+            &moved.next,
+            &who(Role::System),
+            &command("rule_propose_blacklist", None),
+        )
+        .unwrap();
+        assert_eq!(proposed.blacklist.as_deref(), Some("规则"));
+        let raised = decide(
+            ctx,
+            &proposed.next,
+            &who(Role::System),
+            &command("rule_raise_priority", None),
+        )
+        .unwrap();
+        assert_eq!(raised.next.priority, 1);
+        assert_eq!(raised.next.state, "notified");
     }
 }

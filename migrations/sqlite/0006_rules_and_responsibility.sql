@@ -4,7 +4,7 @@
 
 -- A case's priority (raised by rules or supervisors), whether it waits for a
 -- supervisor's review, and the last rule step applied to it: a rule job's steps are
--- numbered job * 32 + action, and a step at or below the mark was applied already, so
+-- numbered job * 1024 + action, and a step at or below the mark was applied already, so
 -- a retried job does nothing twice.
 ALTER TABLE cases ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN review_required INTEGER NOT NULL DEFAULT 0;

@@ -159,7 +159,7 @@ pub struct TransitionRequest {
     pub rule: Option<RuleStep>,
 }
 
-/// A rule's action applied as a command: its step (job * 32 + action, increasing per
+/// A rule's action applied as a command: its step (job * 1024 + action, increasing per
 /// case) and the attribution written into the event (rule, version, trigger).
 #[derive(Debug, Clone)]
 pub struct RuleStep {

@@ -35,9 +35,7 @@ pub struct BenchArgs {
     pub backends: Vec<BackendArg>,
     /// A PostgreSQL URL with the right to create databases; a scratch database is made
     /// and dropped on its server. Default: the local server's Unix socket if there is
-    /// one, else 127.0.0.1:5432. (sqlx 0.9.0 does not set TCP_NODELAY on TCP
-    /// connections, so statements larger than a segment can wait 40 ms for a delayed
-    /// ACK; a Unix socket has no such delay.)
+    /// one, else 127.0.0.1:5432.
     #[arg(long, env = "ANJU_BENCH_POSTGRES")]
     pub postgres: Option<String>,
     /// Concurrent clients to measure, each issuing commands one after another.

@@ -99,6 +99,9 @@ async fn load_rules(
     Ok((Arc::new(set), count))
 }
 
+/// How often the runtime looks for tables whose planner statistics went stale.
+const STATISTICS_EVERY: Duration = Duration::from_secs(30);
+
 /// The workflow definitions known to this process, by stored id.
 #[derive(Debug, Default)]
 struct Workflows {
@@ -349,6 +352,26 @@ impl Runtime {
                     crate::store::Error::Corrupt(format!("cannot start a writer thread: {e}"))
                 })?;
             handles.push(finished);
+        }
+        // Keeps the planner's statistics in step with tables that grow fast.
+        {
+            let store = shared.store.clone();
+            let mut stop = stop.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STATISTICS_EVERY) => {}
+                        _ = stop.changed() => return,
+                    }
+                    match store.refresh_statistics().await {
+                        Ok(tables) if !tables.is_empty() => {
+                            tracing::info!(?tables, "refreshed planner statistics");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "refreshing planner statistics"),
+                    }
+                }
+            });
         }
         Ok(Runtime {
             shared,

@@ -719,6 +719,9 @@ pub struct TimerBacklog {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+    /// Refreshes the planner's statistics of tables that changed much since; returns
+    /// the tables refreshed.
+    async fn refresh_statistics(&self) -> Result<Vec<String>, Error>;
 
     /// How many batches of transitions may be applied at once: one on SQLite, which has
     /// a single writer; several on PostgreSQL.

@@ -178,6 +178,38 @@ async fn after_import(pool: &PgPool) -> Result<(), Error> {
     sql::execute_all(pool, &["ANALYZE"]).await
 }
 
+/// Analyzes the tables that grew or changed by a tenth since they were last analyzed,
+/// so that the planner does not keep plans made for a nearly empty table (autovacuum
+/// may be off, as on this machine's server, or too slow for a table that grows fast).
+async fn refresh_statistics(pool: &PgPool) -> Result<Vec<String>, Error> {
+    const TABLES: &[&str] = &[
+        "cases",
+        "case_events",
+        "outbox",
+        "referrals",
+        "rule_jobs",
+        "inspections",
+        "units",
+        "blacklist",
+    ];
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables WHERE relname = ANY($1) \
+         AND n_mod_since_analyze > 1000 + n_live_tup / 10",
+    )
+    .bind(TABLES.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    for table in &stale {
+        // Only names from the list above reach the statement.
+        if TABLES.contains(&table.as_str()) {
+            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(stale)
+}
+
 // ----- bulk statements ------------------------------------------------------------
 // A batch is written with one statement per table over arrays (UNNEST): the statement
 // text does not depend on the batch size, so PostgreSQL prepares and plans it once.

@@ -1171,6 +1171,10 @@ impl Store for This {
         self.writer_count()
     }
 
+    async fn refresh_statistics(&self) -> Result<Vec<String>, Error> {
+        super::refresh_statistics(self.writer()).await
+    }
+
     async fn migrate(&self) -> Result<(), Error> {
         super::migrator().run(self.writer()).await?;
         Ok(())

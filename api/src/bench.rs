@@ -326,6 +326,31 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
             )
             .await?;
         anyhow::ensure!(!overdue.is_empty(), "the fired timers left no overdue case");
+
+        // The escalation rules on every overdue event the timers raised (the rule
+        // worker's work): e-bike and three-in-one cases go to the fire brigade, repeat
+        // offenders are proposed for the blacklist.
+        let pending = store.pending_rule_jobs().await?;
+        let started = Instant::now();
+        let mut done = anju_engine::escalation::RuleTick::default();
+        loop {
+            let tick = runtime.run_rule_jobs().await?;
+            if tick.jobs == 0 {
+                break;
+            }
+            done.add(&tick);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "rules ran on {} of {pending} pending case events in {secs:.1}s ({:.0} events/s): \
+             {} actions applied ({:.0}/s), {} refused, {} rule failures",
+            done.jobs,
+            done.jobs as f64 / secs,
+            done.applied,
+            done.applied as f64 / secs,
+            done.refused,
+            done.failures
+        );
     }
     runtime.shutdown().await;
     Ok(())

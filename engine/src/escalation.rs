@@ -1,6 +1,7 @@
 //! Escalation rules at work: the rule worker applies the rules' actions to cases as audited commands, and the daily sweep evaluates every open case (read page by page over disjoint id ranges while earlier pages are evaluated), as a dry run or adding jobs for the worker.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -22,6 +23,9 @@ use crate::taxonomy::Taxonomy;
 /// Rule steps per job: a job's actions are numbered job * STEPS + action.
 pub const STEPS: i64 = 1024;
 
+/// Rule jobs run side by side in one step of the rule worker.
+const RULE_JOBS_AT_ONCE: usize = 32;
+
 /// What one run of the rule worker did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RuleTick {
@@ -34,6 +38,16 @@ pub struct RuleTick {
     pub refused: usize,
     /// Rules that failed (a limit, an error, bad actions).
     pub failures: usize,
+}
+
+impl RuleTick {
+    pub fn add(&mut self, other: &RuleTick) {
+        self.jobs += other.jobs;
+        self.applied += other.applied;
+        self.skipped += other.skipped;
+        self.refused += other.refused;
+        self.failures += other.failures;
+    }
 }
 
 /// Cases read from the store at once.
@@ -239,13 +253,41 @@ impl Runtime {
             jobs: jobs.len(),
             ..RuleTick::default()
         };
-        for job in &jobs {
-            let outcome = self.run_rule_job(job, &mut tick).await?;
-            self.store()
-                .finish_rule_job(job.id, &outcome, self.now())
-                .await?;
+        // A claim holds at most one job per case, so the jobs are independent: they run
+        // side by side, and their commands share the writer's batches.
+        let limit = Arc::new(tokio::sync::Semaphore::new(RULE_JOBS_AT_ONCE));
+        let mut running = tokio::task::JoinSet::new();
+        for job in jobs {
+            let (rt, limit) = (self.clone(), limit.clone());
+            running.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let mut part = RuleTick::default();
+                let outcome = rt.run_rule_job(&job, &mut part).await;
+                (job.id, outcome, part)
+            });
         }
-        Ok(tick)
+        let mut finished = Vec::new();
+        let mut failed = None;
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok((id, Ok(outcome), part)) => {
+                    tick.add(&part);
+                    finished.push((id, outcome));
+                }
+                // Left claimed: another step takes it up once the lease runs out.
+                Ok((_, Err(e), _)) => failed = Some(e),
+                Err(e) => {
+                    failed = Some(crate::Error::Store(crate::store::Error::Corrupt(format!(
+                        "a rule job stopped: {e}"
+                    ))))
+                }
+            }
+        }
+        self.store().finish_rule_jobs(&finished, self.now()).await?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(tick),
+        }
     }
 
     async fn run_rule_job(&self, job: &RuleJob, tick: &mut RuleTick) -> Result<Value> {

@@ -524,11 +524,7 @@ impl TestApp {
             if t.jobs == 0 {
                 return sum;
             }
-            sum.jobs += t.jobs;
-            sum.applied += t.applied;
-            sum.skipped += t.skipped;
-            sum.refused += t.refused;
-            sum.failures += t.failures;
+            sum.add(&t);
         }
     }
 

@@ -952,13 +952,9 @@ pub trait Store: Send + Sync + 'static {
         until: DateTime<Utc>,
         worker: &str,
     ) -> Result<Vec<RuleJob>, Error>;
-    /// Marks a rule job done with what the rules did.
-    async fn finish_rule_job(
-        &self,
-        id: i64,
-        outcome: &Value,
-        at: DateTime<Utc>,
-    ) -> Result<(), Error>;
+    /// Marks rule jobs done with what the rules did, in one transaction.
+    async fn finish_rule_jobs(&self, done: &[(i64, Value)], at: DateTime<Utc>)
+    -> Result<(), Error>;
     /// Rule jobs not yet done.
     async fn pending_rule_jobs(&self) -> Result<i64, Error>;
     /// A case's rule jobs, oldest first.

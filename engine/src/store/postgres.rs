@@ -243,6 +243,30 @@ async fn apply_batch(
     decide: &Decider<'_>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<crate::Result<Applied>>, Error> {
+    // Cases are locked in id order and blacklist proposals written in party order, so
+    // batches should not deadlock; if the server still picks this batch as a deadlock
+    // victim, it is decided and written again from the start.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_batch(store, batch, decide, now).await {
+            Err(Error::Database(sqlx::Error::Database(e)))
+                if attempt < 3 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tracing::warn!(attempt, error = %e, "batch retried");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt at a batch: lock its cases, decide, write, commit.
+async fn try_batch(
+    store: &PostgresStore,
+    batch: &[TransitionRequest],
+    decide: &Decider<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::Result<Applied>>, Error> {
     let mut tx = store.pool.begin().await?;
     let mut cases = lock_cases(&mut tx, &case_ids(batch)).await?;
     let (results, writes) = decide_batch(batch, &mut cases, decide, now);

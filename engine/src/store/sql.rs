@@ -480,13 +480,15 @@ impl Writes {
                 .push((id, d.next.version, trigger.as_str().to_string()));
         }
         if let (Some(reason), Some(party)) = (&d.blacklist, d.next.party_id) {
-            self.blacklist.push((
+            let entry = (
                 party.0,
                 reason.clone(),
                 req.actor.id.clone(),
                 id,
                 d.next.district_code.clone(),
-            ));
+            );
+            let at = self.blacklist.partition_point(|e| e.0 <= party.0);
+            self.blacklist.insert(at, entry);
         }
         self.messages
             .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
@@ -592,7 +594,9 @@ pub(super) fn push_referral(
     }
 }
 
-/// How many statements a batch's rule jobs and blacklist proposals take.
+/// How many statements a batch's rule jobs and blacklist proposals take. Proposals
+/// are written in party order (see `Writes::record`), so that two batches proposing
+/// the same parties wait for each other in one order and cannot deadlock.
 pub(super) fn rule_writes_of(writes: &Writes) -> usize {
     writes.rule_jobs.len() + writes.blacklist.len()
 }
@@ -2616,20 +2620,27 @@ impl Store for This {
         Ok(rows)
     }
 
-    async fn finish_rule_job(
+    async fn finish_rule_jobs(
         &self,
-        id: i64,
-        outcome: &Value,
+        done: &[(i64, Value)],
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE rule_jobs SET done_at = $2, outcome = $3, claimed_until = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(ms(at))
-        .bind(Json(outcome))
-        .execute(self.writer())
-        .await?;
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut tx = super::begin_write(self.writer()).await?;
+        for (id, outcome) in done {
+            sqlx::query(
+                "UPDATE rule_jobs SET done_at = $2, outcome = $3, claimed_until = NULL \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(ms(at))
+            .bind(Json(outcome))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -253,29 +253,59 @@ impl Runtime {
             jobs: jobs.len(),
             ..RuleTick::default()
         };
-        // A claim holds at most one job per case, so the jobs are independent: they run
-        // side by side, and their commands share the writer's batches.
+        if jobs.is_empty() {
+            return Ok(tick);
+        }
+        // The jobs' cases, read at once; then the jobs grouped by the cases' party. A
+        // claim holds at most one job per case. Groups run side by side (their commands
+        // share the writer's batches); within a group, jobs run one after another on one
+        // party record kept in step with what they do, so that (say) a party is proposed
+        // for the blacklist once however many of its cases see it.
+        let ids: Vec<CaseId> = jobs.iter().map(|j| j.case_id).collect();
+        let mut open: HashMap<i64, OpenCase> = self
+            .store()
+            .open_cases_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.0, c))
+            .collect();
+        let mut groups: Vec<Vec<(RuleJob, Option<OpenCase>)>> = Vec::new();
+        let mut by_party: HashMap<i64, usize> = HashMap::new();
+        for job in jobs {
+            let case = open.remove(&job.case_id.0);
+            match case.as_ref().and_then(|c| c.party_id) {
+                Some(p) => {
+                    let k = *by_party.entry(p.0).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[k].push((job, case));
+                }
+                None => groups.push(vec![(job, case)]),
+            }
+        }
         let limit = Arc::new(tokio::sync::Semaphore::new(RULE_JOBS_AT_ONCE));
         let mut running = tokio::task::JoinSet::new();
-        for job in jobs {
+        for group in groups {
             let (rt, limit) = (self.clone(), limit.clone());
             running.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let mut part = RuleTick::default();
-                let outcome = rt.run_rule_job(&job, &mut part).await;
-                (job.id, outcome, part)
+                rt.run_rule_group(group).await
             });
         }
         let mut finished = Vec::new();
         let mut failed = None;
         while let Some(done) = running.join_next().await {
             match done {
-                Ok((id, Ok(outcome), part)) => {
+                Ok((outcomes, part, error)) => {
                     tick.add(&part);
-                    finished.push((id, outcome));
+                    finished.extend(outcomes);
+                    // The group's remaining jobs stay claimed: another step takes them
+                    // up once the lease runs out.
+                    if let Some(e) = error {
+                        failed = Some(e);
+                    }
                 }
-                // Left claimed: another step takes it up once the lease runs out.
-                Ok((_, Err(e), _)) => failed = Some(e),
                 Err(e) => {
                     failed = Some(crate::Error::Store(crate::store::Error::Corrupt(format!(
                         "a rule job stopped: {e}"
@@ -290,20 +320,64 @@ impl Runtime {
         }
     }
 
-    async fn run_rule_job(&self, job: &RuleJob, tick: &mut RuleTick) -> Result<Value> {
+    /// Runs one party's jobs (or one job without a party) in order.
+    async fn run_rule_group(
+        &self,
+        group: Vec<(RuleJob, Option<OpenCase>)>,
+    ) -> (Vec<(i64, Value)>, RuleTick, Option<crate::Error>) {
+        let mut tick = RuleTick::default();
+        let mut outcomes = Vec::with_capacity(group.len());
+        let party = group
+            .iter()
+            .find_map(|(_, c)| c.as_ref().and_then(|c| c.party_id));
+        let mut party = match party {
+            Some(p) => match self.party_record(p).await {
+                Ok(record) => record.map(party_facts),
+                Err(e) => return (outcomes, tick, Some(e)),
+            },
+            None => None,
+        };
+        for (job, case) in &group {
+            match self
+                .run_rule_job(job, case.as_ref(), party.as_mut(), &mut tick)
+                .await
+            {
+                Ok(outcome) => outcomes.push((job.id, outcome)),
+                Err(e) => return (outcomes, tick, Some(e)),
+            }
+        }
+        (outcomes, tick, None)
+    }
+
+    async fn run_rule_job(
+        &self,
+        job: &RuleJob,
+        case: Option<&OpenCase>,
+        party: Option<&mut PartyFacts>,
+        tick: &mut RuleTick,
+    ) -> Result<Value> {
         let Some(trigger) = Trigger::parse(&job.trigger) else {
             return Ok(json!({ "skipped": format!("unknown event `{}`", job.trigger) }));
+        };
+        let Some(case) = case else {
+            return Ok(json!({ "skipped": "the case is closed" }));
         };
         let previous = job
             .detail
             .as_ref()
             .and_then(|d| d.get("previous_stars"))
             .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()));
-        let Some(facts) = self.facts_of_case(job.case_id, trigger, previous).await? else {
-            return Ok(json!({ "skipped": "the case is closed" }));
-        };
+        let facts = case_facts(
+            case,
+            trigger,
+            self.now(),
+            self.taxonomy(),
+            &self.routing(),
+            party.as_deref().cloned(),
+            previous.unwrap_or(case.unit_stars),
+        );
         let evaluations = self.rules().evaluate(&facts);
-        self.apply_evaluations(job, trigger, &evaluations, tick)
+        self.apply_evaluations(job, trigger, &evaluations, party, tick)
             .await
     }
 
@@ -314,6 +388,7 @@ impl Runtime {
         job: &RuleJob,
         trigger: Trigger,
         evaluations: &[Evaluation],
+        mut party: Option<&mut PartyFacts>,
         tick: &mut RuleTick,
     ) -> Result<Value> {
         let mut step = 0i64;
@@ -358,6 +433,14 @@ impl Runtime {
                 let result = match self.submit(request, Principal::system(), command).await {
                     Ok(Applied::Done { decision, .. }) => {
                         tick.applied += 1;
+                        // The party's record as the next job of the party sees it.
+                        if let Some(p) = party.as_deref_mut() {
+                            match action {
+                                Action::ProposeBlacklist { .. } => p.blacklist_proposed = true,
+                                Action::Refer { .. } => p.referrals_12m += 1,
+                                _ => {}
+                            }
+                        }
                         json!({ "applied": decision.next.version })
                     }
                     Ok(_) => {

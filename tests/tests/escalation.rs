@@ -184,6 +184,30 @@ async fn a_third_overdue_order_proposes_the_landlord_once(backend: Backend) {
     );
 }
 
+/// Four of a landlord's orders go overdue at the same moment: the rules run on the
+/// four events in one step, and the landlord is proposed once, on one case.
+async fn overdue_orders_at_once_propose_the_landlord_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let mut ids = Vec::new();
+    for unit in &app.units_of(1)[..4] {
+        ids.push(ordered(&app, *unit, "ebike_indoor").await);
+    }
+    app.clock.advance(TimeDelta::hours(25));
+    assert_eq!(app.tick().await, 4);
+    app.rules_tick().await;
+    let mut proposing = 0;
+    for id in &ids {
+        proposing += rule_events(&app.case(*id, &t.city).await, "third_overdue_blacklist").len();
+    }
+    assert_eq!(proposing, 1);
+    let proposed = app
+        .get("/api/v1/blacklist?status=proposed", &t.district)
+        .await
+        .expect(200);
+    assert_eq!(proposed["count"], 1);
+}
+
 async fn a_stalled_referral_goes_up_to_the_district(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
@@ -577,6 +601,7 @@ backend_tests!(
     overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep,
     a_third_overdue_order_proposes_the_landlord_once,
     a_stalled_referral_goes_up_to_the_district,
+    overdue_orders_at_once_propose_the_landlord_once,
     a_critical_hazard_at_a_unit_with_history_gets_half_the_time,
     two_failed_reinspections_raise_priority_and_call_for_review,
     a_hostile_rule_fails_alone_while_the_transition_commits,

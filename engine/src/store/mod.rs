@@ -931,6 +931,8 @@ pub trait Store: Send + Sync + 'static {
         before: CaseId,
         limit: u32,
     ) -> Result<Vec<OpenCase>, Error>;
+    /// These cases, those of them that are open, by id.
+    async fn open_cases_by_id(&self, ids: &[CaseId]) -> Result<Vec<OpenCase>, Error>;
     /// The highest case id (0 if there is none).
     async fn max_case_id(&self) -> Result<CaseId, Error>;
     /// Every party with cases (or only `only`): cases by severity, and the orders that

@@ -157,6 +157,34 @@ fn blacklist_from_row(r: &Row) -> Result<BlacklistEntry, Error> {
     })
 }
 
+/// Open cases with only the columns rules see (reading is most of a sweep's time);
+/// callers add conditions after `WHERE closed_at IS NULL`.
+const OPEN_CASE_SELECT: &str = "SELECT id, unit_id, category, severity, state, order_no, \
+    escalation, reopen_count, deadline_at, department_id, party_id, address, district_code, \
+    (SELECT stars FROM units u WHERE u.id = cases.unit_id) AS unit_stars, \
+    (SELECT COUNT(*) FROM cases k WHERE k.unit_id = cases.unit_id AND k.id < cases.id) \
+    AS past_cases FROM cases WHERE closed_at IS NULL";
+
+fn open_case_from_row(r: &Row) -> Result<OpenCase, Error> {
+    Ok(OpenCase {
+        id: CaseId(r.try_get(0)?),
+        unit_id: UnitId(r.try_get(1)?),
+        category: r.try_get(2)?,
+        severity: r.try_get(3)?,
+        state: r.try_get(4)?,
+        order_no: r.try_get(5)?,
+        escalation: r.try_get(6)?,
+        reopen_count: r.try_get(7)?,
+        deadline_at: r.try_get::<Option<i64>, _>(8)?.map(from_millis),
+        department_id: r.try_get::<Option<i64>, _>(9)?.map(DepartmentId),
+        party_id: r.try_get::<Option<i64>, _>(10)?.map(PartyId),
+        address: r.try_get(11)?,
+        district_code: r.try_get(12)?,
+        unit_stars: stars_at(r, 13)?,
+        past_cases: r.try_get(14)?,
+    })
+}
+
 fn date_at(r: &Row, i: usize) -> Result<NaiveDate, Error> {
     r.try_get::<String, _>(i)?.parse().map_err(corrupt)
 }
@@ -2489,41 +2517,36 @@ impl Store for This {
         before: CaseId,
         limit: u32,
     ) -> Result<Vec<OpenCase>, Error> {
-        // Only the columns rules see: reading is most of a sweep's time.
-        let rows = sqlx::query(
-            "SELECT id, unit_id, category, severity, state, order_no, escalation, reopen_count, \
-             deadline_at, department_id, party_id, address, district_code, \
-             (SELECT stars FROM units u WHERE u.id = cases.unit_id) AS unit_stars, \
-             (SELECT COUNT(*) FROM cases k WHERE k.unit_id = cases.unit_id \
-             AND k.id < cases.id) AS past_cases FROM cases \
-             WHERE closed_at IS NULL AND id > $1 AND id < $2 ORDER BY id LIMIT $3",
-        )
-        .bind(after.0)
-        .bind(before.0)
-        .bind(i64::from(limit))
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OpenCase {
-                    id: CaseId(r.try_get(0)?),
-                    unit_id: UnitId(r.try_get(1)?),
-                    category: r.try_get(2)?,
-                    severity: r.try_get(3)?,
-                    state: r.try_get(4)?,
-                    order_no: r.try_get(5)?,
-                    escalation: r.try_get(6)?,
-                    reopen_count: r.try_get(7)?,
-                    deadline_at: r.try_get::<Option<i64>, _>(8)?.map(from_millis),
-                    department_id: r.try_get::<Option<i64>, _>(9)?.map(DepartmentId),
-                    party_id: r.try_get::<Option<i64>, _>(10)?.map(PartyId),
-                    address: r.try_get(11)?,
-                    district_code: r.try_get(12)?,
-                    unit_stars: stars_at(r, 13)?,
-                    past_cases: r.try_get(14)?,
-                })
-            })
+        let mut q = QueryBuilder::<Db>::new(OPEN_CASE_SELECT);
+        q.push(" AND id > ")
+            .push_bind(after.0)
+            .push(" AND id < ")
+            .push_bind(before.0)
+            .push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(limit));
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(open_case_from_row)
             .collect()
+    }
+
+    async fn open_cases_by_id(&self, ids: &[CaseId]) -> Result<Vec<OpenCase>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::<Db>::new(OPEN_CASE_SELECT);
+            q.push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            q.push(") ORDER BY id");
+            for r in &q.build().fetch_all(self.reader()).await? {
+                out.push(open_case_from_row(r)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn party_records(

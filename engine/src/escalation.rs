@@ -4,10 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::Result;
@@ -138,6 +136,15 @@ pub fn case_facts(
     }
 }
 
+/// The unit's grade before a grade drop, as its job recorded it (`None` for other
+/// events; `Some(None)` for a unit that had no grade).
+fn previous_stars(job: &RuleJob) -> Option<Option<u8>> {
+    job.detail
+        .as_ref()
+        .and_then(|d| d.get("previous_stars"))
+        .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+}
+
 /// The command that applies a rule's action, with its reason.
 pub fn action_command(action: &Action) -> Command {
     let mut data = Map::new();
@@ -202,12 +209,7 @@ impl Runtime {
         trigger: Trigger,
         previous_stars: Option<Option<u8>>,
     ) -> Result<Option<Facts>> {
-        let Some(open) = self
-            .store()
-            .open_cases_page(CaseId(case.0 - 1), CaseId(case.0 + 1), 1)
-            .await?
-            .pop()
-        else {
+        let Some(open) = self.store().open_cases_by_id(&[case]).await?.pop() else {
             return Ok(None);
         };
         let now = self.now();
@@ -362,11 +364,7 @@ impl Runtime {
         let Some(case) = case else {
             return Ok(json!({ "skipped": "the case is closed" }));
         };
-        let previous = job
-            .detail
-            .as_ref()
-            .and_then(|d| d.get("previous_stars"))
-            .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()));
+        let previous = previous_stars(job);
         let facts = case_facts(
             case,
             trigger,
@@ -690,12 +688,7 @@ impl Runtime {
                     if trigger == Trigger::Daily || !spec.on.contains(&trigger) {
                         continue;
                     }
-                    let previous = job
-                        .detail
-                        .as_ref()
-                        .and_then(|d| d.get("previous_stars"))
-                        .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()));
-                    targets.push((job.case_id, trigger, previous));
+                    targets.push((job.case_id, trigger, previous_stars(&job)));
                 }
                 if spec.on.contains(&Trigger::Daily) {
                     let open = self

@@ -288,6 +288,8 @@ struct CaseQuery {
     category: Option<String>,
     district: Option<String>,
     overdue: Option<bool>,
+    /// Only cases waiting for a supervisor's review.
+    review: Option<bool>,
     unit_id: Option<i64>,
     before: Option<i64>,
     limit: Option<u32>,
@@ -330,6 +332,7 @@ fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
         party_id: None,
         department_id: None,
         overdue: q.overdue.map(|wanted| app.runtime.overdue(wanted)),
+        review_required: q.review,
         before: q.before.map(CaseId),
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     })

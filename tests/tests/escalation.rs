@@ -329,6 +329,25 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
         .map(|e| e["command"].as_str().unwrap().to_string().leak() as &str)
         .collect();
     assert_eq!(commands, ["rule_raise_priority", "rule_require_review"]);
+    // The case is on the supervisor's review list.
+    let waiting = app
+        .get("/api/v1/cases?review=true", &t.district)
+        .await
+        .expect(200);
+    let listed: Vec<i64> = waiting["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert!(listed.contains(&id), "{waiting}");
+    assert!(
+        waiting["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["review_required"] == true)
+    );
     // Only a supervisor clears the review, with a reason.
     app.command_with_reason(id, &t.inspector, "complete_review", json!({}), Some("ok"))
         .await
@@ -348,6 +367,18 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
         .expect(200);
     assert_eq!(after["case"]["review_required"], false);
     assert_eq!(after["case"]["state"], "notified");
+    let waiting = app
+        .get("/api/v1/cases?review=true", &t.district)
+        .await
+        .expect(200);
+    assert!(
+        waiting["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != id),
+        "reviewed cases leave the supervisor's review list"
+    );
 }
 
 async fn a_hostile_rule_fails_alone_while_the_transition_commits(backend: Backend) {

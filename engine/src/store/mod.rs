@@ -608,6 +608,8 @@ pub struct CaseFilter {
     pub department_id: Option<DepartmentId>,
     /// Only cases past their deadline (`true`) or not (`false`).
     pub overdue: Option<Overdue>,
+    /// Only cases waiting for a supervisor's review (`true`) or not (`false`).
+    pub review_required: Option<bool>,
     /// Keyset pagination: only cases with a smaller id.
     pub before: Option<CaseId>,
     pub limit: u32,

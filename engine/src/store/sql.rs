@@ -3280,6 +3280,10 @@ impl Store for This {
         if let Some(party) = filter.party_id {
             q.push(" AND party_id = ").push_bind(party.0);
         }
+        if let Some(review) = filter.review_required {
+            q.push(" AND review_required = ")
+                .push_bind(i64::from(review));
+        }
         if let Some(dept) = filter.department_id {
             q.push(" AND id IN (SELECT case_id FROM referrals WHERE department_id = ")
                 .push_bind(dept.0)

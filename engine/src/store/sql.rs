@@ -2605,10 +2605,10 @@ impl Store for This {
             }
         }
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT party_id, status FROM blacklist WHERE status = 'proposed' \
+            "SELECT party_id, status FROM blacklist WHERE (status = 'proposed' \
              OR (status IN ('active', 'appealed') AND (expires_at IS NULL OR expires_at > ",
         );
-        q.push_bind(ms(now)).push("))");
+        q.push_bind(ms(now)).push(")))");
         only_party(&mut q, "party_id");
         for r in &q.build().fetch_all(self.reader()).await? {
             if let Some(record) = records.get_mut(&r.try_get::<i64, _>(0)?) {

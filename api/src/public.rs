@@ -238,5 +238,10 @@ pub async fn named(State(app): State<AppState>, headers: HeaderMap) -> ApiResult
          <th>期限 <span class=\"en\">Period</span></th></tr>{rows}</table>",
         count = entries.len(),
     );
-    Ok(page("出租屋安全责任通报", &body))
+    // A lifted or expired entry must leave the page at once, not after a cache's
+    // five minutes.
+    let mut r = page("出租屋安全责任通报", &body);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(r)
 }

@@ -97,9 +97,16 @@ async fn the_blacklist_from_proposal_to_appeal_and_public_naming(backend: Backen
     assert_eq!(public["named"][0]["name"], approved["party_name"]);
     assert!(public["named"][0].get("phone").is_none());
     let html = app
-        .send(app.client.get(format!("{}/named", app.base)))
-        .await;
-    assert_eq!(html.status.as_u16(), 200);
+        .client
+        .get(format!("{}/named", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status().as_u16(), 200);
+    assert_eq!(html.headers()["cache-control"], "no-cache");
+    let text = html.text().await.unwrap();
+    assert!(text.contains("出租屋安全责任通报"));
+    assert!(text.contains(approved["party_name"].as_str().unwrap()));
     let record = app.get("/api/v1/parties/1", &t.landlord).await.expect(200);
     assert_eq!(record["blacklisted"], true);
     assert!(record["score"].as_u64().unwrap() <= 70, "{record}");

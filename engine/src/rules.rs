@@ -79,6 +79,14 @@ impl Trigger {
     }
 }
 
+/// Whether `name` can name a rule: 1 to 64 of a-z, 0-9 and _.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// A rule as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -453,13 +461,7 @@ impl RuleSet {
         let mut rules = Vec::new();
         for (spec, text) in parts {
             let what = format!("rule `{}`", spec.name);
-            let valid_name = !spec.name.is_empty()
-                && spec.name.len() <= 64
-                && spec
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !valid_name {
+            if !valid_name(&spec.name) {
                 errors.push(format!("{what}: names are 1 to 64 of a-z, 0-9 and _"));
             }
             if !names.insert(spec.name.clone()) {

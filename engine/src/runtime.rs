@@ -440,6 +440,22 @@ impl Runtime {
                 "rules are published by city-level supervisors".into(),
             ));
         }
+        if !crate::rules::valid_name(&spec.name) {
+            return Err(Error::invalid("name", "1 to 64 of a-z, 0-9 and _"));
+        }
+        if spec.on.is_empty() {
+            return Err(Error::invalid("on", "name at least one event"));
+        }
+        if spec.zh.trim().is_empty() || spec.en.trim().is_empty() {
+            return Err(Error::invalid(
+                if spec.zh.trim().is_empty() {
+                    "zh"
+                } else {
+                    "en"
+                },
+                "describe the rule in Chinese and in English",
+            ));
+        }
         let current = self.rules();
         if let Some((spec_now, _)) = current.rule(&spec.name)
             && spec.version <= spec_now.version

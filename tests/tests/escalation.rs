@@ -470,6 +470,20 @@ async fn publishing_a_rule_version_takes_effect_without_a_restart(backend: Backe
         .await
         .problem(422, Some("source"));
     let mut bad = draft(2, at_once);
+    bad["on"] = json!([]);
+    app.post("/api/v1/rules/versions", &t.city, &bad)
+        .await
+        .problem(422, Some("on"));
+    bad["on"] = json!(["daily"]);
+    bad["name"] = json!("Bad Name");
+    app.post("/api/v1/rules/versions", &t.city, &bad)
+        .await
+        .problem(422, Some("name"));
+    bad["name"] = json!("ebike_overdue_to_fire");
+    bad["zh"] = json!(" ");
+    app.post("/api/v1/rules/versions", &t.city, &bad)
+        .await
+        .problem(422, Some("zh"));
     bad["on"] = json!(["whenever"]);
     app.post("/api/v1/rules/versions", &t.city, &bad)
         .await

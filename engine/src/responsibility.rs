@@ -396,16 +396,9 @@ impl Runtime {
         upheld: bool,
         note: &str,
     ) -> Result<BlacklistEntry> {
-        let note = required_text("note", note, 2000)?;
-        let entry = self.entry_for_supervisor(principal, id).await?;
-        self.change_entry(
-            &entry,
-            BlacklistChange::DecideAppeal {
-                by: format!("supervisor:{}", principal.subject),
-                upheld,
-                note: note.to_string(),
-            },
-        )
+        self.supervisor_change(principal, id, note, |by, note| {
+            BlacklistChange::DecideAppeal { by, upheld, note }
+        })
         .await
     }
 
@@ -416,16 +409,26 @@ impl Runtime {
         id: i64,
         note: &str,
     ) -> Result<BlacklistEntry> {
+        self.supervisor_change(principal, id, note, |by, note| BlacklistChange::Lift {
+            by,
+            note,
+        })
+        .await
+    }
+
+    /// A change a supervisor makes with a note (required), signed with their id.
+    async fn supervisor_change(
+        &self,
+        principal: &Principal,
+        id: i64,
+        note: &str,
+        change: impl FnOnce(String, String) -> BlacklistChange,
+    ) -> Result<BlacklistEntry> {
         let note = required_text("note", note, 2000)?;
         let entry = self.entry_for_supervisor(principal, id).await?;
-        self.change_entry(
-            &entry,
-            BlacklistChange::Lift {
-                by: format!("supervisor:{}", principal.subject),
-                note: note.to_string(),
-            },
-        )
-        .await
+        let by = format!("supervisor:{}", principal.subject);
+        self.change_entry(&entry, change(by, note.to_string()))
+            .await
     }
 
     /// The public list of named parties (通报曝光): approved, published, in force.

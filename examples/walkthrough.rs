@@ -98,6 +98,22 @@ async fn main() -> Result<()> {
     let tick = rt.fire_due_timers().await?;
     println!("逾期 Overdue: {} timer fired", tick.fired);
 
+    // The escalation rules run on the events so far (the rule worker of `anju serve`
+    // does this in the background): the critical hazard took the unit down to one star,
+    // so a rule tells the landlord and asks for a supervisor's review.
+    let mut rules = anju_engine::escalation::RuleTick::default();
+    loop {
+        let step = rt.run_rule_jobs().await?;
+        if step.jobs == 0 {
+            break;
+        }
+        rules.add(&step);
+    }
+    println!(
+        "规则 Rules: {} events, {} actions applied",
+        rules.jobs, rules.applied
+    );
+
     // Enforce: referred to the district's fire brigade, accepted, fined.
     rt.execute(&inspector, case, step("refer", json!({})), None)
         .await?;

@@ -1740,7 +1740,9 @@ impl Runtime {
                     *last = Some(day);
                 }
                 drop(last);
-                Ok(rt.run_rule_jobs().await?.jobs as u32 >= rt.shared.config.timer_batch)
+                // A step takes one job per case: a case's next job is taken at once by
+                // the next step, not after the poll interval.
+                Ok(rt.run_rule_jobs().await?.jobs > 0)
             }
         });
         vec![timers, outbox, rules]

@@ -490,11 +490,29 @@ async fn publishing_a_rule_version_takes_effect_without_a_restart(backend: Backe
         .problem(400, Some("on[0]"));
     assert_eq!(app.fingerprint().await, before);
 
+    // A second process on the same database, running version 1.
+    let other = anju_engine::runtime::Runtime::start(
+        app.db.store().await,
+        std::sync::Arc::new(app.clock.clone()),
+        anju_engine::runtime::Config::default(),
+    )
+    .await
+    .unwrap();
+    let version_in = |rt: &anju_engine::runtime::Runtime| {
+        rt.rules().rule("ebike_overdue_to_fire").unwrap().0.version
+    };
+    assert_eq!(version_in(&other), 1);
+
     let published = app
         .post("/api/v1/rules/versions", &t.city, &draft(2, at_once))
         .await
         .expect(201);
     assert_eq!(published["version"], 2);
+    assert_eq!(version_in(app.runtime()), 2, "in force here at once");
+    // The other process takes it up at its rule worker's next step.
+    assert_eq!(other.run_rule_jobs().await.unwrap().jobs, 0);
+    assert_eq!(version_in(&other), 2);
+    other.shutdown().await;
     assert_eq!(published["published_by"], "supervisor:1");
     let rules = app.get("/api/v1/rules", &t.district).await.expect(200);
     let ebike = rules["rules"]

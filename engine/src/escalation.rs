@@ -202,32 +202,6 @@ impl Runtime {
         Ok(self.store().case_rule_jobs(case).await?)
     }
 
-    /// The facts rules see for one case, read now; `None` if the case is closed.
-    pub async fn facts_of_case(
-        &self,
-        case: CaseId,
-        trigger: Trigger,
-        previous_stars: Option<Option<u8>>,
-    ) -> Result<Option<Facts>> {
-        let Some(open) = self.store().open_cases_by_id(&[case]).await?.pop() else {
-            return Ok(None);
-        };
-        let now = self.now();
-        let party = match open.party_id {
-            Some(p) => self.party_record(p).await?.map(party_facts),
-            None => None,
-        };
-        Ok(Some(case_facts(
-            &open,
-            trigger,
-            now,
-            self.taxonomy(),
-            &self.routing(),
-            party,
-            previous_stars.unwrap_or(open.unit_stars),
-        )))
-    }
-
     /// A party's record over the last 12 months.
     pub async fn party_record(&self, party: PartyId) -> Result<Option<PartyRecord>> {
         let now = self.now();
@@ -695,7 +669,7 @@ impl Runtime {
                         .store()
                         .open_cases_page(CaseId(0), CaseId(i64::MAX), BACKTEST_EVENTS)
                         .await?;
-                    targets.extend(open.iter().map(|c| (c.id, Trigger::Daily, None)));
+                    targets.extend(open.into_iter().map(|c| (c.id, Trigger::Daily, None)));
                 }
             }
             (None, Some(_)) => {
@@ -708,16 +682,47 @@ impl Runtime {
                 ));
             }
         }
+        // The cases at once; each party's record once.
+        let mut ids: Vec<CaseId> = targets.iter().map(|t| t.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let open: HashMap<i64, OpenCase> = self
+            .store()
+            .open_cases_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.0, c))
+            .collect();
+        let mut parties: HashMap<i64, Option<PartyFacts>> = HashMap::new();
+        let (now, routing) = (self.now(), self.routing());
         for (id, trigger, previous) in targets {
-            if case.is_none() && self.visible_case(principal, id).await.is_err() {
-                continue;
-            }
-            let Some(facts) = self.facts_of_case(id, trigger, previous).await? else {
+            let Some(c) = open.get(&id.0) else {
                 if case.is_some() {
                     return Err(crate::Error::invalid("case_id", "the case is closed"));
                 }
                 continue;
             };
+            if !principal.covers(c.place()) {
+                continue;
+            }
+            let party = match c.party_id {
+                Some(p) => match parties.entry(p.0) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+                    std::collections::hash_map::Entry::Vacant(e) => e
+                        .insert(self.party_record(p).await?.map(party_facts))
+                        .clone(),
+                },
+                None => None,
+            };
+            let facts = case_facts(
+                c,
+                trigger,
+                now,
+                self.taxonomy(),
+                &routing,
+                party,
+                previous.unwrap_or(c.unit_stars),
+            );
             for e in set.evaluate(&facts) {
                 run.evaluations += 1;
                 let shown = match &e.outcome {

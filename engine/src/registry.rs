@@ -11,6 +11,18 @@ use crate::error::FieldError;
 
 /// Kinds of responsible party (一房一责任人).
 pub const PARTY_KINDS: [&str; 3] = ["landlord", "agent", "sublandlord"];
+
+/// Checks that `kind` is one of [`PARTY_KINDS`], naming `field` if not.
+pub fn check_party_kind(field: &str, kind: &str) -> Result<(), FieldError> {
+    if PARTY_KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be one of {}", PARTY_KINDS.join(", ")),
+        ))
+    }
+}
 /// Supervisor levels (市、区、镇街).
 pub const SUPERVISOR_LEVELS: [&str; 3] = ["city", "district", "street"];
 /// Inspector shifts (错峰上班).
@@ -184,12 +196,7 @@ impl Record {
                 Point::parse(*lon, *lat, "point").map(|_| ())
             }
             Record::Party { kind, name, .. } => {
-                if !PARTY_KINDS.contains(&kind.as_str()) {
-                    return Err(FieldError::new(
-                        "kind",
-                        format!("must be one of {}", PARTY_KINDS.join(", ")),
-                    ));
-                }
+                check_party_kind("kind", kind)?;
                 nonempty("name", name)
             }
             Record::Unit {

@@ -119,12 +119,7 @@ impl Runtime {
                 "parties are registered by inspectors and supervisors".into(),
             ));
         }
-        if !crate::registry::PARTY_KINDS.contains(&kind) {
-            return Err(Error::invalid(
-                "kind",
-                format!("one of {}", crate::registry::PARTY_KINDS.join(", ")),
-            ));
-        }
+        crate::registry::check_party_kind("kind", kind)?;
         let name = required_text("name", name, 100)?;
         let phone = phone.map(|p| optional_text("phone", p, 32)).transpose()?;
         if let Some(p) = phone
@@ -161,13 +156,8 @@ impl Runtime {
                 "the register of parties is for supervisors".into(),
             ));
         }
-        if let Some(k) = kind
-            && !crate::registry::PARTY_KINDS.contains(&k)
-        {
-            return Err(Error::invalid(
-                "kind",
-                format!("one of {}", crate::registry::PARTY_KINDS.join(", ")),
-            ));
+        if let Some(k) = kind {
+            crate::registry::check_party_kind("kind", k)?;
         }
         Ok(self
             .store()
@@ -203,20 +193,21 @@ impl Runtime {
         status: Option<&str>,
     ) -> Result<Vec<BlacklistEntry>> {
         let now = self.now();
-        // `expired` is not stored: it is an active entry past its expiry.
-        let stored = if status == Some("expired") {
-            Some("active")
-        } else {
-            status
-        };
-        let mut entries = self.store().blacklist(party, scope, stored).await?;
+        let mut entries = self.store().blacklist(party, scope, status, now).await?;
         for e in &mut entries {
             e.status = effective_status(e, now).to_string();
         }
-        if let Some(wanted) = status {
-            entries.retain(|e| e.status == wanted);
-        }
         Ok(entries)
+    }
+
+    /// Whether a blacklisting of the party is in force (approved or under appeal, not
+    /// expired).
+    pub async fn is_blacklisted(&self, party: PartyId) -> Result<bool> {
+        Ok(self
+            .blacklist_of(Some(party), &Scope::System, None)
+            .await?
+            .iter()
+            .any(|e| matches!(e.status.as_str(), "active" | "appealed")))
     }
 
     /// Blacklist entries: a supervisor's jurisdiction (by district), or a party's own.

@@ -117,7 +117,7 @@ pub struct CaseFacts {
     pub reopen_count: i64,
     /// Whole hours past the order's deadline (0 if not past it).
     pub overdue_hours: i64,
-    /// Hours the current order gave to fix the hazard.
+    /// Hours an order for the case's category and severity gives (the taxonomy's).
     pub deadline_hours: i64,
     /// The kind of department the case is referred to, if it is.
     pub department_kind: Option<String>,

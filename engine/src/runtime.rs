@@ -718,12 +718,7 @@ impl Runtime {
                     .await?
                     .ok_or_else(|| Error::invalid("party_id", format!("no party {p}")))?;
                 let role = role.unwrap_or(kind);
-                if !crate::registry::PARTY_KINDS.contains(&role.as_str()) {
-                    return Err(Error::invalid(
-                        "role",
-                        format!("must be one of {}", crate::registry::PARTY_KINDS.join(", ")),
-                    ));
-                }
+                crate::registry::check_party_kind("role", &role)?;
                 Some((p, role))
             }
             None => None,
@@ -735,7 +730,7 @@ impl Runtime {
         }
         // A blacklisted party takes on no more units while the entry is in force.
         if let Some((p, _)) = &party
-            && self.party_record(*p).await?.is_some_and(|r| r.blacklisted)
+            && self.is_blacklisted(*p).await?
         {
             return Err(Error::Conflict(format!(
                 "party {p} is on the blacklist and cannot take on units"

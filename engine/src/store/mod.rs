@@ -347,9 +347,23 @@ pub struct OpenCase {
     pub party_id: Option<PartyId>,
     pub address: String,
     pub district_code: String,
+    pub street_id: crate::domain::StreetId,
+    pub grid_id: crate::domain::GridId,
     pub unit_stars: Option<u8>,
     /// Cases of the unit opened before this one.
     pub past_cases: i64,
+}
+
+impl OpenCase {
+    pub fn place(&self) -> crate::auth::Place<'_> {
+        crate::auth::Place {
+            district_code: &self.district_code,
+            street_id: self.street_id,
+            grid_id: self.grid_id,
+            party_id: self.party_id,
+            department_id: self.department_id,
+        }
+    }
 }
 
 /// A party's record for escalation rules.
@@ -993,12 +1007,15 @@ pub trait Store: Send + Sync + 'static {
         district_code: &str,
         at: DateTime<Utc>,
     ) -> crate::Result<i64>;
-    /// Blacklist entries, newest first: of one party, or within `scope` (by district).
+    /// Blacklist entries, newest first: of one party, or within `scope` (by district),
+    /// in a status as it reads at `now` (`active` is in force, `expired` is an active
+    /// entry past its end).
     async fn blacklist(
         &self,
         party: Option<PartyId>,
         scope: &Scope,
         status: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<BlacklistEntry>, Error>;
     async fn blacklist_entry(&self, id: i64) -> Result<Option<BlacklistEntry>, Error>;
     /// Applies a change if the entry is in a status it applies from; `false` otherwise.

@@ -163,7 +163,7 @@ const OPEN_CASE_SELECT: &str = "SELECT id, unit_id, category, severity, state, o
     escalation, reopen_count, deadline_at, department_id, party_id, address, district_code, \
     (SELECT stars FROM units u WHERE u.id = cases.unit_id) AS unit_stars, \
     (SELECT COUNT(*) FROM cases k WHERE k.unit_id = cases.unit_id AND k.id < cases.id) \
-    AS past_cases FROM cases WHERE closed_at IS NULL";
+    AS past_cases, street_id, grid_id FROM cases WHERE closed_at IS NULL";
 
 fn open_case_from_row(r: &Row) -> Result<OpenCase, Error> {
     Ok(OpenCase {
@@ -182,6 +182,8 @@ fn open_case_from_row(r: &Row) -> Result<OpenCase, Error> {
         district_code: r.try_get(12)?,
         unit_stars: stars_at(r, 13)?,
         past_cases: r.try_get(14)?,
+        street_id: StreetId(r.try_get(15)?),
+        grid_id: GridId(r.try_get(16)?),
     })
 }
 
@@ -451,7 +453,17 @@ pub(super) struct Writes {
     /// (case, event seq, trigger): events the escalation rules listen to.
     pub rule_jobs: Vec<(i64, i64, String)>,
     /// Blacklist proposals: (party, reason, source, case, district).
-    pub blacklist: Vec<(i64, String, String, i64, String)>,
+    pub blacklist: Vec<Proposal>,
+}
+
+/// A blacklist proposal a rule's command made, written with the batch.
+pub(super) struct Proposal {
+    pub party: i64,
+    pub reason: String,
+    /// The rule that proposed it (`rule:<name>@v<version>`).
+    pub source: String,
+    pub case: i64,
+    pub district: String,
 }
 
 pub(super) struct EventRow {
@@ -508,15 +520,17 @@ impl Writes {
                 .push((id, d.next.version, trigger.as_str().to_string()));
         }
         if let (Some(reason), Some(party)) = (&d.blacklist, d.next.party_id) {
-            let entry = (
-                party.0,
-                reason.clone(),
-                req.actor.id.clone(),
-                id,
-                d.next.district_code.clone(),
+            let at = self.blacklist.partition_point(|e| e.party <= party.0);
+            self.blacklist.insert(
+                at,
+                Proposal {
+                    party: party.0,
+                    reason: reason.clone(),
+                    source: req.actor.id.clone(),
+                    case: id,
+                    district: d.next.district_code.clone(),
+                },
             );
-            let at = self.blacklist.partition_point(|e| e.0 <= party.0);
-            self.blacklist.insert(at, entry);
         }
         self.messages
             .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
@@ -644,20 +658,20 @@ pub(super) fn push_rule_write(q: &mut QueryBuilder<Db>, writes: &Writes, i: usiz
             .push(")");
         return;
     }
-    let (party, reason, source, case, district) = &writes.blacklist[i - writes.rule_jobs.len()];
+    let p = &writes.blacklist[i - writes.rule_jobs.len()];
     q.push(
         "INSERT INTO blacklist (party_id, status, reason, source, case_id, district_code, \
          proposed_at) VALUES (",
     )
-    .push_bind(*party)
+    .push_bind(p.party)
     .push(", 'proposed', ")
-    .push_bind(reason.clone())
+    .push_bind(p.reason.clone())
     .push(", ")
-    .push_bind(source.clone())
+    .push_bind(p.source.clone())
     .push(", ")
-    .push_bind(*case)
+    .push_bind(p.case)
     .push(", ")
-    .push_bind(district.clone())
+    .push_bind(p.district.clone())
     .push(", ")
     .push_bind(at)
     .push(") ON CONFLICT DO NOTHING");
@@ -2799,12 +2813,7 @@ impl Store for This {
         .bind(ms(at))
         .fetch_one(self.writer())
         .await
-        .map_err(
-            |e| match refusal(e, "an open blacklist entry of this party") {
-                crate::Error::Conflict(m) => crate::Error::Conflict(m),
-                other => other,
-            },
-        )
+        .map_err(|e| refusal(e, "an open blacklist entry of this party"))
     }
 
     async fn blacklist(
@@ -2812,6 +2821,7 @@ impl Store for This {
         party: Option<PartyId>,
         scope: &Scope,
         status: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<BlacklistEntry>, Error> {
         let mut q = QueryBuilder::<Db>::new(format!(
             "SELECT {BLACKLIST_COLUMNS} FROM blacklist b JOIN parties p ON p.id = b.party_id \
@@ -2820,8 +2830,21 @@ impl Store for This {
         if let Some(p) = party {
             q.push(" AND b.party_id = ").push_bind(p.0);
         }
-        if let Some(status) = status {
-            q.push(" AND b.status = ").push_bind(status.to_string());
+        match status {
+            // `expired` is not stored: it is an active entry past its end.
+            Some("expired") => {
+                q.push(" AND b.status = 'active' AND b.expires_at <= ")
+                    .push_bind(ms(now));
+            }
+            Some("active") => {
+                q.push(" AND b.status = 'active' AND (b.expires_at IS NULL OR b.expires_at > ")
+                    .push_bind(ms(now))
+                    .push(")");
+            }
+            Some(status) => {
+                q.push(" AND b.status = ").push_bind(status.to_string());
+            }
+            None => {}
         }
         match scope {
             Scope::City | Scope::System => {}

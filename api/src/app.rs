@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(crate::extract::check_target))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -130,7 +130,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub db: Db,
     /// The day to plan (YYYY-MM-DD, China time).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_day)]
     pub date: chrono::NaiveDate,
 }
 
@@ -558,6 +558,11 @@ pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::R
     Ok(())
 }
 
+/// A `--date` argument in the accepted range.
+fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    anju_engine::text::parse_day("date", text).map_err(|e| e.message)
+}
+
 fn open_input(file: &std::path::Path) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(if file.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -609,8 +614,17 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record =
+        let value: serde_json::Value =
             serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
+        if let Some((field, c)) = anju_engine::text::find_forbidden(&value) {
+            anyhow::bail!(
+                "line {}: {field}: holds the control character U+{:04X}",
+                i + 1,
+                c as u32
+            );
+        }
+        let record: Record =
+            serde_json::from_value(value).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
         record
             .check(&taxonomy)
             .map_err(|e| anyhow::anyhow!("line {}: {}: {}", i + 1, e.field, e.message))?;

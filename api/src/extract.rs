@@ -16,8 +16,9 @@ use crate::problem::ApiError;
 /// The largest JSON body accepted.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// A JSON body of type `T`. Unknown fields and malformed JSON are refused with the path
-/// of the offending value; `digest` identifies the exact bytes (for idempotency).
+/// A JSON body of type `T`. Unknown fields, malformed JSON and control characters are
+/// refused with the path of the offending value; `digest` identifies the parsed request
+/// (for idempotency).
 #[derive(Debug)]
 pub struct Body<T> {
     pub value: T,
@@ -49,13 +50,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 }
             }
         })?;
-        let value = parse_json(&bytes)?;
+        let parsed: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::Malformed {
+                field: None,
+                detail: format!("the body is not valid JSON: {e}"),
+            }
+        })?;
+        if anju_engine::text::json_may_hold_forbidden(&bytes) {
+            refuse_control_characters(&parsed)?;
+        }
+        // The request is identified by its parsed value, not its bytes: the same JSON
+        // sent again with other whitespace or key order is the same request.
         let mut hasher = Sha256::new();
         hasher.update(method.as_str());
         hasher.update(b" ");
         hasher.update(path.as_bytes());
         hasher.update(b"\n");
-        hasher.update(&bytes);
+        hasher.update(serde_json::to_vec(&parsed).expect("a JSON value serializes"));
+        let value = from_value(parsed)?;
         Ok(Body {
             value,
             digest: hex::encode(hasher.finalize()),
@@ -63,55 +75,64 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-/// Parses JSON, reporting where it went wrong: a syntax error is a malformed request;
-/// a value of the wrong type or an unknown field names its path.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
-    if parsed.is_ok() {
-        de.end().map_err(|e| ApiError::Malformed {
-            field: None,
-            detail: format!("the body is not valid JSON: {e}"),
-        })?;
+/// Refuses a value holding a control character in any string or key, naming where.
+pub fn refuse_control_characters(value: &serde_json::Value) -> Result<(), ApiError> {
+    match anju_engine::text::find_forbidden(value) {
+        None => Ok(()),
+        Some((path, c)) => Err(ApiError::Unprocessable {
+            field: if path.is_empty() { "body".into() } else { path },
+            detail: format!(
+                "holds the control character U+{:04X}; text may not hold control characters other than tab and line breaks",
+                c as u32
+            ),
+        }),
     }
-    match parsed {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let inner = e.inner();
-            let mut field = e.path().to_string();
-            if field == "." {
-                field.clear();
-            }
-            if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-                return Err(ApiError::Malformed {
-                    field: None,
-                    detail: format!("the body is not valid JSON: {inner}"),
-                });
-            }
-            let message = inner.to_string();
-            // serde names an unknown or missing field only in its message; put it in
-            // the path.
-            if let Some(name) = message
-                .strip_prefix("unknown field `")
-                .or_else(|| message.strip_prefix("missing field `"))
-                .and_then(|rest| rest.split('`').next())
-            {
-                if field.is_empty() {
-                    field = name.to_string();
-                } else if !field.ends_with(name) {
-                    field = format!("{field}.{name}");
-                }
-            }
-            Err(ApiError::Malformed {
-                field: Some(if field.is_empty() {
-                    "body".into()
-                } else {
-                    field
-                }),
-                detail: strip_position(&message),
-            })
+}
+
+/// Reads a parsed JSON value into `T`, reporting where it went wrong: a value of the
+/// wrong type or an unknown or missing field names its path.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let inner = e.inner();
+        let mut field = e.path().to_string();
+        if field == "." {
+            field.clear();
         }
-    }
+        let message = inner.to_string();
+        // serde names an unknown or missing field only in its message; put it in
+        // the path.
+        if let Some(name) = message
+            .strip_prefix("unknown field `")
+            .or_else(|| message.strip_prefix("missing field `"))
+            .and_then(|rest| rest.split('`').next())
+        {
+            if field.is_empty() {
+                field = name.to_string();
+            } else if !field.ends_with(name) {
+                field = format!("{field}.{name}");
+            }
+        }
+        let field = if field.is_empty() {
+            "body".into()
+        } else {
+            field
+        };
+        let detail = strip_position(&message);
+        // The body's shape is wrong (a field unknown, missing or of the wrong JSON
+        // type): 400. The shape is right but a value is not allowed (an unknown enum
+        // value, a number out of range, a date out of range): 422.
+        let shape = ["invalid type", "invalid length", "unknown field", "missing field", "duplicate field"]
+            .iter()
+            .any(|p| message.starts_with(p));
+        if shape {
+            ApiError::Malformed {
+                field: Some(field),
+                detail,
+            }
+        } else {
+            ApiError::Unprocessable { field, detail }
+        }
+    })
 }
 
 fn strip_position(message: &str) -> String {
@@ -119,6 +140,40 @@ fn strip_position(message: &str) -> String {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),
     }
+}
+
+/// Refuses, for every route, a request whose path or query string is not UTF-8 once
+/// percent-decoded (400) or holds a control character (422), naming the query
+/// parameter or `path`.
+pub async fn check_target(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    match check_uri(req.uri()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+fn check_uri(uri: &axum::http::Uri) -> Result<(), ApiError> {
+    let decoded = |raw: &str, field: &str| -> Result<String, ApiError> {
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        let text = String::from_utf8(bytes).map_err(|_| ApiError::Malformed {
+            field: Some(field.to_string()),
+            detail: "not UTF-8 once percent-decoded".into(),
+        })?;
+        if let Err(e) = anju_engine::text::check_chars(field, &text) {
+            return Err(ApiError::Unprocessable {
+                field: e.field,
+                detail: e.message,
+            });
+        }
+        Ok(text)
+    };
+    decoded(uri.path(), "path")?;
+    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decoded(&key.replace('+', " "), "query")?;
+        decoded(&value.replace('+', " "), &key)?;
+    }
+    Ok(())
 }
 
 /// A query string of type `T`, refused with the name of the bad parameter.

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
+use anju_engine::text::Day;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,14 +16,14 @@ use anju_engine::store::CheckItem;
 
 use crate::app::AppState;
 use crate::extract::{Body, Caller, Id, Params};
-use crate::places::{geojson_response, parse_shape, unprocessable, wants_geojson};
+use crate::places::{geojson_response, parse_shape, wants_geojson};
 use crate::problem::ApiResult;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanQuery {
     /// The day, in China time; today if left out.
-    date: Option<NaiveDate>,
+    date: Option<Day>,
 }
 
 /// The plan as GeoJSON: the walking route as a LineString, then each stop as a Point.
@@ -75,6 +75,7 @@ pub async fn inspector_plan(
 ) -> ApiResult<Response> {
     let date = q
         .date
+        .map(|d| d.0)
         .unwrap_or_else(|| app.runtime.now().with_timezone(&china_time()).date_naive());
     let plan = app
         .runtime
@@ -105,9 +106,7 @@ pub async fn plan_backlog(
     Caller(caller): Caller,
     Path(date): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let date: NaiveDate = date
-        .parse()
-        .map_err(|_| unprocessable("date", "a date as YYYY-MM-DD"))?;
+    let date = anju_engine::text::parse_day("date", &date)?;
     let backlog = app.runtime.plan_backlog(&caller, date).await?;
     let left: u64 = backlog.iter().map(|b| u64::from(b.left)).sum();
     Ok(Json(
@@ -133,8 +132,8 @@ pub struct CampaignBody {
     /// The datum of a polygon area.
     #[serde(default)]
     crs: Crs,
-    starts_on: NaiveDate,
-    ends_on: NaiveDate,
+    starts_on: Day,
+    ends_on: Day,
     /// The campaign's own checklist; the eight checks (八查) if left out.
     #[serde(default)]
     checklist: Option<Vec<CheckItem>>,
@@ -169,8 +168,8 @@ pub async fn create_campaign(
                 name: b.name,
                 area,
                 area_json,
-                starts_on: b.starts_on,
-                ends_on: b.ends_on,
+                starts_on: b.starts_on.0,
+                ends_on: b.ends_on.0,
                 checklist: b.checklist.unwrap_or_else(eight_checks),
             },
         )

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use anju_engine::domain::{GridId, InspectionId, InspectorId, Point, UnitId};
 use anju_engine::registry::Unit;
 use anju_engine::spatial::crs::{Crs, gcj02_from_wgs84};
+use anju_engine::spatial::shape::{Area, parse_area};
 use anju_engine::store::InspectionFilter;
 
 use crate::app::AppState;
@@ -54,18 +55,31 @@ pub fn geojson_response(value: Value) -> Response {
     r
 }
 
-/// Units as JSON, or as a GeoJSON FeatureCollection of points (RFC 7946, WGS-84; in
-/// GCJ-02 if the caller gave `crs=gcj02`, so that they line up on the caller's map).
-fn units_response(headers: &HeaderMap, units: Vec<(Unit, Option<f64>)>, crs: Crs) -> Response {
+/// How many units an answer holds in all, and where its next page starts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Paging {
+    total: usize,
+    next_after: Option<UnitId>,
+}
+
+/// Units as JSON, or as a GeoJSON FeatureCollection of points (RFC 7946), in the datum
+/// the caller asked in (`crs`, said in the answer), with the total and the next page.
+fn units_response(
+    headers: &HeaderMap,
+    units: Vec<(Unit, Option<f64>)>,
+    crs: Crs,
+    paging: Paging,
+) -> Response {
     let round = |d: Option<f64>| d.map(|d| (d * 10.0).round() / 10.0);
+    let in_crs = |u: &Unit| match crs {
+        Crs::Wgs84 => (u.lon, u.lat),
+        Crs::Gcj02 => gcj02_from_wgs84(u.lon, u.lat),
+    };
     if wants_geojson(headers) {
         let features: Vec<Value> = units
             .iter()
             .map(|(u, d)| {
-                let (lon, lat) = match crs {
-                    Crs::Wgs84 => (u.lon, u.lat),
-                    Crs::Gcj02 => gcj02_from_wgs84(u.lon, u.lat),
-                };
+                let (lon, lat) = in_crs(u);
                 json!({
                     "type": "Feature",
                     "id": u.id,
@@ -80,17 +94,33 @@ fn units_response(headers: &HeaderMap, units: Vec<(Unit, Option<f64>)>, crs: Crs
                 })
             })
             .collect();
-        return geojson_response(json!({ "type": "FeatureCollection", "features": features }));
+        return geojson_response(json!({
+            "type": "FeatureCollection",
+            "crs_name": crs,
+            "total": paging.total,
+            "next_after": paging.next_after,
+            "features": features,
+        }));
     }
     let units: Vec<Value> = units
         .into_iter()
         .map(|(u, d)| {
+            let (lon, lat) = in_crs(&u);
             let mut v = json!(u);
+            v["lon"] = json!(lon);
+            v["lat"] = json!(lat);
             v["distance_m"] = json!(round(d));
             v
         })
         .collect();
-    Json(json!({ "count": units.len(), "units": units })).into_response()
+    Json(json!({
+        "crs": crs,
+        "count": units.len(),
+        "total": paging.total,
+        "next_after": paging.next_after,
+        "units": units,
+    }))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,11 +147,15 @@ pub async fn near(
             format!("more than 0 and at most {MAX_RADIUS_M} metres"),
         ));
     }
-    let units = app
+    let (units, total) = app
         .runtime
         .units_near(&caller, center, q.radius_m, limit(q.limit)?)
         .await?;
-    Ok(units_response(&headers, units, q.crs))
+    let paging = Paging {
+        total,
+        next_after: None,
+    };
+    Ok(units_response(&headers, units, q.crs, paging))
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,7 +179,11 @@ pub async fn nearest(
         return Err(unprocessable("k", "from 1 to 1000"));
     }
     let units = app.runtime.units_nearest(&caller, center, q.k).await?;
-    Ok(units_response(&headers, units, q.crs))
+    let paging = Paging {
+        total: units.len(),
+        next_after: None,
+    };
+    Ok(units_response(&headers, units, q.crs, paging))
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,10 +194,11 @@ pub struct BboxQuery {
     #[serde(default)]
     crs: Crs,
     limit: Option<usize>,
+    after: Option<i64>,
 }
 
-/// Parses `min_lon,min_lat,max_lon,max_lat`.
-fn parse_bbox(s: &str, crs: Crs) -> ApiResult<(Point, Point)> {
+/// Parses `min_lon,min_lat,max_lon,max_lat` (in the caller's datum).
+fn parse_bbox(s: &str) -> ApiResult<Area> {
     let v: Vec<f64> = s
         .split(',')
         .map(|p| p.trim().parse::<f64>())
@@ -171,15 +210,15 @@ fn parse_bbox(s: &str, crs: Crs) -> ApiResult<(Point, Point)> {
             "four numbers: min_lon,min_lat,max_lon,max_lat",
         ));
     };
+    Point::parse(lon0, lat0, "bbox")?;
+    Point::parse(lon1, lat1, "bbox")?;
     if lon0 > lon1 || lat0 > lat1 {
         return Err(unprocessable("bbox", "the minimum corner comes first"));
     }
-    let a = crs.to_wgs84(lon0, lat0, "bbox")?;
-    let b = crs.to_wgs84(lon1, lat1, "bbox")?;
-    // A box shifts as a whole between datums; keep it a box around both corners.
-    let lo = Point::parse(a.lon().min(b.lon()), a.lat().min(b.lat()), "bbox")?;
-    let hi = Point::parse(a.lon().max(b.lon()), a.lat().max(b.lat()), "bbox")?;
-    Ok((lo, hi))
+    Ok(Area::Box {
+        min: (lon0, lat0),
+        max: (lon1, lat1),
+    })
 }
 
 pub async fn within_bbox(
@@ -188,12 +227,29 @@ pub async fn within_bbox(
     headers: HeaderMap,
     Params(q): Params<BboxQuery>,
 ) -> ApiResult<Response> {
-    let bbox = parse_bbox(&q.bbox, q.crs)?;
-    let units = app
+    let area = parse_bbox(&q.bbox)?;
+    within(&app, &caller, &headers, &area, q.crs, q.after, q.limit).await
+}
+
+/// A page of the units in an area, as JSON or GeoJSON.
+async fn within(
+    app: &AppState,
+    caller: &anju_engine::auth::Principal,
+    headers: &HeaderMap,
+    area: &Area,
+    crs: Crs,
+    after: Option<i64>,
+    limit_: Option<usize>,
+) -> ApiResult<Response> {
+    let page = app
         .runtime
-        .units_in_bbox(&caller, bbox, limit(q.limit)?)
+        .units_in_area(caller, area, crs, after.map(UnitId), limit(limit_)?)
         .await?;
-    Ok(units_response(&headers, units, q.crs))
+    let paging = Paging {
+        total: page.total,
+        next_after: page.next_after,
+    };
+    Ok(units_response(headers, page.units, crs, paging))
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,50 +258,18 @@ pub struct ShapeQuery {
     #[serde(default)]
     crs: Crs,
     limit: Option<usize>,
+    after: Option<i64>,
 }
 
-/// Reads a GeoJSON Polygon or MultiPolygon (bare, or as a Feature's geometry) into
-/// WGS-84 polygons.
+/// Reads a GeoJSON Polygon or MultiPolygon (bare, or as a Feature's geometry) in the
+/// caller's datum, and converts it to WGS-84 (edges densified first, so that the
+/// converted shape stays within a millimetre of the true one).
 pub fn parse_shape(value: Value, crs: Crs, field: &str) -> ApiResult<geo::MultiPolygon<f64>> {
-    let gj: geojson::GeoJson = serde_json::from_value(value)
-        .map_err(|e| unprocessable(field, format!("not GeoJSON: {e}")))?;
-    let geometry = match gj {
-        geojson::GeoJson::Geometry(g) => g,
-        geojson::GeoJson::Feature(f) => f
-            .geometry
-            .ok_or_else(|| unprocessable(field, "the feature has no geometry"))?,
-        geojson::GeoJson::FeatureCollection(_) => {
-            return Err(unprocessable(
-                field,
-                "send one Polygon or MultiPolygon, not a collection",
-            ));
-        }
-    };
-    let shape: geo::Geometry<f64> = geometry
-        .try_into()
-        .map_err(|e| unprocessable(field, format!("not a valid geometry: {e}")))?;
-    let mut shape = match shape {
-        geo::Geometry::Polygon(p) => geo::MultiPolygon::new(vec![p]),
-        geo::Geometry::MultiPolygon(m) => m,
-        _ => return Err(unprocessable(field, "must be a Polygon or MultiPolygon")),
-    };
-    use geo::{CoordsIter, MapCoordsInPlace};
-    for c in shape.coords_iter() {
-        Point::parse(c.x, c.y, field)?;
-    }
-    if crs == Crs::Gcj02 {
-        shape.map_coords_in_place(|c| {
-            let (x, y) = anju_engine::spatial::crs::wgs84_from_gcj02(c.x, c.y);
-            geo::Coord { x, y }
-        });
-    }
-    if shape.0.is_empty() || shape.0.iter().any(|p| p.exterior().0.len() < 4) {
-        return Err(unprocessable(
-            field,
-            "a polygon needs a closed ring of at least 4 positions",
-        ));
-    }
-    Ok(shape)
+    let shape = parse_area(&value, field)?;
+    Ok(match crs {
+        Crs::Wgs84 => shape,
+        Crs::Gcj02 => anju_engine::spatial::crs::shape_to_wgs84(&shape),
+    })
 }
 
 pub async fn within_polygon(
@@ -255,12 +279,8 @@ pub async fn within_polygon(
     Params(q): Params<ShapeQuery>,
     body: Body<Value>,
 ) -> ApiResult<Response> {
-    let shape = parse_shape(body.value, q.crs, "body")?;
-    let units = app
-        .runtime
-        .units_in_polygon(&caller, &shape, limit(q.limit)?)
-        .await?;
-    Ok(units_response(&headers, units, q.crs))
+    let area = Area::Shape(parse_area(&body.value, "body")?);
+    within(&app, &caller, &headers, &area, q.crs, q.after, q.limit).await
 }
 
 pub async fn grid(
@@ -277,6 +297,8 @@ pub async fn grid(
 pub struct GridUnitsQuery {
     after: Option<i64>,
     limit: Option<u32>,
+    #[serde(default)]
+    crs: Crs,
 }
 
 pub async fn grid_units(
@@ -286,19 +308,22 @@ pub async fn grid_units(
     Id(id): Id,
     Params(q): Params<GridUnitsQuery>,
 ) -> ApiResult<Response> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, MAX_UNITS as u32);
+    let grid = app.runtime.grid(&caller, GridId(id)).await?;
     let units = app
         .runtime
-        .grid_units(
-            &caller,
-            GridId(id),
-            q.after.map(UnitId),
-            q.limit.unwrap_or(1000),
-        )
+        .grid_units(&caller, GridId(id), q.after.map(UnitId), limit)
         .await?;
+    let limit = limit as usize;
+    let paging = Paging {
+        total: usize::try_from(grid.units).unwrap_or(0),
+        next_after: (units.len() == limit).then(|| units.last().map(|u| u.id)).flatten(),
+    };
     Ok(units_response(
         &headers,
         units.into_iter().map(|u| (u, None)).collect(),
-        Crs::Wgs84,
+        q.crs,
+        paging,
     ))
 }
 

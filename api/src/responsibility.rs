@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::NaiveDate;
+use anju_engine::text::Day;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -379,8 +379,8 @@ async fn unit_responsibility(
 #[serde(deny_unknown_fields)]
 struct AgreementBody {
     signer: String,
-    signed_on: NaiveDate,
-    expires_on: NaiveDate,
+    signed_on: Day,
+    expires_on: Day,
     #[serde(default)]
     document: Option<String>,
 }
@@ -397,8 +397,8 @@ async fn add_agreement(
             &caller,
             UnitId(id),
             &body.signer,
-            body.signed_on,
-            body.expires_on,
+            body.signed_on.0,
+            body.expires_on.0,
             body.document,
         )
         .await?;
@@ -411,8 +411,8 @@ struct PolicyBody {
     insurer: String,
     policy_no: String,
     coverage_yuan: f64,
-    starts_on: NaiveDate,
-    ends_on: NaiveDate,
+    starts_on: Day,
+    ends_on: Day,
 }
 
 async fn add_policy(
@@ -429,8 +429,8 @@ async fn add_policy(
             &body.insurer,
             &body.policy_no,
             body.coverage_yuan,
-            body.starts_on,
-            body.ends_on,
+            body.starts_on.0,
+            body.ends_on.0,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!(p))).into_response())

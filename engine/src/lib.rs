@@ -23,6 +23,7 @@ pub mod seed;
 pub mod spatial;
 pub mod store;
 pub mod taxonomy;
+pub mod text;
 pub mod workflow;
 
 pub use error::{Error, Result};

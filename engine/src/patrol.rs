@@ -307,6 +307,11 @@ impl Runtime {
         if name.is_empty() || name.chars().count() > 200 {
             errors.push(crate::error::FieldError::new("name", "1 to 200 characters"));
         }
+        for (field, day) in [("starts_on", input.starts_on), ("ends_on", input.ends_on)] {
+            if let Err(e) = crate::text::check_day(field, day) {
+                errors.push(e);
+            }
+        }
         if input.ends_on < input.starts_on {
             errors.push(crate::error::FieldError::new(
                 "ends_on",

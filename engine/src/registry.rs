@@ -185,7 +185,7 @@ impl Record {
             } => {
                 nonempty("code", code)?;
                 if let Some(g) = geometry {
-                    crate::spatial::grids::shape_from_geojson(g, "geometry")?;
+                    crate::spatial::grids::parse_area(g, "geometry")?;
                 }
                 nonempty("name", name)
             }
@@ -195,8 +195,15 @@ impl Record {
                 nonempty("address", address)?;
                 Point::parse(*lon, *lat, "point").map(|_| ())
             }
-            Record::Party { kind, name, .. } => {
+            Record::Party {
+                kind,
+                name,
+                phone,
+                email,
+                ..
+            } => {
                 check_party_kind("kind", kind)?;
+                check_contact(phone, email)?;
                 nonempty("name", name)
             }
             Record::Unit {
@@ -219,8 +226,11 @@ impl Record {
                 name,
                 shift,
                 capacity,
+                phone,
+                email,
                 ..
             } => {
+                check_contact(phone, email)?;
                 if capacity.is_some_and(|c| !(1..=200).contains(&c)) {
                     return Err(FieldError::new("capacity", "from 1 to 200 visits a day"));
                 }
@@ -276,6 +286,17 @@ impl Record {
             }
         }
     }
+}
+
+/// A phone number and an e-mail address, each optional but never blank.
+fn check_contact(phone: &Option<String>, email: &Option<String>) -> Result<(), FieldError> {
+    if let Some(p) = phone {
+        crate::text::phone("phone", p)?;
+    }
+    if let Some(e) = email {
+        crate::text::email("email", e)?;
+    }
+    Ok(())
 }
 
 /// Checks the values of a unit; shared by the import and the HTTP registration.

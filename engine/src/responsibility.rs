@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::auth::{Principal, Scope};
 use crate::domain::{PartyId, Role, UnitId};
 use crate::error::{Error, Result};
+use crate::text;
 use crate::runtime::Runtime;
 use crate::store::{
     Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, PartyListing, PartyRecord,
@@ -120,19 +121,9 @@ impl Runtime {
             ));
         }
         crate::registry::check_party_kind("kind", kind)?;
-        let name = required_text("name", name, 100)?;
-        let phone = phone.map(|p| optional_text("phone", p, 32)).transpose()?;
-        if let Some(p) = phone
-            && !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c))
-        {
-            return Err(Error::invalid("phone", "digits, spaces, + and - only"));
-        }
-        let email = email.map(|e| optional_text("email", e, 200)).transpose()?;
-        if let Some(e) = email
-            && !e.contains('@')
-        {
-            return Err(Error::invalid("email", "not an e-mail address"));
-        }
+        let name = text::required("name", name, 100)?;
+        let phone = phone.map(|p| text::phone("phone", p)).transpose()?;
+        let email = email.map(|e| text::email("email", e)).transpose()?;
         let id = self.store().add_party(kind, name, phone, email).await?;
         Ok(PartyListing {
             id,
@@ -267,7 +258,7 @@ impl Runtime {
         party: PartyId,
         reason: &str,
     ) -> Result<BlacklistEntry> {
-        let reason = required_text("reason", reason, 2000)?;
+        let reason = text::required("reason", reason, 2000)?;
         if principal.role != Role::Supervisor {
             return Err(Error::Forbidden("supervisors propose blacklistings".into()));
         }
@@ -343,14 +334,14 @@ impl Runtime {
                 }
                 BlacklistChange::Approve {
                     by,
-                    note: optional_text("note", &note, 2000)?.to_string(),
+                    note: text::optional("note", &note, 2000)?.to_string(),
                     expires_at: self.now() + Months::new(months),
                     publish,
                 }
             }
             Decision::Reject { note } => BlacklistChange::Reject {
                 by,
-                note: required_text("note", &note, 2000)?.to_string(),
+                note: text::required("note", &note, 2000)?.to_string(),
             },
         };
         self.change_entry(&entry, change).await
@@ -363,7 +354,7 @@ impl Runtime {
         id: i64,
         text: &str,
     ) -> Result<BlacklistEntry> {
-        let text = required_text("appeal", text, 4000)?;
+        let text = text::required("appeal", text, 4000)?;
         let entry = self
             .store()
             .blacklist_entry(id)
@@ -415,7 +406,7 @@ impl Runtime {
         note: &str,
         change: impl FnOnce(String, String) -> BlacklistChange,
     ) -> Result<BlacklistEntry> {
-        let note = required_text("note", note, 2000)?;
+        let note = text::required("note", note, 2000)?;
         let entry = self.entry_for_supervisor(principal, id).await?;
         let by = format!("supervisor:{}", principal.subject);
         self.change_entry(&entry, change(by, note.to_string()))
@@ -447,7 +438,9 @@ impl Runtime {
         let party = found
             .party_id
             .ok_or_else(|| Error::invalid("unit_id", "the unit has no responsible party"))?;
-        let signer = required_text("signer", signer, 100)?;
+        let signer = text::required("signer", signer, 100)?;
+        text::check_day("signed_on", signed_on)?;
+        text::check_day("expires_on", expires_on)?;
         if expires_on <= signed_on {
             return Err(Error::invalid("expires_on", "must be after signed_on"));
         }
@@ -455,7 +448,7 @@ impl Runtime {
             return Err(Error::invalid("signed_on", "cannot be in the future"));
         }
         if let Some(d) = &document {
-            optional_text("document", d, 500)?;
+            text::optional("document", d, 500)?;
         }
         let mut agreement = Agreement {
             id: 0,
@@ -494,14 +487,16 @@ impl Runtime {
             ));
         }
         self.unit(principal, unit).await?;
-        let insurer = required_text("insurer", insurer, 100)?;
-        let policy_no = required_text("policy_no", policy_no, 64)?;
+        let insurer = text::required("insurer", insurer, 100)?;
+        let policy_no = text::required("policy_no", policy_no, 64)?;
         if !(coverage_yuan.is_finite() && coverage_yuan > 0.0 && coverage_yuan <= 1e9) {
             return Err(Error::invalid(
                 "coverage_yuan",
                 "a positive amount up to 1,000,000,000",
             ));
         }
+        text::check_day("starts_on", starts_on)?;
+        text::check_day("ends_on", ends_on)?;
         if ends_on <= starts_on {
             return Err(Error::invalid("ends_on", "must be after starts_on"));
         }
@@ -563,22 +558,6 @@ pub struct UnitResponsibility {
     pub insured: bool,
     pub agreements: Vec<Agreement>,
     pub policies: Vec<InsurancePolicy>,
-}
-
-fn required_text<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(Error::invalid(field, "required"));
-    }
-    optional_text(field, text, max)
-}
-
-fn optional_text<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str> {
-    let text = text.trim();
-    if text.chars().count() > max {
-        return Err(Error::invalid(field, format!("at most {max} characters")));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -227,6 +227,15 @@ pub struct GradeView {
     pub next_due_at: Option<DateTime<Utc>>,
 }
 
+/// A page of units found by a query: the units, how many the caller may see in all,
+/// and the id after which the next page starts (if there is one).
+#[derive(Debug, Clone)]
+pub struct UnitPage {
+    pub units: Vec<(Unit, Option<f64>)>,
+    pub total: usize,
+    pub next_after: Option<UnitId>,
+}
+
 /// A finding attached to an open case instead of opening another.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AttachedFinding {
@@ -787,21 +796,30 @@ impl Runtime {
         Ok(out)
     }
 
-    /// Units within `radius_m` of `center` that the caller may see, nearest first.
+    /// Units within `radius_m` of `center` that the caller may see, nearest first (at
+    /// most `limit`), and how many the caller may see in the circle.
     pub async fn units_near(
         &self,
         principal: &Principal,
         center: Point,
         radius_m: f64,
         limit: usize,
-    ) -> Result<Vec<(Unit, Option<f64>)>> {
+    ) -> Result<(Vec<(Unit, Option<f64>)>, usize)> {
         let hits = self
             .shared
             .index
             .read()
             .expect("index lock")
             .within_radius(center, radius_m);
-        self.visible_units(principal, hits, limit).await
+        let units = self.visible_units(principal, hits.clone(), limit).await?;
+        let total = if units.len() < limit {
+            units.len()
+        } else if matches!(principal.scope, Scope::City | Scope::System) {
+            hits.len()
+        } else {
+            self.count_visible(principal, &hits).await?
+        };
+        Ok((units, total))
     }
 
     /// The `k` units nearest to `center` among those the caller may see.
@@ -830,37 +848,78 @@ impl Runtime {
         }
     }
 
-    /// Units inside a longitude–latitude box that the caller may see.
-    pub async fn units_in_bbox(
+    /// The units inside an area (given in `crs`, edges included) that the caller may
+    /// see, by id: at most `limit` after `after`, with the total and where the next page
+    /// starts.
+    pub async fn units_in_area(
         &self,
         principal: &Principal,
-        bbox: (Point, Point),
+        area: &crate::spatial::shape::Area,
+        crs: Crs,
+        after: Option<UnitId>,
         limit: usize,
-    ) -> Result<Vec<(Unit, Option<f64>)>> {
-        let (lo, hi) = bbox;
-        let hits = self.shared.index.read().expect("index lock").within_bbox(
-            lo.lon(),
-            lo.lat(),
-            hi.lon(),
-            hi.lat(),
-        );
-        self.visible_units(principal, hits, limit).await
-    }
-
-    /// Units inside a polygon that the caller may see.
-    pub async fn units_in_polygon(
-        &self,
-        principal: &Principal,
-        shape: &geo::MultiPolygon<f64>,
-        limit: usize,
-    ) -> Result<Vec<(Unit, Option<f64>)>> {
+    ) -> Result<UnitPage> {
         let hits = self
             .shared
             .index
             .read()
             .expect("index lock")
-            .within_polygon(shape);
-        self.visible_units(principal, hits, limit).await
+            .within_area(area, crs);
+        self.page_of_units(principal, hits, after, limit).await
+    }
+
+    /// A page of the visible units among `hits` (sorted by id), with their total.
+    async fn page_of_units(
+        &self,
+        principal: &Principal,
+        hits: Vec<Hit>,
+        after: Option<UnitId>,
+        limit: usize,
+    ) -> Result<UnitPage> {
+        let start = after.map_or(0, |a| hits.partition_point(|h| h.id <= a));
+        let before = &hits[..start];
+        let rest = &hits[start..];
+        let units = self.visible_units(principal, rest.to_vec(), limit).await?;
+        // The total counts every visible hit; a caller who sees the whole city sees
+        // them all, anyone else has them checked against the store.
+        let total = if matches!(principal.scope, Scope::City | Scope::System) {
+            hits.len()
+        } else {
+            let counted = self.count_visible(principal, before).await?;
+            let beyond = match units.last() {
+                Some((last, _)) if units.len() == limit => {
+                    let i = rest.partition_point(|h| h.id <= last.id);
+                    self.count_visible(principal, &rest[i..]).await?
+                }
+                _ => 0,
+            };
+            counted + units.len() + beyond
+        };
+        let next_after = (units.len() == limit && start + units.len() < hits.len())
+            .then(|| units.last().map(|(u, _)| u.id))
+            .flatten();
+        Ok(UnitPage {
+            total,
+            next_after,
+            units,
+        })
+    }
+
+    /// How many of `hits` the caller may see.
+    async fn count_visible(&self, principal: &Principal, hits: &[Hit]) -> Result<usize> {
+        let mut n = 0;
+        for page in hits.chunks(1000) {
+            let ids: Vec<UnitId> = page.iter().map(|h| h.id).collect();
+            n += self
+                .shared
+                .store
+                .units_by_ids(&ids)
+                .await?
+                .iter()
+                .filter(|u| principal.covers(u.place()))
+                .count();
+        }
+        Ok(n)
     }
 
     /// Every unit inside a polygon, by the index alone (the caller scopes them).
@@ -1938,6 +1997,10 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
                         metrics.transitions.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Applied::TimerGone | Applied::AlreadyApplied) => {}
+                    Err(Error::Store(e)) => {
+                        tracing::error!(error = %e, case = %job.request.case_id, "command lost to a database error");
+                        metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_) => {
                         metrics.rejected.fetch_add(1, Ordering::Relaxed);
                     }

@@ -645,7 +645,7 @@ mod tests {
 
     #[test]
     fn units_lie_in_their_grid_and_grids_do_not_overlap() {
-        use crate::spatial::grids::{GridIndex, GridShape, shape_from_geojson};
+        use crate::spatial::grids::{GridIndex, GridShape, parse_area};
         let city = DemoCity::new(3_000, 1);
         let shapes: Vec<GridShape> = city
             .skeleton()
@@ -655,7 +655,7 @@ mod tests {
                     id,
                     geometry: Some(g),
                     ..
-                } => GridShape::new(*id, shape_from_geojson(g, "g").unwrap()),
+                } => GridShape::new(*id, parse_area(g, "g").unwrap()),
                 _ => None,
             })
             .collect();

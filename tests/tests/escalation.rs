@@ -487,7 +487,7 @@ async fn publishing_a_rule_version_takes_effect_without_a_restart(backend: Backe
     bad["on"] = json!(["whenever"]);
     app.post("/api/v1/rules/versions", &t.city, &bad)
         .await
-        .problem(400, Some("on[0]"));
+        .problem(422, Some("on[0]"));
     assert_eq!(app.fingerprint().await, before);
 
     // A second process on the same database, running version 1.

@@ -345,7 +345,7 @@ async fn campaigns_enter_plans_and_count_visits(backend: Backend) {
         &campaign(json!({ "county": 1 }), "2026-03-01", "2026-03-10"),
     )
     .await
-    .problem(400, Some("area"));
+    .problem(422, Some("area"));
     assert_eq!(app.fingerprint().await, before);
 
     let created = app

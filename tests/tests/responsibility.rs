@@ -323,7 +323,7 @@ async fn agreements_and_insurance_per_unit(backend: Backend) {
         &json!({ "signer": "张三", "signed_on": "1 Jan", "expires_on": "2027-01-01" }),
     )
     .await
-    .problem(400, Some("signed_on"));
+    .problem(422, Some("signed_on"));
     assert_eq!(app.fingerprint().await, before);
     // An expired agreement does not count; a current one does.
     app.post(

@@ -132,6 +132,18 @@ impl Fixture {
         marks: &[i64],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Vec<anju_engine::Result<Applied>> {
+        self.apply_tampered(requests, marks, &|_, _| {}, now).await
+    }
+
+    /// Applies requests, letting `tamper` change the i-th decision before it is written
+    /// (to make values the database refuses).
+    async fn apply_tampered(
+        &self,
+        requests: &[(CaseId, &str, Value, Option<i64>)],
+        marks: &[i64],
+        tamper: &(dyn Fn(usize, &mut machine::Decision) + Sync),
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<anju_engine::Result<Applied>> {
         let def = &workflow::builtin()[0];
         let taxonomy = Taxonomy::builtin();
         let routing = Routing::new(self.store.departments().await.unwrap());
@@ -187,6 +199,10 @@ impl Fixture {
                 &principal,
                 &cmd,
             )
+            .map(|mut d| {
+                tamper(i, &mut d);
+                d
+            })
         };
         self.store.apply(&batch, &decide, now).await.unwrap()
     }
@@ -238,6 +254,42 @@ async fn a_rule_step_is_applied_once(backend: Backend) {
     assert_eq!(last.data["rule"]["name"], "test_rule");
     assert_eq!(last.data["rule"]["version"], 2);
     assert_eq!(events.len(), 3, "open, notify, cancel");
+}
+
+/// A command whose values the database refuses (here a referral to a department that
+/// does not exist, against a foreign key) fails alone: the batch is applied again one
+/// command per transaction, and the other commands of the batch commit.
+async fn a_command_the_database_refuses_fails_alone(backend: Backend) {
+    let f = fixture(backend).await;
+    let ids = f.open(1, &["wiring", "gas_heater", "sanitation"]).await;
+    let requests: Vec<(CaseId, &str, Value, Option<i64>)> = ids
+        .iter()
+        .map(|id| (*id, "notify", json!({}), Some(1)))
+        .collect();
+    let tamper = |i: usize, d: &mut machine::Decision| {
+        if i == 1 {
+            d.referral = Some(anju_engine::machine::ReferralChange::Open {
+                department_id: DepartmentId(987_654),
+            });
+        }
+    };
+    let r = f.apply_tampered(&requests, &[], &tamper, t0()).await;
+    assert_eq!(state_of(&r[0]), "notified");
+    assert!(
+        matches!(&r[1], Err(anju_engine::Error::Store(_))),
+        "{}",
+        state_of(&r[1])
+    );
+    assert_eq!(state_of(&r[2]), "notified");
+    for (id, state, events) in [(ids[0], "notified", 2), (ids[1], "discovered", 1), (ids[2], "notified", 2)] {
+        let case = f.store.case(id).await.unwrap().unwrap();
+        assert_eq!(case.snapshot.state, state, "case {id}");
+        assert_eq!(f.store.case_events(id).await.unwrap().len(), events, "case {id}");
+    }
+    assert!(f.store.case_referrals(ids[1]).await.unwrap().is_empty());
+    // The refused case is still usable: the same command, untampered, commits.
+    let r = f.apply(&[(ids[1], "notify", json!({}), Some(1))], t0()).await;
+    assert_eq!(state_of(&r[0]), "notified");
 }
 
 async fn definitions_are_stored_once_and_never_silently_changed(backend: Backend) {
@@ -944,6 +996,7 @@ backend_tests!(
     outbox_rows_are_claimed_delivered_and_retried,
     lists_respect_every_scope_and_filter,
     tokens_resolve_only_by_digest,
+    a_command_the_database_refuses_fails_alone,
 );
 
 /// SQLite keeps the cases it wrote in memory. If another process writes the same file,

@@ -95,6 +95,22 @@ pub fn wgs84_from_gcj02(lon: f64, lat: f64) -> (f64, f64) {
     (wlon, wlat)
 }
 
+/// The longest edge, in degrees (about 100 m), that a shape keeps when it changes
+/// datum: the GCJ-02 offset bends straight edges, and over 100 m the bend is under a
+/// millimetre.
+const DENSIFY_DEG: f64 = 0.001;
+
+/// A GCJ-02 shape in WGS-84: its edges are cut into pieces of at most 100 m, then every
+/// vertex is converted, so that the converted edges stay within a millimetre of the
+/// true curve.
+pub fn shape_to_wgs84(shape: &geo::MultiPolygon<f64>) -> geo::MultiPolygon<f64> {
+    use geo::{Densify, Euclidean, MapCoords};
+    Euclidean.densify(shape, DENSIFY_DEG).map_coords(|c| {
+        let (x, y) = wgs84_from_gcj02(c.x, c.y);
+        geo::Coord { x, y }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

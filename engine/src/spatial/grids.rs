@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::domain::{GridId, UnitId};
 use crate::error::FieldError;
 use crate::spatial::index::Located;
+pub use crate::spatial::shape::{parse_area, rectangle};
 
 /// A grid's shape in the index.
 #[derive(Debug, Clone)]
@@ -72,39 +73,6 @@ impl GridIndex {
     }
 }
 
-/// Parses a GeoJSON geometry (Polygon or MultiPolygon, WGS-84) into a shape.
-pub fn shape_from_geojson(
-    geometry: &Value,
-    field: &str,
-) -> Result<geo::MultiPolygon<f64>, FieldError> {
-    let g: geojson::Geometry = serde_json::from_value(geometry.clone())
-        .map_err(|e| FieldError::new(field, format!("not a GeoJSON geometry: {e}")))?;
-    let g: geo::Geometry<f64> = g
-        .try_into()
-        .map_err(|e| FieldError::new(field, format!("not a valid geometry: {e}")))?;
-    let shape = match g {
-        geo::Geometry::Polygon(p) => geo::MultiPolygon::new(vec![p]),
-        geo::Geometry::MultiPolygon(m) => m,
-        _ => {
-            return Err(FieldError::new(
-                field,
-                "a grid is a Polygon or a MultiPolygon",
-            ));
-        }
-    };
-    use geo::CoordsIter;
-    for c in shape.coords_iter() {
-        crate::domain::Point::parse(c.x, c.y, field)?;
-    }
-    if shape.0.is_empty() || shape.0.iter().any(|p| p.exterior().0.len() < 4) {
-        return Err(FieldError::new(
-            field,
-            "a polygon needs a closed ring of at least 4 positions",
-        ));
-    }
-    Ok(shape)
-}
-
 /// One grid of a GeoJSON import, parsed.
 #[derive(Debug, Clone)]
 pub struct GridFeature {
@@ -120,22 +88,29 @@ pub struct GridFeature {
 /// MultiPolygon with `properties.code` (and, for a new grid, `name` and
 /// `community_code`). Errors name the feature.
 pub fn parse_grid_collection(text: &str) -> Result<Vec<GridFeature>, FieldError> {
-    let gj: geojson::GeoJson = text
-        .parse()
+    let root: Value = serde_json::from_str(text)
         .map_err(|e| FieldError::new("file", format!("not GeoJSON: {e}")))?;
-    let geojson::GeoJson::FeatureCollection(fc) = gj else {
+    if let Some((path, c)) = crate::text::find_forbidden(&root) {
         return Err(FieldError::new(
-            "file",
-            "a grid file is a FeatureCollection",
+            path,
+            format!("holds the control character U+{:04X}", c as u32),
         ));
+    }
+    let features = match (root.get("type").and_then(Value::as_str), root.get("features")) {
+        (Some("FeatureCollection"), Some(Value::Array(features))) => features,
+        _ => {
+            return Err(FieldError::new(
+                "file",
+                "a grid file is a FeatureCollection",
+            ));
+        }
     };
-    let mut out = Vec::with_capacity(fc.features.len());
+    let mut out = Vec::with_capacity(features.len());
     let mut codes = std::collections::BTreeSet::new();
-    for (i, f) in fc.features.into_iter().enumerate() {
+    for (i, f) in features.iter().enumerate() {
         let at = |what: &str| format!("features[{i}].{what}");
         let prop = |name: &str| {
-            f.properties
-                .as_ref()
+            f.get("properties")
                 .and_then(|p| p.get(name))
                 .and_then(Value::as_str)
                 .map(str::trim)
@@ -151,11 +126,11 @@ pub fn parse_grid_collection(text: &str) -> Result<Vec<GridFeature>, FieldError>
             ));
         }
         let geometry = f
-            .geometry
-            .as_ref()
-            .map(|g| serde_json::to_value(g).expect("geometries serialize"))
+            .get("geometry")
+            .filter(|g| g.is_object())
+            .cloned()
             .ok_or_else(|| FieldError::new(at("geometry"), "a grid needs a geometry"))?;
-        let shape = shape_from_geojson(&geometry, &at("geometry"))?;
+        let shape = parse_area(&geometry, &at("geometry"))?;
         out.push(GridFeature {
             name: prop("name"),
             community_code: prop("community_code"),
@@ -213,14 +188,6 @@ pub fn assign(
     }
     report.units_moved = moves.len() as u64;
     moves
-}
-
-/// The GeoJSON geometry of a longitude–latitude rectangle.
-pub fn rectangle(min: (f64, f64), max: (f64, f64)) -> Value {
-    serde_json::json!({
-        "type": "Polygon",
-        "coordinates": [[[min.0, min.1], [max.0, min.1], [max.0, max.1], [min.0, max.1], [min.0, min.1]]],
-    })
 }
 
 /// Imports grid shapes from a GeoJSON FeatureCollection: grids whose code exists get
@@ -294,7 +261,7 @@ pub async fn load_index(store: &dyn crate::store::Store) -> crate::Result<GridIn
     for (id, text) in store.grid_shapes().await? {
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| crate::store::Error::Corrupt(format!("grid {id} geometry: {e}")))?;
-        let shape = shape_from_geojson(&value, "geometry").map_err(|e| {
+        let shape = parse_area(&value, "geometry").map_err(|e| {
             crate::store::Error::Corrupt(format!("grid {id} geometry: {}", e.message))
         })?;
         shapes.extend(GridShape::new(id, shape));
@@ -308,7 +275,7 @@ mod tests {
 
     fn square(id: i64, x: f64, y: f64, size: f64) -> GridShape {
         let g = rectangle((x, y), (x + size, y + size));
-        GridShape::new(GridId(id), shape_from_geojson(&g, "g").unwrap()).unwrap()
+        GridShape::new(GridId(id), parse_area(&g, "g").unwrap()).unwrap()
     }
 
     #[test]

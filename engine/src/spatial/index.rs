@@ -3,14 +3,20 @@
 use rstar::{AABB, PointDistance, RStarInsertionStrategy, RTree, RTreeObject, RTreeParams};
 
 use crate::domain::{Point, UnitId};
+use crate::spatial::crs::{Crs, gcj02_from_wgs84};
+use crate::spatial::shape::Area;
 
 /// The mean Earth radius the haversine distance uses, in metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
-/// A unit in the index: its id and its position as a point on the unit sphere.
+/// A unit in the index: its id, its stored coordinates, and its position as a point on
+/// the unit sphere. Box and polygon queries test the stored coordinates, never ones
+/// recomputed from the sphere (which differ in the last bits).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Located {
     pub id: UnitId,
+    lon: f64,
+    lat: f64,
     xyz: [f64; 3],
 }
 
@@ -35,17 +41,15 @@ impl Located {
     pub fn new(id: UnitId, lon: f64, lat: f64) -> Located {
         Located {
             id,
+            lon,
+            lat,
             xyz: to_xyz(lon, lat),
         }
     }
 
-    /// Longitude and latitude, in degrees.
+    /// Longitude and latitude, in degrees, as stored.
     pub fn lon_lat(&self) -> (f64, f64) {
-        let [x, y, z] = self.xyz;
-        (
-            y.atan2(x).to_degrees(),
-            z.clamp(-1.0, 1.0).asin().to_degrees(),
-        )
+        (self.lon, self.lat)
     }
 }
 
@@ -232,36 +236,43 @@ impl UnitIndex {
             .collect()
     }
 
-    /// Units inside a longitude–latitude box (edges included).
+    /// Units inside a WGS-84 longitude–latitude box (edges included), by id.
     pub fn within_bbox(&self, min_lon: f64, min_lat: f64, max_lon: f64, max_lat: f64) -> Vec<Hit> {
-        self.candidates(min_lon, min_lat, max_lon, max_lat)
-            .filter(|u| {
-                let (lon, lat) = u.lon_lat();
-                (min_lon..=max_lon).contains(&lon) && (min_lat..=max_lat).contains(&lat)
-            })
-            .map(|u| Hit {
-                id: u.id,
-                distance_m: None,
-            })
-            .collect()
+        let area = Area::Box {
+            min: (min_lon, min_lat),
+            max: (max_lon, max_lat),
+        };
+        self.within_area(&area, Crs::Wgs84)
     }
 
-    /// Units inside a polygon (holes excluded).
+    /// Units inside a WGS-84 polygon (edges included, holes excluded), by id.
     pub fn within_polygon(&self, shape: &geo::MultiPolygon<f64>) -> Vec<Hit> {
-        use geo::{BoundingRect, Contains};
-        let Some(rect) = shape.bounding_rect() else {
+        self.within_area(&Area::Shape(shape.clone()), Crs::Wgs84)
+    }
+
+    /// Units inside an area given in `crs` (edges included), by id. Each unit is tested
+    /// at its stored coordinates, converted into the area's datum: a GCJ-02 area holds
+    /// exactly the units whose GCJ-02 position it holds.
+    pub fn within_area(&self, area: &Area, crs: Crs) -> Vec<Hit> {
+        let Some((lo, hi)) = area.wgs84_envelope(crs) else {
             return Vec::new();
         };
-        self.candidates(rect.min().x, rect.min().y, rect.max().x, rect.max().y)
+        let mut hits: Vec<Hit> = self
+            .candidates(lo.0, lo.1, hi.0, hi.1)
             .filter(|u| {
-                let (lon, lat) = u.lon_lat();
-                shape.contains(&geo::Point::new(lon, lat))
+                let (lon, lat) = match crs {
+                    Crs::Wgs84 => (u.lon, u.lat),
+                    Crs::Gcj02 => gcj02_from_wgs84(u.lon, u.lat),
+                };
+                area.holds(lon, lat)
             })
             .map(|u| Hit {
                 id: u.id,
                 distance_m: None,
             })
-            .collect()
+            .collect();
+        hits.sort_unstable_by_key(|h| h.id);
+        hits
     }
 
     fn candidates(
@@ -372,7 +383,7 @@ mod tests {
 
     #[test]
     fn bbox_and_polygon_queries_equal_a_brute_force_scan() {
-        use geo::Contains;
+        use geo::Intersects;
         let units = random_city(20_000, 6);
         let idx = index(&units);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -410,7 +421,7 @@ mod tests {
                 geo::MultiPolygon::new(vec![geo::Polygon::new(outer.into(), vec![hole.into()])]);
             let mut expect: Vec<UnitId> = units
                 .iter()
-                .filter(|(_, lon, lat)| shape.contains(&geo::Point::new(*lon, *lat)))
+                .filter(|(_, lon, lat)| shape.intersects(&geo::Point::new(*lon, *lat)))
                 .map(|(id, _, _)| *id)
                 .collect();
             let mut got: Vec<UnitId> = idx.within_polygon(&shape).iter().map(|h| h.id).collect();

@@ -3,3 +3,4 @@
 pub mod crs;
 pub mod grids;
 pub mod index;
+pub mod shape;

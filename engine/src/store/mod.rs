@@ -657,6 +657,8 @@ pub struct GridRecord {
     pub district_code: String,
     /// GeoJSON, WGS-84.
     pub geometry: Option<Value>,
+    /// How many units the grid holds.
+    pub units: i64,
 }
 
 /// One entry of a unit's responsibility history.

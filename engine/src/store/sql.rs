@@ -1515,7 +1515,8 @@ impl Store for This {
 
     async fn grid(&self, id: GridId) -> Result<Option<GridRecord>, Error> {
         let row = sqlx::query(
-            "SELECT g.id, g.code, g.name, g.community_id, c.street_id, s.district_code, g.geometry \
+            "SELECT g.id, g.code, g.name, g.community_id, c.street_id, s.district_code, g.geometry, \
+             (SELECT COUNT(*) FROM units u WHERE u.grid_id = g.id) AS units \
              FROM grids g JOIN communities c ON c.id = g.community_id \
              JOIN streets s ON s.id = c.street_id WHERE g.id = $1",
         )
@@ -1534,6 +1535,7 @@ impl Store for This {
                 geometry: geometry
                     .map(|g| serde_json::from_str(&g).map_err(corrupt))
                     .transpose()?,
+                units: r.try_get("units")?,
             })
         })
         .transpose()
@@ -3140,7 +3142,28 @@ impl Store for This {
         decide: &Decider<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error> {
-        super::apply_batch(self, batch, decide, now).await
+        let error = match super::apply_batch(self, batch, decide, now).await {
+            Ok(results) => return Ok(results),
+            Err(e) if batch.len() > 1 => e,
+            Err(e) => return Err(e),
+        };
+        // The database refused the batch as a whole (one command's values broke a
+        // constraint, say). Each command is applied again in a transaction of its own,
+        // in order, so that the one at fault fails alone and the others commit.
+        tracing::warn!(error = %error, commands = batch.len(), "batch refused by the database; applying its commands one by one");
+        let mut results = Vec::with_capacity(batch.len());
+        for (i, request) in batch.iter().enumerate() {
+            let one = |_: usize, case: &CaseRecord| decide(i, case);
+            results.push(
+                match super::apply_batch(self, std::slice::from_ref(request), &one, now).await {
+                    Ok(mut r) => r.pop().unwrap_or_else(|| {
+                        Err(crate::Error::Store(corrupt("a batch of one gave no result")))
+                    }),
+                    Err(e) => Err(crate::Error::Store(e)),
+                },
+            );
+        }
+        Ok(results)
     }
 
     async fn list_inspections(

@@ -36,6 +36,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Run the timer and outbox workers in this process.
     pub workers: bool,
+    /// Connection caps and timeouts of the listener.
+    pub limits: crate::serve::Limits,
     pub runtime: runtime::Config,
 }
 
@@ -44,7 +46,7 @@ pub struct Application {
     pub addr: SocketAddr,
     pub runtime: Runtime,
     stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -104,13 +106,16 @@ impl Application {
             Vec::new()
         };
         let mut shutdown = stopped;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let limits = settings.limits;
+        let server = tokio::spawn(crate::serve::serve(
+            listener,
+            app,
+            limits,
+            async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            },
+            std::time::Duration::from_secs(30),
+        ));
         Ok(Application {
             addr,
             runtime,

@@ -106,6 +106,20 @@ pub struct ServeArgs {
     /// codes (default: the Host of each request).
     #[arg(long, env = "ANJU_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Most open connections in all (lowered to fit the open-files limit).
+    #[arg(long, env = "ANJU_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Most open connections from one client address; 0 for no cap (behind a reverse
+    /// proxy every connection comes from the proxy).
+    #[arg(long, env = "ANJU_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a request's headers (and an idle keep-alive
+    /// connection stays open).
+    #[arg(long, env = "ANJU_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "ANJU_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,10 +323,25 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
             seed(&store, args.demo_units, 2026).await?;
         }
     }
+    let open_files = crate::serve::raise_open_files_limit();
+    let limits = crate::serve::Limits {
+        max_connections: args.max_connections,
+        max_per_client: args.max_connections_per_client,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout.max(1)),
+    }
+    .within_open_files(open_files);
+    tracing::info!(
+        open_files,
+        max_connections = limits.max_connections,
+        max_per_client = limits.max_per_client,
+        "connection limits"
+    );
     let settings = Settings {
         database_url: args.db.database_url.clone(),
         bind: args.bind,
         workers: !args.no_workers,
+        limits,
         runtime: config,
     };
     let app = Application::build(

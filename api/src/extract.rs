@@ -43,6 +43,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
+            } else if timed_out(&e) {
+                ApiError::RequestTimeout
             } else {
                 ApiError::Malformed {
                     field: None,
@@ -73,6 +75,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             digest: hex::encode(hasher.finalize()),
         })
     }
+}
+
+/// Whether reading the body failed because it did not arrive in time.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Refuses a value holding a control character in any string or key, naming where.

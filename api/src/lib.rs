@@ -13,5 +13,6 @@ pub mod problem;
 pub mod public;
 pub mod responsibility;
 pub mod routes;
+pub mod serve;
 
 pub use app::{AppState, Application, Settings};

@@ -26,6 +26,8 @@ pub enum ApiError {
     NotFound(String),
     MethodNotAllowed,
     PayloadTooLarge,
+    /// The body did not arrive within the body timeout.
+    RequestTimeout,
 }
 
 impl From<anju_engine::Error> for ApiError {
@@ -196,6 +198,12 @@ impl IntoResponse for ApiError {
                 "payload-too-large",
                 "请求体过大 / Payload too large",
                 format!("a body may be at most {} bytes", crate::extract::MAX_BODY),
+            ),
+            ApiError::RequestTimeout => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "请求超时 / Request timeout",
+                "the body did not arrive in time; nothing was changed".into(),
             ),
             ApiError::MethodNotAllowed => Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,

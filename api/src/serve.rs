@@ -1,0 +1,187 @@
+//! The HTTP listener: accepts connections under a cap (in all and per client address), closes those that are slow to send their headers or body, and shuts down gracefully. Half-sent requests cannot take the service down.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How many connections the service holds open and how long it waits for a slow client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections in all; past this, new connections are closed at once. Kept
+    /// below the process's open-files limit, so that the database and the log always
+    /// have files left.
+    pub max_connections: usize,
+    /// Open connections from one client address (0: no cap; behind a reverse proxy,
+    /// every connection comes from the proxy's address).
+    pub max_per_client: usize,
+    /// A request's headers must arrive within this, from the moment the connection is
+    /// ready for a request (idle keep-alive connections are closed after it too).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this once its headers have.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 4096,
+            max_per_client: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// The limits with the connection cap lowered to fit under `open_files` (keeping
+    /// a quarter of them, and at least 64, for everything else).
+    pub fn within_open_files(mut self, open_files: u64) -> Limits {
+        let room = open_files.saturating_sub((open_files / 4).max(64));
+        self.max_connections = self
+            .max_connections
+            .min(usize::try_from(room).unwrap_or(usize::MAX))
+            .max(1);
+        self
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit; returns the limit in force.
+pub fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Connections open per client address; a guard gives its place back when dropped.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+struct ClientSlot {
+    clients: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.clients.0.lock().expect("client map lock");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl PerClient {
+    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<ClientSlot> {
+        let mut map = self.0.lock().expect("client map lock");
+        let n = map.entry(ip).or_insert(0);
+        if cap > 0 && *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets open requests
+/// finish (for at most `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    grace: Duration,
+) {
+    let app = app.layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+        limits.body_timeout,
+    ));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let clients = Arc::new(PerClient::default());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of files (or another transient error): the connections
+                    // already open go on; wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection refused: the service holds its most connections");
+            continue;
+        };
+        let Some(slot) = clients.take(peer.ip(), limits.max_per_client) else {
+            tracing::debug!(%peer, "connection refused: the client holds its most connections");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop(permit);
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the grace period were closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_stays_under_the_open_files_limit() {
+        let l = Limits::default();
+        assert_eq!(l.within_open_files(1024).max_connections, 768);
+        assert_eq!(l.within_open_files(1 << 20).max_connections, 4096);
+        assert_eq!(l.within_open_files(100).max_connections, 36);
+        assert_eq!(l.within_open_files(10).max_connections, 1);
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_cap_and_gives_places_back() {
+        let clients = Arc::new(PerClient::default());
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| clients.take(a, 3).unwrap()).collect();
+        assert!(clients.take(a, 3).is_none());
+        let other = clients.take(b, 3);
+        assert!(other.is_some());
+        drop(held);
+        assert!(clients.take(a, 3).is_some());
+        assert!(clients.take(a, 0).is_some(), "0 means no cap");
+    }
+}

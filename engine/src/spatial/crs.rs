@@ -42,9 +42,11 @@ impl Crs {
 const A: f64 = 6_378_245.0;
 const EE: f64 = 0.006_693_421_622_965_943;
 
-/// GCJ-02 is defined only in China; elsewhere it equals WGS-84.
+/// GCJ-02 applies only in mainland China (not in Hong Kong, Macau or Taiwan, nor in
+/// the neighbouring countries a rectangle around China would take in); elsewhere it
+/// equals WGS-84.
 fn out_of_china(lon: f64, lat: f64) -> bool {
-    !(72.004..=137.8347).contains(&lon) || !(0.8293..=55.8271).contains(&lat)
+    !crate::spatial::outline::mainland_china().contains(lon, lat)
 }
 
 fn offsets(lon: f64, lat: f64) -> (f64, f64) {
@@ -77,22 +79,28 @@ pub fn gcj02_from_wgs84(lon: f64, lat: f64) -> (f64, f64) {
 }
 
 /// The WGS-84 coordinates of a GCJ-02 point. The forward transform has no closed-form
-/// inverse; this iterates it until the error is below a millimetre.
+/// inverse; this iterates it until the error is below a millimetre. Whether the datum
+/// applies is decided at the WGS-84 point found, as the forward transform decides it,
+/// so that a point converted there and back lands where it started.
 pub fn wgs84_from_gcj02(lon: f64, lat: f64) -> (f64, f64) {
-    if out_of_china(lon, lat) {
+    if !(70.0..=140.0).contains(&lon) || !(0.0..=56.0).contains(&lat) {
         return (lon, lat);
     }
     let (mut wlon, mut wlat) = (lon, lat);
     for _ in 0..30 {
-        let (glon, glat) = gcj02_from_wgs84(wlon, wlat);
-        let (elon, elat) = (glon - lon, glat - lat);
+        let (dlon, dlat) = offsets(wlon, wlat);
+        let (elon, elat) = (wlon + dlon - lon, wlat + dlat - lat);
         wlon -= elon;
         wlat -= elat;
         if elon.abs() < 1e-10 && elat.abs() < 1e-10 {
             break;
         }
     }
-    (wlon, wlat)
+    if out_of_china(wlon, wlat) {
+        (lon, lat)
+    } else {
+        (wlon, wlat)
+    }
 }
 
 /// The longest edge, in degrees (about 100 m), that a shape keeps when it changes
@@ -152,20 +160,31 @@ mod tests {
         }
     }
 
+    /// Over Guangzhou's land (where units are), a point converted there and back lands
+    /// where it started. The datum applies on mainland China's land and inland waters;
+    /// out at sea, past the coastline, points are not moved.
     #[test]
     fn round_trips_are_under_a_metre_across_guangzhou() {
+        let city = crate::spatial::outline::guangzhou();
         let mut worst: f64 = 0.0;
+        let mut tried = 0;
         for i in 0..=40 {
             for j in 0..=40 {
                 let (lon, lat) = (
                     112.95 + 1.1 * f64::from(i) / 40.0,
                     22.5 + 1.45 * f64::from(j) / 40.0,
                 );
+                if !city.contains(lon, lat) {
+                    continue;
+                }
+                tried += 1;
                 let (glon, glat) = gcj02_from_wgs84(lon, lat);
+                assert!(metres((lon, lat), (glon, glat)) > 100.0);
                 let back = wgs84_from_gcj02(glon, glat);
                 worst = worst.max(metres((lon, lat), back));
             }
         }
+        assert!(tried > 500, "{tried}");
         assert!(worst < 0.01, "worst round trip {worst} m");
         for (wgs, gcj) in REFERENCE {
             assert!(metres(wgs84_from_gcj02(gcj.0, gcj.1), wgs) < 1.0);
@@ -173,9 +192,75 @@ mod tests {
     }
 
     #[test]
-    fn outside_china_nothing_moves() {
+    fn outside_mainland_china_nothing_moves() {
         assert_eq!(gcj02_from_wgs84(2.35, 48.85), (2.35, 48.85));
         assert_eq!(wgs84_from_gcj02(-74.0, 40.7), (-74.0, 40.7));
+        // Inside the rectangle that once stood in for China's border.
+        for (name, lon, lat) in [
+            ("Seoul", 126.978, 37.5665),
+            ("Osaka", 135.5023, 34.6937),
+            ("Hanoi", 105.8342, 21.0278),
+            ("Bangkok", 100.5018, 13.7563),
+            ("Hong Kong", 114.1694, 22.2808),
+            ("Taipei", 121.5654, 25.0330),
+            ("Macau", 113.5439, 22.1987),
+        ] {
+            assert_eq!(gcj02_from_wgs84(lon, lat), (lon, lat), "{name}");
+            assert_eq!(wgs84_from_gcj02(lon, lat), (lon, lat), "{name}");
+        }
+        // Across the border from Hong Kong, points move.
+        assert!(metres(gcj02_from_wgs84(114.0579, 22.5431), (114.0579, 22.5431)) > 100.0);
+    }
+
+    /// A GCJ-02 shape converted with its edges densified stays within 0.1 m of the
+    /// true WGS-84 outline: every point along a GCJ-02 edge, converted on its own, lies
+    /// that close to the converted shape's boundary.
+    #[test]
+    fn converted_shapes_follow_the_true_curve() {
+        use geo::{Distance, Euclidean};
+        let square = geo::MultiPolygon::new(vec![
+            geo::Rect::new(
+                geo::Coord { x: 113.0, y: 22.8 },
+                geo::Coord { x: 113.6, y: 23.4 },
+            )
+            .to_polygon(),
+        ]);
+        let converted = shape_to_wgs84(&square);
+        let boundary = converted.0[0].exterior();
+        let mut worst: f64 = 0.0;
+        for i in 0..=600 {
+            let t = f64::from(i) / 600.0;
+            for (lon, lat) in [(113.0 + 0.6 * t, 22.8), (113.6, 22.8 + 0.6 * t)] {
+                let (x, y) = wgs84_from_gcj02(lon, lat);
+                let d_deg = Euclidean.distance(&geo::Point::new(x, y), boundary);
+                worst = worst.max(d_deg * 111_320.0);
+            }
+        }
+        assert!(worst < 0.1, "worst {worst} m");
+        // Converting the corners alone would be metres off.
+        let corners = square.map_coords_corners();
+        let mut worst_corners: f64 = 0.0;
+        for i in 0..=600 {
+            let t = f64::from(i) / 600.0;
+            let (x, y) = wgs84_from_gcj02(113.0 + 0.6 * t, 22.8);
+            let d = Euclidean.distance(&geo::Point::new(x, y), corners.0[0].exterior());
+            worst_corners = worst_corners.max(d * 111_320.0);
+        }
+        assert!(worst_corners > 1.0, "{worst_corners}");
+    }
+
+    trait CornersOnly {
+        fn map_coords_corners(&self) -> geo::MultiPolygon<f64>;
+    }
+
+    impl CornersOnly for geo::MultiPolygon<f64> {
+        fn map_coords_corners(&self) -> geo::MultiPolygon<f64> {
+            use geo::MapCoords;
+            self.map_coords(|c| {
+                let (x, y) = wgs84_from_gcj02(c.x, c.y);
+                geo::Coord { x, y }
+            })
+        }
     }
 
     #[test]

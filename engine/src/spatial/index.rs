@@ -431,6 +431,67 @@ mod tests {
         }
     }
 
+    /// Units lying exactly on a box's edges are in it, whatever their coordinates'
+    /// last bits; the stored coordinates are tested, not ones recomputed from the sphere.
+    #[test]
+    fn units_on_a_box_edge_are_in_the_box() {
+        let units = random_city(2_000, 10);
+        let idx = index(&units);
+        for (id, lon, lat) in units.iter().take(300) {
+            for (min, max) in [
+                ((*lon, *lat), (lon + 0.01, lat + 0.01)),
+                ((lon - 0.01, lat - 0.01), (*lon, *lat)),
+                ((*lon, lat - 0.01), (lon + 0.01, *lat)),
+            ] {
+                let hits = idx.within_bbox(min.0, min.1, max.0, max.1);
+                assert!(hits.iter().any(|h| h.id == *id), "unit {id} at {lon},{lat}");
+            }
+        }
+    }
+
+    /// An area given in GCJ-02 holds exactly the units whose GCJ-02 position it holds.
+    #[test]
+    fn gcj02_areas_hold_the_units_whose_gcj02_position_they_hold() {
+        let units = random_city(20_000, 11);
+        let idx = index(&units);
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for _ in 0..20 {
+            let (lon0, lat0) = (rng.random_range(113.0..113.7), rng.random_range(22.7..23.5));
+            let (lon1, lat1) = (
+                lon0 + rng.random_range(0.001..0.1),
+                lat0 + rng.random_range(0.001..0.1),
+            );
+            let area = Area::Box {
+                min: (lon0, lat0),
+                max: (lon1, lat1),
+            };
+            let mut expect: Vec<UnitId> = units
+                .iter()
+                .filter(|(_, lon, lat)| {
+                    let (g0, g1) = gcj02_from_wgs84(*lon, *lat);
+                    (lon0..=lon1).contains(&g0) && (lat0..=lat1).contains(&g1)
+                })
+                .map(|(id, _, _)| *id)
+                .collect();
+            expect.sort();
+            let got: Vec<UnitId> = idx
+                .within_area(&area, Crs::Gcj02)
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(got, expect);
+            // The WGS-84 box of the same numbers is another set: the datum matters.
+            let wgs: Vec<UnitId> = idx
+                .within_area(&area, Crs::Wgs84)
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            if expect.len() > 20 {
+                assert_ne!(wgs, expect);
+            }
+        }
+    }
+
     #[test]
     fn units_move_and_are_found_where_they_are() {
         let mut idx = index(&random_city(1_000, 8));

@@ -40,8 +40,9 @@ pub struct Principal {
 #[derive(Debug, Clone, Copy)]
 pub struct Place<'a> {
     pub district_code: &'a str,
-    pub street_id: StreetId,
-    pub grid_id: GridId,
+    /// `None` for a place outside every grid (and, then, possibly every street).
+    pub street_id: Option<StreetId>,
+    pub grid_id: Option<GridId>,
     pub party_id: Option<PartyId>,
     pub department_id: Option<DepartmentId>,
 }
@@ -61,8 +62,8 @@ impl Principal {
         match &self.scope {
             Scope::City | Scope::System => true,
             Scope::District(code) => place.district_code == code,
-            Scope::Street(id) => place.street_id == *id,
-            Scope::Grids(grids) => grids.contains(&place.grid_id),
+            Scope::Street(id) => place.street_id == Some(*id),
+            Scope::Grids(grids) => place.grid_id.is_some_and(|g| grids.contains(&g)),
             Scope::Party(id) => place.party_id == Some(*id),
             Scope::Department(id) => place.department_id == Some(*id),
         }
@@ -104,8 +105,8 @@ mod tests {
     fn place(party: Option<i64>, dept: Option<i64>) -> Place<'static> {
         Place {
             district_code: "440106",
-            street_id: StreetId(7),
-            grid_id: GridId(70),
+            street_id: Some(StreetId(7)),
+            grid_id: Some(GridId(70)),
             party_id: party.map(PartyId),
             department_id: dept.map(DepartmentId),
         }

@@ -36,10 +36,13 @@ pub struct RuleTick {
     pub refused: usize,
     /// Rules that failed (a limit, an error, bad actions).
     pub failures: usize,
+    /// Time spent claiming the jobs.
+    pub claim_seconds: f64,
 }
 
 impl RuleTick {
     pub fn add(&mut self, other: &RuleTick) {
+        self.claim_seconds += other.claim_seconds;
         self.jobs += other.jobs;
         self.applied += other.applied;
         self.skipped += other.skipped;
@@ -221,12 +224,14 @@ impl Runtime {
         self.refresh_rules().await?;
         let cfg = self.config();
         let now = self.now();
+        let started = std::time::Instant::now();
         let jobs = self
             .store()
             .claim_rule_jobs(now, cfg.timer_batch, now + cfg.lease, &cfg.worker_id)
             .await?;
         let mut tick = RuleTick {
             jobs: jobs.len(),
+            claim_seconds: started.elapsed().as_secs_f64(),
             ..RuleTick::default()
         };
         if jobs.is_empty() {

@@ -2,6 +2,7 @@
 //! and PostgreSQL backends, the runtime that commits transitions with their effects, and
 //! the timer and outbox workers.
 
+pub mod access;
 pub mod auth;
 pub mod calendar;
 pub mod clock;

@@ -28,8 +28,9 @@ pub struct CaseSnapshot {
     pub severity: String,
     pub address: String,
     pub district_code: String,
-    pub street_id: StreetId,
-    pub grid_id: GridId,
+    /// The street and grid of the case's unit; `None` for a unit outside every grid.
+    pub street_id: Option<StreetId>,
+    pub grid_id: Option<GridId>,
     pub party_id: Option<PartyId>,
     pub inspector_id: Option<InspectorId>,
     pub department_id: Option<DepartmentId>,
@@ -45,6 +46,11 @@ pub struct CaseSnapshot {
     /// The last rule step applied (job * 1024 + action); a step at or below it was applied.
     #[serde(skip)]
     pub rule_mark: i64,
+    /// The version of the last event a person made by a command (not a timer, a rule,
+    /// a finding attached by an inspection or a system correction): a command that names
+    /// an older version conflicts with that person's act.
+    #[serde(skip)]
+    pub acted_version: i64,
 }
 
 impl CaseSnapshot {
@@ -727,8 +733,8 @@ mod tests {
             severity: severity.into(),
             address: "天河区石牌街道 1 号 101 房".into(),
             district_code: "440106".into(),
-            street_id: StreetId(3),
-            grid_id: GridId(30),
+            street_id: Some(StreetId(3)),
+            grid_id: Some(GridId(30)),
             party_id: Some(PartyId(500)),
             inspector_id: Some(InspectorId(70)),
             department_id: None,
@@ -740,6 +746,7 @@ mod tests {
             priority: 0,
             review_required: false,
             rule_mark: 0,
+            acted_version: 1,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::auth::{Place, Principal, Scope};
+use crate::auth::{Principal, Scope};
 use crate::domain::{GridId, InspectorId, Role};
 use crate::planning::{self, Backlog, DayPlan, Planner};
 use crate::runtime::Runtime;
@@ -195,13 +195,7 @@ impl Runtime {
                 let mut any = false;
                 for g in grids {
                     if let Some(grid) = self.store().grid(g).await?
-                        && principal.covers(Place {
-                            district_code: &grid.district_code,
-                            street_id: grid.street_id,
-                            grid_id: grid.id,
-                            party_id: None,
-                            department_id: None,
-                        })
+                        && principal.covers(grid.place())
                     {
                         any = true;
                         break;

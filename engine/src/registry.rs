@@ -366,9 +366,10 @@ pub struct Unit {
     pub lat: f64,
     pub floor_area: f64,
     pub occupants: i64,
-    pub grid_id: GridId,
-    pub community_id: CommunityId,
-    pub street_id: StreetId,
+    /// The grid whose polygon holds the unit's point; `None` outside every grid.
+    pub grid_id: Option<GridId>,
+    pub community_id: Option<CommunityId>,
+    pub street_id: Option<StreetId>,
     pub district_code: String,
     pub party_id: Option<PartyId>,
     pub created_at: DateTime<Utc>,

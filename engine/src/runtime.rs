@@ -659,8 +659,8 @@ impl Runtime {
             })?;
         let covers = principal.covers(crate::auth::Place {
             district_code: &place.district_code,
-            street_id: place.street_id,
-            grid_id: place.grid_id,
+            street_id: Some(place.street_id),
+            grid_id: Some(place.grid_id),
             party_id: None,
             department_id: None,
         });
@@ -940,17 +940,7 @@ impl Runtime {
     ) -> Result<crate::store::GridRecord> {
         let grid = self.shared.store.grid(id).await?;
         match grid {
-            Some(g)
-                if principal.covers(crate::auth::Place {
-                    district_code: &g.district_code,
-                    street_id: g.street_id,
-                    grid_id: g.id,
-                    party_id: None,
-                    department_id: None,
-                }) =>
-            {
-                Ok(g)
-            }
+            Some(g) if principal.covers(g.place()) => Ok(g),
             _ => Err(Error::not_found("grid", id)),
         }
     }
@@ -1143,7 +1133,10 @@ impl Runtime {
         let inspector_id = if principal.role == Role::Inspector {
             Some(InspectorId(principal.subject))
         } else {
-            store.grid_inspectors(unit.grid_id).await?.first().copied()
+            match unit.grid_id {
+                Some(grid) => store.grid_inspectors(grid).await?.first().copied(),
+                None => None,
+            }
         };
         // Still recorded when far from the unit, but flagged, so that supervisors can
         // see inspections that were not made on site.
@@ -1276,6 +1269,7 @@ impl Runtime {
                 priority: 0,
                 review_required: false,
                 rule_mark: 0,
+                acted_version: 1,
             };
             let timer = machine::opening_timers(ctx, &snapshot).into_iter().next();
             new_findings.push(indexes);

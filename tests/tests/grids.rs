@@ -24,7 +24,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     let app = spawn_app(backend).await;
     let store = app.store().clone();
     let unit = store.unit(UnitId(app.unit_of(1))).await.unwrap().unwrap();
-    let g1 = unit.grid_id;
+    let g1 = unit.grid_id.unwrap();
     let shapes = store.grid_shapes().await.unwrap();
     let g1_shape: Value =
         serde_json::from_str(&shapes.iter().find(|(id, _)| *id == g1).unwrap().1).unwrap();
@@ -46,7 +46,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
         .iter()
         .find_map(|r| match r {
             anju_engine::registry::Record::Community { id, code, .. }
-                if *id == unit.community_id =>
+                if Some(*id) == unit.community_id =>
             {
                 Some(code.clone())
             }
@@ -91,7 +91,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     assert_eq!(report.units_moved, in_square.len() as u64);
     assert_eq!(report.units_outside, 0, "the seeded grids tile the city");
     let moved = store.unit(unit.id).await.unwrap().unwrap();
-    assert_ne!(moved.grid_id, g1);
+    assert_ne!(moved.grid_id, Some(g1));
     assert_eq!(moved.community_id, unit.community_id);
     assert_eq!(moved.district_code, unit.district_code);
     // The inspector of grid 1 no longer covers the unit; the city still sees it.
@@ -104,7 +104,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
         .expect(200);
     let listed = app
         .get(
-            &format!("/api/v1/grids/{}/units", moved.grid_id.0),
+            &format!("/api/v1/grids/{}/units", moved.grid_id.unwrap().0),
             &app.tokens.city,
         )
         .await
@@ -121,7 +121,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     assert_eq!(ids, expect);
     let grid = app
         .get(
-            &format!("/api/v1/grids/{}", moved.grid_id.0),
+            &format!("/api/v1/grids/{}", moved.grid_id.unwrap().0),
             &app.tokens.city,
         )
         .await
@@ -138,7 +138,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(report.units_moved, in_square.len() as u64);
-    assert_eq!(store.unit(unit.id).await.unwrap().unwrap().grid_id, g1);
+    assert_eq!(store.unit(unit.id).await.unwrap().unwrap().grid_id, Some(g1));
 
     // Grid 1 (and the new grid) moved away from its units: they are inside no grid,
     // reported, and keep their grid.
@@ -157,7 +157,7 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     assert_eq!(report.units_outside, g1_units);
     assert!(report.outside_sample.contains(&unit.id));
     assert_eq!(report.units_moved, 0);
-    assert_eq!(store.unit(unit.id).await.unwrap().unwrap().grid_id, g1);
+    assert_eq!(store.unit(unit.id).await.unwrap().unwrap().grid_id, Some(g1));
 }
 
 async fn a_bad_grid_file_changes_nothing(backend: Backend) {

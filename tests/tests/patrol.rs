@@ -141,7 +141,7 @@ async fn plans_respect_capacity_and_shift_and_never_repeat_a_unit(backend: Backe
             assert!(seen.insert(unit), "unit {unit} planned twice");
             let u = app.store().unit(unit).await.unwrap().unwrap();
             assert!(
-                grids.contains(&u.grid_id.0),
+                grids.contains(&u.grid_id.unwrap().0),
                 "unit {unit} outside the grids"
             );
             assert!(u.next_due_at.is_none_or(|d| d < end), "unit {unit} not due");
@@ -517,7 +517,7 @@ async fn placards_show_the_grade_and_no_personal_data(backend: Backend) {
         .skeleton()
         .iter()
         .find_map(|r| match r {
-            Record::Community { id, code, .. } if id.0 == u.community_id.0 => Some(code.clone()),
+            Record::Community { id, code, .. } if Some(*id) == u.community_id => Some(code.clone()),
             _ => None,
         })
         .unwrap();

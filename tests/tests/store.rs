@@ -68,6 +68,7 @@ impl Fixture {
                     priority: 0,
                     review_required: false,
                     rule_mark: 0,
+                    acted_version: 1,
                 },
                 note: None,
                 evidence: vec!["photo:x".into()],
@@ -290,6 +291,64 @@ async fn a_command_the_database_refuses_fails_alone(backend: Backend) {
     // The refused case is still usable: the same command, untampered, commits.
     let r = f.apply(&[(ids[1], "notify", json!({}), Some(1))], t0()).await;
     assert_eq!(state_of(&r[0]), "notified");
+}
+
+/// A case's rule jobs form a queue: only its oldest pending job may be claimed; once it
+/// is finished the next one may; a job added behind a claimed one waits; a claim left
+/// unfinished is taken again after its lease. Claiming reads only the queues' heads.
+async fn rule_jobs_run_one_at_a_time_per_case_in_order(backend: Backend) {
+    let f = fixture(backend).await;
+    let ids = f.open(1, &["wiring", "gas_heater"]).await;
+    let (a, b) = (ids[0], ids[1]);
+    // Two days' sweeps: a job for each case, then another behind a's.
+    assert!(f.store.add_sweep_jobs("2026-03-01", &[b, a], t0()).await.unwrap());
+    assert!(f.store.add_sweep_jobs("2026-03-02", &[a], t0()).await.unwrap());
+    assert!(!f.store.add_sweep_jobs("2026-03-02", &[a], t0()).await.unwrap(), "once a day");
+    let lease = TimeDelta::seconds(60);
+    let claim = |now: chrono::DateTime<chrono::Utc>| {
+        let store = f.store.clone();
+        async move {
+            let jobs = store.claim_rule_jobs(now, 10, now + lease, "w").await.unwrap();
+            jobs.into_iter()
+                .map(|j| (j.case_id, j.trigger, j.id))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = claim(t0()).await;
+    let heads: Vec<(CaseId, &str)> = first.iter().map(|(c, t, _)| (*c, t.as_str())).collect();
+    assert_eq!(heads, [(a, "daily"), (b, "daily")]);
+    assert!(claim(t0()).await.is_empty(), "claimed jobs are held");
+    assert_eq!(f.store.pending_rule_jobs().await.unwrap(), 3);
+    // a's first job done: its sweep job is next.
+    f.store
+        .finish_rule_jobs(&[(first[0].2, json!({}))], t0())
+        .await
+        .unwrap();
+    let next = claim(t0()).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].0, next[0].1.as_str()), (a, "daily"));
+    // Another job for a, behind its claimed one, waits.
+    assert!(f.store.add_sweep_jobs("2026-03-03", &[a, b], t0()).await.unwrap());
+    assert!(claim(t0()).await.is_empty());
+    // b's job was claimed but never finished: after the lease another worker takes it.
+    let later = t0() + lease + TimeDelta::seconds(1);
+    let retaken = claim(later).await;
+    let retaken: Vec<(CaseId, i64)> = retaken.iter().map(|(c, _, id)| (*c, *id)).collect();
+    assert!(retaken.contains(&(b, first[1].2)), "{retaken:?}");
+    assert!(retaken.contains(&(a, next[0].2)), "{retaken:?}");
+    f.store
+        .finish_rule_jobs(&[(next[0].2, json!({})), (first[1].2, json!({}))], later)
+        .await
+        .unwrap();
+    let last = claim(later).await;
+    let cases: Vec<CaseId> = last.iter().map(|(c, _, _)| *c).collect();
+    assert_eq!(cases, [a, b], "the third day's jobs, one per case");
+    f.store
+        .finish_rule_jobs(&[(last[0].2, json!({})), (last[1].2, json!({}))], later)
+        .await
+        .unwrap();
+    assert!(claim(later + lease * 2).await.is_empty());
+    assert_eq!(f.store.pending_rule_jobs().await.unwrap(), 0);
 }
 
 async fn definitions_are_stored_once_and_never_silently_changed(backend: Backend) {
@@ -681,13 +740,13 @@ async fn lists_respect_every_scope_and_filter(backend: Backend) {
         [near[1], near[0]]
     );
     assert_eq!(
-        list(CaseFilter::default(), Scope::Street(far_u.street_id)).await,
+        list(CaseFilter::default(), Scope::Street(far_u.street_id.unwrap())).await,
         [far[0]]
     );
     assert_eq!(
         list(
             CaseFilter::default(),
-            Scope::Grids([unit1.grid_id, GridId(999)].into())
+            Scope::Grids([unit1.grid_id.unwrap(), GridId(999)].into())
         )
         .await,
         [near[1], near[0]]
@@ -997,6 +1056,7 @@ backend_tests!(
     lists_respect_every_scope_and_filter,
     tokens_resolve_only_by_digest,
     a_command_the_database_refuses_fails_alone,
+    rule_jobs_run_one_at_a_time_per_case_in_order,
 );
 
 /// SQLite keeps the cases it wrote in memory. If another process writes the same file,

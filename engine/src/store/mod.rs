@@ -347,8 +347,8 @@ pub struct OpenCase {
     pub party_id: Option<PartyId>,
     pub address: String,
     pub district_code: String,
-    pub street_id: crate::domain::StreetId,
-    pub grid_id: crate::domain::GridId,
+    pub street_id: Option<crate::domain::StreetId>,
+    pub grid_id: Option<crate::domain::GridId>,
     pub unit_stars: Option<u8>,
     /// Cases of the unit opened before this one.
     pub past_cases: i64,
@@ -659,6 +659,18 @@ pub struct GridRecord {
     pub geometry: Option<Value>,
     /// How many units the grid holds.
     pub units: i64,
+}
+
+impl GridRecord {
+    pub fn place(&self) -> crate::auth::Place<'_> {
+        crate::auth::Place {
+            district_code: &self.district_code,
+            street_id: Some(self.street_id),
+            grid_id: Some(self.id),
+            party_id: None,
+            department_id: None,
+        }
+    }
 }
 
 /// One entry of a unit's responsibility history.
@@ -1125,6 +1137,37 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// The migrations of one backend, from `migrations/<backend>/` (compiled in); both
+/// folders hold the same numbered steps, proven equivalent by the conformance suite.
+macro_rules! migrator {
+    ($backend:literal) => {{
+        let step = |version, description: &'static str, sql: &'static str| {
+            sqlx::migrate::Migration::new(
+                version,
+                description.into(),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlStr::from_static(sql),
+                false,
+            )
+        };
+        macro_rules! file {
+            ($name:literal) => {
+                include_str!(concat!("../../../migrations/", $backend, "/", $name))
+            };
+        }
+        sqlx::migrate::Migrator::with_migrations(vec![
+            step(1, "foundation", file!("0001_foundation.sql")),
+            step(2, "geography", file!("0002_geography.sql")),
+            step(3, "grading", file!("0003_grading.sql")),
+            step(4, "planning", file!("0004_planning.sql")),
+            step(5, "unit points", file!("0005_unit_points.sql")),
+            step(6, "rules and responsibility", file!("0006_rules_and_responsibility.sql")),
+            step(7, "corrections", file!("0007_corrections.sql")),
+        ])
+    }};
+}
+pub(crate) use migrator;
 
 /// Opens the store named by a database URL: `postgres://…` for PostgreSQL, a path or
 /// `sqlite://…` for SQLite.

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use sqlx::QueryBuilder;
@@ -110,47 +110,7 @@ async fn begin_write(pool: &PgPool) -> Result<sql::Tx<'static>, sqlx::Error> {
 }
 
 fn migrator() -> Migrator {
-    let migration = |version, description: &'static str, sql: &'static str| {
-        Migration::new(
-            version,
-            description.into(),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(sql),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
-            1,
-            "foundation",
-            include_str!("../../../migrations/postgres/0001_foundation.sql"),
-        ),
-        migration(
-            2,
-            "geography",
-            include_str!("../../../migrations/postgres/0002_geography.sql"),
-        ),
-        migration(
-            3,
-            "grading",
-            include_str!("../../../migrations/postgres/0003_grading.sql"),
-        ),
-        migration(
-            4,
-            "planning",
-            include_str!("../../../migrations/postgres/0004_planning.sql"),
-        ),
-        migration(
-            5,
-            "unit points",
-            include_str!("../../../migrations/postgres/0005_unit_points.sql"),
-        ),
-        migration(
-            6,
-            "rules and responsibility",
-            include_str!("../../../migrations/postgres/0006_rules_and_responsibility.sql"),
-        ),
-    ])
+    super::migrator!("postgres")
 }
 
 /// After rows were written with explicit ids, moves each identity sequence past the
@@ -233,6 +193,19 @@ async fn lock_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, CaseRe
     Ok(out)
 }
 
+/// Locks cases (in id order) while their rule jobs' queue changes: a job added by a
+/// transition (which holds its case's lock) and a job finished at the same time then
+/// see each other, and the queue keeps exactly one head.
+async fn lock_cases_for_rule_jobs(tx: &mut Tx<'_>, ids: &[i64]) -> Result<(), Error> {
+    if !ids.is_empty() {
+        sqlx::query("SELECT id FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// PostgreSQL keeps no cases in memory.
 fn forget_cases(_: &PostgresStore, _: &[crate::domain::CaseId]) {}
 
@@ -301,6 +274,11 @@ struct CaseColumns {
     priority: Vec<i64>,
     review: Vec<i64>,
     rule_mark: Vec<i64>,
+    acted: Vec<i64>,
+    grid: Vec<i64>,
+    street: Vec<i64>,
+    district: Vec<String>,
+    definition: Vec<i64>,
 }
 
 impl CaseColumns {
@@ -339,6 +317,11 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
             v.priority.push(i64::from(s.priority));
             v.review.push(i64::from(s.review_required));
             v.rule_mark.push(s.rule_mark);
+            v.acted.push(s.acted_version);
+            v.grid.push(s.grid_id.map_or(0, |g| g.0));
+            v.street.push(s.street_id.map_or(0, |g| g.0));
+            v.district.push(s.district_code.clone());
+            v.definition.push(w.definition_id);
         }
         let updated = sqlx::query(
             "UPDATE cases SET state = v.state, version = v.version, department_id = v.dept, \
@@ -346,14 +329,17 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
              reopen_count = v.reopen, closed_at = v.closed, updated_at = $15, \
              timer_seq = v.timer_seq, timer_kind = v.timer_kind, timer_fire = v.timer_fire, \
              timer_due_at = v.timer_due, timer_claimed_until = NULL, timer_claimed_by = NULL, \
-             priority = v.priority, review_required = v.review, rule_mark = v.rule_mark \
+             priority = v.priority, review_required = v.review, rule_mark = v.rule_mark, \
+             acted_version = v.acted, grid_id = v.grid, street_id = v.street, \
+             district_code = v.district, definition_id = v.definition \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
                          $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
                          $11::bigint[], $12::text[], $13::text[], $14::bigint[], $16::bigint[], \
-                         $17::bigint[], $18::bigint[]) \
+                         $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], \
+                         $21::bigint[], $22::text[], $23::bigint[]) \
                   AS v(id, state, version, dept, deadline, order_no, escalation, reopen, closed, \
                        before, timer_seq, timer_kind, timer_fire, timer_due, priority, review, \
-                       rule_mark) \
+                       rule_mark, acted, grid, street, district, definition) \
              WHERE cases.id = v.id AND cases.version = v.before",
         )
         .bind(v.id)
@@ -374,6 +360,11 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         .bind(v.priority)
         .bind(v.review)
         .bind(v.rule_mark)
+        .bind(v.acted)
+        .bind(v.grid)
+        .bind(v.street)
+        .bind(v.district)
+        .bind(v.definition)
         .execute(&mut **tx)
         .await?
         .rows_affected();

@@ -40,7 +40,7 @@ pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id
     state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
     department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
     opened_at, updated_at, closed_at, timer_seq, timer_kind, timer_fire, timer_due_at, priority, \
-    review_required, rule_mark";
+    review_required, rule_mark, acted_version";
 
 const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
     occupants, grid_id, community_id, street_id, district_code, party_id, created_at, stars, \
@@ -101,11 +101,9 @@ const RULE_JOB_COLUMNS: &str =
 static CLAIM_RULE_JOBS: LazyLock<&'static str> = LazyLock::new(|| {
     leak(format!(
         "UPDATE rule_jobs SET claimed_until = $1, claimed_by = $2 \
-         WHERE id IN (SELECT id FROM rule_jobs j \
-                      WHERE done_at IS NULL \
+         WHERE id IN (SELECT id FROM rule_jobs \
+                      WHERE head = 1 AND done_at IS NULL \
                         AND (claimed_until IS NULL OR claimed_until <= $3) \
-                        AND NOT EXISTS (SELECT 1 FROM rule_jobs k WHERE k.case_id = j.case_id \
-                                        AND k.id < j.id AND k.done_at IS NULL) \
                       ORDER BY id LIMIT $4{SKIP_LOCKED}) \
          RETURNING {RULE_JOB_COLUMNS}"
     ))
@@ -182,8 +180,8 @@ fn open_case_from_row(r: &Row) -> Result<OpenCase, Error> {
         district_code: r.try_get(12)?,
         unit_stars: stars_at(r, 13)?,
         past_cases: r.try_get(14)?,
-        street_id: StreetId(r.try_get(15)?),
-        grid_id: GridId(r.try_get(16)?),
+        street_id: some_id(r, "street_id")?.map(StreetId),
+        grid_id: some_id(r, "grid_id")?.map(GridId),
     })
 }
 
@@ -212,6 +210,14 @@ pub(super) fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Corrupt(what.to_string())
 }
 
+/// An id column where 0 stands for none: a unit (and its cases) outside every grid has
+/// grid, community and street 0, as the columns are NOT NULL (SQLite cannot relax that
+/// without rebuilding the table, and both backends keep one schema).
+pub(super) fn some_id(row: &Row, column: &str) -> Result<Option<i64>, Error> {
+    let id: i64 = row.try_get(column)?;
+    Ok((id != 0).then_some(id))
+}
+
 pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
     let evidence: Json<Vec<String>> = row.try_get("evidence")?;
     let order_no: i64 = row.try_get("order_no")?;
@@ -226,8 +232,8 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
             severity: row.try_get("severity")?,
             address: row.try_get("address")?,
             district_code: row.try_get("district_code")?,
-            street_id: StreetId(row.try_get("street_id")?),
-            grid_id: GridId(row.try_get("grid_id")?),
+            street_id: some_id(row, "street_id")?.map(StreetId),
+            grid_id: some_id(row, "grid_id")?.map(GridId),
             party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
             inspector_id: row
                 .try_get::<Option<i64>, _>("inspector_id")?
@@ -245,6 +251,7 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
             priority: i32::try_from(row.try_get::<i64, _>("priority")?).map_err(corrupt)?,
             review_required: row.try_get::<i64, _>("review_required")? != 0,
             rule_mark: row.try_get("rule_mark")?,
+            acted_version: row.try_get("acted_version")?,
         },
         definition_id: row.try_get("definition_id")?,
         unit_id: UnitId(row.try_get("unit_id")?),
@@ -315,9 +322,9 @@ fn unit_from_row(row: &Row) -> Result<Unit, Error> {
         lat: row.try_get("lat")?,
         floor_area: row.try_get("floor_area")?,
         occupants: row.try_get("occupants")?,
-        grid_id: GridId(row.try_get("grid_id")?),
-        community_id: CommunityId(row.try_get("community_id")?),
-        street_id: StreetId(row.try_get("street_id")?),
+        grid_id: some_id(row, "grid_id")?.map(GridId),
+        community_id: some_id(row, "community_id")?.map(CommunityId),
+        street_id: some_id(row, "street_id")?.map(StreetId),
         district_code: row.try_get("district_code")?,
         party_id: row.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
         created_at: from_millis(row.try_get("created_at")?),
@@ -435,6 +442,7 @@ async fn store_idempotent_response(
 pub(super) struct CaseWrite {
     pub before: i64,
     pub after: CaseSnapshot,
+    pub definition_id: i64,
     pub timer: Option<TimerRecord>,
     pub timer_seq: i64,
 }
@@ -490,6 +498,7 @@ impl Writes {
             CaseWrite {
                 before,
                 after: case.snapshot.clone(),
+                definition_id: case.definition_id,
                 timer: case.timer.clone(),
                 timer_seq: case.timer_seq,
             },
@@ -647,7 +656,7 @@ pub(super) fn rule_writes_of(writes: &Writes) -> usize {
 /// batch); shared by both backends. A proposal for a party with an open entry is dropped.
 pub(super) fn push_rule_write(q: &mut QueryBuilder<Db>, writes: &Writes, i: usize, at: i64) {
     if let Some((case, seq, trigger)) = writes.rule_jobs.get(i) {
-        q.push("INSERT INTO rule_jobs (case_id, event_seq, on_event, created_at) VALUES (")
+        q.push("INSERT INTO rule_jobs (case_id, event_seq, on_event, created_at, head) VALUES (")
             .push_bind(*case)
             .push(", ")
             .push_bind(*seq)
@@ -655,7 +664,9 @@ pub(super) fn push_rule_write(q: &mut QueryBuilder<Db>, writes: &Writes, i: usiz
             .push_bind(trigger.clone())
             .push(", ")
             .push_bind(at)
-            .push(")");
+            .push(", ");
+        push_head(q, *case);
+        q.push(")");
         return;
     }
     let p = &writes.blacklist[i - writes.rule_jobs.len()];
@@ -675,6 +686,16 @@ pub(super) fn push_rule_write(q: &mut QueryBuilder<Db>, writes: &Writes, i: usiz
     .push(", ")
     .push_bind(at)
     .push(") ON CONFLICT DO NOTHING");
+}
+
+/// The `head` of a new rule job of `case`: 1 if the case has no pending job (the new
+/// job is next in its case's queue), else 0. The case's row is locked by the caller's
+/// transaction (or, on SQLite, the writer is alone), so that a job finished at the
+/// same time promotes this one if it has to.
+pub(super) fn push_head(q: &mut QueryBuilder<Db>, case: i64) {
+    q.push("CASE WHEN EXISTS (SELECT 1 FROM rule_jobs WHERE case_id = ")
+        .push_bind(case)
+        .push(" AND done_at IS NULL) THEN 0 ELSE 1 END");
 }
 
 /// Rows per multi-row INSERT for a table of `columns` columns.
@@ -721,17 +742,24 @@ pub(super) fn decide_batch(
             {
                 return Ok(Applied::AlreadyApplied);
             }
-            if let Some(expected) = req.expected_version
-                && expected != case.snapshot.version
-            {
-                return Err(crate::Error::StaleVersion {
-                    expected,
-                    actual: case.snapshot.version,
+            // The caller's scope is checked (inside `decide`) before the version: a case
+            // the caller may not see answers "not found" whatever the request says.
+            let outcome = decide(i, case);
+            if let Err(crate::Error::NotFound { what, id }) = &outcome {
+                return Err(crate::Error::NotFound {
+                    what,
+                    id: id.clone(),
                 });
             }
-            let mut decision = decide(i, case)?;
+            if let Some(expected) = req.expected_version {
+                check_version(expected, &case.snapshot, &outcome)?;
+            }
+            let mut decision = outcome?;
             if let Some(step) = &req.rule {
                 decision.next.rule_mark = step.mark;
+            }
+            if req.actor.role != crate::domain::Role::System {
+                decision.next.acted_version = decision.next.version;
             }
             writes.record(req, &case.snapshot, &decision);
             case.snapshot = decision.next.clone();
@@ -746,6 +774,33 @@ pub(super) fn decide_batch(
         results.push(result);
     }
     (results, writes)
+}
+
+/// Optimistic concurrency over what people do. A command names the version of the case
+/// its sender saw. It is refused as stale if a person has acted on the case since (two
+/// people acting on one case conflict), or if events the system added since (a timer,
+/// a rule, a finding attached by an inspection) made the command illegal. A command
+/// still legal after system events only is applied: rules add events of their own right
+/// after transitions, and a client should not lose that race against the engine.
+pub(super) fn check_version(
+    expected: i64,
+    case: &CaseSnapshot,
+    outcome: &crate::Result<crate::machine::Decision>,
+) -> crate::Result<()> {
+    let stale = crate::Error::StaleVersion {
+        expected,
+        actual: case.version,
+    };
+    if expected == case.version {
+        return Ok(());
+    }
+    if expected > case.version || expected < case.acted_version {
+        return Err(stale);
+    }
+    match outcome {
+        Err(crate::Error::IllegalTransition { .. }) => Err(stale),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn rows_per_statement(columns: usize) -> usize {
@@ -1900,8 +1955,8 @@ impl Store for This {
             .bind(s.version)
             .bind(&s.address)
             .bind(&s.district_code)
-            .bind(s.street_id.0)
-            .bind(s.grid_id.0)
+            .bind(s.street_id.map_or(0, |i| i.0))
+            .bind(s.grid_id.map_or(0, |i| i.0))
             .bind(s.party_id.map(|p| p.0))
             .bind(s.inspector_id.map(|i| i.0))
             .bind(s.department_id.map(|d| d.0))
@@ -1987,8 +2042,9 @@ impl Store for This {
                 .or_else(|| attachments.first().map(|a| a.case_id))
         {
             sqlx::query(
-                "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at) \
-                 VALUES ($1, NULL, 'grade_drop', $2, $3)",
+                "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at, head) \
+                 VALUES ($1, NULL, 'grade_drop', $2, $3, CASE WHEN EXISTS (SELECT 1 FROM \
+                 rule_jobs WHERE case_id = $1 AND done_at IS NULL) THEN 0 ELSE 1 END)",
             )
             .bind(case.0)
             .bind(Json(
@@ -2668,9 +2724,27 @@ impl Store for This {
             return Ok(());
         }
         let mut tx = super::begin_write(self.writer()).await?;
+        // The jobs' cases are locked (in id order, as batches lock them), so that a job
+        // added to a case at the same time sees this one done, or is promoted below.
+        let ids: Vec<i64> = done.iter().map(|(id, _)| *id).collect();
+        let mut cases: Vec<i64> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let mut q = QueryBuilder::<Db>::new("SELECT DISTINCT case_id FROM rule_jobs WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&mut *tx).await? {
+                cases.push(r.try_get(0)?);
+            }
+        }
+        cases.sort_unstable();
+        cases.dedup();
+        super::lock_cases_for_rule_jobs(&mut tx, &cases).await?;
         for (id, outcome) in done {
             sqlx::query(
-                "UPDATE rule_jobs SET done_at = $2, outcome = $3, claimed_until = NULL \
+                "UPDATE rule_jobs SET done_at = $2, outcome = $3, claimed_until = NULL, head = 0 \
                  WHERE id = $1",
             )
             .bind(id)
@@ -2678,6 +2752,19 @@ impl Store for This {
             .bind(Json(outcome))
             .execute(&mut *tx)
             .await?;
+        }
+        // The next job of each case, if any, is now the head of its queue.
+        for chunk in cases.chunks(MAX_PARAMS) {
+            let mut q = QueryBuilder::<Db>::new(
+                "UPDATE rule_jobs SET head = 1 WHERE id IN (SELECT MIN(id) FROM rule_jobs \
+                 WHERE done_at IS NULL AND case_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for c in chunk {
+                list.push_bind(*c);
+            }
+            q.push(") GROUP BY case_id)");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -2784,12 +2871,24 @@ impl Store for This {
             tx.rollback().await?;
             return Ok(false);
         }
-        for chunk in cases.chunks(rows_per_statement(3)) {
-            let mut q =
-                QueryBuilder::<Db>::new("INSERT INTO rule_jobs (case_id, on_event, created_at) ");
-            q.push_values(chunk, |mut b, c| {
-                b.push_bind(c.0).push_bind("daily").push_bind(ms(at));
-            });
+        let mut ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        super::lock_cases_for_rule_jobs(&mut tx, &ids).await?;
+        for chunk in ids.chunks(MAX_PARAMS / 2) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO rule_jobs (case_id, on_event, created_at, head) \
+                 SELECT c.id, 'daily', ",
+            );
+            q.push_bind(ms(at)).push(
+                ", CASE WHEN EXISTS (SELECT 1 FROM rule_jobs k WHERE k.case_id = c.id \
+                 AND k.done_at IS NULL) THEN 0 ELSE 1 END FROM cases c WHERE c.id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(") ORDER BY c.id");
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;

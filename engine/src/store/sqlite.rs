@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -163,47 +163,7 @@ async fn begin_write(pool: &SqlitePool) -> Result<sql::Tx<'static>, sqlx::Error>
 }
 
 fn migrator() -> Migrator {
-    let migration = |version, description: &'static str, sql: &'static str| {
-        Migration::new(
-            version,
-            description.into(),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(sql),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
-            1,
-            "foundation",
-            include_str!("../../../migrations/sqlite/0001_foundation.sql"),
-        ),
-        migration(
-            2,
-            "geography",
-            include_str!("../../../migrations/sqlite/0002_geography.sql"),
-        ),
-        migration(
-            3,
-            "grading",
-            include_str!("../../../migrations/sqlite/0003_grading.sql"),
-        ),
-        migration(
-            4,
-            "planning",
-            include_str!("../../../migrations/sqlite/0004_planning.sql"),
-        ),
-        migration(
-            5,
-            "unit points",
-            include_str!("../../../migrations/sqlite/0005_unit_points.sql"),
-        ),
-        migration(
-            6,
-            "rules and responsibility",
-            include_str!("../../../migrations/sqlite/0006_rules_and_responsibility.sql"),
-        ),
-    ])
+    super::migrator!("sqlite")
 }
 
 async fn after_import(pool: &SqlitePool) -> Result<(), Error> {
@@ -294,6 +254,11 @@ async fn refresh_statistics(_: &SqlitePool) -> Result<Vec<String>, Error> {
     Ok(Vec::new())
 }
 
+/// SQLite has one writer at a time: a rule job's queue cannot change under it.
+async fn lock_cases_for_rule_jobs(_: &mut sql::Tx<'_>, _: &[i64]) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Drops cases from the writer's cache after they were changed outside a batch.
 fn forget_cases(store: &SqliteStore, ids: &[crate::domain::CaseId]) {
     if !ids.is_empty() {
@@ -312,7 +277,7 @@ fn batch_script(writes: Writes, at: i64) -> Script {
     let mut script = Script::default();
     script.start("BEGIN IMMEDIATE");
     let cases: Vec<(&i64, &CaseWrite)> = writes.cases.iter().collect();
-    for chunk in cases.chunks(rows_per_statement(18)) {
+    for chunk in cases.chunks(rows_per_statement(23)) {
         let q = script.start(
             "UPDATE cases SET state = v.column2, version = v.column3, \
              department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
@@ -320,7 +285,9 @@ fn batch_script(writes: Writes, at: i64) -> Script {
              updated_at = v.column10, timer_seq = v.column12, timer_kind = v.column13, \
              timer_fire = v.column14, timer_due_at = v.column15, timer_claimed_until = NULL, \
              timer_claimed_by = NULL, priority = v.column16, review_required = v.column17, \
-             rule_mark = v.column18 FROM (",
+             rule_mark = v.column18, acted_version = v.column19, grid_id = v.column20, \
+             street_id = v.column21, district_code = v.column22, definition_id = v.column23 \
+             FROM (",
         );
         q.push_values(chunk, |mut b, (id, w)| {
             let s = &w.after;
@@ -341,7 +308,12 @@ fn batch_script(writes: Writes, at: i64) -> Script {
                 .push_bind(w.timer.as_ref().map(|t| ms(t.due_at)))
                 .push_bind(i64::from(s.priority))
                 .push_bind(i64::from(s.review_required))
-                .push_bind(s.rule_mark);
+                .push_bind(s.rule_mark)
+                .push_bind(s.acted_version)
+                .push_bind(s.grid_id.map_or(0, |g| g.0))
+                .push_bind(s.street_id.map_or(0, |g| g.0))
+                .push_bind(s.district_code.clone())
+                .push_bind(w.definition_id);
         });
         q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
         script

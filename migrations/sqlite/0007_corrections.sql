@@ -1,0 +1,21 @@
+-- Corrections after outside checks (issue 9).
+
+-- The version of the last event a person made by a command: optimistic concurrency
+-- compares a command's expected version with it, so that events the system adds
+-- (timers, rules, attached findings) do not make a person's command stale.
+ALTER TABLE cases ADD COLUMN acted_version INTEGER NOT NULL DEFAULT 0;
+UPDATE cases SET acted_version = version;
+
+-- Rule jobs queue per case: a case's jobs run oldest first, one at a time. `head` marks
+-- the oldest pending job of its case (the only one that may be claimed), kept when jobs
+-- are added and finished, so that claiming reads only heads however long the queues
+-- behind them are.
+ALTER TABLE rule_jobs ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
+UPDATE rule_jobs SET head = 1
+ WHERE done_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM rule_jobs k
+                    WHERE k.case_id = rule_jobs.case_id AND k.id < rule_jobs.id
+                      AND k.done_at IS NULL);
+DROP INDEX rule_jobs_pending;
+CREATE INDEX rule_jobs_heads ON rule_jobs (id) WHERE head = 1 AND done_at IS NULL;
+CREATE INDEX rule_jobs_case_pending ON rule_jobs (case_id, id) WHERE done_at IS NULL;

@@ -67,7 +67,7 @@ async fn main() -> Result<()> {
         }],
     };
     let Idempotent::Created(outcome) = rt
-        .record_inspection(&inspector, input, None, &|_| json!({}))
+        .record_inspection(&inspector, input, None, |_| json!({}))
         .await?
     else {
         unreachable!("no idempotency key was given");

@@ -432,7 +432,7 @@ pub(crate) async fn open_cases(
             findings,
         };
         match runtime
-            .record_inspection(city, input, None, &|_| json!({}))
+            .record_inspection(city, input, None, |_| json!({}))
             .await?
         {
             Idempotent::Created(o) => ids.extend(o.cases),

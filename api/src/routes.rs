@@ -276,7 +276,7 @@ async fn record_inspection(
     };
     let result = app
         .runtime
-        .record_inspection(&caller, input, key.as_ref(), &inspection_json)
+        .record_inspection(&caller, input, key.as_ref(), inspection_json)
         .await?;
     Ok(created(result, inspection_json))
 }
@@ -390,9 +390,12 @@ async fn issue_command(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Id(id): Id,
-    body: Body<CommandBody>,
+    body: Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    let b = body.value;
+    // A case outside the caller's scope answers as one that does not exist, before
+    // anything in the body is looked at.
+    app.runtime.visible_case(&caller, CaseId(id)).await?;
+    let b: CommandBody = crate::extract::from_value(body.value)?;
     if b.expected_version < 1 {
         return Err(ApiError::Unprocessable {
             field: "expected_version".into(),
@@ -416,16 +419,8 @@ async fn case_messages(
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
-    let mut messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
-    // A landlord sees the messages addressed to them, not the internal ones.
-    if caller.role == Role::Landlord {
-        messages
-            .retain(|m| m.recipient_kind == "landlord" && m.recipient_id == Some(caller.subject));
-    }
-    if caller.role == Role::Department {
-        messages
-            .retain(|m| m.recipient_kind == "department" && m.recipient_id == Some(caller.subject));
-    }
+    // The engine keeps to each caller the messages they may see.
+    let messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
     Ok(Json(json!({ "messages": messages })))
 }
 

@@ -193,6 +193,9 @@ impl Runtime {
         principal: &Principal,
         case: CaseId,
     ) -> Result<Vec<RuleJob>> {
+        // A case the caller may not see is not found, whatever the role; a case they
+        // see, but whose rule jobs their role never sees, is forbidden.
+        self.visible_case(principal, case).await?;
         if !matches!(
             principal.role,
             crate::domain::Role::Inspector | crate::domain::Role::Supervisor
@@ -201,7 +204,6 @@ impl Runtime {
                 "rule jobs are for inspectors and supervisors".into(),
             ));
         }
-        self.visible_case(principal, case).await?;
         Ok(self.store().case_rule_jobs(case).await?)
     }
 

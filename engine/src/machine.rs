@@ -215,10 +215,14 @@ pub fn decide(
             }
             Effect::Refer => {
                 let department = match data.get("department_id").and_then(Value::as_i64) {
-                    Some(id) => ctx
-                        .routing
-                        .get(DepartmentId(id))
-                        .expect("validated department"),
+                    Some(id) => {
+                        let department = ctx
+                            .routing
+                            .get(DepartmentId(id))
+                            .expect("validated department");
+                        check_referral_target(ctx, case, principal, department, reason)?;
+                        department
+                    }
                     None => {
                         // A rule names the kind of department; otherwise the category's
                         // routing decides.
@@ -282,10 +286,7 @@ pub fn decide(
             Effect::MoveDeadline => {
                 let hours = data.get("hours").and_then(Value::as_i64).unwrap_or(0);
                 if let Some(deadline) = next.deadline_at {
-                    // Never into the past: an order cut short is due in an hour at the
-                    // soonest.
-                    let moved =
-                        (deadline + TimeDelta::hours(hours)).max(ctx.now + TimeDelta::hours(1));
+                    let moved = moved_deadline(deadline, hours, ctx.now);
                     next.deadline_at = Some(moved);
                     event.insert("deadline_before".into(), json!(deadline));
                     event.insert("deadline_at".into(), json!(moved));
@@ -351,6 +352,62 @@ pub fn decide(
         trigger: transition.trigger,
         blacklist,
     })
+}
+
+/// A deadline moved by `hours`. Moved later, it is simply later (if it had passed, it
+/// may still have: the order timer then fires at its next step). Moved sooner, it never
+/// ends later than it was, and never sooner than an hour from now unless it already
+/// was: max(deadline + hours, min(deadline, now + 1 h)).
+pub fn moved_deadline(deadline: DateTime<Utc>, hours: i64, now: DateTime<Utc>) -> DateTime<Utc> {
+    (deadline + TimeDelta::hours(hours)).max(deadline.min(now + TimeDelta::hours(1)))
+}
+
+/// A referral or re-route naming its department goes to one serving the case's district
+/// (any kind; a reason is needed when it is not the routing table's choice for the
+/// case's category), or to a city-level department. A department of another district
+/// takes it only when a supervisor sends it, with a reason.
+fn check_referral_target(
+    ctx: Context<'_>,
+    case: &CaseSnapshot,
+    principal: &Principal,
+    department: &crate::routing::DepartmentInfo,
+    reason: &str,
+) -> Result<(), Error> {
+    let field = "data.department_id";
+    match department.district_code.as_deref() {
+        Some(district) if district != case.district_code => {
+            if principal.role != Role::Supervisor {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "department {} serves district {district}, not the case's ({}); only a \
+                         supervisor may refer a case to another district's department",
+                        department.id, case.district_code
+                    ),
+                ));
+            }
+            if reason.is_empty() {
+                return Err(Error::invalid(
+                    "reason",
+                    "a referral to another district's department needs a reason",
+                ));
+            }
+        }
+        _ => {
+            let choice = ctx
+                .taxonomy
+                .category(&case.category)
+                .and_then(|c| ctx.routing.route(&c.department, &case.district_code))
+                .map(|d| d.id);
+            if choice != Some(department.id) && reason.is_empty() {
+                return Err(Error::invalid(
+                    "reason",
+                    "the routing table sends this category elsewhere; give a reason for this department",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The timers to schedule when a case is opened in the definition's initial state.
@@ -721,6 +778,12 @@ mod tests {
                 kind: "gas".into(),
                 district_code: None,
             },
+            DepartmentInfo {
+                id: DepartmentId(21),
+                name: "越秀区消防救援大队".into(),
+                kind: "fire".into(),
+                district_code: Some("440104".into()),
+            },
         ])
     }
 
@@ -921,6 +984,67 @@ mod tests {
         );
     }
 
+    /// A referral goes to a department serving the case's district; another kind than
+    /// the routing table's needs a reason; another district's department is for a
+    /// supervisor with a reason only (issue 9, item 7).
+    #[test]
+    fn referrals_go_to_departments_that_serve_the_case() {
+        let one = |role: Role, data: Value| {
+            check("ebike_indoor", &[Step(role, "refer", data)], TimeDelta::hours(1)).remove(0)
+        };
+        let refused = |line: String, field: &str| {
+            assert!(
+                line.starts_with(&format!("refer: error: invalid request: {field}:")),
+                "{line}"
+            );
+        };
+        // The table's choice (the district's fire brigade), by routing or by id.
+        assert!(one(Role::Inspector, json!({})).contains("-> referred"));
+        assert!(one(Role::Inspector, json!({"department_id": 11})).contains("-> referred"));
+        // Another kind, city-wide: with a reason only.
+        refused(one(Role::Inspector, json!({"department_id": 12})), "reason");
+        assert!(
+            one(Role::Inspector, json!({"department_id": 12, "reason": "燃气"}))
+                .contains("-> referred")
+        );
+        // Another district's brigade: never an inspector; a supervisor with a reason.
+        refused(
+            one(Role::Inspector, json!({"department_id": 21, "reason": "就近"})),
+            "data.department_id",
+        );
+        refused(one(Role::Supervisor, json!({"department_id": 21})), "reason");
+        assert!(
+            one(Role::Supervisor, json!({"department_id": 21, "reason": "跨区协查"}))
+                .contains("-> referred")
+        );
+    }
+
+    /// A deadline moved sooner never ends later than it was, nor sooner than an hour
+    /// from now unless it already was; moved later it is later (issue 9, item 6).
+    #[test]
+    fn deadlines_move_within_their_bounds() {
+        let now = t0();
+        let h = TimeDelta::hours;
+        let cases = [
+            // (deadline from now, hours moved, expected from now)
+            (h(48), -24, h(24)),
+            (h(48), -47, h(1)),
+            (h(48), -100, h(1)),
+            (h(30) / 60, -5, h(30) / 60),
+            (h(-2), -5, h(-2)),
+            (h(-2), 24, h(22)),
+            (h(-30), 24, h(-6)),
+            (h(10), 6, h(16)),
+        ];
+        for (deadline, hours, expected) in cases {
+            assert_eq!(
+                moved_deadline(now + deadline, hours, now),
+                now + expected,
+                "deadline {deadline}, moved {hours} h"
+            );
+        }
+    }
+
     #[test]
     fn returned_referral_goes_back_to_the_inspector_and_can_be_rerouted() {
         let trace = check(
@@ -933,7 +1057,11 @@ mod tests {
                     json!({"reason_code": "wrong_department", "reason": "属燃气范畴"}),
                 ),
                 Step(Role::Department, "accept", json!({})),
-                Step(Role::Inspector, "refer", json!({"department_id": 12})),
+                Step(
+                    Role::Inspector,
+                    "refer",
+                    json!({"department_id": 12, "reason": "燃气热水器起火风险"}),
+                ),
                 Step(Role::Inspector, "close", json!({"outcome": "not_fixed"})),
             ],
             TimeDelta::hours(1),

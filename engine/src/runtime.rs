@@ -133,11 +133,29 @@ struct Job {
     reply: oneshot::Sender<Result<Applied>>,
 }
 
+/// A whole inspection for the writer: its row, its new cases, the findings attached to
+/// open cases, the unit's grade and the rule job of a grade drop, in one transaction.
+struct InspectionJob {
+    inspection: NewInspection,
+    cases: Vec<NewCase>,
+    attachments: Vec<Attachment>,
+    idem: Option<IdempotencyKey>,
+    /// The answer stored for the inspection's Idempotency-Key.
+    respond: Box<dyn Fn(&RecordedInspection) -> Value + Send + Sync>,
+    reply: oneshot::Sender<Result<Idempotent<RecordedInspection>>>,
+}
+
+/// What the writers are given: every change to an existing case goes through them.
+enum Work {
+    Command(Job),
+    Inspection(InspectionJob),
+}
+
 /// The engine's entry point. Cheap to clone; all clones share one queue of commands.
 #[derive(Clone)]
 pub struct Runtime {
     shared: Arc<Shared>,
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Work>,
     stop: watch::Sender<bool>,
     writers: Arc<Mutex<Vec<oneshot::Receiver<()>>>>,
 }
@@ -338,7 +356,7 @@ impl Runtime {
         reload_workflows(&shared).await?;
         reload_routing(&shared).await?;
         reload_index(&shared).await?;
-        let (queue, rx) = mpsc::channel::<Job>(16_384);
+        let (queue, rx) = mpsc::channel::<Work>(16_384);
         let rx = Arc::new(Mutex::new(rx));
         let (stop, _) = watch::channel(false);
         let mut handles = Vec::new();
@@ -999,7 +1017,7 @@ impl Runtime {
         principal: &Principal,
         input: InspectionInput,
         idem: Option<&IdempotencyKey>,
-        respond: &Respond<'_, InspectionOutcome>,
+        respond: fn(&InspectionOutcome) -> Value,
     ) -> Result<Idempotent<InspectionOutcome>> {
         if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
             return Err(Error::Forbidden(
@@ -1341,18 +1359,20 @@ impl Runtime {
             campaign_checks: input.campaign_checks.clone(),
             previous_stars: unit.stars,
         };
-        let outcome_of = |recorded: &RecordedInspection| InspectionOutcome {
+        let snapshots: Vec<CaseSnapshot> = cases.iter().map(|c| c.snapshot.clone()).collect();
+        let unit_id = unit.id;
+        let outcome_of = move |recorded: &RecordedInspection| InspectionOutcome {
             inspection_id: recorded.inspection_id,
-            unit_id: unit.id,
+            unit_id,
             distance_m,
             off_site,
             cases: recorded
                 .case_ids
                 .iter()
-                .zip(&cases)
-                .map(|(id, c)| CaseSnapshot {
+                .zip(&snapshots)
+                .map(|(id, snapshot)| CaseSnapshot {
                     id: *id,
-                    ..c.snapshot.clone()
+                    ..snapshot.clone()
                 })
                 .collect(),
             findings_of_cases: new_findings.clone(),
@@ -1360,10 +1380,26 @@ impl Runtime {
             possible_duplicates: duplicates.clone(),
             grade: grade_view.clone(),
         };
-        let respond_recorded = |r: &RecordedInspection| respond(&outcome_of(r));
-        let result = store
-            .record_inspection(&inspection, &cases, &attachments, idem, &respond_recorded)
-            .await?;
+        let outcome_of = Arc::new(outcome_of);
+        let respond_recorded = {
+            let outcome_of = outcome_of.clone();
+            Box::new(move |r: &RecordedInspection| respond(&outcome_of(r)))
+        };
+        // The whole inspection is written by the writer (one transaction), so that the
+        // cases it changes change only there.
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .send(Work::Inspection(InspectionJob {
+                inspection,
+                cases,
+                attachments,
+                idem: idem.cloned(),
+                respond: respond_recorded,
+                reply,
+            }))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let result = rx.await.map_err(|_| Error::ShuttingDown)??;
         Ok(match result {
             Idempotent::Created(recorded) => {
                 Metrics::add(
@@ -1543,12 +1579,12 @@ impl Runtime {
     ) -> Result<Applied> {
         let (reply, rx) = oneshot::channel();
         self.queue
-            .send(Job {
+            .send(Work::Command(Job {
                 request,
                 principal,
                 command,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| Error::ShuttingDown)?;
         rx.await.map_err(|_| Error::ShuttingDown)?
@@ -1577,9 +1613,11 @@ impl Runtime {
         }
     }
 
-    /// A case with its history and open timers.
+    /// A case with its history and open timers, as the caller may see it: a landlord
+    /// the events that concern them, a department the case up to when it returned it
+    /// (see `access`).
     pub async fn case_view(&self, principal: &Principal, id: CaseId) -> Result<CaseView> {
-        let case = self.visible_case(principal, id).await?;
+        let mut case = self.visible_case(principal, id).await?;
         let store = &self.shared.store;
         let (history, timers, referrals) = tokio::try_join!(
             store.case_events(id),
@@ -1589,8 +1627,25 @@ impl Runtime {
         let def = self
             .definition(case.definition_id)
             .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let cutoff = match principal.scope {
+            Scope::Department(d) => {
+                crate::access::department_cutoff(d, case.snapshot.department_id, &referrals)
+            }
+            _ => None,
+        };
+        let history = crate::access::visible_history(principal, history, cutoff);
+        let mut timers = timers;
+        if cutoff.is_some() {
+            // The case as the department left it: its state then, nothing since.
+            if let Some(last) = history.last() {
+                case.snapshot.state = last.to_state.clone();
+                case.snapshot.version = last.seq;
+            }
+            timers.clear();
+        }
+        let referrals = crate::access::visible_referrals(principal, referrals);
         let state = def.states.get(&case.snapshot.state);
-        let commands = if principal.covers(case.snapshot.place()) {
+        let commands = if cutoff.is_none() && principal.covers(case.snapshot.place()) {
             machine::allowed_commands(&def, &case.snapshot.state, principal.role)
                 .map(String::from)
                 .collect()
@@ -1611,14 +1666,25 @@ impl Runtime {
         })
     }
 
-    /// Messages written for a case, for callers who may see the case.
+    /// Messages written for a case, for callers who may see the case: a landlord or a
+    /// department those addressed to them.
     pub async fn case_outbox(
         &self,
         principal: &Principal,
         id: CaseId,
     ) -> Result<Vec<OutboxMessage>> {
-        self.visible_case(principal, id).await?;
-        Ok(self.shared.store.case_outbox(id).await?)
+        let case = self.visible_case(principal, id).await?;
+        let store = &self.shared.store;
+        let messages = store.case_outbox(id).await?;
+        let cutoff = match principal.scope {
+            Scope::Department(d) => crate::access::department_cutoff(
+                d,
+                case.snapshot.department_id,
+                &store.case_referrals(id).await?,
+            ),
+            _ => None,
+        };
+        Ok(crate::access::visible_messages(principal, messages, cutoff))
     }
 
     /// What "overdue" means across the loaded workflows: the states a deadline timer
@@ -1698,7 +1764,7 @@ impl Runtime {
                 reply,
             };
             self.queue
-                .send(job)
+                .send(Work::Command(job))
                 .await
                 .map_err(|_| Error::ShuttingDown)?;
             pending.push((timer, rx));
@@ -1910,47 +1976,81 @@ async fn reload_routing(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// A writer: takes whatever commands are queued (up to `max_batch`), applies them in one
-/// transaction, and answers each only after the commit is durable.
+/// A writer: takes whatever work is queued (up to `max_batch` commands), applies the
+/// commands in one transaction and each inspection in one of its own, in the order they
+/// came, and answers each only after its commit is durable.
 async fn writer(
     shared: Arc<Shared>,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    rx: Arc<Mutex<mpsc::Receiver<Work>>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let max = shared.config.max_batch.max(1);
     loop {
-        let mut jobs = Vec::new();
+        let mut work = Vec::new();
         {
             let mut rx = rx.lock().await;
             if *stop.borrow() {
                 // Drain what is already queued, then stop.
-                while jobs.len() < max {
+                while work.len() < max {
                     match rx.try_recv() {
-                        Ok(job) => jobs.push(job),
+                        Ok(w) => work.push(w),
                         Err(_) => break,
                     }
                 }
-                if jobs.is_empty() {
+                if work.is_empty() {
                     return;
                 }
             } else {
                 tokio::select! {
-                    job = rx.recv() => match job {
-                        Some(job) => jobs.push(job),
+                    w = rx.recv() => match w {
+                        Some(w) => work.push(w),
                         None => return,
                     },
                     _ = stop.changed() => continue,
                 }
-                while jobs.len() < max {
+                while work.len() < max {
                     match rx.try_recv() {
-                        Ok(job) => jobs.push(job),
+                        Ok(w) => work.push(w),
                         Err(_) => break,
                     }
                 }
             }
         }
-        commit_batch(&shared, jobs).await;
+        let mut commands = Vec::new();
+        for w in work {
+            match w {
+                Work::Command(job) => commands.push(job),
+                Work::Inspection(job) => {
+                    if !commands.is_empty() {
+                        commit_batch(&shared, std::mem::take(&mut commands)).await;
+                    }
+                    record_inspection(&shared, job).await;
+                }
+            }
+        }
+        if !commands.is_empty() {
+            commit_batch(&shared, commands).await;
+        }
     }
+}
+
+/// Writes one inspection and answers its caller.
+async fn record_inspection(shared: &Shared, job: InspectionJob) {
+    let result = shared
+        .store
+        .record_inspection(
+            &job.inspection,
+            &job.cases,
+            &job.attachments,
+            job.idem.as_ref(),
+            job.respond.as_ref(),
+        )
+        .await;
+    if let Err(Error::Store(e)) = &result {
+        tracing::error!(error = %e, unit = %job.inspection.unit_id, "inspection lost to a database error");
+        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = job.reply.send(result);
 }
 
 async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {

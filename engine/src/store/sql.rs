@@ -1993,24 +1993,29 @@ impl Store for This {
             .map_err(Error::from)?;
             case_ids.push(CaseId(id));
         }
-        for a in attachments {
+        // Findings attached to open cases: each case gets an event at its next
+        // version, whatever it is now (a finding does not depend on the case's state;
+        // only a case closed in the meantime sends the inspection back).
+        let mut attached_ids: Vec<&Attachment> = attachments.iter().collect();
+        attached_ids.sort_by_key(|a| a.case_id);
+        for a in attached_ids {
             let bumped = sqlx::query(
-                "UPDATE cases SET version = version + 1, updated_at = $3 \
-                 WHERE id = $1 AND version = $2 AND closed_at IS NULL",
+                "UPDATE cases SET version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND closed_at IS NULL RETURNING version, state",
             )
             .bind(a.case_id.0)
-            .bind(a.version)
             .bind(ms(now))
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(Error::from)?
-            .rows_affected();
-            if bumped != 1 {
+            .map_err(Error::from)?;
+            let Some(row) = bumped else {
                 return Err(crate::Error::Conflict(format!(
-                    "case {} changed while the inspection was recorded; send it again",
+                    "case {} was closed while the inspection was recorded; send it again",
                     a.case_id
                 )));
-            }
+            };
+            let version: i64 = row.try_get(0).map_err(Error::from)?;
+            let state: String = row.try_get(1).map_err(Error::from)?;
             let mut data = a.data.clone();
             data["inspection_id"] = serde_json::json!(inspection_id);
             sqlx::query(
@@ -2019,11 +2024,11 @@ impl Store for This {
                  VALUES ($1, $2, $3, $4, $5, 'attach_finding', $6, $6, NULL, $7)",
             )
             .bind(a.case_id.0)
-            .bind(a.version + 1)
+            .bind(version)
             .bind(ms(now))
             .bind(a.actor.role.as_str())
             .bind(&a.actor.id)
-            .bind(&a.state)
+            .bind(&state)
             .bind(Json(&data))
             .execute(&mut *tx)
             .await

@@ -52,12 +52,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 }
             }
         })?;
-        let parsed: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::Malformed {
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Malformed {
                 field: None,
                 detail: format!("the body is not valid JSON: {e}"),
-            }
-        })?;
+            })?;
         if anju_engine::text::json_may_hold_forbidden(&bytes) {
             refuse_control_characters(&parsed)?;
         }
@@ -135,9 +134,15 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
         // The body's shape is wrong (a field unknown, missing or of the wrong JSON
         // type): 400. The shape is right but a value is not allowed (an unknown enum
         // value, a number out of range, a date out of range): 422.
-        let shape = ["invalid type", "invalid length", "unknown field", "missing field", "duplicate field"]
-            .iter()
-            .any(|p| message.starts_with(p));
+        let shape = [
+            "invalid type",
+            "invalid length",
+            "unknown field",
+            "missing field",
+            "duplicate field",
+        ]
+        .iter()
+        .any(|p| message.starts_with(p));
         if shape {
             ApiError::Malformed {
                 field: Some(field),
@@ -182,7 +187,12 @@ fn check_uri(uri: &axum::http::Uri) -> Result<(), ApiError> {
         Ok(text)
     };
     decoded(uri.path(), "path")?;
-    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decoded(&key.replace('+', " "), "query")?;
         decoded(&value.replace('+', " "), &key)?;

@@ -1,10 +1,10 @@
 //! Patrol over HTTP: an inspector's plan of a day (JSON, or GeoJSON for the map), the backlog of a planned day, and campaigns with their progress.
 
+use anju_engine::text::Day;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use anju_engine::text::Day;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -317,7 +317,9 @@ pub async fn grid_units(
     let limit = limit as usize;
     let paging = Paging {
         total: usize::try_from(grid.units).unwrap_or(0),
-        next_after: (units.len() == limit).then(|| units.last().map(|u| u.id)).flatten(),
+        next_after: (units.len() == limit)
+            .then(|| units.last().map(|u| u.id))
+            .flatten(),
     };
     Ok(units_response(
         &headers,

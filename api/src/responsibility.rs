@@ -1,12 +1,12 @@
 //! The HTTP API of escalation rules (publish, dry run, what rules did on a case), the referral routing table, and landlords' responsibility: party records, the blacklist and its appeals, agreements and insurance.
 
+use anju_engine::text::Day;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use anju_engine::text::Day;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

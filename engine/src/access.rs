@@ -170,18 +170,38 @@ mod tests {
 
     fn history() -> Vec<EventRecord> {
         vec![
-            event(1, "open", Role::Inspector, json!({"point": {"lon": 1}, "category": "wiring"})),
+            event(
+                1,
+                "open",
+                Role::Inspector,
+                json!({"point": {"lon": 1}, "category": "wiring"}),
+            ),
             event(2, "notify", Role::Inspector, json!({"deadline_at": "x"})),
-            event(3, "rule_require_review", Role::System, json!({"rule": {"name": "r"}})),
+            event(
+                3,
+                "rule_require_review",
+                Role::System,
+                json!({"rule": {"name": "r"}}),
+            ),
             event(4, "rule_notice", Role::System, json!({"to": "supervisor"})),
             event(5, "rule_notice", Role::System, json!({"to": "landlord"})),
             event(6, "acknowledge", Role::Landlord, json!({})),
             event(7, "deadline_passed", Role::System, json!({})),
             event(8, "refer", Role::Inspector, json!({"department_id": 3})),
             event(9, "return_referral", Role::Department, json!({})),
-            event(10, "rule_escalate", Role::System, json!({"level": "district"})),
+            event(
+                10,
+                "rule_escalate",
+                Role::System,
+                json!({"level": "district"}),
+            ),
             event(11, "reroute", Role::Supervisor, json!({"department_id": 4})),
-            event(12, "record_result", Role::Department, json!({"result": "fine", "department": "消防"})),
+            event(
+                12,
+                "record_result",
+                Role::Department,
+                json!({"result": "fine", "department": "消防"}),
+            ),
             event(13, "close", Role::Inspector, json!({"outcome": "fixed"})),
         ]
     }
@@ -234,7 +254,10 @@ mod tests {
             (Role::Inspector, Scope::City),
             (Role::Supervisor, Scope::City),
         ] {
-            assert_eq!(visible_history(&principal(role, scope), history(), None).len(), 13);
+            assert_eq!(
+                visible_history(&principal(role, scope), history(), None).len(),
+                13
+            );
         }
     }
 }

@@ -990,7 +990,12 @@ mod tests {
     #[test]
     fn referrals_go_to_departments_that_serve_the_case() {
         let one = |role: Role, data: Value| {
-            check("ebike_indoor", &[Step(role, "refer", data)], TimeDelta::hours(1)).remove(0)
+            check(
+                "ebike_indoor",
+                &[Step(role, "refer", data)],
+                TimeDelta::hours(1),
+            )
+            .remove(0)
         };
         let refused = |line: String, field: &str| {
             assert!(
@@ -1004,18 +1009,30 @@ mod tests {
         // Another kind, city-wide: with a reason only.
         refused(one(Role::Inspector, json!({"department_id": 12})), "reason");
         assert!(
-            one(Role::Inspector, json!({"department_id": 12, "reason": "燃气"}))
-                .contains("-> referred")
+            one(
+                Role::Inspector,
+                json!({"department_id": 12, "reason": "燃气"})
+            )
+            .contains("-> referred")
         );
         // Another district's brigade: never an inspector; a supervisor with a reason.
         refused(
-            one(Role::Inspector, json!({"department_id": 21, "reason": "就近"})),
+            one(
+                Role::Inspector,
+                json!({"department_id": 21, "reason": "就近"}),
+            ),
             "data.department_id",
         );
-        refused(one(Role::Supervisor, json!({"department_id": 21})), "reason");
+        refused(
+            one(Role::Supervisor, json!({"department_id": 21})),
+            "reason",
+        );
         assert!(
-            one(Role::Supervisor, json!({"department_id": 21, "reason": "跨区协查"}))
-                .contains("-> referred")
+            one(
+                Role::Supervisor,
+                json!({"department_id": 21, "reason": "跨区协查"})
+            )
+            .contains("-> referred")
         );
     }
 

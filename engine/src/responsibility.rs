@@ -6,12 +6,12 @@ use serde::Serialize;
 use crate::auth::{Principal, Scope};
 use crate::domain::{PartyId, Role, UnitId};
 use crate::error::{Error, Result};
-use crate::text;
 use crate::runtime::Runtime;
 use crate::store::{
     Agreement, BlacklistChange, BlacklistEntry, InsurancePolicy, PartyListing, PartyRecord,
     PartyUnit,
 };
+use crate::text;
 
 /// Points a party loses per case, by severity, per overdue order, per referral, per
 /// enforcement result, and while blacklisted. A party starts at 100; the score is not

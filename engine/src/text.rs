@@ -117,7 +117,9 @@ pub fn optional<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str, F
 pub fn phone<'a>(field: &str, text: &'a str) -> Result<&'a str, FieldError> {
     let text = text.trim();
     let digits = text.chars().filter(char::is_ascii_digit).count();
-    let shape_ok = text.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c))
+    let shape_ok = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || "+- ".contains(c))
         && !text[1.min(text.len())..].contains('+');
     if text.is_empty() || !shape_ok || !(5..=20).contains(&digits) || text.len() > 32 {
         return Err(FieldError::new(
@@ -134,15 +136,13 @@ pub fn email<'a>(field: &str, text: &'a str) -> Result<&'a str, FieldError> {
     let text = text.trim();
     let ok = text.len() <= 200
         && !text.chars().any(|c| c.is_whitespace() || is_forbidden(c))
-        && text
-            .split_once('@')
-            .is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && !domain.contains('@')
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-            });
+        && text.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
     if ok {
         Ok(text)
     } else {
@@ -202,7 +202,9 @@ mod tests {
 
     #[test]
     fn control_characters_are_forbidden_but_tab_and_line_breaks_are_not() {
-        for c in ['\0', '\u{1}', '\u{8}', '\u{b}', '\u{c}', '\u{1b}', '\u{1f}', '\u{7f}'] {
+        for c in [
+            '\0', '\u{1}', '\u{8}', '\u{b}', '\u{c}', '\u{1b}', '\u{1f}', '\u{7f}',
+        ] {
             assert!(is_forbidden(c), "{c:?}");
         }
         for c in ['\t', '\n', '\r', ' ', 'a', '安', '\u{80}', '\u{a0}'] {
@@ -214,14 +216,24 @@ mod tests {
     fn the_path_of_the_bad_string_or_key_is_named() {
         let cases = [
             (json!({"reason": "a\u{0}b"}), Some("reason")),
-            (json!({"data": {"evidence": ["ok", "x\u{7f}"]}}), Some("data.evidence[1]")),
-            (json!({"findings": [{"note": "ok"}, {"note": "\u{1b}[31m"}]}), Some("findings[1].note")),
+            (
+                json!({"data": {"evidence": ["ok", "x\u{7f}"]}}),
+                Some("data.evidence[1]"),
+            ),
+            (
+                json!({"findings": [{"note": "ok"}, {"note": "\u{1b}[31m"}]}),
+                Some("findings[1].note"),
+            ),
             (json!({"data": {"a\u{0}": 1}}), Some("data.a\\0")),
             (json!({"note": "line\nbreak\ttab\r"}), None),
             (json!([1, "x", {"y": null}]), None),
         ];
         for (value, path) in cases {
-            assert_eq!(find_forbidden(&value).map(|(p, _)| p).as_deref(), path, "{value}");
+            assert_eq!(
+                find_forbidden(&value).map(|(p, _)| p).as_deref(),
+                path,
+                "{value}"
+            );
         }
     }
 
@@ -239,7 +251,10 @@ mod tests {
             let v: Value = serde_json::from_str(text).unwrap();
             assert!(find_forbidden(&v).is_some(), "{text}");
         }
-        for text in [r#"{"a":"\u0009\u000a\u000D\u0020\u4e2d"}"#, r#"{"a":"plain"}"#] {
+        for text in [
+            r#"{"a":"\u0009\u000a\u000D\u0020\u4e2d"}"#,
+            r#"{"a":"plain"}"#,
+        ] {
             assert!(!json_may_hold_forbidden(text.as_bytes()), "{text}");
         }
     }
@@ -248,11 +263,20 @@ mod tests {
     fn phones_emails_and_days() {
         assert!(phone("phone", "13800000000").is_ok());
         assert!(phone("phone", "+86 20-8888 1234").is_ok());
-        for bad in ["", "   ", "12", "138-abc", "1+3800000000", "+86 +20 88881234"] {
+        for bad in [
+            "",
+            "   ",
+            "12",
+            "138-abc",
+            "1+3800000000",
+            "+86 +20 88881234",
+        ] {
             assert!(phone("phone", bad).is_err(), "{bad:?}");
         }
         assert!(email("email", "li@example.cn").is_ok());
-        for bad in ["", " ", "li", "li@", "@x.cn", "li@cn", "li @x.cn", "a@b@c.cn"] {
+        for bad in [
+            "", " ", "li", "li@", "@x.cn", "li@cn", "li @x.cn", "a@b@c.cn",
+        ] {
             assert!(email("email", bad).is_err(), "{bad:?}");
         }
         assert!(parse_day("date", "2026-11-30").is_ok());

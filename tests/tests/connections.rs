@@ -28,7 +28,11 @@ async fn healthz(stream: &mut TcpStream) -> String {
         .await
         .expect("an answer within 5 s")
         .unwrap();
-    String::from_utf8_lossy(&buf).lines().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Whether the server closed `stream` within `within` (reading gives end of file or
@@ -70,7 +74,11 @@ async fn slow_clients_from_one_address_leave_room_for_others() {
     let started = Instant::now();
     let mut other = connect("127.0.0.2", addr).await;
     assert_eq!(healthz(&mut other).await, "HTTP/1.1 200 OK");
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 
     // The first address holds at most its cap: the connections past it were closed
     // at once.

@@ -138,7 +138,10 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(report.units_moved, in_square.len() as u64);
-    assert_eq!(store.unit(unit.id).await.unwrap().unwrap().grid_id, Some(g1));
+    assert_eq!(
+        store.unit(unit.id).await.unwrap().unwrap().grid_id,
+        Some(g1)
+    );
 
     // Grid 1 (and the new grid) moved away from its units: they are inside no grid,
     // reported, and keep their grid.
@@ -157,7 +160,10 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     assert_eq!(report.units_outside, g1_units);
     assert!(report.outside_sample.contains(&unit.id));
     assert_eq!(report.units_moved, 0);
-    assert_eq!(store.unit(unit.id).await.unwrap().unwrap().grid_id, Some(g1));
+    assert_eq!(
+        store.unit(unit.id).await.unwrap().unwrap().grid_id,
+        Some(g1)
+    );
 }
 
 async fn a_bad_grid_file_changes_nothing(backend: Backend) {

@@ -126,7 +126,11 @@ async fn control_characters_in_bodies_are_refused_naming_the_field(backend: Back
         for (n, path) in paths.iter().enumerate() {
             let bad = BAD[n % BAD.len()];
             let sent = with_string(&body, path, &format!("a{bad}b"));
-            for token in [&app.tokens.city, &app.tokens.inspector, &app.tokens.landlord] {
+            for token in [
+                &app.tokens.city,
+                &app.tokens.inspector,
+                &app.tokens.landlord,
+            ] {
                 let r = app.post(&route, token, &sent).await;
                 r.problem(422, Some(path));
                 tried += 1;
@@ -253,15 +257,51 @@ async fn malformed_shapes_are_refused_without_a_panic(backend: Backend) {
     let tok = &app.tokens.city;
     let ring = |r: Value| json!({"type": "Polygon", "coordinates": [r]});
     let shapes = vec![
-        ring(json!([[113.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.0]])),
+        ring(json!([
+            [113.0],
+            [113.1, 23.0],
+            [113.1, 23.1],
+            [113.0, 23.0]
+        ])),
         ring(json!([[], [113.1, 23.0], [113.1, 23.1], [113.0, 23.0]])),
-        ring(json!([[113.0, 23.0, 1.0, 2.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.0]])),
-        ring(json!([["113.0", 23.0], [113.1, 23.0], [113.1, 23.1], ["113.0", 23.0]])),
-        ring(json!([[113.0, 23.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.1]])),
+        ring(json!([
+            [113.0, 23.0, 1.0, 2.0],
+            [113.1, 23.0],
+            [113.1, 23.1],
+            [113.0, 23.0]
+        ])),
+        ring(json!([
+            ["113.0", 23.0],
+            [113.1, 23.0],
+            [113.1, 23.1],
+            ["113.0", 23.0]
+        ])),
+        ring(json!([
+            [113.0, 23.0],
+            [113.1, 23.0],
+            [113.1, 23.1],
+            [113.0, 23.1]
+        ])),
         ring(json!([[113.0, 23.0], [113.1, 23.0], [113.0, 23.0]])),
-        ring(json!([[113.0, 23.0], [113.1, 23.1], [113.1, 23.0], [113.0, 23.1], [113.0, 23.0]])),
-        ring(json!([[113.0, 23.0], [193.1, 23.0], [113.1, 23.1], [113.0, 23.0]])),
-        ring(json!([[113.0, 23.0], [113.1, 95.0], [113.1, 23.1], [113.0, 23.0]])),
+        ring(json!([
+            [113.0, 23.0],
+            [113.1, 23.1],
+            [113.1, 23.0],
+            [113.0, 23.1],
+            [113.0, 23.0]
+        ])),
+        ring(json!([
+            [113.0, 23.0],
+            [193.1, 23.0],
+            [113.1, 23.1],
+            [113.0, 23.0]
+        ])),
+        ring(json!([
+            [113.0, 23.0],
+            [113.1, 95.0],
+            [113.1, 23.1],
+            [113.0, 23.0]
+        ])),
         ring(json!(113.0)),
         ring(json!([113.0, 23.0])),
         json!({"type": "Polygon", "coordinates": []}),
@@ -382,9 +422,7 @@ async fn idempotency_compares_the_parsed_request(backend: Backend) {
         r#"{{"unit_id":{unit},"point":{{"lon":{},"lat":{}}},"findings":[{{"category":"sanitation"}}]}}"#,
         u.lon, u.lat
     );
-    send(other)
-        .await
-        .problem(422, Some("Idempotency-Key"));
+    send(other).await.problem(422, Some("Idempotency-Key"));
 }
 
 backend_tests!(

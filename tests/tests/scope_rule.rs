@@ -24,9 +24,8 @@ fn shape(r: Reply, id: i64) -> (u16, String, Value) {
 async fn answers(app: &TestApp, token: &str, kind: &str, id: i64) -> Vec<(u16, String, Value)> {
     let mut out = Vec::new();
     let get = |path: String| async move { shape(app.get(&path, token).await, id) };
-    let post = |path: String, body: Value| async move {
-        shape(app.post(&path, token, &body).await, id)
-    };
+    let post =
+        |path: String, body: Value| async move { shape(app.post(&path, token, &body).await, id) };
     match kind {
         "case" => {
             out.push(get(format!("/api/v1/cases/{id}")).await);
@@ -88,7 +87,10 @@ async fn out_of_scope_answers_as_not_existing(backend: Backend) {
     let mut cases = Vec::new();
     for party in [1, 2, 3, 7, 40] {
         let unit = app.unit_of(party);
-        cases.extend(app.inspect(&t.city, unit, &["wiring", "ebike_indoor"]).await);
+        cases.extend(
+            app.inspect(&t.city, unit, &["wiring", "ebike_indoor"])
+                .await,
+        );
     }
     let far_unit = anju_tests::TEST_UNITS as i64;
     cases.extend(app.inspect(&t.city, far_unit, &["wiring"]).await);
@@ -113,7 +115,7 @@ async fn out_of_scope_answers_as_not_existing(backend: Backend) {
         }
         g
     };
-    let callers = vec![
+    let callers = [
         ("inspector 1", t.inspector.clone()),
         ("inspector 2", t.other_inspector.clone()),
         ("landlord 1", t.landlord.clone()),
@@ -164,9 +166,12 @@ async fn out_of_scope_answers_as_not_existing(backend: Backend) {
             .problem(404, None);
     }
     // A route a role can never use is forbidden, on objects it may see.
-    app.get(&format!("/api/v1/cases/{}/rule-jobs", cases[0]), &t.landlord)
-        .await
-        .problem(403, None);
+    app.get(
+        &format!("/api/v1/cases/{}/rule-jobs", cases[0]),
+        &t.landlord,
+    )
+    .await
+    .problem(403, None);
 }
 
 backend_tests!(out_of_scope_answers_as_not_existing);

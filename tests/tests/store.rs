@@ -282,14 +282,24 @@ async fn a_command_the_database_refuses_fails_alone(backend: Backend) {
         state_of(&r[1])
     );
     assert_eq!(state_of(&r[2]), "notified");
-    for (id, state, events) in [(ids[0], "notified", 2), (ids[1], "discovered", 1), (ids[2], "notified", 2)] {
+    for (id, state, events) in [
+        (ids[0], "notified", 2),
+        (ids[1], "discovered", 1),
+        (ids[2], "notified", 2),
+    ] {
         let case = f.store.case(id).await.unwrap().unwrap();
         assert_eq!(case.snapshot.state, state, "case {id}");
-        assert_eq!(f.store.case_events(id).await.unwrap().len(), events, "case {id}");
+        assert_eq!(
+            f.store.case_events(id).await.unwrap().len(),
+            events,
+            "case {id}"
+        );
     }
     assert!(f.store.case_referrals(ids[1]).await.unwrap().is_empty());
     // The refused case is still usable: the same command, untampered, commits.
-    let r = f.apply(&[(ids[1], "notify", json!({}), Some(1))], t0()).await;
+    let r = f
+        .apply(&[(ids[1], "notify", json!({}), Some(1))], t0())
+        .await;
     assert_eq!(state_of(&r[0]), "notified");
 }
 
@@ -301,14 +311,33 @@ async fn rule_jobs_run_one_at_a_time_per_case_in_order(backend: Backend) {
     let ids = f.open(1, &["wiring", "gas_heater"]).await;
     let (a, b) = (ids[0], ids[1]);
     // Two days' sweeps: a job for each case, then another behind a's.
-    assert!(f.store.add_sweep_jobs("2026-03-01", &[b, a], t0()).await.unwrap());
-    assert!(f.store.add_sweep_jobs("2026-03-02", &[a], t0()).await.unwrap());
-    assert!(!f.store.add_sweep_jobs("2026-03-02", &[a], t0()).await.unwrap(), "once a day");
+    assert!(
+        f.store
+            .add_sweep_jobs("2026-03-01", &[b, a], t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .add_sweep_jobs("2026-03-02", &[a], t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .add_sweep_jobs("2026-03-02", &[a], t0())
+            .await
+            .unwrap(),
+        "once a day"
+    );
     let lease = TimeDelta::seconds(60);
     let claim = |now: chrono::DateTime<chrono::Utc>| {
         let store = f.store.clone();
         async move {
-            let jobs = store.claim_rule_jobs(now, 10, now + lease, "w").await.unwrap();
+            let jobs = store
+                .claim_rule_jobs(now, 10, now + lease, "w")
+                .await
+                .unwrap();
             jobs.into_iter()
                 .map(|j| (j.case_id, j.trigger, j.id))
                 .collect::<Vec<_>>()
@@ -328,7 +357,12 @@ async fn rule_jobs_run_one_at_a_time_per_case_in_order(backend: Backend) {
     assert_eq!(next.len(), 1);
     assert_eq!((next[0].0, next[0].1.as_str()), (a, "daily"));
     // Another job for a, behind its claimed one, waits.
-    assert!(f.store.add_sweep_jobs("2026-03-03", &[a, b], t0()).await.unwrap());
+    assert!(
+        f.store
+            .add_sweep_jobs("2026-03-03", &[a, b], t0())
+            .await
+            .unwrap()
+    );
     assert!(claim(t0()).await.is_empty());
     // b's job was claimed but never finished: after the lease another worker takes it.
     let later = t0() + lease + TimeDelta::seconds(1);
@@ -740,7 +774,11 @@ async fn lists_respect_every_scope_and_filter(backend: Backend) {
         [near[1], near[0]]
     );
     assert_eq!(
-        list(CaseFilter::default(), Scope::Street(far_u.street_id.unwrap())).await,
+        list(
+            CaseFilter::default(),
+            Scope::Street(far_u.street_id.unwrap())
+        )
+        .await,
         [far[0]]
     );
     assert_eq!(

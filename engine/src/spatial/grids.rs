@@ -96,7 +96,10 @@ pub fn parse_grid_collection(text: &str) -> Result<Vec<GridFeature>, FieldError>
             format!("holds the control character U+{:04X}", c as u32),
         ));
     }
-    let features = match (root.get("type").and_then(Value::as_str), root.get("features")) {
+    let features = match (
+        root.get("type").and_then(Value::as_str),
+        root.get("features"),
+    ) {
         (Some("FeatureCollection"), Some(Value::Array(features))) => features,
         _ => {
             return Err(FieldError::new(

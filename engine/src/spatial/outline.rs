@@ -77,8 +77,7 @@ impl Outline {
 
     /// Whether the point lies inside (a point exactly on an edge may go either way).
     pub fn contains(&self, lon: f64, lat: f64) -> bool {
-        if !(self.min.0..=self.max.0).contains(&lon) || !(self.min.1..=self.max.1).contains(&lat)
-        {
+        if !(self.min.0..=self.max.0).contains(&lon) || !(self.min.1..=self.max.1).contains(&lat) {
             return false;
         }
         let band = (((lat - self.min.1) / BAND_DEG) as usize).min(self.bands.len() - 1);
@@ -226,10 +225,19 @@ mod tests {
     fn guangzhou_has_eleven_districts_that_tile_it() {
         let districts = guangzhou_districts();
         assert_eq!(districts.len(), 11);
-        assert_eq!(district_at(113.3246, 23.1375).map(|d| d.code.as_str()), Some("440106"));
-        assert_eq!(district_at(113.2644, 23.1291).map(|d| d.code.as_str()), Some("440104"));
+        assert_eq!(
+            district_at(113.3246, 23.1375).map(|d| d.code.as_str()),
+            Some("440106")
+        );
+        assert_eq!(
+            district_at(113.2644, 23.1291).map(|d| d.code.as_str()),
+            Some("440104")
+        );
         // The Canton Tower stands south of the river, in Haizhu.
-        assert_eq!(district_at(113.3245, 23.1066).map(|d| d.code.as_str()), Some("440105"));
+        assert_eq!(
+            district_at(113.3245, 23.1066).map(|d| d.code.as_str()),
+            Some("440105")
+        );
         assert!(district_at(113.1, 23.02).is_none(), "Foshan");
     }
 }

@@ -11,7 +11,10 @@ use crate::spatial::crs::{self, Crs};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Area {
     /// A longitude–latitude box: (min lon, min lat) to (max lon, max lat).
-    Box { min: (f64, f64), max: (f64, f64) },
+    Box {
+        min: (f64, f64),
+        max: (f64, f64),
+    },
     Shape(MultiPolygon<f64>),
 }
 
@@ -174,7 +177,8 @@ fn position(value: &Value, field: &str, at: &str) -> Result<Coord<f64>, FieldErr
         )
     })?;
     let (x, y) = (numbers[0], numbers[1]);
-    Point::parse(x, y, field).map_err(|e| FieldError::new(e.field, format!("{at}: {}", e.message)))?;
+    Point::parse(x, y, field)
+        .map_err(|e| FieldError::new(e.field, format!("{at}: {}", e.message)))?;
     Ok(Coord { x, y })
 }
 
@@ -213,16 +217,72 @@ mod tests {
     fn every_malformed_shape_names_what_is_wrong() {
         let ring = |r: Value| json!({"type": "Polygon", "coordinates": [r]});
         let cases = [
-            (ring(json!([[113.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.0]])), "coordinates[0][0]"),
-            (ring(json!([[113.0, 23.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.1]])), "not closed"),
-            (ring(json!([[113.0, 23.0], [113.1, 23.0], [113.0, 23.0]])), "at least 4"),
-            (ring(json!([[113.0, 23.0], [113.1, 23.1], [113.1, 23.0], [113.0, 23.1], [113.0, 23.0]])), "self-intersection"),
-            (ring(json!([[113.0, 23.0], [113.1, 95.0], [113.1, 23.1], [113.0, 23.0]])), "coordinates[0][1]"),
-            (ring(json!([[113.0, 23.0], ["x", 23.0], [113.1, 23.1], [113.0, 23.0]])), "coordinates[0][1]"),
-            (json!({"type": "Polygon", "coordinates": []}), "exterior ring"),
-            (json!({"type": "MultiPolygon", "coordinates": []}), "at least one polygon"),
-            (json!({"type": "Point", "coordinates": [1, 2]}), "not `Point`"),
-            (json!({"type": "FeatureCollection", "features": []}), "collection"),
+            (
+                ring(json!([
+                    [113.0],
+                    [113.1, 23.0],
+                    [113.1, 23.1],
+                    [113.0, 23.0]
+                ])),
+                "coordinates[0][0]",
+            ),
+            (
+                ring(json!([
+                    [113.0, 23.0],
+                    [113.1, 23.0],
+                    [113.1, 23.1],
+                    [113.0, 23.1]
+                ])),
+                "not closed",
+            ),
+            (
+                ring(json!([[113.0, 23.0], [113.1, 23.0], [113.0, 23.0]])),
+                "at least 4",
+            ),
+            (
+                ring(json!([
+                    [113.0, 23.0],
+                    [113.1, 23.1],
+                    [113.1, 23.0],
+                    [113.0, 23.1],
+                    [113.0, 23.0]
+                ])),
+                "self-intersection",
+            ),
+            (
+                ring(json!([
+                    [113.0, 23.0],
+                    [113.1, 95.0],
+                    [113.1, 23.1],
+                    [113.0, 23.0]
+                ])),
+                "coordinates[0][1]",
+            ),
+            (
+                ring(json!([
+                    [113.0, 23.0],
+                    ["x", 23.0],
+                    [113.1, 23.1],
+                    [113.0, 23.0]
+                ])),
+                "coordinates[0][1]",
+            ),
+            (
+                json!({"type": "Polygon", "coordinates": []}),
+                "exterior ring",
+            ),
+            (
+                json!({"type": "MultiPolygon", "coordinates": []}),
+                "at least one polygon",
+            ),
+            (
+                json!({"type": "Point", "coordinates": [1, 2]}),
+                "not `Point`",
+            ),
+            (
+                json!({"type": "FeatureCollection", "features": []}),
+                "collection",
+            ),
             (json!({"type": "Feature", "geometry": null}), "no geometry"),
             (json!([1]), "object"),
         ];

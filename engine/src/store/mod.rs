@@ -1162,7 +1162,11 @@ macro_rules! migrator {
             step(3, "grading", file!("0003_grading.sql")),
             step(4, "planning", file!("0004_planning.sql")),
             step(5, "unit points", file!("0005_unit_points.sql")),
-            step(6, "rules and responsibility", file!("0006_rules_and_responsibility.sql")),
+            step(
+                6,
+                "rules and responsibility",
+                file!("0006_rules_and_responsibility.sql"),
+            ),
             step(7, "corrections", file!("0007_corrections.sql")),
         ])
     }};

@@ -2734,7 +2734,8 @@ impl Store for This {
         let ids: Vec<i64> = done.iter().map(|(id, _)| *id).collect();
         let mut cases: Vec<i64> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(MAX_PARAMS) {
-            let mut q = QueryBuilder::<Db>::new("SELECT DISTINCT case_id FROM rule_jobs WHERE id IN (");
+            let mut q =
+                QueryBuilder::<Db>::new("SELECT DISTINCT case_id FROM rule_jobs WHERE id IN (");
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(*id);
@@ -3261,7 +3262,9 @@ impl Store for This {
             results.push(
                 match super::apply_batch(self, std::slice::from_ref(request), &one, now).await {
                     Ok(mut r) => r.pop().unwrap_or_else(|| {
-                        Err(crate::Error::Store(corrupt("a batch of one gave no result")))
+                        Err(crate::Error::Store(corrupt(
+                            "a batch of one gave no result",
+                        )))
                     }),
                     Err(e) => Err(crate::Error::Store(e)),
                 },

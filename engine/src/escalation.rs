@@ -252,21 +252,24 @@ impl Runtime {
             .into_iter()
             .map(|c| (c.id.0, c))
             .collect();
+        // A claim holds a case's oldest pending jobs (its queue's head, and those behind
+        // it): they run in order, in one group with the other jobs of the case's party
+        // (or of the case alone, if it has none).
         let mut groups: Vec<Vec<(RuleJob, Option<OpenCase>)>> = Vec::new();
-        let mut by_party: HashMap<i64, usize> = HashMap::new();
+        let mut by_key: HashMap<(bool, i64), usize> = HashMap::new();
         for job in jobs {
-            let case = open.remove(&job.case_id.0);
-            match case.as_ref().and_then(|c| c.party_id) {
-                Some(p) => {
-                    let k = *by_party.entry(p.0).or_insert_with(|| {
-                        groups.push(Vec::new());
-                        groups.len() - 1
-                    });
-                    groups[k].push((job, case));
-                }
-                None => groups.push(vec![(job, case)]),
-            }
+            let case = open.get(&job.case_id.0).cloned();
+            let key = match case.as_ref().and_then(|c| c.party_id) {
+                Some(p) => (true, p.0),
+                None => (false, job.case_id.0),
+            };
+            let k = *by_key.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[k].push((job, case));
         }
+        open.clear();
         let limit = Arc::new(tokio::sync::Semaphore::new(RULE_JOBS_AT_ONCE));
         let mut running = tokio::task::JoinSet::new();
         for group in groups {
@@ -303,7 +306,7 @@ impl Runtime {
         }
     }
 
-    /// Runs one party's jobs (or one job without a party) in order.
+    /// Runs one party's jobs (or the jobs of a case without a party) in order.
     async fn run_rule_group(
         &self,
         group: Vec<(RuleJob, Option<OpenCase>)>,
@@ -320,9 +323,23 @@ impl Runtime {
             },
             None => None,
         };
+        let mut seen = std::collections::HashSet::new();
         for (job, case) in &group {
+            // A case's second job in a step sees the case as its first job left it.
+            let reloaded;
+            let case = if seen.insert(job.case_id) {
+                case.as_ref()
+            } else {
+                match self.store().open_cases_by_id(&[job.case_id]).await {
+                    Ok(mut found) => {
+                        reloaded = found.pop();
+                        reloaded.as_ref()
+                    }
+                    Err(e) => return (outcomes, tick, Some(e.into())),
+                }
+            };
             match self
-                .run_rule_job(job, case.as_ref(), party.as_mut(), &mut tick)
+                .run_rule_job(job, case, party.as_mut(), &mut tick)
                 .await
             {
                 Ok(outcome) => outcomes.push((job.id, outcome)),

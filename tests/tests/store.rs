@@ -303,10 +303,11 @@ async fn a_command_the_database_refuses_fails_alone(backend: Backend) {
     assert_eq!(state_of(&r[0]), "notified");
 }
 
-/// A case's rule jobs form a queue: only its oldest pending job may be claimed; once it
-/// is finished the next one may; a job added behind a claimed one waits; a claim left
-/// unfinished is taken again after its lease. Claiming reads only the queues' heads.
-async fn rule_jobs_run_one_at_a_time_per_case_in_order(backend: Backend) {
+/// A case's rule jobs form a queue worked off in order: a claim takes the oldest pending
+/// job of a case (its head) and, with room left, the jobs behind it; no other claim
+/// takes any job of that case while they are held; a job added behind held ones waits
+/// for the next claim; a claim left unfinished is taken again after its lease.
+async fn rule_jobs_run_in_order_per_case(backend: Backend) {
     let f = fixture(backend).await;
     let ids = f.open(1, &["wiring", "gas_heater"]).await;
     let (a, b) = (ids[0], ids[1]);
@@ -331,57 +332,56 @@ async fn rule_jobs_run_one_at_a_time_per_case_in_order(backend: Backend) {
         "once a day"
     );
     let lease = TimeDelta::seconds(60);
-    let claim = |now: chrono::DateTime<chrono::Utc>| {
+    let claim = |now: chrono::DateTime<chrono::Utc>, limit: u32, worker: &'static str| {
         let store = f.store.clone();
         async move {
             let jobs = store
-                .claim_rule_jobs(now, 10, now + lease, "w")
+                .claim_rule_jobs(now, limit, now + lease, worker)
                 .await
                 .unwrap();
             jobs.into_iter()
-                .map(|j| (j.case_id, j.trigger, j.id))
+                .map(|j| (j.case_id, j.id))
                 .collect::<Vec<_>>()
         }
     };
-    let first = claim(t0()).await;
-    let heads: Vec<(CaseId, &str)> = first.iter().map(|(c, t, _)| (*c, t.as_str())).collect();
-    assert_eq!(heads, [(a, "daily"), (b, "daily")]);
-    assert!(claim(t0()).await.is_empty(), "claimed jobs are held");
+    // Room for one: a's head only.
+    let one = claim(t0(), 1, "w1").await;
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].0, a);
+    // Another worker gets b's head, never a's second job.
+    let other = claim(t0(), 10, "w2").await;
+    assert_eq!(other.iter().map(|j| j.0).collect::<Vec<_>>(), [b]);
+    assert!(
+        claim(t0(), 10, "w3").await.is_empty(),
+        "claimed jobs are held"
+    );
     assert_eq!(f.store.pending_rule_jobs().await.unwrap(), 3);
-    // a's first job done: its sweep job is next.
+    // a's first job done: its second is the head, and the next claim takes it.
     f.store
-        .finish_rule_jobs(&[(first[0].2, json!({}))], t0())
+        .finish_rule_jobs(&[(one[0].1, json!({}))], t0())
         .await
         .unwrap();
-    let next = claim(t0()).await;
-    assert_eq!(next.len(), 1);
-    assert_eq!((next[0].0, next[0].1.as_str()), (a, "daily"));
-    // Another job for a, behind its claimed one, waits.
+    let next = claim(t0(), 10, "w1").await;
+    assert_eq!(next.iter().map(|j| j.0).collect::<Vec<_>>(), [a]);
+    assert!(next[0].1 > one[0].1);
+    // Jobs added behind held ones wait.
     assert!(
         f.store
             .add_sweep_jobs("2026-03-03", &[a, b], t0())
             .await
             .unwrap()
     );
-    assert!(claim(t0()).await.is_empty());
-    // b's job was claimed but never finished: after the lease another worker takes it.
+    assert!(claim(t0(), 10, "w3").await.is_empty());
+    // After the lease, one claim takes each case's head and the job behind it.
     let later = t0() + lease + TimeDelta::seconds(1);
-    let retaken = claim(later).await;
-    let retaken: Vec<(CaseId, i64)> = retaken.iter().map(|(c, _, id)| (*c, *id)).collect();
-    assert!(retaken.contains(&(b, first[1].2)), "{retaken:?}");
-    assert!(retaken.contains(&(a, next[0].2)), "{retaken:?}");
-    f.store
-        .finish_rule_jobs(&[(next[0].2, json!({})), (first[1].2, json!({}))], later)
-        .await
-        .unwrap();
-    let last = claim(later).await;
-    let cases: Vec<CaseId> = last.iter().map(|(c, _, _)| *c).collect();
-    assert_eq!(cases, [a, b], "the third day's jobs, one per case");
-    f.store
-        .finish_rule_jobs(&[(last[0].2, json!({})), (last[1].2, json!({}))], later)
-        .await
-        .unwrap();
-    assert!(claim(later + lease * 2).await.is_empty());
+    let all = claim(later, 10, "w3").await;
+    let cases: Vec<CaseId> = all.iter().map(|j| j.0).collect();
+    assert_eq!(cases.iter().filter(|c| **c == a).count(), 2, "{all:?}");
+    assert_eq!(cases.iter().filter(|c| **c == b).count(), 2, "{all:?}");
+    assert!(all.contains(&next[0]) && all.contains(&other[0]), "{all:?}");
+    let done: Vec<(i64, serde_json::Value)> = all.iter().map(|j| (j.1, json!({}))).collect();
+    f.store.finish_rule_jobs(&done, later).await.unwrap();
+    assert!(claim(later + lease * 2, 10, "w1").await.is_empty());
     assert_eq!(f.store.pending_rule_jobs().await.unwrap(), 0);
 }
 
@@ -1094,7 +1094,7 @@ backend_tests!(
     lists_respect_every_scope_and_filter,
     tokens_resolve_only_by_digest,
     a_command_the_database_refuses_fails_alone,
-    rule_jobs_run_one_at_a_time_per_case_in_order,
+    rule_jobs_run_in_order_per_case,
 );
 
 /// SQLite keeps the cases it wrote in memory. If another process writes the same file,

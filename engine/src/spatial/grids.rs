@@ -1,6 +1,6 @@
 //! Grids (网格) as polygons: an R-tree of their bounding boxes to find the grid that contains a point, and the plan of a GeoJSON grid import.
 
-use geo::{BoundingRect, Contains};
+use geo::{BoundingRect, Intersects};
 use rstar::{AABB, RTree, RTreeObject};
 use serde::Serialize;
 use serde_json::Value;
@@ -61,13 +61,15 @@ impl GridIndex {
         self.tree.size() == 0
     }
 
-    /// The grid containing a point. Where grids overlap (they should not), the lowest
-    /// id wins, so that the answer does not depend on the tree's layout.
+    /// The grid a point belongs to. A grid holds the points inside its polygon and on
+    /// its edges; a point on an edge or vertex that grids share (or where grids
+    /// overlap, which they should not) belongs to the one with the lowest id. So every
+    /// point of the grids' union belongs to exactly one grid, whatever the tree's layout.
     pub fn grid_at(&self, lon: f64, lat: f64) -> Option<GridId> {
         let point = geo::Point::new(lon, lat);
         self.tree
             .locate_in_envelope_intersecting(&AABB::from_point([lon, lat]))
-            .filter(|g| g.shape.contains(&point))
+            .filter(|g| g.shape.intersects(&point))
             .map(|g| g.id)
             .min()
     }
@@ -290,6 +292,46 @@ mod tests {
         assert_eq!(idx.grid_at(113.005, 23.005), Some(GridId(1)));
         assert_eq!(idx.grid_at(113.015, 23.005), Some(GridId(2)));
         assert_eq!(idx.grid_at(113.025, 23.005), None);
+    }
+
+    /// Points on shared edges and vertices, and on the outer edge, belong to exactly
+    /// one grid: the lowest id among those whose closed polygon holds them.
+    #[test]
+    fn border_points_belong_to_exactly_one_grid() {
+        // Four squares meeting at (113.01, 23.01).
+        let idx = GridIndex::new(vec![
+            square(4, 113.01, 23.01, 0.01),
+            square(2, 113.01, 23.0, 0.01),
+            square(3, 113.0, 23.01, 0.01),
+            square(1, 113.0, 23.0, 0.01),
+        ]);
+        let g = |lon, lat| idx.grid_at(lon, lat).map(|g| g.0);
+        assert_eq!(g(113.01, 23.01), Some(1), "the shared vertex");
+        assert_eq!(g(113.01, 23.005), Some(1), "edge of 1 and 2");
+        assert_eq!(g(113.015, 23.01), Some(2), "edge of 2 and 4");
+        assert_eq!(g(113.005, 23.01), Some(1), "edge of 1 and 3");
+        assert_eq!(g(113.01, 23.015), Some(3), "edge of 3 and 4");
+        assert_eq!(g(113.02, 23.015), Some(4), "outer edge");
+        assert_eq!(g(113.0, 23.0), Some(1), "outer corner");
+        assert_eq!(g(113.02, 23.02), Some(4), "outer corner");
+        assert_eq!(g(113.0201, 23.02), None);
+        // Many points along every edge: each is placed, and in a grid whose closed
+        // polygon holds it.
+        for i in 0..=100 {
+            let t = 113.0 + 0.02 * f64::from(i) / 100.0;
+            let u = 23.0 + 0.02 * f64::from(i) / 100.0;
+            for (lon, lat) in [
+                (t, 23.0),
+                (t, 23.01),
+                (t, 23.02),
+                (113.0, u),
+                (113.01, u),
+                (113.02, u),
+            ] {
+                let got = idx.grid_at(lon, lat);
+                assert!(got.is_some(), "{lon},{lat}");
+            }
+        }
     }
 
     #[test]

@@ -13,8 +13,8 @@ use sqlx::types::Json;
 
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
-    CASE_COLUMNS, Tx, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_referral,
-    push_rule_write, rule_writes_of,
+    CASE_COLUMNS, Tx, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_move,
+    push_referral, push_rule_write, rule_writes_of,
 };
 
 pub(crate) type Db = sqlx::Postgres;
@@ -275,10 +275,6 @@ struct CaseColumns {
     review: Vec<i64>,
     rule_mark: Vec<i64>,
     acted: Vec<i64>,
-    grid: Vec<i64>,
-    street: Vec<i64>,
-    district: Vec<String>,
-    definition: Vec<i64>,
 }
 
 impl CaseColumns {
@@ -318,10 +314,6 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
             v.review.push(i64::from(s.review_required));
             v.rule_mark.push(s.rule_mark);
             v.acted.push(s.acted_version);
-            v.grid.push(s.grid_id.map_or(0, |g| g.0));
-            v.street.push(s.street_id.map_or(0, |g| g.0));
-            v.district.push(s.district_code.clone());
-            v.definition.push(w.definition_id);
         }
         let updated = sqlx::query(
             "UPDATE cases SET state = v.state, version = v.version, department_id = v.dept, \
@@ -330,16 +322,14 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
              timer_seq = v.timer_seq, timer_kind = v.timer_kind, timer_fire = v.timer_fire, \
              timer_due_at = v.timer_due, timer_claimed_until = NULL, timer_claimed_by = NULL, \
              priority = v.priority, review_required = v.review, rule_mark = v.rule_mark, \
-             acted_version = v.acted, grid_id = v.grid, street_id = v.street, \
-             district_code = v.district, definition_id = v.definition \
+             acted_version = v.acted \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
                          $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
                          $11::bigint[], $12::text[], $13::text[], $14::bigint[], $16::bigint[], \
-                         $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], \
-                         $21::bigint[], $22::text[], $23::bigint[]) \
+                         $17::bigint[], $18::bigint[], $19::bigint[]) \
                   AS v(id, state, version, dept, deadline, order_no, escalation, reopen, closed, \
                        before, timer_seq, timer_kind, timer_fire, timer_due, priority, review, \
-                       rule_mark, acted, grid, street, district, definition) \
+                       rule_mark, acted) \
              WHERE cases.id = v.id AND cases.version = v.before",
         )
         .bind(v.id)
@@ -361,15 +351,18 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         .bind(v.review)
         .bind(v.rule_mark)
         .bind(v.acted)
-        .bind(v.grid)
-        .bind(v.street)
-        .bind(v.district)
-        .bind(v.definition)
         .execute(&mut **tx)
         .await?
         .rows_affected();
         if updated != n as u64 {
             return Err(corrupt("a case changed under a held lock"));
+        }
+    }
+    for id in &writes.moved {
+        if let Some(w) = writes.cases.get(id) {
+            let mut q = QueryBuilder::<Db>::new("");
+            push_move(&mut q, *id, w);
+            q.build().execute(&mut **tx).await?;
         }
     }
     if !writes.events.is_empty() {

@@ -462,6 +462,10 @@ pub(super) struct Writes {
     pub rule_jobs: Vec<(i64, i64, String)>,
     /// Blacklist proposals: (party, reason, source, case, district).
     pub blacklist: Vec<Proposal>,
+    /// Cases whose place (grid, street, district) or workflow version changed: written
+    /// by a statement of their own, so that the common update leaves the columns of
+    /// the place indexes alone.
+    pub moved: std::collections::BTreeSet<i64>,
 }
 
 /// A blacklist proposal a rule's command made, written with the batch.
@@ -507,6 +511,11 @@ impl Writes {
 
     fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
         let id = d.next.id.0;
+        if (&before.district_code, before.street_id, before.grid_id)
+            != (&d.next.district_code, d.next.street_id, d.next.grid_id)
+        {
+            self.moved.insert(id);
+        }
         self.events.push(EventRow {
             case_id: id,
             seq: d.next.version,
@@ -696,6 +705,20 @@ pub(super) fn push_head(q: &mut QueryBuilder<Db>, case: i64) {
     q.push("CASE WHEN EXISTS (SELECT 1 FROM rule_jobs WHERE case_id = ")
         .push_bind(case)
         .push(" AND done_at IS NULL) THEN 0 ELSE 1 END");
+}
+
+/// Appends the statement that writes a moved case's place and workflow version.
+pub(super) fn push_move(q: &mut QueryBuilder<Db>, id: i64, w: &CaseWrite) {
+    q.push("UPDATE cases SET grid_id = ")
+        .push_bind(w.after.grid_id.map_or(0, |g| g.0))
+        .push(", street_id = ")
+        .push_bind(w.after.street_id.map_or(0, |g| g.0))
+        .push(", district_code = ")
+        .push_bind(w.after.district_code.clone())
+        .push(", definition_id = ")
+        .push_bind(w.definition_id)
+        .push(" WHERE id = ")
+        .push_bind(id);
 }
 
 /// Rows per multi-row INSERT for a table of `columns` columns.
@@ -2716,6 +2739,36 @@ impl Store for This {
             .iter()
             .map(rule_job_from_row)
             .collect::<Result<Vec<_>, _>>()?;
+        // With room left, the jobs queued behind the claimed heads, oldest first: a
+        // case with a long queue is worked off many jobs a step, in order. No other
+        // worker claims them, as they are no heads; whoever holds a case's head holds
+        // its queue.
+        let room = i64::from(limit) - rows.len() as i64;
+        if room > 0 && !rows.is_empty() {
+            let mut cases: Vec<i64> = rows.iter().map(|j| j.case_id.0).collect();
+            cases.sort_unstable();
+            cases.dedup();
+            let mut q = QueryBuilder::<Db>::new("UPDATE rule_jobs SET claimed_until = ");
+            q.push_bind(ms(until))
+                .push(", claimed_by = ")
+                .push_bind(worker)
+                .push(
+                    " WHERE id IN (SELECT id FROM rule_jobs WHERE done_at IS NULL AND head = 0 \
+                     AND (claimed_until IS NULL OR claimed_until <= ",
+                )
+                .push_bind(ms(now))
+                .push(") AND case_id IN (");
+            let mut list = q.separated(", ");
+            for c in &cases {
+                list.push_bind(*c);
+            }
+            q.push(") ORDER BY id LIMIT ")
+                .push_bind(room)
+                .push(format!("{SKIP_LOCKED}) RETURNING {RULE_JOB_COLUMNS}"));
+            for row in q.build().fetch_all(self.writer()).await? {
+                rows.push(rule_job_from_row(&row)?);
+            }
+        }
         rows.sort_by_key(|j| j.id);
         Ok(rows)
     }

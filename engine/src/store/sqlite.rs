@@ -16,7 +16,7 @@ use sqlx::types::Json;
 
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
-    CASE_COLUMNS, CaseWrite, Writes, case_from_row, case_ids, corrupt, decide_batch, ms,
+    CASE_COLUMNS, CaseWrite, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_move,
     push_referral, push_rule_write, rows_per_statement, rule_writes_of,
 };
 
@@ -277,7 +277,7 @@ fn batch_script(writes: Writes, at: i64) -> Script {
     let mut script = Script::default();
     script.start("BEGIN IMMEDIATE");
     let cases: Vec<(&i64, &CaseWrite)> = writes.cases.iter().collect();
-    for chunk in cases.chunks(rows_per_statement(23)) {
+    for chunk in cases.chunks(rows_per_statement(19)) {
         let q = script.start(
             "UPDATE cases SET state = v.column2, version = v.column3, \
              department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
@@ -285,9 +285,7 @@ fn batch_script(writes: Writes, at: i64) -> Script {
              updated_at = v.column10, timer_seq = v.column12, timer_kind = v.column13, \
              timer_fire = v.column14, timer_due_at = v.column15, timer_claimed_until = NULL, \
              timer_claimed_by = NULL, priority = v.column16, review_required = v.column17, \
-             rule_mark = v.column18, acted_version = v.column19, grid_id = v.column20, \
-             street_id = v.column21, district_code = v.column22, definition_id = v.column23 \
-             FROM (",
+             rule_mark = v.column18, acted_version = v.column19 FROM (",
         );
         q.push_values(chunk, |mut b, (id, w)| {
             let s = &w.after;
@@ -309,16 +307,17 @@ fn batch_script(writes: Writes, at: i64) -> Script {
                 .push_bind(i64::from(s.priority))
                 .push_bind(i64::from(s.review_required))
                 .push_bind(s.rule_mark)
-                .push_bind(s.acted_version)
-                .push_bind(s.grid_id.map_or(0, |g| g.0))
-                .push_bind(s.street_id.map_or(0, |g| g.0))
-                .push_bind(s.district_code.clone())
-                .push_bind(w.definition_id);
+                .push_bind(s.acted_version);
         });
         q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
         script
             .start("INSERT INTO write_guard (ok) SELECT 0 WHERE changes() <> ")
             .push_bind(chunk.len() as i64);
+    }
+    for id in &writes.moved {
+        if let Some(w) = writes.cases.get(id) {
+            push_move(script.start(""), *id, w);
+        }
     }
     for chunk in writes.events.chunks(rows_per_statement(10)) {
         let q = script.start(

@@ -139,6 +139,18 @@ pub fn case_facts(
     }
 }
 
+/// A case's facts after a rule's command: what the command may change. A closed case
+/// has no more facts for the rules.
+fn follow(open: &mut OpenCase, next: &crate::machine::CaseSnapshot) {
+    open.state = next.state.clone();
+    open.order_no = i64::from(next.order_no);
+    open.escalation = i64::from(next.escalation);
+    open.reopen_count = i64::from(next.reopen_count);
+    open.deadline_at = next.deadline_at;
+    open.department_id = next.department_id;
+    open.party_id = next.party_id;
+}
+
 /// The unit's grade before a grade drop, as its job recorded it (`None` for other
 /// events; `Some(None)` for a unit that had no grade).
 fn previous_stars(job: &RuleJob) -> Option<Option<u8>> {
@@ -323,26 +335,26 @@ impl Runtime {
             },
             None => None,
         };
-        let mut seen = std::collections::HashSet::new();
+        // A case's later jobs in the step see the case as its earlier ones left it.
+        let mut current: HashMap<CaseId, Option<OpenCase>> = HashMap::new();
         for (job, case) in &group {
-            // A case's second job in a step sees the case as its first job left it.
-            let reloaded;
-            let case = if seen.insert(job.case_id) {
-                case.as_ref()
-            } else {
-                match self.store().open_cases_by_id(&[job.case_id]).await {
-                    Ok(mut found) => {
-                        reloaded = found.pop();
-                        reloaded.as_ref()
-                    }
-                    Err(e) => return (outcomes, tick, Some(e.into())),
-                }
-            };
+            let case = current.entry(job.case_id).or_insert_with(|| case.clone());
             match self
-                .run_rule_job(job, case, party.as_mut(), &mut tick)
+                .run_rule_job(job, case.as_ref(), party.as_mut(), &mut tick)
                 .await
             {
-                Ok(outcome) => outcomes.push((job.id, outcome)),
+                Ok((outcome, next)) => {
+                    match next {
+                        Some(next) if next.closed_at.is_some() => *case = None,
+                        Some(next) => {
+                            if let Some(open) = case.as_mut() {
+                                follow(open, &next);
+                            }
+                        }
+                        None => {}
+                    }
+                    outcomes.push((job.id, outcome));
+                }
                 Err(e) => return (outcomes, tick, Some(e)),
             }
         }
@@ -355,12 +367,15 @@ impl Runtime {
         case: Option<&OpenCase>,
         party: Option<&mut PartyFacts>,
         tick: &mut RuleTick,
-    ) -> Result<Value> {
+    ) -> Result<(Value, Option<crate::machine::CaseSnapshot>)> {
         let Some(trigger) = Trigger::parse(&job.trigger) else {
-            return Ok(json!({ "skipped": format!("unknown event `{}`", job.trigger) }));
+            return Ok((
+                json!({ "skipped": format!("unknown event `{}`", job.trigger) }),
+                None,
+            ));
         };
         let Some(case) = case else {
-            return Ok(json!({ "skipped": "the case is closed" }));
+            return Ok((json!({ "skipped": "the case is closed" }), None));
         };
         let previous = previous_stars(job);
         let facts = case_facts(
@@ -378,7 +393,9 @@ impl Runtime {
     }
 
     /// Applies the actions of a job's evaluations in order, and says what became of
-    /// each.
+    /// each. A job's actions go to the writer together, in order, in one batch (one
+    /// commit); the case as the last applied action left it is returned, for the next
+    /// job of the case in the same step.
     async fn apply_evaluations(
         &self,
         job: &RuleJob,
@@ -386,24 +403,27 @@ impl Runtime {
         evaluations: &[Evaluation],
         mut party: Option<&mut PartyFacts>,
         tick: &mut RuleTick,
-    ) -> Result<Value> {
+    ) -> Result<(Value, Option<crate::machine::CaseSnapshot>)> {
         let mut step = 0i64;
-        let mut rules = Vec::new();
+        // Per rule: its name and version, and its actions with the step each takes
+        // (`None`: dropped), or its failure.
+        let mut plan: Vec<(&Evaluation, Result<Vec<(&Action, Option<usize>)>, Value>)> = Vec::new();
+        let mut requests = Vec::new();
         for e in evaluations {
             let actions = match &e.outcome {
                 Ok(actions) => actions,
                 Err(failure) => {
                     tick.failures += 1;
                     tracing::warn!(rule = %e.rule, version = e.version, job = job.id, ?failure, "rule failed");
-                    rules.push(json!({ "rule": e.rule, "version": e.version, "failed": failure }));
+                    plan.push((e, Err(json!(failure))));
                     continue;
                 }
             };
-            let mut results = Vec::new();
+            let mut planned = Vec::new();
             for action in actions {
                 step += 1;
                 if step >= STEPS {
-                    results.push(json!({ "action": action, "result": "dropped: too many actions in one job" }));
+                    planned.push((action, None));
                     continue;
                 }
                 let command = action_command(action);
@@ -426,7 +446,34 @@ impl Runtime {
                         }),
                     }),
                 };
-                let result = match self.submit(request, Principal::system(), command).await {
+                planned.push((action, Some(requests.len())));
+                requests.push((request, Principal::system(), command));
+            }
+            plan.push((e, Ok(planned)));
+        }
+        let mut answers: Vec<Option<Result<Applied>>> = self
+            .submit_in_order(requests)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut last = None;
+        let mut rules = Vec::new();
+        for (e, planned) in plan {
+            let planned = match planned {
+                Ok(p) => p,
+                Err(failure) => {
+                    rules.push(json!({ "rule": e.rule, "version": e.version, "failed": failure }));
+                    continue;
+                }
+            };
+            let mut results = Vec::new();
+            for (action, at) in planned {
+                let Some(at) = at else {
+                    results.push(json!({ "action": action, "result": "dropped: too many actions in one job" }));
+                    continue;
+                };
+                let result = match answers[at].take().expect("one answer per request") {
                     Ok(Applied::Done { decision, .. }) => {
                         tick.applied += 1;
                         // The party's record as the next job of the party sees it.
@@ -437,7 +484,9 @@ impl Runtime {
                                 _ => {}
                             }
                         }
-                        json!({ "applied": decision.next.version })
+                        let version = decision.next.version;
+                        last = Some(decision.next);
+                        json!({ "applied": version })
                     }
                     Ok(_) => {
                         tick.skipped += 1;
@@ -453,7 +502,7 @@ impl Runtime {
             }
             rules.push(json!({ "rule": e.rule, "version": e.version, "actions": results }));
         }
-        Ok(json!({ "rules": rules }))
+        Ok((json!({ "rules": rules }), last))
     }
 
     /// Runs the daily sweep of `day` (China time): the rules listening to the daily

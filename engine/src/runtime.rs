@@ -148,6 +148,8 @@ struct InspectionJob {
 /// What the writers are given: every change to an existing case goes through them.
 enum Work {
     Command(Job),
+    /// Commands applied in order in one batch (a rule job's actions).
+    Commands(Vec<Job>),
     Inspection(InspectionJob),
 }
 
@@ -1590,6 +1592,38 @@ impl Runtime {
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
+    /// Queues requests to be applied in this order in one batch (one transaction), and
+    /// waits for their results.
+    pub(crate) async fn submit_in_order(
+        &self,
+        requests: Vec<(TransitionRequest, Principal, Command)>,
+    ) -> Result<Vec<Result<Applied>>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut jobs = Vec::with_capacity(requests.len());
+        let mut replies = Vec::with_capacity(requests.len());
+        for (request, principal, command) in requests {
+            let (reply, rx) = oneshot::channel();
+            jobs.push(Job {
+                request,
+                principal,
+                command,
+                reply,
+            });
+            replies.push(rx);
+        }
+        self.queue
+            .send(Work::Commands(jobs))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            out.push(rx.await.map_err(|_| Error::ShuttingDown)?);
+        }
+        Ok(out)
+    }
+
     /// The case, if `principal` may see it; otherwise "not found".
     pub async fn visible_case(&self, principal: &Principal, id: CaseId) -> Result<CaseRecord> {
         let store = &self.shared.store;
@@ -2020,6 +2054,7 @@ async fn writer(
         for w in work {
             match w {
                 Work::Command(job) => commands.push(job),
+                Work::Commands(jobs) => commands.extend(jobs),
                 Work::Inspection(job) => {
                     if !commands.is_empty() {
                         commit_batch(&shared, std::mem::take(&mut commands)).await;

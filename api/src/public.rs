@@ -98,7 +98,7 @@ pub async fn placard(
     let body = format!(
         "<h1>出租屋安全公示 <span class=\"en\">Rental safety placard</span></h1>\
          <p><b>{address}</b><br>{community}</p>\
-         <p class=\"stars\" aria-label=\"{n} stars\">{stars}</p>\
+         <p class=\"stars\" aria-label=\"{label}\">{stars}</p>\
          <table>\
          <tr><th>星级 <span class=\"en\">Grade</span></th><td>{grade}</td></tr>\
          <tr><th>最近检查 <span class=\"en\">Last inspection</span></th><td>{last}</td></tr>\
@@ -108,7 +108,9 @@ pub async fn placard(
          To report a hazard, contact the community's rental housing service centre.</p>",
         address = esc(&p.address),
         community = esc(&p.community_name),
-        n = p.stars.unwrap_or(0),
+        label = p
+            .stars
+            .map_or_else(|| "未评级 not graded".to_string(), |n| format!("{n} stars")),
         stars = esc(&stars_text(p.stars)),
         grade = p
             .stars

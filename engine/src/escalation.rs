@@ -139,6 +139,10 @@ pub fn case_facts(
     }
 }
 
+/// A rule's actions, each with the index of its request (`None`: dropped), or the
+/// rule's failure.
+type Planned<'a> = Result<Vec<(&'a Action, Option<usize>)>, Value>;
+
 /// A case's facts after a rule's command: what the command may change. A closed case
 /// has no more facts for the rules.
 fn follow(open: &mut OpenCase, next: &crate::machine::CaseSnapshot) {
@@ -407,7 +411,7 @@ impl Runtime {
         let mut step = 0i64;
         // Per rule: its name and version, and its actions with the step each takes
         // (`None`: dropped), or its failure.
-        let mut plan: Vec<(&Evaluation, Result<Vec<(&Action, Option<usize>)>, Value>)> = Vec::new();
+        let mut plan: Vec<(&Evaluation, Planned<'_>)> = Vec::new();
         let mut requests = Vec::new();
         for e in evaluations {
             let actions = match &e.outcome {

@@ -86,7 +86,8 @@ pub struct OpenHazard {
 /// A unit's grade and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grade {
-    /// 1 to 5; `None` while the unit has neither a checklist nor a capping hazard.
+    /// 1 to 5; `None` while the unit has no checklist (caps lower a grade, they never
+    /// make one).
     pub stars: Option<u8>,
     /// The checklist's score, 0 to 100.
     pub score: Option<f64>,
@@ -224,9 +225,10 @@ impl Rubric {
                 cap.severity.as_deref() == Some(h.severity.as_str())
                     || cap.category.as_deref() == Some(h.category.as_str())
             });
-            if applies {
-                let capped = stars.map_or(cap.max_stars, |s| s.min(cap.max_stars));
-                if stars != Some(capped) {
+            // A cap lowers a grade; it never makes one for a unit never assessed.
+            if applies && let Some(s) = stars {
+                let capped = s.min(cap.max_stars);
+                if capped != s {
                     reasons.push(format!(
                         "{}，最高{}星 / {}: at most {} stars",
                         cap.zh, cap.max_stars, cap.en, cap.max_stars
@@ -241,6 +243,52 @@ impl Rubric {
             dimensions,
             reasons,
         }
+    }
+
+    /// A complete checklist that grades `stars` (no caps), chosen by `pick`: items are
+    /// failed in the order `pick` gives until the score falls in the band of `stars`.
+    /// For demo data, whose units must carry checklists consistent with their stars.
+    pub fn checklist_for(&self, stars: u8, mut pick: impl FnMut(usize) -> usize) -> Checklist {
+        let min = |s: u8| {
+            self.stars
+                .iter()
+                .find(|t| t.stars == s)
+                .map_or(0.0, |t| t.min_score)
+        };
+        let (lo, hi) = (
+            min(stars),
+            if stars >= 5 {
+                f64::INFINITY
+            } else {
+                min(stars + 1)
+            },
+        );
+        let mut items: Vec<(String, f64)> = self
+            .dimensions
+            .iter()
+            .flat_map(|d| {
+                let all: f64 = d.items.iter().map(|i| i.weight).sum();
+                d.items
+                    .iter()
+                    .map(move |i| (i.code.clone(), d.weight * i.weight / all))
+            })
+            .collect();
+        let mut list: Checklist = items.iter().map(|(c, _)| (c.clone(), true)).collect();
+        let mut score = 100.0;
+        // Items in a random order (a Fisher–Yates shuffle with `pick`).
+        for i in (1..items.len()).rev() {
+            items.swap(i, pick(i + 1));
+        }
+        for (code, value) in &items {
+            if score < hi {
+                break;
+            }
+            if score - value >= lo {
+                list.insert(code.clone(), false);
+                score -= value;
+            }
+        }
+        list
     }
 
     /// When a unit is next due for a patrol: its cycle after the last inspection, or
@@ -327,12 +375,38 @@ mod tests {
         assert_eq!(g.stars, Some(3));
         let g = r.grade(Some(&perfect), &[hazard("sanitation", "minor")]);
         assert_eq!(g.stars, Some(5), "a minor hazard does not cap");
-        // Without a checklist, a capping hazard still sets a grade; otherwise none.
-        assert_eq!(r.grade(None, &[hazard("wiring", "major")]).stars, Some(2));
+        // Without a checklist there is no grade: a cap lowers one, it never makes one
+        // (issue 9, item 19).
+        assert_eq!(r.grade(None, &[hazard("wiring", "major")]).stars, None);
+        assert_eq!(
+            r.grade(None, &[hazard("no_agreement", "minor")]).stars,
+            None
+        );
         assert_eq!(r.grade(None, &[hazard("sanitation", "minor")]).stars, None);
         // A cap never raises a grade.
         let g = r.grade(Some(&all(false)), &[hazard("group_rental", "general")]);
         assert_eq!(g.stars, Some(1));
+    }
+
+    /// A demo checklist for any grade grades exactly that grade, whatever order the
+    /// items are tried in.
+    #[test]
+    fn demo_checklists_grade_their_stars() {
+        let r = Rubric::builtin();
+        let mut state = 7u64;
+        let mut pick = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        for _ in 0..200 {
+            for stars in 1..=5u8 {
+                let list = r.checklist_for(stars, &mut pick);
+                assert!(r.parse_checklist(&list, "c").is_ok());
+                assert_eq!(r.grade(Some(&list), &[]).stars, Some(stars));
+            }
+        }
     }
 
     #[test]

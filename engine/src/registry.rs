@@ -93,6 +93,10 @@ pub enum Record {
         /// last inspection and the next patrol. Left out, the unit is due at once.
         #[serde(default)]
         stars: Option<u8>,
+        /// The grading checklist behind `stars` (every item of the rubric); when given,
+        /// it must grade `stars`, so that the unit's next inspection starts from it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checklist: Option<crate::grading::Checklist>,
         #[serde(default)]
         last_inspected_at: Option<DateTime<Utc>>,
         #[serde(default)]
@@ -214,10 +218,24 @@ impl Record {
                 floor_area,
                 occupants,
                 stars,
+                checklist,
                 ..
             } => {
                 if stars.is_some_and(|s| !(1..=5).contains(&s)) {
                     return Err(FieldError::new("stars", "from 1 to 5"));
+                }
+                if let Some(list) = checklist {
+                    let rubric = crate::grading::Rubric::builtin();
+                    if let Err(errors) = rubric.parse_checklist(list, "checklist") {
+                        return Err(errors.into_iter().next().expect("an error"));
+                    }
+                    let graded = rubric.grade(Some(list), &[]).stars;
+                    if graded != *stars {
+                        return Err(FieldError::new(
+                            "checklist",
+                            format!("grades {graded:?} stars, not the {stars:?} given"),
+                        ));
+                    }
                 }
                 parse_unit_values(address_code, address, *lon, *lat, *floor_area, *occupants)
                     .map(|_| ())
@@ -406,41 +424,6 @@ impl Unit {
     }
 }
 
-/// The 11 districts of Guangzhou with their GB/T 2260 codes, centres and bounding boxes.
-pub const GUANGZHOU_DISTRICTS_CSV: &str = include_str!("../../workflows/guangzhou-districts.csv");
-
-/// A district of the reference table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DistrictRef {
-    pub code: String,
-    pub name_zh: String,
-    pub name_en: String,
-    pub center: (f64, f64),
-    pub bbox: (f64, f64, f64, f64),
-    pub area_km2: f64,
-}
-
-/// Parses the district reference table.
-pub fn guangzhou_districts() -> Vec<DistrictRef> {
-    GUANGZHOU_DISTRICTS_CSV
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            let n = |i: usize| f[i].parse::<f64>().expect("numeric column");
-            DistrictRef {
-                code: f[0].into(),
-                name_zh: f[1].into(),
-                name_en: f[2].into(),
-                center: (n(3), n(4)),
-                bbox: (n(5), n(6), n(7), n(8)),
-                area_km2: n(9),
-            }
-        })
-        .collect()
-}
-
 /// Codes for units' public placards, in Crockford base32: the unit's id (at least six
 /// characters) and then eight random characters. Unique because ids are, in id order
 /// (so that a large import appends to the index of codes instead of writing all over
@@ -526,18 +509,6 @@ mod code_tests {
 mod tests {
     use super::*;
     use crate::taxonomy::Taxonomy;
-
-    #[test]
-    fn the_eleven_districts_of_guangzhou() {
-        let d = guangzhou_districts();
-        assert_eq!(d.len(), 11);
-        let tianhe = d.iter().find(|d| d.code == "440106").unwrap();
-        assert_eq!(tianhe.name_zh, "天河区");
-        for d in &d {
-            assert!(d.bbox.0 < d.center.0 && d.center.0 < d.bbox.2, "{}", d.code);
-            assert!(d.bbox.1 < d.center.1 && d.center.1 < d.bbox.3, "{}", d.code);
-        }
-    }
 
     #[test]
     fn records_parse_from_json_lines_and_are_checked() {

@@ -8,7 +8,8 @@ use crate::domain::{
     BuildingId, CommunityId, DepartmentId, GridId, InspectorId, PartyId, StreetId, SupervisorId,
     UnitId,
 };
-use crate::registry::{DistrictRef, Record, guangzhou_districts};
+use crate::registry::Record;
+use crate::spatial::outline::{District, guangzhou_districts};
 
 /// In the demo city, every unit has a signed responsibility agreement except every
 /// `AGREEMENT_GAP`-th, whose inspections find it missing.
@@ -101,7 +102,8 @@ fn apportion(total: u64, weights: &[u32]) -> Vec<u64> {
     out
 }
 
-/// One grid of the demo city: its cell (a rectangle in degrees) and its place.
+/// One grid of the demo city: its shape (a lattice cell, cut along the district's
+/// outline where the outline crosses it), its bounding box and its place.
 #[derive(Debug, Clone)]
 pub struct GridCell {
     pub id: GridId,
@@ -110,8 +112,105 @@ pub struct GridCell {
     pub district: usize,
     pub min: (f64, f64),
     pub max: (f64, f64),
+    /// The grid's polygon, if it is not the whole box.
+    pub cut: Option<geo::MultiPolygon<f64>>,
     /// Units to place in it.
     pub units: u64,
+}
+
+impl GridCell {
+    fn holds(&self, lon: f64, lat: f64) -> bool {
+        use geo::Contains;
+        lon > self.min.0
+            && lon < self.max.0
+            && lat > self.min.1
+            && lat < self.max.1
+            && self
+                .cut
+                .as_ref()
+                .is_none_or(|shape| shape.contains(&geo::Point::new(lon, lat)))
+    }
+
+    fn geometry(&self) -> serde_json::Value {
+        match &self.cut {
+            None => crate::spatial::shape::rectangle(self.min, self.max),
+            Some(shape) => crate::spatial::shape::to_geojson(shape),
+        }
+    }
+}
+
+/// Keeps demo buildings this far (in metres) inside their district's outline: the
+/// outline shipped is simplified by at most 20 m, and a unit must lie inside its
+/// district's full outline too.
+const MARGIN_M: f64 = 45.0;
+
+/// A piece of a lattice cell cut by a district's outline is kept as a grid only if it
+/// holds at least this share of the cell (slivers along the outline are left without
+/// a grid).
+const MIN_PIECE: f64 = 0.1;
+
+/// A lattice cell of a district, before it becomes a grid.
+struct Piece {
+    row: i64,
+    col: i64,
+    min: (f64, f64),
+    max: (f64, f64),
+    cut: Option<geo::MultiPolygon<f64>>,
+    /// Its area in square degrees (for sharing out units).
+    area: f64,
+}
+
+/// Covers a district with a lattice of about `target` cells, each cut along the
+/// district's outline where the outline crosses it.
+fn lattice(district: &District, target: u64) -> Vec<Piece> {
+    use geo::{Area, BooleanOps, BoundingRect};
+    let shape = district.outline.shape();
+    let rect = shape.bounding_rect().expect("a district has an extent");
+    let k = ((rect.min().y + rect.max().y) / 2.0).to_radians().cos();
+    let area = shape.unsigned_area() * k;
+    let side = (area / target.max(1) as f64).sqrt();
+    let (cw, ch) = (side / k, side);
+    let cols = ((rect.max().x - rect.min().x) / cw).ceil().max(1.0) as i64;
+    let rows = ((rect.max().y - rect.min().y) / ch).ceil().max(1.0) as i64;
+    let mut pieces = Vec::new();
+    for row in 0..rows {
+        for col in 0..cols {
+            let min = (
+                rect.min().x + col as f64 * cw,
+                rect.min().y + row as f64 * ch,
+            );
+            let max = (min.0 + cw, min.1 + ch);
+            let cell_area = cw * ch;
+            let piece = if district.outline.crosses(min, max) {
+                let cell = geo::Rect::new(
+                    geo::Coord { x: min.0, y: min.1 },
+                    geo::Coord { x: max.0, y: max.1 },
+                )
+                .to_polygon();
+                let cut = shape.intersection(&cell);
+                let a = cut.unsigned_area();
+                (a >= MIN_PIECE * cell_area).then_some((Some(cut), a))
+            } else if district
+                .outline
+                .contains((min.0 + max.0) / 2.0, (min.1 + max.1) / 2.0)
+            {
+                Some((None, cell_area))
+            } else {
+                None
+            };
+            if let Some((cut, area)) = piece {
+                pieces.push(Piece {
+                    row,
+                    col,
+                    min,
+                    max,
+                    cut,
+                    area,
+                });
+            }
+        }
+    }
+    pieces
 }
 
 /// A generated city. Records come out in chunks so that a city of millions of units
@@ -122,7 +221,7 @@ pub struct DemoCity {
     pub seed: u64,
     /// The moment the city's patrol history leads up to.
     pub now: DateTime<Utc>,
-    districts: Vec<DistrictRef>,
+    districts: &'static [District],
     skeleton: Vec<Record>,
     cells: Vec<GridCell>,
     street_names: Vec<String>,
@@ -131,7 +230,7 @@ pub struct DemoCity {
 
 impl DemoCity {
     pub fn new(units: u64, seed: u64) -> DemoCity {
-        let plan = Plan::for_units(units);
+        let mut plan = Plan::for_units(units);
         let districts = guangzhou_districts();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let weights: Vec<u32> = districts
@@ -145,84 +244,17 @@ impl DemoCity {
             })
             .collect();
         let units_per = apportion(plan.units.max(districts.len() as u64), &weights);
-
-        // The city is one lattice of square grids (in metres) over the union of the
-        // districts' boxes; each grid belongs to the district whose centre is nearest,
-        // so that districts do not overlap. The grids farthest from every centre (the
-        // corners of the box) are left out, to keep exactly the planned number.
-        let x0 = districts
+        // Grids go where the units are: a district's share of grids is its share of
+        // units, at least two, over a lattice inside its real outline (cut along it).
+        let grids_per = apportion(plan.grids, &weights);
+        let by_district: Vec<Vec<Piece>> = districts
             .iter()
-            .map(|d| d.bbox.0)
-            .fold(f64::INFINITY, f64::min);
-        let y0 = districts
-            .iter()
-            .map(|d| d.bbox.1)
-            .fold(f64::INFINITY, f64::min);
-        let x1 = districts
-            .iter()
-            .map(|d| d.bbox.2)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let y1 = districts
-            .iter()
-            .map(|d| d.bbox.3)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let k = ((y0 + y1) / 2.0).to_radians().cos();
-        let g = plan.grids;
-        let cols = ((g as f64 * (x1 - x0) * k / (y1 - y0)).sqrt().ceil() as u64).max(1);
-        let rows = g.div_ceil(cols).max(1) + 1;
-        let (cw, ch) = ((x1 - x0) / cols as f64, (y1 - y0) / rows as f64);
-        let nearest = |x: f64, y: f64| {
-            districts
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let (dx, dy) = ((x - d.center.0) * k, y - d.center.1);
-                    (dx * dx + dy * dy, i)
-                })
-                .min_by(|a, b| a.partial_cmp(b).expect("finite"))
-                .expect("districts")
-        };
-        let mut lattice: Vec<(f64, usize, u64, u64)> = (0..rows)
-            .flat_map(|r| (0..cols).map(move |c| (r, c)))
-            .map(|(r, c)| {
-                let (x, y) = (x0 + (c as f64 + 0.5) * cw, y0 + (r as f64 + 0.5) * ch);
-                let (d2, di) = nearest(x, y);
-                (d2, di, r, c)
-            })
+            .zip(&grids_per)
+            .map(|(d, g)| lattice(d, (*g).max(2)))
             .collect();
-        lattice.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        lattice.truncate(g as usize);
-        let mut by_district: Vec<Vec<(u64, u64)>> = vec![Vec::new(); districts.len()];
-        for (_, di, r, c) in &lattice {
-            by_district[*di].push((*r, *c));
-        }
-        // Every district gets at least one grid: the grid nearest its centre among
-        // those of districts that have more than one.
-        for di in 0..districts.len() {
-            if by_district[di].is_empty() {
-                let d = &districts[di];
-                let centre = |(r, c): (u64, u64)| {
-                    let (x, y) = (x0 + (c as f64 + 0.5) * cw, y0 + (r as f64 + 0.5) * ch);
-                    let (dx, dy) = ((x - d.center.0) * k, y - d.center.1);
-                    dx * dx + dy * dy
-                };
-                let (owner, pos) = by_district
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, cells)| cells.len() > 1)
-                    .flat_map(|(o, cells)| {
-                        cells.iter().enumerate().map(move |(p, cell)| (o, p, *cell))
-                    })
-                    .min_by(|a, b| centre(a.2).partial_cmp(&centre(b.2)).expect("finite"))
-                    .map(|(o, p, _)| (o, p))
-                    .expect("more grids than districts");
-                let cell = by_district[owner].remove(pos);
-                by_district[di].push(cell);
-            }
-        }
-        for cells in by_district.iter_mut() {
-            cells.sort_unstable();
-        }
+        plan.grids = by_district.iter().map(|p| p.len() as u64).sum();
+        plan.communities = plan.communities.min(plan.grids);
+        plan.streets = plan.streets.min(plan.communities);
         let cells_per: Vec<u32> = by_district.iter().map(|c| c.len() as u32).collect();
         let communities_per = apportion(plan.communities, &cells_per);
         let streets_per = apportion(plan.streets, &cells_per);
@@ -231,7 +263,7 @@ impl DemoCity {
         let mut cells = Vec::new();
         let mut street_names = Vec::new();
         let mut community_names = Vec::new();
-        for d in &districts {
+        for d in districts {
             skeleton.push(Record::District {
                 code: d.code.clone(),
                 name_zh: d.name_zh.clone(),
@@ -241,12 +273,19 @@ impl DemoCity {
         let (mut street_id, mut community_id, mut grid_id) = (0i64, 0i64, 0i64);
         for (di, d) in districts.iter().enumerate() {
             // Consecutive grids (row by row) form a community, consecutive communities
-            // a street.
-            let lattice = &by_district[di];
-            let g = lattice.len() as u64;
-            let communities = communities_per[di].min(g);
-            let streets = streets_per[di].min(communities);
-            let grid_units = apportion(units_per[di], &vec![1; g as usize]);
+            // a street: both nest inside the district.
+            let pieces = &by_district[di];
+            let g = pieces.len() as u64;
+            let communities = communities_per[di].min(g).max(1);
+            let streets = streets_per[di].min(communities).max(1);
+            // Units are shared out by the grids' areas.
+            let areas: Vec<u32> = pieces
+                .iter()
+                .map(|p| {
+                    ((p.area / pieces[0].area.max(f64::MIN_POSITIVE)) * 1000.0).max(1.0) as u32
+                })
+                .collect();
+            let grid_units = apportion(units_per[di].max(g), &areas);
             let mut first_community = 0;
             for s in 0..streets {
                 street_id += 1;
@@ -283,36 +322,39 @@ impl DemoCity {
                     let hi = g * (index + 1) / communities;
                     for k in lo..hi {
                         grid_id += 1;
-                        let (row, col) = lattice[k as usize];
-                        let min = (x0 + col as f64 * cw, y0 + row as f64 * ch);
-                        let max = (min.0 + cw, min.1 + ch);
-                        skeleton.push(Record::Grid {
-                            id: GridId(grid_id),
-                            code: format!("{}{:03}{:03}{:03}", d.code, s + 1, c + 1, k - lo + 1),
-                            community_id: CommunityId(community_id),
-                            name: format!("第{}网格", k - lo + 1),
-                            geometry: Some(crate::spatial::grids::rectangle(min, max)),
-                        });
-                        cells.push(GridCell {
+                        let p = &pieces[k as usize];
+                        let cell = GridCell {
                             id: GridId(grid_id),
                             community: CommunityId(community_id),
                             street: StreetId(street_id),
                             district: di,
-                            min,
-                            max,
+                            min: p.min,
+                            max: p.max,
+                            cut: p.cut.clone(),
                             units: grid_units[k as usize],
+                        };
+                        skeleton.push(Record::Grid {
+                            id: GridId(grid_id),
+                            code: format!("{}{:03}{:03}{:03}", d.code, s + 1, c + 1, k - lo + 1),
+                            community_id: CommunityId(community_id),
+                            name: format!("第{}网格（{}行{}列）", k - lo + 1, p.row + 1, p.col + 1),
+                            geometry: Some(cell.geometry()),
                         });
+                        cells.push(cell);
                     }
                 }
                 first_community += street_communities;
             }
         }
+        // The plan's units are what the grids hold (each district holds at least one
+        // unit a grid).
+        plan.units = cells.iter().map(|c| c.units).sum::<u64>().max(plan.units);
 
         // Departments: one of each kind per district, gas once for the city.
         let mut dept_id = 0;
         for (kind, suffix, per_district) in DEPARTMENTS {
             if *per_district {
-                for d in &districts {
+                for d in districts {
                     dept_id += 1;
                     skeleton.push(Record::Department {
                         id: DepartmentId(dept_id),
@@ -344,7 +386,7 @@ impl DemoCity {
             street_id: None,
             email: Some("city@anju.example".into()),
         });
-        for d in &districts {
+        for d in districts {
             sup += 1;
             skeleton.push(Record::Supervisor {
                 id: SupervisorId(sup),
@@ -444,6 +486,7 @@ impl DemoCity {
                 let rubric = crate::grading::Rubric::builtin();
                 [1, 2, 3, 4, 5].map(|s: u8| i64::from(rubric.patrol.cycle_days[&s.to_string()]))
             },
+            rubric: crate::grading::Rubric::builtin(),
         }
     }
 }
@@ -461,6 +504,42 @@ pub struct Chunks<'a> {
     unit: i64,
     /// Patrol cycle in days by stars (from the rubric).
     cycles: [i64; 5],
+    rubric: crate::grading::Rubric,
+}
+
+/// Where a building stands: a random point of its grid, well inside its district (or,
+/// in a grid too thin for that, the grid's inner point).
+fn building_site(cell: &GridCell, district: &District, rng: &mut ChaCha8Rng) -> (f64, f64) {
+    for _ in 0..500 {
+        let lon = rng.random_range(cell.min.0..cell.max.0);
+        let lat = rng.random_range(cell.min.1..cell.max.1);
+        if cell.holds(lon, lat) && district.outline.inside_by(lon, lat, MARGIN_M) {
+            return (lon, lat);
+        }
+    }
+    use geo::InteriorPoint;
+    let shape = cell.cut.clone().unwrap_or_else(|| {
+        geo::MultiPolygon::new(vec![
+            geo::Rect::new(
+                geo::Coord {
+                    x: cell.min.0,
+                    y: cell.min.1,
+                },
+                geo::Coord {
+                    x: cell.max.0,
+                    y: cell.max.1,
+                },
+            )
+            .to_polygon(),
+        ])
+    });
+    shape.interior_point().map_or(
+        (
+            (cell.min.0 + cell.max.0) / 2.0,
+            (cell.min.1 + cell.max.1) / 2.0,
+        ),
+        |p| (p.x(), p.y()),
+    )
 }
 
 impl Iterator for Chunks<'_> {
@@ -485,8 +564,7 @@ impl Iterator for Chunks<'_> {
             let in_building = rng.random_range(1..=24u64).min(self.left_in_cell);
             self.left_in_cell -= in_building;
             self.building += 1;
-            let lon = rng.random_range(cell.min.0..cell.max.0);
-            let lat = rng.random_range(cell.min.1..cell.max.1);
+            let (lon, lat) = building_site(cell, district, rng);
             let street_name = &self.city.street_names[(cell.street.0 - 1) as usize];
             let community_name = &self.city.community_names[(cell.community.0 - 1) as usize];
             let building_no = self.building;
@@ -542,16 +620,28 @@ impl Iterator for Chunks<'_> {
                     (Some(stars), Some(last), Some(last + TimeDelta::days(cycle)))
                 };
                 let (floor, room) = (1 + k / per_floor, 1 + k % per_floor);
+                let jittered = (
+                    lon + rng.random_range(-0.00005..0.00005),
+                    lat + rng.random_range(-0.00005..0.00005),
+                );
+                let unit_point = if cell.holds(jittered.0, jittered.1)
+                    && district.outline.inside_by(jittered.0, jittered.1, MARGIN_M)
+                {
+                    jittered
+                } else {
+                    (lon, lat)
+                };
                 out.push(Record::Unit {
                     id: UnitId(self.unit),
                     address_code: format!("{}{:09}{:04}", district.code, building_no, k + 1),
                     building_id: BuildingId(self.building),
                     address: format!("{address}{floor}{room:02}房"),
-                    // A few metres around the building, inside its grid.
-                    lon: (lon + rng.random_range(-0.00005..0.00005))
-                        .clamp(cell.min.0 + 1e-9, cell.max.0 - 1e-9),
-                    lat: (lat + rng.random_range(-0.00005..0.00005))
-                        .clamp(cell.min.1 + 1e-9, cell.max.1 - 1e-9),
+                    // A few metres around the building, inside its grid and well
+                    // inside its district (else at the building itself).
+                    lon: unit_point.0,
+                    lat: unit_point.1,
+                    checklist: stars
+                        .map(|s| self.rubric.checklist_for(s, |n| rng.random_range(0..n))),
                     floor_area: (rng.random_range(12.0..90.0f64) * 10.0).round() / 10.0,
                     occupants: rng.random_range(0..=6),
                     party_id: (!rng.random_bool(0.03)).then_some(party),

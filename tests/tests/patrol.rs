@@ -98,6 +98,7 @@ async fn add_small_grid(app: &TestApp) {
             party_id: None,
             evening_only: false,
             stars: None,
+            checklist: None,
             last_inspected_at: None,
             next_due_at: None,
         });

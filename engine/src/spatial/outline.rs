@@ -96,6 +96,47 @@ impl Outline {
     pub fn shape(&self) -> &geo::MultiPolygon<f64> {
         &self.shape
     }
+
+    /// Whether the point lies inside, and so do the points `metres` from it in eight
+    /// directions: it is about that far from the outline at least.
+    pub fn inside_by(&self, lon: f64, lat: f64, metres: f64) -> bool {
+        let dlat = metres / 111_320.0;
+        let dlon = dlat / lat.to_radians().cos().max(0.01);
+        let d = std::f64::consts::FRAC_1_SQRT_2;
+        self.contains(lon, lat)
+            && [
+                (1.0, 0.0),
+                (-1.0, 0.0),
+                (0.0, 1.0),
+                (0.0, -1.0),
+                (d, d),
+                (d, -d),
+                (-d, d),
+                (-d, -d),
+            ]
+            .iter()
+            .all(|(x, y)| self.contains(lon + x * dlon, lat + y * dlat))
+    }
+
+    /// Whether an edge of the outline may cross the box (`min`, `max`): true for every
+    /// edge whose own box overlaps it.
+    pub fn crosses(&self, min: (f64, f64), max: (f64, f64)) -> bool {
+        if max.0 < self.min.0 || min.0 > self.max.0 || max.1 < self.min.1 || min.1 > self.max.1 {
+            return false;
+        }
+        let band = |lat: f64| {
+            (((lat - self.min.1) / BAND_DEG).max(0.0) as usize).min(self.bands.len() - 1)
+        };
+        self.bands[band(min.1)..=band(max.1)]
+            .iter()
+            .flatten()
+            .any(|e| {
+                e.x0.min(e.x1) <= max.0
+                    && e.x0.max(e.x1) >= min.0
+                    && e.y0.min(e.y1) <= max.1
+                    && e.y0.max(e.y1) >= min.1
+            })
+    }
 }
 
 /// Mainland China (without Hong Kong, Macau and Taiwan), where the GCJ-02 datum

@@ -182,6 +182,25 @@ fn position(value: &Value, field: &str, at: &str) -> Result<Coord<f64>, FieldErr
     Ok(Coord { x, y })
 }
 
+/// The GeoJSON geometry of a shape: a Polygon if it has one part, else a MultiPolygon.
+pub fn to_geojson(shape: &MultiPolygon<f64>) -> Value {
+    let ring = |r: &LineString<f64>| -> Vec<[f64; 2]> { r.0.iter().map(|c| [c.x, c.y]).collect() };
+    let polygon = |p: &Polygon<f64>| -> Vec<Vec<[f64; 2]>> {
+        std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .map(ring)
+            .collect()
+    };
+    if shape.0.len() == 1 {
+        serde_json::json!({ "type": "Polygon", "coordinates": polygon(&shape.0[0]) })
+    } else {
+        serde_json::json!({
+            "type": "MultiPolygon",
+            "coordinates": shape.0.iter().map(polygon).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// The GeoJSON geometry of a longitude–latitude rectangle.
 pub fn rectangle(min: (f64, f64), max: (f64, f64)) -> Value {
     serde_json::json!({

@@ -986,15 +986,15 @@ async fn import_kind(
             // whose building does not exist would drop out of the join, so the count of
             // rows written is checked.
             let mut codes = crate::registry::PublicCodes::new();
-            for chunk in records.chunks(rows_per_statement(15)) {
+            for chunk in records.chunks(rows_per_statement(16)) {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO units (id, address_code, building_id, address, lon, lat, \
                      floor_area, occupants, party_id, created_at, evening_only, stars, \
-                     last_inspected_at, next_due_at, public_code, grid_id, community_id, \
-                     street_id, district_code) \
+                     last_inspected_at, next_due_at, public_code, checklist, grid_id, \
+                     community_id, street_id, district_code) \
                      SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
                      v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
-                     v.column13, v.column14, v.column15, b.grid_id, g.community_id, \
+                     v.column13, v.column14, v.column15, v.column16, b.grid_id, g.community_id, \
                      c.street_id, s.district_code FROM (",
                 );
                 q.push_values(chunk.iter(), |mut b, r| {
@@ -1010,6 +1010,7 @@ async fn import_kind(
                         party_id,
                         evening_only,
                         stars,
+                        checklist,
                         last_inspected_at,
                         next_due_at,
                     } = r
@@ -1028,7 +1029,12 @@ async fn import_kind(
                             .push_bind(stars.map(i64::from))
                             .push_bind(last_inspected_at.map(ms))
                             .push_bind(next_due_at.map(ms))
-                            .push_bind(codes.code_for(*id));
+                            .push_bind(codes.code_for(*id))
+                            .push_bind(
+                                checklist.as_ref().map(|c| {
+                                    serde_json::to_string(c).expect("checklists serialize")
+                                }),
+                            );
                     }
                 });
                 q.push(

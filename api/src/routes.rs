@@ -30,7 +30,10 @@ pub fn router() -> Router<AppState> {
             "/units/within",
             get(crate::places::within_bbox).post(crate::places::within_polygon),
         )
+        .route("/units/ungridded", get(ungridded_units))
         .route("/units/{id}", get(get_unit))
+        .route("/units/{id}/location", post(correct_unit_point))
+        .route("/buildings/{id}/location", post(correct_building_point))
         .route("/units/{id}/grades", get(unit_grades))
         .route("/grading/rubric", get(rubric))
         .route("/grids/{id}", get(crate::places::grid))
@@ -128,6 +131,79 @@ async fn create_unit(
         .register_unit(&caller, input, key.as_ref(), &unit_json)
         .await?;
     Ok(created(result, unit_json))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Units whose point lies in no grid (supervisors: their district's, or the city's).
+async fn ungridded_units(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let units = app
+        .runtime
+        .ungridded_units(&caller, q.after.map(UnitId), limit)
+        .await?;
+    let next = (units.len() as u32 == limit)
+        .then(|| units.last().map(|u| u.id))
+        .flatten();
+    Ok(Json(json!({ "units": units, "next_after": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationBody {
+    point: PointBody,
+    reason: String,
+}
+
+/// Corrects a unit's point (audited; the unit and its open cases take the grid the
+/// point lies in).
+async fn correct_unit_point(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<Value>,
+) -> ApiResult<Json<Value>> {
+    app.runtime.unit(&caller, UnitId(id)).await?;
+    let b: LocationBody = crate::extract::from_value(body.value)?;
+    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
+    let unit = app
+        .runtime
+        .correct_unit_point(&caller, UnitId(id), point, &b.reason)
+        .await?;
+    let corrections = app.runtime.store().location_corrections("unit", id).await?;
+    Ok(Json(json!({ "unit": unit, "corrections": corrections })))
+}
+
+/// Corrects a building's point (audited; the building takes the grid the point lies
+/// in).
+async fn correct_building_point(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<LocationBody>,
+) -> ApiResult<Json<Value>> {
+    let b = body.value;
+    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
+    let building = app
+        .runtime
+        .correct_building_point(&caller, id, point, &b.reason)
+        .await?;
+    Ok(Json(json!({
+        "building_id": building.building_id,
+        "grid_id": building.grid_id,
+        "district_code": building.district_code,
+        "lon": building.lon,
+        "lat": building.lat,
+    })))
 }
 
 async fn get_unit(

@@ -14,6 +14,7 @@ pub mod machine;
 pub mod metrics;
 pub mod outbox;
 pub mod patrol;
+pub mod places;
 pub mod planning;
 pub mod registry;
 pub mod responsibility;

@@ -129,6 +129,50 @@ pub struct Decision {
     pub trigger: Option<crate::rules::Trigger>,
     /// A blacklist proposal for the case's party, with its reason.
     pub blacklist: Option<String>,
+    /// The workflow definition the case moves to (an upgrade); `None` for every
+    /// ordinary command.
+    pub definition_id: Option<i64>,
+}
+
+/// The system command that moves an open case to a newer version of its workflow.
+pub const UPGRADE: &str = "upgrade";
+
+/// Moves an open case from definition `from` to `to` (stored as `to_id`): an event of
+/// its own, in the case's state, which the new version must have. Its running timer
+/// runs on as scheduled; what it does and what comes next are the new version's.
+pub fn upgrade(
+    case: &CaseSnapshot,
+    from: &Definition,
+    to: &Definition,
+    to_id: i64,
+) -> Result<Decision, Error> {
+    if to.name != from.name || to.version <= from.version {
+        return Err(Error::Conflict(format!(
+            "{} v{} is not a later version of {} v{}",
+            to.name, to.version, from.name, from.version
+        )));
+    }
+    if !to.states.contains_key(&case.state) || to.is_terminal(&case.state) {
+        return Err(Error::IllegalTransition {
+            state: case.state.clone(),
+            command: UPGRADE.into(),
+            detail: format!(" (version {} has no open state of that name)", to.version),
+        });
+    }
+    let mut next = case.clone();
+    next.version = case.version + 1;
+    Ok(Decision {
+        from: case.state.clone(),
+        next,
+        data: json!({ "from_version": from.version, "to_version": to.version }),
+        cancel_timers: Vec::new(),
+        schedule_timers: Vec::new(),
+        messages: Vec::new(),
+        referral: None,
+        trigger: None,
+        blacklist: None,
+        definition_id: Some(to_id),
+    })
 }
 
 /// Decides what `cmd`, issued by `principal`, does to `case`. Refusals are errors and
@@ -292,6 +336,16 @@ pub fn decide(
                     event.insert("deadline_at".into(), json!(moved));
                 }
             }
+            Effect::Relocate => {
+                let id = |field: &str| data.get(field).and_then(Value::as_i64).filter(|id| *id > 0);
+                event.insert("grid_before".into(), json!(case.grid_id));
+                event.insert("district_before".into(), json!(case.district_code));
+                next.grid_id = id("grid_id").map(GridId);
+                next.street_id = id("street_id").map(StreetId);
+                if let Some(d) = data.get("district_code").and_then(Value::as_str) {
+                    next.district_code = d.to_string();
+                }
+            }
             Effect::RaisePriority => {
                 next.priority += 1;
                 event.insert("priority".into(), json!(next.priority));
@@ -351,6 +405,7 @@ pub fn decide(
         referral,
         trigger: transition.trigger,
         blacklist,
+        definition_id: None,
     })
 }
 

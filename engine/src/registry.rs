@@ -359,6 +359,9 @@ pub struct BuildingPlace {
     pub community_id: CommunityId,
     pub street_id: StreetId,
     pub district_code: String,
+    /// The building's point.
+    pub lon: f64,
+    pub lat: f64,
 }
 
 /// A unit ready to be written: its values and its place.
@@ -369,7 +372,9 @@ pub struct UnitRow {
     pub point: Point,
     pub floor_area: f64,
     pub occupants: i64,
-    pub place: BuildingPlace,
+    pub building_id: BuildingId,
+    /// The unit's place, from its point.
+    pub place: crate::spatial::grids::PointPlace,
     pub party_id: Option<PartyId>,
 }
 

@@ -21,14 +21,14 @@ use crate::grading::{Checklist, OpenHazard, Rubric};
 use crate::machine::{self, CaseSnapshot, Command, Context};
 use crate::metrics::Metrics;
 use crate::outbox::Deliverer;
-use crate::registry::{Unit, UnitRow, parse_unit_values};
+use crate::registry::Unit;
 use crate::routing::Routing;
 use crate::spatial::crs::Crs;
 use crate::spatial::index::{Hit, UnitIndex};
 use crate::store::{
     Applied, Attachment, CaseFilter, CaseRecord, EventRecord, GradeUpdate, IdempotencyKey,
     Idempotent, NewCase, NewInspection, OutboxMessage, Overdue, RecordedInspection, ReferralRecord,
-    Respond, SharedStore, TimerRecord, TransitionRequest,
+    SharedStore, TimerRecord, TransitionRequest,
 };
 use crate::taxonomy::Taxonomy;
 use crate::workflow::{self, Definition, FieldKind, HAZARD_CASE, TimerDue};
@@ -99,6 +99,9 @@ async fn load_rules(
     Ok((Arc::new(set), count))
 }
 
+/// Open cases moved to the newest workflow version in one step of the upgrade worker.
+const UPGRADE_BATCH: u32 = 200;
+
 /// How often the runtime looks for tables whose planner statistics went stale.
 const STATISTICS_EVERY: Duration = Duration::from_secs(30);
 
@@ -108,6 +111,9 @@ struct Workflows {
     by_id: BTreeMap<i64, Arc<Definition>>,
     latest: BTreeMap<String, i64>,
 }
+
+/// The grid index, with the stamp of the grids it was built from.
+pub(crate) type StampedGrids = ((i64, i64), Arc<crate::spatial::grids::GridIndex>);
 
 struct Shared {
     store: SharedStore,
@@ -122,6 +128,8 @@ struct Shared {
     /// Every unit's position; built when the runtime starts, kept in step with units
     /// registered through it.
     index: RwLock<UnitIndex>,
+    /// The grids' shapes and places, with the stamp of the grids they were built from.
+    grids: RwLock<Option<StampedGrids>>,
     metrics: Metrics,
     config: Config,
 }
@@ -352,6 +360,7 @@ impl Runtime {
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
             index: RwLock::new(UnitIndex::default()),
+            grids: RwLock::new(None),
             metrics: Metrics::default(),
             config,
         });
@@ -520,6 +529,29 @@ impl Runtime {
         &self.shared.metrics
     }
 
+    pub(crate) fn grids_cache(&self) -> &RwLock<Option<StampedGrids>> {
+        &self.shared.grids
+    }
+
+    /// Puts a unit at `to` in the unit index (from `from`, if it was indexed there).
+    pub(crate) fn index_unit(&self, id: UnitId, from: Option<(f64, f64)>, to: (f64, f64)) {
+        self.shared
+            .index
+            .write()
+            .expect("index lock")
+            .relocate(id, from, to);
+    }
+
+    /// The stored ids of a workflow's definitions other than `except`.
+    pub(crate) fn definitions_of(&self, name: &str, except: i64) -> Vec<i64> {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        w.by_id
+            .iter()
+            .filter(|(id, d)| d.name == name && **id != except)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn config(&self) -> &Config {
         &self.shared.config
     }
@@ -648,72 +680,6 @@ impl Runtime {
     }
 
     // ----- registry ---------------------------------------------------------------------
-
-    /// Registers a unit in a building the caller covers.
-    pub async fn register_unit(
-        &self,
-        principal: &Principal,
-        input: UnitInput,
-        idem: Option<&IdempotencyKey>,
-        respond: &Respond<'_, Unit>,
-    ) -> Result<Idempotent<Unit>> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "units are registered by inspectors and supervisors".into(),
-            ));
-        }
-        let point = parse_unit_values(
-            &input.address_code,
-            &input.address,
-            input.lon,
-            input.lat,
-            input.floor_area,
-            input.occupants,
-        )?;
-        let store = &self.shared.store;
-        let place = store
-            .building_place(input.building_id)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid("building_id", format!("no building {}", input.building_id))
-            })?;
-        let covers = principal.covers(crate::auth::Place {
-            district_code: &place.district_code,
-            street_id: Some(place.street_id),
-            grid_id: Some(place.grid_id),
-            party_id: None,
-            department_id: None,
-        });
-        if !covers {
-            return Err(Error::Forbidden(format!(
-                "building {} is outside your jurisdiction",
-                input.building_id
-            )));
-        }
-        if let Some(party) = input.party_id
-            && !store.party_exists(party).await?
-        {
-            return Err(Error::invalid("party_id", format!("no party {party}")));
-        }
-        let row = UnitRow {
-            address_code: input.address_code.trim().to_string(),
-            address: input.address.trim().to_string(),
-            point,
-            floor_area: input.floor_area,
-            occupants: input.occupants,
-            place,
-            party_id: input.party_id,
-        };
-        let result = store.create_unit(&row, idem, respond, self.now()).await?;
-        if let Idempotent::Created(unit) = &result {
-            self.shared
-                .index
-                .write()
-                .expect("index lock")
-                .insert(unit.id, unit.lon, unit.lat);
-        }
-        Ok(result)
-    }
 
     /// A unit, if the caller may see it.
     pub async fn unit(&self, principal: &Principal, id: UnitId) -> Result<Unit> {
@@ -1592,6 +1558,21 @@ impl Runtime {
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
+    /// Applies a command of the system (a rule's, a timer's, a correction's) through
+    /// the writer, as the engine itself does.
+    pub async fn execute_as_system(
+        &self,
+        request: TransitionRequest,
+        data: Map<String, Value>,
+    ) -> Result<Applied> {
+        let command = Command {
+            name: request.command.clone(),
+            data,
+            reason: request.reason.clone(),
+        };
+        self.submit(request, Principal::system(), command).await
+    }
+
     /// Queues requests to be applied in this order in one batch (one transaction), and
     /// waits for their results.
     pub(crate) async fn submit_in_order(
@@ -1875,7 +1856,7 @@ impl Runtime {
             }
         });
         let swept = Arc::new(Mutex::new(None));
-        let rules = self.spawn_loop("rule", stop, move |rt| {
+        let rules = self.spawn_loop("rule", stop.clone(), move |rt| {
             let swept = swept.clone();
             async move {
                 let local = rt.now().with_timezone(&crate::planning::china_time());
@@ -1893,7 +1874,11 @@ impl Runtime {
                 Ok(rt.run_rule_jobs().await?.jobs > 0)
             }
         });
-        vec![timers, outbox, rules]
+        // Open cases of older workflow versions move to the newest, a batch at a time.
+        let upgrades = self.spawn_loop("upgrade", stop.clone(), |rt| async move {
+            Ok(rt.upgrade_open_cases(UPGRADE_BATCH).await? as u32 >= UPGRADE_BATCH)
+        });
+        vec![timers, outbox, rules, upgrades]
     }
 
     /// Runs `step` until `stop`; `step` answers whether there is more to do at once.
@@ -2102,6 +2087,18 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
         let principal = &jobs[i].principal;
         if principal.role != Role::Department && !principal.covers(case.snapshot.place()) {
             return Err(Error::not_found("case", case.snapshot.id));
+        }
+        if jobs[i].command.name == machine::UPGRADE && principal.role == Role::System {
+            let to_id = workflows
+                .latest
+                .get(&def.name)
+                .copied()
+                .unwrap_or(case.definition_id);
+            let to = workflows
+                .by_id
+                .get(&to_id)
+                .ok_or_else(|| Error::not_found("workflow definition", to_id))?;
+            return machine::upgrade(&case.snapshot, def, to, to_id);
         }
         let ctx = Context {
             definition: def,

@@ -23,6 +23,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "hazard_case/v3.toml",
         include_str!("../../workflows/hazard_case/v3.toml"),
     ),
+    (
+        "hazard_case/v4.toml",
+        include_str!("../../workflows/hazard_case/v4.toml"),
+    ),
 ];
 
 /// The workflow every new hazard case runs on.
@@ -188,6 +192,9 @@ pub enum Effect {
     Reviewed,
     /// Proposes the case's responsible party for the blacklist; a supervisor decides.
     ProposeBlacklist,
+    /// Moves the case to the grid, street and district in its data (0: none): the
+    /// case follows its unit.
+    Relocate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -547,12 +554,20 @@ mod tests {
     #[test]
     fn builtin_definition_is_valid() {
         let defs = builtin();
-        assert_eq!(defs.len(), 3);
+        assert_eq!(defs.len(), 4);
         assert!(defs.iter().all(|d| d.name == HAZARD_CASE));
         assert_eq!(
-            (defs[0].version, defs[1].version, defs[2].version),
-            (1, 2, 3)
+            (
+                defs[0].version,
+                defs[1].version,
+                defs[2].version,
+                defs[3].version
+            ),
+            (1, 2, 3, 4)
         );
+        // Version 4 adds `relocate`, for the system only, in every open state.
+        assert_eq!(defs[3].commands["relocate"].roles, [Role::System]);
+        assert!(!defs[2].commands.contains_key("relocate"));
         // Version 3 adds the rules' commands, and raises rule events.
         assert!(defs[2].commands["rule_refer"].roles == [Role::System]);
         let raised: Vec<_> = defs[2]

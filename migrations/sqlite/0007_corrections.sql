@@ -19,3 +19,31 @@ UPDATE rule_jobs SET head = 1
 DROP INDEX rule_jobs_pending;
 CREATE INDEX rule_jobs_heads ON rule_jobs (id) WHERE head = 1 AND done_at IS NULL;
 CREATE INDEX rule_jobs_case_pending ON rule_jobs (case_id, id) WHERE done_at IS NULL;
+
+-- A unit's grid comes from its point: a unit outside every grid has grid, community
+-- and street 0 (none) and takes its district from the district outline. When grid
+-- shapes change, `shape_at` (a generation number, one more than the highest) tells
+-- running processes to reload their grid index.
+ALTER TABLE grids ADD COLUMN shape_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX units_ungridded ON units (district_code, id) WHERE grid_id = 0;
+
+-- Corrections of a unit's or a building's point, audited.
+CREATE TABLE location_corrections (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('unit', 'building')),
+    object_id   INTEGER NOT NULL,
+    from_lon    REAL NOT NULL,
+    from_lat    REAL NOT NULL,
+    to_lon      REAL NOT NULL,
+    to_lat      REAL NOT NULL,
+    grid_before INTEGER NOT NULL,
+    grid_after  INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX location_corrections_object ON location_corrections (kind, object_id, id);
+
+-- A visit that found no one home or was refused entry (拒绝入户) is an attempt, not an
+-- inspection: it marks the plan and brings the unit back soon.
+ALTER TABLE inspections ADD COLUMN outcome TEXT NOT NULL DEFAULT 'inspected';

@@ -348,6 +348,13 @@ impl TestApp {
         self.runtime().store()
     }
 
+    /// Stops the service and starts it again on the same database, with other runtime
+    /// settings.
+    pub async fn restart_with(&mut self, config: runtime::Config) {
+        self.config = config;
+        self.restart().await;
+    }
+
     /// Stops the service and starts it again on the same database.
     pub async fn restart(&mut self) {
         if let Some(app) = self.app.take() {

@@ -183,7 +183,8 @@ async fn bad_values_name_their_field(backend: Backend) {
     b["unit_id"] = json!(far[0]);
     refused(&app, 403, None, app.post("/api/v1/inspections", &tok, &b)).await;
     // Unit registration: a building that does not exist, a duplicate address code.
-    let unit = json!({ "building_id": 1, "address_code": "NEW-0001", "address": "新登记 1 号", "lon": 113.24, "lat": 23.12, "floor_area": 30.0, "occupants": 2 });
+    let site = app.store().building_place(1).await.unwrap().unwrap();
+    let unit = json!({ "building_id": 1, "address_code": "NEW-0001", "address": "新登记 1 号", "lon": site.lon, "lat": site.lat, "floor_area": 30.0, "occupants": 2 });
     let mut b = unit.clone();
     b["building_id"] = json!(987_654);
     refused(

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use anju_engine::domain::{GridId, UnitId};
-use anju_engine::spatial::grids::{self, rectangle};
+use anju_engine::spatial::grids::rectangle;
 use anju_tests::{Backend, backend_tests, spawn_app};
 
 fn collection(features: Vec<Value>) -> String {
@@ -70,14 +70,16 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
     let before_units = store.unit_grids().await.unwrap();
     let in_square: Vec<i64> = before_units
         .iter()
-        .filter(|(u, _)| {
+        .filter(|(u, _, _)| {
             let (lon, lat) = u.lon_lat();
             (unit.lon - d..=unit.lon + d).contains(&lon)
                 && (unit.lat - d..=unit.lat + d).contains(&lat)
         })
-        .map(|(u, _)| u.id.0)
+        .map(|(u, _, _)| u.id.0)
         .collect();
     assert!(in_square.contains(&unit.id.0));
+    // An open case on the unit, which follows it from grid to grid.
+    let case = app.inspect(&app.tokens.city, unit.id.0, &["wiring"]).await[0];
     let file = collection(vec![
         feature(&code_of(g1), holed, json!({})),
         feature(
@@ -86,14 +88,26 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
             json!({ "name": "新划网格", "community_code": community_code }),
         ),
     ]);
-    let report = grids::import(store.as_ref(), &file).await.unwrap();
+    let report = app.runtime().import_grids(&file).await.unwrap();
     assert_eq!((report.grids_created, report.grids_updated), (1, 1));
     assert_eq!(report.units_moved, in_square.len() as u64);
-    assert_eq!(report.units_outside, 0, "the seeded grids tile the city");
+    assert_eq!(report.units_outside, 0, "the seeded units all lie in grids");
+    assert_eq!(report.cases_relocated, 1);
     let moved = store.unit(unit.id).await.unwrap().unwrap();
     assert_ne!(moved.grid_id, Some(g1));
     assert_eq!(moved.community_id, unit.community_id);
     assert_eq!(moved.district_code, unit.district_code);
+    // The case followed, by an audited event of the system.
+    let view = app.case(case, &app.tokens.city).await;
+    assert_eq!(view["case"]["grid_id"], moved.grid_id.unwrap().0);
+    let last = view["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["command"], "relocate");
+    assert_eq!(last["actor"]["role"], "system");
+    assert_eq!(last["data"]["grid_before"], g1.0);
+    // The inspector of grid 1 no longer sees the case either.
+    app.get(&format!("/api/v1/cases/{case}"), &app.tokens.inspector)
+        .await
+        .problem(404, None);
     // The inspector of grid 1 no longer covers the unit; the city still sees it.
     let got = app
         .get(&format!("/api/v1/units/{}", unit.id), &app.tokens.inspector)
@@ -131,39 +145,76 @@ async fn units_follow_the_grids_they_fall_in(backend: Backend) {
 
     // Re-imported without the hole, grid 1 takes its units back (the lower id wins
     // where grids overlap).
-    let report = grids::import(
-        store.as_ref(),
-        &collection(vec![feature(&code_of(g1), g1_shape.clone(), json!({}))]),
-    )
-    .await
-    .unwrap();
+    let report = app
+        .runtime()
+        .import_grids(&collection(vec![feature(
+            &code_of(g1),
+            g1_shape.clone(),
+            json!({}),
+        )]))
+        .await
+        .unwrap();
     assert_eq!(report.units_moved, in_square.len() as u64);
     assert_eq!(
         store.unit(unit.id).await.unwrap().unwrap().grid_id,
         Some(g1)
     );
 
-    // Grid 1 (and the new grid) moved away from its units: they are inside no grid,
-    // reported, and keep their grid.
+    assert_eq!(
+        app.case(case, &app.tokens.city).await["case"]["grid_id"],
+        g1.0
+    );
+
+    // Grid 1 (and the new grid) moved away from its units: they lie in no grid now,
+    // keep the district their point is in, and are listed for supervisors; the case
+    // follows to no grid.
     let far = rectangle((100.0, 10.0), (100.01, 10.01));
     let farther = rectangle((101.0, 10.0), (101.01, 10.01));
-    let report = grids::import(
-        store.as_ref(),
-        &collection(vec![
+    let report = app
+        .runtime()
+        .import_grids(&collection(vec![
             feature(&code_of(g1), far, json!({})),
             feature("NEW-GRID-1", farther, json!({})),
-        ]),
-    )
-    .await
-    .unwrap();
-    let g1_units = before_units.iter().filter(|(_, g)| *g == g1).count() as u64;
+        ]))
+        .await
+        .unwrap();
+    let g1_units = before_units
+        .iter()
+        .filter(|(_, g, _)| *g == Some(g1))
+        .count() as u64;
     assert_eq!(report.units_outside, g1_units);
     assert!(report.outside_sample.contains(&unit.id));
-    assert_eq!(report.units_moved, 0);
-    assert_eq!(
-        store.unit(unit.id).await.unwrap().unwrap().grid_id,
-        Some(g1)
-    );
+    assert_eq!(report.units_moved, g1_units);
+    let lost = store.unit(unit.id).await.unwrap().unwrap();
+    assert_eq!((lost.grid_id, lost.street_id), (None, None));
+    assert_eq!(lost.district_code, unit.district_code);
+    let view = app.case(case, &app.tokens.city).await;
+    assert!(view["case"]["grid_id"].is_null());
+    assert_eq!(view["case"]["district_code"], unit.district_code.as_str());
+    let listed = app
+        .get("/api/v1/units/ungridded?limit=1000", &app.tokens.city)
+        .await
+        .expect(200);
+    let ids: Vec<i64> = listed["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len() as u64, g1_units);
+    assert!(ids.contains(&unit.id.0));
+    // The district's supervisor sees them too; another district's, none.
+    let district = app
+        .get("/api/v1/units/ungridded", &app.tokens.district)
+        .await
+        .expect(200);
+    assert_eq!(district["units"].as_array().unwrap().len() as u64, g1_units);
+    let other = app.token(anju_engine::domain::Role::Supervisor, 3).await;
+    let none = app.get("/api/v1/units/ungridded", &other).await.expect(200);
+    assert!(none["units"].as_array().unwrap().is_empty());
+    app.get("/api/v1/units/ungridded", &app.tokens.inspector)
+        .await
+        .problem(403, None);
 }
 
 async fn a_bad_grid_file_changes_nothing(backend: Backend) {
@@ -198,7 +249,7 @@ async fn a_bad_grid_file_changes_nothing(backend: Backend) {
             "features[0].geometry",
         ),
     ] {
-        match grids::import(store.as_ref(), &file).await {
+        match app.runtime().import_grids(&file).await {
             Err(anju_engine::Error::Invalid(errors)) => assert_eq!(errors[0].field, field),
             other => panic!("expected a refusal naming {field}, got {other:?}"),
         }

@@ -187,11 +187,35 @@ async fn staff_see_only_their_jurisdiction(backend: Backend) {
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [mine]);
-    // Inspectors cannot register units outside their grids.
-    let outside = json!({ "building_id": app.store().unit(anju_engine::domain::UnitId(far_unit)).await.unwrap().unwrap().building_id, "address_code": "X-1", "address": "某处", "lon": 113.3, "lat": 23.1, "floor_area": 20.0, "occupants": 1 });
-    app.post("/api/v1/units", &t.inspector, &outside)
+    // Inspectors cannot register units outside their grids: a building they may not
+    // see is, to them, no building.
+    let far = app
+        .store()
+        .unit(anju_engine::domain::UnitId(far_unit))
         .await
-        .problem(403, None);
+        .unwrap()
+        .unwrap();
+    let outside = json!({ "building_id": far.building_id, "address_code": "X-1", "address": "某处", "lon": far.lon, "lat": far.lat, "floor_area": 20.0, "occupants": 1 });
+    let refused = app
+        .post("/api/v1/units", &t.inspector, &outside)
+        .await
+        .problem(422, Some("building_id"));
+    let mut nowhere = outside.clone();
+    nowhere["building_id"] = json!(987_654_321);
+    let missing = app
+        .post("/api/v1/units", &t.inspector, &nowhere)
+        .await
+        .problem(422, Some("building_id"));
+    assert_eq!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .replace(&far.building_id.0.to_string(), "#"),
+        missing["detail"]
+            .as_str()
+            .unwrap()
+            .replace("987654321", "#")
+    );
     app.get(&format!("/api/v1/units/{far_unit}"), &t.inspector)
         .await
         .problem(404, None);

@@ -64,7 +64,7 @@ async fn acceptance_sla_counts_working_days(backend: Backend) {
             .command(id, &t.inspector, "refer", json!({ "note": "需执法" }))
             .await
             .expect(200);
-        assert_eq!(case["workflow_version"], 3);
+        assert_eq!(case["workflow_version"], 4);
         assert_eq!(sla_due(&case), china(due), "referred {referred_at}");
         app.clock.set(china(due) - TimeDelta::seconds(1));
         assert_eq!(app.tick().await, 0, "not yet due ({referred_at})");
@@ -779,6 +779,8 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
 }
 
 backend_tests!(
+    versions_conflict_between_people_not_with_the_engine,
+    open_cases_move_to_the_newest_workflow_once,
     each_enforcement_result_closes_the_case,
     acceptance_sla_counts_working_days,
     fixed_on_first_reinspection,
@@ -790,3 +792,159 @@ backend_tests!(
     two_findings_open_two_cases_in_one_inspection,
     responsibility_stays_with_the_party_at_discovery,
 );
+
+/// Optimistic concurrency is over people's acts (issue 9, item 20): events the system
+/// added since the version a person saw do not make their command stale unless they
+/// made it illegal; another person's act does.
+async fn versions_conflict_between_people_not_with_the_engine(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let ids = app
+        .inspect(
+            &t.inspector,
+            app.unit_of(1),
+            &["wiring", "gas_heater", "sanitation"],
+        )
+        .await;
+    let send = |id: i64, token: &str, body: Value| {
+        let app = &app;
+        let token = token.to_string();
+        async move {
+            app.post(&format!("/api/v1/cases/{id}/commands"), &token, &body)
+                .await
+        }
+    };
+    // Case 0: notified at version 2; the system adds a notice (a rule's event) at 3.
+    app.command(ids[0], &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    let notice = anju_engine::store::TransitionRequest {
+        case_id: anju_engine::domain::CaseId(ids[0]),
+        expected_version: None,
+        timer_seq: None,
+        actor: anju_engine::domain::Actor::system("rule:test@v1"),
+        command: "rule_notice".into(),
+        reason: None,
+        rule: None,
+    };
+    let mut data = serde_json::Map::new();
+    data.insert("to".into(), json!("supervisor"));
+    data.insert("zh".into(), json!("请关注"));
+    data.insert("en".into(), json!("Please look"));
+    app.runtime().execute_as_system(notice, data).await.unwrap();
+    assert_eq!(app.case(ids[0], &t.city).await["case"]["version"], 3);
+    // The landlord saw version 2: still legal, applied.
+    send(
+        ids[0],
+        &t.landlord,
+        json!({"command": "acknowledge", "expected_version": 2}),
+    )
+    .await
+    .expect(200);
+    // Case 1: two people. The inspector acts at 2; the landlord, who saw 2, conflicts.
+    app.command(ids[1], &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    app.command(ids[1], &t.landlord, "acknowledge", json!({}))
+        .await
+        .expect(200);
+    let stale = send(
+        ids[1],
+        &t.inspector,
+        json!({"command": "cancel", "expected_version": 2, "reason": "x"}),
+    )
+    .await
+    .problem(409, Some("expected_version"));
+    assert_eq!(stale["current_version"], 3);
+    // Case 2: the system made the command illegal (the deadline passed: overdue), so
+    // the landlord's acknowledgement of the version they saw is stale.
+    app.command(ids[2], &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    app.clock.advance(chrono::TimeDelta::days(16));
+    assert!(app.tick().await >= 1);
+    assert_eq!(app.state(ids[2]).await, "overdue");
+    send(
+        ids[2],
+        &t.landlord,
+        json!({"command": "acknowledge", "expected_version": 2}),
+    )
+    .await
+    .problem(409, Some("expected_version"));
+    // A version from the future is stale too.
+    send(
+        ids[2],
+        &t.landlord,
+        json!({"command": "report_fix", "expected_version": 9, "data": {"evidence": ["p"]}}),
+    )
+    .await
+    .problem(409, Some("expected_version"));
+}
+
+/// Workflow definitions stay immutable: open cases of an older version move to the
+/// newest by an audited system event of their own, once each; closed cases stay
+/// (issue 9, "changing running cases").
+async fn open_cases_move_to_the_newest_workflow_once(backend: Backend) {
+    let old = anju_engine::runtime::Config {
+        workflows: Some(
+            anju_engine::workflow::builtin()
+                .into_iter()
+                .filter(|d| d.version <= 3)
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let mut app = anju_tests::spawn_app_with(backend, old).await;
+    let t = app.tokens.clone();
+    let ids = app
+        .inspect(&t.city, app.unit_of(1), &["wiring", "gas_heater"])
+        .await;
+    app.command(ids[0], &t.city, "notify", json!({}))
+        .await
+        .expect(200);
+    app.command_with_reason(ids[1], &t.city, "cancel", json!({}), Some("重复登记"))
+        .await
+        .expect(200);
+    assert_eq!(app.case(ids[0], &t.city).await["workflow_version"], 3);
+    app.restart_with(Default::default()).await;
+    // The new version is registered; the cases are still on theirs until moved.
+    assert_eq!(app.case(ids[0], &t.city).await["workflow_version"], 3);
+    assert_eq!(app.runtime().upgrade_open_cases(100).await.unwrap(), 1);
+    assert_eq!(
+        app.runtime().upgrade_open_cases(100).await.unwrap(),
+        0,
+        "once"
+    );
+    let view = app.case(ids[0], &t.city).await;
+    assert_eq!(view["workflow_version"], 4);
+    assert_eq!(view["case"]["state"], "notified");
+    let last = view["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["command"], "upgrade");
+    assert_eq!(last["actor"]["role"], "system");
+    assert_eq!(
+        (
+            last["data"]["from_version"].as_i64(),
+            last["data"]["to_version"].as_i64()
+        ),
+        (Some(3), Some(4))
+    );
+    // Its running timer runs on, and its commands are the new version's.
+    assert_eq!(view["timers"].as_array().unwrap().len(), 1);
+    assert!(
+        view["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "cancel")
+    );
+    // The closed case stays on the version it ended on.
+    assert_eq!(app.case(ids[1], &t.city).await["workflow_version"], 3);
+    // A person's command right after works at the version they saw before the upgrade.
+    app.post(
+        &format!("/api/v1/cases/{}/commands", ids[0]),
+        &t.landlord,
+        &json!({"command": "acknowledge", "expected_version": 2}),
+    )
+    .await
+    .expect(200);
+}

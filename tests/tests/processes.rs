@@ -449,13 +449,48 @@ async fn command_line_errors_are_one_line_and_change_nothing() {
     assert!(!ok);
     assert!(err.contains("nothing was imported"), "{err}");
     assert_eq!(store.fingerprint().await.unwrap(), before);
+    // Units far from their building, or outside the city, are refused, every one with
+    // its line; nothing is written.
+    let site = store.building_place(1).await.unwrap().unwrap();
+    let unit_line = |id: i64, lon: f64, lat: f64| {
+        format!(
+            "{{\"type\":\"unit\",\"id\":{id},\"address_code\":\"X{id}\",\"building_id\":1,\"address\":\"某处\",\"lon\":{lon},\"lat\":{lat},\"floor_area\":20,\"occupants\":1,\"party_id\":90001}}\n"
+        )
+    };
+    let party = "{\"type\":\"party\",\"id\":90001,\"kind\":\"landlord\",\"name\":\"王五\"}\n";
+    std::fs::write(
+        &file,
+        format!(
+            "{party}{}{}{}",
+            unit_line(90001, site.lon + 0.05, site.lat),
+            unit_line(90002, site.lon, site.lat),
+            unit_line(90003, site.lon, site.lat + 0.01),
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&[
+        "import",
+        "records",
+        "--database-url",
+        &db.url,
+        file.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("line 2: point: ") && lines[0].contains("m from its building 1"),
+        "{err}"
+    );
+    assert!(lines[1].starts_with("line 4: point: "), "{err}");
+    assert_eq!(
+        *lines.last().unwrap(),
+        "anju: error: nothing was imported: 2 lines refused"
+    );
+    assert_eq!(store.fingerprint().await.unwrap(), before);
     // A good import lands, and the new unit can be read.
     std::fs::write(
         &file,
-        concat!(
-            "{\"type\":\"party\",\"id\":90001,\"kind\":\"landlord\",\"name\":\"王五\"}\n",
-            "{\"type\":\"unit\",\"id\":90001,\"address_code\":\"X1\",\"building_id\":1,\"address\":\"某处\",\"lon\":113.2,\"lat\":23.1,\"floor_area\":20,\"occupants\":1,\"party_id\":90001}\n",
-        ),
+        format!("{party}{}", unit_line(90001, site.lon, site.lat)),
     )
     .unwrap();
     let (ok, out, err) = cli(&[

@@ -209,6 +209,18 @@ impl Fixture {
     }
 }
 
+/// The place of a unit standing in this building's grid.
+fn building_point_place(
+    b: &anju_engine::registry::BuildingPlace,
+) -> anju_engine::spatial::grids::PointPlace {
+    anju_engine::spatial::grids::PointPlace {
+        grid_id: Some(b.grid_id),
+        community_id: Some(b.community_id),
+        street_id: Some(b.street_id),
+        district_code: b.district_code.clone(),
+    }
+}
+
 fn state_of(r: &anju_engine::Result<Applied>) -> String {
     match r {
         Ok(Applied::Done { decision, .. }) => decision.next.state.clone(),
@@ -467,7 +479,8 @@ async fn imports_are_all_or_nothing(backend: Backend) {
         point: anju_engine::domain::Point::parse(113.3, 23.1, "p").unwrap(),
         floor_area: 30.0,
         occupants: 2,
-        place,
+        building_id: place.building_id,
+        place: building_point_place(&place),
         party_id: None,
     };
     let created = match f
@@ -497,7 +510,8 @@ async fn idempotent_creates_replay_the_stored_response(backend: Backend) {
         point: anju_engine::domain::Point::parse(113.3, 23.1, "p").unwrap(),
         floor_area: 30.0,
         occupants: 2,
-        place,
+        building_id: place.building_id,
+        place: building_point_place(&place),
         party_id: Some(PartyId(1)),
     };
     let key = IdempotencyKey {

@@ -5,7 +5,9 @@ use rstar::{AABB, RTree, RTreeObject};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{GridId, UnitId};
+use std::collections::HashMap;
+
+use crate::domain::{CommunityId, GridId, StreetId, UnitId};
 use crate::error::FieldError;
 use crate::spatial::index::Located;
 pub use crate::spatial::shape::{parse_area, rectangle};
@@ -40,17 +42,67 @@ impl RTreeObject for GridShape {
     }
 }
 
-/// Every grid with a shape, to place points in grids.
+/// A grid's community, street and district.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GridPlace {
+    pub community_id: CommunityId,
+    pub street_id: StreetId,
+    pub district_code: String,
+}
+
+/// Where a point lies: in the grid whose polygon holds it (with the grid's community,
+/// street and district), or, outside every grid, only in the district whose outline
+/// holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PointPlace {
+    pub grid_id: Option<GridId>,
+    pub community_id: Option<CommunityId>,
+    pub street_id: Option<StreetId>,
+    pub district_code: String,
+}
+
+/// Every grid with a shape (and, when loaded from the store, its place), to place
+/// points in grids.
 #[derive(Debug, Default)]
 pub struct GridIndex {
     tree: RTree<GridShape>,
+    places: HashMap<GridId, GridPlace>,
 }
 
 impl GridIndex {
     pub fn new(shapes: Vec<GridShape>) -> GridIndex {
         GridIndex {
             tree: RTree::bulk_load(shapes),
+            places: HashMap::new(),
         }
+    }
+
+    pub fn with_places(shapes: Vec<GridShape>, places: HashMap<GridId, GridPlace>) -> GridIndex {
+        GridIndex {
+            tree: RTree::bulk_load(shapes),
+            places,
+        }
+    }
+
+    /// Where a point lies: its grid and the grid's place, or, outside every grid, its
+    /// district by the district outlines; `None` outside the city.
+    pub fn place_of(&self, lon: f64, lat: f64) -> Option<PointPlace> {
+        if let Some(grid) = self.grid_at(lon, lat)
+            && let Some(p) = self.places.get(&grid)
+        {
+            return Some(PointPlace {
+                grid_id: Some(grid),
+                community_id: Some(p.community_id),
+                street_id: Some(p.street_id),
+                district_code: p.district_code.clone(),
+            });
+        }
+        crate::spatial::outline::district_at(lon, lat).map(|d| PointPlace {
+            grid_id: None,
+            community_id: None,
+            street_id: None,
+            district_code: d.code.clone(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -154,41 +206,48 @@ pub struct GridImportReport {
     pub grids_updated: u64,
     pub units_checked: u64,
     pub units_moved: u64,
-    /// Units inside no grid: they keep their current grid and are listed here.
+    /// Units inside no grid (they keep their district, by its outline, and have no
+    /// grid); `anju units ungridded` and `GET /units/ungridded` list them.
     pub units_outside: u64,
     pub outside_sample: Vec<UnitId>,
+    /// Units outside the city's outline as well: they keep their place.
+    pub units_outside_city: u64,
+    /// Open cases that followed their unit (as `relocate` events).
+    pub cases_relocated: u64,
 }
 
-/// A unit to move to another grid.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A unit to move to another place.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Move {
     pub unit: UnitId,
-    pub grid: GridId,
+    pub place: PointPlace,
 }
 
-/// Places every unit in the grid that contains it. Returns the units whose grid
-/// changes, and the report's counts.
+/// Places every unit in the grid whose polygon holds its point (or in no grid, in the
+/// district whose outline holds it). Returns the units whose place changes, and the
+/// report's counts. `units` are (unit, its grid, its district) now.
 pub fn assign(
     index: &GridIndex,
-    units: &[(Located, GridId)],
+    units: &[(Located, Option<GridId>, String)],
     report: &mut GridImportReport,
 ) -> Vec<Move> {
     let mut moves = Vec::new();
-    for (u, current) in units {
+    for (u, grid, district) in units {
         report.units_checked += 1;
         let (lon, lat) = u.lon_lat();
-        match index.grid_at(lon, lat) {
-            Some(g) if g != *current => moves.push(Move {
-                unit: u.id,
-                grid: g,
-            }),
-            Some(_) => {}
-            None => {
-                report.units_outside += 1;
-                if report.outside_sample.len() < 20 {
-                    report.outside_sample.push(u.id);
+        match index.place_of(lon, lat) {
+            Some(place) => {
+                if place.grid_id.is_none() {
+                    report.units_outside += 1;
+                    if report.outside_sample.len() < 20 {
+                        report.outside_sample.push(u.id);
+                    }
+                }
+                if (place.grid_id, &place.district_code) != (*grid, district) {
+                    moves.push(Move { unit: u.id, place });
                 }
             }
+            None => report.units_outside_city += 1,
         }
     }
     report.units_moved = moves.len() as u64;
@@ -196,10 +255,9 @@ pub fn assign(
 }
 
 /// Imports grid shapes from a GeoJSON FeatureCollection: grids whose code exists get
-/// the new shape; new codes create grids in the named community. Then every unit is
-/// placed in the grid that contains it; units inside no grid keep their grid and are
-/// reported.
-pub async fn import(
+/// the new shape; new codes create grids in the named community. Returns the report so
+/// far; the caller then places every unit (see `Runtime::import_grids`).
+pub async fn save_grid_file(
     store: &dyn crate::store::Store,
     text: &str,
 ) -> crate::Result<GridImportReport> {
@@ -242,36 +300,26 @@ pub async fn import(
         }
     }
     store.save_grids(&updates, &creates).await?;
-    let mut report = GridImportReport {
+    Ok(GridImportReport {
         grids_created: creates.len() as u64,
         grids_updated: updates.len() as u64,
         ..GridImportReport::default()
-    };
-    let index = load_index(store).await?;
-    let units = store.unit_grids().await?;
-    let moves = tokio::task::spawn_blocking(move || {
-        let moves = assign(&index, &units, &mut report);
-        (moves, report)
     })
-    .await
-    .map_err(|e| crate::store::Error::Corrupt(format!("placing units in grids: {e}")))?;
-    let (moves, report) = moves;
-    store.move_units(&moves).await?;
-    Ok(report)
 }
 
-/// The grid index of every grid with a shape in the store.
+/// The grid index of every grid with a shape in the store, with the grids' places.
 pub async fn load_index(store: &dyn crate::store::Store) -> crate::Result<GridIndex> {
     let mut shapes = Vec::new();
     for (id, text) in store.grid_shapes().await? {
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| crate::store::Error::Corrupt(format!("grid {id} geometry: {e}")))?;
-        let shape = parse_area(&value, "geometry").map_err(|e| {
+        let shape = crate::spatial::shape::parse_trusted_area(&value, "geometry").map_err(|e| {
             crate::store::Error::Corrupt(format!("grid {id} geometry: {}", e.message))
         })?;
         shapes.extend(GridShape::new(id, shape));
     }
-    Ok(GridIndex::new(shapes))
+    let places = store.grid_places().await?.into_iter().collect();
+    Ok(GridIndex::with_places(shapes, places))
 }
 
 #[cfg(test)]
@@ -336,31 +384,76 @@ mod tests {
 
     #[test]
     fn assignment_moves_units_and_reports_those_outside() {
-        let idx = GridIndex::new(vec![
-            square(1, 113.0, 23.0, 0.01),
-            square(2, 113.01, 23.0, 0.01),
-        ]);
+        // Two grids in Tianhe (440106); a unit moves between them, one is outside every
+        // grid but in Tianhe, one is outside the city.
+        let place = |street: i64| GridPlace {
+            community_id: CommunityId(street),
+            street_id: StreetId(street),
+            district_code: "440106".into(),
+        };
+        let idx = GridIndex::with_places(
+            vec![
+                square(1, 113.35, 23.13, 0.01),
+                square(2, 113.36, 23.13, 0.01),
+            ],
+            [(GridId(1), place(1)), (GridId(2), place(2))].into(),
+        );
+        let tianhe = || "440106".to_string();
         let units = vec![
-            (Located::new(UnitId(1), 113.005, 23.005), GridId(1)),
-            (Located::new(UnitId(2), 113.015, 23.005), GridId(1)),
-            (Located::new(UnitId(3), 113.5, 23.5), GridId(2)),
+            (
+                Located::new(UnitId(1), 113.355, 23.135),
+                Some(GridId(1)),
+                tianhe(),
+            ),
+            (
+                Located::new(UnitId(2), 113.365, 23.135),
+                Some(GridId(1)),
+                tianhe(),
+            ),
+            (
+                Located::new(UnitId(3), 113.3246, 23.1375),
+                Some(GridId(2)),
+                tianhe(),
+            ),
+            (
+                Located::new(UnitId(4), 100.0, 10.0),
+                Some(GridId(2)),
+                tianhe(),
+            ),
         ];
         let mut report = GridImportReport::default();
         let moves = assign(&idx, &units, &mut report);
         assert_eq!(
             moves,
-            [Move {
-                unit: UnitId(2),
-                grid: GridId(2)
-            }]
+            [
+                Move {
+                    unit: UnitId(2),
+                    place: PointPlace {
+                        grid_id: Some(GridId(2)),
+                        community_id: Some(CommunityId(2)),
+                        street_id: Some(StreetId(2)),
+                        district_code: "440106".into(),
+                    }
+                },
+                Move {
+                    unit: UnitId(3),
+                    place: PointPlace {
+                        grid_id: None,
+                        community_id: None,
+                        street_id: None,
+                        district_code: "440106".into(),
+                    }
+                }
+            ]
         );
         assert_eq!(
             (
                 report.units_checked,
                 report.units_moved,
-                report.units_outside
+                report.units_outside,
+                report.units_outside_city
             ),
-            (3, 1, 1)
+            (4, 2, 1, 1)
         );
         assert_eq!(report.outside_sample, [UnitId(3)]);
     }

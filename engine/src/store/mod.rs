@@ -17,6 +17,7 @@ use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
+use crate::spatial::grids::GridPlace;
 use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 
@@ -673,6 +674,23 @@ impl GridRecord {
     }
 }
 
+/// A correction of a unit's or a building's point, audited: who, why, from where to
+/// where, and the grid before and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocationCorrection {
+    /// `unit` or `building`.
+    pub kind: String,
+    pub id: i64,
+    pub from: (f64, f64),
+    pub to: (f64, f64),
+    pub grid_before: Option<GridId>,
+    /// The new place (a unit's; a building keeps its grid by its point too).
+    pub place: crate::spatial::grids::PointPlace,
+    pub actor: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
 /// One entry of a unit's responsibility history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitPartyRecord {
@@ -794,8 +812,24 @@ pub trait Store: Send + Sync + 'static {
     async fn units_by_ids(&self, ids: &[UnitId]) -> Result<Vec<Unit>, Error>;
     /// Every unit's position, for building the spatial index.
     async fn unit_points(&self) -> Result<Vec<Located>, Error>;
-    /// Every unit's position and current grid.
-    async fn unit_grids(&self) -> Result<Vec<(Located, GridId)>, Error>;
+    /// Every unit's position, current grid and district.
+    async fn unit_grids(&self) -> Result<Vec<(Located, Option<GridId>, String)>, Error>;
+    /// Units outside every grid, in the caller's scope, by id after `after`.
+    async fn ungridded_units(
+        &self,
+        scope: &Scope,
+        after: Option<UnitId>,
+        limit: u32,
+    ) -> Result<Vec<Unit>, Error>;
+    /// Corrects a unit's or building's point (and a unit's place), with its audit row,
+    /// in one transaction.
+    async fn correct_location(&self, c: &LocationCorrection) -> crate::Result<()>;
+    /// A unit's or building's point corrections, oldest first.
+    async fn location_corrections(
+        &self,
+        kind: &str,
+        id: i64,
+    ) -> Result<Vec<LocationCorrection>, Error>;
 
     // ----- grids ----------------------------------------------------------------------
 
@@ -820,9 +854,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Unit>, Error>;
     /// Every grid that has a shape: (id, GeoJSON geometry).
     async fn grid_shapes(&self) -> Result<Vec<(GridId, String)>, Error>;
-    /// Moves units to other grids in one transaction; each takes its community, street
-    /// and district from its new grid. Cases keep the place where they were found.
+    /// Every grid's community, street and district.
+    async fn grid_places(&self) -> Result<Vec<(GridId, GridPlace)>, Error>;
+    /// How many grids have shapes, and when a shape last changed: a process whose grid
+    /// index was built at another stamp reloads it.
+    async fn grid_stamp(&self) -> Result<(i64, i64), Error>;
+    /// Moves units to other places (grid, community, street, district) in one
+    /// transaction. Their open cases are moved by the runtime, as events.
     async fn move_units(&self, moves: &[Move]) -> Result<u64, Error>;
+    /// Open cases of these units.
+    async fn open_cases_of_units(&self, units: &[UnitId]) -> Result<Vec<CaseRecord>, Error>;
+    /// Open cases on one of these workflow definitions, by id, at most `limit`.
+    async fn open_cases_on(&self, definitions: &[i64], limit: u32) -> Result<Vec<CaseId>, Error>;
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error>;
     async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error>;
     async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error>;

@@ -21,16 +21,17 @@ use crate::planning::{Backlog, Candidate, DayPlan, Planner, Reason};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
-use crate::spatial::grids::Move;
+use crate::spatial::grids::{GridPlace, Move};
 use crate::spatial::index::Located;
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
     CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
     EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
-    InspectionFilter, InspectionRecord, InsurancePolicy, NewCampaign, NewCase, NewInspection,
-    OpenCase, OutboxMessage, PartyListing, PartyRecord, PartyUnit, Placard, RecordedInspection,
-    ReferralRecord, Respond, RuleJob, RuleVersion, Store, StoredRoute, StoredStop,
-    SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest, UnitPartyRecord,
+    InspectionFilter, InspectionRecord, InsurancePolicy, LocationCorrection, NewCampaign, NewCase,
+    NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord, PartyUnit, Placard,
+    RecordedInspection, ReferralRecord, Respond, RuleJob, RuleVersion, Store, StoredRoute,
+    StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest,
+    UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -781,6 +782,10 @@ pub(super) fn decide_batch(
             if let Some(step) = &req.rule {
                 decision.next.rule_mark = step.mark;
             }
+            if let Some(definition) = decision.definition_id {
+                case.definition_id = definition;
+                writes.moved.insert(req.case_id.0);
+            }
             if req.actor.role != crate::domain::Role::System {
                 decision.next.acted_version = decision.next.version;
             }
@@ -1403,15 +1408,15 @@ impl Store for This {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(&unit.address_code)
-        .bind(unit.place.building_id.0)
+        .bind(unit.building_id.0)
         .bind(&unit.address)
         .bind(unit.point.lon())
         .bind(unit.point.lat())
         .bind(unit.floor_area)
         .bind(unit.occupants)
-        .bind(unit.place.grid_id.0)
-        .bind(unit.place.community_id.0)
-        .bind(unit.place.street_id.0)
+        .bind(unit.place.grid_id.map_or(0, |g| g.0))
+        .bind(unit.place.community_id.map_or(0, |c| c.0))
+        .bind(unit.place.street_id.map_or(0, |s| s.0))
         .bind(&unit.place.district_code)
         .bind(unit.party_id.map(|p| p.0))
         .bind(ms(now))
@@ -1519,11 +1524,12 @@ impl Store for This {
         Ok(out)
     }
 
-    async fn unit_grids(&self) -> Result<Vec<(Located, GridId)>, Error> {
+    async fn unit_grids(&self) -> Result<Vec<(Located, Option<GridId>, String)>, Error> {
         use futures_util::TryStreamExt;
         let mut out = Vec::new();
         let mut rows =
-            sqlx::query("SELECT id, lon, lat, grid_id FROM units ORDER BY id").fetch(self.reader());
+            sqlx::query("SELECT id, lon, lat, grid_id, district_code FROM units ORDER BY id")
+                .fetch(self.reader());
         while let Some(row) = rows.try_next().await? {
             out.push((
                 Located::new(
@@ -1531,10 +1537,138 @@ impl Store for This {
                     row.try_get("lon")?,
                     row.try_get("lat")?,
                 ),
-                GridId(row.try_get("grid_id")?),
+                some_id(&row, "grid_id")?.map(GridId),
+                row.try_get("district_code")?,
             ));
         }
         Ok(out)
+    }
+
+    async fn ungridded_units(
+        &self,
+        scope: &Scope,
+        after: Option<UnitId>,
+        limit: u32,
+    ) -> Result<Vec<Unit>, Error> {
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {UNIT_COLUMNS} FROM units WHERE grid_id = 0 AND id > "
+        ));
+        q.push_bind(after.map_or(0, |a| a.0));
+        match scope {
+            Scope::City | Scope::System => {}
+            Scope::District(code) => {
+                q.push(" AND district_code = ").push_bind(code.clone());
+            }
+            // Streets, grids, parties and departments hold no unit outside every grid.
+            _ => {
+                q.push(" AND 1 = 0");
+            }
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(unit_from_row)
+            .collect()
+    }
+
+    async fn correct_location(&self, c: &LocationCorrection) -> crate::Result<()> {
+        let mut tx = super::begin_write(self.writer())
+            .await
+            .map_err(Error::from)?;
+        let p = &c.place;
+        let updated = if c.kind == "unit" {
+            sqlx::query(
+                "UPDATE units SET lon = $2, lat = $3, grid_id = $4, community_id = $5, \
+                 street_id = $6, district_code = $7 WHERE id = $1",
+            )
+            .bind(c.id)
+            .bind(c.to.0)
+            .bind(c.to.1)
+            .bind(p.grid_id.map_or(0, |g| g.0))
+            .bind(p.community_id.map_or(0, |g| g.0))
+            .bind(p.street_id.map_or(0, |g| g.0))
+            .bind(&p.district_code)
+            .execute(&mut *tx)
+            .await
+        } else {
+            // A building keeps a grid of the registry; outside every grid, its own.
+            sqlx::query(
+                "UPDATE buildings SET lon = $2, lat = $3, grid_id = COALESCE($4, grid_id) \
+                 WHERE id = $1",
+            )
+            .bind(c.id)
+            .bind(c.to.0)
+            .bind(c.to.1)
+            .bind(p.grid_id.map(|g| g.0))
+            .execute(&mut *tx)
+            .await
+        }
+        .map_err(Error::from)?
+        .rows_affected();
+        if updated != 1 {
+            return Err(crate::Error::not_found(
+                if c.kind == "unit" { "unit" } else { "building" },
+                c.id,
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO location_corrections (kind, object_id, from_lon, from_lat, to_lon, \
+             to_lat, grid_before, grid_after, actor, reason, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&c.kind)
+        .bind(c.id)
+        .bind(c.from.0)
+        .bind(c.from.1)
+        .bind(c.to.0)
+        .bind(c.to.1)
+        .bind(c.grid_before.map_or(0, |g| g.0))
+        .bind(p.grid_id.map_or(0, |g| g.0))
+        .bind(&c.actor)
+        .bind(&c.reason)
+        .bind(ms(c.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn location_corrections(
+        &self,
+        kind: &str,
+        id: i64,
+    ) -> Result<Vec<LocationCorrection>, Error> {
+        sqlx::query(
+            "SELECT from_lon, from_lat, to_lon, to_lat, grid_before, grid_after, actor, reason, \
+             at FROM location_corrections WHERE kind = $1 AND object_id = $2 ORDER BY id",
+        )
+        .bind(kind)
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(LocationCorrection {
+                kind: kind.to_string(),
+                id,
+                from: (r.try_get("from_lon")?, r.try_get("from_lat")?),
+                to: (r.try_get("to_lon")?, r.try_get("to_lat")?),
+                grid_before: some_id(r, "grid_before")?.map(GridId),
+                place: crate::spatial::grids::PointPlace {
+                    grid_id: some_id(r, "grid_after")?.map(GridId),
+                    community_id: None,
+                    street_id: None,
+                    district_code: String::new(),
+                },
+                actor: r.try_get("actor")?,
+                reason: r.try_get("reason")?,
+                at: from_millis(r.try_get("at")?),
+            })
+        })
+        .collect()
     }
 
     async fn grids_by_code(&self, codes: &[String]) -> Result<Vec<(String, GridId)>, Error> {
@@ -1570,18 +1704,22 @@ impl Store for This {
             .await
             .map_err(Error::from)?;
         for (id, name, geometry) in updates {
-            sqlx::query("UPDATE grids SET geometry = $2, name = COALESCE($3, name) WHERE id = $1")
-                .bind(id.0)
-                .bind(geometry)
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
+            sqlx::query(
+                "UPDATE grids SET geometry = $2, name = COALESCE($3, name), \
+                 shape_at = (SELECT COALESCE(MAX(shape_at), 0) + 1 FROM grids) WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(geometry)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
         }
         let mut ids = Vec::with_capacity(creates.len());
         for (code, name, community, geometry) in creates {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO grids (code, community_id, name, geometry) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO grids (code, community_id, name, geometry, shape_at) \
+                 VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(shape_at), 0) + 1 FROM grids)) \
                  RETURNING id",
             )
             .bind(code)
@@ -1653,28 +1791,96 @@ impl Store for This {
     async fn move_units(&self, moves: &[Move]) -> Result<u64, Error> {
         let mut tx = super::begin_write(self.writer()).await?;
         let mut moved = 0;
-        for chunk in moves.chunks(rows_per_statement(2)) {
+        for chunk in moves.chunks(rows_per_statement(5)) {
             let mut q = QueryBuilder::<Db>::new(
-                "UPDATE units SET grid_id = v.column2, community_id = g.community_id, \
-                 street_id = c.street_id, district_code = s.district_code FROM (",
+                "UPDATE units SET grid_id = v.column2, community_id = v.column3, \
+                 street_id = v.column4, district_code = v.column5 FROM (",
             );
             q.push_values(chunk, |mut b, m| {
-                b.push_bind(m.unit.0).push_bind(m.grid.0);
+                b.push_bind(m.unit.0)
+                    .push_bind(m.place.grid_id.map_or(0, |g| g.0))
+                    .push_bind(m.place.community_id.map_or(0, |g| g.0))
+                    .push_bind(m.place.street_id.map_or(0, |g| g.0))
+                    .push_bind(m.place.district_code.clone());
             });
-            q.push(
-                ") AS v JOIN grids g ON g.id = v.column2 \
-                 JOIN communities c ON c.id = g.community_id \
-                 JOIN streets s ON s.id = c.street_id WHERE units.id = v.column1",
-            );
+            q.push(") AS v WHERE units.id = v.column1");
             moved += q.build().execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(moved)
     }
 
+    async fn open_cases_of_units(&self, units: &[UnitId]) -> Result<Vec<CaseRecord>, Error> {
+        let mut out = Vec::new();
+        for chunk in units.chunks(MAX_PARAMS) {
+            let mut q = QueryBuilder::<Db>::new(format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE closed_at IS NULL AND unit_id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for u in chunk {
+                list.push_bind(u.0);
+            }
+            q.push(") ORDER BY id");
+            for row in q.build().fetch_all(self.reader()).await? {
+                out.push(case_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open_cases_on(&self, definitions: &[i64], limit: u32) -> Result<Vec<CaseId>, Error> {
+        if definitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT id FROM cases WHERE closed_at IS NULL AND definition_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for d in definitions {
+            list.push_bind(*d);
+        }
+        q.push(") ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| Ok(CaseId(r.try_get(0)?)))
+            .collect()
+    }
+
+    async fn grid_places(&self) -> Result<Vec<(GridId, GridPlace)>, Error> {
+        sqlx::query(
+            "SELECT g.id, g.community_id, c.street_id, s.district_code FROM grids g \
+             JOIN communities c ON c.id = g.community_id JOIN streets s ON s.id = c.street_id",
+        )
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                GridId(r.try_get("id")?),
+                GridPlace {
+                    community_id: CommunityId(r.try_get("community_id")?),
+                    street_id: StreetId(r.try_get("street_id")?),
+                    district_code: r.try_get("district_code")?,
+                },
+            ))
+        })
+        .collect()
+    }
+
+    async fn grid_stamp(&self) -> Result<(i64, i64), Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(MAX(shape_at), 0) FROM grids WHERE geometry IS NOT NULL",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error> {
         let row = sqlx::query(
-            "SELECT b.id, b.grid_id, g.community_id, c.street_id, s.district_code \
+            "SELECT b.id, b.grid_id, g.community_id, c.street_id, s.district_code, b.lon, b.lat \
              FROM buildings b JOIN grids g ON g.id = b.grid_id \
              JOIN communities c ON c.id = g.community_id JOIN streets s ON s.id = c.street_id \
              WHERE b.id = $1",
@@ -1689,6 +1895,8 @@ impl Store for This {
                 community_id: CommunityId(r.try_get("community_id")?),
                 street_id: StreetId(r.try_get("street_id")?),
                 district_code: r.try_get("district_code")?,
+                lon: r.try_get("lon")?,
+                lat: r.try_get("lat")?,
             })
         })
         .transpose()

@@ -152,7 +152,7 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
     // category each.
     let units = 2_000u64.max(args.timers / CATEGORIES as u64 * 11 / 10 + 200);
     let started = Instant::now();
-    crate::cli::seed(&store, units, 7).await?;
+    crate::cli::seed(&store, units, 7, chrono::Utc::now()).await?;
     println!(
         "seeded {units} units in {:.1}s",
         started.elapsed().as_secs_f64()

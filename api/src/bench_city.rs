@@ -73,7 +73,7 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
     let store = crate::app::open_store(&url).await?;
     if scratch.is_some() {
         let started = Instant::now();
-        crate::cli::seed(&store, args.units, 2026).await?;
+        crate::cli::seed(&store, args.units, 2026, chrono::Utc::now()).await?;
         println!(
             "seeded {} units in {:.1} s",
             args.units,

@@ -143,7 +143,7 @@ async fn sweep(args: &RulesBenchArgs) -> anyhow::Result<()> {
     let store = crate::app::open_store(&url).await?;
     // Twelve categories a unit, and a few units without a party.
     let units = (args.sweep_cases / 11 + 1_000) as u64;
-    crate::cli::seed(&store, units, 7).await?;
+    crate::cli::seed(&store, units, 7, chrono::Utc::now()).await?;
     let runtime = Runtime::start(
         store.clone(),
         Arc::new(SystemClock) as SharedClock,

@@ -286,7 +286,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         }
         Cmd::Seed(args) => {
             let store = open_store(&args.db.database_url).await?;
-            seed(&store, args.units, args.seed).await?;
+            seed(&store, args.units, args.seed, hooks.clock.now()).await?;
             Ok(())
         }
         Cmd::Import(ImportCmd::Records(args)) => import(args, hooks.clock.clone()).await,
@@ -320,7 +320,7 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     if args.demo {
         let store = open_store(&args.db.database_url).await?;
         if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
-            seed(&store, args.demo_units, 2026).await?;
+            seed(&store, args.demo_units, 2026, hooks.clock.now()).await?;
         }
     }
     let open_files = crate::serve::raise_open_files_limit();
@@ -530,7 +530,14 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Seeds a demo city into an empty database, with a progress bar.
-pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::Result<()> {
+/// Seeds an empty database with the demo city, its patrol history leading up to `now`
+/// (the clock's, so that a test server seeds at its manual time).
+pub async fn seed(
+    store: &SharedStore,
+    units: u64,
+    seed_value: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
     if units == 0 || units > 10_000_000 {
         bail!("--units must be from 1 to 10000000");
     }
@@ -538,8 +545,7 @@ pub async fn seed(store: &SharedStore, units: u64, seed_value: u64) -> anyhow::R
         bail!("the database already holds units; seed into a new database");
     }
     let started = Instant::now();
-    let city = DemoCity::new(units, seed_value).at(chrono::Utc::now());
-    let now = chrono::Utc::now();
+    let city = DemoCity::new(units, seed_value).at(now);
     let mut counts = store
         .import(city.skeleton(), now)
         .await
@@ -683,7 +689,7 @@ async fn import(args: ImportArgs, clock: SharedClock) -> anyhow::Result<()> {
     }
     let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
     let counts = store
-        .import(&records, chrono::Utc::now())
+        .import(&records, runtime.now())
         .await
         .map_err(|e| anyhow::anyhow!("nothing was imported: {e}"));
     let counts = match counts {

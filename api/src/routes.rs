@@ -54,6 +54,9 @@ pub fn router() -> Router<AppState> {
         .route("/landlords/{id}/units", get(landlord_units))
         .route("/departments/{id}/referrals", get(department_referrals))
         .route("/workflows", get(workflows))
+        .route("/departments", get(departments))
+        .route("/inspectors", get(inspectors))
+        .route("/supervisors", get(supervisors))
         .route("/rules", get(rules))
         .route("/inspectors/{id}/plan", get(crate::patrol::inspector_plan))
         .route("/plans/{date}/backlog", get(crate::patrol::plan_backlog))
@@ -666,6 +669,31 @@ async fn department_referrals(
         .then(|| cases.last().map(|c| c.snapshot.id))
         .flatten();
     Ok(Json(json!({ "referrals": out, "next_before": next })))
+}
+
+/// The departments the caller may work with: those of the caller's districts and the
+/// city-wide ones.
+async fn departments(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<Value>> {
+    let list = app.runtime.department_directory(&caller).await?;
+    Ok(Json(json!({ "departments": list })))
+}
+
+/// The inspectors of the caller's area (supervisors), or sharing a grid (inspectors).
+async fn inspectors(State(app): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Value>> {
+    let list = app.runtime.inspector_directory(&caller).await?;
+    Ok(Json(json!({ "inspectors": list })))
+}
+
+/// The supervisors over the caller's area.
+async fn supervisors(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<Value>> {
+    let list = app.runtime.supervisor_directory(&caller).await?;
+    Ok(Json(json!({ "supervisors": list })))
 }
 
 async fn workflows(State(app): State<AppState>, Caller(_): Caller) -> ApiResult<Response> {

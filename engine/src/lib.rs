@@ -6,6 +6,7 @@ pub mod access;
 pub mod auth;
 pub mod calendar;
 pub mod clock;
+pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod escalation;

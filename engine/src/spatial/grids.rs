@@ -84,6 +84,11 @@ impl GridIndex {
         }
     }
 
+    /// Every grid's place (of grids loaded with places).
+    pub fn places(&self) -> impl Iterator<Item = (&GridId, &GridPlace)> {
+        self.places.iter()
+    }
+
     /// Where a point lies: its grid and the grid's place, or, outside every grid, its
     /// district by the district outlines; `None` outside the city.
     pub fn place_of(&self, lon: f64, lat: f64) -> Option<PointPlace> {

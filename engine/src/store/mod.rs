@@ -701,13 +701,22 @@ pub struct UnitPartyRecord {
 }
 
 /// A supervisor's level and area.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SupervisorRecord {
     pub id: SupervisorId,
     pub name: String,
     pub level: String,
     pub district_code: Option<String>,
     pub street_id: Option<StreetId>,
+}
+
+/// An inspector in the directory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectorListing {
+    pub id: InspectorId,
+    pub name: String,
+    pub shift: String,
+    pub grids: Vec<GridId>,
 }
 
 /// Counts of what an import wrote.
@@ -872,6 +881,10 @@ pub trait Store: Send + Sync + 'static {
     /// The inspectors covering a grid, lowest id first.
     async fn grid_inspectors(&self, grid: GridId) -> Result<Vec<InspectorId>, Error>;
     async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error>;
+    /// Every supervisor, by id.
+    async fn supervisors(&self) -> Result<Vec<SupervisorRecord>, Error>;
+    /// Every inspector with name, shift and grids, by id.
+    async fn inspectors(&self) -> Result<Vec<InspectorListing>, Error>;
     async fn party_exists(&self, id: PartyId) -> Result<bool, Error>;
     /// The kind of a party (`landlord`, `agent`, `sublandlord`), if it exists.
     async fn party_kind(&self, id: PartyId) -> Result<Option<String>, Error>;

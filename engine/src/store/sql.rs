@@ -27,11 +27,11 @@ use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
     CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
     EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
-    InspectionFilter, InspectionRecord, InsurancePolicy, LocationCorrection, NewCampaign, NewCase,
-    NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord, PartyUnit, Placard,
-    RecordedInspection, ReferralRecord, Respond, RuleJob, RuleVersion, Store, StoredRoute,
-    StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord, TransitionRequest,
-    UnitPartyRecord,
+    InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, LocationCorrection,
+    NewCampaign, NewCase, NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord,
+    PartyUnit, Placard, RecordedInspection, ReferralRecord, Respond, RuleJob, RuleVersion, Store,
+    StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
+    TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -1942,6 +1942,50 @@ impl Store for This {
         .fetch_all(self.reader())
         .await?;
         Ok(ids.into_iter().map(InspectorId).collect())
+    }
+
+    async fn supervisors(&self) -> Result<Vec<SupervisorRecord>, Error> {
+        sqlx::query("SELECT id, name, level, district_code, street_id FROM supervisors ORDER BY id")
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(SupervisorRecord {
+                    id: SupervisorId(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    level: r.try_get("level")?,
+                    district_code: r.try_get("district_code")?,
+                    street_id: r.try_get::<Option<i64>, _>("street_id")?.map(StreetId),
+                })
+            })
+            .collect()
+    }
+
+    async fn inspectors(&self) -> Result<Vec<InspectorListing>, Error> {
+        let mut grids: BTreeMap<i64, Vec<GridId>> = BTreeMap::new();
+        for r in sqlx::query("SELECT inspector_id, grid_id FROM inspector_grids ORDER BY grid_id")
+            .fetch_all(self.reader())
+            .await?
+        {
+            grids
+                .entry(r.try_get("inspector_id")?)
+                .or_default()
+                .push(GridId(r.try_get("grid_id")?));
+        }
+        sqlx::query("SELECT id, name, shift FROM inspectors ORDER BY id")
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                Ok(InspectorListing {
+                    id: InspectorId(id),
+                    name: r.try_get("name")?,
+                    shift: r.try_get("shift")?,
+                    grids: grids.remove(&id).unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     async fn supervisor(&self, id: SupervisorId) -> Result<Option<SupervisorRecord>, Error> {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::DateTime;
@@ -41,17 +42,52 @@ fn test_routes(runtime: Runtime, clock: ManualClock) -> Router {
         .route("/__test/clock", post(set_clock))
         .route("/__test/timers/tick", post(tick))
         .route("/__test/rules/tick", post(rules_tick))
+        .route("/__test/rules/sweep", post(sweep))
         .with_state(TestState { runtime, clock })
 }
 
-async fn set_clock(State(s): State<TestState>, Json(body): Json<Value>) -> Json<Value> {
-    if let Some(now) = body["now"]
+/// Sets the clock to `now` (RFC 3339); a `now` that does not parse is refused, and the
+/// clock stays.
+async fn set_clock(
+    State(s): State<TestState>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    match body["now"]
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
     {
-        s.clock.set(now.to_utc());
+        Some(now) => {
+            s.clock.set(now.to_utc());
+            (StatusCode::OK, Json(json!({ "now": s.runtime.now() })))
+        }
+        None => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "status": 422,
+                "field": "now",
+                "detail": "an RFC 3339 time, such as 2026-03-02T09:00:00+08:00",
+                "now": s.runtime.now(),
+            })),
+        ),
     }
-    Json(json!({ "now": s.runtime.now() }))
+}
+
+/// Runs the daily rule sweep of the clock's China day now (once a day, as in
+/// `anju serve`).
+async fn sweep(State(s): State<TestState>) -> Json<Value> {
+    let day = s
+        .runtime
+        .now()
+        .with_timezone(&anju_engine::planning::china_time())
+        .date_naive()
+        .to_string();
+    match s.runtime.sweep_and_queue(&day).await {
+        Ok(Some((report, queued))) => {
+            Json(json!({ "day": day, "cases": report.cases, "queued": queued }))
+        }
+        Ok(None) => Json(json!({ "day": day, "already": true })),
+        Err(e) => Json(json!({ "error": e.to_string() })),
+    }
 }
 
 async fn rules_tick(State(s): State<TestState>) -> Json<Value> {

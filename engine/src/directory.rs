@@ -100,7 +100,7 @@ impl Runtime {
         };
         Ok(all
             .into_iter()
-            .filter(|i| i.grids.iter().any(|g| keep(g)))
+            .filter(|i| i.grids.iter().any(&keep))
             .collect())
     }
 

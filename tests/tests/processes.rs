@@ -22,6 +22,10 @@ struct Server {
 
 impl Server {
     fn start(db: &TestDb, clock: DateTime<Utc>, workers: bool) -> Server {
+        Server::start_with(db, clock, workers, &[])
+    }
+
+    fn start_with(db: &TestDb, clock: DateTime<Utc>, workers: bool, extra: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
         cmd.args([
             "serve",
@@ -31,6 +35,7 @@ impl Server {
             "127.0.0.1:0",
             "--no-agreement-findings",
         ])
+        .args(extra)
         .env("ANJU_TEST_CLOCK_START", clock.to_rfc3339())
         .env("ANJU_LOG", "warn")
         .stdout(Stdio::piped())
@@ -170,6 +175,53 @@ fn token(db: &TestDb, role: &str, subject: i64) -> String {
     assert!(ok, "token create failed: {err}");
     assert!(out.starts_with("anju_"), "{out}");
     out
+}
+
+/// The test server seeds its demo city at its own (manual) time, refuses a clock it
+/// cannot read, and runs the daily sweep when asked (issue 9, item 23).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_server_keeps_to_its_clock() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start_with(&db, t0(), false, &["--demo", "--demo-units", "300"]);
+    let city = token(&db, "supervisor", 1);
+    // The seeded patrol history leads up to the server's clock, not the wall clock.
+    let mut seen = Vec::new();
+    for id in 1..=60 {
+        let u = server.get(&format!("/api/v1/units/{id}"), &city).await;
+        if let Some(t) = u["last_inspected_at"].as_str() {
+            seen.push(DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+        }
+    }
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|t| *t <= t0() && *t > t0() - chrono::TimeDelta::days(120)),
+        "{seen:?}"
+    );
+    // A clock that does not parse is refused and the clock stays.
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            "/__test/clock",
+            "",
+            Some(json!({ "now": "next tuesday" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "now");
+    let health = server.get("/healthz", "").await;
+    assert_eq!(
+        DateTime::parse_from_rfc3339(health["now"].as_str().unwrap())
+            .unwrap()
+            .to_utc(),
+        t0()
+    );
+    // The daily sweep, on demand, once a day.
+    let swept = server.post("/__test/rules/sweep", "", json!({})).await;
+    assert_eq!(swept["day"], "2026-03-02", "{swept}");
+    assert!(swept["cases"].is_number(), "{swept}");
+    let again = server.post("/__test/rules/sweep", "", json!({})).await;
+    assert_eq!(again["already"], true, "{again}");
 }
 
 async fn seeded(backend: Backend) -> TestDb {

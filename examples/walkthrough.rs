@@ -65,6 +65,7 @@ async fn main() -> Result<()> {
             note: Some("一楼楼梯间飞线充电".into()),
             evidence: vec!["photo:sha256:9f2c".into()],
         }],
+        outcome: Default::default(),
     };
     let Idempotent::Created(outcome) = rt
         .record_inspection(&inspector, input, None, |_| json!({}))

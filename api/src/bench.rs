@@ -430,6 +430,7 @@ pub(crate) async fn open_cases(
             campaign_checks: None,
             note: None,
             findings,
+            outcome: Default::default(),
         };
         match runtime
             .record_inspection(city, input, None, |_| json!({}))

@@ -184,7 +184,7 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
     .await?;
     let date = runtime.now().with_timezone(&china_time()).date_naive();
     let started = Instant::now();
-    let plan = runtime.plan_city(date).await?;
+    let plan = runtime.plan_city(date, true).await?;
     let total = started.elapsed();
     println!(
         "day plan {date}: {} of {} due units planned for {} inspectors; {:.1} s loading, {:.1} s planning, {:.1} s storing, {:.1} s in all (target < 20 s)",

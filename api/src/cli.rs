@@ -146,6 +146,10 @@ pub struct PlanArgs {
     /// The day to plan (YYYY-MM-DD, China time).
     #[arg(long, value_parser = parse_day)]
     pub date: chrono::NaiveDate,
+    /// Replace the day's routes stored already (their order may change). Without it,
+    /// routes shown to inspectors earlier in the day are kept as they are.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -434,7 +438,7 @@ async fn plan(args: PlanArgs, clock: SharedClock) -> anyhow::Result<()> {
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let runtime = Runtime::start(store, clock, runtime::Config::default()).await?;
     spinner.set_message(format!("planning {}", args.date));
-    let report = runtime.plan_city(args.date).await;
+    let report = runtime.plan_city(args.date, args.replace).await;
     spinner.finish_and_clear();
     let report = report?;
     let backlog = runtime

@@ -310,6 +310,9 @@ struct InspectionBody {
     campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
     #[serde(default)]
     findings: Vec<FindingBody>,
+    /// `inspected` (the default), or an attempt: `no_one_home`, `entry_refused`.
+    #[serde(default)]
+    outcome: anju_engine::runtime::VisitOutcome,
 }
 
 fn inspection_json(o: &InspectionOutcome) -> Value {
@@ -352,6 +355,7 @@ async fn record_inspection(
                 evidence: f.evidence,
             })
             .collect(),
+        outcome: b.outcome,
     };
     let result = app
         .runtime

@@ -11,8 +11,8 @@ use crate::domain::{GridId, InspectorId, Role};
 use crate::planning::{self, Backlog, DayPlan, Planner};
 use crate::runtime::Runtime;
 use crate::store::{
-    CampaignArea, CampaignProgress, CampaignRecord, CheckItem, NewCampaign, Placard, StoredRoute,
-    StoredStop,
+    CampaignArea, CampaignProgress, CampaignRecord, CheckItem, NewCampaign, Placard, PlanSave,
+    StoredRoute,
 };
 use crate::{Error, Result};
 
@@ -39,8 +39,7 @@ pub struct CityPlanReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectorPlan {
     pub date: NaiveDate,
-    /// Whether the day was planned for the whole city (`anju plan`) and stored; if not,
-    /// this plan was made now for the inspectors who share grids with this one.
+    /// Always true: a plan shown is stored, and the same all day.
     pub stored: bool,
     pub planned_at: DateTime<Utc>,
     pub route: StoredRoute,
@@ -122,9 +121,9 @@ fn supervisor_only(principal: &Principal, what: &str) -> Result<()> {
 }
 
 impl Runtime {
-    /// Plans a day for the whole city and stores it, replacing an earlier plan of the
-    /// day. Stages are timed for the benchmark.
-    pub async fn plan_city(&self, date: NaiveDate) -> Result<CityPlanReport> {
+    /// Plans a day for the whole city and stores it, keeping the routes stored already
+    /// (with their visits) unless `replace`. Stages are timed for the benchmark.
+    pub async fn plan_city(&self, date: NaiveDate, replace: bool) -> Result<CityPlanReport> {
         let started = Instant::now();
         let (start, end) = planning::day_bounds(date);
         let planners = self.store().planners().await?;
@@ -139,7 +138,12 @@ impl Runtime {
                 .map_err(|e| Error::Conflict(format!("planning failed: {e}")))?;
         let plan_time = started.elapsed();
         let started = Instant::now();
-        self.store().save_plan(&plan, self.now()).await?;
+        let mode = if replace {
+            PlanSave::ReplaceCity
+        } else {
+            PlanSave::City
+        };
+        self.store().save_plan(&plan, self.now(), mode).await?;
         Ok(CityPlanReport {
             date,
             inspectors,
@@ -212,8 +216,11 @@ impl Runtime {
         }
     }
 
-    /// An inspector's plan of a day: the stored one if the day was planned, else one
-    /// made now.
+    /// An inspector's plan of a day. The day is planned once: the city's run stores it,
+    /// or, asked for before, the plan of the inspector's group is stored when first
+    /// shown. Visits are marked on it; units that come up during the day (registered
+    /// since, or brought in by a campaign created since) are appended as extra stops,
+    /// never reordering the stops already there.
     pub async fn inspector_plan(
         &self,
         principal: &Principal,
@@ -221,59 +228,65 @@ impl Runtime {
         date: NaiveDate,
     ) -> Result<InspectorPlan> {
         self.may_see_inspector(principal, id).await?;
-        if let Some(route) = self.store().stored_route(date, id).await? {
-            return Ok(InspectorPlan {
-                date,
-                stored: true,
-                planned_at: route.planned_at,
-                route,
-            });
-        }
-        let (plan, group) = self.plan_group(id, date).await?;
-        let now = self.now();
-        let planner = group
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or_else(|| Error::not_found("inspector", id))?;
-        let route = plan.routes.into_iter().find(|r| r.inspector_id == id);
-        let stops = route.as_ref().map(|r| r.stops.as_slice()).unwrap_or(&[]);
-        let units = self
-            .store()
-            .units_by_ids(&stops.iter().map(|s| s.unit_id).collect::<Vec<_>>())
-            .await?;
-        let address: HashMap<_, _> = units.into_iter().map(|u| (u.id, u.address)).collect();
-        let stops = stops
-            .iter()
-            .enumerate()
-            .map(|(k, s)| StoredStop {
-                seq: u32::try_from(k + 1).unwrap_or(u32::MAX),
-                unit_id: s.unit_id,
-                address: address.get(&s.unit_id).cloned().unwrap_or_default(),
-                grid_id: s.grid_id,
-                lon: s.lon,
-                lat: s.lat,
-                reason: s.reason,
-                overdue_days: s.overdue_days,
-                stars: s.stars,
-                evening_only: s.evening_only,
-                leg_m: s.leg_m,
-                visited_at: None,
-            })
-            .collect();
+        let route = match self.store().stored_route(date, id).await? {
+            Some(route) => route,
+            None => {
+                let (mut plan, group) = self.plan_group(id, date).await?;
+                // Every inspector of the group gets a stored route, empty or not, so
+                // that the day is planned once for all of them.
+                for p in group {
+                    if !plan.routes.iter().any(|r| r.inspector_id == p.id) {
+                        plan.routes.push(planning::Route {
+                            inspector_id: p.id,
+                            shift: p.shift,
+                            capacity: p.capacity,
+                            stops: Vec::new(),
+                            length_m: 0.0,
+                            nn_length_m: 0.0,
+                        });
+                    }
+                }
+                self.store()
+                    .save_plan(&plan, self.now(), PlanSave::Group)
+                    .await?;
+                self.store()
+                    .stored_route(date, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("inspector", id))?
+            }
+        };
+        let route = self.append_new_stops(date, id, route).await?;
         Ok(InspectorPlan {
             date,
-            stored: false,
-            planned_at: now,
-            route: StoredRoute {
-                inspector_id: id,
-                shift: planner.shift,
-                capacity: planner.capacity,
-                length_m: route.as_ref().map_or(0.0, |r| r.length_m),
-                nn_length_m: route.as_ref().map_or(0.0, |r| r.nn_length_m),
-                planned_at: now,
-                stops,
-            },
+            stored: true,
+            planned_at: route.planned_at,
+            route,
         })
+    }
+
+    /// Appends to a stored route the units of the inspector's grids that came up since
+    /// it was planned, nearest first from its last stop.
+    async fn append_new_stops(
+        &self,
+        date: NaiveDate,
+        id: InspectorId,
+        route: StoredRoute,
+    ) -> Result<StoredRoute> {
+        let Some(grids) = self.store().inspector_grids(id).await? else {
+            return Ok(route);
+        };
+        let grids: Vec<GridId> = grids.into_iter().collect();
+        let found = self
+            .store()
+            .new_candidates(date, &grids, route.planned_at)
+            .await?;
+        if found.is_empty() {
+            return Ok(route);
+        }
+        let from = route.stops.last().map(|s| (s.lon, s.lat));
+        let stops = planning::extra_stops(date, from, found);
+        self.store().append_stops(date, id, &stops).await?;
+        Ok(self.store().stored_route(date, id).await?.unwrap_or(route))
     }
 
     /// The backlog per grid of a stored day, in the caller's jurisdiction.

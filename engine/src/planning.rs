@@ -299,6 +299,48 @@ fn route(p: &Planner, a: &[usize], candidates: &[Candidate], day_end: DateTime<U
     }
 }
 
+/// Stops for units that came up after a route was planned, to append to it: nearest
+/// first from `from` (the route's last stop), each with why it is due.
+pub fn extra_stops(
+    date: NaiveDate,
+    from: Option<(f64, f64)>,
+    mut found: Vec<Candidate>,
+) -> Vec<Stop> {
+    let (_, day_end) = day_bounds(date);
+    let mut out = Vec::with_capacity(found.len());
+    let mut here = from;
+    while !found.is_empty() {
+        let next = match here {
+            Some(p) => found
+                .iter()
+                .enumerate()
+                .min_by(|a, b| {
+                    metres(p, (a.1.lon, a.1.lat))
+                        .total_cmp(&metres(p, (b.1.lon, b.1.lat)))
+                        .then(a.1.id.cmp(&b.1.id))
+                })
+                .map_or(0, |(i, _)| i),
+            None => 0,
+        };
+        let c = found.swap_remove(next);
+        let (reason, overdue_days) = reason_and_overdue(&c, day_end);
+        let at = (c.lon, c.lat);
+        out.push(Stop {
+            unit_id: c.id,
+            grid_id: c.grid_id,
+            lon: c.lon,
+            lat: c.lat,
+            reason,
+            overdue_days,
+            stars: c.stars,
+            evening_only: c.evening_only,
+            leg_m: here.map_or(0.0, |p| metres(p, at)),
+        });
+        here = Some(at);
+    }
+    out
+}
+
 /// Walking distance between two points in metres (equirectangular: exact enough within
 /// a grid, and cheap).
 pub fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {

@@ -99,6 +99,10 @@ async fn load_rules(
     Ok((Arc::new(set), count))
 }
 
+/// The China-time hour at which `anju serve` plans the city's day (before the morning
+/// shift).
+pub const PLAN_HOUR: u32 = 5;
+
 /// Open cases moved to the newest workflow version in one step of the upgrade worker.
 const UPGRADE_BATCH: u32 = 200;
 
@@ -195,6 +199,32 @@ pub struct Finding {
     pub evidence: Vec<String>,
 }
 
+/// How a visit ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitOutcome {
+    /// The unit was inspected.
+    #[default]
+    Inspected,
+    /// Nobody opened the door: an attempt; the unit comes back soon.
+    NoOneHome,
+    /// Entry was refused (拒绝入户): an attempt; the unit comes back soon.
+    EntryRefused,
+}
+
+impl VisitOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitOutcome::Inspected => "inspected",
+            VisitOutcome::NoOneHome => "no_one_home",
+            VisitOutcome::EntryRefused => "entry_refused",
+        }
+    }
+}
+
+/// After a visit attempt (no one home, entry refused), the unit is due again this soon.
+pub const ATTEMPT_RETRY: TimeDelta = TimeDelta::days(2);
+
 /// An inspection as submitted, already parsed.
 #[derive(Debug, Clone)]
 pub struct InspectionInput {
@@ -209,6 +239,8 @@ pub struct InspectionInput {
     pub campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
     pub note: Option<String>,
     pub findings: Vec<Finding>,
+    /// How the visit ended.
+    pub outcome: VisitOutcome,
 }
 
 /// A unit registration as submitted.
@@ -1060,19 +1092,33 @@ impl Runtime {
         {
             errors.append(&mut e);
         }
+        let attempt = input.outcome != VisitOutcome::Inspected;
+        if attempt {
+            // No one home, or entry refused: nothing was inspected.
+            for (field, given) in [
+                ("findings", !input.findings.is_empty()),
+                ("checklist", input.checklist.is_some()),
+                ("campaign_checks", input.campaign_checks.is_some()),
+            ] {
+                if given {
+                    errors.push(FieldError::new(
+                        field,
+                        format!(
+                            "a visit that ended `{}` inspected nothing",
+                            input.outcome.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
         let store = &self.shared.store;
+        // A unit the caller may not see is, to them, no unit.
         let unit = match store.unit(input.unit_id).await? {
             Some(u) if principal.covers(u.place()) => u,
-            Some(_) => {
-                return Err(Error::Forbidden(format!(
-                    "unit {} is outside your jurisdiction",
-                    input.unit_id
-                )));
-            }
-            None => {
+            _ => {
                 return Err(Error::invalid(
                     "unit_id",
                     format!("no unit {}", input.unit_id),
@@ -1157,6 +1203,7 @@ impl Runtime {
         // A unit whose party has signed no responsibility agreement in force is a
         // finding of its own (压实主体责任).
         if self.shared.config.agreement_findings
+            && !attempt
             && !merged.iter().any(|m| m.category == NO_AGREEMENT)
             && let Some(party) = unit.party_id
             && let Some(category) = taxonomy.category(NO_AGREEMENT)
@@ -1289,8 +1336,23 @@ impl Runtime {
             })
             .collect();
         let checklist = input.checklist.as_ref().or(unit.checklist.as_ref());
-        let grade = rubric.grade(checklist, &hazards);
-        let next_due_at = rubric.next_due(grade.stars, Some(now), unit.last_closed_at);
+        let grade = if attempt {
+            crate::grading::Grade {
+                stars: unit.stars,
+                score: unit.score,
+                dimensions: Default::default(),
+                reasons: Vec::new(),
+            }
+        } else {
+            rubric.grade(checklist, &hazards)
+        };
+        // An attempt leaves the grade and the last inspection as they were, and brings
+        // the unit back soon.
+        let next_due_at = if attempt {
+            Some(now + ATTEMPT_RETRY)
+        } else {
+            rubric.next_due(grade.stars, Some(now), unit.last_closed_at)
+        };
         let grade_update = GradeUpdate {
             unit_id: unit.id,
             stars: grade.stars,
@@ -1298,8 +1360,12 @@ impl Runtime {
             checklist: input.checklist.clone(),
             reasons: grade.reasons.clone(),
             changed: grade.stars != unit.stars,
-            cause: "inspection".into(),
-            last_inspected_at: Some(now),
+            cause: if attempt {
+                input.outcome.as_str().into()
+            } else {
+                "inspection".into()
+            },
+            last_inspected_at: (!attempt).then_some(now),
             last_closed_at: None,
             next_due_at,
             at: now,
@@ -1326,6 +1392,7 @@ impl Runtime {
             findings: u32::try_from(input.findings.len()).unwrap_or(u32::MAX),
             campaign_checks: input.campaign_checks.clone(),
             previous_stars: unit.stars,
+            outcome: input.outcome,
         };
         let snapshots: Vec<CaseSnapshot> = cases.iter().map(|c| c.snapshot.clone()).collect();
         let unit_id = unit.id;
@@ -1856,11 +1923,24 @@ impl Runtime {
             }
         });
         let swept = Arc::new(Mutex::new(None));
+        let planned = Arc::new(Mutex::new(None));
         let rules = self.spawn_loop("rule", stop.clone(), move |rt| {
-            let swept = swept.clone();
+            let (swept, planned) = (swept.clone(), planned.clone());
             async move {
                 let local = rt.now().with_timezone(&crate::planning::china_time());
                 let day = local.date_naive().to_string();
+                // The city's day is planned once, before the morning shift, across
+                // processes; routes shown earlier in the day are kept.
+                let mut last = planned.lock().await;
+                if local.hour() >= PLAN_HOUR && last.as_deref() != Some(day.as_str()) {
+                    let date = local.date_naive();
+                    if rt.store().claim_plan_run(date, rt.now()).await? {
+                        let report = rt.plan_city(date, false).await?;
+                        tracing::info!(%day, planned = report.planned, routes = report.routes, "daily plan");
+                    }
+                    *last = Some(day.clone());
+                }
+                drop(last);
                 let mut last = swept.lock().await;
                 if local.hour() >= 6 && last.as_deref() != Some(day.as_str()) {
                     if let Some((report, queued)) = rt.sweep_and_queue(&day).await? {

@@ -47,3 +47,13 @@ CREATE INDEX location_corrections_object ON location_corrections (kind, object_i
 -- A visit that found no one home or was refused entry (拒绝入户) is an attempt, not an
 -- inspection: it marks the plan and brings the unit back soon.
 ALTER TABLE inspections ADD COLUMN outcome TEXT NOT NULL DEFAULT 'inspected';
+
+-- A plan shown is the plan of the day: routes are stored when first planned (for a
+-- group of inspectors, or the city), with the time; stops added during the day are
+-- marked extra; `anju serve` plans each day once across processes.
+ALTER TABLE plan_routes ADD COLUMN planned_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE plan_stops ADD COLUMN extra INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE plan_runs (
+    plan_date TEXT PRIMARY KEY,
+    at        INTEGER NOT NULL
+);

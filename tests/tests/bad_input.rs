@@ -177,11 +177,17 @@ async fn bad_values_name_their_field(backend: Backend) {
         app.post("/api/v1/inspections", &tok, &b),
     )
     .await;
-    // A unit in another inspector's grids.
+    // A unit in another inspector's grids is, to this inspector, no unit at all.
     let far = app.units_of(40);
     let mut b = inspection_body(&app).await;
     b["unit_id"] = json!(far[0]);
-    refused(&app, 403, None, app.post("/api/v1/inspections", &tok, &b)).await;
+    refused(
+        &app,
+        422,
+        Some("unit_id"),
+        app.post("/api/v1/inspections", &tok, &b),
+    )
+    .await;
     // Unit registration: a building that does not exist, a duplicate address code.
     let site = app.store().building_place(1).await.unwrap().unwrap();
     let unit = json!({ "building_id": 1, "address_code": "NEW-0001", "address": "新登记 1 号", "lon": site.lon, "lat": site.lat, "floor_area": 30.0, "occupants": 2 });
@@ -401,7 +407,7 @@ async fn idempotency_keys_replay_and_refuse_reuse(backend: Backend) {
         .await;
     assert_eq!(
         mine.status.as_u16(),
-        403,
+        422,
         "inspector 2 does not cover unit 1: {}",
         mine.body
     );

@@ -114,14 +114,14 @@ async fn plans_respect_capacity_and_shift_and_never_repeat_a_unit(backend: Backe
     let city = &app.tokens.city;
     add_small_grid(&app).await;
     let all = inspectors(&app);
-    // Each inspector's plan made on request, before the city is planned...
+    // Each inspector's plan made (and stored) on request, before the city is planned...
     let mut live = HashMap::new();
     for id in all.keys() {
         let plan = plan_of(&app, *id, city).await;
-        assert_eq!(plan["stored"], false);
+        assert_eq!(plan["stored"], true);
         live.insert(*id, stop_ids(&plan));
     }
-    let report = app.runtime().plan_city(day()).await.unwrap();
+    let report = app.runtime().plan_city(day(), true).await.unwrap();
     assert!(report.planned > 0 && report.candidates >= report.planned);
 
     let (_, end) = day_bounds(day());
@@ -217,7 +217,7 @@ async fn plans_respect_capacity_and_shift_and_never_repeat_a_unit(backend: Backe
 async fn a_plan_is_seen_by_its_inspector_and_their_supervisors_only(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
-    app.runtime().plan_city(day()).await.unwrap();
+    app.runtime().plan_city(day(), true).await.unwrap();
     let own = plan_of(&app, 1, &t.inspector).await;
     assert_eq!(own["inspector_id"], 1);
     plan_of(&app, 1, &t.district).await;
@@ -265,7 +265,7 @@ async fn a_plan_is_seen_by_its_inspector_and_their_supervisors_only(backend: Bac
         .get("/api/v1/inspectors/1/plan?date=2026-03-03", &t.inspector)
         .await
         .expect(200);
-    assert_eq!(tomorrow["stored"], false);
+    assert_eq!(tomorrow["stored"], true);
     assert!(!stop_ids(&tomorrow).contains(&first));
 }
 
@@ -358,7 +358,7 @@ async fn campaigns_enter_plans_and_count_visits(backend: Backend) {
     assert_eq!(created["checklist"].as_array().unwrap().len(), 8, "八查");
 
     // Every unit of the grid is now a candidate for the day, due or not.
-    app.runtime().plan_city(day()).await.unwrap();
+    app.runtime().plan_city(day(), true).await.unwrap();
     let backlog = app
         .get(&format!("/api/v1/plans/{DAY}/backlog"), &t.city)
         .await
@@ -562,4 +562,89 @@ backend_tests!(
     a_plan_is_seen_by_its_inspector_and_their_supervisors_only,
     campaigns_enter_plans_and_count_visits,
     placards_show_the_grade_and_no_personal_data,
+    the_plan_shown_is_the_plan_of_the_day,
 );
+
+/// A plan shown is the plan of the day (issue 9, item 18): stored when first shown,
+/// visits marked on it and nothing reordered, attempts (no one home, entry refused)
+/// marked and the unit brought back soon, units that come up during the day appended,
+/// and the city's run keeping the routes shown already.
+async fn the_plan_shown_is_the_plan_of_the_day(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let first = plan_of(&app, 1, &t.inspector).await;
+    let order = stop_ids(&first);
+    assert!(order.len() >= 3, "{first}");
+    // A visit: marked, and the stops keep their order.
+    app.inspect(&t.inspector, order[0], &[]).await;
+    let after = plan_of(&app, 1, &t.inspector).await;
+    assert_eq!(stop_ids(&after), order);
+    assert!(after["stops"][0]["visited_at"].is_string());
+    assert_eq!(after["stops"][0]["outcome"], "inspected");
+    // No one home at the second: an attempt, marked; the unit is due again in two
+    // days; its grade is untouched. An attempt records no findings.
+    let unit = app.store().unit(UnitId(order[1])).await.unwrap().unwrap();
+    let body = |outcome: &str, findings: Value| {
+        json!({ "unit_id": unit.id, "point": { "lon": unit.lon, "lat": unit.lat },
+                "outcome": outcome, "findings": findings })
+    };
+    app.post(
+        "/api/v1/inspections",
+        &t.inspector,
+        &body("no_one_home", json!([{ "category": "wiring" }])),
+    )
+    .await
+    .problem(422, Some("findings"));
+    app.post(
+        "/api/v1/inspections",
+        &t.inspector,
+        &body("no_one_home", json!([])),
+    )
+    .await
+    .expect(201);
+    let later = app.store().unit(unit.id).await.unwrap().unwrap();
+    assert_eq!(later.stars, unit.stars);
+    assert_eq!(later.last_inspected_at, unit.last_inspected_at);
+    assert_eq!(
+        later.next_due_at,
+        Some(app.runtime().now() + chrono::TimeDelta::days(2))
+    );
+    let after = plan_of(&app, 1, &t.inspector).await;
+    assert_eq!(stop_ids(&after), order);
+    assert_eq!(after["stops"][1]["outcome"], "no_one_home");
+    // A unit registered during the day in the inspector's grid: an extra stop, last.
+    app.clock.advance(TimeDelta::minutes(30));
+    let site = app.store().building_place(1).await.unwrap().unwrap();
+    let created = app
+        .post(
+            "/api/v1/units",
+            &t.inspector,
+            &json!({ "building_id": 1, "address_code": "NEW-DAY-1", "address": "新登记",
+                     "lon": site.lon, "lat": site.lat, "floor_area": 20.0, "occupants": 1 }),
+        )
+        .await
+        .expect(201);
+    let after = plan_of(&app, 1, &t.inspector).await;
+    let ids = stop_ids(&after);
+    assert_eq!(&ids[..order.len()], order.as_slice(), "nothing reordered");
+    assert_eq!(*ids.last().unwrap(), created["id"].as_i64().unwrap());
+    assert_eq!(
+        after["stops"].as_array().unwrap().last().unwrap()["extra"],
+        true
+    );
+    // The city's run keeps the routes shown already, and runs once a day.
+    app.runtime().plan_city(day(), false).await.unwrap();
+    assert_eq!(stop_ids(&plan_of(&app, 1, &t.inspector).await), ids);
+    assert!(
+        app.store()
+            .claim_plan_run(day(), app.runtime().now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !app.store()
+            .claim_plan_run(day(), app.runtime().now())
+            .await
+            .unwrap()
+    );
+}

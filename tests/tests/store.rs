@@ -92,6 +92,7 @@ impl Fixture {
             findings: cases.len() as u32,
             campaign_checks: None,
             previous_stars: None,
+            outcome: Default::default(),
             grade: anju_engine::store::GradeUpdate {
                 unit_id: u.id,
                 stars: None,
@@ -1065,10 +1066,30 @@ async fn plans_and_campaigns_round_trip(backend: Backend) {
             .is_none()
     );
 
-    // A stored plan reads back as planned, and replanning the day replaces it.
+    // A stored plan reads back as planned; storing the day again keeps the routes
+    // stored (none are added twice), and replacing it writes them anew.
     let plan = planning::plan_day(date, all, &planners);
-    f.store.save_plan(&plan, t0()).await.unwrap();
-    f.store.save_plan(&plan, t0()).await.unwrap();
+    assert_eq!(
+        f.store
+            .save_plan(&plan, t0(), anju_engine::store::PlanSave::City)
+            .await
+            .unwrap(),
+        plan.routes.len()
+    );
+    assert_eq!(
+        f.store
+            .save_plan(&plan, t0(), anju_engine::store::PlanSave::City)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        f.store
+            .save_plan(&plan, t0(), anju_engine::store::PlanSave::ReplaceCity)
+            .await
+            .unwrap(),
+        plan.routes.len()
+    );
     for r in &plan.routes {
         let stored = f
             .store

@@ -226,6 +226,9 @@ pub struct NewInspection {
     /// The unit's stars before the inspection: a drop raises the `grade_drop` rule
     /// event on the inspection's first case.
     pub previous_stars: Option<u8>,
+    /// How the visit ended: `inspected`, or an attempt (`no_one_home`,
+    /// `entry_refused`) that records no findings and counts for no campaign.
+    pub outcome: crate::runtime::VisitOutcome,
 }
 
 /// A unit's grade and patrol dates, to write.
@@ -273,8 +276,12 @@ pub struct StoredStop {
     pub stars: Option<u8>,
     pub evening_only: bool,
     pub leg_m: f64,
-    /// The first inspection of the unit that day.
+    /// The first visit of the unit that day.
     pub visited_at: Option<DateTime<Utc>>,
+    /// How that visit ended: `inspected`, `no_one_home` or `entry_refused`.
+    pub outcome: Option<String>,
+    /// Added during the day, after the route was planned.
+    pub extra: bool,
 }
 
 /// An item of a campaign's checklist (e.g. one of the eight checks, 八查).
@@ -710,6 +717,17 @@ pub struct SupervisorRecord {
     pub street_id: Option<StreetId>,
 }
 
+/// How a plan is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanSave {
+    /// A group of inspectors planned when one of them first looked at the day.
+    Group,
+    /// The whole city's day, keeping the routes stored already.
+    City,
+    /// The whole city's day, replacing every route of it (`anju plan --replace`).
+    ReplaceCity,
+}
+
 /// An inspector in the directory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InspectorListing {
@@ -965,19 +983,45 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<crate::planning::Candidate>, Error>;
     /// Every inspector with their shift, capacity (the default where unset) and grids.
     async fn planners(&self) -> Result<Vec<crate::planning::Planner>, Error>;
-    /// Stores a day's plan, replacing an earlier plan of the same day, in one transaction.
+    /// Stores a day's plan in one transaction, under a lock of the day: the routes of
+    /// inspectors who have none yet that day (or, with `PlanSave::ReplaceCity`, all of
+    /// them, the day's earlier plan dropped). Returns how many routes were stored.
     async fn save_plan(
         &self,
         plan: &crate::planning::DayPlan,
         at: DateTime<Utc>,
-    ) -> Result<(), Error>;
-    /// An inspector's stored route of a day; `None` if the day was not planned, an
-    /// empty route if it was but the inspector got no visits.
+        mode: PlanSave,
+    ) -> Result<usize, Error>;
+    /// An inspector's stored route of a day; `None` if neither the inspector's group
+    /// nor the city was planned that day, an empty route if the city was but the
+    /// inspector got no visits.
     async fn stored_route(
         &self,
         date: chrono::NaiveDate,
         inspector: InspectorId,
     ) -> Result<Option<StoredRoute>, Error>;
+    /// Appends stops to an inspector's stored route (units added during the day), after
+    /// its last; a unit already planned that day is left out.
+    async fn append_stops(
+        &self,
+        date: chrono::NaiveDate,
+        inspector: InspectorId,
+        stops: &[crate::planning::Stop],
+    ) -> Result<(), Error>;
+    /// Units of `grids` due on the day that came after `since`: registered since, or
+    /// brought in by a campaign created since (and not planned that day yet).
+    async fn new_candidates(
+        &self,
+        date: chrono::NaiveDate,
+        grids: &[GridId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<crate::planning::Candidate>, Error>;
+    /// Claims the planning of a day (once across processes); false if it was claimed.
+    async fn claim_plan_run(
+        &self,
+        date: chrono::NaiveDate,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
     /// The backlog of a stored day, for the grids in `scope`.
     async fn stored_backlog(
         &self,

@@ -206,6 +206,17 @@ async fn lock_cases_for_rule_jobs(tx: &mut Tx<'_>, ids: &[i64]) -> Result<(), Er
     Ok(())
 }
 
+/// Serializes the storing of a day's plan across processes (a transaction-scoped
+/// advisory lock on the day), so that routes stored by a group and by the city's run
+/// never mix.
+async fn lock_plan_day(tx: &mut Tx<'_>, date: &str) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('anju-plan:' || $1))")
+        .bind(date)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// PostgreSQL keeps no cases in memory.
 fn forget_cases(_: &PostgresStore, _: &[crate::domain::CaseId]) {}
 

@@ -29,9 +29,9 @@ use crate::store::{
     EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
     InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, LocationCorrection,
     NewCampaign, NewCase, NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord,
-    PartyUnit, Placard, RecordedInspection, ReferralRecord, Respond, RuleJob, RuleVersion, Store,
-    StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
-    TransitionRequest, UnitPartyRecord,
+    PartyUnit, Placard, PlanSave, RecordedInspection, ReferralRecord, Respond, RuleJob,
+    RuleVersion, Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord,
+    TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
@@ -2200,8 +2200,8 @@ impl Store for This {
         }
         let inspection_id: i64 = sqlx::query_scalar(
             "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
-             created_at, off_site, crs) VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9) \
-             RETURNING id",
+             created_at, off_site, crs, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9, $10) RETURNING id",
         )
         .bind(inspection.unit_id.0)
         .bind(inspection.inspector_id.map(|i| i.0))
@@ -2212,6 +2212,7 @@ impl Store for This {
         .bind(&inspection.note)
         .bind(inspection.off_site)
         .bind(crs_name(inspection.crs))
+        .bind(inspection.outcome.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| refusal(e, "an inspection"))?;
@@ -2341,26 +2342,29 @@ impl Store for This {
             .await
             .map_err(Error::from)?;
         }
-        // The visit counts for every running campaign of the unit that has not visited it.
-        sqlx::query(
-            "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
+        // The visit counts for every running campaign of the unit that has not visited it
+        // (an attempt, no one home or entry refused, does not).
+        if inspection.outcome == crate::runtime::VisitOutcome::Inspected {
+            sqlx::query(
+                "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
              checks = $5 WHERE unit_id = $1 AND visited_at IS NULL AND campaign_id IN \
              (SELECT id FROM campaigns WHERE starts_at <= $2 AND ends_at > $2)",
-        )
-        .bind(inspection.unit_id.0)
-        .bind(ms(now))
-        .bind(inspection_id)
-        .bind(i64::from(inspection.findings))
-        .bind(
-            inspection
-                .campaign_checks
-                .as_ref()
-                .map(|c| serde_json::to_string(c).map_err(corrupt))
-                .transpose()?,
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from)?;
+            )
+            .bind(inspection.unit_id.0)
+            .bind(ms(now))
+            .bind(inspection_id)
+            .bind(i64::from(inspection.findings))
+            .bind(
+                inspection
+                    .campaign_checks
+                    .as_ref()
+                    .map(|c| serde_json::to_string(c).map_err(corrupt))
+                    .transpose()?,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
         let recorded = RecordedInspection {
             inspection_id: InspectionId(inspection_id),
             case_ids,
@@ -2428,7 +2432,7 @@ impl Store for This {
                      WHERE (u.next_due_at IS NULL OR u.next_due_at < ",
                 )
                 .push_bind(ms(day_end))
-                .push(" OR cu.unit_id IS NOT NULL)");
+                .push(" OR cu.unit_id IS NOT NULL) AND u.grid_id <> 0");
             if let Some(grids) = grids {
                 q.push(" AND u.grid_id IN (");
                 let mut list = q.separated(", ");
@@ -2493,34 +2497,59 @@ impl Store for This {
             .collect()
     }
 
-    async fn save_plan(&self, plan: &DayPlan, at: DateTime<Utc>) -> Result<(), Error> {
+    async fn save_plan(
+        &self,
+        plan: &DayPlan,
+        at: DateTime<Utc>,
+        mode: PlanSave,
+    ) -> Result<usize, Error> {
         let date = plan.date.to_string();
         let mut tx = super::begin_write(self.writer()).await?;
-        for table in ["plan_stops", "plan_routes", "plan_backlog", "plan_days"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE plan_date = $1"
-            )))
+        super::lock_plan_day(&mut tx, &date).await?;
+        if mode == PlanSave::ReplaceCity {
+            for table in ["plan_stops", "plan_routes", "plan_backlog", "plan_days"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE plan_date = $1"
+                )))
+                .bind(&date)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        // Routes stored already (by a group planned when one of its inspectors first
+        // looked, or an earlier run) stay as they are, with their visits.
+        let stored: BTreeSet<i64> =
+            sqlx::query("SELECT inspector_id FROM plan_routes WHERE plan_date = $1")
+                .bind(&date)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>(0))
+                .collect::<Result<_, _>>()?;
+        let routes: Vec<&crate::planning::Route> = plan
+            .routes
+            .iter()
+            .filter(|r| !stored.contains(&r.inspector_id.0))
+            .collect();
+        if mode != PlanSave::Group {
+            sqlx::query(
+                "INSERT INTO plan_days (plan_date, planned_at, due, planned, routes, length_m, \
+                 nn_length_m) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
             .bind(&date)
+            .bind(ms(at))
+            .bind(plan.due() as i64)
+            .bind(plan.planned() as i64)
+            .bind(plan.routes.len() as i64)
+            .bind(plan.routes.iter().map(|r| r.length_m).sum::<f64>())
+            .bind(plan.routes.iter().map(|r| r.nn_length_m).sum::<f64>())
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO plan_days (plan_date, planned_at, due, planned, routes, length_m, \
-             nn_length_m) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&date)
-        .bind(ms(at))
-        .bind(plan.due() as i64)
-        .bind(plan.planned() as i64)
-        .bind(plan.routes.len() as i64)
-        .bind(plan.routes.iter().map(|r| r.length_m).sum::<f64>())
-        .bind(plan.routes.iter().map(|r| r.nn_length_m).sum::<f64>())
-        .execute(&mut *tx)
-        .await?;
-        for chunk in plan.routes.chunks(rows_per_statement(6)) {
+        for chunk in routes.chunks(rows_per_statement(7)) {
             let mut q = QueryBuilder::<Db>::new(
                 "INSERT INTO plan_routes (plan_date, inspector_id, shift, capacity, length_m, \
-                 nn_length_m) ",
+                 nn_length_m, planned_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&date)
@@ -2528,12 +2557,12 @@ impl Store for This {
                     .push_bind(&r.shift)
                     .push_bind(i64::from(r.capacity))
                     .push_bind(r.length_m)
-                    .push_bind(r.nn_length_m);
+                    .push_bind(r.nn_length_m)
+                    .push_bind(ms(at));
             });
             q.build().execute(&mut *tx).await?;
         }
-        let stops: Vec<(InspectorId, usize, &crate::planning::Stop)> = plan
-            .routes
+        let stops: Vec<(InspectorId, usize, &crate::planning::Stop)> = routes
             .iter()
             .flat_map(|r| {
                 r.stops
@@ -2556,7 +2585,15 @@ impl Store for This {
                     .push_bind(s.overdue_days)
                     .push_bind(s.leg_m);
             });
+            q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
+        }
+        for g in &plan.backlog {
+            sqlx::query("DELETE FROM plan_backlog WHERE plan_date = $1 AND grid_id = $2")
+                .bind(&date)
+                .bind(g.grid_id.0)
+                .execute(&mut *tx)
+                .await?;
         }
         for chunk in plan.backlog.chunks(rows_per_statement(5)) {
             let mut q = QueryBuilder::<Db>::new(
@@ -2572,7 +2609,7 @@ impl Store for This {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(routes.len())
     }
 
     async fn stored_route(
@@ -2581,28 +2618,29 @@ impl Store for This {
         inspector: InspectorId,
     ) -> Result<Option<StoredRoute>, Error> {
         let key = date.to_string();
-        let Some(day) = sqlx::query("SELECT planned_at FROM plan_days WHERE plan_date = $1")
-            .bind(&key)
-            .fetch_optional(self.reader())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let planned_at = from_millis(day.try_get("planned_at")?);
         let route = sqlx::query(
-            "SELECT shift, capacity, length_m, nn_length_m FROM plan_routes \
+            "SELECT shift, capacity, length_m, nn_length_m, planned_at FROM plan_routes \
              WHERE plan_date = $1 AND inspector_id = $2",
         )
         .bind(&key)
         .bind(inspector.0)
         .fetch_optional(self.reader())
         .await?;
+        let day = sqlx::query("SELECT planned_at FROM plan_days WHERE plan_date = $1")
+            .bind(&key)
+            .fetch_optional(self.reader())
+            .await?;
+        if route.is_none() && day.is_none() {
+            return Ok(None);
+        }
         let (start, end) = crate::planning::day_bounds(date);
         let stops = sqlx::query(
             "SELECT s.seq, s.unit_id, u.address, u.grid_id, u.lon, u.lat, s.reason, \
-             s.overdue_days, u.stars, u.evening_only, s.leg_m, \
+             s.overdue_days, u.stars, u.evening_only, s.leg_m, s.extra, \
              (SELECT MIN(i.at) FROM inspections i WHERE i.unit_id = s.unit_id \
-              AND i.at >= $3 AND i.at < $4) AS visited_at \
+              AND i.at >= $3 AND i.at < $4) AS visited_at, \
+             (SELECT i.outcome FROM inspections i WHERE i.unit_id = s.unit_id \
+              AND i.at >= $3 AND i.at < $4 ORDER BY i.at, i.id LIMIT 1) AS outcome \
              FROM plan_stops s JOIN units u ON u.id = s.unit_id \
              WHERE s.plan_date = $1 AND s.inspector_id = $2 ORDER BY s.seq",
         )
@@ -2628,22 +2666,32 @@ impl Store for This {
                 evening_only: r.try_get("evening_only")?,
                 leg_m: r.try_get("leg_m")?,
                 visited_at: r.try_get::<Option<i64>, _>("visited_at")?.map(from_millis),
+                outcome: r.try_get("outcome")?,
+                extra: r.try_get::<i64, _>("extra")? != 0,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
-        let (shift, capacity, length_m, nn_length_m) = match route {
+        let (shift, capacity, length_m, nn_length_m, planned_at) = match route {
             Some(r) => (
                 r.try_get("shift")?,
                 u32::try_from(r.try_get::<i64, _>("capacity")?).map_err(corrupt)?,
                 r.try_get("length_m")?,
                 r.try_get("nn_length_m")?,
+                from_millis(r.try_get("planned_at")?),
             ),
             None => {
                 let r = sqlx::query("SELECT shift, capacity FROM inspectors WHERE id = $1")
                     .bind(inspector.0)
                     .fetch_one(self.reader())
                     .await?;
-                (r.try_get("shift")?, capacity_at(&r)?, 0.0, 0.0)
+                let day = day.expect("a planned day");
+                (
+                    r.try_get("shift")?,
+                    capacity_at(&r)?,
+                    0.0,
+                    0.0,
+                    from_millis(day.try_get("planned_at")?),
+                )
             }
         };
         Ok(Some(StoredRoute {
@@ -2655,6 +2703,121 @@ impl Store for This {
             planned_at,
             stops,
         }))
+    }
+
+    async fn append_stops(
+        &self,
+        date: NaiveDate,
+        inspector: InspectorId,
+        stops: &[crate::planning::Stop],
+    ) -> Result<(), Error> {
+        if stops.is_empty() {
+            return Ok(());
+        }
+        let key = date.to_string();
+        let mut tx = super::begin_write(self.writer()).await?;
+        super::lock_plan_day(&mut tx, &key).await?;
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM plan_stops WHERE plan_date = $1 AND inspector_id = $2",
+        )
+        .bind(&key)
+        .bind(inspector.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (k, s) in stops.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO plan_stops (plan_date, inspector_id, seq, unit_id, reason, \
+                 overdue_days, leg_m, extra) VALUES ($1, $2, $3, $4, $5, $6, $7, 1) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&key)
+            .bind(inspector.0)
+            .bind(last + 1 + k as i64)
+            .bind(s.unit_id.0)
+            .bind(s.reason.as_str())
+            .bind(s.overdue_days)
+            .bind(s.leg_m)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn new_candidates(
+        &self,
+        date: NaiveDate,
+        grids: &[GridId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Candidate>, Error> {
+        if grids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (start, end) = crate::planning::day_bounds(date);
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT u.id, u.grid_id, u.lon, u.lat, u.next_due_at, u.stars, u.evening_only, \
+             (SELECT MIN(c.starts_at) FROM campaign_units cu JOIN campaigns c \
+              ON c.id = cu.campaign_id WHERE cu.unit_id = u.id AND cu.visited_at IS NULL \
+              AND c.created_at > ",
+        );
+        q.push_bind(ms(since))
+            .push(" AND c.starts_at < ")
+            .push_bind(ms(end))
+            .push(" AND c.ends_at > ")
+            .push_bind(ms(start))
+            .push(") AS campaign_from FROM units u WHERE u.grid_id IN (");
+        let mut list = q.separated(", ");
+        for g in grids {
+            list.push_bind(g.0);
+        }
+        q.push(") AND NOT EXISTS (SELECT 1 FROM plan_stops p WHERE p.plan_date = ")
+            .push_bind(date.to_string())
+            .push(" AND p.unit_id = u.id) AND NOT EXISTS (SELECT 1 FROM inspections i WHERE i.unit_id = u.id AND i.at >= ")
+            .push_bind(ms(start))
+            .push(") AND ((u.created_at > ")
+            .push_bind(ms(since))
+            .push(" AND (u.next_due_at IS NULL OR u.next_due_at < ")
+            .push_bind(ms(end))
+            .push(")) OR EXISTS (SELECT 1 FROM campaign_units cu JOIN campaigns c \
+                   ON c.id = cu.campaign_id WHERE cu.unit_id = u.id AND cu.visited_at IS NULL \
+                   AND c.created_at > ")
+            .push_bind(ms(since))
+            .push(" AND c.starts_at < ")
+            .push_bind(ms(end))
+            .push(" AND c.ends_at > ")
+            .push_bind(ms(start))
+            .push(")) ORDER BY u.id");
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Candidate {
+                    id: UnitId(r.try_get("id")?),
+                    grid_id: GridId(r.try_get("grid_id")?),
+                    lon: r.try_get("lon")?,
+                    lat: r.try_get("lat")?,
+                    next_due_at: r.try_get::<Option<i64>, _>("next_due_at")?.map(from_millis),
+                    stars: stars_at(r, "stars")?,
+                    evening_only: r.try_get("evening_only")?,
+                    campaign_from: r
+                        .try_get::<Option<i64>, _>("campaign_from")?
+                        .map(from_millis),
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_plan_run(&self, date: NaiveDate, at: DateTime<Utc>) -> Result<bool, Error> {
+        Ok(sqlx::query(
+            "INSERT INTO plan_runs (plan_date, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(date.to_string())
+        .bind(ms(at))
+        .execute(self.writer())
+        .await?
+        .rows_affected()
+            == 1)
     }
 
     async fn stored_backlog(

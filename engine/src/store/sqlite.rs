@@ -259,6 +259,11 @@ async fn lock_cases_for_rule_jobs(_: &mut sql::Tx<'_>, _: &[i64]) -> Result<(), 
     Ok(())
 }
 
+/// SQLite has one writer at a time: storing a day's plan is serialized already.
+async fn lock_plan_day(_: &mut sql::Tx<'_>, _: &str) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Drops cases from the writer's cache after they were changed outside a batch.
 fn forget_cases(store: &SqliteStore, ids: &[crate::domain::CaseId]) {
     if !ids.is_empty() {

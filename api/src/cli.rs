@@ -64,6 +64,9 @@ pub enum Cmd {
     /// Escalation rules (rhai).
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// Units of the registry.
+    #[command(subcommand)]
+    Units(UnitsCmd),
     /// Plan a day's patrols for the whole city: every inspector's visits (most overdue
     /// and riskiest first, within capacity and shift) as a walking route, stored for
     /// GET /api/v1/inspectors/{id}/plan; prints the backlog.
@@ -190,6 +193,22 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UnitsCmd {
+    /// List the units whose point lies in no grid (they have a district, no grid or
+    /// inspector): id, district, address and point, one a line.
+    Ungridded(UngriddedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UngriddedArgs {
+    #[command(flatten)]
+    pub db: Db,
+    /// Only this district (GB/T 2260 code).
+    #[arg(long)]
+    pub district: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Create a token for an existing inspector, landlord (party), department or
     /// supervisor, and print it. The token is shown only once.
@@ -294,6 +313,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Import(ImportCmd::Records(args)) => import(args, hooks.clock.clone()).await,
+        Cmd::Units(UnitsCmd::Ungridded(args)) => ungridded(args).await,
         Cmd::Import(ImportCmd::Grids(args)) => import_grids(args, hooks.clock.clone()).await,
         Cmd::Token(TokenCmd::Create(args)) => {
             let store = open_store(&args.db.database_url).await?;
@@ -594,6 +614,33 @@ pub async fn seed(
         counts.supervisors,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+async fn ungridded(args: UngriddedArgs) -> anyhow::Result<()> {
+    use anju_engine::auth::Scope;
+    let store = open_store(&args.db.database_url).await?;
+    let scope = match args.district {
+        Some(code) => Scope::District(code),
+        None => Scope::City,
+    };
+    let mut after = None;
+    let mut count = 0;
+    loop {
+        let page = store.ungridded_units(&scope, after, 1000).await?;
+        for u in &page {
+            println!(
+                "{}\t{}\t{}\t{},{}",
+                u.id, u.district_code, u.address, u.lon, u.lat
+            );
+        }
+        count += page.len();
+        match page.last() {
+            Some(u) if page.len() == 1000 => after = Some(u.id),
+            _ => break,
+        }
+    }
+    eprintln!("{count} units lie in no grid");
     Ok(())
 }
 

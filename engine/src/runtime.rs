@@ -2033,6 +2033,11 @@ impl Runtime {
                 evaluations as f64,
             ),
             (
+                "anju_writer_stale_retries",
+                "Batches decided again because cached cases had changed behind the writer.",
+                self.shared.store.stale_retries() as f64,
+            ),
+            (
                 "anju_rule_failures",
                 "Rule evaluations that failed (a limit, an error, bad actions).",
                 failures as f64,

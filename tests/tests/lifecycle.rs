@@ -779,6 +779,7 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
 }
 
 backend_tests!(
+    inspections_and_commands_share_the_writer,
     versions_conflict_between_people_not_with_the_engine,
     open_cases_move_to_the_newest_workflow_once,
     each_enforcement_result_closes_the_case,
@@ -947,4 +948,69 @@ async fn open_cases_move_to_the_newest_workflow_once(backend: Backend) {
     )
     .await
     .expect(200);
+}
+
+/// Every change to an existing case goes through the writer (issue 9, item 8):
+/// inspections that attach findings to open cases, under load together with commands
+/// on the same cases, never leave the writer's cached cases stale, and none fails.
+async fn inspections_and_commands_share_the_writer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tokens.clone();
+    let units: Vec<i64> = app.units_of(1).into_iter().take(6).collect();
+    let mut cases = Vec::new();
+    for u in &units {
+        cases.extend(
+            app.inspect(&t.inspector, *u, &["wiring", "sanitation"])
+                .await,
+        );
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for round in 0..8 {
+        for (k, u) in units.iter().enumerate() {
+            let unit = app
+                .store()
+                .unit(anju_engine::domain::UnitId(*u))
+                .await
+                .unwrap()
+                .unwrap();
+            let (client, base, token) = (app.client.clone(), app.base.clone(), t.inspector.clone());
+            set.spawn(async move {
+                let body = json!({ "unit_id": unit.id, "point": { "lon": unit.lon, "lat": unit.lat },
+                                   "findings": [{ "category": "wiring", "note": format!("第{round}次") }] });
+                let r = client.post(format!("{base}/api/v1/inspections")).bearer_auth(token).json(&body).send().await.unwrap();
+                r.status().as_u16()
+            });
+            let case = cases[2 * k + 1];
+            let (client, base, token) = (app.client.clone(), app.base.clone(), t.inspector.clone());
+            let command = if round % 2 == 0 { "notify" } else { "cancel" };
+            set.spawn(async move {
+                // A client acting at the version it last saw.
+                let v: serde_json::Value = client.get(format!("{base}/api/v1/cases/{case}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                let body = json!({ "command": command, "expected_version": v["case"]["version"], "reason": "测试" });
+                let r = client.post(format!("{base}/api/v1/cases/{case}/commands")).bearer_auth(&token).json(&body).send().await.unwrap();
+                r.status().as_u16()
+            });
+        }
+    }
+    let statuses = set.join_all().await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 201 | 403 | 409)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        8 * units.len()
+    );
+    assert_eq!(app.store().stale_retries(), 0);
+    // Each wiring case holds its eight attached findings, one event each.
+    for k in 0..units.len() {
+        let view = app.case(cases[2 * k], &t.city).await;
+        let attached = view["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["command"] == "attach_finding")
+            .count();
+        assert_eq!(attached, 8);
+    }
 }

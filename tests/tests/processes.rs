@@ -224,6 +224,56 @@ async fn the_test_server_keeps_to_its_clock() {
     assert_eq!(again["already"], true, "{again}");
 }
 
+/// `anju import grids` moves units out of a grid that moved away, and `anju units
+/// ungridded` lists them, every one (issue 9, item 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_lists_units_in_no_grid() {
+    let db = seeded(Backend::Sqlite).await;
+    let store = db.store().await;
+    let in_grid_1: Vec<i64> = store
+        .grid_units(anju_engine::domain::GridId(1), None, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id.0)
+        .collect();
+    let code = store
+        .grid(anju_engine::domain::GridId(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .code;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        json!({"type": "FeatureCollection", "features": [{"type": "Feature",
+            "properties": {"code": code},
+            "geometry": anju_engine::spatial::grids::rectangle((100.0, 10.0), (100.01, 10.01))}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&[
+        "import",
+        "grids",
+        "--database-url",
+        &db.url,
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("{} inside no grid", in_grid_1.len())),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&["units", "ungridded", "--database-url", &db.url]);
+    assert!(ok, "{err}");
+    let listed: Vec<i64> = out
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, in_grid_1);
+    assert_eq!(err, format!("{} units lie in no grid", in_grid_1.len()));
+}
+
 async fn seeded(backend: Backend) -> TestDb {
     let db = TestDb::new(backend).await;
     let store = db.store().await;

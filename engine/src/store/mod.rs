@@ -801,6 +801,9 @@ pub trait Store: Send + Sync + 'static {
     /// How many batches of transitions may be applied at once: one on SQLite, which has
     /// a single writer; several on PostgreSQL.
     fn writers(&self) -> usize;
+    /// How many batches the store decided again because cases it held in memory had
+    /// changed behind it (SQLite; always 0 where nothing is cached).
+    fn stale_retries(&self) -> u64;
 
     async fn migrate(&self) -> Result<(), Error>;
 

@@ -217,6 +217,11 @@ async fn lock_plan_day(tx: &mut Tx<'_>, date: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// PostgreSQL keeps no cases in memory, so nothing is ever stale.
+fn stale_retries(_: &PostgresStore) -> u64 {
+    0
+}
+
 /// PostgreSQL keeps no cases in memory.
 fn forget_cases(_: &PostgresStore, _: &[crate::domain::CaseId]) {}
 

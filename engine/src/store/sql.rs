@@ -1306,6 +1306,10 @@ impl Store for This {
         self.writer_count()
     }
 
+    fn stale_retries(&self) -> u64 {
+        super::stale_retries(self)
+    }
+
     async fn refresh_statistics(&self) -> Result<Vec<String>, Error> {
         super::refresh_statistics(self.writer()).await
     }

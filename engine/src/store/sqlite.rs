@@ -41,6 +41,8 @@ pub struct SqliteStore {
     checkpointer: tokio::task::JoinHandle<()>,
     /// The cases as this store last wrote them (see `apply_batch`).
     cases: Mutex<HashMap<i64, CaseRecord>>,
+    /// Batches decided again because the cache proved stale.
+    stale: std::sync::atomic::AtomicU64,
 }
 
 /// How often the background checkpointer copies the WAL into the database file.
@@ -101,6 +103,7 @@ impl SqliteStore {
             read,
             checkpointer,
             cases: Mutex::new(HashMap::new()),
+            stale: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -237,6 +240,9 @@ async fn apply_batch(
                 store.cases.lock().expect("case cache lock").clear();
                 let stale = matches!(&e, sqlx::Error::Database(d) if d.is_check_violation());
                 if attempt == 0 && stale {
+                    store
+                        .stale
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(
                         "cached cases were stale (is another process writing this file?); retrying"
                     );
@@ -252,6 +258,10 @@ async fn apply_batch(
 /// SQLite's planner picks indexes by their shape; nothing to refresh.
 async fn refresh_statistics(_: &SqlitePool) -> Result<Vec<String>, Error> {
     Ok(Vec::new())
+}
+
+fn stale_retries(store: &SqliteStore) -> u64 {
+    store.stale.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// SQLite has one writer at a time: a rule job's queue cannot change under it.

@@ -644,3 +644,143 @@ fn rules_check_lists_rules_and_refuses_broken_scripts() {
         "{err}"
     );
 }
+
+/// The README's walkthrough, run verbatim (its `sh` blocks, with the demo's tokens)
+/// against `anju serve --demo`: the inspection is on site, every step is accepted, and
+/// the bad-input example answers exactly as the README shows (issue 9, item 22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## A case over HTTP, step by step").unwrap()..];
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .take(2)
+        .collect();
+    let (walk, bad) = (blocks[0], blocks[1]);
+    assert!(
+        walk.contains("export API=") && bad.contains("passed"),
+        "{walk}\n{bad}"
+    );
+    // The demo, as the README starts it (with the test server's clock).
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--database-url",
+            &db.url,
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("ANJU_TEST_CLOCK_START", t0().to_rfc3339())
+        .env("ANJU_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut tokens = std::collections::HashMap::new();
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the demo starts");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+        for (who, var) in [
+            ("inspector 1", "INSPECTOR"),
+            ("landlord (party) 1", "LANDLORD"),
+            ("department 1", "FIRE"),
+        ] {
+            if line.trim_start().starts_with(who) {
+                tokens.insert(var, line.split_whitespace().last().unwrap().to_string());
+            }
+        }
+    };
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    // The README's own lines, but for the two that say where the service and the
+    // tokens are: those come from the environment.
+    let script: String = walk
+        .lines()
+        .filter(|l| !l.starts_with("export "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let run = |script: String| {
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("API", format!("{base}/api/v1"))
+            .env("INSPECTOR", &tokens["INSPECTOR"])
+            .env("LANDLORD", &tokens["LANDLORD"])
+            .env("FIRE", &tokens["FIRE"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = run(script.clone());
+    assert!(
+        !out.contains("/problems/"),
+        "a walkthrough step was refused: {out}"
+    );
+    // The bad-input example answers as the README shows.
+    let prelude: String = script
+        .lines()
+        .take_while(|l| !l.starts_with("# The unit"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let shown: String = bad
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .collect::<Vec<_>>()
+        .join("")
+        .replace("#  ", "");
+    let command: String = bad
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let answer = run(format!("{prelude}{command}"));
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let shown: Value = serde_json::from_str(&shown.replace("  ", " ")).unwrap();
+    assert_eq!(answer, shown);
+    // Where the walkthrough left the cases, read back: both inspections on site, case
+    // 2 closed after its enforcement result, case 1 fixed.
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let client = client.clone();
+        let token = tokens["INSPECTOR"].clone();
+        let base = base.clone();
+        async move {
+            client
+                .get(format!("{base}/api/v1{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let inspections = get("/inspections?unit_id=1".into()).await;
+    let list = inspections["inspections"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{inspections}");
+    assert!(list.iter().all(|i| i["off_site"] == false), "{inspections}");
+    assert_eq!(get("/cases/1".into()).await["case"]["state"], "fixed");
+    assert_eq!(get("/cases/2".into()).await["case"]["state"], "fixed");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -69,6 +69,15 @@ impl Runtime {
                 ),
             ));
         }
+        self.place_in_jurisdiction(principal, point).await
+    }
+
+    /// The place of a point inside the city and the caller's jurisdiction.
+    async fn place_in_jurisdiction(
+        &self,
+        principal: &Principal,
+        point: Point,
+    ) -> Result<PointPlace> {
         let place = self.place_of(point).await?.ok_or_else(|| {
             Error::invalid("point", "outside the city's boundary (广州市行政区域之外)")
         })?;
@@ -206,14 +215,7 @@ impl Runtime {
             ));
         }
         let reason = crate::text::required("reason", reason, 500)?;
-        let place = self.place_of(point).await?.ok_or_else(|| {
-            Error::invalid("point", "outside the city's boundary (广州市行政区域之外)")
-        })?;
-        if !principal.covers(auth_place(&place)) {
-            return Err(Error::Forbidden(
-                "the point lies outside your jurisdiction".into(),
-            ));
-        }
+        let place = self.place_in_jurisdiction(principal, point).await?;
         self.store()
             .correct_location(&LocationCorrection {
                 kind: "building".into(),

@@ -100,6 +100,24 @@ pub struct Stop {
     pub leg_m: f64,
 }
 
+impl Stop {
+    /// The stop of a candidate on a day ending at `day_end`, walked to from `prev`.
+    fn of(c: &Candidate, day_end: DateTime<Utc>, prev: Option<(f64, f64)>) -> Stop {
+        let (reason, overdue_days) = reason_and_overdue(c, day_end);
+        Stop {
+            unit_id: c.id,
+            grid_id: c.grid_id,
+            lon: c.lon,
+            lat: c.lat,
+            reason,
+            overdue_days,
+            stars: c.stars,
+            evening_only: c.evening_only,
+            leg_m: prev.map_or(0.0, |p| metres(p, (c.lon, c.lat))),
+        }
+    }
+}
+
 /// One inspector's day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
@@ -272,21 +290,9 @@ fn route(p: &Planner, a: &[usize], candidates: &[Candidate], day_end: DateTime<U
         .into_iter()
         .map(|j| {
             let c = &candidates[a[j]];
-            let (reason, overdue_days) = reason_and_overdue(c, day_end);
-            let here = (c.lon, c.lat);
-            let leg_m = prev.map_or(0.0, |p| metres(p, here));
-            prev = Some(here);
-            Stop {
-                unit_id: c.id,
-                grid_id: c.grid_id,
-                lon: c.lon,
-                lat: c.lat,
-                reason,
-                overdue_days,
-                stars: c.stars,
-                evening_only: c.evening_only,
-                leg_m,
-            }
+            let stop = Stop::of(c, day_end, prev);
+            prev = Some((c.lon, c.lat));
+            stop
         })
         .collect();
     Route {
@@ -323,20 +329,9 @@ pub fn extra_stops(
             None => 0,
         };
         let c = found.swap_remove(next);
-        let (reason, overdue_days) = reason_and_overdue(&c, day_end);
-        let at = (c.lon, c.lat);
-        out.push(Stop {
-            unit_id: c.id,
-            grid_id: c.grid_id,
-            lon: c.lon,
-            lat: c.lat,
-            reason,
-            overdue_days,
-            stars: c.stars,
-            evening_only: c.evening_only,
-            leg_m: here.map_or(0.0, |p| metres(p, at)),
-        });
-        here = Some(at);
+        let stop = Stop::of(&c, day_end, here);
+        here = Some((c.lon, c.lat));
+        out.push(stop);
     }
     out
 }

@@ -223,5 +223,111 @@ async fn staff_see_only_their_jurisdiction(backend: Backend) {
 
 backend_tests!(
     landlords_cannot_read_each_others_cases,
-    staff_see_only_their_jurisdiction
+    staff_see_only_their_jurisdiction,
+    each_role_sees_its_part_of_a_case
 );
+
+/// What a landlord and a department see of a case (issue 9, item 10): a landlord the
+/// events that concern them, without the office's internals; a department that
+/// returned a case, the case up to its return. And a referral goes to a department
+/// serving the case's district (item 7).
+async fn each_role_sees_its_part_of_a_case(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let unit = app.unit_of(1);
+    let id = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+    app.command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    // An internal note of the system (a rule's notice to supervisors).
+    let mut data = serde_json::Map::new();
+    data.insert("to".into(), json!("supervisor"));
+    data.insert("zh".into(), json!("内部提示"));
+    data.insert("en".into(), json!("internal"));
+    app.runtime()
+        .execute_as_system(
+            anju_engine::store::TransitionRequest {
+                case_id: anju_engine::domain::CaseId(id),
+                expected_version: None,
+                timer_seq: None,
+                actor: anju_engine::domain::Actor::system("rule:test@v1"),
+                command: "rule_notice".into(),
+                reason: None,
+                rule: None,
+            },
+            data,
+        )
+        .await
+        .unwrap();
+    app.command(id, &t.landlord, "acknowledge", json!({}))
+        .await
+        .expect(200);
+    app.clock.advance(chrono::TimeDelta::days(4));
+    app.tick().await;
+    // Another district's brigade: not for an inspector.
+    app.command(id, &t.inspector, "refer", json!({ "department_id": 2 }))
+        .await
+        .problem(422, Some("data.department_id"));
+    app.command(id, &t.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    app.command_with_reason(
+        id,
+        &t.fire,
+        "return_referral",
+        json!({ "reason_code": "wrong_department" }),
+        Some("非本部门"),
+    )
+    .await
+    .expect(200);
+    app.clock.advance(chrono::TimeDelta::hours(1));
+    app.command_with_reason(id, &t.inspector, "cancel", json!({}), Some("x"))
+        .await
+        .problem(403, None);
+    app.command_with_reason(id, &t.city, "cancel", json!({}), Some("核实后撤销"))
+        .await
+        .expect(200);
+    // The landlord: their order, their acknowledgement, the overdue notice, the
+    // outcome; not the notice to supervisors, the referral or its return.
+    let mine = app.case(id, &t.landlord).await;
+    let commands: Vec<&str> = mine["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        ["open", "notify", "acknowledge", "deadline_passed", "cancel"]
+    );
+    assert!(mine["history"][0]["data"].get("point").is_none());
+    assert!(mine["referrals"].as_array().unwrap().is_empty());
+    // The brigade that returned the case sees it up to its return, not the cancel.
+    let theirs = app.case(id, &t.fire).await;
+    let last = theirs["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["command"], "return_referral");
+    assert!(
+        theirs["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["command"] != "cancel")
+    );
+    assert_eq!(theirs["case"]["state"], "returned");
+    assert!(theirs["commands"].as_array().unwrap().is_empty());
+    // The office sees it all.
+    let all = app.case(id, &t.city).await;
+    let commands: Vec<&str> = all["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["command"].as_str().unwrap())
+        .collect();
+    assert!(commands.contains(&"rule_notice") && commands.contains(&"refer"));
+    assert_eq!(all["case"]["state"], "cancelled");
+}

@@ -211,6 +211,23 @@ pub(super) fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Corrupt(what.to_string())
 }
 
+/// Every inspector's grids, by inspector id, in grid order.
+async fn inspector_grid_lists(
+    reader: &sqlx::Pool<Db>,
+) -> Result<BTreeMap<i64, Vec<GridId>>, Error> {
+    let mut grids: BTreeMap<i64, Vec<GridId>> = BTreeMap::new();
+    for r in sqlx::query("SELECT inspector_id, grid_id FROM inspector_grids ORDER BY grid_id")
+        .fetch_all(reader)
+        .await?
+    {
+        grids
+            .entry(r.try_get("inspector_id")?)
+            .or_default()
+            .push(GridId(r.try_get("grid_id")?));
+    }
+    Ok(grids)
+}
+
 /// An id column where 0 stands for none: a unit (and its cases) outside every grid has
 /// grid, community and street 0, as the columns are NOT NULL (SQLite cannot relax that
 /// without rebuilding the table, and both backends keep one schema).
@@ -1966,16 +1983,7 @@ impl Store for This {
     }
 
     async fn inspectors(&self) -> Result<Vec<InspectorListing>, Error> {
-        let mut grids: BTreeMap<i64, Vec<GridId>> = BTreeMap::new();
-        for r in sqlx::query("SELECT inspector_id, grid_id FROM inspector_grids ORDER BY grid_id")
-            .fetch_all(self.reader())
-            .await?
-        {
-            grids
-                .entry(r.try_get("inspector_id")?)
-                .or_default()
-                .push(GridId(r.try_get("grid_id")?));
-        }
+        let mut grids = inspector_grid_lists(self.reader()).await?;
         sqlx::query("SELECT id, name, shift FROM inspectors ORDER BY id")
             .fetch_all(self.reader())
             .await?
@@ -2475,16 +2483,7 @@ impl Store for This {
     }
 
     async fn planners(&self) -> Result<Vec<Planner>, Error> {
-        let mut grids: BTreeMap<i64, Vec<GridId>> = BTreeMap::new();
-        for r in sqlx::query("SELECT inspector_id, grid_id FROM inspector_grids")
-            .fetch_all(self.reader())
-            .await?
-        {
-            grids
-                .entry(r.try_get("inspector_id")?)
-                .or_default()
-                .push(GridId(r.try_get("grid_id")?));
-        }
+        let mut grids = inspector_grid_lists(self.reader()).await?;
         sqlx::query("SELECT id, shift, capacity FROM inspectors ORDER BY id")
             .fetch_all(self.reader())
             .await?

@@ -6,12 +6,13 @@ use chrono::{DateTime, TimeDelta};
 use serde_json::{Map, json};
 
 use anju_engine::Result;
-use anju_engine::clock::ManualClock;
 use anju_engine::domain::{Point, Role, UnitId};
-use anju_engine::machine::{Command, local_time};
+use anju_engine::machine::Command;
 use anju_engine::runtime::{self, Finding, InspectionInput, Runtime};
 use anju_engine::seed::DemoCity;
 use anju_engine::store::{self, Idempotent};
+use anju_engine::time::ManualClock;
+use anju_engine::time::local_time;
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -13,10 +13,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
-use anju_engine::clock::SharedClock;
 use anju_engine::outbox::Deliverer;
 use anju_engine::runtime::{self, Runtime};
 use anju_engine::store;
+use anju_engine::time::SharedClock;
 
 use crate::extract::MAX_BODY;
 use crate::problem::ApiError;

@@ -11,11 +11,11 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, json};
 
 use anju_engine::auth::{Principal, Scope};
-use anju_engine::clock::{Clock, ManualClock, SharedClock};
 use anju_engine::domain::{CaseId, PartyId, Point, Role, UnitId};
 use anju_engine::machine::{CaseSnapshot, Command};
 use anju_engine::runtime::{self, Finding, InspectionInput, Runtime};
 use anju_engine::store::{CaseFilter, Idempotent, SharedStore, postgres};
+use anju_engine::time::{Clock, ManualClock, SharedClock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {

@@ -11,12 +11,12 @@ use clap::Args;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-use anju_engine::clock::{SharedClock, SystemClock};
 use anju_engine::domain::Point;
-use anju_engine::planning::china_time;
 use anju_engine::runtime::{self, Runtime};
 use anju_engine::spatial::grids::{self, GridImportReport};
 use anju_engine::spatial::index::UnitIndex;
+use anju_engine::time::china_time;
+use anju_engine::time::{SharedClock, SystemClock};
 
 #[derive(Debug, Args)]
 pub struct CityBenchArgs {
@@ -155,7 +155,7 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
 
     // Every unit placed in the grid polygon that contains it.
     let started = Instant::now();
-    let grid_index = grids::load_index(store.as_ref()).await?;
+    let grid_index = anju_engine::places::load_index(store.as_ref()).await?;
     let units = store.unit_grids().await?;
     let loaded = started.elapsed();
     let grid_count = grid_index.len();

@@ -134,9 +134,9 @@ pub async fn run(args: RulesBenchArgs) -> anyhow::Result<()> {
 /// The daily sweep over `sweep_cases` open cases in a scratch SQLite database.
 async fn sweep(args: &RulesBenchArgs) -> anyhow::Result<()> {
     use anju_engine::auth::{Principal, Scope};
-    use anju_engine::clock::{SharedClock, SystemClock};
     use anju_engine::domain::Role;
     use anju_engine::runtime::{self, Runtime};
+    use anju_engine::time::{SharedClock, SystemClock};
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let path = dir.join(format!("anju-sweep-{}.db", std::process::id()));
     let url = path.display().to_string();

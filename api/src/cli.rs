@@ -12,7 +12,6 @@ use axum::Router;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use anju_engine::clock::{SharedClock, SystemClock};
 use anju_engine::domain::Role;
 use anju_engine::outbox::LogDeliverer;
 use anju_engine::registry::Record;
@@ -20,6 +19,7 @@ use anju_engine::runtime::{self, Runtime};
 use anju_engine::seed::DemoCity;
 use anju_engine::store::SharedStore;
 use anju_engine::taxonomy::Taxonomy;
+use anju_engine::time::{SharedClock, SystemClock};
 
 use crate::app::{Application, Settings, open_store};
 

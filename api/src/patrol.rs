@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use anju_engine::domain::{GridId, InspectorId};
 use anju_engine::patrol::{CampaignAreaInput, CampaignInput, InspectorPlan, eight_checks};
-use anju_engine::planning::china_time;
 use anju_engine::spatial::crs::Crs;
 use anju_engine::store::CheckItem;
+use anju_engine::time::china_time;
 
 use crate::app::AppState;
 use crate::extract::{Body, Caller, Id, Params};

@@ -126,17 +126,15 @@ impl IntoResponse for ApiError {
                     e.to_string(),
                 )
             },
-            ApiError::Engine(E::Conflict(detail)) if detail.contains("Idempotency-Key") => {
-                Problem {
-                    field: Some("Idempotency-Key".into()),
-                    ..Problem::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency-key-reused",
-                        "幂等键已用于其他请求 / Idempotency key reused",
-                        detail,
-                    )
-                }
-            }
+            ApiError::Engine(e @ E::IdempotencyKeyReused) => Problem {
+                field: Some("Idempotency-Key".into()),
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "幂等键已用于其他请求 / Idempotency key reused",
+                    e.to_string(),
+                )
+            },
             ApiError::Engine(E::Conflict(detail)) => {
                 Problem::new(StatusCode::CONFLICT, "conflict", "冲突 / Conflict", detail)
             }
@@ -146,9 +144,9 @@ impl IntoResponse for ApiError {
                 "服务暂不可用 / Service unavailable",
                 "the service is shutting down; retry shortly".into(),
             ),
-            ApiError::Engine(E::Store(e)) => {
+            ApiError::Engine(e @ (E::Store(_) | E::Internal(_))) => {
                 // The cause goes to the log, not to the client.
-                tracing::error!(error = %e, "store failure");
+                tracing::error!(error = %e, "engine failure");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

@@ -8,8 +8,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use anju_engine::planning::china_time;
 use anju_engine::store::Placard;
+use anju_engine::time::china_time;
 
 use crate::app::AppState;
 use crate::problem::{ApiError, ApiResult};

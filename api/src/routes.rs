@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use anju_engine::domain::{CaseId, DepartmentId, PartyId, Role, UnitId};
-use anju_engine::machine::{self, Command};
+use anju_engine::machine::Command;
 use anju_engine::registry::Unit;
 use anju_engine::runtime::{CaseView, Finding, InspectionInput, InspectionOutcome, UnitInput};
 use anju_engine::spatial::crs::Crs;
 use anju_engine::store::{CaseFilter, CaseRecord, Idempotent};
+use anju_engine::time;
 
 use crate::app::AppState;
 use crate::extract::{Body, Caller, Id, IdemHeader, Params};
@@ -312,7 +313,7 @@ struct InspectionBody {
     findings: Vec<FindingBody>,
     /// `inspected` (the default), or an attempt: `no_one_home`, `entry_refused`.
     #[serde(default)]
-    outcome: anju_engine::runtime::VisitOutcome,
+    outcome: anju_engine::planning::VisitOutcome,
 }
 
 fn inspection_json(o: &InspectionOutcome) -> Value {
@@ -389,7 +390,7 @@ fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
         v["terminal"] = json!(state.terminal);
     }
     if let Some(deadline) = c.snapshot.deadline_at {
-        v["deadline_local"] = json!(machine::local_time(deadline));
+        v["deadline_local"] = json!(time::local_time(deadline));
     }
     v
 }
@@ -444,7 +445,7 @@ fn page(app: &AppState, cases: &[CaseRecord], limit: u32) -> Value {
 fn view_json(v: &CaseView) -> Value {
     let mut out = json!(v);
     if let Some(deadline) = v.case.snapshot.deadline_at {
-        out["case"]["deadline_local"] = json!(machine::local_time(deadline));
+        out["case"]["deadline_local"] = json!(time::local_time(deadline));
     }
     out
 }
@@ -623,7 +624,7 @@ async fn landlord_orders(
             case: case_summary(&app, c),
             order_no: c.snapshot.order_no,
             deadline_at: c.snapshot.deadline_at,
-            deadline_local: c.snapshot.deadline_at.map(machine::local_time),
+            deadline_local: c.snapshot.deadline_at.map(time::local_time),
             subject: latest.map(|m| m.subject.clone()),
             body: latest.map(|m| m.body.clone()),
         });

@@ -1,26 +1,11 @@
-//! The engine's error type: what went wrong, in terms a caller can act on.
+//! The engine's error type: the core's refusals, and the engine's own faults (storage, internal).
 
-use serde::Serialize;
+pub use anju_core::error::FieldError;
 
-/// One invalid value in a request, named by its path (`findings[0].category`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Errors of the engine. Only `Store` is the engine's own fault; every other variant is
-/// a refusal of the caller's request and changes nothing.
+/// Errors of the engine. `Store` and `Internal` are the engine's own faults; every other
+/// variant is a refusal of the caller's request and changes nothing. The refusals are
+/// those of the pure core (`anju_core::Error`, converted variant by variant) plus the
+/// engine's own (`IdempotencyKeyReused`, `ShuttingDown`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid request: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
@@ -39,10 +24,39 @@ pub enum Error {
     StaleVersion { expected: i64, actual: i64 },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The Idempotency-Key was already used by this caller for a different request.
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// A failure that is not about stored data: a worker thread that could not start or
+    /// panicked, a batch rolled back for a reason the engine cannot name.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<anju_core::Error> for Error {
+    fn from(e: anju_core::Error) -> Self {
+        use anju_core::Error as Core;
+        match e {
+            Core::Invalid(fields) => Error::Invalid(fields),
+            Core::NotFound { what, id } => Error::NotFound { what, id },
+            Core::Forbidden(why) => Error::Forbidden(why),
+            Core::IllegalTransition {
+                state,
+                command,
+                detail,
+            } => Error::IllegalTransition {
+                state,
+                command,
+                detail,
+            },
+            Core::StaleVersion { expected, actual } => Error::StaleVersion { expected, actual },
+            Core::Conflict(why) => Error::Conflict(why),
+        }
+    }
 }
 
 impl Error {

@@ -125,7 +125,7 @@ impl Runtime {
     /// (with their visits) unless `replace`. Stages are timed for the benchmark.
     pub async fn plan_city(&self, date: NaiveDate, replace: bool) -> Result<CityPlanReport> {
         let started = Instant::now();
-        let (start, end) = planning::day_bounds(date);
+        let (start, end) = crate::time::day_bounds(date);
         let planners = self.store().planners().await?;
         let candidates = self.store().plan_candidates(None, start, end).await?;
         let load = started.elapsed();
@@ -176,7 +176,7 @@ impl Runtime {
         let group = connected(&planners, inspector);
         let grids: BTreeSet<GridId> = group.iter().flat_map(|p| p.grids.clone()).collect();
         let grids: Vec<GridId> = grids.into_iter().collect();
-        let (start, end) = planning::day_bounds(date);
+        let (start, end) = crate::time::day_bounds(date);
         let candidates = self
             .store()
             .plan_candidates(Some(&grids), start, end)

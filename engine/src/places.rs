@@ -2,15 +2,20 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use crate::auth::{Principal, Scope};
 use crate::domain::{Actor, CaseId, Point, Role, UnitId};
+use crate::error::FieldError;
 use crate::error::{Error, Result};
 use crate::machine::{self, Command};
 use crate::registry::{BuildingPlace, Unit, UnitRow, parse_unit_values};
 use crate::runtime::{Runtime, UnitInput};
-use crate::spatial::grids::{self, GridImportReport, GridIndex, Move, PointPlace};
+use crate::spatial::grids::{
+    GridImportReport, GridIndex, GridShape, Move, PointPlace, parse_grid_collection,
+};
+use crate::spatial::shape::parse_trusted_area;
+use crate::store::Error as StoreError;
 use crate::store::{
     Applied, IdempotencyKey, Idempotent, LocationCorrection, Respond, TransitionRequest,
 };
@@ -40,7 +45,7 @@ impl Runtime {
         {
             return Ok(index.clone());
         }
-        let index = Arc::new(grids::load_index(self.store().as_ref()).await?);
+        let index = Arc::new(load_index(self.store().as_ref()).await?);
         *self.grids_cache().write().expect("grid lock") = Some((stamp, index.clone()));
         Ok(index)
     }
@@ -322,7 +327,7 @@ impl Runtime {
     /// Imports grid shapes (a GeoJSON FeatureCollection), then places every unit in
     /// the grid its point lies in (or in none); open cases follow their units.
     pub async fn import_grids(&self, text: &str) -> Result<GridImportReport> {
-        let report = grids::save_grid_file(self.store().as_ref(), text).await?;
+        let report = save_grid_file(self.store().as_ref(), text).await?;
         self.regrid(report).await
     }
 
@@ -334,7 +339,10 @@ impl Runtime {
         let (moves, counted): (Vec<Move>, GridImportReport) =
             tokio::task::spawn_blocking(move || {
                 let mut counted = GridImportReport::default();
-                (grids::assign(&index, &units, &mut counted), counted)
+                (
+                    crate::spatial::grids::assign(&index, &units, &mut counted),
+                    counted,
+                )
             })
             .await
             .map_err(|e| crate::store::Error::Corrupt(format!("placing units in grids: {e}")))?;
@@ -465,4 +473,71 @@ fn system_request(
 
 fn upgrade_request(case: CaseId) -> (TransitionRequest, Principal, Command) {
     system_request(case, machine::UPGRADE, Map::new(), None, "system:workflow")
+}
+
+/// Imports grid shapes from a GeoJSON FeatureCollection: grids whose code exists get
+/// the new shape; new codes create grids in the named community. Returns the report so
+/// far; the caller then places every unit (see `Runtime::import_grids`).
+pub async fn save_grid_file(
+    store: &dyn crate::store::Store,
+    text: &str,
+) -> crate::Result<GridImportReport> {
+    let features = parse_grid_collection(text)?;
+    let codes: Vec<String> = features.iter().map(|f| f.code.clone()).collect();
+    let existing: std::collections::BTreeMap<String, crate::domain::GridId> =
+        store.grids_by_code(&codes).await?.into_iter().collect();
+    let mut updates = Vec::new();
+    let mut creates = Vec::new();
+    for (i, f) in features.iter().enumerate() {
+        let geometry = f.geometry.to_string();
+        match existing.get(&f.code) {
+            Some(id) => updates.push((*id, f.name.clone(), geometry)),
+            None => {
+                let at = |what: &str| format!("features[{i}].properties.{what}");
+                let community_code = f.community_code.as_deref().ok_or_else(|| {
+                    FieldError::new(
+                        at("community_code"),
+                        format!("grid {} is new: name its community", f.code),
+                    )
+                })?;
+                let community =
+                    store
+                        .community_by_code(community_code)
+                        .await?
+                        .ok_or_else(|| {
+                            FieldError::new(
+                                at("community_code"),
+                                format!("no community {community_code}"),
+                            )
+                        })?;
+                let name = f.name.clone().ok_or_else(|| {
+                    FieldError::new(
+                        at("name"),
+                        format!("grid {} is new: give it a name", f.code),
+                    )
+                })?;
+                creates.push((f.code.clone(), name, community, geometry));
+            }
+        }
+    }
+    store.save_grids(&updates, &creates).await?;
+    Ok(GridImportReport {
+        grids_created: creates.len() as u64,
+        grids_updated: updates.len() as u64,
+        ..GridImportReport::default()
+    })
+}
+
+/// The grid index of every grid with a shape in the store, with the grids' places.
+pub async fn load_index(store: &dyn crate::store::Store) -> crate::Result<GridIndex> {
+    let mut shapes = Vec::new();
+    for (id, text) in store.grid_shapes().await? {
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("grid {id} geometry: {e}")))?;
+        let shape = parse_trusted_area(&value, "geometry")
+            .map_err(|e| StoreError::Corrupt(format!("grid {id} geometry: {}", e.message)))?;
+        shapes.extend(GridShape::new(id, shape));
+    }
+    let places = store.grid_places().await?.into_iter().collect();
+    Ok(GridIndex::with_places(shapes, places))
 }

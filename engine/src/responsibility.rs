@@ -542,7 +542,7 @@ impl Runtime {
     /// Today in China.
     pub fn today(&self) -> NaiveDate {
         self.now()
-            .with_timezone(&crate::planning::china_time())
+            .with_timezone(&crate::time::china_time())
             .date_naive()
     }
 }

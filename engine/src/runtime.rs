@@ -12,7 +12,6 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::{Principal, Scope};
-use crate::clock::{SharedClock, truncate_millis};
 use crate::domain::{
     Actor, CaseId, DepartmentId, InspectorId, PartyId, Point, Role, SupervisorId, UnitId,
 };
@@ -21,6 +20,7 @@ use crate::grading::{Checklist, OpenHazard, Rubric};
 use crate::machine::{self, CaseSnapshot, Command, Context};
 use crate::metrics::Metrics;
 use crate::outbox::Deliverer;
+use crate::planning::{ATTEMPT_RETRY, VisitOutcome};
 use crate::registry::Unit;
 use crate::routing::Routing;
 use crate::spatial::crs::Crs;
@@ -31,6 +31,7 @@ use crate::store::{
     SharedStore, TimerRecord, TransitionRequest,
 };
 use crate::taxonomy::Taxonomy;
+use crate::time::{SharedClock, truncate_millis};
 use crate::workflow::{self, Definition, FieldKind, HAZARD_CASE, TimerDue};
 
 /// Tunables of the runtime.
@@ -199,32 +200,6 @@ pub struct Finding {
     pub evidence: Vec<String>,
 }
 
-/// How a visit ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VisitOutcome {
-    /// The unit was inspected.
-    #[default]
-    Inspected,
-    /// Nobody opened the door: an attempt; the unit comes back soon.
-    NoOneHome,
-    /// Entry was refused (拒绝入户): an attempt; the unit comes back soon.
-    EntryRefused,
-}
-
-impl VisitOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VisitOutcome::Inspected => "inspected",
-            VisitOutcome::NoOneHome => "no_one_home",
-            VisitOutcome::EntryRefused => "entry_refused",
-        }
-    }
-}
-
-/// After a visit attempt (no one home, entry refused), the unit is due again this soon.
-pub const ATTEMPT_RETRY: TimeDelta = TimeDelta::days(2);
-
 /// An inspection as submitted, already parsed.
 #[derive(Debug, Clone)]
 pub struct InspectionInput {
@@ -373,7 +348,7 @@ impl Runtime {
         let calendar = crate::calendar::Calendar::builtin();
         let today = clock
             .now()
-            .with_timezone(&crate::planning::china_time())
+            .with_timezone(&crate::time::china_time())
             .date_naive();
         if !calendar.covers(today) {
             tracing::warn!(
@@ -418,9 +393,7 @@ impl Runtime {
                     rt.block_on(writer(shared, rx, stop));
                     let _ = done.send(());
                 })
-                .map_err(|e| {
-                    crate::store::Error::Corrupt(format!("cannot start a writer thread: {e}"))
-                })?;
+                .map_err(|e| Error::Internal(format!("cannot start a writer thread: {e}")))?;
             handles.push(finished);
         }
         // Keeps the planner's statistics in step with tables that grow fast.
@@ -1377,6 +1350,7 @@ impl Runtime {
             changed: grade_update.changed,
             next_due_at,
         };
+        let grade_update_stars = grade_update.stars;
         let inspection = NewInspection {
             grade: grade_update,
             unit_id: unit.id,
@@ -1391,7 +1365,7 @@ impl Runtime {
             note: input.note.clone(),
             findings: u32::try_from(input.findings.len()).unwrap_or(u32::MAX),
             campaign_checks: input.campaign_checks.clone(),
-            previous_stars: unit.stars,
+            rule_event: crate::grading::grade_event(unit.stars, grade_update_stars),
             outcome: input.outcome,
         };
         let snapshots: Vec<CaseSnapshot> = cases.iter().map(|c| c.snapshot.clone()).collect();
@@ -1927,7 +1901,7 @@ impl Runtime {
         let rules = self.spawn_loop("rule", stop.clone(), move |rt| {
             let (swept, planned) = (swept.clone(), planned.clone());
             async move {
-                let local = rt.now().with_timezone(&crate::planning::china_time());
+                let local = rt.now().with_timezone(&crate::time::china_time());
                 let day = local.date_naive().to_string();
                 // The city's day is planned once, before the morning shift, across
                 // processes; routes shown earlier in the day are kept.
@@ -2069,7 +2043,7 @@ async fn reload_index(shared: &Shared) -> Result<()> {
     let points = shared.store.unit_points().await?;
     let index = tokio::task::spawn_blocking(move || UnitIndex::bulk(points))
         .await
-        .map_err(|e| crate::store::Error::Corrupt(format!("building the unit index: {e}")))?;
+        .map_err(|e| Error::Internal(format!("building the unit index: {e}")))?;
     *shared.index.write().expect("index lock") = index;
     Ok(())
 }
@@ -2165,13 +2139,12 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
     let routing = shared.routing.read().expect("routing lock").clone();
     let now = truncate_millis(shared.clock.now());
     let decide = |i: usize, case: &CaseRecord| {
-        let def = workflows
-            .by_id
-            .get(&case.definition_id)
-            .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let def = workflows.by_id.get(&case.definition_id).ok_or_else(|| {
+            anju_core::Error::not_found("workflow definition", case.definition_id)
+        })?;
         let principal = &jobs[i].principal;
         if principal.role != Role::Department && !principal.covers(case.snapshot.place()) {
-            return Err(Error::not_found("case", case.snapshot.id));
+            return Err(anju_core::Error::not_found("case", case.snapshot.id));
         }
         if jobs[i].command.name == machine::UPGRADE && principal.role == Role::System {
             let to_id = workflows
@@ -2182,7 +2155,7 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
             let to = workflows
                 .by_id
                 .get(&to_id)
-                .ok_or_else(|| Error::not_found("workflow definition", to_id))?;
+                .ok_or_else(|| anju_core::Error::not_found("workflow definition", to_id))?;
             return machine::upgrade(&case.snapshot, def, to, to_id);
         }
         let ctx = Context {
@@ -2224,11 +2197,9 @@ async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
             metrics.store_errors.fetch_add(1, Ordering::Relaxed);
             let message = e.to_string();
             for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(Error::Store(crate::store::Error::Corrupt(format!(
-                        "the batch was rolled back: {message}"
-                    )))));
+                let _ = job.reply.send(Err(Error::Internal(format!(
+                    "the batch was rolled back: {message}"
+                ))));
             }
         }
     }

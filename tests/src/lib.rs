@@ -9,12 +9,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use anju_api::{Application, Settings};
-use anju_engine::clock::ManualClock;
 use anju_engine::domain::Role;
 use anju_engine::outbox::LogDeliverer;
 use anju_engine::runtime::{self, Runtime};
 use anju_engine::seed::DemoCity;
 use anju_engine::store::{self, SharedStore, postgres};
+use anju_engine::time::ManualClock;
 
 /// The database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use anju_api::serve::Limits;
-use anju_engine::clock::ManualClock;
+use anju_engine::time::ManualClock;
 use anju_tests::{Backend, TestDb, seed, start_limited, t0};
 
 /// A connection from `from` (a loopback address) to the service.

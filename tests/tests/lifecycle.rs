@@ -4,8 +4,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use anju_engine::calendar::Calendar;
-use anju_engine::clock::Clock;
 use anju_engine::domain::Role;
+use anju_engine::time::Clock;
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
 
 fn commands(case: &Value) -> Vec<String> {

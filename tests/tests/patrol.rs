@@ -6,8 +6,8 @@ use chrono::{NaiveDate, TimeDelta};
 use serde_json::{Value, json};
 
 use anju_engine::domain::{GridId, UnitId};
-use anju_engine::planning::day_bounds;
 use anju_engine::registry::Record;
+use anju_engine::time::day_bounds;
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
 
 const DAY: &str = "2026-03-02";

@@ -91,7 +91,7 @@ impl Fixture {
             note: None,
             findings: cases.len() as u32,
             campaign_checks: None,
-            previous_stars: None,
+            rule_event: None,
             outcome: Default::default(),
             grade: anju_engine::store::GradeUpdate {
                 unit_id: u.id,
@@ -546,7 +546,7 @@ async fn idempotent_creates_replay_the_stored_response(backend: Backend) {
         f.store
             .create_unit(&row, Some(&other), &respond, t0())
             .await,
-        Err(anju_engine::Error::Conflict(_))
+        Err(anju_engine::Error::IdempotencyKeyReused)
     ));
     // Unit 1's current party was recorded in the responsibility history.
     let u = f.store.unit(unit.id).await.unwrap().unwrap();
@@ -947,8 +947,9 @@ async fn tokens_resolve_only_by_digest(backend: Backend) {
 
 async fn plans_and_campaigns_round_trip(backend: Backend) {
     use anju_engine::domain::InspectorId;
-    use anju_engine::planning::{self, day_bounds};
+    use anju_engine::planning;
     use anju_engine::store::{CampaignArea, CheckItem, NewCampaign};
+    use anju_engine::time::day_bounds;
     let f = fixture(backend).await;
     // An inspector with a capacity of their own; the others get the default.
     f.store

@@ -21,6 +21,7 @@ use crate::spatial::grids::GridPlace;
 use crate::spatial::grids::Move;
 use crate::spatial::index::Located;
 
+mod batch;
 pub mod postgres;
 pub mod sqlite;
 
@@ -183,7 +184,8 @@ pub enum Applied {
 }
 
 /// Decides a request of a batch (by index) given the case as loaded in the transaction.
-pub type Decider<'a> = dyn Fn(usize, &CaseRecord) -> crate::Result<Decision> + Send + Sync + 'a;
+/// The decision is pure: its refusals are the core's.
+pub type Decider<'a> = dyn Fn(usize, &CaseRecord) -> anju_core::Result<Decision> + Send + Sync + 'a;
 
 /// A request's claim to idempotency: who sent it, their key, and a digest of the request.
 #[derive(Debug, Clone)]
@@ -223,12 +225,12 @@ pub struct NewInspection {
     pub findings: u32,
     /// Answers to the checklist of the campaign the visit counts for.
     pub campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
-    /// The unit's stars before the inspection: a drop raises the `grade_drop` rule
-    /// event on the inspection's first case.
-    pub previous_stars: Option<u8>,
+    /// The rule event the new grade raises (`grading::grade_event`), written as a rule
+    /// job on the inspection's first case.
+    pub rule_event: Option<crate::rules::RuleEvent>,
     /// How the visit ended: `inspected`, or an attempt (`no_one_home`,
     /// `entry_refused`) that records no findings and counts for no campaign.
-    pub outcome: crate::runtime::VisitOutcome,
+    pub outcome: crate::planning::VisitOutcome,
 }
 
 /// A unit's grade and patrol dates, to write.

@@ -11,10 +11,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
+use super::batch::{Writes, case_ids, decide_batch, rule_writes_of};
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
-    CASE_COLUMNS, Tx, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_move,
-    push_referral, push_rule_write, rule_writes_of,
+    CASE_COLUMNS, Tx, case_from_row, corrupt, ms, push_move, push_referral, push_rule_write,
 };
 
 pub(crate) type Db = sqlx::Postgres;
@@ -442,7 +442,7 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
     // they are written one by one, in order.
     for (case, seq, change) in &writes.referrals {
         let mut q = QueryBuilder::<Db>::new("");
-        push_referral(&mut q, *case, *seq, change.as_ref(), at);
+        push_referral(&mut q, *case, *seq, change, at);
         q.build().execute(&mut **tx).await?;
     }
     for i in 0..rule_writes_of(&writes) {

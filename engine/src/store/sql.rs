@@ -11,18 +11,18 @@ use sqlx::{Executor, QueryBuilder, Row as _};
 
 use super::{Db, MAX_PARAMS, SKIP_LOCKED, This};
 use crate::auth::Scope;
-use crate::clock::{from_millis, to_millis};
 use crate::domain::{
     Actor, BuildingId, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId,
     PartyId, Role, StreetId, SupervisorId, UnitId,
 };
-use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
+use crate::machine::{CaseSnapshot, ReferralChange};
 use crate::planning::{Backlog, Candidate, DayPlan, Planner, Reason};
 use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
 use crate::spatial::grids::{GridPlace, Move};
 use crate::spatial::index::Located;
+use crate::store::batch::{CaseWrite, Writes};
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
     CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
@@ -33,6 +33,7 @@ use crate::store::{
     RuleVersion, Store, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord,
     TokenRecord, TransitionRequest, UnitPartyRecord,
 };
+use crate::time::{from_millis, to_millis};
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
 pub(super) type Tx<'c> = sqlx::Transaction<'c, Db>;
@@ -431,9 +432,7 @@ async fn claim_idempotency_key(
     .map_err(Error::from)?;
     let hash: String = row.try_get("request_hash").map_err(Error::from)?;
     if hash != idem.request_hash {
-        return Err(crate::Error::Conflict(
-            "this Idempotency-Key was already used for a different request".into(),
-        ));
+        return Err(crate::Error::IdempotencyKeyReused);
     }
     let response: Json<Value> = row.try_get("response").map_err(Error::from)?;
     Ok(Some(response.0))
@@ -451,134 +450,6 @@ async fn store_idempotent_response(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// What a batch of decisions writes, gathered so that each table is written with one
-/// multi-row statement per batch instead of one statement per command.
-/// A case as a batch leaves it: its version before the batch (the update is guarded by
-/// it), and its state and running timer after.
-pub(super) struct CaseWrite {
-    pub before: i64,
-    pub after: CaseSnapshot,
-    pub definition_id: i64,
-    pub timer: Option<TimerRecord>,
-    pub timer_seq: i64,
-}
-
-/// What a batch of decisions writes, gathered so that each table is written with one
-/// multi-row statement per batch instead of one statement per command.
-#[derive(Default)]
-pub(super) struct Writes {
-    /// By case id.
-    pub cases: BTreeMap<i64, CaseWrite>,
-    pub events: Vec<EventRow>,
-    /// (case, event seq, message).
-    pub messages: Vec<(i64, i64, MessageDraft)>,
-    /// (case, event seq, change); `None` withdraws an open referral.
-    pub referrals: Vec<(i64, i64, Option<ReferralChange>)>,
-    /// (case, event seq, trigger): events the escalation rules listen to.
-    pub rule_jobs: Vec<(i64, i64, String)>,
-    /// Blacklist proposals: (party, reason, source, case, district).
-    pub blacklist: Vec<Proposal>,
-    /// Cases whose place (grid, street, district) or workflow version changed: written
-    /// by a statement of their own, so that the common update leaves the columns of
-    /// the place indexes alone.
-    pub moved: std::collections::BTreeSet<i64>,
-}
-
-/// A blacklist proposal a rule's command made, written with the batch.
-pub(super) struct Proposal {
-    pub party: i64,
-    pub reason: String,
-    /// The rule that proposed it (`rule:<name>@v<version>`).
-    pub source: String,
-    pub case: i64,
-    pub district: String,
-}
-
-pub(super) struct EventRow {
-    pub case_id: i64,
-    pub seq: i64,
-    pub actor: Actor,
-    pub command: String,
-    pub from: String,
-    pub to: String,
-    pub reason: Option<String>,
-    pub data: Value,
-}
-
-impl Writes {
-    pub(super) fn is_empty(&self) -> bool {
-        self.cases.is_empty()
-    }
-
-    /// Notes the case's state after a change (a transition, or a timer consumed);
-    /// `before` is its version before the batch.
-    fn touch(&mut self, before: i64, case: &CaseRecord) {
-        self.cases.insert(
-            case.snapshot.id.0,
-            CaseWrite {
-                before,
-                after: case.snapshot.clone(),
-                definition_id: case.definition_id,
-                timer: case.timer.clone(),
-                timer_seq: case.timer_seq,
-            },
-        );
-    }
-
-    fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
-        let id = d.next.id.0;
-        if (&before.district_code, before.street_id, before.grid_id)
-            != (&d.next.district_code, d.next.street_id, d.next.grid_id)
-        {
-            self.moved.insert(id);
-        }
-        self.events.push(EventRow {
-            case_id: id,
-            seq: d.next.version,
-            actor: req.actor.clone(),
-            command: req.command.clone(),
-            from: d.from.clone(),
-            to: d.next.state.clone(),
-            reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
-            data: match (&req.rule, &d.data) {
-                (Some(step), Value::Object(data)) => {
-                    let mut data = data.clone();
-                    data.insert("rule".into(), step.attribution.clone());
-                    Value::Object(data)
-                }
-                _ => d.data.clone(),
-            },
-        });
-        if let Some(trigger) = &d.trigger {
-            self.rule_jobs
-                .push((id, d.next.version, trigger.as_str().to_string()));
-        }
-        if let (Some(reason), Some(party)) = (&d.blacklist, d.next.party_id) {
-            let at = self.blacklist.partition_point(|e| e.party <= party.0);
-            self.blacklist.insert(
-                at,
-                Proposal {
-                    party: party.0,
-                    reason: reason.clone(),
-                    source: req.actor.id.clone(),
-                    case: id,
-                    district: d.next.district_code.clone(),
-                },
-            );
-        }
-        self.messages
-            .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
-        if d.referral.is_some() {
-            self.referrals
-                .push((id, d.next.version, d.referral.clone()));
-        } else if d.next.closed_at.is_some() && before.closed_at.is_none() {
-            // A case closed while referred (cancelled, say) withdraws its referral, so
-            // that the department's list does not keep it as pending.
-            self.referrals.push((id, d.next.version, None));
-        }
-    }
 }
 
 /// Writes a unit's grade and patrol dates, and a history row if the stars changed.
@@ -628,11 +499,11 @@ pub(super) fn push_referral(
     q: &mut QueryBuilder<Db>,
     case: i64,
     seq: i64,
-    change: Option<&ReferralChange>,
+    change: &ReferralChange,
     at: i64,
 ) {
     match change {
-        Some(ReferralChange::Open { department_id }) => {
+        ReferralChange::Open { department_id } => {
             q.push("INSERT INTO referrals (case_id, department_id, event_seq, status, referred_at) VALUES (")
                 .push_bind(case)
                 .push(", ")
@@ -643,13 +514,13 @@ pub(super) fn push_referral(
                 .push_bind(at)
                 .push(")");
         }
-        Some(ReferralChange::Accept) => {
+        ReferralChange::Accept => {
             q.push("UPDATE referrals SET status = 'accepted', responded_at = ")
                 .push_bind(at)
                 .push(" WHERE status = 'pending' AND case_id = ")
                 .push_bind(case);
         }
-        Some(ReferralChange::Return { reason_code }) => {
+        ReferralChange::Return { reason_code } => {
             q.push("UPDATE referrals SET status = 'returned', responded_at = ")
                 .push_bind(at)
                 .push(", reason_code = ")
@@ -657,26 +528,19 @@ pub(super) fn push_referral(
                 .push(" WHERE status IN ('pending', 'accepted') AND case_id = ")
                 .push_bind(case);
         }
-        Some(ReferralChange::Complete { result }) => {
+        ReferralChange::Complete { result } => {
             q.push("UPDATE referrals SET status = 'completed', result = ")
                 .push_bind(Json(result.clone()))
                 .push(" WHERE status = 'accepted' AND case_id = ")
                 .push_bind(case);
         }
-        None => {
+        ReferralChange::Withdraw => {
             q.push("UPDATE referrals SET status = 'withdrawn', responded_at = ")
                 .push_bind(at)
                 .push(" WHERE status IN ('pending', 'accepted') AND case_id = ")
                 .push_bind(case);
         }
     }
-}
-
-/// How many statements a batch's rule jobs and blacklist proposals take. Proposals
-/// are written in party order (see `Writes::record`), so that two batches proposing
-/// the same parties wait for each other in one order and cannot deadlock.
-pub(super) fn rule_writes_of(writes: &Writes) -> usize {
-    writes.rule_jobs.len() + writes.blacklist.len()
 }
 
 /// Appends the `i`-th statement of a batch's rule jobs and blacklist proposals (few per
@@ -688,7 +552,7 @@ pub(super) fn push_rule_write(q: &mut QueryBuilder<Db>, writes: &Writes, i: usiz
             .push(", ")
             .push_bind(*seq)
             .push(", ")
-            .push_bind(trigger.clone())
+            .push_bind(trigger.as_str())
             .push(", ")
             .push_bind(at)
             .push(", ");
@@ -740,114 +604,6 @@ pub(super) fn push_move(q: &mut QueryBuilder<Db>, id: i64, w: &CaseWrite) {
 }
 
 /// Rows per multi-row INSERT for a table of `columns` columns.
-/// The distinct case ids of a batch, ascending (the order cases are locked in).
-pub(super) fn case_ids(batch: &[TransitionRequest]) -> Vec<i64> {
-    let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// Decides a batch in arrival order, each command seeing the case as the ones before it
-/// in the batch left it. Pure: `cases` are the loaded cases, updated in place. A refusal
-/// leaves nothing to write, except that a fired timer is consumed even if its command
-/// is refused (it belonged to a state the case has left).
-pub(super) fn decide_batch(
-    batch: &[TransitionRequest],
-    cases: &mut BTreeMap<i64, CaseRecord>,
-    decide: &Decider<'_>,
-    now: DateTime<Utc>,
-) -> (Vec<crate::Result<Applied>>, Writes) {
-    let mut writes = Writes::default();
-    let mut results = Vec::with_capacity(batch.len());
-    // The version each case had before the batch: its update is guarded by it.
-    let before: BTreeMap<i64, i64> = cases
-        .iter()
-        .map(|(id, c)| (*id, c.snapshot.version))
-        .collect();
-    for (i, req) in batch.iter().enumerate() {
-        let result = (|| {
-            let case = cases
-                .get_mut(&req.case_id.0)
-                .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
-            let was = before[&req.case_id.0];
-            if let Some(seq) = req.timer_seq {
-                if case.timer.as_ref().is_none_or(|t| t.seq != seq) {
-                    return Ok(Applied::TimerGone);
-                }
-                case.timer = None;
-                writes.touch(was, case);
-            }
-            if let Some(step) = &req.rule
-                && step.mark <= case.snapshot.rule_mark
-            {
-                return Ok(Applied::AlreadyApplied);
-            }
-            // The caller's scope is checked (inside `decide`) before the version: a case
-            // the caller may not see answers "not found" whatever the request says.
-            let outcome = decide(i, case);
-            if let Err(crate::Error::NotFound { what, id }) = &outcome {
-                return Err(crate::Error::NotFound {
-                    what,
-                    id: id.clone(),
-                });
-            }
-            if let Some(expected) = req.expected_version {
-                check_version(expected, &case.snapshot, &outcome)?;
-            }
-            let mut decision = outcome?;
-            if let Some(step) = &req.rule {
-                decision.next.rule_mark = step.mark;
-            }
-            if let Some(definition) = decision.definition_id {
-                case.definition_id = definition;
-                writes.moved.insert(req.case_id.0);
-            }
-            if req.actor.role != crate::domain::Role::System {
-                decision.next.acted_version = decision.next.version;
-            }
-            writes.record(req, &case.snapshot, &decision);
-            case.snapshot = decision.next.clone();
-            case.apply_timers(&decision.cancel_timers, &decision.schedule_timers);
-            case.updated_at = now;
-            writes.touch(was, case);
-            Ok(Applied::Done {
-                decision: Box::new(decision),
-                at: now,
-            })
-        })();
-        results.push(result);
-    }
-    (results, writes)
-}
-
-/// Optimistic concurrency over what people do. A command names the version of the case
-/// its sender saw. It is refused as stale if a person has acted on the case since (two
-/// people acting on one case conflict), or if events the system added since (a timer,
-/// a rule, a finding attached by an inspection) made the command illegal. A command
-/// still legal after system events only is applied: rules add events of their own right
-/// after transitions, and a client should not lose that race against the engine.
-pub(super) fn check_version(
-    expected: i64,
-    case: &CaseSnapshot,
-    outcome: &crate::Result<crate::machine::Decision>,
-) -> crate::Result<()> {
-    let stale = crate::Error::StaleVersion {
-        expected,
-        actual: case.version,
-    };
-    if expected == case.version {
-        return Ok(());
-    }
-    if expected > case.version || expected < case.acted_version {
-        return Err(stale);
-    }
-    match outcome {
-        Err(crate::Error::IllegalTransition { .. }) => Err(stale),
-        _ => Ok(()),
-    }
-}
-
 pub(super) fn rows_per_statement(columns: usize) -> usize {
     (MAX_PARAMS / columns).max(1)
 }
@@ -2330,11 +2086,7 @@ impl Store for This {
         }
         write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
         // A grade that drops is an event for the rules, on the inspection's first case.
-        let dropped = matches!(
-            (inspection.previous_stars, inspection.grade.stars),
-            (Some(before), Some(after)) if after < before
-        );
-        if dropped
+        if let Some(event) = &inspection.rule_event
             && let Some(case) = case_ids
                 .first()
                 .copied()
@@ -2342,13 +2094,12 @@ impl Store for This {
         {
             sqlx::query(
                 "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at, head) \
-                 VALUES ($1, NULL, 'grade_drop', $2, $3, CASE WHEN EXISTS (SELECT 1 FROM \
+                 VALUES ($1, NULL, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM \
                  rule_jobs WHERE case_id = $1 AND done_at IS NULL) THEN 0 ELSE 1 END)",
             )
             .bind(case.0)
-            .bind(Json(
-                serde_json::json!({ "previous_stars": inspection.previous_stars }),
-            ))
+            .bind(event.trigger.as_str())
+            .bind(Json(&event.detail))
             .bind(ms(now))
             .execute(&mut *tx)
             .await
@@ -2356,7 +2107,7 @@ impl Store for This {
         }
         // The visit counts for every running campaign of the unit that has not visited it
         // (an attempt, no one home or entry refused, does not).
-        if inspection.outcome == crate::runtime::VisitOutcome::Inspected {
+        if inspection.outcome == crate::planning::VisitOutcome::Inspected {
             sqlx::query(
                 "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
              checks = $5 WHERE unit_id = $1 AND visited_at IS NULL AND campaign_id IN \
@@ -2636,7 +2387,7 @@ impl Store for This {
         if route.is_none() && day.is_none() {
             return Ok(None);
         }
-        let (start, end) = crate::planning::day_bounds(date);
+        let (start, end) = crate::time::day_bounds(date);
         let stops = sqlx::query(
             "SELECT s.seq, s.unit_id, u.address, u.grid_id, u.lon, u.lat, s.reason, \
              s.overdue_days, u.stars, u.evening_only, s.leg_m, s.extra, \
@@ -2756,7 +2507,7 @@ impl Store for This {
         if grids.is_empty() {
             return Ok(Vec::new());
         }
-        let (start, end) = crate::planning::day_bounds(date);
+        let (start, end) = crate::time::day_bounds(date);
         let mut q = QueryBuilder::<Db>::new(
             "SELECT u.id, u.grid_id, u.lon, u.lat, u.next_due_at, u.stars, u.evening_only, \
              (SELECT MIN(c.starts_at) FROM campaign_units cu JOIN campaigns c \
@@ -2869,8 +2620,8 @@ impl Store for This {
         c: &NewCampaign,
         scope: &Scope,
     ) -> crate::Result<CampaignRecord> {
-        let (starts_at, _) = crate::planning::day_bounds(c.starts_on);
-        let (_, ends_at) = crate::planning::day_bounds(c.ends_on);
+        let (starts_at, _) = crate::time::day_bounds(c.starts_on);
+        let (_, ends_at) = crate::time::day_bounds(c.ends_on);
         let mut tx = super::begin_write(self.writer())
             .await
             .map_err(Error::from)?;
@@ -3360,13 +3111,15 @@ impl Store for This {
         super::lock_cases_for_rule_jobs(&mut tx, &ids).await?;
         for chunk in ids.chunks(MAX_PARAMS / 2) {
             let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO rule_jobs (case_id, on_event, created_at, head) \
-                 SELECT c.id, 'daily', ",
+                "INSERT INTO rule_jobs (case_id, on_event, created_at, head) SELECT c.id, ",
             );
-            q.push_bind(ms(at)).push(
-                ", CASE WHEN EXISTS (SELECT 1 FROM rule_jobs k WHERE k.case_id = c.id \
+            q.push_bind(crate::rules::Trigger::Daily.as_str())
+                .push(", ")
+                .push_bind(ms(at))
+                .push(
+                    ", CASE WHEN EXISTS (SELECT 1 FROM rule_jobs k WHERE k.case_id = c.id \
                  AND k.done_at IS NULL) THEN 0 ELSE 1 END FROM cases c WHERE c.id IN (",
-            );
+                );
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(*id);
@@ -3562,7 +3315,7 @@ impl Store for This {
     }
 
     async fn seed_agreements(&self, gap: i64, at: DateTime<Utc>) -> Result<u64, Error> {
-        let year = at.with_timezone(&crate::planning::china_time()).year();
+        let year = at.with_timezone(&crate::time::china_time()).year();
         let written = sqlx::query(
             "INSERT INTO agreements (unit_id, party_id, signer, signed_on, expires_on, \
              recorded_by, recorded_at) \

@@ -14,10 +14,11 @@ use sqlx::sqlite::{
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
+use super::batch::{CaseWrite, Writes, case_ids, decide_batch, rule_writes_of};
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
-    CASE_COLUMNS, CaseWrite, Writes, case_from_row, case_ids, corrupt, decide_batch, ms, push_move,
-    push_referral, push_rule_write, rows_per_statement, rule_writes_of,
+    CASE_COLUMNS, case_from_row, corrupt, ms, push_move, push_referral, push_rule_write,
+    rows_per_statement,
 };
 
 pub(crate) type Db = sqlx::Sqlite;
@@ -372,7 +373,7 @@ fn batch_script(writes: Writes, at: i64) -> Script {
     // Referral changes are few and depend on each other (opened, then accepted), so
     // they are written one by one, in order.
     for (case, seq, change) in &writes.referrals {
-        push_referral(script.start(""), *case, *seq, change.as_ref(), at);
+        push_referral(script.start(""), *case, *seq, change, at);
     }
     for i in 0..rule_writes_of(&writes) {
         push_rule_write(script.start(""), &writes, i, at);

@@ -10,8 +10,8 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use anju_api::cli::{Hooks, main_with};
-use anju_engine::clock::ManualClock;
 use anju_engine::runtime::Runtime;
+use anju_engine::time::ManualClock;
 
 fn main() -> std::process::ExitCode {
     let start = std::env::var("ANJU_TEST_CLOCK_START")
@@ -78,7 +78,7 @@ async fn sweep(State(s): State<TestState>) -> Json<Value> {
     let day = s
         .runtime
         .now()
-        .with_timezone(&anju_engine::planning::china_time())
+        .with_timezone(&anju_engine::time::china_time())
         .date_naive()
         .to_string();
     match s.runtime.sweep_and_queue(&day).await {

@@ -12,31 +12,31 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The starter rule set shipped with this build: the manifest and its scripts.
-pub const BUILTIN_MANIFEST: &str = include_str!("../../workflows/rules/rules.toml");
+pub const BUILTIN_MANIFEST: &str = include_str!("../../../workflows/rules/rules.toml");
 pub const BUILTIN_SCRIPTS: &[(&str, &str)] = &[
     (
         "ebike_overdue_to_fire.rhai",
-        include_str!("../../workflows/rules/ebike_overdue_to_fire.rhai"),
+        include_str!("../../../workflows/rules/ebike_overdue_to_fire.rhai"),
     ),
     (
         "third_overdue_blacklist.rhai",
-        include_str!("../../workflows/rules/third_overdue_blacklist.rhai"),
+        include_str!("../../../workflows/rules/third_overdue_blacklist.rhai"),
     ),
     (
         "referral_stalled_to_district.rhai",
-        include_str!("../../workflows/rules/referral_stalled_to_district.rhai"),
+        include_str!("../../../workflows/rules/referral_stalled_to_district.rhai"),
     ),
     (
         "repeated_failed_reinspection.rhai",
-        include_str!("../../workflows/rules/repeated_failed_reinspection.rhai"),
+        include_str!("../../../workflows/rules/repeated_failed_reinspection.rhai"),
     ),
     (
         "critical_at_known_unit.rhai",
-        include_str!("../../workflows/rules/critical_at_known_unit.rhai"),
+        include_str!("../../../workflows/rules/critical_at_known_unit.rhai"),
     ),
     (
         "grade_drop_to_one_star.rhai",
-        include_str!("../../workflows/rules/grade_drop_to_one_star.rhai"),
+        include_str!("../../../workflows/rules/grade_drop_to_one_star.rhai"),
     ),
 ];
 
@@ -77,6 +77,14 @@ impl Trigger {
     pub fn parse(name: &str) -> Option<Trigger> {
         Trigger::ALL.into_iter().find(|t| t.as_str() == name)
     }
+}
+
+/// A rule event raised outside a transition (by an inspection), with the detail the
+/// rules see: written as a rule job with the inspection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleEvent {
+    pub trigger: Trigger,
+    pub detail: serde_json::Value,
 }
 
 /// Whether `name` can name a rule: 1 to 64 of a-z, 0-9 and _.

@@ -1,9 +1,9 @@
-//! Where time comes from: the system clock in production, a manual clock in tests.
+//! Time: where it comes from (the system clock in production, a manual clock in tests), and the one definition of China time (UTC+8), its day bounds and how times are shown to people.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
 
 /// A source of the current time. The engine never reads the system time directly, so
 /// that tests can move time past deadlines instead of sleeping.
@@ -71,6 +71,30 @@ pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 /// The inverse of [`to_millis`]; out-of-range values clamp to the epoch.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Guangzhou's offset from UTC: days start at midnight China Standard Time.
+pub fn china_time() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+/// The first and last instants of a calendar day in China (end exclusive).
+pub fn day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = date
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_local_timezone(china_time())
+        .single()
+        .expect("a fixed offset has no gaps")
+        .to_utc();
+    (start, start + TimeDelta::days(1))
+}
+
+/// Formats a time for people in Guangzhou: Beijing time, to the minute.
+pub fn local_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&china_time())
+        .format("%Y-%m-%d %H:%M (UTC+8)")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FieldError;
 
 /// The taxonomy shipped with this build.
-pub const BUILTIN: &str = include_str!("../../workflows/taxonomy.toml");
+pub const BUILTIN: &str = include_str!("../../../workflows/taxonomy.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

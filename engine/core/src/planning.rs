@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::time::day_bounds;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{GridId, InspectorId, UnitId};
@@ -10,23 +12,6 @@ use crate::spatial::index::EARTH_RADIUS_M;
 
 /// Visits an inspector makes in a day unless their record says otherwise.
 pub const DEFAULT_CAPACITY: u32 = 25;
-
-/// Guangzhou's offset from UTC: days start at midnight China Standard Time.
-pub fn china_time() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("valid offset")
-}
-
-/// The first and last instants of a calendar day in China (end exclusive).
-pub fn day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = date
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_local_timezone(china_time())
-        .single()
-        .expect("a fixed offset has no gaps")
-        .to_utc();
-    (start, start + TimeDelta::days(1))
-}
 
 /// A unit that may be visited on the day.
 #[derive(Debug, Clone, PartialEq)]
@@ -444,6 +429,32 @@ pub fn walking_route(points: &[(f64, f64)]) -> (Vec<usize>, f64, f64) {
     let length = m.length(&order);
     (order, length, nn_length)
 }
+
+/// How a visit ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitOutcome {
+    /// The unit was inspected.
+    #[default]
+    Inspected,
+    /// Nobody opened the door: an attempt; the unit comes back soon.
+    NoOneHome,
+    /// Entry was refused (拒绝入户): an attempt; the unit comes back soon.
+    EntryRefused,
+}
+
+impl VisitOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitOutcome::Inspected => "inspected",
+            VisitOutcome::NoOneHome => "no_one_home",
+            VisitOutcome::EntryRefused => "entry_refused",
+        }
+    }
+}
+
+/// After a visit attempt (no one home, entry refused), the unit is due again this soon.
+pub const ATTEMPT_RETRY: TimeDelta = TimeDelta::days(2);
 
 #[cfg(test)]
 mod tests {

@@ -145,7 +145,7 @@ pub fn mainland_china() -> &'static Outline {
     static OUTLINE: OnceLock<Outline> = OnceLock::new();
     OUTLINE.get_or_init(|| {
         Outline::from_geojson(include_str!(
-            "../../../workflows/boundaries/mainland-china.geojson"
+            "../../../../workflows/boundaries/mainland-china.geojson"
         ))
     })
 }
@@ -155,7 +155,7 @@ pub fn guangzhou() -> &'static Outline {
     static OUTLINE: OnceLock<Outline> = OnceLock::new();
     OUTLINE.get_or_init(|| {
         Outline::from_geojson(include_str!(
-            "../../../workflows/boundaries/guangzhou.geojson"
+            "../../../../workflows/boundaries/guangzhou.geojson"
         ))
     })
 }
@@ -173,7 +173,7 @@ pub struct District {
 pub fn guangzhou_districts() -> &'static [District] {
     static DISTRICTS: OnceLock<Vec<District>> = OnceLock::new();
     DISTRICTS.get_or_init(|| {
-        let text = include_str!("../../../workflows/boundaries/guangzhou-districts.geojson");
+        let text = include_str!("../../../../workflows/boundaries/guangzhou-districts.geojson");
         let value: Value = serde_json::from_str(text).expect("a shipped outline is JSON");
         let features = value["features"].as_array().expect("a FeatureCollection");
         features

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use serde::Deserialize;
 
-use crate::planning::{china_time, day_bounds};
+use crate::time::{china_time, day_bounds};
 
 /// The calendar shipped with this build.
-pub const BUILTIN: &str = include_str!("../../workflows/calendar.toml");
+pub const BUILTIN: &str = include_str!("../../../workflows/calendar.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

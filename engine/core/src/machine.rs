@@ -1,6 +1,6 @@
 //! The state machine, pure: (definition, case, command, now) → (new case, effects). No I/O here.
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -9,6 +9,7 @@ use crate::domain::{CaseId, DepartmentId, GridId, InspectorId, PartyId, Role, St
 use crate::error::{Error, FieldError};
 use crate::routing::Routing;
 use crate::taxonomy::Taxonomy;
+use crate::time::local_time;
 use crate::workflow::{CommandDef, Definition, Effect, FieldKind, FieldSpec, Recipient, TimerDue};
 
 /// The longest free text a command may carry in `reason` or a text field without its own limit.
@@ -108,10 +109,20 @@ pub struct MessageDraft {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum ReferralChange {
-    Open { department_id: DepartmentId },
+    Open {
+        department_id: DepartmentId,
+    },
     Accept,
-    Return { reason_code: String },
-    Complete { result: Value },
+    Return {
+        reason_code: String,
+    },
+    Complete {
+        result: Value,
+    },
+    /// The case closed while with a department (cancelled, say): its open referral
+    /// (pending or accepted) is withdrawn, so that the department's list does not keep
+    /// it as pending.
+    Withdraw,
 }
 
 /// The outcome of a command: the case after it, the event's data, and the effects to
@@ -394,6 +405,14 @@ pub fn decide(
         }
     }
 
+    if next.closed_at.is_some()
+        && case.closed_at.is_none()
+        && referral.is_none()
+        && referral_open(ctx.definition, case)
+    {
+        referral = Some(ReferralChange::Withdraw);
+    }
+
     let (cancel_timers, schedule_timers) = timer_changes(ctx, case, &next);
     Ok(Decision {
         from: case.state.clone(),
@@ -407,6 +426,19 @@ pub fn decide(
         blacklist,
         definition_id: None,
     })
+}
+
+/// Whether the case's referral is open (pending or accepted): the case is with a
+/// department that still has a command of its own in the case's state.
+fn referral_open(definition: &Definition, case: &CaseSnapshot) -> bool {
+    case.department_id.is_some()
+        && definition.transitions.iter().any(|t| {
+            t.from.contains(&case.state)
+                && definition
+                    .commands
+                    .get(&t.command)
+                    .is_some_and(|c| c.roles.contains(&Role::Department))
+        })
 }
 
 /// A deadline moved by `hours`. Moved later, it is simply later (if it had passed, it
@@ -692,16 +724,6 @@ fn check_value(
             Ok(json!(id))
         }
     }
-}
-
-const BEIJING: i32 = 8 * 3600;
-
-/// Formats a time for people in Guangzhou: Beijing time, to the minute.
-pub fn local_time(t: DateTime<Utc>) -> String {
-    let offset = FixedOffset::east_opt(BEIJING).expect("valid offset");
-    t.with_timezone(&offset)
-        .format("%Y-%m-%d %H:%M (UTC+8)")
-        .to_string()
 }
 
 fn render(
@@ -1036,6 +1058,55 @@ mod tests {
                 "record_result: accepted -> enforced msg:inspector:enforcement_feedback referral:complete",
                 "close: enforced -> fixed",
             ]
+        );
+    }
+
+    /// A case closed while with a department withdraws its open referral (an effect of
+    /// the decision, not of the store); closing after the department's result does not.
+    #[test]
+    fn closure_withdraws_an_open_referral() {
+        let cancel = |after: &[Step]| {
+            let mut steps = vec![
+                Step(Role::Inspector, "notify", json!({})),
+                Step(Role::System, "deadline_passed", json!({})),
+                Step(Role::Inspector, "refer", json!({})),
+            ];
+            steps.extend(after.iter().map(|Step(r, n, d)| Step(*r, n, d.clone())));
+            steps.push(Step(
+                Role::Supervisor,
+                "cancel",
+                json!({"reason": "录入错误"}),
+            ));
+            check("ebike_indoor", &steps, TimeDelta::hours(25))
+                .pop()
+                .unwrap()
+        };
+        assert_eq!(
+            cancel(&[]),
+            "cancel: referred -> cancelled -timer:acceptance_sla referral:withdraw"
+        );
+        assert_eq!(
+            cancel(&[Step(Role::Department, "accept", json!({}))]),
+            "cancel: accepted -> cancelled referral:withdraw"
+        );
+        assert_eq!(
+            cancel(&[
+                Step(Role::Department, "accept", json!({})),
+                Step(
+                    Role::Department,
+                    "record_result",
+                    json!({"result": "warning"})
+                ),
+            ]),
+            "cancel: enforced -> cancelled"
+        );
+        assert_eq!(
+            cancel(&[Step(
+                Role::Department,
+                "return_referral",
+                json!({"reason_code": "wrong_department", "reason": "属燃气范畴"})
+            )]),
+            "cancel: returned -> cancelled"
         );
     }
 

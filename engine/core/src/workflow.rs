@@ -13,19 +13,19 @@ use crate::domain::Role;
 pub const BUILTIN: &[(&str, &str)] = &[
     (
         "hazard_case/v1.toml",
-        include_str!("../../workflows/hazard_case/v1.toml"),
+        include_str!("../../../workflows/hazard_case/v1.toml"),
     ),
     (
         "hazard_case/v2.toml",
-        include_str!("../../workflows/hazard_case/v2.toml"),
+        include_str!("../../../workflows/hazard_case/v2.toml"),
     ),
     (
         "hazard_case/v3.toml",
-        include_str!("../../workflows/hazard_case/v3.toml"),
+        include_str!("../../../workflows/hazard_case/v3.toml"),
     ),
     (
         "hazard_case/v4.toml",
-        include_str!("../../workflows/hazard_case/v4.toml"),
+        include_str!("../../../workflows/hazard_case/v4.toml"),
     ),
 ];
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FieldError;
 
 /// The rubric shipped with this build.
-pub const BUILTIN: &str = include_str!("../../workflows/grading.toml");
+pub const BUILTIN: &str = include_str!("../../../workflows/grading.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -313,6 +313,19 @@ impl Rubric {
     }
 }
 
+/// The rule event a new grade raises: `grade_drop` when a graded unit loses stars (the
+/// detail names the stars before). A first grade, or a unit that becomes ungraded, is
+/// no drop.
+pub fn grade_event(before: Option<u8>, after: Option<u8>) -> Option<crate::rules::RuleEvent> {
+    match (before, after) {
+        (Some(b), Some(a)) if a < b => Some(crate::rules::RuleEvent {
+            trigger: crate::rules::Trigger::GradeDrop,
+            detail: serde_json::json!({ "previous_stars": b }),
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +491,25 @@ mod tests {
                 .unwrap_err()
                 .contains("twice")
         );
+    }
+
+    /// A drop in stars raises the typed `grade_drop` rule event; a first grade, a rise,
+    /// the same grade or a unit left ungraded do not.
+    #[test]
+    fn a_grade_drop_raises_a_typed_rule_event() {
+        let event = grade_event(Some(4), Some(2)).unwrap();
+        assert_eq!(event.trigger, crate::rules::Trigger::GradeDrop);
+        assert_eq!(event.detail["previous_stars"], 4);
+        for (before, after) in [
+            (None, Some(1)),
+            (Some(2), Some(3)),
+            (Some(3), Some(3)),
+            (Some(3), None),
+        ] {
+            assert!(
+                grade_event(before, after).is_none(),
+                "{before:?} -> {after:?}"
+            );
+        }
     }
 }

@@ -1,0 +1,243 @@
+//! The batch writer's decision, pure and compiled once for both backends: each command of a batch decided in arrival order against the cases as loaded in the transaction, and what the batch then writes (cases, events, messages, referrals, rule jobs, blacklist proposals), gathered per table.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::{Actor, Role};
+use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
+use crate::rules::Trigger;
+use crate::store::{Applied, CaseRecord, Decider, TimerRecord, TransitionRequest};
+
+/// A case as a batch leaves it: its version before the batch (the update is guarded by
+/// it), and its state and running timer after.
+pub(crate) struct CaseWrite {
+    pub before: i64,
+    pub after: CaseSnapshot,
+    pub definition_id: i64,
+    pub timer: Option<TimerRecord>,
+    pub timer_seq: i64,
+}
+
+/// What a batch of decisions writes, gathered so that each table is written with one
+/// multi-row statement per batch instead of one statement per command.
+#[derive(Default)]
+pub(crate) struct Writes {
+    /// By case id.
+    pub cases: BTreeMap<i64, CaseWrite>,
+    pub events: Vec<EventRow>,
+    /// (case, event seq, message).
+    pub messages: Vec<(i64, i64, MessageDraft)>,
+    /// (case, event seq, change).
+    pub referrals: Vec<(i64, i64, ReferralChange)>,
+    /// (case, event seq, trigger): events the escalation rules listen to.
+    pub rule_jobs: Vec<(i64, i64, Trigger)>,
+    /// Blacklist proposals: (party, reason, source, case, district).
+    pub blacklist: Vec<Proposal>,
+    /// Cases whose place (grid, street, district) or workflow version changed: written
+    /// by a statement of their own, so that the common update leaves the columns of
+    /// the place indexes alone.
+    pub moved: std::collections::BTreeSet<i64>,
+}
+
+/// A blacklist proposal a rule's command made, written with the batch.
+pub(crate) struct Proposal {
+    pub party: i64,
+    pub reason: String,
+    /// The rule that proposed it (`rule:<name>@v<version>`).
+    pub source: String,
+    pub case: i64,
+    pub district: String,
+}
+
+pub(crate) struct EventRow {
+    pub case_id: i64,
+    pub seq: i64,
+    pub actor: Actor,
+    pub command: String,
+    pub from: String,
+    pub to: String,
+    pub reason: Option<String>,
+    pub data: Value,
+}
+
+impl Writes {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cases.is_empty()
+    }
+
+    /// Notes the case's state after a change (a transition, or a timer consumed);
+    /// `before` is its version before the batch.
+    pub(crate) fn touch(&mut self, before: i64, case: &CaseRecord) {
+        self.cases.insert(
+            case.snapshot.id.0,
+            CaseWrite {
+                before,
+                after: case.snapshot.clone(),
+                definition_id: case.definition_id,
+                timer: case.timer.clone(),
+                timer_seq: case.timer_seq,
+            },
+        );
+    }
+
+    pub(crate) fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
+        let id = d.next.id.0;
+        if (&before.district_code, before.street_id, before.grid_id)
+            != (&d.next.district_code, d.next.street_id, d.next.grid_id)
+        {
+            self.moved.insert(id);
+        }
+        self.events.push(EventRow {
+            case_id: id,
+            seq: d.next.version,
+            actor: req.actor.clone(),
+            command: req.command.clone(),
+            from: d.from.clone(),
+            to: d.next.state.clone(),
+            reason: req.reason.clone().filter(|r| !r.trim().is_empty()),
+            data: match (&req.rule, &d.data) {
+                (Some(step), Value::Object(data)) => {
+                    let mut data = data.clone();
+                    data.insert("rule".into(), step.attribution.clone());
+                    Value::Object(data)
+                }
+                _ => d.data.clone(),
+            },
+        });
+        if let Some(trigger) = d.trigger {
+            self.rule_jobs.push((id, d.next.version, trigger));
+        }
+        if let (Some(reason), Some(party)) = (&d.blacklist, d.next.party_id) {
+            let at = self.blacklist.partition_point(|e| e.party <= party.0);
+            self.blacklist.insert(
+                at,
+                Proposal {
+                    party: party.0,
+                    reason: reason.clone(),
+                    source: req.actor.id.clone(),
+                    case: id,
+                    district: d.next.district_code.clone(),
+                },
+            );
+        }
+        self.messages
+            .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));
+        if let Some(change) = &d.referral {
+            self.referrals.push((id, d.next.version, change.clone()));
+        }
+    }
+}
+
+/// How many statements a batch's rule jobs and blacklist proposals take. Proposals
+/// are written in party order (see `Writes::record`), so that two batches proposing
+/// the same parties wait for each other in one order and cannot deadlock.
+pub(crate) fn rule_writes_of(writes: &Writes) -> usize {
+    writes.rule_jobs.len() + writes.blacklist.len()
+}
+
+/// The distinct case ids of a batch, ascending (the order cases are locked in).
+pub(crate) fn case_ids(batch: &[TransitionRequest]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batch.iter().map(|r| r.case_id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Decides a batch in arrival order, each command seeing the case as the ones before it
+/// in the batch left it. Pure: `cases` are the loaded cases, updated in place. A refusal
+/// leaves nothing to write, except that a fired timer is consumed even if its command
+/// is refused (it belonged to a state the case has left).
+pub(crate) fn decide_batch(
+    batch: &[TransitionRequest],
+    cases: &mut BTreeMap<i64, CaseRecord>,
+    decide: &Decider<'_>,
+    now: DateTime<Utc>,
+) -> (Vec<crate::Result<Applied>>, Writes) {
+    let mut writes = Writes::default();
+    let mut results = Vec::with_capacity(batch.len());
+    // The version each case had before the batch: its update is guarded by it.
+    let before: BTreeMap<i64, i64> = cases
+        .iter()
+        .map(|(id, c)| (*id, c.snapshot.version))
+        .collect();
+    for (i, req) in batch.iter().enumerate() {
+        let result = (|| {
+            let case = cases
+                .get_mut(&req.case_id.0)
+                .ok_or_else(|| crate::Error::not_found("case", req.case_id))?;
+            let was = before[&req.case_id.0];
+            if let Some(seq) = req.timer_seq {
+                if case.timer.as_ref().is_none_or(|t| t.seq != seq) {
+                    return Ok(Applied::TimerGone);
+                }
+                case.timer = None;
+                writes.touch(was, case);
+            }
+            if let Some(step) = &req.rule
+                && step.mark <= case.snapshot.rule_mark
+            {
+                return Ok(Applied::AlreadyApplied);
+            }
+            // The caller's scope is checked (inside `decide`) before the version: a case
+            // the caller may not see answers "not found" whatever the request says.
+            let outcome = decide(i, case);
+            if let Err(e @ anju_core::Error::NotFound { .. }) = outcome {
+                return Err(e.into());
+            }
+            if let Some(expected) = req.expected_version {
+                check_version(expected, &case.snapshot, &outcome)?;
+            }
+            let mut decision = outcome?;
+            if let Some(step) = &req.rule {
+                decision.next.rule_mark = step.mark;
+            }
+            if let Some(definition) = decision.definition_id {
+                case.definition_id = definition;
+                writes.moved.insert(req.case_id.0);
+            }
+            if req.actor.role != Role::System {
+                decision.next.acted_version = decision.next.version;
+            }
+            writes.record(req, &case.snapshot, &decision);
+            case.snapshot = decision.next.clone();
+            case.apply_timers(&decision.cancel_timers, &decision.schedule_timers);
+            case.updated_at = now;
+            writes.touch(was, case);
+            Ok(Applied::Done {
+                decision: Box::new(decision),
+                at: now,
+            })
+        })();
+        results.push(result);
+    }
+    (results, writes)
+}
+
+/// Optimistic concurrency over what people do. A command names the version of the case
+/// its sender saw. It is refused as stale if a person has acted on the case since (two
+/// people acting on one case conflict), or if events the system added since (a timer,
+/// a rule, a finding attached by an inspection) made the command illegal. A command
+/// still legal after system events only is applied: rules add events of their own right
+/// after transitions, and a client should not lose that race against the engine.
+pub(crate) fn check_version(
+    expected: i64,
+    case: &CaseSnapshot,
+    outcome: &anju_core::Result<Decision>,
+) -> anju_core::Result<()> {
+    let stale = anju_core::Error::StaleVersion {
+        expected,
+        actual: case.version,
+    };
+    if expected == case.version {
+        return Ok(());
+    }
+    if expected > case.version || expected < case.acted_version {
+        return Err(stale);
+    }
+    match outcome {
+        Err(anju_core::Error::IllegalTransition { .. }) => Err(stale),
+        _ => Ok(()),
+    }
+}

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod escalation;
 pub mod metrics;
+pub mod model;
 pub mod outbox;
 pub mod patrol;
 pub mod places;

@@ -25,9 +25,9 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 /// PostgreSQL accepts up to 65535 bound parameters per statement.
 const MAX_PARAMS: usize = 60_000;
 
-// The same SQL is compiled once per backend, on purpose: see `sql.rs`.
+// The same SQL is compiled once per backend, on purpose: see `sql/mod.rs`.
 #[allow(clippy::duplicate_mod)]
-#[path = "sql.rs"]
+#[path = "sql/mod.rs"]
 mod sql;
 
 /// Pool sizing for PostgreSQL.

@@ -28,9 +28,9 @@ const SKIP_LOCKED: &str = "";
 /// SQLite's default limit of bound parameters per statement is 32766.
 const MAX_PARAMS: usize = 32_000;
 
-// The same SQL is compiled once per backend, on purpose: see `sql.rs`.
+// The same SQL is compiled once per backend, on purpose: see `sql/mod.rs`.
 #[allow(clippy::duplicate_mod)]
-#[path = "sql.rs"]
+#[path = "sql/mod.rs"]
 mod sql;
 
 /// A store in one SQLite file. All writes go through a single connection (SQLite allows

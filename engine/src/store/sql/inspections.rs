@@ -1,0 +1,258 @@
+//! The SQL of inspections.
+
+use super::*;
+
+fn crs_name(crs: Crs) -> &'static str {
+    match crs {
+        Crs::Wgs84 => "wgs84",
+        Crs::Gcj02 => "gcj02",
+    }
+}
+#[async_trait]
+impl InspectionStore for This {
+    async fn record_inspection(
+        &self,
+        inspection: &NewInspection,
+        cases: &[NewCase],
+        attachments: &[Attachment],
+        idem: Option<&IdempotencyKey>,
+        respond: &Respond<'_, RecordedInspection>,
+    ) -> crate::Result<Idempotent<RecordedInspection>> {
+        let now = inspection.at;
+        let mut tx = begin_write(self.writer()).await.map_err(Error::from)?;
+        if let Some(idem) = idem
+            && let Some(previous) = claim_idempotency_key(&mut tx, idem, now).await?
+        {
+            return Ok(Idempotent::Replayed(previous));
+        }
+        let inspection_id: i64 = sqlx::query_scalar(
+            "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
+             created_at, off_site, crs, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9, $10) RETURNING id",
+        )
+        .bind(inspection.unit_id.0)
+        .bind(inspection.inspector_id.map(|i| i.0))
+        .bind(ms(now))
+        .bind(inspection.lon)
+        .bind(inspection.lat)
+        .bind(inspection.distance_m)
+        .bind(&inspection.note)
+        .bind(inspection.off_site)
+        .bind(crs_name(inspection.crs))
+        .bind(inspection.outcome.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| refusal(e, "an inspection"))?;
+        let mut case_ids = Vec::with_capacity(cases.len());
+        for c in cases {
+            let s = &c.snapshot;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO cases (definition_id, unit_id, inspection_id, category, severity, \
+                 state, version, address, district_code, street_id, grid_id, party_id, \
+                 inspector_id, department_id, deadline_at, order_no, escalation, reopen_count, \
+                 note, evidence, lon, lat, opened_at, updated_at, closed_at, timer_seq, \
+                 timer_kind, timer_fire, timer_due_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $23, NULL, $24, $25, $26, $27) RETURNING id",
+            )
+            .bind(c.definition_id)
+            .bind(inspection.unit_id.0)
+            .bind(inspection_id)
+            .bind(&s.category)
+            .bind(&s.severity)
+            .bind(&s.state)
+            .bind(s.version)
+            .bind(&s.address)
+            .bind(&s.district_code)
+            .bind(s.street_id.map_or(0, |i| i.0))
+            .bind(s.grid_id.map_or(0, |i| i.0))
+            .bind(s.party_id.map(|p| p.0))
+            .bind(s.inspector_id.map(|i| i.0))
+            .bind(s.department_id.map(|d| d.0))
+            .bind(s.deadline_at.map(ms))
+            .bind(i64::from(s.order_no))
+            .bind(i64::from(s.escalation))
+            .bind(i64::from(s.reopen_count))
+            .bind(&c.note)
+            .bind(Json(&c.evidence))
+            .bind(c.lon)
+            .bind(c.lat)
+            .bind(ms(now))
+            .bind(i64::from(c.timer.is_some()))
+            .bind(c.timer.as_ref().map(|t| t.kind.clone()))
+            .bind(c.timer.as_ref().map(|t| t.fire.clone()))
+            .bind(c.timer.as_ref().map(|t| ms(t.due_at)))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| refusal(e, "a case"))?;
+            sqlx::query(
+                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+                 from_state, to_state, reason, data) \
+                 VALUES ($1, $2, $3, $4, $5, 'open', NULL, $6, NULL, $7)",
+            )
+            .bind(id)
+            .bind(s.version)
+            .bind(ms(now))
+            .bind(c.actor.role.as_str())
+            .bind(&c.actor.id)
+            .bind(&s.state)
+            .bind(Json(&c.data))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+            case_ids.push(CaseId(id));
+        }
+        // Findings attached to open cases: each case gets an event at its next
+        // version, whatever it is now (a finding does not depend on the case's state;
+        // only a case closed in the meantime sends the inspection back).
+        let mut attached_ids: Vec<&Attachment> = attachments.iter().collect();
+        attached_ids.sort_by_key(|a| a.case_id);
+        for a in attached_ids {
+            let bumped = sqlx::query(
+                "UPDATE cases SET version = version + 1, updated_at = $2 \
+                 WHERE id = $1 AND closed_at IS NULL RETURNING version, state",
+            )
+            .bind(a.case_id.0)
+            .bind(ms(now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+            let Some(row) = bumped else {
+                return Err(crate::Error::Conflict(format!(
+                    "case {} was closed while the inspection was recorded; send it again",
+                    a.case_id
+                )));
+            };
+            let version: i64 = row.try_get(0).map_err(Error::from)?;
+            let state: String = row.try_get(1).map_err(Error::from)?;
+            let mut data = a.data.clone();
+            data["inspection_id"] = serde_json::json!(inspection_id);
+            sqlx::query(
+                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+                 from_state, to_state, reason, data) \
+                 VALUES ($1, $2, $3, $4, $5, 'attach_finding', $6, $6, NULL, $7)",
+            )
+            .bind(a.case_id.0)
+            .bind(version)
+            .bind(ms(now))
+            .bind(a.actor.role.as_str())
+            .bind(&a.actor.id)
+            .bind(&state)
+            .bind(Json(&data))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
+        // A grade that drops is an event for the rules, on the inspection's first case.
+        if let Some(event) = &inspection.rule_event
+            && let Some(case) = case_ids
+                .first()
+                .copied()
+                .or_else(|| attachments.first().map(|a| a.case_id))
+        {
+            sqlx::query(
+                "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at, head) \
+                 VALUES ($1, NULL, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM \
+                 rule_jobs WHERE case_id = $1 AND done_at IS NULL) THEN 0 ELSE 1 END)",
+            )
+            .bind(case.0)
+            .bind(event.trigger.as_str())
+            .bind(Json(&event.detail))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        // The visit counts for every running campaign of the unit that has not visited it
+        // (an attempt, no one home or entry refused, does not).
+        if inspection.outcome == crate::planning::VisitOutcome::Inspected {
+            sqlx::query(
+                "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
+             checks = $5 WHERE unit_id = $1 AND visited_at IS NULL AND campaign_id IN \
+             (SELECT id FROM campaigns WHERE starts_at <= $2 AND ends_at > $2)",
+            )
+            .bind(inspection.unit_id.0)
+            .bind(ms(now))
+            .bind(inspection_id)
+            .bind(i64::from(inspection.findings))
+            .bind(
+                inspection
+                    .campaign_checks
+                    .as_ref()
+                    .map(|c| serde_json::to_string(c).map_err(corrupt))
+                    .transpose()?,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        let recorded = RecordedInspection {
+            inspection_id: InspectionId(inspection_id),
+            case_ids,
+            attached: attachments.iter().map(|a| a.case_id).collect(),
+        };
+        if let Some(idem) = idem {
+            store_idempotent_response(&mut tx, idem, respond(&recorded)).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        forget_cases(self, &recorded.attached);
+        Ok(Idempotent::Created(recorded))
+    }
+
+    async fn list_inspections(
+        &self,
+        filter: &InspectionFilter,
+        scope: &Scope,
+    ) -> Result<Vec<InspectionRecord>, Error> {
+        // The scope applies to the unit's place; the columns of `units` have the same
+        // names as those of `cases`, so the case scope's SQL serves, on a subquery.
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT i.id, i.unit_id, u.address, i.inspector_id, i.at, i.lon, i.lat, \
+             i.distance_m, i.off_site, i.crs, i.note FROM inspections i \
+             JOIN units u ON u.id = i.unit_id WHERE i.unit_id IN (SELECT id FROM units WHERE 1 = 1",
+        );
+        match scope {
+            Scope::Department(_) | Scope::Party(_) => {
+                q.push(" AND 1 = 0");
+            }
+            other => push_scope(&mut q, other),
+        }
+        q.push(")");
+        if let Some(inspector) = filter.inspector_id {
+            q.push(" AND i.inspector_id = ").push_bind(inspector.0);
+        }
+        if let Some(unit) = filter.unit_id {
+            q.push(" AND i.unit_id = ").push_bind(unit.0);
+        }
+        if let Some(off_site) = filter.off_site {
+            q.push(" AND i.off_site = ").push_bind(off_site);
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND i.id < ").push_bind(before.0);
+        }
+        q.push(" ORDER BY i.id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| {
+                let crs: String = r.try_get("crs")?;
+                Ok(InspectionRecord {
+                    id: InspectionId(r.try_get("id")?),
+                    unit_id: UnitId(r.try_get("unit_id")?),
+                    address: r.try_get("address")?,
+                    inspector_id: r
+                        .try_get::<Option<i64>, _>("inspector_id")?
+                        .map(InspectorId),
+                    at: from_millis(r.try_get("at")?),
+                    lon: r.try_get("lon")?,
+                    lat: r.try_get("lat")?,
+                    distance_m: r.try_get("distance_m")?,
+                    off_site: r.try_get("off_site")?,
+                    crs: Crs::parse(&crs, "crs").map_err(|e| corrupt(e.message))?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,27 @@
+//! The store's traits, one per table family; `Store` is all of them.
+
+mod admin;
+mod campaigns;
+mod cases;
+mod grids;
+mod import;
+mod inspections;
+mod parties;
+mod plans;
+mod queues;
+mod rules;
+mod tokens;
+mod units;
+
+pub use admin::AdminStore;
+pub use campaigns::CampaignStore;
+pub use cases::CaseStore;
+pub use grids::GridStore;
+pub use import::ImportStore;
+pub use inspections::InspectionStore;
+pub use parties::PartyStore;
+pub use plans::PlanStore;
+pub use queues::QueueStore;
+pub use rules::RuleStore;
+pub use tokens::TokenStore;
+pub use units::UnitStore;

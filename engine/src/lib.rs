@@ -9,16 +9,14 @@ pub use anju_core::{
 };
 
 pub mod access;
-pub mod directory;
 pub mod error;
-pub mod escalation;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
-pub mod patrol;
-pub mod places;
-pub mod responsibility;
 pub mod runtime;
+
+// The runtime's concerns keep their short paths (`anju_engine::patrol`, …).
+pub use runtime::{directory, escalation, patrol, places, responsibility};
 pub mod store;
 
 pub use error::{Error, Result};

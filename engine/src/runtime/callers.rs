@@ -1,0 +1,115 @@
+//! Callers: tokens authenticated to principals with their scope, tokens issued, and the one check that a case is visible to a caller.
+
+use crate::auth::{Principal, Scope};
+use crate::domain::{CaseId, DepartmentId, InspectorId, PartyId, Role, SupervisorId};
+use crate::error::{Error, Result};
+use crate::store::CaseRecord;
+
+use super::Runtime;
+
+impl Runtime {
+    // ----- callers ----------------------------------------------------------------------
+
+    /// Resolves a bearer token to a principal with its scope. `None` for unknown or
+    /// revoked tokens, and for tokens whose subject no longer exists.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
+        let digest = crate::auth::token_digest(secret);
+        let Some(token) = self.shared.store.token(&digest).await? else {
+            return Ok(None);
+        };
+        self.principal(token.role, token.subject).await
+    }
+
+    /// The principal for a role and subject id, if the subject exists.
+    pub async fn principal(&self, role: Role, subject: i64) -> Result<Option<Principal>> {
+        let store = &self.shared.store;
+        let scope = match role {
+            Role::Inspector => match store.inspector_grids(InspectorId(subject)).await? {
+                Some(grids) => Scope::Grids(grids),
+                None => return Ok(None),
+            },
+            Role::Landlord => {
+                if !store.party_exists(PartyId(subject)).await? {
+                    return Ok(None);
+                }
+                Scope::Party(PartyId(subject))
+            }
+            Role::Department => {
+                if !store.department_exists(DepartmentId(subject)).await? {
+                    return Ok(None);
+                }
+                Scope::Department(DepartmentId(subject))
+            }
+            Role::Supervisor => match store.supervisor(SupervisorId(subject)).await? {
+                Some(s) => match (s.level.as_str(), s.district_code, s.street_id) {
+                    ("city", _, _) => Scope::City,
+                    ("district", Some(code), _) => Scope::District(code),
+                    ("street", _, Some(street)) => Scope::Street(street),
+                    _ => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+            Role::System => return Ok(None),
+        };
+        Ok(Some(Principal {
+            role,
+            subject,
+            scope,
+        }))
+    }
+
+    /// Makes an API token for an existing subject; returns the secret, shown once.
+    pub async fn create_token(
+        &self,
+        role: Role,
+        subject: i64,
+        label: Option<&str>,
+    ) -> Result<String> {
+        if role == Role::System {
+            return Err(Error::invalid(
+                "role",
+                "tokens are for people and departments",
+            ));
+        }
+        if self.principal(role, subject).await?.is_none() {
+            return Err(Error::not_found(
+                match role {
+                    Role::Inspector => "inspector",
+                    Role::Landlord => "party",
+                    Role::Department => "department",
+                    _ => "supervisor",
+                },
+                subject,
+            ));
+        }
+        let token = crate::auth::new_token();
+        self.shared
+            .store
+            .insert_token(&token.digest, role, subject, label, self.now())
+            .await?;
+        Ok(token.secret)
+    }
+
+    /// The case, if `principal` may see it; otherwise "not found".
+    pub async fn visible_case(&self, principal: &Principal, id: CaseId) -> Result<CaseRecord> {
+        let store = &self.shared.store;
+        let record = store
+            .case(id)
+            .await?
+            .ok_or_else(|| Error::not_found("case", id))?;
+        let visible = match &principal.scope {
+            // A department keeps seeing the cases once referred to it.
+            Scope::Department(dept) => store
+                .case_referrals(id)
+                .await?
+                .iter()
+                .any(|r| r.department_id == *dept),
+            _ => principal.covers(record.snapshot.place()),
+        };
+        if visible {
+            Ok(record)
+        } else {
+            Err(Error::not_found("case", id))
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Cases on the runtime: commands checked and sent to the writer, the regrade after a close or reopen, a case as its caller may see it, its messages, overdue orders and scoped case lists.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::auth::{Principal, Scope};
+use crate::domain::{Actor, CaseId, Role};
+use crate::error::{Error, Result};
+use crate::grading::OpenHazard;
+use crate::machine::{self, CaseSnapshot, Command};
+use crate::store::{
+    Applied, CaseFilter, CaseRecord, EventRecord, GradeUpdate, OutboxMessage, Overdue,
+    ReferralRecord, TimerRecord, TransitionRequest,
+};
+use crate::workflow::{FieldKind, HAZARD_CASE, TimerDue};
+
+use super::Runtime;
+
+/// A case with its history, timers and referrals, as a caller may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    pub case: CaseRecord,
+    pub workflow: String,
+    pub workflow_version: u32,
+    pub state_zh: String,
+    pub state_en: String,
+    pub terminal: bool,
+    pub history: Vec<EventRecord>,
+    pub timers: Vec<TimerRecord>,
+    pub referrals: Vec<ReferralRecord>,
+    /// The commands this caller could issue now.
+    pub commands: Vec<String>,
+}
+
+impl Runtime {
+    /// Issues a command on a case as `principal`. Returns the case after the transition,
+    /// once it is durable.
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        case_id: CaseId,
+        command: Command,
+        expected_version: Option<i64>,
+    ) -> Result<CaseSnapshot> {
+        // A caller who may not see the case learns nothing about it, not even that it
+        // exists: the writer answers "not found" when the case is outside the caller's
+        // scope. A department also sees the cases once referred to it, which takes a
+        // look at the referrals first; so does a command naming other cases.
+        if principal.role == Role::Department || self.names_cases(&command) {
+            let record = self.visible_case(principal, case_id).await?;
+            self.check_references(principal, &record, &command).await?;
+        }
+        let request = TransitionRequest {
+            case_id,
+            expected_version,
+            timer_seq: None,
+            actor: Actor {
+                role: principal.role,
+                id: principal.actor_id(),
+            },
+            command: command.name.clone(),
+            reason: command.reason.clone(),
+            rule: None,
+        };
+        let decision = match self.submit(request, principal.clone(), command).await? {
+            Applied::Done { decision, .. } => decision,
+            Applied::TimerGone | Applied::AlreadyApplied => {
+                unreachable!("only timer and rule requests can be skipped")
+            }
+        };
+        // Closing a case lifts its cap on the unit's grade and brings a return visit;
+        // reopening it puts the cap back.
+        let closed = decision.next.closed_at.is_some();
+        let was_closed = self.definition_of_state(&decision.from).unwrap_or(false);
+        if closed != was_closed {
+            let cause = if closed {
+                format!("case {case_id} closed")
+            } else {
+                format!("case {case_id} reopened")
+            };
+            if let Err(e) = self.regrade_case_unit(case_id, closed, &cause).await {
+                // The transition is committed either way; the grade catches up at the
+                // unit's next inspection or regrade.
+                tracing::warn!(case = %case_id, error = %e, "regrade after a closure failed");
+            }
+        }
+        Ok(decision.next)
+    }
+
+    /// Whether the command carries a field that names another case.
+    pub(super) fn names_cases(&self, command: &Command) -> bool {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        w.by_id.values().any(|def| {
+            def.commands.get(&command.name).is_some_and(|spec| {
+                spec.fields
+                    .iter()
+                    .any(|(name, f)| f.kind == FieldKind::Case && command.data.contains_key(name))
+            })
+        })
+    }
+
+    /// Whether a state of the hazard case workflow is terminal (closed).
+    pub(super) fn definition_of_state(&self, state: &str) -> Option<bool> {
+        let (_, def) = self.latest_definition(HAZARD_CASE)?;
+        def.states.get(state).map(|s| s.terminal)
+    }
+
+    /// Recomputes the grade of a case's unit after the case was closed or reopened.
+    pub(super) async fn regrade_case_unit(
+        &self,
+        case_id: CaseId,
+        closed: bool,
+        cause: &str,
+    ) -> Result<()> {
+        let store = &self.shared.store;
+        let Some(case) = store.case(case_id).await? else {
+            return Ok(());
+        };
+        let Some(unit) = store.unit(case.unit_id).await? else {
+            return Ok(());
+        };
+        let now = self.now();
+        let hazards: Vec<OpenHazard> = store
+            .open_cases_in_building(unit.building_id)
+            .await?
+            .iter()
+            .filter(|c| c.unit_id == unit.id)
+            .map(|c| OpenHazard {
+                category: c.snapshot.category.clone(),
+                severity: c.snapshot.severity.clone(),
+            })
+            .collect();
+        let rubric = &self.shared.rubric;
+        let grade = rubric.grade(unit.checklist.as_ref(), &hazards);
+        let last_closed = if closed {
+            Some(now)
+        } else {
+            unit.last_closed_at
+        };
+        store
+            .regrade(&GradeUpdate {
+                unit_id: unit.id,
+                stars: grade.stars,
+                score: grade.score,
+                checklist: None,
+                reasons: grade.reasons,
+                changed: grade.stars != unit.stars,
+                cause: cause.to_string(),
+                last_inspected_at: None,
+                last_closed_at: closed.then_some(now),
+                next_due_at: rubric.next_due(grade.stars, unit.last_inspected_at, last_closed),
+                at: now,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Checks fields that name other records (a duplicate's original case) against the
+    /// store, since the pure machine cannot.
+    pub(super) async fn check_references(
+        &self,
+        principal: &Principal,
+        record: &CaseRecord,
+        command: &Command,
+    ) -> Result<()> {
+        let Some(def) = self.definition(record.definition_id) else {
+            return Ok(());
+        };
+        let Some(spec) = def.commands.get(&command.name) else {
+            return Ok(());
+        };
+        for (name, field) in &spec.fields {
+            if field.kind != FieldKind::Case {
+                continue;
+            }
+            if let Some(id) = command.data.get(name).and_then(Value::as_i64)
+                && id != record.snapshot.id.0
+                && self.visible_case(principal, CaseId(id)).await.is_err()
+            {
+                return Err(Error::invalid(
+                    format!("data.{name}"),
+                    format!("no case {id}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a command of the system (a rule's, a timer's, a correction's) through
+    /// the writer, as the engine itself does.
+    pub async fn execute_as_system(
+        &self,
+        request: TransitionRequest,
+        data: Map<String, Value>,
+    ) -> Result<Applied> {
+        let command = Command {
+            name: request.command.clone(),
+            data,
+            reason: request.reason.clone(),
+        };
+        self.submit(request, Principal::system(), command).await
+    }
+
+    /// A case with its history and open timers, as the caller may see it: a landlord
+    /// the events that concern them, a department the case up to when it returned it
+    /// (see `access`).
+    pub async fn case_view(&self, principal: &Principal, id: CaseId) -> Result<CaseView> {
+        let mut case = self.visible_case(principal, id).await?;
+        let store = &self.shared.store;
+        let (history, timers, referrals) = tokio::try_join!(
+            store.case_events(id),
+            store.case_timers(id),
+            store.case_referrals(id)
+        )?;
+        let def = self
+            .definition(case.definition_id)
+            .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let cutoff = match principal.scope {
+            Scope::Department(d) => {
+                crate::access::department_cutoff(d, case.snapshot.department_id, &referrals)
+            }
+            _ => None,
+        };
+        let history = crate::access::visible_history(principal, history, cutoff);
+        let mut timers = timers;
+        if cutoff.is_some() {
+            // The case as the department left it: its state then, nothing since.
+            if let Some(last) = history.last() {
+                case.snapshot.state = last.to_state.clone();
+                case.snapshot.version = last.seq;
+            }
+            timers.clear();
+        }
+        let referrals = crate::access::visible_referrals(principal, referrals);
+        let state = def.states.get(&case.snapshot.state);
+        let commands = if cutoff.is_none() && principal.covers(case.snapshot.place()) {
+            machine::allowed_commands(&def, &case.snapshot.state, principal.role)
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(CaseView {
+            workflow: def.name.clone(),
+            workflow_version: def.version,
+            state_zh: state.map(|s| s.zh.clone()).unwrap_or_default(),
+            state_en: state.map(|s| s.en.clone()).unwrap_or_default(),
+            terminal: def.is_terminal(&case.snapshot.state),
+            case,
+            history,
+            timers,
+            referrals,
+            commands,
+        })
+    }
+
+    /// Messages written for a case, for callers who may see the case: a landlord or a
+    /// department those addressed to them.
+    pub async fn case_outbox(
+        &self,
+        principal: &Principal,
+        id: CaseId,
+    ) -> Result<Vec<OutboxMessage>> {
+        let case = self.visible_case(principal, id).await?;
+        let store = &self.shared.store;
+        let messages = store.case_outbox(id).await?;
+        let cutoff = match principal.scope {
+            Scope::Department(d) => crate::access::department_cutoff(
+                d,
+                case.snapshot.department_id,
+                &store.case_referrals(id).await?,
+            ),
+            _ => None,
+        };
+        Ok(crate::access::visible_messages(principal, messages, cutoff))
+    }
+
+    /// What "overdue" means across the loaded workflows: the states a deadline timer
+    /// leads to, and the states in which the deadline runs.
+    pub fn overdue(&self, wanted: bool) -> Overdue {
+        let w = self.shared.workflows.read().expect("workflow lock").clone();
+        let mut states = BTreeSet::new();
+        let mut deadline_states = BTreeSet::new();
+        for def in w.by_id.values() {
+            for timer in def
+                .timers
+                .values()
+                .filter(|t| t.due == Some(TimerDue::Deadline))
+            {
+                deadline_states.extend(timer.states.iter().cloned());
+                for t in def.transitions.iter().filter(|t| t.command == timer.fire) {
+                    states.extend(t.to.clone());
+                }
+            }
+        }
+        Overdue {
+            wanted,
+            states: states.into_iter().collect(),
+            deadline_states: deadline_states.into_iter().collect(),
+            now: self.now(),
+        }
+    }
+
+    /// Cases within the caller's scope matching `filter`, newest first.
+    pub async fn list_cases(
+        &self,
+        principal: &Principal,
+        filter: &CaseFilter,
+    ) -> Result<Vec<CaseRecord>> {
+        Ok(self
+            .shared
+            .store
+            .list_cases(filter, &principal.scope)
+            .await?)
+    }
+}

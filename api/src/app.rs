@@ -155,7 +155,7 @@ pub fn router(state: AppState) -> Router {
 async fn healthz(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
-        "backend": app.runtime.store().backend(),
+        "backend": app.runtime.backend(),
         "clock": app.clock_kind,
         "now": app.runtime.now(),
     }))

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use anju_engine::auth::Principal;
-use anju_engine::store::IdempotencyKey;
+use anju_engine::model::IdempotencyKey;
 
 use crate::app::AppState;
 use crate::problem::ApiError;

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use anju_engine::domain::{GridId, InspectorId};
+use anju_engine::model::CheckItem;
 use anju_engine::patrol::{CampaignAreaInput, CampaignInput, InspectorPlan, eight_checks};
 use anju_engine::spatial::crs::Crs;
-use anju_engine::store::CheckItem;
 use anju_engine::time::china_time;
 
 use crate::app::AppState;
@@ -209,7 +209,7 @@ pub async fn campaign_progress(
     let by = q.by.unwrap_or_else(|| "grid".into());
     let rows = app.runtime.campaign_progress(&caller, id, &by).await?;
     let sum =
-        |f: fn(&anju_engine::store::CampaignProgress) -> i64| -> i64 { rows.iter().map(f).sum() };
+        |f: fn(&anju_engine::model::CampaignProgress) -> i64| -> i64 { rows.iter().map(f).sum() };
     Ok(Json(json!({
         "campaign_id": id,
         "by": by,

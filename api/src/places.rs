@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use anju_engine::domain::{GridId, InspectionId, InspectorId, Point, UnitId};
+use anju_engine::model::InspectionFilter;
 use anju_engine::registry::Unit;
 use anju_engine::spatial::crs::{Crs, gcj02_from_wgs84};
 use anju_engine::spatial::shape::{Area, parse_area};
-use anju_engine::store::InspectionFilter;
 
 use crate::app::AppState;
 use crate::extract::{Body, Caller, Id, Params};

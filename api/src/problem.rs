@@ -36,12 +36,6 @@ impl From<anju_engine::Error> for ApiError {
     }
 }
 
-impl From<anju_engine::store::Error> for ApiError {
-    fn from(e: anju_engine::store::Error) -> Self {
-        ApiError::Engine(e.into())
-    }
-}
-
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::Engine(e.into())

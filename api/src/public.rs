@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use anju_engine::store::Placard;
+use anju_engine::model::Placard;
 use anju_engine::time::china_time;
 
 use crate::app::AppState;

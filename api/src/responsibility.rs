@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use anju_engine::domain::{CaseId, PartyId, Role, UnitId};
+use anju_engine::domain::{CaseId, PartyId, UnitId};
 use anju_engine::responsibility::Decision;
 use anju_engine::rules::{RuleSpec, Trigger};
 
@@ -134,13 +134,7 @@ async fn routing(
     Caller(caller): Caller,
     Params(q): Params<RoutingQuery>,
 ) -> ApiResult<Json<Value>> {
-    if !matches!(caller.role, Role::Supervisor | Role::Inspector) {
-        return Err(anju_engine::Error::Forbidden(
-            "the routing table is for supervisors and inspectors".into(),
-        )
-        .into());
-    }
-    let routing = app.runtime.routing();
+    let routing = app.runtime.routing_for(&caller)?;
     let mut districts = routing.districts();
     if let Some(d) = q.district {
         if !districts.contains(&d) {

@@ -9,12 +9,12 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use anju_engine::domain::{CaseId, DepartmentId, PartyId, Role, UnitId};
+use anju_engine::domain::{CaseId, DepartmentId, PartyId, UnitId};
 use anju_engine::machine::Command;
+use anju_engine::model::{CaseFilter, CaseRecord, Idempotent};
 use anju_engine::registry::Unit;
 use anju_engine::runtime::{CaseView, Finding, InspectionInput, InspectionOutcome, UnitInput};
 use anju_engine::spatial::crs::Crs;
-use anju_engine::store::{CaseFilter, CaseRecord, Idempotent};
 use anju_engine::time;
 
 use crate::app::AppState;
@@ -183,7 +183,7 @@ async fn correct_unit_point(
         .runtime
         .correct_unit_point(&caller, UnitId(id), point, &b.reason)
         .await?;
-    let corrections = app.runtime.store().location_corrections("unit", id).await?;
+    let corrections = app.runtime.unit_corrections(&caller, UnitId(id)).await?;
     Ok(Json(json!({ "unit": unit, "corrections": corrections })))
 }
 
@@ -531,10 +531,7 @@ struct Order {
 /// The escalation rules in force, with their versions and script hashes, and how many
 /// evaluations ran and failed since the service started (supervisors).
 async fn rules(State(app): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Value>> {
-    if !matches!(caller.role, Role::Supervisor | Role::System) {
-        return Err(anju_engine::Error::Forbidden("the rules are for supervisors".into()).into());
-    }
-    let set = app.runtime.rules();
+    let set = app.runtime.rules_for(&caller)?;
     let (evaluations, failures) = set.counts();
     let rules: Vec<Value> = set
         .specs()
@@ -593,45 +590,32 @@ async fn landlord_orders(
     Id(id): Id,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    match caller.role {
-        Role::Landlord if caller.subject == id => {}
-        Role::Landlord => return Err(ApiError::NotFound(format!("landlord {id} not found"))),
-        Role::Department => {
-            return Err(anju_engine::Error::Forbidden(
-                "departments see referrals, not landlords' orders".into(),
-            )
-            .into());
-        }
-        _ => {}
-    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let filter = CaseFilter {
         state: q.state,
-        party_id: Some(PartyId(id)),
         before: q.before.map(CaseId),
         limit,
         ..CaseFilter::default()
     };
-    let cases = app.runtime.list_cases(&caller, &filter).await?;
-    let mut orders = Vec::new();
-    for c in cases.iter().filter(|c| c.snapshot.order_no > 0) {
-        let messages = app.runtime.store().case_outbox(c.snapshot.id).await?;
-        let latest = messages
-            .iter()
-            .rev()
-            .find(|m| m.recipient_kind == "landlord" && m.template == "rectification_order");
-        orders.push(Order {
+    let cases = app
+        .runtime
+        .party_orders(&caller, PartyId(id), &filter)
+        .await?;
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
+        .flatten();
+    let orders: Vec<Order> = cases
+        .iter()
+        .filter(|(c, _)| c.snapshot.order_no > 0)
+        .map(|(c, latest)| Order {
             case: case_summary(&app, c),
             order_no: c.snapshot.order_no,
             deadline_at: c.snapshot.deadline_at,
             deadline_local: c.snapshot.deadline_at.map(time::local_time),
-            subject: latest.map(|m| m.subject.clone()),
-            body: latest.map(|m| m.body.clone()),
-        });
-    }
-    let next = (cases.len() as u32 == limit)
-        .then(|| cases.last().map(|c| c.snapshot.id))
-        .flatten();
+            subject: latest.as_ref().map(|m| m.subject.clone()),
+            body: latest.as_ref().map(|m| m.body.clone()),
+        })
+        .collect();
     Ok(Json(json!({ "orders": orders, "next_before": next })))
 }
 
@@ -641,38 +625,24 @@ async fn department_referrals(
     Id(id): Id,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    match caller.role {
-        Role::Department if caller.subject == id => {}
-        Role::Department => return Err(ApiError::NotFound(format!("department {id} not found"))),
-        Role::Supervisor => {}
-        _ => {
-            return Err(anju_engine::Error::Forbidden(
-                "referral lists are for departments and supervisors".into(),
-            )
-            .into());
-        }
-    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let filter = CaseFilter {
         state: q.state,
-        department_id: Some(DepartmentId(id)),
         before: q.before.map(CaseId),
         limit,
         ..CaseFilter::default()
     };
-    let cases = app.runtime.list_cases(&caller, &filter).await?;
-    let mut out = Vec::new();
-    for c in &cases {
-        let referrals = app.runtime.store().case_referrals(c.snapshot.id).await?;
-        let mine: Vec<_> = referrals
-            .into_iter()
-            .filter(|r| r.department_id == DepartmentId(id))
-            .collect();
-        out.push(json!({ "case": case_summary(&app, c), "referrals": mine }));
-    }
+    let cases = app
+        .runtime
+        .department_referrals(&caller, DepartmentId(id), &filter)
+        .await?;
     let next = (cases.len() as u32 == limit)
-        .then(|| cases.last().map(|c| c.snapshot.id))
+        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
         .flatten();
+    let out: Vec<Value> = cases
+        .iter()
+        .map(|(c, mine)| json!({ "case": case_summary(&app, c), "referrals": mine }))
+        .collect();
     Ok(Json(json!({ "referrals": out, "next_before": next })))
 }
 

@@ -4,11 +4,10 @@
 //! module names, so that callers need one crate.
 
 pub use anju_core::{
-    auth, calendar, domain, grading, machine, planning, registry, routing, rules, seed, spatial,
-    taxonomy, text, time, workflow,
+    auth, calendar, domain, grading, machine, planning, policy, records, registry, routing, rules,
+    seed, spatial, taxonomy, text, time, workflow,
 };
 
-pub mod access;
 pub mod error;
 pub mod metrics;
 pub mod model;

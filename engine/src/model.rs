@@ -12,6 +12,8 @@ use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::Unit;
 use crate::spatial::crs::Crs;
 
+pub use anju_core::records::{EventRecord, OutboxMessage, ReferralRecord};
+
 /// A case with everything stored about it besides its history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseRecord {
@@ -57,19 +59,6 @@ impl CaseRecord {
     }
 }
 
-/// One entry of a case's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventRecord {
-    pub seq: i64,
-    pub at: DateTime<Utc>,
-    pub actor: Actor,
-    pub command: String,
-    pub from_state: Option<String>,
-    pub to_state: String,
-    pub reason: Option<String>,
-    pub data: Value,
-}
-
 /// A case's running timer. `seq` numbers the timers a case has had, so that a claim
 /// on a timer that was since cancelled or replaced can tell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,35 +68,6 @@ pub struct TimerRecord {
     pub kind: String,
     pub fire_command: String,
     pub due_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutboxMessage {
-    pub id: i64,
-    pub case_id: CaseId,
-    pub event_seq: i64,
-    pub recipient_kind: String,
-    pub recipient_id: Option<i64>,
-    pub template: String,
-    pub subject: String,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
-    pub attempts: i64,
-    pub delivered_at: Option<DateTime<Utc>>,
-    pub channel: Option<String>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReferralRecord {
-    pub id: i64,
-    pub case_id: CaseId,
-    pub department_id: DepartmentId,
-    pub status: String,
-    pub referred_at: DateTime<Utc>,
-    pub responded_at: Option<DateTime<Utc>>,
-    pub reason_code: Option<String>,
-    pub result: Option<Value>,
 }
 
 /// A command to apply to one case, as the store sees it: the decision itself is made by

@@ -150,3 +150,106 @@ fn the_store_never_imports_the_runtime() {
     assert!(!names_module("// crate::runtime::X", "runtime"));
     assert!(!names_module("use crate::runtimes::X;", "runtime"));
 }
+
+/// The identifiers of a source text, outside comments and string literals.
+fn identifiers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut word = String::new();
+        for c in code.chars() {
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            if c.is_alphanumeric() || c == '_' {
+                word.push(c);
+                continue;
+            }
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            in_string = c == '"';
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_writer_never_imports_escalation_patrol_or_responsibility() {
+    let text = std::fs::read_to_string(root().join("engine/src/runtime/writer.rs")).unwrap();
+    for concern in ["escalation", "patrol", "responsibility"] {
+        assert!(
+            !identifiers(&text).iter().any(|w| w == concern),
+            "the writer names `{concern}`"
+        );
+    }
+}
+
+/// The files of `api/` that are not the command line or the benchmarks: the service.
+fn service_files() -> Vec<PathBuf> {
+    let files: Vec<PathBuf> = rust_files(&root().join("api/src"))
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy();
+            !name.starts_with("bench") && name != "cli.rs"
+        })
+        .collect();
+    assert!(files.len() >= 8, "{files:?}");
+    files
+}
+
+#[test]
+fn no_route_checks_a_role() {
+    let offenders: Vec<String> = service_files()
+        .iter()
+        .filter(|f| {
+            identifiers(&std::fs::read_to_string(f).unwrap())
+                .iter()
+                .any(|w| w == "Role")
+        })
+        .map(|f| relative(f))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "routes that check a role: {offenders:?}"
+    );
+    // Identifiers, not substrings: a role in a string, a comment or a longer name is
+    // not a check; `Role::Supervisor` is.
+    assert!(identifiers("if caller.role == Role::Supervisor {}").contains(&"Role".into()));
+    assert!(!identifiers("let x = \"Role::X\"; // Role\nlet roles = 1;").contains(&"Role".into()));
+}
+
+#[test]
+fn the_api_names_the_store_only_where_it_opens_one() {
+    let mut offenders = Vec::new();
+    for f in rust_files(&root().join("api/src")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let names_store = names_module(&text.replace("anju_engine::", "crate::"), "store");
+        let opens = [
+            "store::open(",
+            "PostgresStore::",
+            "SqliteStore::",
+            "open_store(",
+        ]
+        .iter()
+        .any(|o| text.contains(o));
+        if names_store && !opens {
+            offenders.push(relative(&f));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "api files that use the store: {offenders:?}"
+    );
+}

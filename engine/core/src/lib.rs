@@ -11,6 +11,8 @@ pub mod error;
 pub mod grading;
 pub mod machine;
 pub mod planning;
+pub mod policy;
+pub mod records;
 pub mod registry;
 pub mod routing;
 pub mod rules;

@@ -1,12 +1,12 @@
 //! Cases on the runtime: commands checked and sent to the writer, the regrade after a close or reopen, a case as its caller may see it, its messages, overdue orders and scoped case lists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::{Principal, Scope};
-use crate::domain::{Actor, CaseId, Role};
+use crate::domain::{Actor, CaseId, DepartmentId, PartyId, Role};
 use crate::error::{Error, Result};
 use crate::grading::OpenHazard;
 use crate::machine::{self, CaseSnapshot, Command};
@@ -218,12 +218,14 @@ impl Runtime {
             .definition(case.definition_id)
             .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
         let cutoff = match principal.scope {
-            Scope::Department(d) => {
-                crate::access::department_cutoff(d, case.snapshot.department_id, &referrals)
-            }
+            Scope::Department(d) => crate::policy::history::department_cutoff(
+                d,
+                case.snapshot.department_id,
+                &referrals,
+            ),
             _ => None,
         };
-        let history = crate::access::visible_history(principal, history, cutoff);
+        let history = crate::policy::history::visible_history(principal, history, cutoff);
         let mut timers = timers;
         if cutoff.is_some() {
             // The case as the department left it: its state then, nothing since.
@@ -233,7 +235,7 @@ impl Runtime {
             }
             timers.clear();
         }
-        let referrals = crate::access::visible_referrals(principal, referrals);
+        let referrals = crate::policy::history::visible_referrals(principal, referrals);
         let state = def.states.get(&case.snapshot.state);
         let commands = if cutoff.is_none() && principal.covers(case.snapshot.place()) {
             machine::allowed_commands(&def, &case.snapshot.state, principal.role)
@@ -267,14 +269,16 @@ impl Runtime {
         let store = &self.shared.store;
         let messages = store.case_outbox(id).await?;
         let cutoff = match principal.scope {
-            Scope::Department(d) => crate::access::department_cutoff(
+            Scope::Department(d) => crate::policy::history::department_cutoff(
                 d,
                 case.snapshot.department_id,
                 &store.case_referrals(id).await?,
             ),
             _ => None,
         };
-        Ok(crate::access::visible_messages(principal, messages, cutoff))
+        Ok(crate::policy::history::visible_messages(
+            principal, messages, cutoff,
+        ))
     }
 
     /// What "overdue" means across the loaded workflows: the states a deadline timer
@@ -314,5 +318,76 @@ impl Runtime {
             .store
             .list_cases(filter, &principal.scope)
             .await?)
+    }
+
+    /// A landlord's rectification orders (cases with an order), each with the latest
+    /// order sent to the landlord: for the landlord, and for staff over their area.
+    /// Two queries, whatever the number of cases.
+    pub async fn party_orders(
+        &self,
+        principal: &Principal,
+        party: PartyId,
+        filter: &CaseFilter,
+    ) -> Result<Vec<(CaseRecord, Option<OutboxMessage>)>> {
+        crate::policy::check(principal, crate::policy::Act::ReadPartyOrders(party))?;
+        let filter = CaseFilter {
+            party_id: Some(party),
+            ..filter.clone()
+        };
+        let cases = self.list_cases(principal, &filter).await?;
+        let ids: Vec<CaseId> = cases.iter().map(|c| c.snapshot.id).collect();
+        let mut latest: BTreeMap<CaseId, OutboxMessage> = BTreeMap::new();
+        for m in self
+            .shared
+            .store
+            .messages_of_cases(&ids, "landlord", "rectification_order")
+            .await?
+        {
+            latest.insert(m.case_id, m);
+        }
+        Ok(cases
+            .into_iter()
+            .map(|c| {
+                let order = latest.remove(&c.snapshot.id);
+                (c, order)
+            })
+            .collect())
+    }
+
+    /// The cases referred to a department, each with the referrals to that department:
+    /// for the department itself, and for supervisors over their area. Two queries,
+    /// whatever the number of cases.
+    pub async fn department_referrals(
+        &self,
+        principal: &Principal,
+        department: DepartmentId,
+        filter: &CaseFilter,
+    ) -> Result<Vec<(CaseRecord, Vec<ReferralRecord>)>> {
+        crate::policy::check(
+            principal,
+            crate::policy::Act::ReadDepartmentReferrals(department),
+        )?;
+        let filter = CaseFilter {
+            department_id: Some(department),
+            ..filter.clone()
+        };
+        let cases = self.list_cases(principal, &filter).await?;
+        let ids: Vec<CaseId> = cases.iter().map(|c| c.snapshot.id).collect();
+        let mut by_case: BTreeMap<CaseId, Vec<ReferralRecord>> = BTreeMap::new();
+        for r in self
+            .shared
+            .store
+            .referrals_of_cases(&ids, Some(department))
+            .await?
+        {
+            by_case.entry(r.case_id).or_default().push(r);
+        }
+        Ok(cases
+            .into_iter()
+            .map(|c| {
+                let referrals = by_case.remove(&c.snapshot.id).unwrap_or_default();
+                (c, referrals)
+            })
+            .collect())
     }
 }

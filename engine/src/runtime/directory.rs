@@ -44,11 +44,7 @@ impl Runtime {
     /// The departments a caller may refer to or work with: those serving the caller's
     /// districts, and the city-wide ones (staff and departments; not landlords).
     pub async fn department_directory(&self, principal: &Principal) -> Result<Vec<DepartmentInfo>> {
-        if principal.role == Role::Landlord {
-            return Err(Error::Forbidden(
-                "the department directory is for staff and departments".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::ReadDepartmentDirectory)?;
         let districts = self.districts_of(principal).await?;
         Ok(self
             .store()
@@ -110,14 +106,7 @@ impl Runtime {
         &self,
         principal: &Principal,
     ) -> Result<Vec<SupervisorRecord>> {
-        if !matches!(
-            principal.role,
-            Role::Supervisor | Role::Inspector | Role::System
-        ) {
-            return Err(Error::Forbidden(
-                "the supervisor directory is for supervisors and inspectors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::ReadSupervisorDirectory)?;
         let districts = self.districts_of(principal).await?;
         let grids = self.grid_index().await?;
         let streets: BTreeSet<_> = match &principal.scope {

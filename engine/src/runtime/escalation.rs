@@ -212,14 +212,7 @@ impl Runtime {
         // A case the caller may not see is not found, whatever the role; a case they
         // see, but whose rule jobs their role never sees, is forbidden.
         self.visible_case(principal, case).await?;
-        if !matches!(
-            principal.role,
-            crate::domain::Role::Inspector | crate::domain::Role::Supervisor
-        ) {
-            return Err(crate::Error::Forbidden(
-                "rule jobs are for inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::ReadRuleJobs)?;
         Ok(self.store().case_rule_jobs(case).await?)
     }
 
@@ -701,11 +694,7 @@ impl Runtime {
         event: Option<Trigger>,
         days: Option<u32>,
     ) -> Result<DryRun> {
-        if principal.role != crate::domain::Role::Supervisor {
-            return Err(crate::Error::Forbidden(
-                "dry runs of rules are for supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::DryRunRule)?;
         let set = crate::rules::RuleSet::from_parts(
             vec![(spec.clone(), source)],
             self.rules().departments().clone(),

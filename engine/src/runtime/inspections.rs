@@ -152,11 +152,7 @@ impl Runtime {
         idem: Option<&IdempotencyKey>,
         respond: fn(&InspectionOutcome) -> Value,
     ) -> Result<Idempotent<InspectionOutcome>> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "inspections are recorded by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::RecordInspection)?;
         let taxonomy = &self.shared.taxonomy;
         let mut errors = Vec::new();
         if input.findings.len() > MAX_FINDINGS {

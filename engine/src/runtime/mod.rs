@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
-use crate::auth::{Principal, Scope};
-use crate::domain::{Role, UnitId};
+use crate::auth::Principal;
+use crate::domain::UnitId;
 use crate::error::{Error, Result};
 use crate::grading::Rubric;
 use crate::metrics::Metrics;
@@ -249,6 +249,11 @@ impl Runtime {
         })
     }
 
+    /// Which database the store runs on.
+    pub fn backend(&self) -> crate::store::Backend {
+        self.shared.store.backend()
+    }
+
     pub fn store(&self) -> &SharedStore {
         &self.shared.store
     }
@@ -303,11 +308,7 @@ impl Runtime {
         spec: crate::rules::RuleSpec,
         source: String,
     ) -> Result<crate::store::RuleVersion> {
-        if !(principal.role == Role::Supervisor && principal.scope == Scope::City) {
-            return Err(Error::Forbidden(
-                "rules are published by city-level supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::PublishRule)?;
         if !crate::rules::valid_name(&spec.name) {
             return Err(Error::invalid("name", "1 to 64 of a-z, 0-9 and _"));
         }
@@ -389,6 +390,18 @@ impl Runtime {
     /// The department directory as loaded.
     pub fn routing(&self) -> Arc<Routing> {
         self.shared.routing.read().expect("routing lock").clone()
+    }
+
+    /// The routing table, for the callers who may read it.
+    pub fn routing_for(&self, principal: &Principal) -> Result<Arc<Routing>> {
+        crate::policy::check(principal, crate::policy::Act::ReadRouting)?;
+        Ok(self.routing())
+    }
+
+    /// The rules in force, for the callers who may read them.
+    pub fn rules_for(&self, principal: &Principal) -> Result<Arc<crate::rules::RuleSet>> {
+        crate::policy::check(principal, crate::policy::Act::ReadRules)?;
+        Ok(self.rules())
     }
 
     /// Re-reads the department directory (after an import).

@@ -113,13 +113,6 @@ pub fn eight_checks() -> Vec<CheckItem> {
 /// The longest campaign window, in days.
 pub const MAX_CAMPAIGN_DAYS: i64 = 366;
 
-fn supervisor_only(principal: &Principal, what: &str) -> Result<()> {
-    match principal.role {
-        Role::Supervisor | Role::System => Ok(()),
-        _ => Err(Error::Forbidden(format!("{what} is for supervisors"))),
-    }
-}
-
 impl Runtime {
     /// Plans a day for the whole city and stores it, keeping the routes stored already
     /// (with their visits) unless `replace`. Stages are timed for the benchmark.
@@ -295,7 +288,7 @@ impl Runtime {
         principal: &Principal,
         date: NaiveDate,
     ) -> Result<Vec<Backlog>> {
-        supervisor_only(principal, "the planning backlog")?;
+        crate::policy::check(principal, crate::policy::Act::ReadPlanningBacklog)?;
         self.store()
             .stored_backlog(date, &principal.scope)
             .await?
@@ -308,7 +301,7 @@ impl Runtime {
         principal: &Principal,
         input: CampaignInput,
     ) -> Result<CampaignRecord> {
-        supervisor_only(principal, "creating a campaign")?;
+        crate::policy::check(principal, crate::policy::Act::CreateCampaign)?;
         let mut errors = Vec::new();
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
@@ -379,24 +372,13 @@ impl Runtime {
             .await
     }
 
-    /// Campaigns are for inspectors and supervisors: those with a unit in their
-    /// jurisdiction, and their progress over those units only.
-    fn campaign_reader(principal: &Principal) -> Result<()> {
-        match principal.role {
-            Role::Supervisor | Role::Inspector | Role::System => Ok(()),
-            _ => Err(Error::Forbidden(
-                "campaigns are for inspectors and supervisors".into(),
-            )),
-        }
-    }
-
     pub async fn campaigns(&self, principal: &Principal) -> Result<Vec<CampaignRecord>> {
-        Self::campaign_reader(principal)?;
+        crate::policy::check(principal, crate::policy::Act::ReadCampaigns)?;
         Ok(self.store().campaigns(&principal.scope).await?)
     }
 
     pub async fn campaign(&self, principal: &Principal, id: i64) -> Result<CampaignRecord> {
-        Self::campaign_reader(principal)?;
+        crate::policy::check(principal, crate::policy::Act::ReadCampaigns)?;
         self.store()
             .campaign(id, &principal.scope)
             .await?
@@ -430,17 +412,7 @@ impl Runtime {
         principal: &Principal,
         party: crate::domain::PartyId,
     ) -> Result<Vec<crate::store::PartyUnit>> {
-        match principal.role {
-            Role::Landlord if principal.subject != party.0 => {
-                return Err(Error::not_found("party", party));
-            }
-            Role::Department => {
-                return Err(Error::Forbidden(
-                    "departments see referrals, not landlords' units".into(),
-                ));
-            }
-            _ => {}
-        }
+        crate::policy::check(principal, crate::policy::Act::ReadPartyUnits(party))?;
         let units = self.store().party_units(party).await?;
         Ok(units
             .into_iter()

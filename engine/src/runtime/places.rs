@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Principal, Scope};
-use crate::domain::{Actor, CaseId, Point, Role, UnitId};
+use crate::auth::Principal;
+use crate::domain::{Actor, CaseId, Point, UnitId};
 use crate::error::FieldError;
 use crate::error::{Error, Result};
 use crate::machine::{self, Command};
@@ -123,11 +123,7 @@ impl Runtime {
         idem: Option<&IdempotencyKey>,
         respond: &Respond<'_, Unit>,
     ) -> Result<Idempotent<Unit>> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "units are registered by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::RegisterUnit)?;
         let point = parse_unit_values(
             &input.address_code,
             &input.address,
@@ -171,11 +167,7 @@ impl Runtime {
         reason: &str,
     ) -> Result<Unit> {
         let unit = self.unit(principal, id).await?;
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "points are corrected by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::CorrectPoint)?;
         let reason = crate::text::required("reason", reason, 500)?;
         let building = self
             .store()
@@ -201,6 +193,16 @@ impl Runtime {
         self.unit(&Principal::system(), id).await
     }
 
+    /// The corrections of a unit's point, oldest first, for the callers who see the unit.
+    pub async fn unit_corrections(
+        &self,
+        principal: &Principal,
+        id: UnitId,
+    ) -> Result<Vec<crate::store::LocationCorrection>> {
+        self.unit(principal, id).await?;
+        Ok(self.store().location_corrections("unit", id.0).await?)
+    }
+
     /// Corrects a building's point (supervisors and the inspectors who see it, with a
     /// reason): audited, and the building takes the grid its new point lies in.
     pub async fn correct_building_point(
@@ -214,11 +216,7 @@ impl Runtime {
             Ok(b) => b,
             Err(_) => return Err(Error::not_found("building", id)),
         };
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "points are corrected by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::CorrectPoint)?;
         let reason = crate::text::required("reason", reason, 500)?;
         let place = self.place_in_jurisdiction(principal, point).await?;
         self.store()
@@ -313,11 +311,7 @@ impl Runtime {
         after: Option<UnitId>,
         limit: u32,
     ) -> Result<Vec<Unit>> {
-        if principal.role != Role::Supervisor && principal.scope != Scope::System {
-            return Err(Error::Forbidden(
-                "the list of units outside every grid is for supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::ListUngridded)?;
         Ok(self
             .store()
             .ungridded_units(&principal.scope, after, limit.clamp(1, 1000))

@@ -115,11 +115,7 @@ impl Runtime {
         phone: Option<&str>,
         email: Option<&str>,
     ) -> Result<PartyListing> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "parties are registered by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::RegisterParty)?;
         crate::registry::check_party_kind("kind", kind)?;
         let name = text::required("name", name, 100)?;
         let phone = phone.map(|p| text::phone("phone", p)).transpose()?;
@@ -142,11 +138,7 @@ impl Runtime {
         after: PartyId,
         limit: u32,
     ) -> Result<Vec<PartyListing>> {
-        if principal.role != Role::Supervisor {
-            return Err(Error::Forbidden(
-                "the register of parties is for supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::ListParties)?;
         if let Some(k) = kind {
             crate::registry::check_party_kind("kind", k)?;
         }
@@ -259,9 +251,7 @@ impl Runtime {
         reason: &str,
     ) -> Result<BlacklistEntry> {
         let reason = text::required("reason", reason, 2000)?;
-        if principal.role != Role::Supervisor {
-            return Err(Error::Forbidden("supervisors propose blacklistings".into()));
-        }
+        crate::policy::check(principal, crate::policy::Act::ProposeBlacklist)?;
         let units = self.may_see_party(principal, party).await?;
         let district = match &principal.scope {
             Scope::District(code) => code.clone(),
@@ -429,11 +419,7 @@ impl Runtime {
         expires_on: NaiveDate,
         document: Option<String>,
     ) -> Result<Agreement> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "agreements are recorded by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::RecordAgreement)?;
         let found = self.unit(principal, unit).await?;
         let party = found
             .party_id
@@ -478,14 +464,7 @@ impl Runtime {
         starts_on: NaiveDate,
         ends_on: NaiveDate,
     ) -> Result<InsurancePolicy> {
-        if !matches!(
-            principal.role,
-            Role::Inspector | Role::Supervisor | Role::Landlord
-        ) {
-            return Err(Error::Forbidden(
-                "policies are recorded by the unit's party, inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::RecordPolicy)?;
         self.unit(principal, unit).await?;
         let insurer = text::required("insurer", insurer, 100)?;
         let policy_no = text::required("policy_no", policy_no, 64)?;

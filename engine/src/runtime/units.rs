@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::auth::{Principal, Scope};
-use crate::domain::{PartyId, Point, Role, UnitId};
+use crate::domain::{PartyId, Point, UnitId};
 use crate::error::{Error, Result};
 use crate::registry::Unit;
 use crate::spatial::crs::Crs;
@@ -67,11 +67,7 @@ impl Runtime {
         party: Option<PartyId>,
         role: Option<String>,
     ) -> Result<Unit> {
-        if !matches!(principal.role, Role::Inspector | Role::Supervisor) {
-            return Err(Error::Forbidden(
-                "responsible parties are recorded by inspectors and supervisors".into(),
-            ));
-        }
+        crate::policy::check(principal, crate::policy::Act::ChangeUnitParty)?;
         let unit = self.unit(principal, id).await?;
         let store = &self.shared.store;
         let party = match party {

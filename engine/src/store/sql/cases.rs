@@ -27,6 +27,22 @@ fn push_in(q: &mut QueryBuilder<Db>, column: &str, values: &[String]) {
     }
     q.push(")");
 }
+fn referral_from_row(r: &Row) -> Result<ReferralRecord, Error> {
+    let result: Option<Json<Value>> = r.try_get("result")?;
+    Ok(ReferralRecord {
+        id: r.try_get("id")?,
+        case_id: CaseId(r.try_get("case_id")?),
+        department_id: DepartmentId(r.try_get("department_id")?),
+        status: r.try_get("status")?,
+        referred_at: from_millis(r.try_get("referred_at")?),
+        responded_at: r
+            .try_get::<Option<i64>, _>("responded_at")?
+            .map(from_millis),
+        reason_code: r.try_get("reason_code")?,
+        result: result.map(|j| j.0),
+    })
+}
+
 #[async_trait]
 impl CaseStore for This {
     async fn open_cases_of_units(&self, units: &[UnitId]) -> Result<Vec<CaseRecord>, Error> {
@@ -154,30 +170,57 @@ impl CaseStore for This {
     }
 
     async fn case_referrals(&self, id: CaseId) -> Result<Vec<ReferralRecord>, Error> {
-        let rows = sqlx::query(
+        self.referrals_of_cases(&[id], None).await
+    }
+
+    async fn referrals_of_cases(
+        &self,
+        ids: &[CaseId],
+        department: Option<DepartmentId>,
+    ) -> Result<Vec<ReferralRecord>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new(
             "SELECT id, case_id, department_id, status, referred_at, responded_at, reason_code, \
-             result FROM referrals WHERE case_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let result: Option<Json<Value>> = r.try_get("result")?;
-                Ok(ReferralRecord {
-                    id: r.try_get("id")?,
-                    case_id: CaseId(r.try_get("case_id")?),
-                    department_id: DepartmentId(r.try_get("department_id")?),
-                    status: r.try_get("status")?,
-                    referred_at: from_millis(r.try_get("referred_at")?),
-                    responded_at: r
-                        .try_get::<Option<i64>, _>("responded_at")?
-                        .map(from_millis),
-                    reason_code: r.try_get("reason_code")?,
-                    result: result.map(|j| j.0),
-                })
-            })
-            .collect()
+             result FROM referrals WHERE case_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        q.push(")");
+        if let Some(d) = department {
+            q.push(" AND department_id = ").push_bind(d.0);
+        }
+        q.push(" ORDER BY case_id, id");
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter().map(referral_from_row).collect()
+    }
+
+    async fn messages_of_cases(
+        &self,
+        ids: &[CaseId],
+        recipient_kind: &str,
+        template: &str,
+    ) -> Result<Vec<OutboxMessage>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE case_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        q.push(") AND recipient_kind = ")
+            .push_bind(recipient_kind.to_string())
+            .push(" AND template = ")
+            .push_bind(template.to_string())
+            .push(" ORDER BY case_id, id");
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter().map(outbox_from_row).collect()
     }
 
     async fn case_outbox(&self, id: CaseId) -> Result<Vec<OutboxMessage>, Error> {

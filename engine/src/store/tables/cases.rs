@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
-use crate::domain::{BuildingId, CaseId, UnitId};
+use crate::domain::{BuildingId, CaseId, DepartmentId, UnitId};
 use crate::model::*;
 use crate::store::Error;
 
@@ -39,6 +39,23 @@ pub trait CaseStore: Send + Sync + 'static {
     async fn case_timers(&self, id: CaseId) -> Result<Vec<TimerRecord>, Error>;
 
     async fn case_referrals(&self, id: CaseId) -> Result<Vec<ReferralRecord>, Error>;
+
+    /// The referrals of several cases in one query, in case and id order; only those to
+    /// `department` when one is named.
+    async fn referrals_of_cases(
+        &self,
+        ids: &[CaseId],
+        department: Option<DepartmentId>,
+    ) -> Result<Vec<ReferralRecord>, Error>;
+
+    /// The messages of several cases to `recipient_kind` made from `template`, in one
+    /// query, in case and id order.
+    async fn messages_of_cases(
+        &self,
+        ids: &[CaseId],
+        recipient_kind: &str,
+        template: &str,
+    ) -> Result<Vec<OutboxMessage>, Error>;
 
     async fn case_outbox(&self, id: CaseId) -> Result<Vec<OutboxMessage>, Error>;
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::auth::{Principal, Scope};
 use crate::domain::Role;
-use crate::store::{EventRecord, OutboxMessage, ReferralRecord};
+use crate::records::{EventRecord, OutboxMessage, ReferralRecord};
 
 /// The events a landlord (or agent, or sub-landlord) sees on a case of theirs: the
 /// finding, the order and its deadline, their own acts, the re-inspection and its

@@ -97,15 +97,18 @@ impl Runtime {
             .case(id)
             .await?
             .ok_or_else(|| Error::not_found("case", id))?;
-        let visible = match &principal.scope {
-            // A department keeps seeing the cases once referred to it.
-            Scope::Department(dept) => store
+        // A department keeps seeing the cases once referred to it: its referrals are
+        // read only for a department.
+        let referred_to: Vec<_> = match &principal.scope {
+            Scope::Department(_) => store
                 .case_referrals(id)
                 .await?
                 .iter()
-                .any(|r| r.department_id == *dept),
-            _ => principal.covers(record.snapshot.place()),
+                .map(|r| r.department_id)
+                .collect(),
+            _ => Vec::new(),
         };
+        let visible = crate::policy::reads_case(principal, record.snapshot.place(), &referred_to);
         if visible {
             Ok(record)
         } else {

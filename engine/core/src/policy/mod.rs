@@ -2,7 +2,7 @@
 
 pub mod history;
 
-use crate::auth::{Principal, Scope};
+use crate::auth::{Place, Principal, Scope};
 use crate::domain::{DepartmentId, PartyId, Role};
 use crate::error::Error;
 
@@ -177,6 +177,18 @@ pub fn judge(principal: &Principal, act: Act) -> Verdict {
             _ => Verdict::Forbidden("referral lists are for departments and supervisors"),
         },
         _ => unreachable_act(act),
+    }
+}
+
+/// Whether `principal` may read a case at `place` that was referred to the departments
+/// `referred_to` (at any time, in any status): staff and landlords by their scope over
+/// the case's place; a department by a referral to it, which it keeps seeing after it
+/// returned the case (up to the return: see `history`). The SQL filters of case lists
+/// are the same rule (a conformance test holds them to it).
+pub fn reads_case(principal: &Principal, place: Place<'_>, referred_to: &[DepartmentId]) -> bool {
+    match &principal.scope {
+        Scope::Department(d) => referred_to.contains(d),
+        _ => principal.covers(place),
     }
 }
 

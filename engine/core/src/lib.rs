@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod domain;
 pub mod error;
 pub mod grading;
+pub mod inspection;
 pub mod machine;
 pub mod planning;
 pub mod policy;

@@ -143,6 +143,18 @@ pub struct Decision {
     /// The workflow definition the case moves to (an upgrade); `None` for every
     /// ordinary command.
     pub definition_id: Option<i64>,
+    /// The case closed or reopened: the unit's grade follows its open hazards.
+    pub regrade: Option<Regrade>,
+}
+
+/// Why a unit is graded again after a transition of one of its cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regrade {
+    /// The case closed: its cap on the grade is lifted, and a return visit is due.
+    Closed,
+    /// The case reopened: its cap is back.
+    Reopened,
 }
 
 /// The system command that moves an open case to a newer version of its workflow.
@@ -183,6 +195,7 @@ pub fn upgrade(
         trigger: None,
         blacklist: None,
         definition_id: Some(to_id),
+        regrade: None,
     })
 }
 
@@ -194,6 +207,45 @@ pub fn decide(
     principal: &Principal,
     cmd: &Command,
 ) -> Result<Decision, Error> {
+    let Admitted {
+        spec,
+        data,
+        reason,
+        transition,
+    } = admit(ctx, case, principal, cmd)?;
+    let mut out = Outcome {
+        next: case.clone(),
+        event: data.clone(),
+        referral: None,
+        blacklist: None,
+        messages: Vec::new(),
+    };
+    out.next.state = Definition::target(transition, &case.state).to_string();
+    out.next.version = case.version + 1;
+    for effect in &transition.effects {
+        out.apply(ctx, case, principal, spec, &data, reason, effect)?;
+    }
+    Ok(out.finish(ctx, case, transition))
+}
+
+/// A command admitted on a case: its definition, its checked data and reason, and the
+/// transition it takes.
+struct Admitted<'a> {
+    spec: &'a CommandDef,
+    data: Map<String, Value>,
+    reason: &'a str,
+    transition: &'a crate::workflow::TransitionDef,
+}
+
+/// Checks that `cmd` may be issued by `principal` on `case` (the command exists, the
+/// role may issue it, the case is in the principal's jurisdiction, its data and reason
+/// are valid) and finds the transition it takes from the case's state.
+fn admit<'a>(
+    ctx: Context<'a>,
+    case: &'a CaseSnapshot,
+    principal: &Principal,
+    cmd: &'a Command,
+) -> Result<Admitted<'a>, Error> {
     let def = ctx.definition;
     let spec = def.commands.get(&cmd.name).ok_or_else(|| {
         Error::invalid(
@@ -247,16 +299,42 @@ pub fn decide(
             }
         })?;
 
-    let mut next = case.clone();
-    next.state = Definition::target(transition, &case.state).to_string();
-    next.version = case.version + 1;
-    let mut event = data.clone();
-    let mut referral = None;
-    let mut blacklist = None;
-    let mut messages = Vec::new();
-    let previous_department = case.department_id;
+    Ok(Admitted {
+        spec,
+        data,
+        reason,
+        transition,
+    })
+}
 
-    for effect in &transition.effects {
+/// What a transition makes of a case, effect by effect.
+struct Outcome {
+    next: CaseSnapshot,
+    event: Map<String, Value>,
+    referral: Option<ReferralChange>,
+    blacklist: Option<String>,
+    messages: Vec<MessageDraft>,
+}
+
+impl Outcome {
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        ctx: Context<'_>,
+        case: &CaseSnapshot,
+        principal: &Principal,
+        spec: &CommandDef,
+        data: &Map<String, Value>,
+        reason: &str,
+        effect: &Effect,
+    ) -> Result<(), Error> {
+        let Outcome {
+            next,
+            event,
+            referral,
+            blacklist,
+            messages,
+        } = self;
         match effect {
             Effect::IssueOrder => {
                 let hours = data.get("deadline_hours").and_then(Value::as_i64);
@@ -269,47 +347,17 @@ pub fn decide(
                 event.insert("order_no".into(), json!(next.order_no));
             }
             Effect::Refer => {
-                let department = match data.get("department_id").and_then(Value::as_i64) {
-                    Some(id) => {
-                        let department = ctx
-                            .routing
-                            .get(DepartmentId(id))
-                            .expect("validated department");
-                        check_referral_target(ctx, case, principal, department, reason)?;
-                        department
-                    }
-                    None => {
-                        // A rule names the kind of department; otherwise the category's
-                        // routing decides.
-                        let kind = match data.get("department_kind").and_then(Value::as_str) {
-                            Some(kind) => kind,
-                            None => ctx
-                                .taxonomy
-                                .category(&case.category)
-                                .map(|c| c.department.as_str())
-                                .unwrap_or_default(),
-                        };
-                        ctx.routing.route(kind, &case.district_code).ok_or_else(|| {
-                            Error::invalid(
-                                "data.department_id",
-                                format!(
-                                    "no `{kind}` department serves district {}; name one with department_id",
-                                    case.district_code
-                                ),
-                            )
-                        })?
-                    }
-                };
+                let department = refer_to(ctx, case, principal, data, reason)?;
                 next.department_id = Some(department.id);
                 event.insert("department_id".into(), json!(department.id));
                 event.insert("department".into(), json!(department.name));
-                referral = Some(ReferralChange::Open {
+                *referral = Some(ReferralChange::Open {
                     department_id: department.id,
                 });
             }
-            Effect::ReferralAccepted => referral = Some(ReferralChange::Accept),
+            Effect::ReferralAccepted => *referral = Some(ReferralChange::Accept),
             Effect::ReferralReturned => {
-                referral = Some(ReferralChange::Return {
+                *referral = Some(ReferralChange::Return {
                     reason_code: data
                         .get("reason_code")
                         .and_then(Value::as_str)
@@ -319,7 +367,7 @@ pub fn decide(
                 next.department_id = None;
             }
             Effect::EnforcementResult => {
-                referral = Some(ReferralChange::Complete {
+                *referral = Some(ReferralChange::Complete {
                     result: Value::Object(data.clone()),
                 });
             }
@@ -365,7 +413,7 @@ pub fn decide(
             Effect::Reviewed => next.review_required = false,
             Effect::ProposeBlacklist => {
                 if next.party_id.is_some() {
-                    blacklist = Some(if reason.is_empty() {
+                    *blacklist = Some(if reason.is_empty() {
                         format!("case {}", case.id)
                     } else {
                         reason.to_string()
@@ -375,57 +423,144 @@ pub fn decide(
                 }
             }
             Effect::Notify { to, template } => {
-                let recipient_id = match to {
-                    Recipient::Landlord => next.party_id.map(|p| p.0),
-                    Recipient::Inspector => next.inspector_id.map(|i| i.0),
-                    Recipient::Department => next.department_id.map(|d| d.0),
-                    Recipient::Supervisor => None,
-                };
-                if recipient_id.is_none() && *to != Recipient::Supervisor {
-                    // Nobody to tell: the event records it, so that a supervisor can see
-                    // that the landlord (say) was never notified.
-                    let undelivered = event
-                        .entry("undelivered")
-                        .or_insert_with(|| Value::Array(Vec::new()));
-                    if let Value::Array(list) = undelivered {
-                        list.push(json!({ "to": to.as_str(), "template": template }));
-                    }
-                    continue;
-                }
-                let department = next.department_id.or(previous_department);
-                let (subject, body) = render(ctx, &next, spec, &data, reason, department, template);
-                messages.push(MessageDraft {
-                    recipient: *to,
-                    recipient_id,
-                    template: template.clone(),
-                    subject,
-                    body,
-                });
+                notify(
+                    ctx,
+                    case,
+                    next,
+                    event,
+                    messages,
+                    (spec, data, reason),
+                    *to,
+                    template,
+                );
             }
         }
+        Ok(())
     }
 
-    if next.closed_at.is_some()
-        && case.closed_at.is_none()
-        && referral.is_none()
-        && referral_open(ctx.definition, case)
-    {
-        referral = Some(ReferralChange::Withdraw);
+    fn finish(
+        self,
+        ctx: Context<'_>,
+        case: &CaseSnapshot,
+        transition: &crate::workflow::TransitionDef,
+    ) -> Decision {
+        let Outcome {
+            next,
+            event,
+            mut referral,
+            blacklist,
+            messages,
+        } = self;
+        if next.closed_at.is_some()
+            && case.closed_at.is_none()
+            && referral.is_none()
+            && referral_open(ctx.definition, case)
+        {
+            referral = Some(ReferralChange::Withdraw);
+        }
+        let (cancel_timers, schedule_timers) = timer_changes(ctx, case, &next);
+        let closed = next.closed_at.is_some();
+        Decision {
+            from: case.state.clone(),
+            next,
+            data: Value::Object(event),
+            cancel_timers,
+            schedule_timers,
+            messages,
+            referral,
+            trigger: transition.trigger,
+            blacklist,
+            definition_id: None,
+            regrade: match (case.closed_at.is_some(), closed) {
+                (false, true) => Some(Regrade::Closed),
+                (true, false) => Some(Regrade::Reopened),
+                _ => None,
+            },
+        }
     }
+}
 
-    let (cancel_timers, schedule_timers) = timer_changes(ctx, case, &next);
-    Ok(Decision {
-        from: case.state.clone(),
-        next,
-        data: Value::Object(event),
-        cancel_timers,
-        schedule_timers,
-        messages,
-        referral,
-        trigger: transition.trigger,
-        blacklist,
-        definition_id: None,
+/// The department a referral goes to: the one named (checked against the directory),
+/// or the one the routing table gives for the kind a rule named or the category's.
+fn refer_to<'a>(
+    ctx: Context<'a>,
+    case: &CaseSnapshot,
+    principal: &Principal,
+    data: &Map<String, Value>,
+    reason: &str,
+) -> Result<&'a crate::routing::DepartmentInfo, Error> {
+    Ok(match data.get("department_id").and_then(Value::as_i64) {
+        Some(id) => {
+            let department = ctx
+                .routing
+                .get(DepartmentId(id))
+                .expect("validated department");
+            check_referral_target(ctx, case, principal, department, reason)?;
+            department
+        }
+        None => {
+            // A rule names the kind of department; otherwise the category's
+            // routing decides.
+            let kind = match data.get("department_kind").and_then(Value::as_str) {
+                Some(kind) => kind,
+                None => ctx
+                    .taxonomy
+                    .category(&case.category)
+                    .map(|c| c.department.as_str())
+                    .unwrap_or_default(),
+            };
+            ctx.routing.route(kind, &case.district_code).ok_or_else(|| {
+                            Error::invalid(
+                                "data.department_id",
+                                format!(
+                                    "no `{kind}` department serves district {}; name one with department_id",
+                                    case.district_code
+                                ),
+                            )
+                        })?
+        }
     })
+}
+
+/// Renders a message to `to` from `template`, or notes in the event that there is
+/// nobody to tell.
+#[allow(clippy::too_many_arguments)]
+fn notify(
+    ctx: Context<'_>,
+    case: &CaseSnapshot,
+    next: &CaseSnapshot,
+    event: &mut Map<String, Value>,
+    messages: &mut Vec<MessageDraft>,
+    (spec, data, reason): (&CommandDef, &Map<String, Value>, &str),
+    to: Recipient,
+    template: &String,
+) {
+    let recipient_id = match to {
+        Recipient::Landlord => next.party_id.map(|p| p.0),
+        Recipient::Inspector => next.inspector_id.map(|i| i.0),
+        Recipient::Department => next.department_id.map(|d| d.0),
+        Recipient::Supervisor => None,
+    };
+    if recipient_id.is_none() && to != Recipient::Supervisor {
+        // Nobody to tell: the event records it, so that a supervisor can see
+        // that the landlord (say) was never notified.
+        let undelivered = event
+            .entry("undelivered")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = undelivered {
+            list.push(json!({ "to": to.as_str(), "template": template }));
+        }
+        return;
+    }
+    let department = next.department_id.or(case.department_id);
+    let (subject, body) = render(ctx, next, spec, data, reason, department, template);
+    messages.push(MessageDraft {
+        recipient: to,
+        recipient_id,
+        template: template.clone(),
+        subject,
+        body,
+    });
 }
 
 /// Whether the case's referral is open (pending or accepted): the case is with a
@@ -912,6 +1047,16 @@ mod tests {
     /// steps, and returns the trace: one line per step with the resulting state and the
     /// effects, or the error.
     fn check(category: &str, steps: &[Step], gap: TimeDelta) -> Vec<String> {
+        run(category, steps, gap, |_| {})
+    }
+
+    /// Runs a script as [`check`] does, handing each decision to `seen` as well.
+    fn run(
+        category: &str,
+        steps: &[Step],
+        gap: TimeDelta,
+        mut seen: impl FnMut(&Decision),
+    ) -> Vec<String> {
         let def = &workflow::builtin()[0];
         let taxonomy = Taxonomy::builtin();
         let routing = routing();
@@ -940,6 +1085,7 @@ mod tests {
             };
             match decide(ctx, &c, &who(*role), &cmd) {
                 Ok(d) => {
+                    seen(&d);
                     let mut line = format!("{name}: {} -> {}", d.from, d.next.state);
                     for k in &d.cancel_timers {
                         line.push_str(&format!(" -timer:{k}"));
@@ -1107,6 +1253,29 @@ mod tests {
                 json!({"reason_code": "wrong_department", "reason": "属燃气范畴"})
             )]),
             "cancel: returned -> cancelled"
+        );
+    }
+
+    /// Closing a case and reopening it regrade its unit: the machine says so, on the
+    /// case's own definition; other transitions do not.
+    #[test]
+    fn closing_and_reopening_regrade_the_unit() {
+        let mut regrades = Vec::new();
+        let trace = run(
+            "wiring",
+            &[
+                Step(Role::Inspector, "notify", json!({})),
+                Step(Role::Supervisor, "cancel", json!({"reason": "录入错误"})),
+                Step(Role::Supervisor, "reopen", json!({"reason": "复核"})),
+            ],
+            TimeDelta::hours(1),
+            |d| regrades.push(d.regrade),
+        );
+        assert_eq!(trace.len(), 3, "{trace:?}");
+        assert!(trace.iter().all(|l| !l.contains("error")), "{trace:?}");
+        assert_eq!(
+            regrades,
+            [None, Some(Regrade::Closed), Some(Regrade::Reopened)]
         );
     }
 

@@ -14,7 +14,7 @@ use crate::store::{
     Applied, CaseFilter, CaseRecord, EventRecord, GradeUpdate, OutboxMessage, Overdue,
     ReferralRecord, TimerRecord, TransitionRequest,
 };
-use crate::workflow::{FieldKind, HAZARD_CASE, TimerDue};
+use crate::workflow::{FieldKind, TimerDue};
 
 use super::Runtime;
 
@@ -67,14 +67,15 @@ impl Runtime {
         let decision = match self.submit(request, principal.clone(), command).await? {
             Applied::Done { decision, .. } => decision,
             Applied::TimerGone | Applied::AlreadyApplied => {
-                unreachable!("only timer and rule requests can be skipped")
+                return Err(Error::Internal(
+                    "a person's command was skipped as a timer's or a rule's".into(),
+                ));
             }
         };
         // Closing a case lifts its cap on the unit's grade and brings a return visit;
         // reopening it puts the cap back.
-        let closed = decision.next.closed_at.is_some();
-        let was_closed = self.definition_of_state(&decision.from).unwrap_or(false);
-        if closed != was_closed {
+        if let Some(regrade) = decision.regrade {
+            let closed = regrade == machine::Regrade::Closed;
             let cause = if closed {
                 format!("case {case_id} closed")
             } else {
@@ -102,11 +103,6 @@ impl Runtime {
     }
 
     /// Whether a state of the hazard case workflow is terminal (closed).
-    pub(super) fn definition_of_state(&self, state: &str) -> Option<bool> {
-        let (_, def) = self.latest_definition(HAZARD_CASE)?;
-        def.states.get(state).map(|s| s.terminal)
-    }
-
     /// Recomputes the grade of a case's unit after the case was closed or reopened.
     pub(super) async fn regrade_case_unit(
         &self,

@@ -6,7 +6,8 @@ use chrono::{DateTime, TimeDelta};
 use serde_json::{Map, json};
 
 use anju_engine::Result;
-use anju_engine::domain::{Point, Role, UnitId};
+use anju_engine::auth::Principal;
+use anju_engine::domain::{CaseId, Point, Role, UnitId};
 use anju_engine::machine::Command;
 use anju_engine::runtime::{self, Finding, InspectionInput, Runtime};
 use anju_engine::seed::DemoCity;
@@ -142,7 +143,19 @@ async fn main() -> Result<()> {
     )
     .await?;
 
-    let view = rt.case_view(&inspector, case).await?;
+    print_case(&rt, &inspector, case).await?;
+
+    rt.shutdown().await;
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{url}{suffix}"));
+    }
+    Ok(())
+}
+
+/// Prints the case's history and the messages it wrote.
+async fn print_case(rt: &Runtime, inspector: &Principal, case: CaseId) -> Result<()> {
+    let view = rt.case_view(inspector, case).await?;
     println!(
         "\n案件 Case {} — {} / {}",
         case, view.state_zh, view.state_en
@@ -162,14 +175,8 @@ async fn main() -> Result<()> {
         );
     }
     println!("\n发出的消息 Messages written to the outbox:");
-    for m in rt.case_outbox(&inspector, case).await? {
+    for m in rt.case_outbox(inspector, case).await? {
         println!("  to {:<10} {}", m.recipient_kind, m.subject);
-    }
-
-    rt.shutdown().await;
-    drop(store);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{url}{suffix}"));
     }
     Ok(())
 }

@@ -189,195 +189,225 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         "clients", "transitions/s", "p50 ms", "p99 ms", "max ms"
     );
     for &clients in &args.clients {
-        let stop = Arc::new(AtomicBool::new(false));
-        let metrics = runtime.metrics();
-        let (batches0, batch_sum0) = (
-            metrics.batch_size.count(),
-            metrics.batch_size.mean() * metrics.batch_size.count() as f64,
-        );
-        let commit_sum0 = metrics.commit_seconds.mean() * metrics.commit_seconds.count() as f64;
-        let mut tasks = Vec::new();
-        let begin = Instant::now();
-        for c in 0..clients {
-            let rt = runtime.clone();
-            let stop = stop.clone();
-            let mine: Vec<CaseId> =
-                case_ids[c * CASES_PER_CLIENT..(c + 1) * CASES_PER_CLIENT].to_vec();
-            tasks.push(tokio::spawn(async move {
-                // A client knows each case's state and version from the last answer,
-                // as a real client does.
-                let mut known = Vec::with_capacity(mine.len());
-                for id in &mine {
-                    known.push(
-                        rt.store()
-                            .case(*id)
-                            .await?
-                            .context("bench case vanished")?
-                            .snapshot,
-                    );
-                }
-                let mut latencies = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let case = &mut known[i % mine.len()];
-                    i += 1;
-                    let (command, data) = next_command(&case.state);
-                    let principal = principal_for(command, case);
-                    let cmd = Command {
-                        name: command.into(),
-                        data: data.as_object().cloned().unwrap_or_else(Map::new),
-                        reason: None,
-                    };
-                    let t = Instant::now();
-                    *case = rt
-                        .execute(&principal, case.id, cmd, Some(case.version))
-                        .await?;
-                    latencies.push(t.elapsed());
-                }
-                anyhow::Ok(latencies)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        let elapsed = begin.elapsed().as_secs_f64();
-        all.sort();
-        let pct = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
-        let batches = (metrics.batch_size.count() - batches0).max(1) as f64;
-        let batch_sum = metrics.batch_size.mean() * metrics.batch_size.count() as f64 - batch_sum0;
-        let commit_sum =
-            metrics.commit_seconds.mean() * metrics.commit_seconds.count() as f64 - commit_sum0;
-        println!(
-            "{:>8} {:>14.0} {:>10.2} {:>10.2} {:>10.2} {:>12.1} {:>14.2}",
-            clients,
-            all.len() as f64 / elapsed,
-            pct(0.50),
-            pct(0.99),
-            all.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-            batch_sum / batches,
-            commit_sum / batches * 1e3
-        );
+        transitions_level(&runtime, &case_ids, clients, args.seconds).await?;
     }
 
     // Timers: open cases, issue their orders (deadlines from 24 hours to 15 days), move
     // the clock past them and fire them all.
     if args.timers > 0 {
-        let started = Instant::now();
-        let cases = open_cases(&runtime, &city, &store, args.timers as usize, None).await?;
-        let opened = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let notify = Arc::new(tokio::sync::Semaphore::new(64));
-        let mut tasks = tokio::task::JoinSet::new();
-        for case in cases {
-            let rt = runtime.clone();
-            let permit = notify.clone().acquire_owned().await?;
-            tasks.spawn(async move {
-                let _permit = permit;
-                let principal = principal_for("notify", &case);
-                let cmd = Command {
-                    name: "notify".into(),
-                    ..Command::default()
-                };
-                rt.execute(&principal, case.id, cmd, Some(case.version))
-                    .await?;
-                anyhow::Ok(())
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            r??;
-        }
-        println!(
-            "opened {} cases in {opened:.1}s and issued their orders in {:.1}s ({:.0} transitions/s at 64 clients)",
-            args.timers,
-            started.elapsed().as_secs_f64(),
-            args.timers as f64 / started.elapsed().as_secs_f64()
-        );
-        // The longest deadline of the taxonomy is 15 days.
-        clock.advance(TimeDelta::days(16));
-        let due = store.timer_backlog(clock.now()).await?.due;
-        let started = Instant::now();
-        let mut fired = 0;
-        loop {
-            let tick = runtime.fire_due_timers().await?;
-            fired += tick.fired;
-            if tick.claimed == 0 {
-                break;
-            }
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "fired {fired} of {due} due timers in {secs:.1}s ({:.0} timers/s)",
-            fired as f64 / secs
-        );
-        let overdue = store
-            .list_cases(
-                &CaseFilter {
-                    state: Some("overdue".into()),
-                    limit: 1,
-                    ..CaseFilter::default()
-                },
-                &Scope::City,
-            )
-            .await?;
-        anyhow::ensure!(!overdue.is_empty(), "the fired timers left no overdue case");
+        bench_timers(&runtime, &store, &clock, &city, args.timers).await?;
 
-        // The escalation rules on every overdue event the timers raised (the rule
-        // worker's work): e-bike and three-in-one cases go to the fire brigade, repeat
-        // offenders are proposed for the blacklist.
-        // Most of these jobs sit behind others of their case (the transitions above
-        // failed re-inspections on a few hundred cases over and over): claiming must
-        // cost the same with a long backlog as with a short one.
-        let pending = store.pending_rule_jobs().await?;
-        let started = Instant::now();
-        let mut done = anju_engine::escalation::RuleTick::default();
-        // (jobs left before the step, seconds per claimed job) of every step.
-        let mut claims: Vec<(i64, f64, usize)> = Vec::new();
-        loop {
-            let left = pending - done.jobs as i64;
-            let tick = runtime.run_rule_jobs().await?;
-            if tick.jobs == 0 {
-                break;
-            }
-            claims.push((left, tick.claim_seconds, tick.jobs));
-            done.add(&tick);
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "rules ran on {} of {pending} pending case events in {secs:.1}s ({:.0} events/s over \
-             the whole drain): {} actions applied ({:.0}/s), {} refused, {} rule failures",
-            done.jobs,
-            done.jobs as f64 / secs,
-            done.applied,
-            done.applied as f64 / secs,
-            done.refused,
-            done.failures
-        );
-        let claim_ms = |from: i64, to: i64| {
-            let (n, s, j) = claims
-                .iter()
-                .filter(|(left, _, _)| (from..to).contains(left))
-                .fold((0usize, 0.0, 0usize), |(n, s, j), (_, secs, jobs)| {
-                    (n + 1, s + secs, j + jobs)
-                });
-            (n > 0).then(|| (s / n as f64 * 1e3, j / n.max(1)))
-        };
-        let long = claim_ms(pending * 9 / 10, pending + 1);
-        let short = claim_ms(0, 1_001);
-        if let (Some((long_ms, long_jobs)), Some((short_ms, short_jobs))) = (long, short) {
-            println!(
-                "claiming rule jobs: {long_ms:.2} ms a claim ({long_jobs} jobs) with over {} pending, \
-                 {short_ms:.2} ms ({short_jobs} jobs) with 1,000 or fewer",
-                pending * 9 / 10
-            );
-        }
+        bench_rules(&runtime, &store).await?;
     }
     runtime.shutdown().await;
+    Ok(())
+}
+/// One level of the transitions benchmark: `clients` clients, each cycling its own
+/// cases through acknowledge, report fix and a failed re-inspection for `seconds`.
+async fn transitions_level(
+    runtime: &Runtime,
+    case_ids: &[CaseId],
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let metrics = runtime.metrics();
+    let (batches0, batch_sum0) = (
+        metrics.batch_size.count(),
+        metrics.batch_size.mean() * metrics.batch_size.count() as f64,
+    );
+    let commit_sum0 = metrics.commit_seconds.mean() * metrics.commit_seconds.count() as f64;
+    let mut tasks = Vec::new();
+    let begin = Instant::now();
+    for c in 0..clients {
+        let rt = runtime.clone();
+        let stop = stop.clone();
+        let mine: Vec<CaseId> = case_ids[c * CASES_PER_CLIENT..(c + 1) * CASES_PER_CLIENT].to_vec();
+        tasks.push(tokio::spawn(async move {
+            // A client knows each case's state and version from the last answer,
+            // as a real client does.
+            let mut known = Vec::with_capacity(mine.len());
+            for id in &mine {
+                known.push(
+                    rt.store()
+                        .case(*id)
+                        .await?
+                        .context("bench case vanished")?
+                        .snapshot,
+                );
+            }
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let case = &mut known[i % mine.len()];
+                i += 1;
+                let (command, data) = next_command(&case.state);
+                let principal = principal_for(command, case);
+                let cmd = Command {
+                    name: command.into(),
+                    data: data.as_object().cloned().unwrap_or_else(Map::new),
+                    reason: None,
+                };
+                let t = Instant::now();
+                *case = rt
+                    .execute(&principal, case.id, cmd, Some(case.version))
+                    .await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = begin.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let batches = (metrics.batch_size.count() - batches0).max(1) as f64;
+    let batch_sum = metrics.batch_size.mean() * metrics.batch_size.count() as f64 - batch_sum0;
+    let commit_sum =
+        metrics.commit_seconds.mean() * metrics.commit_seconds.count() as f64 - commit_sum0;
+    println!(
+        "{:>8} {:>14.0} {:>10.2} {:>10.2} {:>10.2} {:>12.1} {:>14.2}",
+        clients,
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        all.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        batch_sum / batches,
+        commit_sum / batches * 1e3
+    );
+    Ok(())
+}
+
+/// Timers: opens `n` cases, issues their orders (deadlines from 24 hours to 15 days),
+/// moves the clock past them and fires them all.
+async fn bench_timers(
+    runtime: &Runtime,
+    store: &SharedStore,
+    clock: &ManualClock,
+    city: &Principal,
+    n: u64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cases = open_cases(runtime, city, store, n as usize, None).await?;
+    let opened = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let notify = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for case in cases {
+        let rt = runtime.clone();
+        let permit = notify.clone().acquire_owned().await?;
+        tasks.spawn(async move {
+            let _permit = permit;
+            let principal = principal_for("notify", &case);
+            let cmd = Command {
+                name: "notify".into(),
+                ..Command::default()
+            };
+            rt.execute(&principal, case.id, cmd, Some(case.version))
+                .await?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    println!(
+        "opened {} cases in {opened:.1}s and issued their orders in {:.1}s ({:.0} transitions/s at 64 clients)",
+        n,
+        started.elapsed().as_secs_f64(),
+        n as f64 / started.elapsed().as_secs_f64()
+    );
+    // The longest deadline of the taxonomy is 15 days.
+    clock.advance(TimeDelta::days(16));
+    let due = store.timer_backlog(clock.now()).await?.due;
+    let started = Instant::now();
+    let mut fired = 0;
+    loop {
+        let tick = runtime.fire_due_timers().await?;
+        fired += tick.fired;
+        if tick.claimed == 0 {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "fired {fired} of {due} due timers in {secs:.1}s ({:.0} timers/s)",
+        fired as f64 / secs
+    );
+    let overdue = store
+        .list_cases(
+            &CaseFilter {
+                state: Some("overdue".into()),
+                limit: 1,
+                ..CaseFilter::default()
+            },
+            &Scope::City,
+        )
+        .await?;
+    anyhow::ensure!(!overdue.is_empty(), "the fired timers left no overdue case");
+    Ok(())
+}
+
+/// The escalation rules on every overdue event the timers raised (the rule worker's
+/// work), with the cost of a claim at the start and the end of the drain.
+async fn bench_rules(runtime: &Runtime, store: &SharedStore) -> anyhow::Result<()> {
+    // The escalation rules on every overdue event the timers raised (the rule
+    // worker's work): e-bike and three-in-one cases go to the fire brigade, repeat
+    // offenders are proposed for the blacklist.
+    // Most of these jobs sit behind others of their case (the transitions above
+    // failed re-inspections on a few hundred cases over and over): claiming must
+    // cost the same with a long backlog as with a short one.
+    let pending = store.pending_rule_jobs().await?;
+    let started = Instant::now();
+    let mut done = anju_engine::escalation::RuleTick::default();
+    // (jobs left before the step, seconds per claimed job) of every step.
+    let mut claims: Vec<(i64, f64, usize)> = Vec::new();
+    loop {
+        let left = pending - done.jobs as i64;
+        let tick = runtime.run_rule_jobs().await?;
+        if tick.jobs == 0 {
+            break;
+        }
+        claims.push((left, tick.claim_seconds, tick.jobs));
+        done.add(&tick);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "rules ran on {} of {pending} pending case events in {secs:.1}s ({:.0} events/s over \
+         the whole drain): {} actions applied ({:.0}/s), {} refused, {} rule failures",
+        done.jobs,
+        done.jobs as f64 / secs,
+        done.applied,
+        done.applied as f64 / secs,
+        done.refused,
+        done.failures
+    );
+    let claim_ms = |from: i64, to: i64| {
+        let (n, s, j) = claims
+            .iter()
+            .filter(|(left, _, _)| (from..to).contains(left))
+            .fold((0usize, 0.0, 0usize), |(n, s, j), (_, secs, jobs)| {
+                (n + 1, s + secs, j + jobs)
+            });
+        (n > 0).then(|| (s / n as f64 * 1e3, j / n.max(1)))
+    };
+    let long = claim_ms(pending * 9 / 10, pending + 1);
+    let short = claim_ms(0, 1_001);
+    if let (Some((long_ms, long_jobs)), Some((short_ms, short_jobs))) = (long, short) {
+        println!(
+            "claiming rule jobs: {long_ms:.2} ms a claim ({long_jobs} jobs) with over {} pending, \
+             {short_ms:.2} ms ({short_jobs} jobs) with 1,000 or fewer",
+            pending * 9 / 10
+        );
+    }
     Ok(())
 }
 

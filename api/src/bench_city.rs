@@ -153,27 +153,7 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
         found.iter().sum::<usize>() as f64 / found.len().max(1) as f64
     );
 
-    // Every unit placed in the grid polygon that contains it.
-    let started = Instant::now();
-    let grid_index = anju_engine::places::load_index(store.as_ref()).await?;
-    let units = store.unit_grids().await?;
-    let loaded = started.elapsed();
-    let grid_count = grid_index.len();
-    let started = Instant::now();
-    let report = tokio::task::spawn_blocking(move || {
-        let mut report = GridImportReport::default();
-        grids::assign(&grid_index, &units, &mut report);
-        report
-    })
-    .await?;
-    println!(
-        "grid assignment: {} units over {grid_count} grids in {:.1} s (+{:.1} s loading); {} outside every grid, {} in another grid than recorded",
-        report.units_checked,
-        started.elapsed().as_secs_f64(),
-        loaded.as_secs_f64(),
-        report.units_outside,
-        report.units_moved
-    );
+    place_units_in_grids(&store).await?;
 
     // The whole city's day.
     let runtime = Runtime::start(
@@ -209,7 +189,47 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
         println!("this benchmark process: {rss:.0} MiB resident, {peak:.0} MiB at peak");
     }
 
-    // `anju serve` on the city: resident memory once it listens (its index built).
+    serve_memory(&url)?;
+
+    if let Some(path) = scratch {
+        if args.keep {
+            println!("kept {}", path.display());
+        } else {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+/// Every unit placed in the grid polygon that contains it.
+async fn place_units_in_grids(store: &anju_engine::store::SharedStore) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let grid_index = anju_engine::places::load_index(store.as_ref()).await?;
+    let units = store.unit_grids().await?;
+    let loaded = started.elapsed();
+    let grid_count = grid_index.len();
+    let started = Instant::now();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut report = GridImportReport::default();
+        grids::assign(&grid_index, &units, &mut report);
+        report
+    })
+    .await?;
+    println!(
+        "grid assignment: {} units over {grid_count} grids in {:.1} s (+{:.1} s loading); {} outside every grid, {} in another grid than recorded",
+        report.units_checked,
+        started.elapsed().as_secs_f64(),
+        loaded.as_secs_f64(),
+        report.units_outside,
+        report.units_moved
+    );
+
+    Ok(())
+}
+
+/// `anju serve` on the city: resident memory once it listens (its index built).
+fn serve_memory(url: &str) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the anju binary")?;
     let mut child = Command::new(exe)
         .args([
@@ -219,7 +239,7 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
             "--no-workers",
             "--database-url",
         ])
-        .arg(&url)
+        .arg(url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -244,14 +264,5 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
         None => println!("anju serve: resident memory not available (no /proc)"),
     }
 
-    if let Some(path) = scratch {
-        if args.keep {
-            println!("kept {}", path.display());
-        } else {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
     Ok(())
 }

@@ -253,3 +253,178 @@ fn the_api_names_the_store_only_where_it_opens_one() {
         "api files that use the store: {offenders:?}"
     );
 }
+
+/// The text of a Rust source with string and char literals and comments blanked out
+/// (same length, same line breaks), so that braces can be counted.
+fn code_only(text: &str) -> Vec<char> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    let mut i = 0;
+    let blank = |out: &mut Vec<char>, from: usize, to: usize| {
+        for c in out.iter_mut().take(to).skip(from) {
+            if *c != '\n' {
+                *c = ' ';
+            }
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '/' && chars.get(i + 1) == Some(&'/') {
+            let end = (i..chars.len())
+                .find(|&j| chars[j] == '\n')
+                .unwrap_or(chars.len());
+            blank(&mut out, i, end);
+            i = end;
+        } else if c == 'r'
+            && chars.get(i + 1).is_some_and(|n| *n == '#' || *n == '"')
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
+        {
+            let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+            let open = i + 1 + hashes;
+            if chars.get(open) != Some(&'"') {
+                i += 1;
+                continue;
+            }
+            let mut j = open + 1;
+            while j < chars.len()
+                && !(chars[j] == '"' && chars[j + 1..].iter().take(hashes).all(|c| *c == '#'))
+            {
+                j += 1;
+            }
+            let end = (j + 1 + hashes).min(chars.len());
+            blank(&mut out, i, end);
+            i = end;
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '"' {
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            }
+            blank(&mut out, i, (j + 1).min(chars.len()));
+            i = j + 1;
+        } else if c == '\'' {
+            // A char literal ('x', '\n', '{'); a lifetime has no closing quote nearby.
+            let close = if chars.get(i + 1) == Some(&'\\') {
+                (i + 2..(i + 12).min(chars.len())).find(|&j| chars[j] == '\'')
+            } else {
+                (chars.get(i + 2) == Some(&'\'')).then_some(i + 2)
+            };
+            match close {
+                Some(end) => {
+                    blank(&mut out, i, end + 1);
+                    i = end + 1;
+                }
+                None => i += 1,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Lines of each production function of a file (up to its `#[cfg(test)]` module), with
+/// its name, unless a `// tidy: long match table` comment stands right above it.
+fn long_functions(text: &str, limit: usize) -> Vec<(String, usize)> {
+    let production = text.split("\n#[cfg(test)]").next().unwrap_or(text);
+    let code = code_only(production);
+    let lines: Vec<&str> = production.lines().collect();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            production
+                .chars()
+                .enumerate()
+                .filter(|(_, c)| *c == '\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let mut out = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "fn") else {
+            continue;
+        };
+        if !words[..at].iter().all(|w| {
+            [
+                "pub",
+                "pub(crate)",
+                "pub(super)",
+                "async",
+                "const",
+                "unsafe",
+            ]
+            .contains(w)
+        }) {
+            continue;
+        }
+        if n > 0 && lines[n - 1].contains("tidy: long match table") {
+            continue;
+        }
+        let name = words
+            .get(at + 1)
+            .map(|w| w.split(['(', '<']).next().unwrap_or(w).to_string())
+            .unwrap_or_default();
+        // The body: from the first `{` after the signature to its match (a `;` first
+        // means a declaration without a body).
+        let mut i = line_starts[n];
+        while i < code.len() && code[i] != '{' && code[i] != ';' {
+            i += 1;
+        }
+        if i >= code.len() || code[i] == ';' {
+            continue;
+        }
+        let mut depth = 0;
+        let mut end = i;
+        for (j, c) in code.iter().enumerate().skip(i) {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let last = line_starts.partition_point(|s| *s <= end);
+        let length = last - n;
+        if length > limit {
+            out.push((name, length));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_file_and_no_function_is_too_long() {
+    let mut long_files = Vec::new();
+    let mut long_fns = Vec::new();
+    for f in project_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let production = text.split("\n#[cfg(test)]").next().unwrap_or(&text);
+        if production.lines().count() > 1_000 {
+            long_files.push((relative(&f), production.lines().count()));
+        }
+        let in_tests = relative(&f).starts_with("tests/");
+        if !in_tests {
+            for (name, n) in long_functions(&text, 150) {
+                long_fns.push(format!("{}: {name} ({n} lines)", relative(&f)));
+            }
+        }
+    }
+    assert!(
+        long_files.is_empty(),
+        "files over 1,000 lines: {long_files:?}"
+    );
+    assert!(
+        long_fns.is_empty(),
+        "functions over 150 lines: {long_fns:?}"
+    );
+    // The measure sees a long function, and braces in strings and chars do not fool it.
+    let body = "    let x = 1;\n".repeat(160);
+    let sample = format!(
+        "pub async fn big() {{\n    let s = \"}}\";\n    let c = '{{';\n{body}}}\nfn small() {{}}\n"
+    );
+    assert_eq!(long_functions(&sample, 150), [("big".to_string(), 164)]);
+}

@@ -350,97 +350,11 @@ impl DemoCity {
         // unit a grid).
         plan.units = cells.iter().map(|c| c.units).sum::<u64>().max(plan.units);
 
-        // Departments: one of each kind per district, gas once for the city.
-        let mut dept_id = 0;
-        for (kind, suffix, per_district) in DEPARTMENTS {
-            if *per_district {
-                for d in districts {
-                    dept_id += 1;
-                    skeleton.push(Record::Department {
-                        id: DepartmentId(dept_id),
-                        name: format!("{}{}", d.name_zh, suffix),
-                        kind: kind.to_string(),
-                        district_code: Some(d.code.clone()),
-                        email: Some(format!("dept{dept_id}@anju.example")),
-                    });
-                }
-            } else {
-                dept_id += 1;
-                skeleton.push(Record::Department {
-                    id: DepartmentId(dept_id),
-                    name: suffix.to_string(),
-                    kind: kind.to_string(),
-                    district_code: None,
-                    email: Some(format!("dept{dept_id}@anju.example")),
-                });
-            }
-        }
+        skeleton.extend(department_records(districts));
 
-        // Supervisors: the city, each district, each street.
-        let mut sup = 1;
-        skeleton.push(Record::Supervisor {
-            id: SupervisorId(sup),
-            name: format!("{}（市级督导）", person_name(&mut rng)),
-            level: "city".into(),
-            district_code: None,
-            street_id: None,
-            email: Some("city@anju.example".into()),
-        });
-        for d in districts {
-            sup += 1;
-            skeleton.push(Record::Supervisor {
-                id: SupervisorId(sup),
-                name: format!("{}（{}督导）", person_name(&mut rng), d.name_zh),
-                level: "district".into(),
-                district_code: Some(d.code.clone()),
-                street_id: None,
-                email: Some(format!("sup{sup}@anju.example")),
-            });
-        }
-        for s in 1..=street_id {
-            sup += 1;
-            skeleton.push(Record::Supervisor {
-                id: SupervisorId(sup),
-                name: format!("{}（街道督导）", person_name(&mut rng)),
-                level: "street".into(),
-                district_code: None,
-                street_id: Some(StreetId(s)),
-                email: Some(format!("sup{sup}@anju.example")),
-            });
-        }
+        skeleton.extend(supervisor_records(districts, street_id, &mut rng));
 
-        // Inspectors: one for every two grids of a community, on the morning or the
-        // afternoon shift (错峰上班); then one evening inspector for each community, for
-        // the units whose occupants are out by day.
-        let mut inspector = 0;
-        let mut inspector_record = |shift: &str, grids: Vec<GridId>, rng: &mut ChaCha8Rng| {
-            inspector += 1;
-            Record::Inspector {
-                id: InspectorId(inspector),
-                name: person_name(rng),
-                phone: Some(format!("139{:08}", inspector)),
-                email: Some(format!("inspector{inspector}@anju.example")),
-                shift: shift.to_string(),
-                capacity: None,
-                grids,
-            }
-        };
-        let mut evening = Vec::new();
-        for group in cells.chunk_by(|a, b| a.community == b.community) {
-            for (k, pair) in group.chunks(2).enumerate() {
-                let shift = ["morning", "afternoon"][k % 2];
-                skeleton.push(inspector_record(
-                    shift,
-                    pair.iter().map(|c| c.id).collect(),
-                    &mut rng,
-                ));
-            }
-            evening.push(group.iter().map(|c| c.id).collect::<Vec<_>>());
-        }
-        for grids in evening {
-            let record = inspector_record("evening", grids, &mut rng);
-            skeleton.push(record);
-        }
+        skeleton.extend(inspector_records(&cells, &mut rng));
 
         DemoCity {
             plan,
@@ -489,6 +403,113 @@ impl DemoCity {
             rubric: crate::grading::Rubric::builtin(),
         }
     }
+}
+
+/// Departments: one of each kind per district, gas once for the city.
+fn department_records(districts: &[District]) -> Vec<Record> {
+    let mut skeleton = Vec::new();
+    let mut dept_id = 0;
+    for (kind, suffix, per_district) in DEPARTMENTS {
+        if *per_district {
+            for d in districts {
+                dept_id += 1;
+                skeleton.push(Record::Department {
+                    id: DepartmentId(dept_id),
+                    name: format!("{}{}", d.name_zh, suffix),
+                    kind: kind.to_string(),
+                    district_code: Some(d.code.clone()),
+                    email: Some(format!("dept{dept_id}@anju.example")),
+                });
+            }
+        } else {
+            dept_id += 1;
+            skeleton.push(Record::Department {
+                id: DepartmentId(dept_id),
+                name: suffix.to_string(),
+                kind: kind.to_string(),
+                district_code: None,
+                email: Some(format!("dept{dept_id}@anju.example")),
+            });
+        }
+    }
+
+    skeleton
+}
+
+/// Supervisors: the city, each district, each of the `streets` streets.
+fn supervisor_records(districts: &[District], streets: i64, rng: &mut ChaCha8Rng) -> Vec<Record> {
+    let mut skeleton = Vec::new();
+    let mut sup = 1;
+    skeleton.push(Record::Supervisor {
+        id: SupervisorId(sup),
+        name: format!("{}（市级督导）", person_name(rng)),
+        level: "city".into(),
+        district_code: None,
+        street_id: None,
+        email: Some("city@anju.example".into()),
+    });
+    for d in districts {
+        sup += 1;
+        skeleton.push(Record::Supervisor {
+            id: SupervisorId(sup),
+            name: format!("{}（{}督导）", person_name(rng), d.name_zh),
+            level: "district".into(),
+            district_code: Some(d.code.clone()),
+            street_id: None,
+            email: Some(format!("sup{sup}@anju.example")),
+        });
+    }
+    for s in 1..=streets {
+        sup += 1;
+        skeleton.push(Record::Supervisor {
+            id: SupervisorId(sup),
+            name: format!("{}（街道督导）", person_name(rng)),
+            level: "street".into(),
+            district_code: None,
+            street_id: Some(StreetId(s)),
+            email: Some(format!("sup{sup}@anju.example")),
+        });
+    }
+
+    skeleton
+}
+
+/// Inspectors: one for every two grids of a community, on the morning or the afternoon
+/// shift (错峰上班); then one evening inspector for each community, for the units whose
+/// occupants are out by day.
+fn inspector_records(cells: &[GridCell], rng: &mut ChaCha8Rng) -> Vec<Record> {
+    let mut skeleton = Vec::new();
+    let mut inspector = 0;
+    let mut inspector_record = |shift: &str, grids: Vec<GridId>, rng: &mut ChaCha8Rng| {
+        inspector += 1;
+        Record::Inspector {
+            id: InspectorId(inspector),
+            name: person_name(rng),
+            phone: Some(format!("139{:08}", inspector)),
+            email: Some(format!("inspector{inspector}@anju.example")),
+            shift: shift.to_string(),
+            capacity: None,
+            grids,
+        }
+    };
+    let mut evening = Vec::new();
+    for group in cells.chunk_by(|a, b| a.community == b.community) {
+        for (k, pair) in group.chunks(2).enumerate() {
+            let shift = ["morning", "afternoon"][k % 2];
+            skeleton.push(inspector_record(
+                shift,
+                pair.iter().map(|c| c.id).collect(),
+                rng,
+            ));
+        }
+        evening.push(group.iter().map(|c| c.id).collect::<Vec<_>>());
+    }
+    for grids in evening {
+        let record = inspector_record("evening", grids, rng);
+        skeleton.push(record);
+    }
+
+    skeleton
 }
 
 /// The iterator of [`DemoCity::chunks`].

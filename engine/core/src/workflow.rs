@@ -276,20 +276,29 @@ impl Definition {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let state = |s: &str, what: &str| -> Result<(), String> {
-            if self.states.contains_key(s) {
-                Ok(())
-            } else {
-                Err(format!("{what} names unknown state `{s}`"))
-            }
-        };
         if self.name.is_empty() || self.version == 0 {
             return Err("a definition needs a name and a version of at least 1".into());
         }
-        state(&self.initial, "initial")?;
+        self.check_state(&self.initial, "initial")?;
         if self.is_terminal(&self.initial) {
             return Err("the initial state cannot be terminal".into());
         }
+        self.validate_commands()?;
+        self.validate_transitions()?;
+        self.validate_timers()?;
+        self.validate_templates()?;
+        self.validate_reachability()
+    }
+
+    fn check_state(&self, s: &str, what: &str) -> Result<(), String> {
+        if self.states.contains_key(s) {
+            Ok(())
+        } else {
+            Err(format!("{what} names unknown state `{s}`"))
+        }
+    }
+
+    fn validate_commands(&self) -> Result<(), String> {
         for (name, cmd) in &self.commands {
             if cmd.roles.is_empty() {
                 return Err(format!("command `{name}` names no role"));
@@ -307,6 +316,10 @@ impl Definition {
                 return Err(format!("command `{name}` has no transition"));
             }
         }
+        Ok(())
+    }
+
+    fn validate_transitions(&self) -> Result<(), String> {
         for (i, t) in self.transitions.iter().enumerate() {
             let what = format!("transition {} (`{}`)", i + 1, t.command);
             let cmd = self
@@ -317,10 +330,10 @@ impl Definition {
                 return Err(format!("{what} has an empty `from`"));
             }
             for s in &t.from {
-                state(s, &what)?;
+                self.check_state(s, &what)?;
             }
             if let Some(to) = &t.to {
-                state(to, &what)?;
+                self.check_state(to, &what)?;
             }
             for (field, value) in &t.when {
                 let spec = cmd
@@ -339,6 +352,10 @@ impl Definition {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn validate_timers(&self) -> Result<(), String> {
         // A case has at most one running timer: the sets of states timers run in must
         // not overlap.
         let kinds: Vec<(&String, &TimerDef)> = self.timers.iter().collect();
@@ -376,7 +393,7 @@ impl Definition {
                 ));
             }
             for s in &timer.states {
-                state(s, &what)?;
+                self.check_state(s, &what)?;
                 if !self
                     .transitions_for(&timer.fire, s)
                     .any(|t| t.when.is_empty())
@@ -388,6 +405,10 @@ impl Definition {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn validate_templates(&self) -> Result<(), String> {
         for (name, tpl) in &self.templates {
             for text in [&tpl.subject, &tpl.body] {
                 for placeholder in placeholders(text) {
@@ -399,6 +420,10 @@ impl Definition {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn validate_reachability(&self) -> Result<(), String> {
         // Every state must be reachable from the initial one, and every state that is
         // not terminal must have a way out: a workflow must not strand a case.
         let mut reached = BTreeSet::from([self.initial.as_str()]);

@@ -301,11 +301,7 @@ impl Runtime {
                         failed = Some(e);
                     }
                 }
-                Err(e) => {
-                    failed = Some(crate::Error::Store(crate::store::Error::Corrupt(format!(
-                        "a rule job stopped: {e}"
-                    ))))
-                }
+                Err(e) => failed = Some(crate::Error::Internal(format!("a rule job stopped: {e}"))),
             }
         }
         self.store().finish_rule_jobs(&finished, self.now()).await?;
@@ -622,7 +618,7 @@ impl Runtime {
         for loader in loaders {
             loader
                 .await
-                .map_err(|e| crate::store::Error::Corrupt(format!("reading open cases: {e}")))??;
+                .map_err(|e| crate::Error::Internal(format!("reading open cases: {e}")))??;
         }
         while let Some(task) = running.pop_front() {
             merge(&mut report, task.await);

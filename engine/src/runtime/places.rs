@@ -339,7 +339,7 @@ impl Runtime {
                 )
             })
             .await
-            .map_err(|e| crate::store::Error::Corrupt(format!("placing units in grids: {e}")))?;
+            .map_err(|e| Error::Internal(format!("placing units in grids: {e}")))?;
         report.units_checked = counted.units_checked;
         report.units_moved = counted.units_moved;
         report.units_outside = counted.units_outside;

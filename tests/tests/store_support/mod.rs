@@ -15,13 +15,13 @@ use anju_engine::taxonomy::Taxonomy;
 use anju_engine::workflow;
 use anju_tests::{Backend, TestDb, seed, t0};
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub _db: TestDb,
     pub store: SharedStore,
     pub definition_id: i64,
 }
 
-pub async fn fixture(backend: Backend) -> Fixture {
+pub(crate) async fn fixture(backend: Backend) -> Fixture {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     seed(&store).await;
@@ -40,7 +40,7 @@ pub async fn fixture(backend: Backend) -> Fixture {
 
 impl Fixture {
     /// Opens one case per category on `unit`, straight through the store.
-    pub async fn open(&self, unit: i64, categories: &[&str]) -> Vec<CaseId> {
+    pub(crate) async fn open(&self, unit: i64, categories: &[&str]) -> Vec<CaseId> {
         let u = self.store.unit(UnitId(unit)).await.unwrap().unwrap();
         let cases: Vec<NewCase> = categories
             .iter()
@@ -118,7 +118,7 @@ impl Fixture {
     }
 
     /// Applies commands (as the city supervisor or system) through the pure machine.
-    pub async fn apply(
+    pub(crate) async fn apply(
         &self,
         requests: &[(CaseId, &str, Value, Option<i64>)],
         now: chrono::DateTime<chrono::Utc>,
@@ -127,7 +127,7 @@ impl Fixture {
     }
 
     /// Applies requests, the i-th as rule step `marks[i]` if there is one.
-    pub async fn apply_marked(
+    pub(crate) async fn apply_marked(
         &self,
         requests: &[(CaseId, &str, Value, Option<i64>)],
         marks: &[i64],
@@ -138,7 +138,7 @@ impl Fixture {
 
     /// Applies requests, letting `tamper` change the i-th decision before it is written
     /// (to make values the database refuses).
-    pub async fn apply_tampered(
+    pub(crate) async fn apply_tampered(
         &self,
         requests: &[(CaseId, &str, Value, Option<i64>)],
         marks: &[i64],
@@ -210,7 +210,7 @@ impl Fixture {
 }
 
 /// The place of a unit standing in this building's grid.
-pub fn building_point_place(
+pub(crate) fn building_point_place(
     b: &anju_engine::registry::BuildingPlace,
 ) -> anju_engine::spatial::grids::PointPlace {
     anju_engine::spatial::grids::PointPlace {
@@ -221,7 +221,7 @@ pub fn building_point_place(
     }
 }
 
-pub fn state_of(r: &anju_engine::Result<Applied>) -> String {
+pub(crate) fn state_of(r: &anju_engine::Result<Applied>) -> String {
     match r {
         Ok(Applied::Done { decision, .. }) => decision.next.state.clone(),
         Ok(Applied::TimerGone) => "timer-gone".into(),

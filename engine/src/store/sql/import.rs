@@ -2,6 +2,8 @@
 
 use super::*;
 
+/// Inserts one kind of registry record, in chunks of multi-row INSERTs.
+// tidy: long match table — one arm per record kind, each the same short shape.
 async fn import_kind(
     tx: &mut Tx<'_>,
     records: &[&Record],

@@ -8,6 +8,200 @@ fn crs_name(crs: Crs) -> &'static str {
         Crs::Gcj02 => "gcj02",
     }
 }
+/// The inspection's own row.
+async fn insert_inspection(tx: &mut Tx<'_>, inspection: &NewInspection) -> crate::Result<i64> {
+    let now = inspection.at;
+    let inspection_id: i64 = sqlx::query_scalar(
+        "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
+         created_at, off_site, crs, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9, $10) RETURNING id",
+    )
+    .bind(inspection.unit_id.0)
+    .bind(inspection.inspector_id.map(|i| i.0))
+    .bind(ms(now))
+    .bind(inspection.lon)
+    .bind(inspection.lat)
+    .bind(inspection.distance_m)
+    .bind(&inspection.note)
+    .bind(inspection.off_site)
+    .bind(crs_name(inspection.crs))
+    .bind(inspection.outcome.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| refusal(e, "an inspection"))?;
+    Ok(inspection_id)
+}
+
+/// A case the inspection opens, with its `open` event.
+async fn insert_case(
+    tx: &mut Tx<'_>,
+    inspection: &NewInspection,
+    inspection_id: i64,
+    c: &NewCase,
+) -> crate::Result<CaseId> {
+    let now = inspection.at;
+    let s = &c.snapshot;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO cases (definition_id, unit_id, inspection_id, category, severity, \
+         state, version, address, district_code, street_id, grid_id, party_id, \
+         inspector_id, department_id, deadline_at, order_no, escalation, reopen_count, \
+         note, evidence, lon, lat, opened_at, updated_at, closed_at, timer_seq, \
+         timer_kind, timer_fire, timer_due_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, $19, $20, $21, $22, $23, $23, NULL, $24, $25, $26, $27) RETURNING id",
+    )
+    .bind(c.definition_id)
+    .bind(inspection.unit_id.0)
+    .bind(inspection_id)
+    .bind(&s.category)
+    .bind(&s.severity)
+    .bind(&s.state)
+    .bind(s.version)
+    .bind(&s.address)
+    .bind(&s.district_code)
+    .bind(s.street_id.map_or(0, |i| i.0))
+    .bind(s.grid_id.map_or(0, |i| i.0))
+    .bind(s.party_id.map(|p| p.0))
+    .bind(s.inspector_id.map(|i| i.0))
+    .bind(s.department_id.map(|d| d.0))
+    .bind(s.deadline_at.map(ms))
+    .bind(i64::from(s.order_no))
+    .bind(i64::from(s.escalation))
+    .bind(i64::from(s.reopen_count))
+    .bind(&c.note)
+    .bind(Json(&c.evidence))
+    .bind(c.lon)
+    .bind(c.lat)
+    .bind(ms(now))
+    .bind(i64::from(c.timer.is_some()))
+    .bind(c.timer.as_ref().map(|t| t.kind.clone()))
+    .bind(c.timer.as_ref().map(|t| t.fire.clone()))
+    .bind(c.timer.as_ref().map(|t| ms(t.due_at)))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| refusal(e, "a case"))?;
+    sqlx::query(
+        "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+         from_state, to_state, reason, data) \
+         VALUES ($1, $2, $3, $4, $5, 'open', NULL, $6, NULL, $7)",
+    )
+    .bind(id)
+    .bind(s.version)
+    .bind(ms(now))
+    .bind(c.actor.role.as_str())
+    .bind(&c.actor.id)
+    .bind(&s.state)
+    .bind(Json(&c.data))
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::from)?;
+    Ok(CaseId(id))
+}
+
+/// A finding attached to an open case: an event at the case's next version.
+async fn attach_finding(
+    tx: &mut Tx<'_>,
+    a: &Attachment,
+    inspection_id: i64,
+    now: DateTime<Utc>,
+) -> crate::Result<()> {
+    let bumped = sqlx::query(
+        "UPDATE cases SET version = version + 1, updated_at = $2 \
+         WHERE id = $1 AND closed_at IS NULL RETURNING version, state",
+    )
+    .bind(a.case_id.0)
+    .bind(ms(now))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(Error::from)?;
+    let Some(row) = bumped else {
+        return Err(crate::Error::Conflict(format!(
+            "case {} was closed while the inspection was recorded; send it again",
+            a.case_id
+        )));
+    };
+    let version: i64 = row.try_get(0).map_err(Error::from)?;
+    let state: String = row.try_get(1).map_err(Error::from)?;
+    let mut data = a.data.clone();
+    data["inspection_id"] = serde_json::json!(inspection_id);
+    sqlx::query(
+        "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
+         from_state, to_state, reason, data) \
+         VALUES ($1, $2, $3, $4, $5, 'attach_finding', $6, $6, NULL, $7)",
+    )
+    .bind(a.case_id.0)
+    .bind(version)
+    .bind(ms(now))
+    .bind(a.actor.role.as_str())
+    .bind(&a.actor.id)
+    .bind(&state)
+    .bind(Json(&data))
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::from)?;
+    Ok(())
+}
+
+/// The rule event of the new grade (a grade drop), as a rule job on the inspection's
+/// first case.
+async fn add_rule_event(
+    tx: &mut Tx<'_>,
+    inspection: &NewInspection,
+    first_case: Option<CaseId>,
+) -> crate::Result<()> {
+    let now = inspection.at;
+    // A grade that drops is an event for the rules, on the inspection's first case.
+    if let Some(event) = &inspection.rule_event
+        && let Some(case) = first_case
+    {
+        sqlx::query(
+            "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at, head) \
+             VALUES ($1, NULL, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM \
+             rule_jobs WHERE case_id = $1 AND done_at IS NULL) THEN 0 ELSE 1 END)",
+        )
+        .bind(case.0)
+        .bind(event.trigger.as_str())
+        .bind(Json(&event.detail))
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(Error::from)?;
+    }
+    Ok(())
+}
+
+/// The visit counts for every running campaign of the unit that has not visited it
+/// (an attempt, no one home or entry refused, does not).
+async fn count_campaign_visit(
+    tx: &mut Tx<'_>,
+    inspection: &NewInspection,
+    inspection_id: i64,
+) -> crate::Result<()> {
+    let now = inspection.at;
+    if inspection.outcome == crate::planning::VisitOutcome::Inspected {
+        sqlx::query(
+            "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
+         checks = $5 WHERE unit_id = $1 AND visited_at IS NULL AND campaign_id IN \
+         (SELECT id FROM campaigns WHERE starts_at <= $2 AND ends_at > $2)",
+        )
+        .bind(inspection.unit_id.0)
+        .bind(ms(now))
+        .bind(inspection_id)
+        .bind(i64::from(inspection.findings))
+        .bind(
+            inspection
+                .campaign_checks
+                .as_ref()
+                .map(|c| serde_json::to_string(c).map_err(corrupt))
+                .transpose()?,
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(Error::from)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl InspectionStore for This {
     async fn record_inspection(
@@ -25,82 +219,10 @@ impl InspectionStore for This {
         {
             return Ok(Idempotent::Replayed(previous));
         }
-        let inspection_id: i64 = sqlx::query_scalar(
-            "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
-             created_at, off_site, crs, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9, $10) RETURNING id",
-        )
-        .bind(inspection.unit_id.0)
-        .bind(inspection.inspector_id.map(|i| i.0))
-        .bind(ms(now))
-        .bind(inspection.lon)
-        .bind(inspection.lat)
-        .bind(inspection.distance_m)
-        .bind(&inspection.note)
-        .bind(inspection.off_site)
-        .bind(crs_name(inspection.crs))
-        .bind(inspection.outcome.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| refusal(e, "an inspection"))?;
+        let inspection_id = insert_inspection(&mut tx, inspection).await?;
         let mut case_ids = Vec::with_capacity(cases.len());
         for c in cases {
-            let s = &c.snapshot;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO cases (definition_id, unit_id, inspection_id, category, severity, \
-                 state, version, address, district_code, street_id, grid_id, party_id, \
-                 inspector_id, department_id, deadline_at, order_no, escalation, reopen_count, \
-                 note, evidence, lon, lat, opened_at, updated_at, closed_at, timer_seq, \
-                 timer_kind, timer_fire, timer_due_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $23, NULL, $24, $25, $26, $27) RETURNING id",
-            )
-            .bind(c.definition_id)
-            .bind(inspection.unit_id.0)
-            .bind(inspection_id)
-            .bind(&s.category)
-            .bind(&s.severity)
-            .bind(&s.state)
-            .bind(s.version)
-            .bind(&s.address)
-            .bind(&s.district_code)
-            .bind(s.street_id.map_or(0, |i| i.0))
-            .bind(s.grid_id.map_or(0, |i| i.0))
-            .bind(s.party_id.map(|p| p.0))
-            .bind(s.inspector_id.map(|i| i.0))
-            .bind(s.department_id.map(|d| d.0))
-            .bind(s.deadline_at.map(ms))
-            .bind(i64::from(s.order_no))
-            .bind(i64::from(s.escalation))
-            .bind(i64::from(s.reopen_count))
-            .bind(&c.note)
-            .bind(Json(&c.evidence))
-            .bind(c.lon)
-            .bind(c.lat)
-            .bind(ms(now))
-            .bind(i64::from(c.timer.is_some()))
-            .bind(c.timer.as_ref().map(|t| t.kind.clone()))
-            .bind(c.timer.as_ref().map(|t| t.fire.clone()))
-            .bind(c.timer.as_ref().map(|t| ms(t.due_at)))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| refusal(e, "a case"))?;
-            sqlx::query(
-                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
-                 from_state, to_state, reason, data) \
-                 VALUES ($1, $2, $3, $4, $5, 'open', NULL, $6, NULL, $7)",
-            )
-            .bind(id)
-            .bind(s.version)
-            .bind(ms(now))
-            .bind(c.actor.role.as_str())
-            .bind(&c.actor.id)
-            .bind(&s.state)
-            .bind(Json(&c.data))
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-            case_ids.push(CaseId(id));
+            case_ids.push(insert_case(&mut tx, inspection, inspection_id, c).await?);
         }
         // Findings attached to open cases: each case gets an event at its next
         // version, whatever it is now (a finding does not depend on the case's state;
@@ -108,85 +230,15 @@ impl InspectionStore for This {
         let mut attached_ids: Vec<&Attachment> = attachments.iter().collect();
         attached_ids.sort_by_key(|a| a.case_id);
         for a in attached_ids {
-            let bumped = sqlx::query(
-                "UPDATE cases SET version = version + 1, updated_at = $2 \
-                 WHERE id = $1 AND closed_at IS NULL RETURNING version, state",
-            )
-            .bind(a.case_id.0)
-            .bind(ms(now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-            let Some(row) = bumped else {
-                return Err(crate::Error::Conflict(format!(
-                    "case {} was closed while the inspection was recorded; send it again",
-                    a.case_id
-                )));
-            };
-            let version: i64 = row.try_get(0).map_err(Error::from)?;
-            let state: String = row.try_get(1).map_err(Error::from)?;
-            let mut data = a.data.clone();
-            data["inspection_id"] = serde_json::json!(inspection_id);
-            sqlx::query(
-                "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
-                 from_state, to_state, reason, data) \
-                 VALUES ($1, $2, $3, $4, $5, 'attach_finding', $6, $6, NULL, $7)",
-            )
-            .bind(a.case_id.0)
-            .bind(version)
-            .bind(ms(now))
-            .bind(a.actor.role.as_str())
-            .bind(&a.actor.id)
-            .bind(&state)
-            .bind(Json(&data))
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
+            attach_finding(&mut tx, a, inspection_id, now).await?;
         }
         write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
-        // A grade that drops is an event for the rules, on the inspection's first case.
-        if let Some(event) = &inspection.rule_event
-            && let Some(case) = case_ids
-                .first()
-                .copied()
-                .or_else(|| attachments.first().map(|a| a.case_id))
-        {
-            sqlx::query(
-                "INSERT INTO rule_jobs (case_id, event_seq, on_event, detail, created_at, head) \
-                 VALUES ($1, NULL, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM \
-                 rule_jobs WHERE case_id = $1 AND done_at IS NULL) THEN 0 ELSE 1 END)",
-            )
-            .bind(case.0)
-            .bind(event.trigger.as_str())
-            .bind(Json(&event.detail))
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        }
-        // The visit counts for every running campaign of the unit that has not visited it
-        // (an attempt, no one home or entry refused, does not).
-        if inspection.outcome == crate::planning::VisitOutcome::Inspected {
-            sqlx::query(
-                "UPDATE campaign_units SET visited_at = $2, inspection_id = $3, hazards = $4, \
-             checks = $5 WHERE unit_id = $1 AND visited_at IS NULL AND campaign_id IN \
-             (SELECT id FROM campaigns WHERE starts_at <= $2 AND ends_at > $2)",
-            )
-            .bind(inspection.unit_id.0)
-            .bind(ms(now))
-            .bind(inspection_id)
-            .bind(i64::from(inspection.findings))
-            .bind(
-                inspection
-                    .campaign_checks
-                    .as_ref()
-                    .map(|c| serde_json::to_string(c).map_err(corrupt))
-                    .transpose()?,
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        }
+        let first_case = case_ids
+            .first()
+            .copied()
+            .or_else(|| attachments.first().map(|a| a.case_id));
+        add_rule_event(&mut tx, inspection, first_case).await?;
+        count_campaign_visit(&mut tx, inspection, inspection_id).await?;
         let recorded = RecordedInspection {
             inspection_id: InspectionId(inspection_id),
             case_ids,

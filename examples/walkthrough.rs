@@ -93,7 +93,11 @@ async fn main() -> Result<()> {
         .await?;
     println!(
         "告知 Notified: deadline {}",
-        c.deadline_at.map(local_time).unwrap_or_default()
+        c.case
+            .snapshot
+            .deadline_at
+            .map(local_time)
+            .unwrap_or_default()
     );
 
     // The landlord does nothing; a day later the deadline timer fires.

@@ -50,10 +50,14 @@ pub struct BenchArgs {
     /// Directory for the scratch SQLite file (default: the system's temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Drive the transitions over HTTP against a real `anju serve` process on loopback
+    /// (one connection per client) instead of in process; timers and rules are not run.
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// Cases each client cycles through, so that clients never contend for one case.
-const CASES_PER_CLIENT: usize = 8;
+pub(crate) const CASES_PER_CLIENT: usize = 8;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!(
@@ -70,7 +74,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 let path = dir.join(format!("anju-bench-{}.db", std::process::id()));
                 remove_sqlite(&path);
                 let url = path.display().to_string();
-                let result = bench_backend("sqlite", &url, &args).await;
+                let result = if args.http {
+                    crate::bench_http::bench_backend("sqlite", &url, &args).await
+                } else {
+                    bench_backend("sqlite", &url, &args).await
+                };
                 remove_sqlite(&path);
                 result?;
             }
@@ -90,7 +98,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 } else {
                     "TCP"
                 };
-                let result = bench_backend(&format!("postgres ({transport})"), &url, &args).await;
+                let name = format!("postgres ({transport})");
+                let result = if args.http {
+                    crate::bench_http::bench_backend(&name, &url, &args).await
+                } else {
+                    bench_backend(&name, &url, &args).await
+                };
                 postgres::drop_database(&admin, &name).await.ok();
                 result?;
             }
@@ -121,7 +134,7 @@ fn remove_sqlite(path: &std::path::Path) {
 /// The cycle each client drives a case through once it has an order: acknowledge,
 /// report the fix, fail the re-inspection (a new order). Every step schedules or
 /// cancels a timer and writes an outbox message.
-fn next_command(state: &str) -> (&'static str, serde_json::Value) {
+pub(crate) fn next_command(state: &str) -> (&'static str, serde_json::Value) {
     match state {
         "discovered" => ("notify", json!({})),
         "notified" => ("acknowledge", json!({})),
@@ -251,7 +264,9 @@ async fn transitions_level(
                 let t = Instant::now();
                 *case = rt
                     .execute(&principal, case.id, cmd, Some(case.version))
-                    .await?;
+                    .await?
+                    .case
+                    .snapshot;
                 latencies.push(t.elapsed());
             }
             anyhow::Ok(latencies)

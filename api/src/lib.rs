@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod bench_city;
+pub mod bench_http;
 pub mod bench_rules;
 pub mod cli;
 pub mod extract;

@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/cases", get(list_cases))
         .route("/cases/{id}", get(get_case))
         .route("/cases/{id}/commands", post(issue_command))
+        .route("/cases/{id}/events", get(case_events))
         .route("/cases/{id}/messages", get(case_messages))
         .route("/landlords/{id}/orders", get(landlord_orders))
         .route("/landlords/{id}/units", get(landlord_units))
@@ -477,25 +478,68 @@ async fn issue_command(
     body: Body<Value>,
 ) -> ApiResult<Json<Value>> {
     // A case outside the caller's scope answers as one that does not exist, before
-    // anything in the body is looked at.
-    app.runtime.visible_case(&caller, CaseId(id)).await?;
-    let b: CommandBody = crate::extract::from_value(body.value)?;
-    if b.expected_version < 1 {
-        return Err(ApiError::Unprocessable {
-            field: "expected_version".into(),
-            detail: "the version of the case you saw, from 1".into(),
-        });
-    }
+    // anything in the body is looked at: a body at fault is answered only once the case
+    // proved visible. A valid command goes straight to the writer, which checks the
+    // scope under the case's lock, so that nothing is read twice.
+    let parsed = crate::extract::from_value::<CommandBody>(body.value).and_then(|b| {
+        if b.expected_version < 1 {
+            Err(ApiError::Unprocessable {
+                field: "expected_version".into(),
+                detail: "the version of the case you saw, from 1".into(),
+            })
+        } else {
+            Ok(b)
+        }
+    });
+    let b = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            app.runtime.visible_case(&caller, CaseId(id)).await?;
+            return Err(e);
+        }
+    };
     let command = Command {
         name: b.command,
         data: b.data,
         reason: b.reason,
     };
-    app.runtime
+    let committed = app
+        .runtime
         .execute(&caller, CaseId(id), command, Some(b.expected_version))
         .await?;
-    let view = app.runtime.case_view(&caller, CaseId(id)).await?;
-    Ok(Json(view_json(&view)))
+    let answer = app.runtime.command_answer(&caller, committed)?;
+    let mut out = json!(answer);
+    if let Some(deadline) = answer.case.snapshot.deadline_at {
+        out["case"]["deadline_local"] = json!(time::local_time(deadline));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<u32>,
+}
+
+/// A page of a case's history: the events after `after` (a sequence number), at most
+/// `limit` (100 by default, up to 1,000), as the caller may see them.
+async fn case_events(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<EventsQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let events = app
+        .runtime
+        .case_events_after(&caller, CaseId(id), q.after, limit)
+        .await?;
+    let next = (events.len() as u32 == limit)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(json!({ "events": events, "next_after": next })))
 }
 
 async fn case_messages(

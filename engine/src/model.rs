@@ -100,10 +100,14 @@ pub struct RuleStep {
 /// What happened to one request of a batch.
 #[derive(Debug, Clone)]
 pub enum Applied {
-    /// Committed: `decision.next` is the case after it.
+    /// Committed: `decision.next` is the case after it; `case` is the whole case as
+    /// committed (its timer included) and `event` the event the command added, as
+    /// stored, so that nothing needs to be read back to answer.
     Done {
         decision: Box<Decision>,
         at: DateTime<Utc>,
+        case: Box<CaseRecord>,
+        event: Box<EventRecord>,
     },
     /// The timer had already fired or been cancelled: nothing was done.
     TimerGone,
@@ -582,6 +586,9 @@ pub struct Overdue {
 pub struct TokenRecord {
     pub role: Role,
     pub subject: i64,
+    /// The directory's generation when the token was read: a caller's scope resolved
+    /// at another generation is resolved again.
+    pub directory_generation: i64,
 }
 
 /// A grid and where it sits.

@@ -224,8 +224,52 @@ async fn staff_see_only_their_jurisdiction(backend: Backend) {
 backend_tests!(
     landlords_cannot_read_each_others_cases,
     staff_see_only_their_jurisdiction,
-    each_role_sees_its_part_of_a_case
+    each_role_sees_its_part_of_a_case,
+    a_callers_scope_follows_the_directory_once_it_moves,
 );
+
+/// A caller's scope is resolved once and kept while the directory stays as it was:
+/// a grid given to an inspector behind the service's back (no import) is not seen,
+/// and is seen on the next request after any import of registry records, which moves
+/// the directory's generation read with every token.
+async fn a_callers_scope_follows_the_directory_once_it_moves(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let grids = |me: serde_json::Value| me["scope"]["id"].as_array().unwrap().len();
+    let before = grids(app.get("/api/v1/me", &t.inspector).await.expect(200));
+    let sql = "INSERT INTO inspector_grids (inspector_id, grid_id) \
+               SELECT 1, MAX(id) FROM grids WHERE id NOT IN \
+               (SELECT grid_id FROM inspector_grids WHERE inspector_id = 1)";
+    if app.db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    assert_eq!(
+        grids(app.get("/api/v1/me", &t.inspector).await.expect(200)),
+        before,
+        "the cached scope stands while the directory's generation does not move"
+    );
+    app.store()
+        .import(
+            &[anju_engine::registry::Record::Party {
+                id: anju_engine::domain::PartyId(90_001),
+                kind: "landlord".into(),
+                name: "新业主".into(),
+                phone: None,
+                email: None,
+            }],
+            anju_tests::t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        grids(app.get("/api/v1/me", &t.inspector).await.expect(200)),
+        before + 1
+    );
+}
 
 /// What a landlord and a department see of a case (issue 9, item 10): a landlord the
 /// events that concern them, without the office's internals; a department that

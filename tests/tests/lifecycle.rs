@@ -26,6 +26,19 @@ fn timer_kinds(case: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The case as the issuer of a command sees it afterwards (`GET /cases/{id}`), once the
+/// command's answer proved to hold the case as committed and the event it added, and
+/// not the whole history.
+async fn viewed(app: &TestApp, id: i64, token: &str, answer: Value) -> Value {
+    let view = app.case(id, token).await;
+    assert_eq!(answer["case"], view["case"]);
+    let added = answer["events"].as_array().expect("events");
+    assert_eq!(added.len(), 1, "{answer}");
+    assert_eq!(Some(&added[0]), view["history"].as_array().unwrap().last());
+    assert!(answer.get("history").is_none() && answer.get("referrals").is_none());
+    view
+}
+
 /// When the case's acceptance SLA falls due.
 fn sla_due(case: &Value) -> DateTime<Utc> {
     let timer = case["timers"]
@@ -151,6 +164,7 @@ async fn fixed_on_first_reinspection(backend: Backend) {
         )
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.inspector, case).await;
     assert_eq!(case["case"]["state"], "fixed");
     assert_eq!(case["terminal"], true);
     assert!(case["timers"].as_array().unwrap().is_empty());
@@ -275,6 +289,7 @@ async fn failed_reinspection_issues_a_new_order(backend: Backend) {
         .command(id, &t.inspector, "reinspect", json!({ "passed": true }))
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.inspector, case).await;
     assert_eq!(case["case"]["state"], "fixed");
     assert_eq!(
         commands(&case),
@@ -327,6 +342,7 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .command(id, &t.inspector, "refer", json!({ "note": "逾期未改" }))
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.inspector, case).await;
     assert_eq!(case["case"]["state"], "referred");
     assert_eq!(case["case"]["department_id"], 1);
     assert_eq!(case["referrals"][0]["status"], "pending");
@@ -367,6 +383,7 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .command(id, &t.fire, "record_result", json!({ "result": "fine", "fine_amount": 5000, "decision_no": "穗消罚决字〔2026〕001号", "evidence": ["doc:penalty-decision"] }))
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.fire, case).await;
     assert_eq!(case["case"]["state"], "enforced");
     assert_eq!(case["referrals"][0]["status"], "completed");
     assert_eq!(case["referrals"][0]["result"]["fine_amount"], 5000.0);
@@ -393,6 +410,7 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .command(id, &t.inspector, "close", json!({ "outcome": "fixed" }))
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.inspector, case).await;
     assert_eq!(case["case"]["state"], "fixed");
     assert_eq!(
         commands(&case),
@@ -426,6 +444,7 @@ async fn returned_referral_is_rerouted(backend: Backend) {
         )
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.fire, case).await;
     assert_eq!(case["case"]["state"], "returned");
     assert_eq!(case["case"]["department_id"], Value::Null);
     assert_eq!(case["referrals"][0]["status"], "returned");
@@ -467,6 +486,7 @@ async fn returned_referral_is_rerouted(backend: Backend) {
         )
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.inspector, case).await;
     assert_eq!(case["case"]["department_id"], 12);
     assert_eq!(case["referrals"].as_array().unwrap().len(), 2);
     app.command(id, &police, "accept", json!({}))
@@ -484,6 +504,7 @@ async fn returned_referral_is_rerouted(backend: Backend) {
         .command(id, &t.inspector, "close", json!({ "outcome": "not_fixed" }))
         .await
         .expect(200);
+    let case = viewed(&app, id, &t.inspector, case).await;
     assert_eq!(case["case"]["state"], "closed_not_fixed");
     assert_eq!(
         commands(&case),
@@ -733,6 +754,7 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
             .command(id, &t.fire, "record_result", data)
             .await
             .expect(200);
+        let case = viewed(&app, id, &t.fire, case).await;
         assert_eq!(case["case"]["state"], "enforced", "{result}");
         assert_eq!(case["referrals"][0]["status"], "completed");
         assert_eq!(case["referrals"][0]["result"]["result"], result);
@@ -778,7 +800,46 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
     .problem(422, Some("data.fine_amount"));
 }
 
+/// The history pages: `GET /cases/{id}/events?after=` gives the events after a
+/// sequence number, as many as asked, as the caller sees them in the whole case.
+async fn the_history_pages_after_a_sequence_number(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let id = open_case(&app, "wiring").await;
+    for (token, name, data) in [
+        (&t.inspector, "notify", json!({})),
+        (&t.landlord, "acknowledge", json!({})),
+        (&t.landlord, "report_fix", json!({ "evidence": ["photo:1"] })),
+    ] {
+        app.command(id, token, name, data).await.expect(200);
+    }
+    for token in [&t.inspector, &t.landlord] {
+        let whole = app.case(id, token).await["history"].clone();
+        let whole = whole.as_array().unwrap();
+        assert!(whole.len() >= 4);
+        let page = app
+            .get(&format!("/api/v1/cases/{id}/events?after=1&limit=2"), token)
+            .await
+            .expect(200);
+        assert_eq!(page["events"].as_array().unwrap(), &whole[1..3].to_vec());
+        assert_eq!(page["next_after"], whole[2]["seq"]);
+        let rest = app
+            .get(
+                &format!("/api/v1/cases/{id}/events?after={}", whole[2]["seq"]),
+                token,
+            )
+            .await
+            .expect(200);
+        assert_eq!(rest["events"].as_array().unwrap(), &whole[3..].to_vec());
+        assert!(rest["next_after"].is_null());
+    }
+    app.get(&format!("/api/v1/cases/{id}/events"), &t.other_landlord)
+        .await
+        .expect(404);
+}
+
 backend_tests!(
+    the_history_pages_after_a_sequence_number,
     each_enforcement_result_closes_the_case,
     acceptance_sla_counts_working_days,
     fixed_on_first_reinspection,

@@ -7,6 +7,9 @@ use crate::store::CaseRecord;
 
 use super::Runtime;
 
+/// How many callers' scopes a process keeps; past it, the cache starts again.
+const MAX_CACHED_PRINCIPALS: usize = 100_000;
+
 impl Runtime {
     // ----- callers ----------------------------------------------------------------------
 
@@ -14,10 +17,33 @@ impl Runtime {
     /// revoked tokens, and for tokens whose subject no longer exists.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
         let digest = crate::auth::token_digest(secret);
+        // The token is read on every request, so that a revoked token stops working at
+        // once in every process; the scope it resolves to is cached until the
+        // directory's generation (read with the token) moves, which every import of
+        // registry records does.
         let Some(token) = self.shared.store.token(&digest).await? else {
             return Ok(None);
         };
-        self.principal(token.role, token.subject).await
+        let key = (token.role, token.subject);
+        if let Some((generation, principal)) = self
+            .shared
+            .principals
+            .read()
+            .expect("principals lock")
+            .get(&key)
+            && *generation == token.directory_generation
+        {
+            return Ok(Some(principal.clone()));
+        }
+        let principal = self.principal(token.role, token.subject).await?;
+        if let Some(p) = &principal {
+            let mut cache = self.shared.principals.write().expect("principals lock");
+            if cache.len() >= MAX_CACHED_PRINCIPALS {
+                cache.clear();
+            }
+            cache.insert(key, (token.directory_generation, p.clone()));
+        }
+        Ok(principal)
     }
 
     /// The principal for a role and subject id, if the subject exists.

@@ -9,7 +9,7 @@ use crate::auth::{Principal, Scope};
 use crate::domain::{Actor, CaseId, DepartmentId, PartyId, Role};
 use crate::error::{Error, Result};
 use crate::grading::OpenHazard;
-use crate::machine::{self, CaseSnapshot, Command};
+use crate::machine::{self, Command};
 use crate::store::{
     Applied, CaseFilter, CaseRecord, EventRecord, GradeUpdate, OutboxMessage, Overdue,
     ReferralRecord, TimerRecord, TransitionRequest,
@@ -34,6 +34,31 @@ pub struct CaseView {
     pub commands: Vec<String>,
 }
 
+/// What a command committed: the case after it and the events it added.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub case: CaseRecord,
+    pub events: Vec<EventRecord>,
+}
+
+/// The answer to a command: the case as committed and what changed, without its whole
+/// history (`GET /cases/{id}` and `/events` give that).
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandAnswer {
+    pub case: CaseRecord,
+    pub workflow: String,
+    pub workflow_version: u32,
+    pub state_zh: String,
+    pub state_en: String,
+    pub terminal: bool,
+    /// The events the command added, as the caller may see them.
+    pub events: Vec<EventRecord>,
+    /// The case's running timer, if any.
+    pub timers: Vec<TimerRecord>,
+    /// The commands this caller could issue now.
+    pub commands: Vec<String>,
+}
+
 impl Runtime {
     /// Issues a command on a case as `principal`. Returns the case after the transition,
     /// once it is durable.
@@ -43,7 +68,7 @@ impl Runtime {
         case_id: CaseId,
         command: Command,
         expected_version: Option<i64>,
-    ) -> Result<CaseSnapshot> {
+    ) -> Result<Committed> {
         // A caller who may not see the case learns nothing about it, not even that it
         // exists: the writer answers "not found" when the case is outside the caller's
         // scope. A department also sees the cases once referred to it, which takes a
@@ -64,8 +89,14 @@ impl Runtime {
             reason: command.reason.clone(),
             rule: None,
         };
-        let decision = match self.submit(request, principal.clone(), command).await? {
-            Applied::Done { decision, .. } => decision,
+        let (decision, case, event) = match self.submit(request, principal.clone(), command).await?
+        {
+            Applied::Done {
+                decision,
+                case,
+                event,
+                ..
+            } => (decision, case, event),
             Applied::TimerGone | Applied::AlreadyApplied => {
                 return Err(Error::Internal(
                     "a person's command was skipped as a timer's or a rule's".into(),
@@ -87,7 +118,69 @@ impl Runtime {
                 tracing::warn!(case = %case_id, error = %e, "regrade after a closure failed");
             }
         }
-        Ok(decision.next)
+        Ok(Committed {
+            case: *case,
+            events: vec![*event],
+        })
+    }
+
+    /// The answer to a command, from what the writer committed (nothing is read back):
+    /// the case as committed, the events the command added as the caller may see them,
+    /// the case's running timer, and the commands the caller may issue next. A
+    /// department that has just returned the case sees it as it left it (no timer, no
+    /// commands), as `case_view` shows it.
+    pub fn command_answer(
+        &self,
+        principal: &Principal,
+        committed: Committed,
+    ) -> Result<CommandAnswer> {
+        let Committed { case, events } = committed;
+        let def = self
+            .definition(case.definition_id)
+            .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let left = matches!(principal.scope, Scope::Department(d) if case.snapshot.department_id != Some(d));
+        let events = crate::policy::history::visible_history(principal, events, None);
+        let timers = match (&case.timer, left) {
+            (Some(t), false) => vec![t.clone()],
+            _ => Vec::new(),
+        };
+        let commands = if !left && principal.covers(case.snapshot.place()) {
+            machine::allowed_commands(&def, &case.snapshot.state, principal.role)
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let state = def.states.get(&case.snapshot.state);
+        Ok(CommandAnswer {
+            workflow: def.name.clone(),
+            workflow_version: def.version,
+            state_zh: state.map(|s| s.zh.clone()).unwrap_or_default(),
+            state_en: state.map(|s| s.en.clone()).unwrap_or_default(),
+            terminal: def.is_terminal(&case.snapshot.state),
+            case,
+            events,
+            timers,
+            commands,
+        })
+    }
+
+    /// A page of a case's history after event `after` (at most `limit` events), as the
+    /// caller may see it.
+    pub async fn case_events_after(
+        &self,
+        principal: &Principal,
+        id: CaseId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>> {
+        let view = self.case_view(principal, id).await?;
+        Ok(view
+            .history
+            .into_iter()
+            .filter(|e| e.seq > after)
+            .take(limit as usize)
+            .collect())
     }
 
     /// Whether the command carries a field that names another case.

@@ -138,6 +138,9 @@ struct Shared {
     index: RwLock<UnitIndex>,
     /// The grids' shapes and places, with the stamp of the grids they were built from.
     grids: RwLock<Option<StampedGrids>>,
+    /// Callers' resolved scopes by (role, subject), with the directory generation they
+    /// were resolved at (see `callers.rs`).
+    principals: RwLock<std::collections::HashMap<(crate::domain::Role, i64), (i64, Principal)>>,
     metrics: Metrics,
     config: Config,
 }
@@ -193,6 +196,7 @@ impl Runtime {
             routing: RwLock::new(Arc::new(Routing::default())),
             index: RwLock::new(UnitIndex::default()),
             grids: RwLock::new(None),
+            principals: RwLock::new(Default::default()),
             metrics: Metrics::default(),
             config,
         });

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::domain::{Actor, Role};
 use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
 use crate::rules::Trigger;
-use crate::store::{Applied, CaseRecord, Decider, TimerRecord, TransitionRequest};
+use crate::store::{Applied, CaseRecord, Decider, EventRecord, TimerRecord, TransitionRequest};
 
 /// A case as a batch leaves it: its version before the batch (the update is guarded by
 /// it), and its state and running timer after.
@@ -82,14 +82,21 @@ impl Writes {
         );
     }
 
-    pub(crate) fn record(&mut self, req: &TransitionRequest, before: &CaseSnapshot, d: &Decision) {
+    /// Notes what a decision writes, and returns its event as it will be stored.
+    pub(crate) fn record(
+        &mut self,
+        req: &TransitionRequest,
+        before: &CaseSnapshot,
+        d: &Decision,
+        at: DateTime<Utc>,
+    ) -> EventRecord {
         let id = d.next.id.0;
         if (&before.district_code, before.street_id, before.grid_id)
             != (&d.next.district_code, d.next.street_id, d.next.grid_id)
         {
             self.moved.insert(id);
         }
-        self.events.push(EventRow {
+        let row = EventRow {
             case_id: id,
             seq: d.next.version,
             actor: req.actor.clone(),
@@ -105,7 +112,18 @@ impl Writes {
                 }
                 _ => d.data.clone(),
             },
-        });
+        };
+        let event = EventRecord {
+            seq: row.seq,
+            at,
+            actor: row.actor.clone(),
+            command: row.command.clone(),
+            from_state: Some(row.from.clone()),
+            to_state: row.to.clone(),
+            reason: row.reason.clone(),
+            data: row.data.clone(),
+        };
+        self.events.push(row);
         if let Some(trigger) = d.trigger {
             self.rule_jobs.push((id, d.next.version, trigger));
         }
@@ -127,6 +145,7 @@ impl Writes {
         if let Some(change) = &d.referral {
             self.referrals.push((id, d.next.version, change.clone()));
         }
+        event
     }
 }
 
@@ -200,7 +219,7 @@ pub(crate) fn decide_batch(
             if req.actor.role != Role::System {
                 decision.next.acted_version = decision.next.version;
             }
-            writes.record(req, &case.snapshot, &decision);
+            let event = writes.record(req, &case.snapshot, &decision, now);
             case.snapshot = decision.next.clone();
             case.apply_timers(&decision.cancel_timers, &decision.schedule_timers);
             case.updated_at = now;
@@ -208,6 +227,8 @@ pub(crate) fn decide_batch(
             Ok(Applied::Done {
                 decision: Box::new(decision),
                 at: now,
+                case: Box::new(case.clone()),
+                event: Box::new(event),
             })
         })();
         results.push(result);

@@ -105,6 +105,11 @@ macro_rules! migrator {
                 file!("0006_rules_and_responsibility.sql"),
             ),
             step(7, "corrections", file!("0007_corrections.sql")),
+            step(
+                8,
+                "directory generation",
+                file!("0008_directory_generation.sql"),
+            ),
         ])
     }};
 }

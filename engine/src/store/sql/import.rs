@@ -367,6 +367,11 @@ impl ImportStore for This {
         for group in sorted.chunk_by(|a, b| a.rank() == b.rank()) {
             import_kind(&mut tx, group, now, &mut counts).await?;
         }
+        // Callers' scopes cached by any process are resolved again.
+        sqlx::query("UPDATE directory_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;
         Ok(counts)
     }

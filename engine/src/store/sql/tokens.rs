@@ -28,7 +28,8 @@ impl TokenStore for This {
 
     async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, Error> {
         let row = sqlx::query(
-            "SELECT role, subject_id FROM api_tokens WHERE digest = $1 AND revoked_at IS NULL",
+            "SELECT t.role, t.subject_id, g.generation FROM api_tokens t, directory_generation g \
+             WHERE t.digest = $1 AND t.revoked_at IS NULL AND g.id = 1",
         )
         .bind(digest)
         .fetch_optional(self.reader())
@@ -38,6 +39,7 @@ impl TokenStore for This {
             Ok(TokenRecord {
                 role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?,
                 subject: r.try_get("subject_id")?,
+                directory_generation: r.try_get("generation")?,
             })
         })
         .transpose()

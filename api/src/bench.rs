@@ -98,11 +98,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 } else {
                     "TCP"
                 };
-                let name = format!("postgres ({transport})");
+                let label = format!("postgres ({transport})");
                 let result = if args.http {
-                    crate::bench_http::bench_backend(&name, &url, &args).await
+                    crate::bench_http::bench_backend(&label, &url, &args).await
                 } else {
-                    bench_backend(&name, &url, &args).await
+                    bench_backend(&label, &url, &args).await
                 };
                 postgres::drop_database(&admin, &name).await.ok();
                 result?;

@@ -809,7 +809,11 @@ async fn the_history_pages_after_a_sequence_number(backend: Backend) {
     for (token, name, data) in [
         (&t.inspector, "notify", json!({})),
         (&t.landlord, "acknowledge", json!({})),
-        (&t.landlord, "report_fix", json!({ "evidence": ["photo:1"] })),
+        (
+            &t.landlord,
+            "report_fix",
+            json!({ "evidence": ["photo:1"] }),
+        ),
     ] {
         app.command(id, token, name, data).await.expect(200);
     }

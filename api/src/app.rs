@@ -18,16 +18,9 @@ use anju_engine::runtime::{self, Runtime};
 use anju_engine::store;
 use anju_engine::time::SharedClock;
 
-use crate::extract::MAX_BODY;
-use crate::problem::ApiError;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub runtime: Runtime,
-    /// `system` in production; `manual` only in test builds that install such a clock.
-    pub clock_kind: &'static str,
-}
+use crate::http::extract::MAX_BODY;
+use crate::http::problem::ApiError;
+pub use crate::state::AppState;
 
 /// How to run the service.
 #[derive(Debug, Clone)]
@@ -37,7 +30,7 @@ pub struct Settings {
     /// Run the timer and outbox workers in this process.
     pub workers: bool,
     /// Connection caps and timeouts of the listener.
-    pub limits: crate::serve::Limits,
+    pub limits: crate::http::serve::Limits,
     pub runtime: runtime::Config,
 }
 
@@ -107,7 +100,7 @@ impl Application {
         };
         let mut shutdown = stopped;
         let limits = settings.limits;
-        let server = tokio::spawn(crate::serve::serve(
+        let server = tokio::spawn(crate::http::serve::serve(
             listener,
             app,
             limits,
@@ -143,11 +136,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", crate::routes::router())
-        .merge(crate::public::router())
+        .merge(crate::routes::public::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(crate::extract::check_target))
+        .layer(axum::middleware::from_fn(
+            crate::http::extract::check_target,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

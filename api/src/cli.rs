@@ -77,9 +77,9 @@ pub enum Cmd {
     /// Measure a city of millions of units: the unit index built from the database,
     /// 500 m radius queries, grid assignment, the whole city's daily plan, and the
     /// resident memory of `anju serve` on it.
-    BenchCity(crate::bench_city::CityBenchArgs),
+    BenchCity(crate::bench::city::CityBenchArgs),
     /// Measure escalation-rule evaluations per second for the starter rules.
-    BenchRules(crate::bench_rules::RulesBenchArgs),
+    BenchRules(crate::bench::rules::RulesBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -329,8 +329,8 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
         Cmd::Rules(RulesCmd::Sweep(db)) => rules_sweep(db, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,
-        Cmd::BenchCity(args) => crate::bench_city::run(args).await,
-        Cmd::BenchRules(args) => crate::bench_rules::run(args).await,
+        Cmd::BenchCity(args) => crate::bench::city::run(args).await,
+        Cmd::BenchRules(args) => crate::bench::rules::run(args).await,
     }
 }
 
@@ -347,8 +347,8 @@ async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
             seed(&store, args.demo_units, 2026, hooks.clock.now()).await?;
         }
     }
-    let open_files = crate::serve::raise_open_files_limit();
-    let limits = crate::serve::Limits {
+    let open_files = crate::http::serve::raise_open_files_limit();
+    let limits = crate::http::serve::Limits {
         max_connections: args.max_connections,
         max_per_client: args.max_connections_per_client,
         header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),

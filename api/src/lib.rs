@@ -3,17 +3,9 @@
 
 pub mod app;
 pub mod bench;
-pub mod bench_city;
-pub mod bench_http;
-pub mod bench_rules;
 pub mod cli;
-pub mod extract;
-pub mod patrol;
-pub mod places;
-pub mod problem;
-pub mod public;
-pub mod responsibility;
+pub mod http;
 pub mod routes;
-pub mod serve;
+pub mod state;
 
 pub use app::{AppState, Application, Settings};

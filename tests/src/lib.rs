@@ -272,7 +272,7 @@ pub async fn start(db: &TestDb, clock: &ManualClock) -> Application {
 
 /// Starts the real service as [`start`], with these runtime settings.
 pub async fn start_with(db: &TestDb, clock: &ManualClock, config: runtime::Config) -> Application {
-    start_limited(db, clock, config, anju_api::serve::Limits::default()).await
+    start_limited(db, clock, config, anju_api::http::serve::Limits::default()).await
 }
 
 /// Starts the real service as [`start_with`], with these connection limits.
@@ -280,7 +280,7 @@ pub async fn start_limited(
     db: &TestDb,
     clock: &ManualClock,
     config: runtime::Config,
-    limits: anju_api::serve::Limits,
+    limits: anju_api::http::serve::Limits,
 ) -> Application {
     let settings = Settings {
         database_url: db.url.clone(),

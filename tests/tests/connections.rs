@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use anju_api::serve::Limits;
+use anju_api::http::serve::Limits;
 use anju_engine::time::ManualClock;
 use anju_tests::{Backend, TestDb, seed, start_limited, t0};
 
@@ -139,7 +139,7 @@ async fn a_body_that_does_not_arrive_in_time_is_refused_and_changes_nothing() {
 /// connection cap below it.
 #[test]
 fn the_open_files_limit_is_raised_and_the_cap_fits_under_it() {
-    let raised = anju_api::serve::raise_open_files_limit();
+    let raised = anju_api::http::serve::raise_open_files_limit();
     let (soft, hard) = open_files_limits();
     assert_eq!(soft, hard, "the soft limit is raised to the hard one");
     assert_eq!(raised, soft);

@@ -14,9 +14,9 @@ use anju_engine::domain::{CaseId, PartyId, UnitId};
 use anju_engine::responsibility::Decision;
 use anju_engine::rules::{RuleSpec, Trigger};
 
-use crate::app::AppState;
-use crate::extract::{Body, Caller, Id, Params};
-use crate::problem::ApiResult;
+use crate::http::extract::{Body, Caller, Id, Params};
+use crate::http::problem::ApiResult;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use anju_engine::model::Placard;
 use anju_engine::time::china_time;
 
-use crate::app::AppState;
-use crate::problem::{ApiError, ApiResult};
+use crate::http::problem::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,9 +13,9 @@ use anju_engine::registry::Unit;
 use anju_engine::spatial::crs::{Crs, gcj02_from_wgs84};
 use anju_engine::spatial::shape::{Area, parse_area};
 
-use crate::app::AppState;
-use crate::extract::{Body, Caller, Id, Params};
-use crate::problem::{ApiError, ApiResult};
+use crate::http::extract::{Body, Caller, Id, Params};
+use crate::http::problem::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Most units one query returns.
 pub const MAX_UNITS: usize = 5000;

@@ -1,5 +1,9 @@
 //! `anju bench`: durable case transitions per second at 1, 8 and 64 clients with p50/p99 latency, and how fast 100,000 due timers fire, on SQLite and PostgreSQL.
 
+pub mod city;
+pub mod http;
+pub mod rules;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +79,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 remove_sqlite(&path);
                 let url = path.display().to_string();
                 let result = if args.http {
-                    crate::bench_http::bench_backend("sqlite", &url, &args).await
+                    crate::bench::http::bench_backend("sqlite", &url, &args).await
                 } else {
                     bench_backend("sqlite", &url, &args).await
                 };
@@ -100,7 +104,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 };
                 let label = format!("postgres ({transport})");
                 let result = if args.http {
-                    crate::bench_http::bench_backend(&label, &url, &args).await
+                    crate::bench::http::bench_backend(&label, &url, &args).await
                 } else {
                     bench_backend(&label, &url, &args).await
                 };

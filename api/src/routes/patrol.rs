@@ -14,10 +14,10 @@ use anju_engine::patrol::{CampaignAreaInput, CampaignInput, InspectorPlan, eight
 use anju_engine::spatial::crs::Crs;
 use anju_engine::time::china_time;
 
-use crate::app::AppState;
-use crate::extract::{Body, Caller, Id, Params};
-use crate::places::{geojson_response, parse_shape, wants_geojson};
-use crate::problem::ApiResult;
+use crate::http::extract::{Body, Caller, Id, Params};
+use crate::http::problem::ApiResult;
+use crate::routes::places::{geojson_response, parse_shape, wants_geojson};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use anju_engine::auth::Principal;
 use anju_engine::model::IdempotencyKey;
 
-use crate::app::AppState;
-use crate::problem::ApiError;
+use crate::http::problem::ApiError;
+use crate::state::AppState;
 
 /// The largest JSON body accepted.
 pub const MAX_BODY: usize = 1 << 20;

@@ -1,0 +1,202 @@
+//! Cases over HTTP: lists, a case, its commands, its history by pages, its messages.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use anju_engine::domain::{CaseId, UnitId};
+use anju_engine::machine::Command;
+use anju_engine::model::{CaseFilter, CaseRecord};
+use anju_engine::runtime::CaseView;
+use anju_engine::time;
+
+use crate::http::extract::{Body, Caller, Id, Params};
+use crate::http::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CaseQuery {
+    state: Option<String>,
+    category: Option<String>,
+    district: Option<String>,
+    overdue: Option<bool>,
+    /// Only cases waiting for a supervisor's review.
+    review: Option<bool>,
+    unit_id: Option<i64>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A case in a list: its record and its state's names.
+pub(super) fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
+    let mut v = json!(c);
+    if let Some(def) = app.runtime.definition(c.definition_id)
+        && let Some(state) = def.states.get(&c.snapshot.state)
+    {
+        v["state_zh"] = json!(state.zh);
+        v["state_en"] = json!(state.en);
+        v["terminal"] = json!(state.terminal);
+    }
+    if let Some(deadline) = c.snapshot.deadline_at {
+        v["deadline_local"] = json!(time::local_time(deadline));
+    }
+    v
+}
+
+pub(super) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
+    let taxonomy = app.runtime.taxonomy();
+    if let Some(c) = &q.category {
+        taxonomy.parse_category(c, "category")?;
+    }
+    if let Some(d) = &q.district
+        && (d.len() != 6 || !d.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::Unprocessable {
+            field: "district".into(),
+            detail: "a district is its six-digit GB/T 2260 code".into(),
+        });
+    }
+    Ok(CaseFilter {
+        state: q.state,
+        category: q.category,
+        district: q.district,
+        unit_id: q.unit_id.map(UnitId),
+        party_id: None,
+        department_id: None,
+        overdue: q.overdue.map(|wanted| app.runtime.overdue(wanted)),
+        review_required: q.review,
+        before: q.before.map(CaseId),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    })
+}
+
+pub(super) async fn list_cases(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<CaseQuery>,
+) -> ApiResult<Json<Value>> {
+    let filter = filter_from(&app, q)?;
+    let cases = app.runtime.list_cases(&caller, &filter).await?;
+    Ok(Json(page(&app, &cases, filter.limit)))
+}
+
+pub(super) fn page(app: &AppState, cases: &[CaseRecord], limit: u32) -> Value {
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|c| c.snapshot.id))
+        .flatten();
+    json!({
+        "cases": cases.iter().map(|c| case_summary(app, c)).collect::<Vec<_>>(),
+        "next_before": next,
+    })
+}
+
+pub(super) fn view_json(v: &CaseView) -> Value {
+    let mut out = json!(v);
+    if let Some(deadline) = v.case.snapshot.deadline_at {
+        out["case"]["deadline_local"] = json!(time::local_time(deadline));
+    }
+    out
+}
+
+pub(super) async fn get_case(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let view = app.runtime.case_view(&caller, CaseId(id)).await?;
+    Ok(Json(view_json(&view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommandBody {
+    command: String,
+    expected_version: i64,
+    #[serde(default)]
+    data: Map<String, Value>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(super) async fn issue_command(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<Value>,
+) -> ApiResult<Json<Value>> {
+    // A case outside the caller's scope answers as one that does not exist, before
+    // anything in the body is looked at: a body at fault is answered only once the case
+    // proved visible. A valid command goes straight to the writer, which checks the
+    // scope under the case's lock, so that nothing is read twice.
+    let parsed = crate::http::extract::from_value::<CommandBody>(body.value).and_then(|b| {
+        if b.expected_version < 1 {
+            Err(ApiError::Unprocessable {
+                field: "expected_version".into(),
+                detail: "the version of the case you saw, from 1".into(),
+            })
+        } else {
+            Ok(b)
+        }
+    });
+    let b = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            app.runtime.visible_case(&caller, CaseId(id)).await?;
+            return Err(e);
+        }
+    };
+    let command = Command {
+        name: b.command,
+        data: b.data,
+        reason: b.reason,
+    };
+    let committed = app
+        .runtime
+        .execute(&caller, CaseId(id), command, Some(b.expected_version))
+        .await?;
+    let answer = app.runtime.command_answer(&caller, committed)?;
+    let mut out = json!(answer);
+    if let Some(deadline) = answer.case.snapshot.deadline_at {
+        out["case"]["deadline_local"] = json!(time::local_time(deadline));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<u32>,
+}
+
+/// A page of a case's history: the events after `after` (a sequence number), at most
+/// `limit` (100 by default, up to 1,000), as the caller may see them.
+pub(super) async fn case_events(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<EventsQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let events = app
+        .runtime
+        .case_events_after(&caller, CaseId(id), q.after, limit)
+        .await?;
+    let next = (events.len() as u32 == limit)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(json!({ "events": events, "next_after": next })))
+}
+
+pub(super) async fn case_messages(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    // The engine keeps to each caller the messages they may see.
+    let messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
+    Ok(Json(json!({ "messages": messages })))
+}

@@ -1,0 +1,126 @@
+//! What lands on a landlord's and a department's desk: a landlord's units and orders, a department's referrals.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use anju_engine::domain::{CaseId, DepartmentId, PartyId};
+use anju_engine::model::CaseFilter;
+use anju_engine::time;
+
+use crate::http::extract::{Caller, Id, Params};
+use crate::http::problem::ApiResult;
+use crate::state::AppState;
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    state: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Order {
+    case: Value,
+    order_no: i32,
+    deadline_at: Option<chrono::DateTime<chrono::Utc>>,
+    deadline_local: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+}
+
+pub(super) async fn landlord_units(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let units = app.runtime.party_units(&caller, PartyId(id)).await?;
+    let units: Vec<Value> = units
+        .iter()
+        .map(|p| {
+            let u = &p.unit;
+            json!({
+                "id": u.id,
+                "address": u.address,
+                "address_code": u.address_code,
+                "floor_area": u.floor_area,
+                "occupants": u.occupants,
+                "stars": u.stars,
+                "score": u.score,
+                "last_inspected_at": u.last_inspected_at,
+                "open_orders": p.open_orders,
+                "next_deadline": p.next_deadline,
+                "public_code": u.public_code,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "party_id": id, "count": units.len(), "units": units }),
+    ))
+}
+
+pub(super) async fn landlord_orders(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = CaseFilter {
+        state: q.state,
+        before: q.before.map(CaseId),
+        limit,
+        ..CaseFilter::default()
+    };
+    let cases = app
+        .runtime
+        .party_orders(&caller, PartyId(id), &filter)
+        .await?;
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
+        .flatten();
+    let orders: Vec<Order> = cases
+        .iter()
+        .filter(|(c, _)| c.snapshot.order_no > 0)
+        .map(|(c, latest)| Order {
+            case: case_summary(&app, c),
+            order_no: c.snapshot.order_no,
+            deadline_at: c.snapshot.deadline_at,
+            deadline_local: c.snapshot.deadline_at.map(time::local_time),
+            subject: latest.as_ref().map(|m| m.subject.clone()),
+            body: latest.as_ref().map(|m| m.body.clone()),
+        })
+        .collect();
+    Ok(Json(json!({ "orders": orders, "next_before": next })))
+}
+
+pub(super) async fn department_referrals(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = CaseFilter {
+        state: q.state,
+        before: q.before.map(CaseId),
+        limit,
+        ..CaseFilter::default()
+    };
+    let cases = app
+        .runtime
+        .department_referrals(&caller, DepartmentId(id), &filter)
+        .await?;
+    let next = (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
+        .flatten();
+    let out: Vec<Value> = cases
+        .iter()
+        .map(|(c, mine)| json!({ "case": case_summary(&app, c), "referrals": mine }))
+        .collect();
+    Ok(Json(json!({ "referrals": out, "next_before": next })))
+}

@@ -1,0 +1,107 @@
+//! Inspections over HTTP: the body of an inspection, its answer.
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use anju_engine::domain::UnitId;
+use anju_engine::runtime::{Finding, InspectionInput, InspectionOutcome};
+use anju_engine::spatial::crs::Crs;
+
+use crate::http::extract::{Body, Caller, IdemHeader};
+use crate::http::problem::ApiResult;
+use crate::state::AppState;
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PointBody {
+    pub(super) lon: f64,
+    pub(super) lat: f64,
+    /// `wgs84` (GPS; the default) or `gcj02` (maps published in China).
+    #[serde(default)]
+    pub(super) crs: Crs,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FindingBody {
+    category: String,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    evidence: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InspectionBody {
+    unit_id: i64,
+    point: PointBody,
+    #[serde(default)]
+    note: Option<String>,
+    /// A grading checklist: every item of the rubric, passed (true) or not.
+    #[serde(default)]
+    checklist: Option<anju_engine::grading::Checklist>,
+    /// Answers to the checklist of a running campaign that covers the unit.
+    #[serde(default)]
+    campaign_checks: Option<std::collections::BTreeMap<String, bool>>,
+    #[serde(default)]
+    findings: Vec<FindingBody>,
+    /// `inspected` (the default), or an attempt: `no_one_home`, `entry_refused`.
+    #[serde(default)]
+    outcome: anju_engine::planning::VisitOutcome,
+}
+
+pub(super) fn inspection_json(o: &InspectionOutcome) -> Value {
+    json!({
+        "inspection_id": o.inspection_id,
+        "unit_id": o.unit_id,
+        "distance_m": (o.distance_m * 10.0).round() / 10.0,
+        "off_site": o.off_site,
+        "cases": o.cases,
+        "findings_of_cases": o.findings_of_cases,
+        "attached": o.attached,
+        "possible_duplicates": o.possible_duplicates,
+        "grade": o.grade,
+    })
+}
+
+pub(super) async fn record_inspection(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    idem: IdemHeader,
+    body: Body<InspectionBody>,
+) -> ApiResult<Response> {
+    let b = body.value;
+    let key = idem.for_request(&caller, &body.digest);
+    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
+    let input = InspectionInput {
+        unit_id: UnitId(b.unit_id),
+        point,
+        crs: b.point.crs,
+        checklist: b.checklist,
+        campaign_checks: b.campaign_checks,
+        note: b.note,
+        findings: b
+            .findings
+            .into_iter()
+            .map(|f| Finding {
+                category: f.category,
+                severity: f.severity,
+                note: f.note,
+                evidence: f.evidence,
+            })
+            .collect(),
+        outcome: b.outcome,
+    };
+    let result = app
+        .runtime
+        .record_inspection(&caller, input, key.as_ref(), inspection_json)
+        .await?;
+    Ok(created(result, inspection_json))
+}

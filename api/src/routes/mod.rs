@@ -1,0 +1,96 @@
+//! The HTTP API under `/api/v1`, one file per resource: the router, and what every resource shares (the caller's own record, created resources). Handlers parse, call the runtime and shape the answer: no role checks, no filtering, no store.
+
+use axum::Json;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use anju_engine::model::Idempotent;
+
+use crate::http::extract::Caller;
+use crate::state::AppState;
+
+mod cases;
+mod directory;
+mod inboxes;
+mod inspections;
+pub mod patrol;
+pub mod places;
+pub mod public;
+pub mod responsibility;
+mod units;
+
+use cases::*;
+use directory::*;
+use inboxes::*;
+use inspections::*;
+use units::*;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/units", post(create_unit))
+        .route("/units/near", get(places::near))
+        .route("/units/nearest", get(places::nearest))
+        .route(
+            "/units/within",
+            get(places::within_bbox).post(places::within_polygon),
+        )
+        .route("/units/ungridded", get(ungridded_units))
+        .route("/units/{id}", get(get_unit))
+        .route("/units/{id}/location", post(correct_unit_point))
+        .route("/buildings/{id}/location", post(correct_building_point))
+        .route("/units/{id}/grades", get(unit_grades))
+        .route("/grading/rubric", get(rubric))
+        .route("/grids/{id}", get(places::grid))
+        .route("/grids/{id}/units", get(places::grid_units))
+        .route(
+            "/units/{id}/parties",
+            get(unit_parties).post(change_unit_party),
+        )
+        .route(
+            "/inspections",
+            post(record_inspection).get(places::list_inspections),
+        )
+        .route("/cases", get(list_cases))
+        .route("/cases/{id}", get(get_case))
+        .route("/cases/{id}/commands", post(issue_command))
+        .route("/cases/{id}/events", get(case_events))
+        .route("/cases/{id}/messages", get(case_messages))
+        .route("/landlords/{id}/orders", get(landlord_orders))
+        .route("/landlords/{id}/units", get(landlord_units))
+        .route("/departments/{id}/referrals", get(department_referrals))
+        .route("/workflows", get(workflows))
+        .route("/departments", get(departments))
+        .route("/inspectors", get(inspectors))
+        .route("/supervisors", get(supervisors))
+        .route("/rules", get(rules))
+        .route("/inspectors/{id}/plan", get(patrol::inspector_plan))
+        .route("/plans/{date}/backlog", get(patrol::plan_backlog))
+        .route(
+            "/campaigns",
+            get(patrol::campaigns).post(patrol::create_campaign),
+        )
+        .route("/campaigns/{id}", get(patrol::campaign))
+        .merge(responsibility::router())
+        .route("/campaigns/{id}/progress", get(patrol::campaign_progress))
+}
+
+async fn me(Caller(p): Caller) -> Json<Value> {
+    Json(json!({ "role": p.role, "subject": p.subject, "scope": p.scope }))
+}
+
+/// A created resource, or the stored response of the same request made before.
+pub(super) fn created<T>(result: Idempotent<T>, render: impl Fn(&T) -> Value) -> Response {
+    match result {
+        Idempotent::Created(v) => (StatusCode::CREATED, Json(render(&v))).into_response(),
+        Idempotent::Replayed(body) => {
+            let mut r = (StatusCode::CREATED, Json(body)).into_response();
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Units over HTTP: registration, a unit and its grades, its responsible parties, point corrections, the units outside every grid, the rubric.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use anju_engine::domain::{PartyId, UnitId};
+use anju_engine::registry::Unit;
+use anju_engine::runtime::UnitInput;
+use anju_engine::spatial::crs::Crs;
+
+use crate::http::extract::{Body, Caller, Id, IdemHeader, Params};
+use crate::http::problem::ApiResult;
+use crate::state::AppState;
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UnitBody {
+    building_id: i64,
+    address_code: String,
+    address: String,
+    lon: f64,
+    lat: f64,
+    floor_area: f64,
+    occupants: i64,
+    #[serde(default)]
+    party_id: Option<i64>,
+    /// The datum of `lon` and `lat`: `wgs84` (default) or `gcj02`.
+    #[serde(default)]
+    crs: Crs,
+}
+
+pub(super) fn unit_json(u: &Unit) -> Value {
+    json!(u)
+}
+
+pub(super) async fn create_unit(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    idem: IdemHeader,
+    body: Body<UnitBody>,
+) -> ApiResult<Response> {
+    let b = body.value;
+    let key = idem.for_request(&caller, &body.digest);
+    let point = b.crs.to_wgs84(b.lon, b.lat, "point")?;
+    let input = UnitInput {
+        building_id: b.building_id,
+        address_code: b.address_code,
+        address: b.address,
+        lon: point.lon(),
+        lat: point.lat(),
+        floor_area: b.floor_area,
+        occupants: b.occupants,
+        party_id: b.party_id.map(PartyId),
+    };
+    let result = app
+        .runtime
+        .register_unit(&caller, input, key.as_ref(), &unit_json)
+        .await?;
+    Ok(created(result, unit_json))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PageQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Units whose point lies in no grid (supervisors: their district's, or the city's).
+pub(super) async fn ungridded_units(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let units = app
+        .runtime
+        .ungridded_units(&caller, q.after.map(UnitId), limit)
+        .await?;
+    let next = (units.len() as u32 == limit)
+        .then(|| units.last().map(|u| u.id))
+        .flatten();
+    Ok(Json(json!({ "units": units, "next_after": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LocationBody {
+    point: PointBody,
+    reason: String,
+}
+
+/// Corrects a unit's point (audited; the unit and its open cases take the grid the
+/// point lies in).
+pub(super) async fn correct_unit_point(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<Value>,
+) -> ApiResult<Json<Value>> {
+    app.runtime.unit(&caller, UnitId(id)).await?;
+    let b: LocationBody = crate::http::extract::from_value(body.value)?;
+    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
+    let unit = app
+        .runtime
+        .correct_unit_point(&caller, UnitId(id), point, &b.reason)
+        .await?;
+    let corrections = app.runtime.unit_corrections(&caller, UnitId(id)).await?;
+    Ok(Json(json!({ "unit": unit, "corrections": corrections })))
+}
+
+/// Corrects a building's point (audited; the building takes the grid the point lies
+/// in).
+pub(super) async fn correct_building_point(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<LocationBody>,
+) -> ApiResult<Json<Value>> {
+    let b = body.value;
+    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
+    let building = app
+        .runtime
+        .correct_building_point(&caller, id, point, &b.reason)
+        .await?;
+    Ok(Json(json!({
+        "building_id": building.building_id,
+        "grid_id": building.grid_id,
+        "district_code": building.district_code,
+        "lon": building.lon,
+        "lat": building.lat,
+    })))
+}
+
+pub(super) async fn get_unit(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let unit = app.runtime.unit(&caller, UnitId(id)).await?;
+    Ok(Json(unit_json(&unit)))
+}
+
+pub(super) async fn unit_grades(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let unit = app.runtime.unit(&caller, UnitId(id)).await?;
+    let history = app.runtime.unit_grades(&caller, UnitId(id)).await?;
+    Ok(Json(json!({
+        "unit_id": id,
+        "stars": unit.stars,
+        "score": unit.score,
+        "checklist": unit.checklist,
+        "last_inspected_at": unit.last_inspected_at,
+        "next_due_at": unit.next_due_at,
+        "history": history,
+    })))
+}
+
+pub(super) async fn rubric(State(app): State<AppState>, Caller(_): Caller) -> Json<Value> {
+    Json(json!(app.runtime.rubric()))
+}
+
+pub(super) async fn unit_parties(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
+    Ok(Json(json!({ "unit_id": id, "parties": history })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartyBody {
+    /// The new responsible party; `null` leaves the unit with nobody on record.
+    party_id: Option<i64>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+pub(super) async fn change_unit_party(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+    body: Body<PartyBody>,
+) -> ApiResult<Json<Value>> {
+    let b = body.value;
+    let unit = app
+        .runtime
+        .change_unit_party(&caller, UnitId(id), b.party_id.map(PartyId), b.role)
+        .await?;
+    let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
+    Ok(Json(json!({ "unit": unit, "parties": history })))
+}

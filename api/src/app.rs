@@ -18,7 +18,7 @@ use anju_engine::runtime::{self, Runtime};
 use anju_engine::store;
 use anju_engine::time::SharedClock;
 
-use crate::http::extract::MAX_BODY;
+use crate::http::MAX_BODY;
 use crate::http::problem::ApiError;
 pub use crate::state::AppState;
 

@@ -13,9 +13,6 @@ use anju_engine::model::IdempotencyKey;
 use crate::http::problem::ApiError;
 use crate::state::AppState;
 
-/// The largest JSON body accepted.
-pub const MAX_BODY: usize = 1 << 20;
-
 /// A JSON body of type `T`. Unknown fields, malformed JSON and control characters are
 /// refused with the path of the offending value; `digest` identifies the parsed request
 /// (for idempotency).

@@ -3,3 +3,6 @@
 pub mod extract;
 pub mod problem;
 pub mod serve;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1 << 20;

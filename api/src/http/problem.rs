@@ -189,10 +189,7 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "请求体过大 / Payload too large",
-                format!(
-                    "a body may be at most {} bytes",
-                    crate::http::extract::MAX_BODY
-                ),
+                format!("a body may be at most {} bytes", crate::http::MAX_BODY),
             ),
             ApiError::RequestTimeout => Problem::new(
                 StatusCode::REQUEST_TIMEOUT,

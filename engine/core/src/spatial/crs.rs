@@ -119,6 +119,24 @@ pub fn shape_to_wgs84(shape: &geo::MultiPolygon<f64>) -> geo::MultiPolygon<f64> 
     })
 }
 
+impl crate::spatial::shape::Area {
+    /// A WGS-84 box that holds every point whose coordinates in `crs` lie in the area:
+    /// the candidates of a query, tested exactly afterwards.
+    pub fn wgs84_envelope(&self, crs: Crs) -> Option<((f64, f64), (f64, f64))> {
+        let shape = match crs {
+            Crs::Wgs84 => self.shape(),
+            Crs::Gcj02 => shape_to_wgs84(&self.shape()),
+        };
+        let rect = geo::BoundingRect::bounding_rect(&shape)?;
+        // Slack for the datum's conversion (well under a metre) and rounding.
+        let e = if crs == Crs::Wgs84 { 0.0 } else { 1e-5 };
+        Some((
+            (rect.min().x - e, rect.min().y - e),
+            (rect.max().x + e, rect.max().y + e),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

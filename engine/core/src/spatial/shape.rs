@@ -1,11 +1,10 @@
 //! GeoJSON areas (a Polygon, a MultiPolygon, or a Feature holding one) read into checked shapes: every position two or three finite numbers in range, every ring closed with at least four positions, no ring crossing itself or another. Never a panic, whatever the input.
 
-use geo::{BoundingRect, Coord, Intersects, LineString, MultiPolygon, Polygon, Validation};
+use geo::{Coord, Intersects, LineString, MultiPolygon, Polygon, Validation};
 use serde_json::Value;
 
 use crate::domain::Point;
 use crate::error::FieldError;
-use crate::spatial::crs::{self, Crs};
 
 /// An area to find units in, in the datum it was given in. Edges belong to the area.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,22 +37,6 @@ impl Area {
             ]),
             Area::Shape(shape) => shape.clone(),
         }
-    }
-
-    /// A WGS-84 box that holds every point whose coordinates in `crs` lie in the area:
-    /// the candidates of a query, tested exactly afterwards.
-    pub fn wgs84_envelope(&self, crs: Crs) -> Option<((f64, f64), (f64, f64))> {
-        let shape = match crs {
-            Crs::Wgs84 => self.shape(),
-            Crs::Gcj02 => crs::shape_to_wgs84(&self.shape()),
-        };
-        let rect = shape.bounding_rect()?;
-        // Slack for the datum's conversion (well under a metre) and rounding.
-        let e = if crs == Crs::Wgs84 { 0.0 } else { 1e-5 };
-        Some((
-            (rect.min().x - e, rect.min().y - e),
-            (rect.max().x + e, rect.max().y + e),
-        ))
     }
 }
 

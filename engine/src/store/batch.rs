@@ -20,6 +20,59 @@ pub(crate) struct CaseWrite {
     pub timer_seq: i64,
 }
 
+/// How a column's value is read off a case as a batch leaves it.
+pub(crate) type CellOf = fn(&CaseWrite) -> Cell;
+
+/// A value of a case column as a batch writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Int(i64),
+    MaybeInt(Option<i64>),
+    MaybeText(Option<String>),
+    Text(String),
+}
+
+/// The columns of `cases` a batch updates, each with how it is read off a case as the
+/// batch leaves it: the one list both backends build their statements from (SQLite's
+/// multi-row VALUES, PostgreSQL's arrays), so that a new column a batch writes is one
+/// line here (with its migration, `CASE_COLUMNS` and `case_from_row` for reading).
+/// `id` and the version before (`before`) key the update; `updated_at` is the batch's
+/// time and the timer's claim is cleared.
+pub(crate) const CASE_UPDATES: &[(&str, CellOf)] = &[
+    ("state", |w| Cell::Text(w.after.state.clone())),
+    ("version", |w| Cell::Int(w.after.version)),
+    ("department_id", |w| {
+        Cell::MaybeInt(w.after.department_id.map(|d| d.0))
+    }),
+    ("deadline_at", |w| {
+        Cell::MaybeInt(w.after.deadline_at.map(|t| t.timestamp_millis()))
+    }),
+    ("order_no", |w| Cell::Int(i64::from(w.after.order_no))),
+    ("escalation", |w| Cell::Int(i64::from(w.after.escalation))),
+    ("reopen_count", |w| {
+        Cell::Int(i64::from(w.after.reopen_count))
+    }),
+    ("closed_at", |w| {
+        Cell::MaybeInt(w.after.closed_at.map(|t| t.timestamp_millis()))
+    }),
+    ("timer_seq", |w| Cell::Int(w.timer_seq)),
+    ("timer_kind", |w| {
+        Cell::MaybeText(w.timer.as_ref().map(|t| t.kind.clone()))
+    }),
+    ("timer_fire", |w| {
+        Cell::MaybeText(w.timer.as_ref().map(|t| t.fire_command.clone()))
+    }),
+    ("timer_due_at", |w| {
+        Cell::MaybeInt(w.timer.as_ref().map(|t| t.due_at.timestamp_millis()))
+    }),
+    ("priority", |w| Cell::Int(i64::from(w.after.priority))),
+    ("review_required", |w| {
+        Cell::Int(i64::from(w.after.review_required))
+    }),
+    ("rule_mark", |w| Cell::Int(w.after.rule_mark)),
+    ("acted_version", |w| Cell::Int(w.after.acted_version)),
+];
+
 /// What a batch of decisions writes, gathered so that each table is written with one
 /// multi-row statement per batch instead of one statement per command.
 #[derive(Default)]

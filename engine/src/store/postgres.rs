@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
-use super::batch::{Writes, case_ids, decide_batch, rule_writes_of};
+use super::batch::{CASE_UPDATES, Cell, Writes, case_ids, decide_batch, rule_writes_of};
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
     CASE_COLUMNS, Tx, case_from_row, corrupt, ms, push_move, push_referral, push_rule_write,
@@ -270,106 +270,64 @@ async fn try_batch(
     Ok(results)
 }
 
-/// The columns of a batch's case updates, one array each.
-#[derive(Default)]
-struct CaseColumns {
-    id: Vec<i64>,
-    state: Vec<String>,
-    version: Vec<i64>,
-    dept: Vec<Option<i64>>,
-    deadline: Vec<Option<i64>>,
-    order_no: Vec<i64>,
-    escalation: Vec<i64>,
-    reopen: Vec<i64>,
-    closed: Vec<Option<i64>>,
-    before: Vec<i64>,
-    timer_seq: Vec<i64>,
-    timer_kind: Vec<Option<String>>,
-    timer_fire: Vec<Option<String>>,
-    timer_due: Vec<Option<i64>>,
-    priority: Vec<i64>,
-    review: Vec<i64>,
-    rule_mark: Vec<i64>,
-    acted: Vec<i64>,
-}
-
-impl CaseColumns {
-    fn with_capacity(n: usize) -> Self {
-        CaseColumns {
-            id: Vec::with_capacity(n),
-            state: Vec::with_capacity(n),
-            version: Vec::with_capacity(n),
-            ..CaseColumns::default()
+/// The update of a batch's cases: one statement over one array per column of
+/// `CASE_UPDATES` (the columns' types come from their cells).
+fn update_cases(writes: &Writes, at: i64) -> QueryBuilder<Db> {
+    let ids: Vec<i64> = writes.cases.keys().copied().collect();
+    let before: Vec<i64> = writes.cases.values().map(|w| w.before).collect();
+    let mut q = QueryBuilder::<Db>::new("UPDATE cases SET updated_at = ");
+    q.push_bind(at);
+    for (column, _) in CASE_UPDATES {
+        q.push(format_args!(", {column} = v.{column}"));
+    }
+    q.push(", timer_claimed_until = NULL, timer_claimed_by = NULL FROM UNNEST(");
+    q.push_bind(ids).push("::bigint[], ");
+    q.push_bind(before).push("::bigint[]");
+    for (_, cell) in CASE_UPDATES {
+        let cells: Vec<Cell> = writes.cases.values().map(cell).collect();
+        q.push(", ");
+        match cells.first() {
+            Some(Cell::Int(_)) | Some(Cell::MaybeInt(_)) => {
+                let values: Vec<Option<i64>> = cells
+                    .into_iter()
+                    .map(|c| match c {
+                        Cell::Int(v) => Some(v),
+                        Cell::MaybeInt(v) => v,
+                        Cell::Text(_) | Cell::MaybeText(_) => None,
+                    })
+                    .collect();
+                q.push_bind(values).push("::bigint[]");
+            }
+            _ => {
+                let values: Vec<Option<String>> = cells
+                    .into_iter()
+                    .map(|c| match c {
+                        Cell::Text(v) => Some(v),
+                        Cell::MaybeText(v) => v,
+                        Cell::Int(_) | Cell::MaybeInt(_) => None,
+                    })
+                    .collect();
+                q.push_bind(values).push("::text[]");
+            }
         }
     }
+    q.push(") AS v(id, before");
+    for (column, _) in CASE_UPDATES {
+        q.push(format_args!(", {column}"));
+    }
+    q.push(") WHERE cases.id = v.id AND cases.version = v.before");
+    q
 }
 
 /// Writes a batch's changes, one statement per table.
 async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Error> {
     if !writes.cases.is_empty() {
         let n = writes.cases.len();
-        let mut v = CaseColumns::with_capacity(n);
-        for (id, w) in &writes.cases {
-            let s = &w.after;
-            v.id.push(*id);
-            v.state.push(s.state.clone());
-            v.version.push(s.version);
-            v.dept.push(s.department_id.map(|d| d.0));
-            v.deadline.push(s.deadline_at.map(ms));
-            v.order_no.push(i64::from(s.order_no));
-            v.escalation.push(i64::from(s.escalation));
-            v.reopen.push(i64::from(s.reopen_count));
-            v.closed.push(s.closed_at.map(ms));
-            v.before.push(w.before);
-            v.timer_seq.push(w.timer_seq);
-            v.timer_kind.push(w.timer.as_ref().map(|t| t.kind.clone()));
-            v.timer_fire
-                .push(w.timer.as_ref().map(|t| t.fire_command.clone()));
-            v.timer_due.push(w.timer.as_ref().map(|t| ms(t.due_at)));
-            v.priority.push(i64::from(s.priority));
-            v.review.push(i64::from(s.review_required));
-            v.rule_mark.push(s.rule_mark);
-            v.acted.push(s.acted_version);
-        }
-        let updated = sqlx::query(
-            "UPDATE cases SET state = v.state, version = v.version, department_id = v.dept, \
-             deadline_at = v.deadline, order_no = v.order_no, escalation = v.escalation, \
-             reopen_count = v.reopen, closed_at = v.closed, updated_at = $15, \
-             timer_seq = v.timer_seq, timer_kind = v.timer_kind, timer_fire = v.timer_fire, \
-             timer_due_at = v.timer_due, timer_claimed_until = NULL, timer_claimed_by = NULL, \
-             priority = v.priority, review_required = v.review, rule_mark = v.rule_mark, \
-             acted_version = v.acted \
-             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
-                         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
-                         $11::bigint[], $12::text[], $13::text[], $14::bigint[], $16::bigint[], \
-                         $17::bigint[], $18::bigint[], $19::bigint[]) \
-                  AS v(id, state, version, dept, deadline, order_no, escalation, reopen, closed, \
-                       before, timer_seq, timer_kind, timer_fire, timer_due, priority, review, \
-                       rule_mark, acted) \
-             WHERE cases.id = v.id AND cases.version = v.before",
-        )
-        .bind(v.id)
-        .bind(v.state)
-        .bind(v.version)
-        .bind(v.dept)
-        .bind(v.deadline)
-        .bind(v.order_no)
-        .bind(v.escalation)
-        .bind(v.reopen)
-        .bind(v.closed)
-        .bind(v.before)
-        .bind(v.timer_seq)
-        .bind(v.timer_kind)
-        .bind(v.timer_fire)
-        .bind(v.timer_due)
-        .bind(at)
-        .bind(v.priority)
-        .bind(v.review)
-        .bind(v.rule_mark)
-        .bind(v.acted)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let updated = update_cases(&writes, at)
+            .build()
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         if updated != n as u64 {
             return Err(corrupt("a case changed under a held lock"));
         }

@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
-use super::batch::{CaseWrite, Writes, case_ids, decide_batch, rule_writes_of};
+use super::batch::{CASE_UPDATES, CaseWrite, Cell, Writes, case_ids, decide_batch, rule_writes_of};
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
     CASE_COLUMNS, case_from_row, corrupt, ms, push_move, push_referral, push_rule_write,
@@ -293,39 +293,25 @@ fn batch_script(writes: Writes, at: i64) -> Script {
     let mut script = Script::default();
     script.start("BEGIN IMMEDIATE");
     let cases: Vec<(&i64, &CaseWrite)> = writes.cases.iter().collect();
-    for chunk in cases.chunks(rows_per_statement(19)) {
-        let q = script.start(
-            "UPDATE cases SET state = v.column2, version = v.column3, \
-             department_id = v.column4, deadline_at = v.column5, order_no = v.column6, \
-             escalation = v.column7, reopen_count = v.column8, closed_at = v.column9, \
-             updated_at = v.column10, timer_seq = v.column12, timer_kind = v.column13, \
-             timer_fire = v.column14, timer_due_at = v.column15, timer_claimed_until = NULL, \
-             timer_claimed_by = NULL, priority = v.column16, review_required = v.column17, \
-             rule_mark = v.column18, acted_version = v.column19 FROM (",
-        );
+    for chunk in cases.chunks(rows_per_statement(CASE_UPDATES.len() + 2)) {
+        let q = script.start("UPDATE cases SET updated_at = ");
+        q.push_bind(at);
+        for (k, (column, _)) in CASE_UPDATES.iter().enumerate() {
+            q.push(format_args!(", {column} = v.column{}", k + 3));
+        }
+        q.push(", timer_claimed_until = NULL, timer_claimed_by = NULL FROM (");
         q.push_values(chunk, |mut b, (id, w)| {
-            let s = &w.after;
-            b.push_bind(**id)
-                .push_bind(s.state.clone())
-                .push_bind(s.version)
-                .push_bind(s.department_id.map(|d| d.0))
-                .push_bind(s.deadline_at.map(ms))
-                .push_bind(i64::from(s.order_no))
-                .push_bind(i64::from(s.escalation))
-                .push_bind(i64::from(s.reopen_count))
-                .push_bind(s.closed_at.map(ms))
-                .push_bind(at)
-                .push_bind(w.before)
-                .push_bind(w.timer_seq)
-                .push_bind(w.timer.as_ref().map(|t| t.kind.clone()))
-                .push_bind(w.timer.as_ref().map(|t| t.fire_command.clone()))
-                .push_bind(w.timer.as_ref().map(|t| ms(t.due_at)))
-                .push_bind(i64::from(s.priority))
-                .push_bind(i64::from(s.review_required))
-                .push_bind(s.rule_mark)
-                .push_bind(s.acted_version);
+            b.push_bind(**id).push_bind(w.before);
+            for (_, cell) in CASE_UPDATES {
+                match cell(w) {
+                    Cell::Int(v) => b.push_bind(v),
+                    Cell::MaybeInt(v) => b.push_bind(v),
+                    Cell::Text(v) => b.push_bind(v),
+                    Cell::MaybeText(v) => b.push_bind(v),
+                };
+            }
         });
-        q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column11");
+        q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column2");
         script
             .start("INSERT INTO write_guard (ok) SELECT 0 WHERE changes() <> ")
             .push_bind(chunk.len() as i64);

@@ -60,24 +60,12 @@ impl Runtime {
         principal: &Principal,
         mut filter: crate::store::InspectionFilter,
     ) -> Result<Vec<crate::store::InspectionRecord>> {
-        match principal.role {
-            Role::Supervisor => {}
-            Role::Inspector => {
-                if filter
-                    .inspector_id
-                    .is_some_and(|i| i.0 != principal.subject)
-                {
-                    return Err(Error::Forbidden(
-                        "an inspector sees their own inspections".into(),
-                    ));
-                }
-                filter.inspector_id = Some(InspectorId(principal.subject));
-            }
-            _ => {
-                return Err(Error::Forbidden(
-                    "inspections are listed for supervisors and inspectors".into(),
-                ));
-            }
+        crate::policy::check(
+            principal,
+            crate::policy::Act::ListInspections(filter.inspector_id),
+        )?;
+        if let Some(own) = crate::policy::own_inspections(principal) {
+            filter.inspector_id = Some(own);
         }
         Ok(self
             .shared

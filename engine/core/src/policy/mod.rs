@@ -3,14 +3,15 @@
 pub mod history;
 
 use crate::auth::{Place, Principal, Scope};
-use crate::domain::{DepartmentId, PartyId, Role};
+use crate::domain::{DepartmentId, InspectorId, PartyId, Role};
 use crate::error::Error;
 
 /// Something a caller asks to do, beyond issuing a command to a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
     RecordInspection,
-    ListInspections,
+    /// The inspections list, of one inspector when named.
+    ListInspections(Option<InspectorId>),
     RegisterUnit,
     CorrectPoint,
     ListUngridded,
@@ -66,10 +67,6 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
             STAFF,
             "inspections are recorded by inspectors and supervisors",
         ),
-        ListInspections => (
-            STAFF,
-            "inspections are listed for supervisors and inspectors",
-        ),
         RegisterUnit => (STAFF, "units are registered by inspectors and supervisors"),
         CorrectPoint => (STAFF, "points are corrected by inspectors and supervisors"),
         ChangeUnitParty => (
@@ -119,7 +116,8 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
             STAFF_AND_SYSTEM,
             "campaigns are for inspectors and supervisors",
         ),
-        ListUngridded
+        ListInspections(_)
+        | ListUngridded
         | PublishRule
         | ReadPartyUnits(_)
         | ReadPartyOrders(_)
@@ -145,6 +143,12 @@ pub fn judge(principal: &Principal, act: Act) -> Verdict {
         ListUngridded => {
             Verdict::Forbidden("the list of units outside every grid is for supervisors")
         }
+        ListInspections(of) => match role {
+            Role::Supervisor => Verdict::Allowed,
+            Role::Inspector if of.is_none_or(|i| i.0 == principal.subject) => Verdict::Allowed,
+            Role::Inspector => Verdict::Forbidden("an inspector sees their own inspections"),
+            _ => Verdict::Forbidden("inspections are listed for supervisors and inspectors"),
+        },
         PublishRule if role == Role::Supervisor && principal.scope == Scope::City => {
             Verdict::Allowed
         }
@@ -178,6 +182,11 @@ pub fn judge(principal: &Principal, act: Act) -> Verdict {
         },
         _ => unreachable_act(act),
     }
+}
+
+/// Whose inspections a caller's list is cut to: an inspector sees their own.
+pub fn own_inspections(principal: &Principal) -> Option<InspectorId> {
+    (principal.role == Role::Inspector).then_some(InspectorId(principal.subject))
 }
 
 /// Whether `principal` may read a case at `place` that was referred to the departments
@@ -252,7 +261,9 @@ mod tests {
         let theirs = PartyId(8);
         let table: &[(Act, &str)] = &[
             (RecordInspection, "I+ S+ L- D- Y-"),
-            (ListInspections, "I+ S+ L- D- Y-"),
+            (ListInspections(None), "I+ S+ L- D- Y-"),
+            (ListInspections(Some(InspectorId(1))), "I+ S+ L- D- Y-"),
+            (ListInspections(Some(InspectorId(2))), "I- S+ L- D- Y-"),
             (RegisterUnit, "I+ S+ L- D- Y-"),
             (CorrectPoint, "I+ S+ L- D- Y-"),
             (ListUngridded, "I- S+ L- D- Y+"),

@@ -27,6 +27,7 @@ pub enum Act {
     ReadRuleJobs,
     ReadRouting,
     ReadDepartmentDirectory,
+    ReadInspectorDirectory,
     ReadSupervisorDirectory,
     ReadPlanningBacklog,
     CreateCampaign,
@@ -99,6 +100,10 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
                 Role::System,
             ],
             "the department directory is for staff and departments",
+        ),
+        ReadInspectorDirectory => (
+            STAFF_AND_SYSTEM,
+            "the inspector directory is for supervisors and inspectors",
         ),
         ReadSupervisorDirectory => (
             STAFF_AND_SYSTEM,
@@ -279,6 +284,7 @@ mod tests {
             (ReadRuleJobs, "I+ S+ L- D- Y-"),
             (ReadRouting, "I+ S+ L- D- Y-"),
             (ReadDepartmentDirectory, "I+ S+ L- D+ Y+"),
+            (ReadInspectorDirectory, "I+ S+ L- D- Y+"),
             (ReadSupervisorDirectory, "I+ S+ L- D- Y+"),
             (ReadPlanningBacklog, "I- S+ L- D- Y+"),
             (CreateCampaign, "I- S+ L- D- Y+"),

@@ -1,12 +1,10 @@
 //! `anju bench-city`: a seeded city of millions of units — the unit index loaded from the database, 500 m radius queries, every unit assigned to its grid, the whole city's day planned, and the resident memory of `anju serve` on it.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -230,32 +228,11 @@ async fn place_units_in_grids(store: &anju_engine::store::SharedStore) -> anyhow
 
 /// `anju serve` on the city: resident memory once it listens (its index built).
 fn serve_memory(url: &str) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("finding the anju binary")?;
-    let mut child = Command::new(exe)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-workers",
-            "--database-url",
-        ])
-        .arg(url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting anju serve")?;
     let started = Instant::now();
-    let stdout = child.stdout.take().context("serve's output")?;
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    while reader.read_line(&mut line)? > 0 && !line.contains("listening on") {
-        line.clear();
-    }
+    let mut server = crate::bench::http::Server::start(url)?;
     let ready = started.elapsed();
-    let memory = rss_mib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let memory = rss_mib(server.pid());
+    server.stop();
     match memory {
         Some((rss, peak)) => println!(
             "anju serve: listening after {:.1} s, {rss:.0} MiB resident ({peak:.0} MiB at peak; target < 2048 MiB)",

@@ -121,14 +121,14 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
     Ok(slots)
 }
 
-/// `anju serve` on the database, as a child process.
-struct Server {
+/// `anju serve` on the database, as a child process, once it listens.
+pub(crate) struct Server {
     child: Child,
     base: String,
 }
 
 impl Server {
-    fn start(url: &str) -> anyhow::Result<Server> {
+    pub(crate) fn start(url: &str) -> anyhow::Result<Server> {
         let exe = std::env::current_exe().context("finding the anju binary")?;
         let mut child = Command::new(exe)
             .args([
@@ -160,11 +160,11 @@ impl Server {
         Ok(Server { child, base })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

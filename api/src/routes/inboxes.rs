@@ -63,26 +63,38 @@ pub(super) async fn landlord_units(
     ))
 }
 
+impl ListQuery {
+    /// The case filter of a page: a state, and the cases before an id (keyset), at most
+    /// `limit` (100 by default, up to 1,000).
+    fn filter(self) -> CaseFilter {
+        CaseFilter {
+            state: self.state,
+            before: self.before.map(CaseId),
+            limit: self.limit.unwrap_or(100).clamp(1, 1000),
+            ..CaseFilter::default()
+        }
+    }
+}
+
+/// Where the next page starts: the last case's id, if the page is full.
+fn next_before<T>(cases: &[(anju_engine::model::CaseRecord, T)], limit: u32) -> Option<CaseId> {
+    (cases.len() as u32 == limit)
+        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
+        .flatten()
+}
+
 pub(super) async fn landlord_orders(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Id(id): Id,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let filter = CaseFilter {
-        state: q.state,
-        before: q.before.map(CaseId),
-        limit,
-        ..CaseFilter::default()
-    };
+    let filter = q.filter();
     let cases = app
         .runtime
         .party_orders(&caller, PartyId(id), &filter)
         .await?;
-    let next = (cases.len() as u32 == limit)
-        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
-        .flatten();
+    let next = next_before(&cases, filter.limit);
     let orders: Vec<Order> = cases
         .iter()
         .filter(|(c, _)| c.snapshot.order_no > 0)
@@ -104,20 +116,12 @@ pub(super) async fn department_referrals(
     Id(id): Id,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let filter = CaseFilter {
-        state: q.state,
-        before: q.before.map(CaseId),
-        limit,
-        ..CaseFilter::default()
-    };
+    let filter = q.filter();
     let cases = app
         .runtime
         .department_referrals(&caller, DepartmentId(id), &filter)
         .await?;
-    let next = (cases.len() as u32 == limit)
-        .then(|| cases.last().map(|(c, _)| c.snapshot.id))
-        .flatten();
+    let next = next_before(&cases, filter.limit);
     let out: Vec<Value> = cases
         .iter()
         .map(|(c, mine)| json!({ "case": case_summary(&app, c), "referrals": mine }))

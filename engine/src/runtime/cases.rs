@@ -59,6 +59,28 @@ pub struct CommandAnswer {
     pub commands: Vec<String>,
 }
 
+/// A case's workflow and its state's names, as every answer about a case gives them.
+struct StateNames {
+    workflow: String,
+    workflow_version: u32,
+    state_zh: String,
+    state_en: String,
+    terminal: bool,
+}
+
+impl StateNames {
+    fn of(def: &crate::workflow::Definition, state: &str) -> StateNames {
+        let names = def.states.get(state);
+        StateNames {
+            workflow: def.name.clone(),
+            workflow_version: def.version,
+            state_zh: names.map(|s| s.zh.clone()).unwrap_or_default(),
+            state_en: names.map(|s| s.en.clone()).unwrap_or_default(),
+            terminal: def.is_terminal(state),
+        }
+    }
+}
+
 impl Runtime {
     /// Issues a command on a case as `principal`. Returns the case after the transition,
     /// once it is durable.
@@ -151,13 +173,19 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let state = def.states.get(&case.snapshot.state);
+        let StateNames {
+            workflow,
+            workflow_version,
+            state_zh,
+            state_en,
+            terminal,
+        } = StateNames::of(&def, &case.snapshot.state);
         Ok(CommandAnswer {
-            workflow: def.name.clone(),
-            workflow_version: def.version,
-            state_zh: state.map(|s| s.zh.clone()).unwrap_or_default(),
-            state_en: state.map(|s| s.en.clone()).unwrap_or_default(),
-            terminal: def.is_terminal(&case.snapshot.state),
+            workflow,
+            workflow_version,
+            state_zh,
+            state_en,
+            terminal,
             case,
             events,
             timers,
@@ -325,7 +353,6 @@ impl Runtime {
             timers.clear();
         }
         let referrals = crate::policy::history::visible_referrals(principal, referrals);
-        let state = def.states.get(&case.snapshot.state);
         let commands = if cutoff.is_none() && principal.covers(case.snapshot.place()) {
             machine::allowed_commands(&def, &case.snapshot.state, principal.role)
                 .map(String::from)
@@ -333,12 +360,19 @@ impl Runtime {
         } else {
             Vec::new()
         };
+        let StateNames {
+            workflow,
+            workflow_version,
+            state_zh,
+            state_en,
+            terminal,
+        } = StateNames::of(&def, &case.snapshot.state);
         Ok(CaseView {
-            workflow: def.name.clone(),
-            workflow_version: def.version,
-            state_zh: state.map(|s| s.zh.clone()).unwrap_or_default(),
-            state_en: state.map(|s| s.en.clone()).unwrap_or_default(),
-            terminal: def.is_terminal(&case.snapshot.state),
+            workflow,
+            workflow_version,
+            state_zh,
+            state_en,
+            terminal,
             case,
             history,
             timers,

@@ -162,7 +162,7 @@ async fn print_case(rt: &Runtime, inspector: &Principal, case: CaseId) -> Result
     let view = rt.case_view(inspector, case).await?;
     println!(
         "\n案件 Case {} — {} / {}",
-        case, view.state_zh, view.state_en
+        case, view.names.state_zh, view.names.state_en
     );
     println!(
         "{:<26} {:<22} {:<22} {:<24}",

@@ -22,11 +22,9 @@ use super::Runtime;
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseView {
     pub case: CaseRecord,
-    pub workflow: String,
-    pub workflow_version: u32,
-    pub state_zh: String,
-    pub state_en: String,
-    pub terminal: bool,
+    /// The case's workflow and its state's names.
+    #[serde(flatten)]
+    pub names: StateNames,
     pub history: Vec<EventRecord>,
     pub timers: Vec<TimerRecord>,
     pub referrals: Vec<ReferralRecord>,
@@ -46,11 +44,9 @@ pub struct Committed {
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandAnswer {
     pub case: CaseRecord,
-    pub workflow: String,
-    pub workflow_version: u32,
-    pub state_zh: String,
-    pub state_en: String,
-    pub terminal: bool,
+    /// The case's workflow and its state's names.
+    #[serde(flatten)]
+    pub names: StateNames,
     /// The events the command added, as the caller may see them.
     pub events: Vec<EventRecord>,
     /// The case's running timer, if any.
@@ -60,16 +56,17 @@ pub struct CommandAnswer {
 }
 
 /// A case's workflow and its state's names, as every answer about a case gives them.
-struct StateNames {
-    workflow: String,
-    workflow_version: u32,
-    state_zh: String,
-    state_en: String,
-    terminal: bool,
+#[derive(Debug, Clone, Serialize)]
+pub struct StateNames {
+    pub workflow: String,
+    pub workflow_version: u32,
+    pub state_zh: String,
+    pub state_en: String,
+    pub terminal: bool,
 }
 
 impl StateNames {
-    fn of(def: &crate::workflow::Definition, state: &str) -> StateNames {
+    pub fn of(def: &crate::workflow::Definition, state: &str) -> StateNames {
         let names = def.states.get(state);
         StateNames {
             workflow: def.name.clone(),
@@ -173,19 +170,8 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let StateNames {
-            workflow,
-            workflow_version,
-            state_zh,
-            state_en,
-            terminal,
-        } = StateNames::of(&def, &case.snapshot.state);
         Ok(CommandAnswer {
-            workflow,
-            workflow_version,
-            state_zh,
-            state_en,
-            terminal,
+            names: StateNames::of(&def, &case.snapshot.state),
             case,
             events,
             timers,
@@ -360,19 +346,8 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let StateNames {
-            workflow,
-            workflow_version,
-            state_zh,
-            state_en,
-            terminal,
-        } = StateNames::of(&def, &case.snapshot.state);
         Ok(CaseView {
-            workflow,
-            workflow_version,
-            state_zh,
-            state_en,
-            terminal,
+            names: StateNames::of(&def, &case.snapshot.state),
             case,
             history,
             timers,

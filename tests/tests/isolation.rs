@@ -226,7 +226,31 @@ backend_tests!(
     staff_see_only_their_jurisdiction,
     each_role_sees_its_part_of_a_case,
     a_callers_scope_follows_the_directory_once_it_moves,
+    a_revoked_token_stops_at_once_though_its_scope_is_cached,
 );
+
+/// A token revoked in the database (by any process) stops working on the next request,
+/// although its caller's scope is cached: the token itself is read every time.
+async fn a_revoked_token_stops_at_once_though_its_scope_is_cached(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    app.get("/api/v1/me", &t.inspector).await.expect(200);
+    app.get("/api/v1/me", &t.inspector).await.expect(200);
+    let digest = anju_engine::auth::token_digest(&t.inspector);
+    let sql = "UPDATE api_tokens SET revoked_at = 1 WHERE digest = $1";
+    if app.db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+        let n = sqlx::query(sql).bind(&digest).execute(&pool).await.unwrap();
+        assert_eq!(n.rows_affected(), 1);
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+        let n = sqlx::query(sql).bind(&digest).execute(&pool).await.unwrap();
+        assert_eq!(n.rows_affected(), 1);
+    }
+    app.get("/api/v1/me", &t.inspector).await.expect(401);
+    // Another caller of the same role is not affected.
+    app.get("/api/v1/me", &t.other_inspector).await.expect(200);
+}
 
 /// A caller's scope is resolved once and kept while the directory stays as it was:
 /// a grid given to an inspector behind the service's back (no import) is not seen,

@@ -800,6 +800,105 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
     .problem(422, Some("data.fine_amount"));
 }
 
+/// The shape of a case over HTTP is the API's own, written down here: a field the
+/// engine renames or adds does not change it silently (the routes convert the engine's
+/// records into their answers).
+async fn a_case_answers_in_the_apis_own_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let id = open_case(&app, "wiring").await;
+    let answer = app
+        .command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    let view = app.case(id, &t.inspector).await;
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let case_keys = [
+        "address",
+        "category",
+        "closed_at",
+        "deadline_at",
+        "deadline_local",
+        "definition_id",
+        "department_id",
+        "district_code",
+        "escalation",
+        "evidence",
+        "grid_id",
+        "id",
+        "inspection_id",
+        "inspector_id",
+        "lat",
+        "lon",
+        "note",
+        "opened_at",
+        "order_no",
+        "party_id",
+        "priority",
+        "reopen_count",
+        "review_required",
+        "severity",
+        "state",
+        "street_id",
+        "timer",
+        "unit_id",
+        "updated_at",
+        "version",
+    ];
+    assert_eq!(keys(&view["case"]), case_keys);
+    assert_eq!(keys(&answer["case"]), case_keys);
+    assert_eq!(
+        keys(&view),
+        [
+            "case",
+            "commands",
+            "history",
+            "referrals",
+            "state_en",
+            "state_zh",
+            "terminal",
+            "timers",
+            "workflow",
+            "workflow_version"
+        ]
+    );
+    assert_eq!(
+        keys(&answer),
+        [
+            "case",
+            "commands",
+            "events",
+            "state_en",
+            "state_zh",
+            "terminal",
+            "timers",
+            "workflow",
+            "workflow_version"
+        ]
+    );
+    let event_keys = [
+        "actor",
+        "at",
+        "command",
+        "data",
+        "from_state",
+        "reason",
+        "seq",
+        "to_state",
+    ];
+    assert_eq!(keys(&view["history"][0]), event_keys);
+    assert_eq!(keys(&answer["events"][0]), event_keys);
+    assert_eq!(
+        keys(&view["timers"][0]),
+        ["case_id", "due_at", "fire_command", "kind", "seq"]
+    );
+    assert_eq!(keys(&answer["case"]["timer"]), keys(&view["timers"][0]));
+}
+
 /// The history pages: `GET /cases/{id}/events?after=` gives the events after a
 /// sequence number, as many as asked, as the caller sees them in the whole case.
 async fn the_history_pages_after_a_sequence_number(backend: Backend) {
@@ -843,6 +942,7 @@ async fn the_history_pages_after_a_sequence_number(backend: Backend) {
 }
 
 backend_tests!(
+    a_case_answers_in_the_apis_own_shape,
     the_history_pages_after_a_sequence_number,
     each_enforcement_result_closes_the_case,
     acceptance_sla_counts_working_days,

@@ -8,12 +8,12 @@ use serde_json::{Map, Value, json};
 use anju_engine::domain::{CaseId, UnitId};
 use anju_engine::machine::Command;
 use anju_engine::model::{CaseFilter, CaseRecord};
-use anju_engine::runtime::CaseView;
-use anju_engine::time;
 
 use crate::http::extract::{Body, Caller, Id, Params};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+
+use super::dto::{AnswerOut, CaseOut, CaseViewOut, EventOut};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,20 +29,27 @@ pub(super) struct CaseQuery {
     limit: Option<u32>,
 }
 
-/// A case in a list: its record and its state's names.
+/// A case in a list: the case and its state's names.
 pub(super) fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
-    let mut v = json!(c);
-    if let Some(def) = app.runtime.definition(c.definition_id)
-        && let Some(state) = def.states.get(&c.snapshot.state)
-    {
-        v["state_zh"] = json!(state.zh);
-        v["state_en"] = json!(state.en);
-        v["terminal"] = json!(state.terminal);
+    #[derive(serde::Serialize)]
+    struct Summary<'a> {
+        #[serde(flatten)]
+        case: CaseOut<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        state_zh: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        state_en: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        terminal: Option<bool>,
     }
-    if let Some(deadline) = c.snapshot.deadline_at {
-        v["deadline_local"] = json!(time::local_time(deadline));
-    }
-    v
+    let def = app.runtime.definition(c.definition_id);
+    let state = def.as_ref().and_then(|d| d.states.get(&c.snapshot.state));
+    json!(Summary {
+        case: CaseOut::of(c),
+        state_zh: state.map(|s| s.zh.clone()),
+        state_en: state.map(|s| s.en.clone()),
+        terminal: state.map(|s| s.terminal),
+    })
 }
 
 pub(super) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
@@ -92,21 +99,13 @@ pub(super) fn page(app: &AppState, cases: &[CaseRecord], limit: u32) -> Value {
     })
 }
 
-pub(super) fn view_json(v: &CaseView) -> Value {
-    let mut out = json!(v);
-    if let Some(deadline) = v.case.snapshot.deadline_at {
-        out["case"]["deadline_local"] = json!(time::local_time(deadline));
-    }
-    out
-}
-
 pub(super) async fn get_case(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     let view = app.runtime.case_view(&caller, CaseId(id)).await?;
-    Ok(Json(view_json(&view)))
+    Ok(Json(json!(CaseViewOut::of(&view))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,11 +156,7 @@ pub(super) async fn issue_command(
         .execute(&caller, CaseId(id), command, Some(b.expected_version))
         .await?;
     let answer = app.runtime.command_answer(&caller, committed)?;
-    let mut out = json!(answer);
-    if let Some(deadline) = answer.case.snapshot.deadline_at {
-        out["case"]["deadline_local"] = json!(time::local_time(deadline));
-    }
-    Ok(Json(out))
+    Ok(Json(json!(AnswerOut::of(&answer))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +183,7 @@ pub(super) async fn case_events(
     let next = (events.len() as u32 == limit)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
+    let events: Vec<EventOut> = events.iter().map(EventOut::of).collect();
     Ok(Json(json!({ "events": events, "next_after": next })))
 }
 

@@ -14,6 +14,7 @@ use crate::state::AppState;
 
 mod cases;
 mod directory;
+mod dto;
 mod inboxes;
 mod inspections;
 pub mod patrol;

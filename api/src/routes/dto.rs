@@ -1,0 +1,246 @@
+//! What a case looks like over HTTP: the API's own answers, converted from the engine's records field by field, so that renaming or adding a field in the engine never changes the public API by itself (a test holds the shapes).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use anju_engine::domain::{
+    CaseId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, StreetId, UnitId,
+};
+use anju_engine::model::{CaseRecord, EventRecord, ReferralRecord, TimerRecord};
+use anju_engine::runtime::{CaseView, CommandAnswer, StateNames};
+use anju_engine::time;
+
+/// A case.
+#[derive(Serialize)]
+pub(super) struct CaseOut<'a> {
+    id: CaseId,
+    state: &'a str,
+    version: i64,
+    category: &'a str,
+    severity: &'a str,
+    address: &'a str,
+    district_code: &'a str,
+    street_id: Option<StreetId>,
+    grid_id: Option<GridId>,
+    party_id: Option<PartyId>,
+    inspector_id: Option<InspectorId>,
+    department_id: Option<DepartmentId>,
+    deadline_at: Option<DateTime<Utc>>,
+    /// The deadline in China time, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline_local: Option<String>,
+    order_no: i32,
+    escalation: i32,
+    reopen_count: i32,
+    closed_at: Option<DateTime<Utc>>,
+    priority: i32,
+    review_required: bool,
+    definition_id: i64,
+    unit_id: UnitId,
+    inspection_id: Option<InspectionId>,
+    note: Option<&'a str>,
+    evidence: &'a [String],
+    lon: f64,
+    lat: f64,
+    opened_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    timer: Option<TimerOut<'a>>,
+}
+
+impl<'a> CaseOut<'a> {
+    pub(super) fn of(c: &'a CaseRecord) -> CaseOut<'a> {
+        let s = &c.snapshot;
+        CaseOut {
+            id: s.id,
+            state: &s.state,
+            version: s.version,
+            category: &s.category,
+            severity: &s.severity,
+            address: &s.address,
+            district_code: &s.district_code,
+            street_id: s.street_id,
+            grid_id: s.grid_id,
+            party_id: s.party_id,
+            inspector_id: s.inspector_id,
+            department_id: s.department_id,
+            deadline_at: s.deadline_at,
+            deadline_local: s.deadline_at.map(time::local_time),
+            order_no: s.order_no,
+            escalation: s.escalation,
+            reopen_count: s.reopen_count,
+            closed_at: s.closed_at,
+            priority: s.priority,
+            review_required: s.review_required,
+            definition_id: c.definition_id,
+            unit_id: c.unit_id,
+            inspection_id: c.inspection_id,
+            note: c.note.as_deref(),
+            evidence: &c.evidence,
+            lon: c.lon,
+            lat: c.lat,
+            opened_at: c.opened_at,
+            updated_at: c.updated_at,
+            timer: c.timer.as_ref().map(TimerOut::of),
+        }
+    }
+}
+
+/// A case's running timer.
+#[derive(Serialize)]
+pub(super) struct TimerOut<'a> {
+    case_id: CaseId,
+    seq: i64,
+    kind: &'a str,
+    fire_command: &'a str,
+    due_at: DateTime<Utc>,
+}
+
+impl<'a> TimerOut<'a> {
+    fn of(t: &'a TimerRecord) -> TimerOut<'a> {
+        TimerOut {
+            case_id: t.case_id,
+            seq: t.seq,
+            kind: &t.kind,
+            fire_command: &t.fire_command,
+            due_at: t.due_at,
+        }
+    }
+}
+
+/// Who acted.
+#[derive(Serialize)]
+struct ActorOut<'a> {
+    role: &'static str,
+    id: &'a str,
+}
+
+/// An event of a case's history.
+#[derive(Serialize)]
+pub(super) struct EventOut<'a> {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: ActorOut<'a>,
+    command: &'a str,
+    from_state: Option<&'a str>,
+    to_state: &'a str,
+    reason: Option<&'a str>,
+    data: &'a Value,
+}
+
+impl<'a> EventOut<'a> {
+    pub(super) fn of(e: &'a EventRecord) -> EventOut<'a> {
+        EventOut {
+            seq: e.seq,
+            at: e.at,
+            actor: ActorOut {
+                role: e.actor.role.as_str(),
+                id: &e.actor.id,
+            },
+            command: &e.command,
+            from_state: e.from_state.as_deref(),
+            to_state: &e.to_state,
+            reason: e.reason.as_deref(),
+            data: &e.data,
+        }
+    }
+}
+
+/// A referral of a case to a department.
+#[derive(Serialize)]
+struct ReferralOut<'a> {
+    id: i64,
+    case_id: CaseId,
+    department_id: DepartmentId,
+    status: &'a str,
+    referred_at: DateTime<Utc>,
+    responded_at: Option<DateTime<Utc>>,
+    reason_code: Option<&'a str>,
+    result: Option<&'a Value>,
+}
+
+impl<'a> ReferralOut<'a> {
+    fn of(r: &'a ReferralRecord) -> ReferralOut<'a> {
+        ReferralOut {
+            id: r.id,
+            case_id: r.case_id,
+            department_id: r.department_id,
+            status: &r.status,
+            referred_at: r.referred_at,
+            responded_at: r.responded_at,
+            reason_code: r.reason_code.as_deref(),
+            result: r.result.as_ref(),
+        }
+    }
+}
+
+/// A case's workflow and its state's names.
+#[derive(Serialize)]
+struct NamesOut<'a> {
+    workflow: &'a str,
+    workflow_version: u32,
+    state_zh: &'a str,
+    state_en: &'a str,
+    terminal: bool,
+}
+
+impl<'a> NamesOut<'a> {
+    fn of(n: &'a StateNames) -> NamesOut<'a> {
+        NamesOut {
+            workflow: &n.workflow,
+            workflow_version: n.workflow_version,
+            state_zh: &n.state_zh,
+            state_en: &n.state_en,
+            terminal: n.terminal,
+        }
+    }
+}
+
+/// A case with its history, timers, referrals and the commands the caller may issue.
+#[derive(Serialize)]
+pub(super) struct CaseViewOut<'a> {
+    case: CaseOut<'a>,
+    #[serde(flatten)]
+    names: NamesOut<'a>,
+    history: Vec<EventOut<'a>>,
+    timers: Vec<TimerOut<'a>>,
+    referrals: Vec<ReferralOut<'a>>,
+    commands: &'a [String],
+}
+
+impl<'a> CaseViewOut<'a> {
+    pub(super) fn of(v: &'a CaseView) -> CaseViewOut<'a> {
+        CaseViewOut {
+            case: CaseOut::of(&v.case),
+            names: NamesOut::of(&v.names),
+            history: v.history.iter().map(EventOut::of).collect(),
+            timers: v.timers.iter().map(TimerOut::of).collect(),
+            referrals: v.referrals.iter().map(ReferralOut::of).collect(),
+            commands: &v.commands,
+        }
+    }
+}
+
+/// The answer to a command: the case as committed, the events it added, its timer and
+/// the commands the caller may issue next.
+#[derive(Serialize)]
+pub(super) struct AnswerOut<'a> {
+    case: CaseOut<'a>,
+    #[serde(flatten)]
+    names: NamesOut<'a>,
+    events: Vec<EventOut<'a>>,
+    timers: Vec<TimerOut<'a>>,
+    commands: &'a [String],
+}
+
+impl<'a> AnswerOut<'a> {
+    pub(super) fn of(a: &'a CommandAnswer) -> AnswerOut<'a> {
+        AnswerOut {
+            case: CaseOut::of(&a.case),
+            names: NamesOut::of(&a.names),
+            events: a.events.iter().map(EventOut::of).collect(),
+            timers: a.timers.iter().map(TimerOut::of).collect(),
+            commands: &a.commands,
+        }
+    }
+}

@@ -226,12 +226,12 @@ backend_tests!(
     staff_see_only_their_jurisdiction,
     each_role_sees_its_part_of_a_case,
     a_callers_scope_follows_the_directory_once_it_moves,
-    a_revoked_token_stops_at_once_though_its_scope_is_cached,
+    a_revoked_token_stops_within_a_second,
 );
 
-/// A token revoked in the database (by any process) stops working on the next request,
-/// although its caller's scope is cached: the token itself is read every time.
-async fn a_revoked_token_stops_at_once_though_its_scope_is_cached(backend: Backend) {
+/// A token revoked in the database (by any process) stops working once it is read
+/// again: at most a second (`TOKEN_RECHECK`) after it was last read.
+async fn a_revoked_token_stops_within_a_second(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     app.get("/api/v1/me", &t.inspector).await.expect(200);
@@ -247,6 +247,11 @@ async fn a_revoked_token_stops_at_once_though_its_scope_is_cached(backend: Backe
         let n = sqlx::query(sql).bind(&digest).execute(&pool).await.unwrap();
         assert_eq!(n.rows_affected(), 1);
     }
+    // Within a second of its last reading the token is taken as it was; then it is
+    // read again and refused, in this process as in every other.
+    app.get("/api/v1/me", &t.inspector).await.expect(200);
+    app.clock.advance(anju_engine::runtime::TOKEN_RECHECK);
+    app.get("/api/v1/me", &t.inspector).await.expect(401);
     app.get("/api/v1/me", &t.inspector).await.expect(401);
     // Another caller of the same role is not affected.
     app.get("/api/v1/me", &t.other_inspector).await.expect(200);
@@ -254,8 +259,8 @@ async fn a_revoked_token_stops_at_once_though_its_scope_is_cached(backend: Backe
 
 /// A caller's scope is resolved once and kept while the directory stays as it was:
 /// a grid given to an inspector behind the service's back (no import) is not seen,
-/// and is seen on the next request after any import of registry records, which moves
-/// the directory's generation read with every token.
+/// and is seen once the token is read again (at most a second later) after any import
+/// of registry records, which moves the directory's generation read with the token.
 async fn a_callers_scope_follows_the_directory_once_it_moves(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
@@ -289,6 +294,13 @@ async fn a_callers_scope_follows_the_directory_once_it_moves(backend: Backend) {
         )
         .await
         .unwrap();
+    // Within a second the token is taken as it was; then it is read again, with the
+    // directory's new generation.
+    assert_eq!(
+        grids(app.get("/api/v1/me", &t.inspector).await.expect(200)),
+        before
+    );
+    app.clock.advance(anju_engine::runtime::TOKEN_RECHECK);
     assert_eq!(
         grids(app.get("/api/v1/me", &t.inspector).await.expect(200)),
         before + 1

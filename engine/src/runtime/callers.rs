@@ -7,7 +7,11 @@ use crate::store::CaseRecord;
 
 use super::Runtime;
 
-/// How many callers' scopes a process keeps; past it, the cache starts again.
+/// How long a token seen is taken as it was before it is read again: the longest a
+/// revoked token, or a changed directory, takes to reach a process.
+pub const TOKEN_RECHECK: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// How many callers' scopes (and tokens) a process keeps; past it, the cache starts again.
 const MAX_CACHED_PRINCIPALS: usize = 100_000;
 
 impl Runtime {
@@ -17,31 +21,61 @@ impl Runtime {
     /// revoked tokens, and for tokens whose subject no longer exists.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
         let digest = crate::auth::token_digest(secret);
-        // The token is read on every request, so that a revoked token stops working at
-        // once in every process; the scope it resolves to is cached until the
-        // directory's generation (read with the token) moves, which every import of
+        let now = self.now();
+        // A token seen in the last second is taken as it was: a revoked token (and a
+        // changed directory) reaches every process within TOKEN_RECHECK.
+        if let Some((checked, principal)) =
+            self.shared.tokens.read().expect("tokens lock").get(&digest)
+            && *checked <= now
+            && now - *checked < TOKEN_RECHECK
+        {
+            return Ok(Some(principal.clone()));
+        }
+        // Otherwise the token is read again; the scope it resolves to is cached until
+        // the directory's generation (read with the token) moves, which every import of
         // registry records does.
         let Some(token) = self.shared.store.token(&digest).await? else {
+            self.shared
+                .tokens
+                .write()
+                .expect("tokens lock")
+                .remove(&digest);
             return Ok(None);
         };
         let key = (token.role, token.subject);
-        if let Some((generation, principal)) = self
+        let cached = self
             .shared
             .principals
             .read()
             .expect("principals lock")
             .get(&key)
-            && *generation == token.directory_generation
-        {
-            return Ok(Some(principal.clone()));
-        }
-        let principal = self.principal(token.role, token.subject).await?;
-        if let Some(p) = &principal {
-            let mut cache = self.shared.principals.write().expect("principals lock");
-            if cache.len() >= MAX_CACHED_PRINCIPALS {
-                cache.clear();
+            .filter(|(generation, _)| *generation == token.directory_generation)
+            .map(|(_, p)| p.clone());
+        let principal = match cached {
+            Some(p) => Some(p),
+            None => {
+                let resolved = self.principal(token.role, token.subject).await?;
+                if let Some(p) = &resolved {
+                    let mut cache = self.shared.principals.write().expect("principals lock");
+                    if cache.len() >= MAX_CACHED_PRINCIPALS {
+                        cache.clear();
+                    }
+                    cache.insert(key, (token.directory_generation, p.clone()));
+                }
+                resolved
             }
-            cache.insert(key, (token.directory_generation, p.clone()));
+        };
+        let mut tokens = self.shared.tokens.write().expect("tokens lock");
+        match &principal {
+            Some(p) => {
+                if tokens.len() >= MAX_CACHED_PRINCIPALS {
+                    tokens.clear();
+                }
+                tokens.insert(digest, (now, p.clone()));
+            }
+            None => {
+                tokens.remove(&digest);
+            }
         }
         Ok(principal)
     }

@@ -31,6 +31,7 @@ mod units;
 mod workers;
 mod writer;
 
+pub use callers::TOKEN_RECHECK;
 pub use cases::*;
 pub use inspections::*;
 pub use units::*;
@@ -141,6 +142,8 @@ struct Shared {
     /// Callers' resolved scopes by (role, subject), with the directory generation they
     /// were resolved at (see `callers.rs`).
     principals: RwLock<std::collections::HashMap<(crate::domain::Role, i64), (i64, Principal)>>,
+    /// Tokens seen, by digest, with when they were last read (see `callers.rs`).
+    tokens: RwLock<std::collections::HashMap<String, (DateTime<Utc>, Principal)>>,
     metrics: Metrics,
     config: Config,
 }
@@ -197,6 +200,7 @@ impl Runtime {
             index: RwLock::new(UnitIndex::default()),
             grids: RwLock::new(None),
             principals: RwLock::new(Default::default()),
+            tokens: RwLock::new(Default::default()),
             metrics: Metrics::default(),
             config,
         });

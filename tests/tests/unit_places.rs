@@ -386,7 +386,54 @@ async fn answers_are_in_the_asked_datum_and_page(backend: Backend) {
     .problem(422, Some("crs"));
 }
 
+/// The shape of a unit over HTTP is the API's own, written down here (the routes
+/// convert the engine's record).
+async fn a_unit_answers_in_the_apis_own_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let unit = app.unit_of(1);
+    let answer = app
+        .get(&format!("/api/v1/units/{unit}"), &app.tokens.inspector)
+        .await
+        .expect(200);
+    let mut keys: Vec<&str> = answer
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "address",
+            "address_code",
+            "building_id",
+            "checklist",
+            "community_id",
+            "created_at",
+            "district_code",
+            "evening_only",
+            "floor_area",
+            "grid_id",
+            "id",
+            "last_closed_at",
+            "last_inspected_at",
+            "lat",
+            "lon",
+            "next_due_at",
+            "occupants",
+            "party_id",
+            "public_code",
+            "score",
+            "stars",
+            "street_id"
+        ]
+    );
+    assert_eq!(answer["id"], unit);
+}
+
 backend_tests!(
+    a_unit_answers_in_the_apis_own_shape,
     a_units_grid_comes_from_its_point,
     corrections_regrid_units_and_cases_follow,
     units_on_edges_are_in_boxes_and_polygons,

@@ -1,13 +1,16 @@
-//! What a case looks like over HTTP: the API's own answers, converted from the engine's records field by field, so that renaming or adding a field in the engine never changes the public API by itself (a test holds the shapes).
+//! What a case and a unit look like over HTTP: the API's own answers, converted from the engine's records field by field, so that renaming or adding a field in the engine never changes the public API by itself (tests hold the shapes).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use anju_engine::domain::{
-    CaseId, DepartmentId, GridId, InspectionId, InspectorId, PartyId, StreetId, UnitId,
+    BuildingId, CaseId, CommunityId, DepartmentId, GridId, InspectionId, InspectorId, PartyId,
+    StreetId, UnitId,
 };
+use anju_engine::grading::Checklist;
 use anju_engine::model::{CaseRecord, EventRecord, ReferralRecord, TimerRecord};
+use anju_engine::registry::Unit;
 use anju_engine::runtime::{CaseView, CommandAnswer, StateNames};
 use anju_engine::time;
 
@@ -241,6 +244,62 @@ impl<'a> AnswerOut<'a> {
             events: a.events.iter().map(EventOut::of).collect(),
             timers: a.timers.iter().map(TimerOut::of).collect(),
             commands: &a.commands,
+        }
+    }
+}
+
+/// A unit of the registry.
+#[derive(Serialize)]
+pub(super) struct UnitOut<'a> {
+    id: UnitId,
+    address_code: &'a str,
+    building_id: BuildingId,
+    address: &'a str,
+    lon: f64,
+    lat: f64,
+    floor_area: f64,
+    occupants: i64,
+    grid_id: Option<GridId>,
+    community_id: Option<CommunityId>,
+    street_id: Option<StreetId>,
+    district_code: &'a str,
+    party_id: Option<PartyId>,
+    created_at: DateTime<Utc>,
+    stars: Option<u8>,
+    score: Option<f64>,
+    checklist: Option<&'a Checklist>,
+    last_inspected_at: Option<DateTime<Utc>>,
+    last_closed_at: Option<DateTime<Utc>>,
+    next_due_at: Option<DateTime<Utc>>,
+    evening_only: bool,
+    public_code: &'a str,
+}
+
+impl<'a> UnitOut<'a> {
+    pub(super) fn of(u: &'a Unit) -> UnitOut<'a> {
+        UnitOut {
+            id: u.id,
+            address_code: &u.address_code,
+            building_id: u.building_id,
+            address: &u.address,
+            lon: u.lon,
+            lat: u.lat,
+            floor_area: u.floor_area,
+            occupants: u.occupants,
+            grid_id: u.grid_id,
+            community_id: u.community_id,
+            street_id: u.street_id,
+            district_code: &u.district_code,
+            party_id: u.party_id,
+            created_at: u.created_at,
+            stars: u.stars,
+            score: u.score,
+            checklist: u.checklist.as_ref(),
+            last_inspected_at: u.last_inspected_at,
+            last_closed_at: u.last_closed_at,
+            next_due_at: u.next_due_at,
+            evening_only: u.evening_only,
+            public_code: &u.public_code,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::http::extract::{Body, Caller, Id, IdemHeader, Params};
 use crate::http::problem::ApiResult;
 use crate::state::AppState;
 
+use super::dto::UnitOut;
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -35,7 +36,7 @@ pub(super) struct UnitBody {
 }
 
 pub(super) fn unit_json(u: &Unit) -> Value {
-    json!(u)
+    json!(UnitOut::of(u))
 }
 
 pub(super) async fn create_unit(
@@ -85,6 +86,7 @@ pub(super) async fn ungridded_units(
     let next = (units.len() as u32 == limit)
         .then(|| units.last().map(|u| u.id))
         .flatten();
+    let units: Vec<UnitOut> = units.iter().map(UnitOut::of).collect();
     Ok(Json(json!({ "units": units, "next_after": next })))
 }
 
@@ -111,7 +113,9 @@ pub(super) async fn correct_unit_point(
         .correct_unit_point(&caller, UnitId(id), point, &b.reason)
         .await?;
     let corrections = app.runtime.unit_corrections(&caller, UnitId(id)).await?;
-    Ok(Json(json!({ "unit": unit, "corrections": corrections })))
+    Ok(Json(
+        json!({ "unit": UnitOut::of(&unit), "corrections": corrections }),
+    ))
 }
 
 /// Corrects a building's point (audited; the building takes the grid the point lies
@@ -198,5 +202,7 @@ pub(super) async fn change_unit_party(
         .change_unit_party(&caller, UnitId(id), b.party_id.map(PartyId), b.role)
         .await?;
     let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
-    Ok(Json(json!({ "unit": unit, "parties": history })))
+    Ok(Json(
+        json!({ "unit": UnitOut::of(&unit), "parties": history }),
+    ))
 }

@@ -432,7 +432,75 @@ async fn a_unit_answers_in_the_apis_own_shape(backend: Backend) {
     assert_eq!(answer["id"], unit);
 }
 
+/// The shape of an inspection's answer is the API's own, written down here.
+async fn an_inspection_answers_in_the_apis_own_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let unit = app.unit_of(1);
+    let u = app
+        .get(&format!("/api/v1/units/{unit}"), &app.tokens.inspector)
+        .await
+        .expect(200);
+    let body = json!({
+        "unit_id": unit,
+        "point": { "lon": u["lon"], "lat": u["lat"] },
+        "findings": [{ "category": "wiring" }, { "category": "wiring" }],
+    });
+    let answer = app
+        .post("/api/v1/inspections", &app.tokens.inspector, &body)
+        .await
+        .expect(201);
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&answer),
+        [
+            "attached",
+            "cases",
+            "distance_m",
+            "findings_of_cases",
+            "grade",
+            "inspection_id",
+            "off_site",
+            "possible_duplicates",
+            "unit_id"
+        ]
+    );
+    assert_eq!(
+        keys(&answer["cases"][0]),
+        [
+            "address",
+            "category",
+            "closed_at",
+            "deadline_at",
+            "department_id",
+            "district_code",
+            "escalation",
+            "grid_id",
+            "id",
+            "inspector_id",
+            "order_no",
+            "party_id",
+            "priority",
+            "reopen_count",
+            "review_required",
+            "severity",
+            "state",
+            "street_id",
+            "version"
+        ]
+    );
+    assert_eq!(
+        keys(&answer["grade"]),
+        ["changed", "next_due_at", "reasons", "score", "stars"]
+    );
+    assert_eq!(answer["findings_of_cases"], json!([[0, 1]]));
+}
+
 backend_tests!(
+    an_inspection_answers_in_the_apis_own_shape,
     a_unit_answers_in_the_apis_own_shape,
     a_units_grid_comes_from_its_point,
     corrections_regrid_units_and_cases_follow,

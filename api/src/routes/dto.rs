@@ -1,4 +1,4 @@
-//! What a case and a unit look like over HTTP: the API's own answers, converted from the engine's records field by field, so that renaming or adding a field in the engine never changes the public API by itself (tests hold the shapes).
+//! What a case, a unit and an inspection look like over HTTP: the API's own answers, converted from the engine's records field by field, so that renaming or adding a field in the engine never changes the public API by itself (tests hold the shapes).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -9,9 +9,10 @@ use anju_engine::domain::{
     StreetId, UnitId,
 };
 use anju_engine::grading::Checklist;
+use anju_engine::machine::CaseSnapshot;
 use anju_engine::model::{CaseRecord, EventRecord, ReferralRecord, TimerRecord};
 use anju_engine::registry::Unit;
-use anju_engine::runtime::{CaseView, CommandAnswer, StateNames};
+use anju_engine::runtime::{CaseView, CommandAnswer, InspectionOutcome, StateNames};
 use anju_engine::time;
 
 /// A case.
@@ -300,6 +301,135 @@ impl<'a> UnitOut<'a> {
             next_due_at: u.next_due_at,
             evening_only: u.evening_only,
             public_code: &u.public_code,
+        }
+    }
+}
+
+/// A case as a decision left it (the cases an inspection opened).
+#[derive(Serialize)]
+pub(super) struct SnapshotOut<'a> {
+    id: CaseId,
+    state: &'a str,
+    version: i64,
+    category: &'a str,
+    severity: &'a str,
+    address: &'a str,
+    district_code: &'a str,
+    street_id: Option<StreetId>,
+    grid_id: Option<GridId>,
+    party_id: Option<PartyId>,
+    inspector_id: Option<InspectorId>,
+    department_id: Option<DepartmentId>,
+    deadline_at: Option<DateTime<Utc>>,
+    order_no: i32,
+    escalation: i32,
+    reopen_count: i32,
+    closed_at: Option<DateTime<Utc>>,
+    priority: i32,
+    review_required: bool,
+}
+
+impl<'a> SnapshotOut<'a> {
+    fn of(s: &'a CaseSnapshot) -> SnapshotOut<'a> {
+        SnapshotOut {
+            id: s.id,
+            state: &s.state,
+            version: s.version,
+            category: &s.category,
+            severity: &s.severity,
+            address: &s.address,
+            district_code: &s.district_code,
+            street_id: s.street_id,
+            grid_id: s.grid_id,
+            party_id: s.party_id,
+            inspector_id: s.inspector_id,
+            department_id: s.department_id,
+            deadline_at: s.deadline_at,
+            order_no: s.order_no,
+            escalation: s.escalation,
+            reopen_count: s.reopen_count,
+            closed_at: s.closed_at,
+            priority: s.priority,
+            review_required: s.review_required,
+        }
+    }
+}
+
+/// A finding attached to an open case.
+#[derive(Serialize)]
+struct AttachedOut {
+    finding: usize,
+    case_id: CaseId,
+}
+
+/// An open case a finding may duplicate.
+#[derive(Serialize)]
+struct DuplicateOut {
+    finding: usize,
+    case_id: CaseId,
+    unit_id: UnitId,
+    distance_m: f64,
+}
+
+/// A unit's grade after an inspection.
+#[derive(Serialize)]
+struct GradeOut<'a> {
+    stars: Option<u8>,
+    score: Option<f64>,
+    reasons: &'a [String],
+    changed: bool,
+    next_due_at: Option<DateTime<Utc>>,
+}
+
+/// What an inspection recorded.
+#[derive(Serialize)]
+pub(super) struct InspectionOut<'a> {
+    inspection_id: InspectionId,
+    unit_id: UnitId,
+    /// To the decimetre.
+    distance_m: f64,
+    off_site: bool,
+    cases: Vec<SnapshotOut<'a>>,
+    findings_of_cases: &'a [Vec<usize>],
+    attached: Vec<AttachedOut>,
+    possible_duplicates: Vec<DuplicateOut>,
+    grade: GradeOut<'a>,
+}
+
+impl<'a> InspectionOut<'a> {
+    pub(super) fn of(o: &'a InspectionOutcome) -> InspectionOut<'a> {
+        InspectionOut {
+            inspection_id: o.inspection_id,
+            unit_id: o.unit_id,
+            distance_m: (o.distance_m * 10.0).round() / 10.0,
+            off_site: o.off_site,
+            cases: o.cases.iter().map(SnapshotOut::of).collect(),
+            findings_of_cases: &o.findings_of_cases,
+            attached: o
+                .attached
+                .iter()
+                .map(|a| AttachedOut {
+                    finding: a.finding,
+                    case_id: a.case_id,
+                })
+                .collect(),
+            possible_duplicates: o
+                .possible_duplicates
+                .iter()
+                .map(|d| DuplicateOut {
+                    finding: d.finding,
+                    case_id: d.case_id,
+                    unit_id: d.unit_id,
+                    distance_m: d.distance_m,
+                })
+                .collect(),
+            grade: GradeOut {
+                stars: o.grade.stars,
+                score: o.grade.score,
+                reasons: &o.grade.reasons,
+                changed: o.grade.changed,
+                next_due_at: o.grade.next_due_at,
+            },
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::http::extract::{Body, Caller, IdemHeader};
 use crate::http::problem::ApiResult;
 use crate::state::AppState;
 
+use super::dto::InspectionOut;
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -58,17 +59,7 @@ pub(super) struct InspectionBody {
 }
 
 pub(super) fn inspection_json(o: &InspectionOutcome) -> Value {
-    json!({
-        "inspection_id": o.inspection_id,
-        "unit_id": o.unit_id,
-        "distance_m": (o.distance_m * 10.0).round() / 10.0,
-        "off_site": o.off_site,
-        "cases": o.cases,
-        "findings_of_cases": o.findings_of_cases,
-        "attached": o.attached,
-        "possible_duplicates": o.possible_duplicates,
-        "grade": o.grade,
-    })
+    json!(InspectionOut::of(o))
 }
 
 pub(super) async fn record_inspection(

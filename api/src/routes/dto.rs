@@ -15,31 +15,14 @@ use anju_engine::registry::Unit;
 use anju_engine::runtime::{CaseView, CommandAnswer, InspectionOutcome, StateNames};
 use anju_engine::time;
 
-/// A case.
+/// A case: as a decision left it, with its record's own fields.
 #[derive(Serialize)]
 pub(super) struct CaseOut<'a> {
-    id: CaseId,
-    state: &'a str,
-    version: i64,
-    category: &'a str,
-    severity: &'a str,
-    address: &'a str,
-    district_code: &'a str,
-    street_id: Option<StreetId>,
-    grid_id: Option<GridId>,
-    party_id: Option<PartyId>,
-    inspector_id: Option<InspectorId>,
-    department_id: Option<DepartmentId>,
-    deadline_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    snapshot: SnapshotOut<'a>,
     /// The deadline in China time, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     deadline_local: Option<String>,
-    order_no: i32,
-    escalation: i32,
-    reopen_count: i32,
-    closed_at: Option<DateTime<Utc>>,
-    priority: i32,
-    review_required: bool,
     definition_id: i64,
     unit_id: UnitId,
     inspection_id: Option<InspectionId>,
@@ -54,28 +37,9 @@ pub(super) struct CaseOut<'a> {
 
 impl<'a> CaseOut<'a> {
     pub(super) fn of(c: &'a CaseRecord) -> CaseOut<'a> {
-        let s = &c.snapshot;
         CaseOut {
-            id: s.id,
-            state: &s.state,
-            version: s.version,
-            category: &s.category,
-            severity: &s.severity,
-            address: &s.address,
-            district_code: &s.district_code,
-            street_id: s.street_id,
-            grid_id: s.grid_id,
-            party_id: s.party_id,
-            inspector_id: s.inspector_id,
-            department_id: s.department_id,
-            deadline_at: s.deadline_at,
-            deadline_local: s.deadline_at.map(time::local_time),
-            order_no: s.order_no,
-            escalation: s.escalation,
-            reopen_count: s.reopen_count,
-            closed_at: s.closed_at,
-            priority: s.priority,
-            review_required: s.review_required,
+            snapshot: SnapshotOut::of(&c.snapshot),
+            deadline_local: c.snapshot.deadline_at.map(time::local_time),
             definition_id: c.definition_id,
             unit_id: c.unit_id,
             inspection_id: c.inspection_id,

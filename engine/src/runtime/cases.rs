@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -188,13 +189,33 @@ impl Runtime {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>> {
-        let view = self.case_view(principal, id).await?;
-        Ok(view
-            .history
-            .into_iter()
-            .filter(|e| e.seq > after)
-            .take(limit as usize)
-            .collect())
+        let case = self.visible_case(principal, id).await?;
+        let history = self.shared.store.case_events(id).await?;
+        let cutoff = self.cutoff_of(principal, &case).await?;
+        Ok(
+            crate::policy::history::visible_history(principal, history, cutoff)
+                .into_iter()
+                .filter(|e| e.seq > after)
+                .take(limit as usize)
+                .collect(),
+        )
+    }
+
+    /// When a department that returned the case stopped seeing it (`None`: the caller
+    /// sees it as it is now). Reads the case's referrals for a department only.
+    async fn cutoff_of(
+        &self,
+        principal: &Principal,
+        case: &CaseRecord,
+    ) -> Result<Option<DateTime<Utc>>> {
+        Ok(match principal.scope {
+            Scope::Department(d) => crate::policy::history::department_cutoff(
+                d,
+                case.snapshot.department_id,
+                &self.shared.store.case_referrals(case.snapshot.id).await?,
+            ),
+            _ => None,
+        })
     }
 
     /// Whether the command carries a field that names another case.
@@ -364,16 +385,8 @@ impl Runtime {
         id: CaseId,
     ) -> Result<Vec<OutboxMessage>> {
         let case = self.visible_case(principal, id).await?;
-        let store = &self.shared.store;
-        let messages = store.case_outbox(id).await?;
-        let cutoff = match principal.scope {
-            Scope::Department(d) => crate::policy::history::department_cutoff(
-                d,
-                case.snapshot.department_id,
-                &store.case_referrals(id).await?,
-            ),
-            _ => None,
-        };
+        let messages = self.shared.store.case_outbox(id).await?;
+        let cutoff = self.cutoff_of(principal, &case).await?;
         Ok(crate::policy::history::visible_messages(
             principal, messages, cutoff,
         ))

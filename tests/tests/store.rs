@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use anju_engine::auth::Principal;
 use anju_engine::domain::{Actor, CaseId, DepartmentId, PartyId, Role, UnitId};
+use anju_engine::grading::Rubric;
 use anju_engine::machine::{self, Command, Context};
 use anju_engine::registry::{Record, UnitRow};
 use anju_engine::routing::Routing;
@@ -99,6 +100,80 @@ async fn a_command_the_database_refuses_fails_alone(backend: Backend) {
         .apply(&[(ids[1], "notify", json!({}), Some(1))], t0())
         .await;
     assert_eq!(state_of(&r[0]), "notified");
+}
+
+/// Closing a case regrades its unit in the transition's transaction: the cap the case
+/// put on the grade lifts, the closure dates the unit's return visit, and the history
+/// says which case; reopening puts the cap back. A transition the database refuses
+/// leaves the grade as it was.
+async fn a_closure_regrades_its_unit_with_the_transition(backend: Backend) {
+    use anju_engine::grading::OpenHazard;
+    let f = fixture(backend).await;
+    let ids = f.open(1, &["wiring"]).await;
+    let rubric = Rubric::builtin();
+    let list = rubric.checklist_for(5, |_| 0);
+    let hazard = OpenHazard {
+        category: "wiring".into(),
+        severity: "major".into(),
+    };
+    let capped = f
+        .grade(1, list.clone(), std::slice::from_ref(&hazard))
+        .await;
+    let free = rubric.grade(Some(&list), &[]).stars;
+    assert_ne!(capped, free, "a major hazard caps a five-star unit");
+    let stars = async || f.store.unit(UnitId(1)).await.unwrap().unwrap().stars;
+    assert_eq!(stars().await, capped);
+    let history = f.store.unit_grades(UnitId(1)).await.unwrap().len();
+
+    // Refused by the database (the batch is split, and the closure fails alone):
+    // neither the closure nor the regrade is written.
+    let other = f.open(2, &["sanitation"]).await[0];
+    let break_referral = |i: usize, d: &mut machine::Decision| {
+        if i == 0 {
+            d.referral = Some(machine::ReferralChange::Open {
+                department_id: DepartmentId(987_654),
+            });
+        }
+    };
+    let later = t0() + TimeDelta::hours(3);
+    let batch = [
+        (ids[0], "cancel", json!({}), None),
+        (other, "notify", json!({}), None),
+    ];
+    let r = f.apply_tampered(&batch, &[], &break_referral, later).await;
+    assert_eq!(state_of(&r[1]), "notified");
+    assert!(r[0].is_err(), "{}", state_of(&r[0]));
+    assert_eq!(stars().await, capped);
+    let unit = f.store.unit(UnitId(1)).await.unwrap().unwrap();
+    assert_eq!(unit.last_closed_at, None);
+    assert_eq!(f.store.unit_grades(UnitId(1)).await.unwrap().len(), history);
+
+    // Closed: the cap lifts with the transition.
+    let r = f.apply(&[(ids[0], "cancel", json!({}), None)], later).await;
+    assert_eq!(state_of(&r[0]), "cancelled");
+    let unit = f.store.unit(UnitId(1)).await.unwrap().unwrap();
+    assert_eq!(unit.stars, free);
+    assert_eq!(unit.last_closed_at, Some(later));
+    assert_eq!(
+        unit.next_due_at,
+        rubric.next_due(free, Some(t0()), Some(later))
+    );
+    let grades = f.store.unit_grades(UnitId(1)).await.unwrap();
+    assert_eq!(grades.len(), history + 1);
+    assert_eq!(
+        grades.last().unwrap().cause,
+        format!("case {} closed", ids[0])
+    );
+
+    // Reopened: the cap is back.
+    let r = f.apply(&[(ids[0], "reopen", json!({}), None)], later).await;
+    assert_eq!(state_of(&r[0]), "discovered");
+    assert_eq!(stars().await, capped);
+    let grades = f.store.unit_grades(UnitId(1)).await.unwrap();
+    assert_eq!(
+        grades.last().unwrap().cause,
+        format!("case {} reopened", ids[0])
+    );
 }
 
 /// A case's rule jobs form a queue worked off in order: a claim takes the oldest pending
@@ -471,7 +546,12 @@ async fn due_timers_are_claimed_oldest_first_under_a_lease(backend: Backend) {
     };
     let results = f
         .store
-        .apply(&[fire(timer), fire(timer)], &decide, later)
+        .apply(
+            &[fire(timer), fire(timer)],
+            &decide,
+            &Rubric::builtin(),
+            later,
+        )
         .await
         .unwrap();
     let states: Vec<String> = results.iter().map(state_of).collect();
@@ -563,6 +643,7 @@ backend_tests!(
     outbox_rows_are_claimed_delivered_and_retried,
     tokens_resolve_only_by_digest,
     a_command_the_database_refuses_fails_alone,
+    a_closure_regrades_its_unit_with_the_transition,
     rule_jobs_run_in_order_per_case,
 );
 

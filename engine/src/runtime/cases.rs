@@ -9,11 +9,10 @@ use serde_json::{Map, Value};
 use crate::auth::{Principal, Scope};
 use crate::domain::{Actor, CaseId, DepartmentId, PartyId, Role};
 use crate::error::{Error, Result};
-use crate::grading::OpenHazard;
 use crate::machine::{self, Command};
 use crate::store::{
-    Applied, CaseFilter, CaseRecord, EventRecord, GradeUpdate, OutboxMessage, Overdue,
-    ReferralRecord, TimerRecord, TransitionRequest,
+    Applied, CaseFilter, CaseRecord, EventRecord, OutboxMessage, Overdue, ReferralRecord,
+    TimerRecord, TransitionRequest,
 };
 use crate::workflow::{FieldKind, TimerDue};
 
@@ -109,35 +108,17 @@ impl Runtime {
             reason: command.reason.clone(),
             rule: None,
         };
-        let (decision, case, event) = match self.submit(request, principal.clone(), command).await?
-        {
-            Applied::Done {
-                decision,
-                case,
-                event,
-                ..
-            } => (decision, case, event),
+        // Closing a case lifts its cap on the unit's grade and brings a return visit;
+        // reopening it puts the cap back: the writer regrades the unit in the
+        // transition's transaction.
+        let (case, event) = match self.submit(request, principal.clone(), command).await? {
+            Applied::Done { case, event, .. } => (case, event),
             Applied::TimerGone | Applied::AlreadyApplied => {
                 return Err(Error::Internal(
                     "a person's command was skipped as a timer's or a rule's".into(),
                 ));
             }
         };
-        // Closing a case lifts its cap on the unit's grade and brings a return visit;
-        // reopening it puts the cap back.
-        if let Some(regrade) = decision.regrade {
-            let closed = regrade == machine::Regrade::Closed;
-            let cause = if closed {
-                format!("case {case_id} closed")
-            } else {
-                format!("case {case_id} reopened")
-            };
-            if let Err(e) = self.regrade_case_unit(case_id, closed, &cause).await {
-                // The transition is committed either way; the grade catches up at the
-                // unit's next inspection or regrade.
-                tracing::warn!(case = %case_id, error = %e, "regrade after a closure failed");
-            }
-        }
         Ok(Committed {
             case: *case,
             events: vec![*event],
@@ -228,57 +209,6 @@ impl Runtime {
                     .any(|(name, f)| f.kind == FieldKind::Case && command.data.contains_key(name))
             })
         })
-    }
-
-    /// Whether a state of the hazard case workflow is terminal (closed).
-    /// Recomputes the grade of a case's unit after the case was closed or reopened.
-    pub(super) async fn regrade_case_unit(
-        &self,
-        case_id: CaseId,
-        closed: bool,
-        cause: &str,
-    ) -> Result<()> {
-        let store = &self.shared.store;
-        let Some(case) = store.case(case_id).await? else {
-            return Ok(());
-        };
-        let Some(unit) = store.unit(case.unit_id).await? else {
-            return Ok(());
-        };
-        let now = self.now();
-        let hazards: Vec<OpenHazard> = store
-            .open_cases_in_building(unit.building_id)
-            .await?
-            .iter()
-            .filter(|c| c.unit_id == unit.id)
-            .map(|c| OpenHazard {
-                category: c.snapshot.category.clone(),
-                severity: c.snapshot.severity.clone(),
-            })
-            .collect();
-        let rubric = &self.shared.rubric;
-        let grade = rubric.grade(unit.checklist.as_ref(), &hazards);
-        let last_closed = if closed {
-            Some(now)
-        } else {
-            unit.last_closed_at
-        };
-        store
-            .regrade(&GradeUpdate {
-                unit_id: unit.id,
-                stars: grade.stars,
-                score: grade.score,
-                checklist: None,
-                reasons: grade.reasons,
-                changed: grade.stars != unit.stars,
-                cause: cause.to_string(),
-                last_inspected_at: None,
-                last_closed_at: closed.then_some(now),
-                next_due_at: rubric.next_due(grade.stars, unit.last_inspected_at, last_closed),
-                at: now,
-            })
-            .await?;
-        Ok(())
     }
 
     /// Checks fields that name other records (a duplicate's original case) against the

@@ -159,7 +159,10 @@ pub(super) async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
         };
         machine::decide(ctx, &case.snapshot, principal, &jobs[i].command)
     };
-    let outcome = shared.store.apply(&requests, &decide, now).await;
+    let outcome = shared
+        .store
+        .apply(&requests, &decide, &shared.rubric, now)
+        .await;
     let metrics = &shared.metrics;
     metrics
         .commit_seconds

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::domain::{Actor, Role};
-use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange};
+use crate::domain::{Actor, Role, UnitId};
+use crate::grading::{OpenHazard, Rubric};
+use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange, Regrade};
+use crate::registry::Unit;
 use crate::rules::Trigger;
-use crate::store::{Applied, CaseRecord, Decider, EventRecord, TimerRecord, TransitionRequest};
+use crate::store::{
+    Applied, CaseRecord, Decider, EventRecord, GradeUpdate, TimerRecord, TransitionRequest,
+};
 
 /// A case as a batch leaves it: its version before the batch (the update is guarded by
 /// it), and its state and running timer after.
@@ -88,6 +92,9 @@ pub(crate) struct Writes {
     pub rule_jobs: Vec<(i64, i64, Trigger)>,
     /// Blacklist proposals: (party, reason, source, case, district).
     pub blacklist: Vec<Proposal>,
+    /// (unit, case, why): units whose grade the batch changes, as a case of theirs was
+    /// closed (its cap lifted, a return visit due) or reopened (its cap back).
+    pub regrades: Vec<(i64, i64, Regrade)>,
     /// Cases whose place (grid, street, district) or workflow version changed: written
     /// by a statement of their own, so that the common update leaves the columns of
     /// the place indexes alone.
@@ -273,6 +280,11 @@ pub(crate) fn decide_batch(
                 decision.next.acted_version = decision.next.version;
             }
             let event = writes.record(req, &case.snapshot, &decision, now);
+            if let Some(regrade) = decision.regrade {
+                writes
+                    .regrades
+                    .push((case.unit_id.0, req.case_id.0, regrade));
+            }
             case.snapshot = decision.next.clone();
             case.apply_timers(&decision.cancel_timers, &decision.schedule_timers);
             case.updated_at = now;
@@ -287,6 +299,71 @@ pub(crate) fn decide_batch(
         results.push(result);
     }
     (results, writes)
+}
+
+/// A unit a batch regrades, as stored before the batch, with its open cases by id.
+pub(crate) struct UnitBefore {
+    pub unit: Unit,
+    pub open: BTreeMap<i64, OpenHazard>,
+}
+
+/// The units' grades after a batch that closed or reopened cases of theirs. Pure: the
+/// units and their open cases as stored before the batch, corrected by the batch's
+/// cases as it leaves them (a case closed by the batch no longer caps its unit, one
+/// reopened does again). A closure also dates the unit's last closed case, from which
+/// its return visit is due.
+pub(crate) fn grade_units(
+    regrades: &[(i64, i64, Regrade)],
+    cases: &BTreeMap<i64, CaseRecord>,
+    units: Vec<UnitBefore>,
+    rubric: &Rubric,
+    now: DateTime<Utc>,
+) -> Vec<GradeUpdate> {
+    units
+        .into_iter()
+        .filter_map(|UnitBefore { unit, mut open }| {
+            let ours: Vec<&(i64, i64, Regrade)> =
+                regrades.iter().filter(|r| r.0 == unit.id.0).collect();
+            let &&(_, last_case, last) = ours.last()?;
+            for case in cases.values().filter(|c| c.unit_id == unit.id) {
+                if case.snapshot.closed_at.is_none() {
+                    open.insert(
+                        case.snapshot.id.0,
+                        OpenHazard {
+                            category: case.snapshot.category.clone(),
+                            severity: case.snapshot.severity.clone(),
+                        },
+                    );
+                } else {
+                    open.remove(&case.snapshot.id.0);
+                }
+            }
+            let hazards: Vec<OpenHazard> = open.into_values().collect();
+            let grade = rubric.grade(unit.checklist.as_ref(), &hazards);
+            let closed = ours.iter().any(|r| r.2 == Regrade::Closed);
+            let last_closed = if closed {
+                Some(now)
+            } else {
+                unit.last_closed_at
+            };
+            Some(GradeUpdate {
+                unit_id: UnitId(unit.id.0),
+                next_due_at: rubric.next_due(grade.stars, unit.last_inspected_at, last_closed),
+                changed: grade.stars != unit.stars,
+                stars: grade.stars,
+                score: grade.score,
+                checklist: None,
+                reasons: grade.reasons,
+                cause: match last {
+                    Regrade::Closed => format!("case {last_case} closed"),
+                    Regrade::Reopened => format!("case {last_case} reopened"),
+                },
+                last_inspected_at: None,
+                last_closed_at: closed.then_some(now),
+                at: now,
+            })
+        })
+        .collect()
 }
 
 /// Optimistic concurrency over what people do. A command names the version of the case

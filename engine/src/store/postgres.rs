@@ -230,6 +230,7 @@ async fn apply_batch(
     store: &PostgresStore,
     batch: &[TransitionRequest],
     decide: &Decider<'_>,
+    rubric: &crate::grading::Rubric,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<crate::Result<Applied>>, Error> {
     // Cases are locked in id order and blacklist proposals written in party order, so
@@ -238,7 +239,7 @@ async fn apply_batch(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_batch(store, batch, decide, now).await {
+        match try_batch(store, batch, decide, rubric, now).await {
             Err(Error::Database(sqlx::Error::Database(e)))
                 if attempt < 3 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
             {
@@ -254,14 +255,24 @@ async fn try_batch(
     store: &PostgresStore,
     batch: &[TransitionRequest],
     decide: &Decider<'_>,
+    rubric: &crate::grading::Rubric,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<crate::Result<Applied>>, Error> {
     let mut tx = store.pool.begin().await?;
     let mut cases = lock_cases(&mut tx, &case_ids(batch)).await?;
-    let (results, writes) = decide_batch(batch, &mut cases, decide, now);
-    if !writes.is_empty()
-        && let Err(e) = write_batch(&mut tx, writes, ms(now)).await
-    {
+    let (results, mut writes) = decide_batch(batch, &mut cases, decide, now);
+    let regrades = std::mem::take(&mut writes.regrades);
+    let written = async {
+        if !regrades.is_empty() {
+            sql::write_regrades(&mut *tx, &regrades, &cases, rubric, now).await?;
+        }
+        if !writes.is_empty() {
+            write_batch(&mut tx, writes, ms(now)).await?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = written {
         // Nothing of the batch is kept; the caller answers every request with the error.
         tx.rollback().await.ok();
         return Err(e);

@@ -193,6 +193,7 @@ async fn apply_batch(
     store: &SqliteStore,
     batch: &[TransitionRequest],
     decide: &Decider<'_>,
+    rubric: &crate::grading::Rubric,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<crate::Result<Applied>>, Error> {
     // A second attempt runs when the cache proved stale (another process wrote the
@@ -216,13 +217,26 @@ async fn apply_batch(
         if !missing.is_empty() {
             cases.append(&mut load_cases(&mut conn, &missing).await?);
         }
-        let (results, writes) = decide_batch(batch, &mut cases, decide, now);
+        let (results, mut writes) = decide_batch(batch, &mut cases, decide, now);
         if writes.is_empty() {
             return Ok(results);
         }
         let written: Vec<i64> = writes.cases.keys().copied().collect();
-        let mut script = batch_script(writes, ms(now));
-        match script.q.build().execute(&mut *conn).await {
+        // A batch that closes or reopens cases regrades their units in its own
+        // transaction: it begins before the units are read, and the script goes on in it.
+        let regrades = std::mem::take(&mut writes.regrades);
+        let begun = !regrades.is_empty();
+        let outcome = async {
+            if begun {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                sql::write_regrades(&mut *conn, &regrades, &cases, rubric, now).await?;
+            }
+            let mut script = batch_script(writes, ms(now), !begun);
+            script.q.build().execute(&mut *conn).await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        match outcome {
             Ok(_) => {
                 let mut cache = store.cases.lock().expect("case cache lock");
                 if cache.len() + written.len() > CACHE_CAPACITY {
@@ -239,7 +253,7 @@ async fn apply_batch(
                 // Whatever the script got to, undo it, and forget what may be stale.
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
                 store.cases.lock().expect("case cache lock").clear();
-                let stale = matches!(&e, sqlx::Error::Database(d) if d.is_check_violation());
+                let stale = matches!(&e, Error::Database(sqlx::Error::Database(d)) if d.is_check_violation());
                 if attempt == 0 && stale {
                     store
                         .stale
@@ -249,7 +263,7 @@ async fn apply_batch(
                     );
                     continue;
                 }
-                return Err(e.into());
+                return Err(e);
             }
         }
     }
@@ -285,13 +299,15 @@ fn forget_cases(store: &SqliteStore, ids: &[crate::domain::CaseId]) {
     }
 }
 
-/// A batch's changes as one script of multi-row statements between BEGIN IMMEDIATE and
-/// COMMIT. After each update of cases, a guard statement makes the script fail (a CHECK
+/// A batch's changes as one script of multi-row statements between BEGIN IMMEDIATE
+/// (unless the transaction was begun already) and COMMIT. After each update of cases, a guard statement makes the script fail (a CHECK
 /// violation on `write_guard`) unless every case was at the version the batch decided
 /// from.
-fn batch_script(writes: Writes, at: i64) -> Script {
+fn batch_script(writes: Writes, at: i64, begin: bool) -> Script {
     let mut script = Script::default();
-    script.start("BEGIN IMMEDIATE");
+    if begin {
+        script.start("BEGIN IMMEDIATE");
+    }
     let cases: Vec<(&i64, &CaseWrite)> = writes.cases.iter().collect();
     for chunk in cases.chunks(rows_per_statement(CASE_UPDATES.len() + 2)) {
         let q = script.start("UPDATE cases SET updated_at = ");

@@ -117,6 +117,52 @@ impl Fixture {
         }
     }
 
+    /// Grades `unit` from `checklist` (and the hazards given as open) by an inspection
+    /// that finds nothing; returns the stars written.
+    pub(crate) async fn grade(
+        &self,
+        unit: i64,
+        checklist: anju_engine::grading::Checklist,
+        open: &[anju_engine::grading::OpenHazard],
+    ) -> Option<u8> {
+        let u = self.store.unit(UnitId(unit)).await.unwrap().unwrap();
+        let rubric = anju_engine::grading::Rubric::builtin();
+        let grade = rubric.grade(Some(&checklist), open);
+        let inspection = NewInspection {
+            unit_id: u.id,
+            inspector_id: None,
+            at: t0(),
+            lon: u.lon,
+            lat: u.lat,
+            distance_m: 0.0,
+            off_site: false,
+            crs: anju_engine::spatial::crs::Crs::Wgs84,
+            note: None,
+            findings: 0,
+            campaign_checks: None,
+            rule_event: None,
+            outcome: Default::default(),
+            grade: anju_engine::store::GradeUpdate {
+                unit_id: u.id,
+                stars: grade.stars,
+                score: grade.score,
+                checklist: Some(checklist),
+                reasons: grade.reasons,
+                changed: grade.stars != u.stars,
+                cause: "inspection".into(),
+                last_inspected_at: Some(t0()),
+                last_closed_at: None,
+                next_due_at: rubric.next_due(grade.stars, Some(t0()), None),
+                at: t0(),
+            },
+        };
+        self.store
+            .record_inspection(&inspection, &[], &[], None, &|_| json!({}))
+            .await
+            .unwrap();
+        grade.stars
+    }
+
     /// Applies commands (as the city supervisor or system) through the pure machine.
     pub(crate) async fn apply(
         &self,
@@ -205,7 +251,15 @@ impl Fixture {
                 d
             })
         };
-        self.store.apply(&batch, &decide, now).await.unwrap()
+        self.store
+            .apply(
+                &batch,
+                &decide,
+                &anju_engine::grading::Rubric::builtin(),
+                now,
+            )
+            .await
+            .unwrap()
     }
 }
 

@@ -95,9 +95,10 @@ impl CaseStore for This {
         &self,
         batch: &[TransitionRequest],
         decide: &Decider<'_>,
+        rubric: &crate::grading::Rubric,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error> {
-        let error = match apply_batch(self, batch, decide, now).await {
+        let error = match apply_batch(self, batch, decide, rubric, now).await {
             Ok(results) => return Ok(results),
             Err(e) if batch.len() > 1 => e,
             Err(e) => return Err(e),
@@ -110,7 +111,7 @@ impl CaseStore for This {
         for (i, request) in batch.iter().enumerate() {
             let one = |_: usize, case: &CaseRecord| decide(i, case);
             results.push(
-                match apply_batch(self, std::slice::from_ref(request), &one, now).await {
+                match apply_batch(self, std::slice::from_ref(request), &one, rubric, now).await {
                     Ok(mut r) => r.pop().unwrap_or_else(|| {
                         Err(crate::Error::Store(corrupt(
                             "a batch of one gave no result",

@@ -26,7 +26,7 @@ use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
 use crate::spatial::grids::{GridPlace, Move};
 use crate::spatial::index::Located;
-use crate::store::batch::{CaseWrite, Writes};
+use crate::store::batch::{CaseWrite, UnitBefore, Writes, grade_units};
 use crate::store::{
     AdminStore, CampaignStore, CaseStore, GridStore, ImportStore, InspectionStore, PartyStore,
     PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
@@ -58,6 +58,7 @@ mod units;
 
 pub(super) type Row = <Db as sqlx::Database>::Row;
 pub(super) type Tx<'c> = sqlx::Transaction<'c, Db>;
+pub(super) type Conn = <Db as sqlx::Database>::Connection;
 pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
     state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
     department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
@@ -298,9 +299,59 @@ async fn store_idempotent_response(
         .await?;
     Ok(())
 }
+/// The grades of the units whose cases a batch closed or reopened, written in the
+/// batch's transaction (`conn` is inside it): the units and their open cases are read
+/// as stored, and `grade_units` corrects them by the batch's cases.
+pub(super) async fn write_regrades(
+    conn: &mut Conn,
+    regrades: &[(i64, i64, crate::machine::Regrade)],
+    cases: &BTreeMap<i64, CaseRecord>,
+    rubric: &crate::grading::Rubric,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let ids: BTreeSet<i64> = regrades.iter().map(|r| r.0).collect();
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let mut q = QueryBuilder::<Db>::new(format!("SELECT {UNIT_COLUMNS} FROM units WHERE id IN ("));
+    push_ids(&mut q, &ids);
+    let mut units = Vec::with_capacity(ids.len());
+    for row in q.build().fetch_all(&mut *conn).await? {
+        units.push(UnitBefore {
+            unit: unit_from_row(&row)?,
+            open: BTreeMap::new(),
+        });
+    }
+    let mut q = QueryBuilder::<Db>::new(
+        "SELECT id, unit_id, category, severity FROM cases WHERE closed_at IS NULL AND unit_id IN (",
+    );
+    push_ids(&mut q, &ids);
+    for row in q.build().fetch_all(&mut *conn).await? {
+        let unit: i64 = row.try_get("unit_id")?;
+        if let Some(u) = units.iter_mut().find(|u| u.unit.id.0 == unit) {
+            u.open.insert(
+                row.try_get("id")?,
+                crate::grading::OpenHazard {
+                    category: row.try_get("category")?,
+                    severity: row.try_get("severity")?,
+                },
+            );
+        }
+    }
+    for g in grade_units(regrades, cases, units, rubric, now) {
+        write_grade(&mut *conn, &g, None).await?;
+    }
+    Ok(())
+}
+/// Appends `ids` as bound values and closes the parenthesis of an `IN (` list.
+fn push_ids(q: &mut QueryBuilder<Db>, ids: &[i64]) {
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(")");
+}
 /// Writes a unit's grade and patrol dates, and a history row if the stars changed.
 async fn write_grade(
-    tx: &mut Tx<'_>,
+    conn: &mut Conn,
     g: &GradeUpdate,
     inspection: Option<i64>,
 ) -> Result<(), Error> {
@@ -320,7 +371,7 @@ async fn write_grade(
     .bind(g.last_inspected_at.map(ms))
     .bind(g.last_closed_at.map(ms))
     .bind(g.next_due_at.map(ms))
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     if g.changed {
         sqlx::query(
@@ -334,7 +385,7 @@ async fn write_grade(
         .bind(&g.cause)
         .bind(inspection)
         .bind(ms(g.at))
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(())

@@ -354,13 +354,6 @@ impl UnitStore for This {
         .transpose()
     }
 
-    async fn regrade(&self, update: &GradeUpdate) -> Result<(), Error> {
-        let mut tx = begin_write(self.writer()).await?;
-        write_grade(&mut tx, update, None).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn unit_grades(&self, unit: UnitId) -> Result<Vec<GradeRecord>, Error> {
         let rows = sqlx::query(
             "SELECT stars, score, reasons, cause, inspection_id, at FROM unit_grades \

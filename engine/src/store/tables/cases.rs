@@ -29,6 +29,7 @@ pub trait CaseStore: Send + Sync + 'static {
         &self,
         batch: &[TransitionRequest],
         decide: &Decider<'_>,
+        rubric: &crate::grading::Rubric,
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::Result<Applied>>, Error>;
 

@@ -58,10 +58,6 @@ pub trait UnitStore: Send + Sync + 'static {
 
     async fn building_place(&self, id: i64) -> Result<Option<BuildingPlace>, Error>;
 
-    /// Writes a unit's new grade and patrol dates (outside an inspection: after a case
-    /// was closed, say).
-    async fn regrade(&self, update: &GradeUpdate) -> Result<(), Error>;
-
     /// A unit's grade history, oldest first.
     async fn unit_grades(&self, unit: UnitId) -> Result<Vec<GradeRecord>, Error>;
 

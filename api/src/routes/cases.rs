@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use anju_engine::domain::{CaseId, UnitId};
 use anju_engine::machine::Command;
-use anju_engine::model::{CaseFilter, CaseRecord};
+use anju_engine::model::{CaseFilter, CaseRecord, OutboxMessage};
 
 use crate::http::extract::{Body, Caller, Id, Params};
 use crate::http::problem::{ApiError, ApiResult};
@@ -194,5 +195,44 @@ pub(super) async fn case_messages(
 ) -> ApiResult<Json<Value>> {
     // The engine keeps to each caller the messages they may see.
     let messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
+    let messages: Vec<MessageOut> = messages.iter().map(MessageOut::of).collect();
     Ok(Json(json!({ "messages": messages })))
+}
+
+/// A message of a case's outbox: to whom, what, and how its delivery went.
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    id: i64,
+    case_id: CaseId,
+    event_seq: i64,
+    recipient_kind: &'a str,
+    recipient_id: Option<i64>,
+    template: &'a str,
+    subject: &'a str,
+    body: &'a str,
+    created_at: DateTime<Utc>,
+    attempts: i64,
+    delivered_at: Option<DateTime<Utc>>,
+    channel: Option<&'a str>,
+    last_error: Option<&'a str>,
+}
+
+impl<'a> MessageOut<'a> {
+    fn of(m: &'a OutboxMessage) -> MessageOut<'a> {
+        MessageOut {
+            id: m.id,
+            case_id: m.case_id,
+            event_seq: m.event_seq,
+            recipient_kind: &m.recipient_kind,
+            recipient_id: m.recipient_id,
+            template: &m.template,
+            subject: &m.subject,
+            body: &m.body,
+            created_at: m.created_at,
+            attempts: m.attempts,
+            delivered_at: m.delivered_at,
+            channel: m.channel.as_deref(),
+            last_error: m.last_error.as_deref(),
+        }
+    }
 }

@@ -4,14 +4,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+
+use anju_engine::domain::{DepartmentId, GridId, InspectorId, StreetId, SupervisorId};
+use anju_engine::model::{InspectorListing, SupervisorRecord};
+use anju_engine::routing::DepartmentInfo;
 
 use crate::http::extract::Caller;
 use crate::http::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// The units a landlord answers for: grade, last inspection, open orders and the
-/// nearest deadline (not the inspectors' patrol dates).
 /// The escalation rules in force, with their versions and script hashes, and how many
 /// evaluations ran and failed since the service started (supervisors).
 pub(super) async fn rules(
@@ -48,6 +51,7 @@ pub(super) async fn departments(
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.department_directory(&caller).await?;
+    let list: Vec<DepartmentOut> = list.iter().map(DepartmentOut::of).collect();
     Ok(Json(json!({ "departments": list })))
 }
 
@@ -57,6 +61,7 @@ pub(super) async fn inspectors(
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.inspector_directory(&caller).await?;
+    let list: Vec<InspectorOut> = list.iter().map(InspectorOut::of).collect();
     Ok(Json(json!({ "inspectors": list })))
 }
 
@@ -66,6 +71,7 @@ pub(super) async fn supervisors(
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.supervisor_directory(&caller).await?;
+    let list: Vec<SupervisorOut> = list.iter().map(SupervisorOut::of).collect();
     Ok(Json(json!({ "supervisors": list })))
 }
 
@@ -87,4 +93,66 @@ pub(super) async fn workflows(
         Json(json!({ "id": id, "definition": *def, "taxonomy": app.runtime.taxonomy() })),
     )
         .into_response())
+}
+
+/// A department of the directory.
+#[derive(Serialize)]
+pub(super) struct DepartmentOut<'a> {
+    id: DepartmentId,
+    name: &'a str,
+    kind: &'a str,
+    district_code: Option<&'a str>,
+}
+
+impl<'a> DepartmentOut<'a> {
+    pub(super) fn of(d: &'a DepartmentInfo) -> DepartmentOut<'a> {
+        DepartmentOut {
+            id: d.id,
+            name: &d.name,
+            kind: &d.kind,
+            district_code: d.district_code.as_deref(),
+        }
+    }
+}
+
+/// An inspector of the directory, with the grids they cover.
+#[derive(Serialize)]
+struct InspectorOut<'a> {
+    id: InspectorId,
+    name: &'a str,
+    shift: &'a str,
+    grids: &'a [GridId],
+}
+
+impl<'a> InspectorOut<'a> {
+    fn of(i: &'a InspectorListing) -> InspectorOut<'a> {
+        InspectorOut {
+            id: i.id,
+            name: &i.name,
+            shift: &i.shift,
+            grids: &i.grids,
+        }
+    }
+}
+
+/// A supervisor of the directory: level and area.
+#[derive(Serialize)]
+struct SupervisorOut<'a> {
+    id: SupervisorId,
+    name: &'a str,
+    level: &'a str,
+    district_code: Option<&'a str>,
+    street_id: Option<StreetId>,
+}
+
+impl<'a> SupervisorOut<'a> {
+    fn of(s: &'a SupervisorRecord) -> SupervisorOut<'a> {
+        SupervisorOut {
+            id: s.id,
+            name: &s.name,
+            level: &s.level,
+            district_code: s.district_code.as_deref(),
+            street_id: s.street_id,
+        }
+    }
 }

@@ -116,7 +116,7 @@ impl<'a> EventOut<'a> {
 
 /// A referral of a case to a department.
 #[derive(Serialize)]
-struct ReferralOut<'a> {
+pub(super) struct ReferralOut<'a> {
     id: i64,
     case_id: CaseId,
     department_id: DepartmentId,
@@ -128,7 +128,7 @@ struct ReferralOut<'a> {
 }
 
 impl<'a> ReferralOut<'a> {
-    fn of(r: &'a ReferralRecord) -> ReferralOut<'a> {
+    pub(super) fn of(r: &'a ReferralRecord) -> ReferralOut<'a> {
         ReferralOut {
             id: r.id,
             case_id: r.case_id,
@@ -266,6 +266,15 @@ impl<'a> UnitOut<'a> {
             evening_only: u.evening_only,
             public_code: &u.public_code,
         }
+    }
+}
+
+impl UnitOut<'_> {
+    /// The unit with its point in another datum (`lon`, `lat` as the caller asked).
+    pub(super) fn at(mut self, lon: f64, lat: f64) -> Self {
+        self.lon = lon;
+        self.lat = lat;
+        self
     }
 }
 

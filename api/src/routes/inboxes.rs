@@ -13,6 +13,7 @@ use crate::http::extract::{Caller, Id, Params};
 use crate::http::problem::ApiResult;
 use crate::state::AppState;
 
+use super::dto::ReferralOut;
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -124,7 +125,10 @@ pub(super) async fn department_referrals(
     let next = next_before(&cases, filter.limit);
     let out: Vec<Value> = cases
         .iter()
-        .map(|(c, mine)| json!({ "case": case_summary(&app, c), "referrals": mine }))
+        .map(|(c, mine)| {
+            let mine: Vec<ReferralOut> = mine.iter().map(ReferralOut::of).collect();
+            json!({ "case": case_summary(&app, c), "referrals": mine })
+        })
         .collect();
     Ok(Json(json!({ "referrals": out, "next_before": next })))
 }

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use anju_engine::auth::Scope;
+use anju_engine::domain::{DepartmentId, GridId, PartyId, StreetId};
 use anju_engine::model::Idempotent;
 
 use crate::http::extract::Caller;
@@ -79,8 +81,30 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(patrol::campaign_progress))
 }
 
+/// Who the caller is: role, subject and the part of the registry they see.
 async fn me(Caller(p): Caller) -> Json<Value> {
-    Json(json!({ "role": p.role, "subject": p.subject, "scope": p.scope }))
+    /// A caller's scope, as `{"kind": …, "id": …}`.
+    #[derive(serde::Serialize)]
+    #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+    enum ScopeOut<'a> {
+        City,
+        District(&'a str),
+        Street(StreetId),
+        Grids(&'a std::collections::BTreeSet<GridId>),
+        Party(PartyId),
+        Department(DepartmentId),
+        System,
+    }
+    let scope = match &p.scope {
+        Scope::City => ScopeOut::City,
+        Scope::District(code) => ScopeOut::District(code),
+        Scope::Street(id) => ScopeOut::Street(*id),
+        Scope::Grids(grids) => ScopeOut::Grids(grids),
+        Scope::Party(id) => ScopeOut::Party(*id),
+        Scope::Department(id) => ScopeOut::Department(*id),
+        Scope::System => ScopeOut::System,
+    };
+    Json(json!({ "role": p.role.as_str(), "subject": p.subject, "scope": scope }))
 }
 
 /// A created resource, or the stored response of the same request made before.

@@ -5,12 +5,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use anju_engine::domain::{GridId, InspectorId};
-use anju_engine::model::CheckItem;
+use anju_engine::domain::{GridId, InspectorId, UnitId};
+use anju_engine::model::{CampaignProgress, CampaignRecord, CheckItem, StoredStop};
 use anju_engine::patrol::{CampaignAreaInput, CampaignInput, InspectorPlan, eight_checks};
+use anju_engine::planning::{Backlog, Reason};
 use anju_engine::spatial::crs::Crs;
 use anju_engine::time::china_time;
 
@@ -96,7 +98,7 @@ pub async fn inspector_plan(
         "visited": r.stops.iter().filter(|s| s.visited_at.is_some()).count(),
         "length_m": r.length_m.round(),
         "nn_length_m": r.nn_length_m.round(),
-        "stops": r.stops,
+        "stops": r.stops.iter().map(StopOut::of).collect::<Vec<_>>(),
     }))
     .into_response())
 }
@@ -109,9 +111,8 @@ pub async fn plan_backlog(
     let date = anju_engine::text::parse_day("date", &date)?;
     let backlog = app.runtime.plan_backlog(&caller, date).await?;
     let left: u64 = backlog.iter().map(|b| u64::from(b.left)).sum();
-    Ok(Json(
-        json!({ "date": date, "left": left, "grids": backlog }),
-    ))
+    let grids: Vec<BacklogOut> = backlog.iter().map(BacklogOut::of).collect();
+    Ok(Json(json!({ "date": date, "left": left, "grids": grids })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +175,7 @@ pub async fn create_campaign(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(campaign))).into_response())
+    Ok((StatusCode::CREATED, Json(json!(CampaignOut::of(&campaign)))).into_response())
 }
 
 pub async fn campaigns(
@@ -182,6 +183,7 @@ pub async fn campaigns(
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.campaigns(&caller).await?;
+    let list: Vec<CampaignOut> = list.iter().map(CampaignOut::of).collect();
     Ok(Json(json!({ "campaigns": list })))
 }
 
@@ -190,7 +192,8 @@ pub async fn campaign(
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(app.runtime.campaign(&caller, id).await?)))
+    let campaign = app.runtime.campaign(&caller, id).await?;
+    Ok(Json(json!(CampaignOut::of(&campaign))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +219,132 @@ pub async fn campaign_progress(
         "total": sum(|r| r.total),
         "visited": sum(|r| r.visited),
         "hazards": sum(|r| r.hazards),
-        "areas": rows,
+        "areas": rows.iter().map(ProgressOut::of).collect::<Vec<_>>(),
     })))
+}
+
+/// A stop of a plan, in walking order.
+#[derive(Serialize)]
+struct StopOut<'a> {
+    seq: u32,
+    unit_id: UnitId,
+    address: &'a str,
+    grid_id: GridId,
+    lon: f64,
+    lat: f64,
+    reason: Reason,
+    overdue_days: i64,
+    stars: Option<u8>,
+    evening_only: bool,
+    leg_m: f64,
+    visited_at: Option<DateTime<Utc>>,
+    outcome: Option<&'a str>,
+    extra: bool,
+}
+
+impl<'a> StopOut<'a> {
+    fn of(s: &'a StoredStop) -> StopOut<'a> {
+        StopOut {
+            seq: s.seq,
+            unit_id: s.unit_id,
+            address: &s.address,
+            grid_id: s.grid_id,
+            lon: s.lon,
+            lat: s.lat,
+            reason: s.reason,
+            overdue_days: s.overdue_days,
+            stars: s.stars,
+            evening_only: s.evening_only,
+            leg_m: s.leg_m,
+            visited_at: s.visited_at,
+            outcome: s.outcome.as_deref(),
+            extra: s.extra,
+        }
+    }
+}
+
+/// A grid's part of a planned day: due, planned, left.
+#[derive(Serialize)]
+struct BacklogOut {
+    grid_id: GridId,
+    due: u32,
+    planned: u32,
+    left: u32,
+}
+
+impl BacklogOut {
+    fn of(b: &Backlog) -> BacklogOut {
+        BacklogOut {
+            grid_id: b.grid_id,
+            due: b.due,
+            planned: b.planned,
+            left: b.left,
+        }
+    }
+}
+
+/// An item of a campaign's checklist.
+#[derive(Serialize)]
+struct CheckItemOut<'a> {
+    code: &'a str,
+    zh: &'a str,
+    en: &'a str,
+}
+
+/// A campaign (专项行动): its area as it was given, its days and checklist.
+#[derive(Serialize)]
+struct CampaignOut<'a> {
+    id: i64,
+    name: &'a str,
+    area: &'a Value,
+    starts_on: NaiveDate,
+    ends_on: NaiveDate,
+    checklist: Vec<CheckItemOut<'a>>,
+    created_by: &'a str,
+    created_at: DateTime<Utc>,
+    units: i64,
+}
+
+impl<'a> CampaignOut<'a> {
+    fn of(c: &'a CampaignRecord) -> CampaignOut<'a> {
+        CampaignOut {
+            id: c.id,
+            name: &c.name,
+            area: &c.area,
+            starts_on: c.starts_on,
+            ends_on: c.ends_on,
+            checklist: c
+                .checklist
+                .iter()
+                .map(|i| CheckItemOut {
+                    code: &i.code,
+                    zh: &i.zh,
+                    en: &i.en,
+                })
+                .collect(),
+            created_by: &c.created_by,
+            created_at: c.created_at,
+            units: c.units,
+        }
+    }
+}
+
+/// How far a campaign has got in one area.
+#[derive(Serialize)]
+struct ProgressOut<'a> {
+    area: &'a str,
+    total: i64,
+    visited: i64,
+    hazards: i64,
+}
+
+impl<'a> ProgressOut<'a> {
+    fn of(p: &'a CampaignProgress) -> ProgressOut<'a> {
+        ProgressOut {
+            area: &p.area,
+            total: p.total,
+            visited: p.visited,
+            hazards: p.hazards,
+        }
+    }
 }

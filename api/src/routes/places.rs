@@ -4,11 +4,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use anju_engine::domain::{GridId, InspectionId, InspectorId, Point, UnitId};
-use anju_engine::model::InspectionFilter;
+use anju_engine::domain::{
+    CommunityId, GridId, InspectionId, InspectorId, Point, StreetId, UnitId,
+};
+use anju_engine::model::{GridRecord, InspectionFilter, InspectionRecord};
 use anju_engine::registry::Unit;
 use anju_engine::spatial::crs::{Crs, gcj02_from_wgs84};
 use anju_engine::spatial::shape::{Area, parse_area};
@@ -16,6 +19,8 @@ use anju_engine::spatial::shape::{Area, parse_area};
 use crate::http::extract::{Body, Caller, Id, Params};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+
+use super::dto::UnitOut;
 
 /// Most units one query returns.
 pub const MAX_UNITS: usize = 5000;
@@ -102,15 +107,21 @@ fn units_response(
             "features": features,
         }));
     }
-    let units: Vec<Value> = units
-        .into_iter()
+    /// A unit of a list, in the caller's datum, with its distance from the point asked.
+    #[derive(Serialize)]
+    struct Listed<'a> {
+        #[serde(flatten)]
+        unit: UnitOut<'a>,
+        distance_m: Option<f64>,
+    }
+    let units: Vec<Listed> = units
+        .iter()
         .map(|(u, d)| {
-            let (lon, lat) = in_crs(&u);
-            let mut v = json!(u);
-            v["lon"] = json!(lon);
-            v["lat"] = json!(lat);
-            v["distance_m"] = json!(round(d));
-            v
+            let (lon, lat) = in_crs(u);
+            Listed {
+                unit: UnitOut::of(u).at(lon, lat),
+                distance_m: round(*d),
+            }
         })
         .collect();
     Json(json!({
@@ -289,7 +300,7 @@ pub async fn grid(
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     let grid = app.runtime.grid(&caller, GridId(id)).await?;
-    Ok(Json(json!(grid)))
+    Ok(Json(json!(GridOut::of(&grid))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -356,5 +367,68 @@ pub async fn list_inspections(
     let next = (list.len() as u32 == limit)
         .then(|| list.last().map(|i| i.id))
         .flatten();
+    let list: Vec<InspectionRowOut> = list.iter().map(InspectionRowOut::of).collect();
     Ok(Json(json!({ "inspections": list, "next_before": next })))
+}
+
+/// A grid and where it sits, with its outline (GeoJSON, WGS-84).
+#[derive(Serialize)]
+struct GridOut<'a> {
+    id: GridId,
+    code: &'a str,
+    name: &'a str,
+    community_id: CommunityId,
+    street_id: StreetId,
+    district_code: &'a str,
+    geometry: Option<&'a Value>,
+    units: i64,
+}
+
+impl<'a> GridOut<'a> {
+    fn of(g: &'a GridRecord) -> GridOut<'a> {
+        GridOut {
+            id: g.id,
+            code: &g.code,
+            name: &g.name,
+            community_id: g.community_id,
+            street_id: g.street_id,
+            district_code: &g.district_code,
+            geometry: g.geometry.as_ref(),
+            units: g.units,
+        }
+    }
+}
+
+/// An inspection of the list: where and when, and how far from the unit.
+#[derive(Serialize)]
+struct InspectionRowOut<'a> {
+    id: InspectionId,
+    unit_id: UnitId,
+    address: &'a str,
+    inspector_id: Option<InspectorId>,
+    at: DateTime<Utc>,
+    lon: f64,
+    lat: f64,
+    distance_m: f64,
+    off_site: bool,
+    crs: Crs,
+    note: Option<&'a str>,
+}
+
+impl<'a> InspectionRowOut<'a> {
+    fn of(i: &'a InspectionRecord) -> InspectionRowOut<'a> {
+        InspectionRowOut {
+            id: i.id,
+            unit_id: i.unit_id,
+            address: &i.address,
+            inspector_id: i.inspector_id,
+            at: i.at,
+            lon: i.lon,
+            lat: i.lat,
+            distance_m: i.distance_m,
+            off_site: i.off_site,
+            crs: i.crs,
+            note: i.note.as_deref(),
+        }
+    }
 }

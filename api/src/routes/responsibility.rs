@@ -7,16 +7,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use anju_engine::domain::{CaseId, PartyId, UnitId};
-use anju_engine::responsibility::Decision;
+use anju_engine::escalation::DryRun;
+use anju_engine::model::{Agreement, BlacklistEntry, InsurancePolicy, PartyListing, RuleJob};
+use anju_engine::responsibility::{Decision, PartyView, UnitResponsibility};
+use anju_engine::routing::Route;
 use anju_engine::rules::{RuleSpec, Trigger};
 
 use crate::http::extract::{Body, Caller, Id, Params};
 use crate::http::problem::ApiResult;
 use crate::state::AppState;
+
+use super::directory::DepartmentOut;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -116,7 +122,7 @@ async fn dry_run(
             body.days,
         )
         .await?;
-    Ok(Json(json!(run)))
+    Ok(Json(json!(DryRunOut::of(&run))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +153,8 @@ async fn routing(
         districts = vec![d];
     }
     let table = routing.table(app.runtime.taxonomy(), &districts);
-    Ok(Json(json!({ "count": table.len(), "routes": table })))
+    let routes: Vec<RouteOut> = table.iter().map(RouteOut::of).collect();
+    Ok(Json(json!({ "count": routes.len(), "routes": routes })))
 }
 
 /// What the rules did on a case: each event they ran on and each action's result.
@@ -157,6 +164,7 @@ async fn case_rule_jobs(
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     let jobs = app.runtime.case_rule_jobs(&caller, CaseId(id)).await?;
+    let jobs: Vec<RuleJobOut> = jobs.iter().map(RuleJobOut::of).collect();
     Ok(Json(json!({ "case_id": id, "jobs": jobs })))
 }
 
@@ -165,9 +173,8 @@ async fn party(
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        app.runtime.party_view(&caller, PartyId(id)).await?
-    )))
+    let view = app.runtime.party_view(&caller, PartyId(id)).await?;
+    Ok(Json(json!(PartyViewOut::of(&view))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,7 +204,7 @@ async fn register_party(
             body.email.as_deref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(party))).into_response())
+    Ok((StatusCode::CREATED, Json(json!(PartyOut::of(&party)))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +236,7 @@ async fn parties(
     let next = (list.len() as u32 == q.limit.unwrap_or(100).clamp(1, 1000))
         .then(|| list.last().map(|p| p.id))
         .flatten();
+    let list: Vec<PartyOut> = list.iter().map(PartyOut::of).collect();
     Ok(Json(
         json!({ "count": list.len(), "parties": list, "next_after": next }),
     ))
@@ -247,6 +255,7 @@ async fn blacklist(
     Params(q): Params<StatusQuery>,
 ) -> ApiResult<Json<Value>> {
     let entries = app.runtime.blacklist(&caller, q.status.as_deref()).await?;
+    let entries: Vec<EntryOut> = entries.iter().map(EntryOut::of).collect();
     Ok(Json(json!({ "count": entries.len(), "entries": entries })))
 }
 
@@ -266,7 +275,7 @@ async fn propose(
         .runtime
         .propose_blacklist(&caller, PartyId(body.party_id), &body.reason)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(entry))).into_response())
+    Ok((StatusCode::CREATED, Json(json!(EntryOut::of(&entry)))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,9 +307,8 @@ async fn decide(
     } else {
         Decision::Reject { note: body.note }
     };
-    Ok(Json(json!(
-        app.runtime.decide_blacklist(&caller, id, decision).await?
-    )))
+    let entry = app.runtime.decide_blacklist(&caller, id, decision).await?;
+    Ok(Json(json!(EntryOut::of(&entry))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,11 +323,11 @@ async fn appeal(
     Id(id): Id,
     Body { value: body, .. }: Body<AppealBody>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        app.runtime
-            .appeal_blacklist(&caller, id, &body.appeal)
-            .await?
-    )))
+    let entry = app
+        .runtime
+        .appeal_blacklist(&caller, id, &body.appeal)
+        .await?;
+    Ok(Json(json!(EntryOut::of(&entry))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,11 +343,11 @@ async fn decide_appeal(
     Id(id): Id,
     Body { value: body, .. }: Body<AppealDecisionBody>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        app.runtime
-            .decide_appeal(&caller, id, body.upheld, &body.note)
-            .await?
-    )))
+    let entry = app
+        .runtime
+        .decide_appeal(&caller, id, body.upheld, &body.note)
+        .await?;
+    Ok(Json(json!(EntryOut::of(&entry))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,9 +362,8 @@ async fn lift(
     Id(id): Id,
     Body { value: body, .. }: Body<NoteBody>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        app.runtime.lift_blacklist(&caller, id, &body.note).await?
-    )))
+    let entry = app.runtime.lift_blacklist(&caller, id, &body.note).await?;
+    Ok(Json(json!(EntryOut::of(&entry))))
 }
 
 async fn unit_responsibility(
@@ -364,9 +371,8 @@ async fn unit_responsibility(
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        app.runtime.unit_responsibility(&caller, UnitId(id)).await?
-    )))
+    let r = app.runtime.unit_responsibility(&caller, UnitId(id)).await?;
+    Ok(Json(json!(ResponsibilityOut::of(&r))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,7 +402,7 @@ async fn add_agreement(
             body.document,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(a))).into_response())
+    Ok((StatusCode::CREATED, Json(json!(AgreementOut::of(&a)))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -427,5 +433,266 @@ async fn add_policy(
             body.ends_on.0,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(p))).into_response())
+    Ok((StatusCode::CREATED, Json(json!(PolicyOut::of(&p)))).into_response())
+}
+
+/// What a draft rule would have done.
+#[derive(Serialize)]
+struct DryRunOut<'a> {
+    rule: &'a str,
+    version: u32,
+    evaluations: u64,
+    failures: u64,
+    actions: &'a std::collections::BTreeMap<String, u64>,
+    samples: &'a [Value],
+}
+
+impl<'a> DryRunOut<'a> {
+    fn of(d: &'a DryRun) -> DryRunOut<'a> {
+        DryRunOut {
+            rule: &d.rule,
+            version: d.version,
+            evaluations: d.evaluations,
+            failures: d.failures,
+            actions: &d.actions,
+            samples: &d.samples,
+        }
+    }
+}
+
+/// A row of the routing table.
+#[derive(Serialize)]
+struct RouteOut<'a> {
+    category: &'a str,
+    district_code: &'a str,
+    department_kind: &'a str,
+    department: Option<DepartmentOut<'a>>,
+}
+
+impl<'a> RouteOut<'a> {
+    fn of(r: &'a Route) -> RouteOut<'a> {
+        RouteOut {
+            category: &r.category,
+            district_code: &r.district_code,
+            department_kind: &r.department_kind,
+            department: r.department.as_ref().map(DepartmentOut::of),
+        }
+    }
+}
+
+/// An event the rules ran on, and what they did.
+#[derive(Serialize)]
+struct RuleJobOut<'a> {
+    id: i64,
+    case_id: CaseId,
+    event_seq: Option<i64>,
+    trigger: &'a str,
+    detail: Option<&'a Value>,
+    created_at: DateTime<Utc>,
+    done_at: Option<DateTime<Utc>>,
+    outcome: Option<&'a Value>,
+}
+
+impl<'a> RuleJobOut<'a> {
+    fn of(j: &'a RuleJob) -> RuleJobOut<'a> {
+        RuleJobOut {
+            id: j.id,
+            case_id: j.case_id,
+            event_seq: j.event_seq,
+            trigger: &j.trigger,
+            detail: j.detail.as_ref(),
+            created_at: j.created_at,
+            done_at: j.done_at,
+            outcome: j.outcome.as_ref(),
+        }
+    }
+}
+
+/// A registered party and how many units it answers for.
+#[derive(Serialize)]
+struct PartyOut<'a> {
+    id: PartyId,
+    kind: &'a str,
+    name: &'a str,
+    phone: Option<&'a str>,
+    units: i64,
+}
+
+impl<'a> PartyOut<'a> {
+    fn of(p: &'a PartyListing) -> PartyOut<'a> {
+        PartyOut {
+            id: p.id,
+            kind: &p.kind,
+            name: &p.name,
+            phone: p.phone.as_deref(),
+            units: p.units,
+        }
+    }
+}
+
+/// A party's record: cases, overdue orders, referrals and results over twelve months,
+/// its score and its blacklist entries.
+#[derive(Serialize)]
+struct PartyViewOut<'a> {
+    party_id: PartyId,
+    kind: &'a str,
+    cases_by_severity: &'a std::collections::BTreeMap<String, i64>,
+    overdue_12m: i64,
+    referrals_12m: i64,
+    results_12m: i64,
+    blacklisted: bool,
+    score: u32,
+    blacklist: Vec<EntryOut<'a>>,
+}
+
+impl<'a> PartyViewOut<'a> {
+    fn of(v: &'a PartyView) -> PartyViewOut<'a> {
+        PartyViewOut {
+            party_id: v.party_id,
+            kind: &v.kind,
+            cases_by_severity: &v.cases_by_severity,
+            overdue_12m: v.overdue_12m,
+            referrals_12m: v.referrals_12m,
+            results_12m: v.results_12m,
+            blacklisted: v.blacklisted,
+            score: v.score,
+            blacklist: v.blacklist.iter().map(EntryOut::of).collect(),
+        }
+    }
+}
+
+/// A blacklist entry with its party, decision and appeal.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    id: i64,
+    party_id: PartyId,
+    party_name: &'a str,
+    party_kind: &'a str,
+    status: &'a str,
+    reason: &'a str,
+    source: &'a str,
+    case_id: Option<CaseId>,
+    district_code: &'a str,
+    proposed_at: DateTime<Utc>,
+    decided_by: Option<&'a str>,
+    decided_at: Option<DateTime<Utc>>,
+    decision_note: Option<&'a str>,
+    expires_at: Option<DateTime<Utc>>,
+    appeal: Option<&'a str>,
+    appealed_at: Option<DateTime<Utc>>,
+    appeal_decided_by: Option<&'a str>,
+    appeal_decided_at: Option<DateTime<Utc>>,
+    appeal_note: Option<&'a str>,
+    published: bool,
+}
+
+impl<'a> EntryOut<'a> {
+    fn of(e: &'a BlacklistEntry) -> EntryOut<'a> {
+        EntryOut {
+            id: e.id,
+            party_id: e.party_id,
+            party_name: &e.party_name,
+            party_kind: &e.party_kind,
+            status: &e.status,
+            reason: &e.reason,
+            source: &e.source,
+            case_id: e.case_id,
+            district_code: &e.district_code,
+            proposed_at: e.proposed_at,
+            decided_by: e.decided_by.as_deref(),
+            decided_at: e.decided_at,
+            decision_note: e.decision_note.as_deref(),
+            expires_at: e.expires_at,
+            appeal: e.appeal.as_deref(),
+            appealed_at: e.appealed_at,
+            appeal_decided_by: e.appeal_decided_by.as_deref(),
+            appeal_decided_at: e.appeal_decided_at,
+            appeal_note: e.appeal_note.as_deref(),
+            published: e.published,
+        }
+    }
+}
+
+/// A safety responsibility agreement (安全管理责任书).
+#[derive(Serialize)]
+struct AgreementOut<'a> {
+    id: i64,
+    unit_id: UnitId,
+    party_id: PartyId,
+    signer: &'a str,
+    signed_on: NaiveDate,
+    expires_on: NaiveDate,
+    document: Option<&'a str>,
+    recorded_by: &'a str,
+    recorded_at: DateTime<Utc>,
+}
+
+impl<'a> AgreementOut<'a> {
+    fn of(a: &'a Agreement) -> AgreementOut<'a> {
+        AgreementOut {
+            id: a.id,
+            unit_id: a.unit_id,
+            party_id: a.party_id,
+            signer: &a.signer,
+            signed_on: a.signed_on,
+            expires_on: a.expires_on,
+            document: a.document.as_deref(),
+            recorded_by: &a.recorded_by,
+            recorded_at: a.recorded_at,
+        }
+    }
+}
+
+/// A rental-insurance policy (出租屋综合保险).
+#[derive(Serialize)]
+struct PolicyOut<'a> {
+    id: i64,
+    unit_id: UnitId,
+    insurer: &'a str,
+    policy_no: &'a str,
+    coverage_yuan: f64,
+    starts_on: NaiveDate,
+    ends_on: NaiveDate,
+    recorded_by: &'a str,
+    recorded_at: DateTime<Utc>,
+}
+
+impl<'a> PolicyOut<'a> {
+    fn of(p: &'a InsurancePolicy) -> PolicyOut<'a> {
+        PolicyOut {
+            id: p.id,
+            unit_id: p.unit_id,
+            insurer: &p.insurer,
+            policy_no: &p.policy_no,
+            coverage_yuan: p.coverage_yuan,
+            starts_on: p.starts_on,
+            ends_on: p.ends_on,
+            recorded_by: &p.recorded_by,
+            recorded_at: p.recorded_at,
+        }
+    }
+}
+
+/// A unit's agreements and insurance, and whether each covers today.
+#[derive(Serialize)]
+struct ResponsibilityOut<'a> {
+    unit_id: UnitId,
+    party_id: Option<PartyId>,
+    agreement_valid: bool,
+    insured: bool,
+    agreements: Vec<AgreementOut<'a>>,
+    policies: Vec<PolicyOut<'a>>,
+}
+
+impl<'a> ResponsibilityOut<'a> {
+    fn of(r: &'a UnitResponsibility) -> ResponsibilityOut<'a> {
+        ResponsibilityOut {
+            unit_id: r.unit_id,
+            party_id: r.party_id,
+            agreement_valid: r.agreement_valid,
+            insured: r.insured,
+            agreements: r.agreements.iter().map(AgreementOut::of).collect(),
+            policies: r.policies.iter().map(PolicyOut::of).collect(),
+        }
+    }
 }

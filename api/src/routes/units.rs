@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use anju_engine::domain::{PartyId, UnitId};
+use anju_engine::domain::{CommunityId, GridId, InspectionId, PartyId, StreetId, UnitId};
+use anju_engine::model::{GradeRecord, LocationCorrection, UnitPartyRecord};
 use anju_engine::registry::Unit;
 use anju_engine::runtime::UnitInput;
 use anju_engine::spatial::crs::Crs;
@@ -113,6 +115,7 @@ pub(super) async fn correct_unit_point(
         .correct_unit_point(&caller, UnitId(id), point, &b.reason)
         .await?;
     let corrections = app.runtime.unit_corrections(&caller, UnitId(id)).await?;
+    let corrections: Vec<CorrectionOut> = corrections.iter().map(CorrectionOut::of).collect();
     Ok(Json(
         json!({ "unit": UnitOut::of(&unit), "corrections": corrections }),
     ))
@@ -164,7 +167,7 @@ pub(super) async fn unit_grades(
         "checklist": unit.checklist,
         "last_inspected_at": unit.last_inspected_at,
         "next_due_at": unit.next_due_at,
-        "history": history,
+        "history": history.iter().map(GradeOut::of).collect::<Vec<_>>(),
     })))
 }
 
@@ -178,6 +181,7 @@ pub(super) async fn unit_parties(
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
+    let history: Vec<UnitPartyOut> = history.iter().map(UnitPartyOut::of).collect();
     Ok(Json(json!({ "unit_id": id, "parties": history })))
 }
 
@@ -202,7 +206,96 @@ pub(super) async fn change_unit_party(
         .change_unit_party(&caller, UnitId(id), b.party_id.map(PartyId), b.role)
         .await?;
     let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
+    let history: Vec<UnitPartyOut> = history.iter().map(UnitPartyOut::of).collect();
     Ok(Json(
         json!({ "unit": UnitOut::of(&unit), "parties": history }),
     ))
+}
+
+/// An audited correction of a unit's or a building's point.
+#[derive(Serialize)]
+struct CorrectionOut<'a> {
+    kind: &'a str,
+    id: i64,
+    from: (f64, f64),
+    to: (f64, f64),
+    grid_before: Option<GridId>,
+    place: PlaceOut<'a>,
+    actor: &'a str,
+    reason: &'a str,
+    at: DateTime<Utc>,
+}
+
+/// Where a point lies: grid, community, street, district.
+#[derive(Serialize)]
+struct PlaceOut<'a> {
+    grid_id: Option<GridId>,
+    community_id: Option<CommunityId>,
+    street_id: Option<StreetId>,
+    district_code: &'a str,
+}
+
+impl<'a> CorrectionOut<'a> {
+    fn of(c: &'a LocationCorrection) -> CorrectionOut<'a> {
+        CorrectionOut {
+            kind: &c.kind,
+            id: c.id,
+            from: c.from,
+            to: c.to,
+            grid_before: c.grid_before,
+            place: PlaceOut {
+                grid_id: c.place.grid_id,
+                community_id: c.place.community_id,
+                street_id: c.place.street_id,
+                district_code: &c.place.district_code,
+            },
+            actor: &c.actor,
+            reason: &c.reason,
+            at: c.at,
+        }
+    }
+}
+
+/// A change of a unit's grade, and why.
+#[derive(Serialize)]
+struct GradeOut<'a> {
+    stars: Option<u8>,
+    score: Option<f64>,
+    reasons: &'a [String],
+    cause: &'a str,
+    inspection_id: Option<InspectionId>,
+    at: DateTime<Utc>,
+}
+
+impl<'a> GradeOut<'a> {
+    fn of(g: &'a GradeRecord) -> GradeOut<'a> {
+        GradeOut {
+            stars: g.stars,
+            score: g.score,
+            reasons: &g.reasons,
+            cause: &g.cause,
+            inspection_id: g.inspection_id,
+            at: g.at,
+        }
+    }
+}
+
+/// Who answered for a unit, in which role, from when to when.
+#[derive(Serialize)]
+struct UnitPartyOut<'a> {
+    party_id: PartyId,
+    role: &'a str,
+    from_at: DateTime<Utc>,
+    to_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> UnitPartyOut<'a> {
+    fn of(p: &'a UnitPartyRecord) -> UnitPartyOut<'a> {
+        UnitPartyOut {
+            party_id: p.party_id,
+            role: &p.role,
+            from_at: p.from_at,
+            to_at: p.to_at,
+        }
+    }
 }

@@ -15,9 +15,8 @@ use crate::spatial::crs::Crs;
 pub use anju_core::records::{EventRecord, OutboxMessage, ReferralRecord};
 
 /// A case with everything stored about it besides its history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
-    #[serde(flatten)]
     pub snapshot: CaseSnapshot,
     pub definition_id: i64,
     pub unit_id: UnitId,
@@ -31,7 +30,6 @@ pub struct CaseRecord {
     /// The running timer, if any (a case runs at most one).
     pub timer: Option<TimerRecord>,
     /// The number of the last timer scheduled for the case.
-    #[serde(skip)]
     pub timer_seq: i64,
 }
 
@@ -61,7 +59,7 @@ impl CaseRecord {
 
 /// A case's running timer. `seq` numbers the timers a case has had, so that a claim
 /// on a timer that was since cancelled or replaced can tell.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimerRecord {
     pub case_id: CaseId,
     pub seq: i64,
@@ -186,7 +184,7 @@ pub struct GradeUpdate {
 
 /// A stored route of a planned day, with the units' addresses and whether each was
 /// visited that day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredRoute {
     pub inspector_id: InspectorId,
     pub shift: String,
@@ -197,7 +195,7 @@ pub struct StoredRoute {
     pub stops: Vec<StoredStop>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredStop {
     pub seq: u32,
     pub unit_id: UnitId,
@@ -250,7 +248,7 @@ pub struct NewCampaign {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CampaignRecord {
     pub id: i64,
     pub name: String,
@@ -264,7 +262,7 @@ pub struct CampaignRecord {
 }
 
 /// How far a campaign has got in one area.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignProgress {
     /// The district code, or the street, community or grid id.
     pub area: String,
@@ -309,7 +307,7 @@ impl OpenCase {
 }
 
 /// A party's record for escalation rules.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartyRecord {
     pub party_id: PartyId,
     pub kind: String,
@@ -342,7 +340,7 @@ impl PartyRecord {
 }
 
 /// A registered party (登记的房东、中介、二房东) with how many units it answers for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartyListing {
     pub id: PartyId,
     pub kind: String,
@@ -352,7 +350,7 @@ pub struct PartyListing {
 }
 
 /// A rule version published at run time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleVersion {
     pub spec: crate::rules::RuleSpec,
     pub source: String,
@@ -362,7 +360,7 @@ pub struct RuleVersion {
 }
 
 /// An event escalation rules listen to, waiting for the rule worker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleJob {
     pub id: i64,
     pub case_id: CaseId,
@@ -377,7 +375,7 @@ pub struct RuleJob {
 }
 
 /// A blacklist entry (黑名单) with its party.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlacklistEntry {
     pub id: i64,
     pub party_id: PartyId,
@@ -430,7 +428,7 @@ pub enum BlacklistChange {
 }
 
 /// A safety responsibility agreement (安全管理责任书) of a unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Agreement {
     pub id: i64,
     pub unit_id: UnitId,
@@ -444,7 +442,7 @@ pub struct Agreement {
 }
 
 /// A rental-insurance policy (出租屋综合保险) of a unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InsurancePolicy {
     pub id: i64,
     pub unit_id: UnitId,
@@ -458,7 +456,7 @@ pub struct InsurancePolicy {
 }
 
 /// A unit a party answers for, with its open orders.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartyUnit {
     pub unit: Unit,
     /// Open cases with a rectification order.
@@ -468,7 +466,7 @@ pub struct PartyUnit {
 }
 
 /// What a unit's public placard shows: no personal data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Placard {
     pub public_code: String,
     pub address: String,
@@ -481,7 +479,7 @@ pub struct Placard {
 }
 
 /// One change of a unit's grade.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GradeRecord {
     pub stars: Option<u8>,
     pub score: Option<f64>,
@@ -492,7 +490,7 @@ pub struct GradeRecord {
 }
 
 /// An inspection as stored, with the unit's address.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InspectionRecord {
     pub id: InspectionId,
     pub unit_id: UnitId,
@@ -533,7 +531,7 @@ pub struct NewCase {
     pub timer: Option<TimerDraft>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RecordedInspection {
     pub inspection_id: InspectionId,
     pub case_ids: Vec<CaseId>,
@@ -592,7 +590,7 @@ pub struct TokenRecord {
 }
 
 /// A grid and where it sits.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GridRecord {
     pub id: GridId,
     pub code: String,
@@ -620,7 +618,7 @@ impl GridRecord {
 
 /// A correction of a unit's or a building's point, audited: who, why, from where to
 /// where, and the grid before and after.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocationCorrection {
     /// `unit` or `building`.
     pub kind: String,
@@ -636,7 +634,7 @@ pub struct LocationCorrection {
 }
 
 /// One entry of a unit's responsibility history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnitPartyRecord {
     pub party_id: PartyId,
     pub role: String,
@@ -645,7 +643,7 @@ pub struct UnitPartyRecord {
 }
 
 /// A supervisor's level and area.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SupervisorRecord {
     pub id: SupervisorId,
     pub name: String,
@@ -666,7 +664,7 @@ pub enum PlanSave {
 }
 
 /// An inspector in the directory.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InspectorListing {
     pub id: InspectorId,
     pub name: String,
@@ -718,7 +716,7 @@ impl ImportCounts {
 }
 
 /// Timer backlog figures for the metrics endpoint.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct TimerBacklog {
     pub pending: i64,
     pub due: i64,

@@ -1,7 +1,5 @@
 //! An inspection, pure: its fields checked (findings, notes, evidence, the checklist, what a visit attempt may carry), its findings merged into one hazard per category, and the finding of a missing responsibility agreement.
 
-use serde::Serialize;
-
 use crate::domain::{CaseId, Point, UnitId};
 use crate::error::{Error, FieldError};
 use crate::grading::{Checklist, Rubric};
@@ -38,14 +36,14 @@ pub struct InspectionInput {
 }
 
 /// A finding attached to an open case instead of opening another.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttachedFinding {
     pub finding: usize,
     pub case_id: CaseId,
 }
 
 /// An open case that a finding may duplicate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PossibleDuplicate {
     pub finding: usize,
     pub case_id: CaseId,

@@ -20,7 +20,7 @@ pub const MAX_EVIDENCE: usize = 20;
 pub const MAX_EVIDENCE_LEN: usize = 500;
 
 /// A case as the machine sees it: everything a decision may depend on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseSnapshot {
     pub id: CaseId,
     pub state: String,
@@ -45,12 +45,10 @@ pub struct CaseSnapshot {
     /// Whether the case waits for a supervisor's review.
     pub review_required: bool,
     /// The last rule step applied (job * 1024 + action); a step at or below it was applied.
-    #[serde(skip)]
     pub rule_mark: i64,
     /// The version of the last event a person made by a command (not a timer, a rule,
     /// a finding attached by an inspection or a system correction): a command that names
     /// an older version conflicts with that person's act.
-    #[serde(skip)]
     pub acted_version: i64,
 }
 
@@ -85,7 +83,7 @@ pub struct Context<'a> {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimerDraft {
     pub kind: String,
     pub fire: String,
@@ -94,7 +92,7 @@ pub struct TimerDraft {
 
 /// An outgoing message, rendered when the transition is decided so that the outbox row
 /// is complete on its own.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessageDraft {
     pub recipient: Recipient,
     /// The party, inspector or department; `None` for supervisors, who are found by the
@@ -127,7 +125,7 @@ pub enum ReferralChange {
 
 /// The outcome of a command: the case after it, the event's data, and the effects to
 /// commit with it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub from: String,
     pub next: CaseSnapshot,
@@ -148,8 +146,7 @@ pub struct Decision {
 }
 
 /// Why a unit is graded again after a transition of one of its cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Regrade {
     /// The case closed: its cap on the grade is lifted, and a return visit is due.
     Closed,

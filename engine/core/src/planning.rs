@@ -70,7 +70,7 @@ impl Reason {
 }
 
 /// One visit of a route.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stop {
     pub unit_id: UnitId,
     pub grid_id: GridId,
@@ -104,7 +104,7 @@ impl Stop {
 }
 
 /// One inspector's day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub inspector_id: InspectorId,
     pub shift: String,
@@ -117,7 +117,7 @@ pub struct Route {
 }
 
 /// Due units of a grid, and how many could not be planned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {
     pub grid_id: GridId,
     pub due: u32,
@@ -128,7 +128,7 @@ pub struct Backlog {
 }
 
 /// A day's plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DayPlan {
     pub date: NaiveDate,
     pub routes: Vec<Route>,

@@ -1,13 +1,12 @@
 //! The records of a case's history the policy judges: its events, its outgoing messages and its referrals, as stored.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{Actor, CaseId, DepartmentId};
 
 /// One entry of a case's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -19,7 +18,7 @@ pub struct EventRecord {
     pub data: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxMessage {
     pub id: i64,
     pub case_id: CaseId,
@@ -36,7 +35,7 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReferralRecord {
     pub id: i64,
     pub case_id: CaseId,

@@ -379,7 +379,7 @@ pub struct UnitRow {
 }
 
 /// A rental unit as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Unit {
     pub id: UnitId,
     pub address_code: String,

@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::domain::DepartmentId;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DepartmentInfo {
     pub id: DepartmentId,
     pub name: String,
@@ -18,7 +16,7 @@ pub struct DepartmentInfo {
 
 /// One row of the routing table; `department` is `None` where no department of the
 /// kind serves the district (a referral then has to name one).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub category: String,
     pub district_code: String,

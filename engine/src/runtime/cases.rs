@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::{Principal, Scope};
@@ -19,11 +18,10 @@ use crate::workflow::{FieldKind, TimerDue};
 use super::Runtime;
 
 /// A case with its history, timers and referrals, as a caller may see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CaseView {
     pub case: CaseRecord,
     /// The case's workflow and its state's names.
-    #[serde(flatten)]
     pub names: StateNames,
     pub history: Vec<EventRecord>,
     pub timers: Vec<TimerRecord>,
@@ -41,11 +39,10 @@ pub struct Committed {
 
 /// The answer to a command: the case as committed and what changed, without its whole
 /// history (`GET /cases/{id}` and `/events` give that).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CommandAnswer {
     pub case: CaseRecord,
     /// The case's workflow and its state's names.
-    #[serde(flatten)]
     pub names: StateNames,
     /// The events the command added, as the caller may see them.
     pub events: Vec<EventRecord>,
@@ -56,7 +53,7 @@ pub struct CommandAnswer {
 }
 
 /// A case's workflow and its state's names, as every answer about a case gives them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StateNames {
     pub workflow: String,
     pub workflow_version: u32,

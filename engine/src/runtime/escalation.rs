@@ -657,7 +657,7 @@ fn merge(into: &mut SweepReport, part: std::result::Result<SweepReport, tokio::t
 }
 
 /// What a draft rule would have done, changing nothing.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct DryRun {
     pub rule: String,
     pub version: u32,

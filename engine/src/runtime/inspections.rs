@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -34,7 +33,7 @@ use super::units::GradeView;
 use super::writer::Work;
 
 /// An inspection and the cases it opened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct InspectionOutcome {
     pub inspection_id: crate::domain::InspectionId,
     pub unit_id: UnitId,

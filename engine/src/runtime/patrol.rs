@@ -36,7 +36,7 @@ pub struct CityPlanReport {
 }
 
 /// One inspector's plan of a day, as they see it on their phone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct InspectorPlan {
     pub date: NaiveDate,
     /// Always true: a plan shown is stored, and the same all day.

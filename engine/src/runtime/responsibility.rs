@@ -1,7 +1,6 @@
 //! Landlords' responsibility (压实主体责任): the register of landlords, agents and sub-landlords, a party's record and score, the blacklist with its proposals, approvals, appeals and expiry, the public list of named parties, responsibility agreements and rental-insurance policies.
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
-use serde::Serialize;
 
 use crate::auth::{Principal, Scope};
 use crate::domain::{PartyId, Role, UnitId};
@@ -57,7 +56,7 @@ pub fn effective_status(entry: &BlacklistEntry, now: DateTime<Utc>) -> &str {
 }
 
 /// A party's record as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PartyView {
     pub party_id: PartyId,
     pub kind: String,
@@ -527,7 +526,7 @@ impl Runtime {
 }
 
 /// A unit's agreements and insurance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct UnitResponsibility {
     pub unit_id: UnitId,
     pub party_id: Option<PartyId>,

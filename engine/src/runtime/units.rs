@@ -1,7 +1,6 @@
 //! The registry on the runtime: units and their parties, units near a point, nearest, in an area (paged, scoped), grids and their units, grade histories.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::auth::{Principal, Scope};
 use crate::domain::{PartyId, Point, UnitId};
@@ -26,7 +25,7 @@ pub struct UnitInput {
 }
 
 /// A unit's grade as a caller sees it after a change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GradeView {
     pub stars: Option<u8>,
     pub score: Option<f64>,

@@ -11,7 +11,7 @@ use crate::machine::{CaseSnapshot, Decision, MessageDraft, ReferralChange, Regra
 use crate::registry::Unit;
 use crate::rules::Trigger;
 use crate::store::{
-    Applied, CaseRecord, Decider, EventRecord, GradeUpdate, TimerRecord, TransitionRequest,
+    Applied, CaseRecord, Decider, EventRecord, GradeUpdate, NewCase, TimerRecord, TransitionRequest,
 };
 
 /// A case as a batch leaves it: its version before the batch (the update is guarded by
@@ -27,19 +27,102 @@ pub(crate) struct CaseWrite {
 /// How a column's value is read off a case as a batch leaves it.
 pub(crate) type CellOf = fn(&CaseWrite) -> Cell;
 
-/// A value of a case column as a batch writes it.
+/// A value of a case column as a batch or an opening writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
     Int(i64),
     MaybeInt(Option<i64>),
     MaybeText(Option<String>),
     Text(String),
+    Real(f64),
+    Json(Value),
+}
+
+/// A case as an inspection opens it, with what only an opening writes.
+pub(crate) struct Opening<'a> {
+    pub case: &'a NewCase,
+    pub unit_id: i64,
+    pub inspection_id: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// How a column's value is read off a case as an inspection opens it.
+pub(crate) type OpenCellOf = fn(&Opening<'_>) -> Cell;
+
+/// The columns of `cases` only an opening writes (a batch never changes them; a case
+/// that moves has its place's columns rewritten by a statement of its own). A case is
+/// inserted with these and `CASE_UPDATES`, and read back by `case_columns()`, which
+/// lists `id`, these and `CASE_UPDATES` in this order: a new column is one line here
+/// or there, with its migration and its field in `case_from_row`.
+pub(crate) const CASE_OPENS: &[(&str, OpenCellOf)] = &[
+    ("definition_id", |o| Cell::Int(o.case.definition_id)),
+    ("unit_id", |o| Cell::Int(o.unit_id)),
+    ("inspection_id", |o| Cell::MaybeInt(Some(o.inspection_id))),
+    ("category", |o| Cell::Text(o.case.snapshot.category.clone())),
+    ("severity", |o| Cell::Text(o.case.snapshot.severity.clone())),
+    ("address", |o| Cell::Text(o.case.snapshot.address.clone())),
+    ("district_code", |o| {
+        Cell::Text(o.case.snapshot.district_code.clone())
+    }),
+    // 0 stands for none in the place's columns (see `some_id`).
+    ("street_id", |o| {
+        Cell::Int(o.case.snapshot.street_id.map_or(0, |i| i.0))
+    }),
+    ("grid_id", |o| {
+        Cell::Int(o.case.snapshot.grid_id.map_or(0, |i| i.0))
+    }),
+    ("party_id", |o| {
+        Cell::MaybeInt(o.case.snapshot.party_id.map(|p| p.0))
+    }),
+    ("inspector_id", |o| {
+        Cell::MaybeInt(o.case.snapshot.inspector_id.map(|i| i.0))
+    }),
+    ("note", |o| Cell::MaybeText(o.case.note.clone())),
+    ("evidence", |o| {
+        Cell::Json(Value::from(o.case.evidence.clone()))
+    }),
+    ("lon", |o| Cell::Real(o.case.lon)),
+    ("lat", |o| Cell::Real(o.case.lat)),
+    ("opened_at", |o| Cell::Int(o.at.timestamp_millis())),
+    ("updated_at", |o| Cell::Int(o.at.timestamp_millis())),
+];
+
+impl Opening<'_> {
+    /// The case as it is opened, for the columns a batch also writes.
+    pub(crate) fn as_write(&self) -> CaseWrite {
+        let timer = self.case.timer.as_ref().map(|t| TimerRecord {
+            case_id: self.case.snapshot.id,
+            seq: 1,
+            kind: t.kind.clone(),
+            fire_command: t.fire.clone(),
+            due_at: t.due_at,
+        });
+        CaseWrite {
+            before: 0,
+            after: self.case.snapshot.clone(),
+            definition_id: self.case.definition_id,
+            timer_seq: i64::from(timer.is_some()),
+            timer,
+        }
+    }
+}
+
+/// Every column a case is read with, in one order: `id`, `CASE_OPENS`, `CASE_UPDATES`.
+pub(crate) fn case_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::iter::once("id")
+            .chain(CASE_OPENS.iter().map(|(c, _)| *c))
+            .chain(CASE_UPDATES.iter().map(|(c, _)| *c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    &COLUMNS
 }
 
 /// The columns of `cases` a batch updates, each with how it is read off a case as the
 /// batch leaves it: the one list both backends build their statements from (SQLite's
 /// multi-row VALUES, PostgreSQL's arrays), so that a new column a batch writes is one
-/// line here (with its migration, `CASE_COLUMNS` and `case_from_row` for reading).
+/// line here (with its migration and its field in `case_from_row`).
 /// `id` and the version before (`before`) key the update; `updated_at` is the batch's
 /// time and the timer's claim is cleared.
 pub(crate) const CASE_UPDATES: &[(&str, CellOf)] = &[
@@ -390,5 +473,60 @@ pub(crate) fn check_version(
     match outcome {
         Err(anju_core::Error::IllegalTransition { .. }) => Err(stale),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PostgreSQL's update sends each column of `CASE_UPDATES` as an array of integers
+    /// or of texts: no other kind of cell may be there.
+    #[test]
+    fn a_batch_updates_integers_and_texts_only() {
+        let write = CaseWrite {
+            before: 1,
+            after: CaseSnapshot {
+                id: crate::domain::CaseId(1),
+                state: "s".into(),
+                version: 2,
+                category: "c".into(),
+                severity: "minor".into(),
+                address: "a".into(),
+                district_code: "440103".into(),
+                street_id: None,
+                grid_id: None,
+                party_id: None,
+                inspector_id: None,
+                department_id: None,
+                deadline_at: None,
+                order_no: 0,
+                escalation: 0,
+                reopen_count: 0,
+                closed_at: None,
+                priority: 0,
+                review_required: false,
+                rule_mark: 0,
+                acted_version: 0,
+            },
+            definition_id: 1,
+            timer: None,
+            timer_seq: 0,
+        };
+        for (column, cell) in CASE_UPDATES {
+            assert!(
+                matches!(
+                    cell(&write),
+                    Cell::Int(_) | Cell::MaybeInt(_) | Cell::Text(_) | Cell::MaybeText(_)
+                ),
+                "{column}"
+            );
+        }
+        let columns = case_columns();
+        assert!(
+            columns.starts_with("id, definition_id, unit_id,"),
+            "{columns}"
+        );
+        assert!(columns.ends_with("rule_mark, acted_version"), "{columns}");
     }
 }

@@ -304,7 +304,8 @@ fn update_cases(writes: &Writes, at: i64) -> QueryBuilder<Db> {
                     .map(|c| match c {
                         Cell::Int(v) => Some(v),
                         Cell::MaybeInt(v) => v,
-                        Cell::Text(_) | Cell::MaybeText(_) => None,
+                        // `CASE_UPDATES` holds integers and texts only (tested).
+                        Cell::Text(_) | Cell::MaybeText(_) | Cell::Real(_) | Cell::Json(_) => None,
                     })
                     .collect();
                 q.push_bind(values).push("::bigint[]");
@@ -315,7 +316,7 @@ fn update_cases(writes: &Writes, at: i64) -> QueryBuilder<Db> {
                     .map(|c| match c {
                         Cell::Text(v) => Some(v),
                         Cell::MaybeText(v) => v,
-                        Cell::Int(_) | Cell::MaybeInt(_) => None,
+                        Cell::Int(_) | Cell::MaybeInt(_) | Cell::Real(_) | Cell::Json(_) => None,
                     })
                     .collect();
                 q.push_bind(values).push("::text[]");

@@ -14,10 +14,10 @@ use sqlx::sqlite::{
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
-use super::batch::{CASE_UPDATES, CaseWrite, Cell, Writes, case_ids, decide_batch, rule_writes_of};
+use super::batch::{CASE_UPDATES, CaseWrite, Writes, case_ids, decide_batch, rule_writes_of};
 use super::{Applied, Backend, CaseRecord, Decider, Error, TransitionRequest};
 use sql::{
-    CASE_COLUMNS, case_from_row, corrupt, ms, push_move, push_referral, push_rule_write,
+    CASE_COLUMNS, case_from_row, corrupt, ms, push_cell, push_move, push_referral, push_rule_write,
     rows_per_statement,
 };
 
@@ -319,12 +319,7 @@ fn batch_script(writes: Writes, at: i64, begin: bool) -> Script {
         q.push_values(chunk, |mut b, (id, w)| {
             b.push_bind(**id).push_bind(w.before);
             for (_, cell) in CASE_UPDATES {
-                match cell(w) {
-                    Cell::Int(v) => b.push_bind(v),
-                    Cell::MaybeInt(v) => b.push_bind(v),
-                    Cell::Text(v) => b.push_bind(v),
-                    Cell::MaybeText(v) => b.push_bind(v),
-                };
+                push_cell(&mut b, cell(w));
             }
         });
         q.push(") AS v WHERE cases.id = v.column1 AND cases.version = v.column2");

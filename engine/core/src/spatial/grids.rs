@@ -53,7 +53,7 @@ pub struct GridPlace {
 /// Where a point lies: in the grid whose polygon holds it (with the grid's community,
 /// street and district), or, outside every grid, only in the district whose outline
 /// holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointPlace {
     pub grid_id: Option<GridId>,
     pub community_id: Option<CommunityId>,

@@ -41,45 +41,30 @@ async fn insert_case(
 ) -> crate::Result<CaseId> {
     let now = inspection.at;
     let s = &c.snapshot;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO cases (definition_id, unit_id, inspection_id, category, severity, \
-         state, version, address, district_code, street_id, grid_id, party_id, \
-         inspector_id, department_id, deadline_at, order_no, escalation, reopen_count, \
-         note, evidence, lon, lat, opened_at, updated_at, closed_at, timer_seq, \
-         timer_kind, timer_fire, timer_due_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20, $21, $22, $23, $23, NULL, $24, $25, $26, $27) RETURNING id",
-    )
-    .bind(c.definition_id)
-    .bind(inspection.unit_id.0)
-    .bind(inspection_id)
-    .bind(&s.category)
-    .bind(&s.severity)
-    .bind(&s.state)
-    .bind(s.version)
-    .bind(&s.address)
-    .bind(&s.district_code)
-    .bind(s.street_id.map_or(0, |i| i.0))
-    .bind(s.grid_id.map_or(0, |i| i.0))
-    .bind(s.party_id.map(|p| p.0))
-    .bind(s.inspector_id.map(|i| i.0))
-    .bind(s.department_id.map(|d| d.0))
-    .bind(s.deadline_at.map(ms))
-    .bind(i64::from(s.order_no))
-    .bind(i64::from(s.escalation))
-    .bind(i64::from(s.reopen_count))
-    .bind(&c.note)
-    .bind(Json(&c.evidence))
-    .bind(c.lon)
-    .bind(c.lat)
-    .bind(ms(now))
-    .bind(i64::from(c.timer.is_some()))
-    .bind(c.timer.as_ref().map(|t| t.kind.clone()))
-    .bind(c.timer.as_ref().map(|t| t.fire.clone()))
-    .bind(c.timer.as_ref().map(|t| ms(t.due_at)))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| refusal(e, "a case"))?;
+    let opening = Opening {
+        case: c,
+        unit_id: inspection.unit_id.0,
+        inspection_id,
+        at: now,
+    };
+    let write = opening.as_write();
+    let mut q = QueryBuilder::<Db>::new("INSERT INTO cases (");
+    q.push(case_columns().trim_start_matches("id, "));
+    q.push(") ");
+    q.push_values([()], |mut b, ()| {
+        for (_, cell) in CASE_OPENS {
+            push_cell(&mut b, cell(&opening));
+        }
+        for (_, cell) in CASE_UPDATES {
+            push_cell(&mut b, cell(&write));
+        }
+    });
+    q.push(" RETURNING id");
+    let id: i64 = q
+        .build_query_scalar()
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| refusal(e, "a case"))?;
     sqlx::query(
         "INSERT INTO case_events (case_id, seq, at, actor_role, actor_id, command, \
          from_state, to_state, reason, data) \

@@ -26,7 +26,10 @@ use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
 use crate::spatial::grids::{GridPlace, Move};
 use crate::spatial::index::Located;
-use crate::store::batch::{CaseWrite, UnitBefore, Writes, grade_units};
+use crate::store::batch::{
+    CASE_OPENS, CASE_UPDATES, CaseWrite, Cell, Opening, UnitBefore, Writes, case_columns,
+    grade_units,
+};
 use crate::store::{
     AdminStore, CampaignStore, CaseStore, GridStore, ImportStore, InspectionStore, PartyStore,
     PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
@@ -59,11 +62,25 @@ mod units;
 pub(super) type Row = <Db as sqlx::Database>::Row;
 pub(super) type Tx<'c> = sqlx::Transaction<'c, Db>;
 pub(super) type Conn = <Db as sqlx::Database>::Connection;
-pub(super) const CASE_COLUMNS: &str = "id, definition_id, unit_id, inspection_id, category, severity, \
-    state, version, address, district_code, street_id, grid_id, party_id, inspector_id, \
-    department_id, deadline_at, order_no, escalation, reopen_count, note, evidence, lon, lat, \
-    opened_at, updated_at, closed_at, timer_seq, timer_kind, timer_fire, timer_due_at, priority, \
-    review_required, rule_mark, acted_version";
+/// Every column a case is read with (`batch::case_columns`), for `format!`.
+pub(super) const CASE_COLUMNS: CaseColumns = CaseColumns;
+pub(super) struct CaseColumns;
+impl std::fmt::Display for CaseColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(case_columns())
+    }
+}
+/// Binds a case column's value in a row of values.
+pub(super) fn push_cell(b: &mut sqlx::query_builder::Separated<'_, Db, &'static str>, cell: Cell) {
+    match cell {
+        Cell::Int(v) => b.push_bind(v),
+        Cell::MaybeInt(v) => b.push_bind(v),
+        Cell::Text(v) => b.push_bind(v),
+        Cell::MaybeText(v) => b.push_bind(v),
+        Cell::Real(v) => b.push_bind(v),
+        Cell::Json(v) => b.push_bind(Json(v)),
+    };
+}
 const UNIT_COLUMNS: &str = "id, address_code, building_id, address, lon, lat, floor_area, \
     occupants, grid_id, community_id, street_id, district_code, party_id, created_at, stars, \
     score, checklist, last_inspected_at, last_closed_at, next_due_at, evening_only, public_code";

@@ -264,7 +264,7 @@ async fn try_batch(
     let regrades = std::mem::take(&mut writes.regrades);
     let written = async {
         if !regrades.is_empty() {
-            sql::write_regrades(&mut *tx, &regrades, &cases, rubric, now).await?;
+            sql::write_regrades(&mut tx, &regrades, &cases, rubric, now).await?;
         }
         if !writes.is_empty() {
             write_batch(&mut tx, writes, ms(now)).await?;

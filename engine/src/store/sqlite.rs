@@ -229,7 +229,7 @@ async fn apply_batch(
         let outcome = async {
             if begun {
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                sql::write_regrades(&mut *conn, &regrades, &cases, rubric, now).await?;
+                sql::write_regrades(&mut conn, &regrades, &cases, rubric, now).await?;
             }
             let mut script = batch_script(writes, ms(now), !begun);
             script.q.build().execute(&mut *conn).await?;

@@ -217,7 +217,7 @@ impl InspectionStore for This {
         for a in attached_ids {
             attach_finding(&mut tx, a, inspection_id, now).await?;
         }
-        write_grade(&mut *tx, &inspection.grade, Some(inspection_id)).await?;
+        write_grade(&mut tx, &inspection.grade, Some(inspection_id)).await?;
         let first_case = case_ids
             .first()
             .copied()

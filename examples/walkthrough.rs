@@ -179,7 +179,7 @@ async fn print_case(rt: &Runtime, inspector: &Principal, case: CaseId) -> Result
         );
     }
     println!("\n发出的消息 Messages written to the outbox:");
-    for m in rt.case_outbox(inspector, case).await? {
+    for (m, _deliveries) in rt.case_outbox(inspector, case).await? {
         println!("  to {:<10} {}", m.recipient_kind, m.subject);
     }
     Ok(())

@@ -1,7 +1,6 @@
 //! The service: builds the runtime over a store, binds the HTTP listener (port 0 gives a random port), runs the workers, and shuts down cleanly.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, header};
@@ -13,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
-use anju_engine::outbox::Deliverer;
+use anju_engine::outbox::Channels;
 use anju_engine::runtime::{self, Runtime};
 use anju_engine::store;
 use anju_engine::time::SharedClock;
@@ -76,7 +75,7 @@ impl Application {
         settings: Settings,
         clock: SharedClock,
         clock_kind: &'static str,
-        deliverer: Arc<dyn Deliverer>,
+        channels: Channels,
         extra: impl FnOnce(Runtime) -> Router,
     ) -> anyhow::Result<Application> {
         let store = open_store(&settings.database_url).await?;
@@ -94,7 +93,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let workers = if settings.workers {
-            runtime.spawn_workers(deliverer, stopped.clone())
+            runtime.spawn_workers(channels, stopped.clone())
         } else {
             Vec::new()
         };

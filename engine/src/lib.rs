@@ -4,8 +4,8 @@
 //! module names, so that callers need one crate.
 
 pub use anju_core::{
-    auth, calendar, domain, grading, inspection, machine, planning, policy, records, registry,
-    routing, rules, seed, spatial, taxonomy, text, time, workflow,
+    auth, calendar, domain, grading, inspection, machine, notices, planning, policy, records,
+    registry, routing, rules, seed, spatial, taxonomy, text, time, workflow,
 };
 
 pub mod error;

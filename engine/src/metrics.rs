@@ -94,6 +94,7 @@ pub struct Metrics {
     pub timers_skipped: AtomicU64,
     pub outbox_delivered: AtomicU64,
     pub outbox_failed: AtomicU64,
+    pub outbox_dead: AtomicU64,
     pub store_errors: AtomicU64,
     /// How late timers fire: time of firing minus due time.
     pub timer_lateness: Histogram,
@@ -112,6 +113,7 @@ impl Default for Metrics {
             timers_skipped: AtomicU64::new(0),
             outbox_delivered: AtomicU64::new(0),
             outbox_failed: AtomicU64::new(0),
+            outbox_dead: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             timer_lateness: Histogram::new(LATENESS_BOUNDS),
             commit_seconds: Histogram::new(COMMIT_BOUNDS),
@@ -160,13 +162,18 @@ impl Metrics {
             ),
             (
                 "anju_outbox_delivered_total",
-                "Outbox messages delivered.",
+                "Deliveries sent (a message to one person on one channel).",
                 &self.outbox_delivered,
             ),
             (
                 "anju_outbox_failed_total",
-                "Outbox delivery attempts that failed.",
+                "Delivery attempts that failed and will be tried again.",
                 &self.outbox_failed,
+            ),
+            (
+                "anju_outbox_dead_total",
+                "Deliveries given up after their last attempt (dead letters).",
+                &self.outbox_dead,
             ),
             (
                 "anju_store_errors_total",

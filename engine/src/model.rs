@@ -722,3 +722,77 @@ pub struct TimerBacklog {
     pub due: i64,
     pub oldest_due_at: Option<DateTime<Utc>>,
 }
+
+/// Who a message is for (`party:12`, `supervisor:3`, …), with the addresses on record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addressee {
+    pub recipient: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A delivery written when a message fans out: queued to send, or dead at once when the
+/// person has no address for any channel (so that supervisors see who was never told).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub outbox_id: i64,
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+    pub message_id: String,
+    pub dead: Option<String>,
+}
+
+/// A delivery claimed to be sent, with its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryJob {
+    pub id: i64,
+    pub outbox_id: i64,
+    pub case_id: CaseId,
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+    /// Attempts before this one.
+    pub attempts: i64,
+    pub message_id: String,
+    pub template: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// How an attempt at a delivery ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Sent {
+        id: i64,
+        answer: String,
+    },
+    Failed {
+        id: i64,
+        answer: String,
+        retry_at: DateTime<Utc>,
+    },
+    Dead {
+        id: i64,
+        answer: String,
+    },
+}
+
+/// A delivery as a case's messages and the dead letters show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub outbox_id: i64,
+    pub case_id: CaseId,
+    pub recipient: String,
+    pub channel: String,
+    pub address: String,
+    /// `queued`, `sent`, `failed` (to be tried again) or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    /// The server's last answer.
+    pub answer: Option<String>,
+    pub message_id: String,
+    pub sent_at: Option<DateTime<Utc>>,
+}

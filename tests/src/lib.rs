@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use anju_api::{Application, Settings};
 use anju_engine::domain::Role;
-use anju_engine::outbox::LogDeliverer;
+use anju_engine::outbox::LogChannel;
 use anju_engine::runtime::{self, Runtime};
 use anju_engine::seed::DemoCity;
 use anju_engine::store::{self, SharedStore, postgres};
@@ -293,7 +293,7 @@ pub async fn start_limited(
         settings,
         Arc::new(clock.clone()),
         "manual",
-        Arc::new(LogDeliverer),
+        vec![Arc::new(LogChannel)],
         |_| axum::Router::new(),
     )
     .await

@@ -128,6 +128,9 @@ async fn scenario(app: &TestApp) -> String {
         app.command(other, &t.inspector, "refer", json!({ "note": "需执法" }))
             .await,
     );
+    let log: anju_engine::outbox::Channels =
+        vec![std::sync::Arc::new(anju_engine::outbox::LogChannel)];
+    app.runtime().deliver_outbox(&log).await.unwrap();
     b.note(
         "a refused command",
         app.command(
@@ -163,6 +166,10 @@ async fn scenario(app: &TestApp) -> String {
         "messages",
         app.get(&format!("/api/v1/cases/{case}/messages"), &t.inspector)
             .await,
+    );
+    b.note(
+        "dead letters",
+        app.get("/api/v1/deliveries/dead", &t.district).await,
     );
     b.note("cases", app.get("/api/v1/cases", &t.district).await);
     b.note(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use anju_engine::domain::Role;
-use anju_engine::outbox::LogDeliverer;
+use anju_engine::outbox::{Channels, EmailChannel, LogChannel, SmtpSettings, SmtpTls};
 use anju_engine::runtime::{self, Runtime};
 
 use crate::app::{Application, Settings, open_store};
@@ -55,6 +55,55 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body.
     #[arg(long, env = "ANJU_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+}
+
+/// E-mail: without a host, messages go to the log.
+#[derive(Debug, Args)]
+pub struct SmtpArgs {
+    /// The SMTP server that sends notices by e-mail.
+    #[arg(long, env = "ANJU_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// Its port (587 for STARTTLS, 465 for TLS, 25 for none).
+    #[arg(long, env = "ANJU_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[arg(long, env = "ANJU_SMTP_TLS", default_value = "starttls")]
+    pub smtp_tls: SmtpTls,
+    #[arg(long, env = "ANJU_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    /// Read from the environment only, so that it is not on the command line.
+    #[arg(skip = std::env::var("ANJU_SMTP_PASSWORD").ok())]
+    pub smtp_password: Option<String>,
+    /// The sender of notices, e.g. `安居 <notices@example.cn>`.
+    #[arg(long, env = "ANJU_MAIL_FROM", default_value = "Anju <anju@localhost>")]
+    pub mail_from: String,
+    /// SMTP connections kept open.
+    #[arg(long, env = "ANJU_SMTP_POOL", default_value_t = 8)]
+    pub smtp_pool: u32,
+}
+
+impl SmtpArgs {
+    /// The channels notices are delivered on: e-mail when a server is given, else the log.
+    pub fn channels(&self, public_url: Option<String>) -> anyhow::Result<Channels> {
+        let Some(host) = &self.smtp_host else {
+            return Ok(vec![Arc::new(LogChannel)]);
+        };
+        let email = EmailChannel::new(&SmtpSettings {
+            host: host.clone(),
+            port: self.smtp_port,
+            tls: self.smtp_tls,
+            user: self.smtp_user.clone(),
+            password: self.smtp_password.clone(),
+            from: self.mail_from.clone(),
+            public_url,
+            pool: self.smtp_pool,
+            timeout: std::time::Duration::from_secs(30),
+        })
+        .map_err(|e| anyhow::anyhow!("e-mail: {e}"))?;
+        Ok(vec![Arc::new(email)])
+    }
 }
 
 pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
@@ -63,6 +112,7 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         config.worker_id = id;
     }
     config.public_url = args.public_url.map(|u| u.trim_end_matches('/').to_string());
+    let channels = args.smtp.channels(config.public_url.clone())?;
     config.agreement_findings = !args.no_agreement_findings;
     if args.demo {
         let store = open_store(&args.db.database_url).await?;
@@ -95,7 +145,7 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         settings,
         hooks.clock,
         hooks.clock_kind,
-        Arc::new(LogDeliverer),
+        channels,
         hooks.extra,
     )
     .await?;

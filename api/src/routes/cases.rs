@@ -8,13 +8,13 @@ use serde_json::{Map, Value, json};
 
 use anju_engine::domain::{CaseId, UnitId};
 use anju_engine::machine::Command;
-use anju_engine::model::{CaseFilter, CaseRecord, OutboxMessage};
+use anju_engine::model::{CaseFilter, CaseRecord, DeliveryRecord, OutboxMessage};
 
 use crate::http::extract::{Body, Caller, Id, Params};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
-use super::dto::{AnswerOut, CaseOut, CaseViewOut, EventOut};
+use super::dto::{AnswerOut, CaseOut, CaseViewOut, DeliveryOut, EventOut};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,7 +195,10 @@ pub(super) async fn case_messages(
 ) -> ApiResult<Json<Value>> {
     // The engine keeps to each caller the messages they may see.
     let messages = app.runtime.case_outbox(&caller, CaseId(id)).await?;
-    let messages: Vec<MessageOut> = messages.iter().map(MessageOut::of).collect();
+    let messages: Vec<MessageOut> = messages
+        .iter()
+        .map(|(m, deliveries)| MessageOut::of(m, deliveries))
+        .collect();
     Ok(Json(json!({ "messages": messages })))
 }
 
@@ -215,10 +218,12 @@ struct MessageOut<'a> {
     delivered_at: Option<DateTime<Utc>>,
     channel: Option<&'a str>,
     last_error: Option<&'a str>,
+    /// The message to each person on each channel, and how it went.
+    deliveries: Vec<DeliveryOut<'a>>,
 }
 
 impl<'a> MessageOut<'a> {
-    fn of(m: &'a OutboxMessage) -> MessageOut<'a> {
+    fn of(m: &'a OutboxMessage, deliveries: &'a [DeliveryRecord]) -> MessageOut<'a> {
         MessageOut {
             id: m.id,
             case_id: m.case_id,
@@ -233,6 +238,7 @@ impl<'a> MessageOut<'a> {
             delivered_at: m.delivered_at,
             channel: m.channel.as_deref(),
             last_error: m.last_error.as_deref(),
+            deliveries: deliveries.iter().map(DeliveryOut::of).collect(),
         }
     }
 }

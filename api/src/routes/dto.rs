@@ -10,7 +10,7 @@ use anju_engine::domain::{
 };
 use anju_engine::grading::Checklist;
 use anju_engine::machine::CaseSnapshot;
-use anju_engine::model::{CaseRecord, EventRecord, ReferralRecord, TimerRecord};
+use anju_engine::model::{CaseRecord, DeliveryRecord, EventRecord, ReferralRecord, TimerRecord};
 use anju_engine::registry::Unit;
 use anju_engine::runtime::{CaseView, CommandAnswer, InspectionOutcome, StateNames};
 use anju_engine::time;
@@ -403,6 +403,40 @@ impl<'a> InspectionOut<'a> {
                 changed: o.grade.changed,
                 next_due_at: o.grade.next_due_at,
             },
+        }
+    }
+}
+
+/// A message to one person on one channel: where it went and how it went.
+#[derive(Serialize)]
+pub(super) struct DeliveryOut<'a> {
+    id: i64,
+    message_id: &'a str,
+    outbox_id: i64,
+    case_id: CaseId,
+    recipient: &'a str,
+    channel: &'a str,
+    address: &'a str,
+    state: &'a str,
+    attempts: i64,
+    answer: Option<&'a str>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> DeliveryOut<'a> {
+    pub(super) fn of(d: &'a DeliveryRecord) -> DeliveryOut<'a> {
+        DeliveryOut {
+            id: d.id,
+            message_id: &d.message_id,
+            outbox_id: d.outbox_id,
+            case_id: d.case_id,
+            recipient: &d.recipient,
+            channel: &d.channel,
+            address: &d.address,
+            state: &d.state,
+            attempts: d.attempts,
+            answer: d.answer.as_deref(),
+            sent_at: d.sent_at,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::http::extract::Caller;
 use crate::state::AppState;
 
 mod cases;
+mod deliveries;
 mod directory;
 mod dto;
 mod inboxes;
@@ -62,6 +63,8 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}/commands", post(issue_command))
         .route("/cases/{id}/events", get(case_events))
         .route("/cases/{id}/messages", get(case_messages))
+        .route("/deliveries/dead", get(deliveries::dead_letters))
+        .route("/deliveries/{id}/resend", post(deliveries::resend))
         .route("/landlords/{id}/orders", get(landlord_orders))
         .route("/landlords/{id}/units", get(landlord_units))
         .route("/departments/{id}/referrals", get(department_referrals))

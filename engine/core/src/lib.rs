@@ -11,6 +11,7 @@ pub mod error;
 pub mod grading;
 pub mod inspection;
 pub mod machine;
+pub mod notices;
 pub mod planning;
 pub mod policy;
 pub mod records;

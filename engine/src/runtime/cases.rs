@@ -10,8 +10,8 @@ use crate::domain::{Actor, CaseId, DepartmentId, PartyId, Role};
 use crate::error::{Error, Result};
 use crate::machine::{self, Command};
 use crate::store::{
-    Applied, CaseFilter, CaseRecord, EventRecord, OutboxMessage, Overdue, ReferralRecord,
-    TimerRecord, TransitionRequest,
+    Applied, CaseFilter, CaseRecord, DeliveryRecord, EventRecord, OutboxMessage, Overdue,
+    ReferralRecord, TimerRecord, TransitionRequest,
 };
 use crate::workflow::{FieldKind, TimerDue};
 
@@ -310,13 +310,47 @@ impl Runtime {
         &self,
         principal: &Principal,
         id: CaseId,
-    ) -> Result<Vec<OutboxMessage>> {
+    ) -> Result<Vec<(OutboxMessage, Vec<DeliveryRecord>)>> {
         let case = self.visible_case(principal, id).await?;
         let messages = self.shared.store.case_outbox(id).await?;
         let cutoff = self.cutoff_of(principal, &case).await?;
-        Ok(crate::policy::history::visible_messages(
-            principal, messages, cutoff,
-        ))
+        let messages = crate::policy::history::visible_messages(principal, messages, cutoff);
+        let mut deliveries = self.shared.store.case_deliveries(id).await?;
+        Ok(messages
+            .into_iter()
+            .map(|m| {
+                let (mine, rest) = deliveries.drain(..).partition(|d| d.outbox_id == m.id);
+                deliveries = rest;
+                (m, mine)
+            })
+            .collect())
+    }
+
+    /// Deliveries given up after their last attempt, newest first, of cases in the
+    /// caller's area (supervisors).
+    pub async fn dead_letters(
+        &self,
+        principal: &Principal,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        crate::policy::check(principal, crate::policy::Act::HandleDeadLetters)?;
+        Ok(self
+            .shared
+            .store
+            .dead_letters(&principal.scope, before, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Queues a dead letter again, with its attempts from zero (supervisors, of their
+    /// area). The next step of the outbox worker sends it, with its Message-ID.
+    pub async fn resend(&self, principal: &Principal, id: i64) -> Result<DeliveryRecord> {
+        crate::policy::check(principal, crate::policy::Act::HandleDeadLetters)?;
+        self.shared
+            .store
+            .resend(id, &principal.scope, self.now())
+            .await?
+            .ok_or_else(|| Error::not_found("dead letter", id))
     }
 
     /// What "overdue" means across the loaded workflows: the states a deadline timer

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::{TimeDelta, Timelike};
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use serde_json::Map;
 use tokio::sync::{Mutex, oneshot, watch};
@@ -13,7 +13,8 @@ use crate::domain::Actor;
 use crate::error::{Error, Result};
 use crate::machine::Command;
 use crate::metrics::Metrics;
-use crate::outbox::Deliverer;
+use crate::outbox::{Channel, Failure};
+use crate::store::{Addressee, NewDelivery, Settled};
 use crate::store::{Applied, TransitionRequest};
 
 use super::writer::Job;
@@ -35,9 +36,74 @@ pub struct TimerTick {
 /// What one step of the outbox worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxTick {
+    /// Messages fanned out into deliveries.
     pub claimed: usize,
+    /// Deliveries claimed and tried.
+    pub sending: usize,
     pub delivered: usize,
+    /// Failed, to be tried again.
     pub failed: usize,
+    /// Failed for the last time (dead letters).
+    pub dead: usize,
+}
+
+/// The deliveries of one message: each addressee on each channel that existed when the
+/// message was written and on which they have an address; a dead letter for an
+/// addressee with none (or for a message with nobody to tell). Pure.
+fn fan_out(
+    m: &crate::store::OutboxMessage,
+    addressees: &[Addressee],
+    channels: &[Arc<dyn Channel>],
+    since: &[DateTime<Utc>],
+) -> Vec<NewDelivery> {
+    let open: Vec<&Arc<dyn Channel>> = channels
+        .iter()
+        .zip(since)
+        .filter(|(_, since)| m.created_at >= **since)
+        .map(|(c, _)| c)
+        .collect();
+    if open.is_empty() {
+        // Written before any channel existed: handed over, not sent retroactively.
+        return Vec::new();
+    }
+    let dead = |recipient: String, why: String| NewDelivery {
+        outbox_id: m.id,
+        address: recipient.clone(),
+        message_id: crate::notices::message_id(m.id, "none", &recipient, "anju.local"),
+        recipient,
+        channel: "none".into(),
+        dead: Some(why),
+    };
+    if addressees.is_empty() {
+        return vec![dead(
+            format!("{}:{}", m.recipient_kind, m.recipient_id.unwrap_or(0)),
+            format!("nobody to tell: no {} on record", m.recipient_kind),
+        )];
+    }
+    let mut out = Vec::new();
+    for who in addressees {
+        let mut reached = false;
+        for c in &open {
+            if let Some(address) = c.address(who) {
+                reached = true;
+                out.push(NewDelivery {
+                    outbox_id: m.id,
+                    recipient: who.recipient.clone(),
+                    channel: c.name().to_string(),
+                    message_id: crate::notices::message_id(m.id, c.name(), &address, c.domain()),
+                    address,
+                    dead: None,
+                });
+            }
+        }
+        if !reached {
+            out.push(dead(
+                who.recipient.clone(),
+                format!("no address on record for {}", who.name),
+            ));
+        }
+    }
+    out
 }
 
 impl Runtime {
@@ -104,9 +170,14 @@ impl Runtime {
         Ok(tick)
     }
 
-    /// One step of the outbox worker: claims pending messages and hands them to the
-    /// deliverer; a failure is retried later with backoff.
-    pub async fn deliver_outbox(&self, deliverer: &dyn Deliverer) -> Result<OutboxTick> {
+    /// One step of the outbox worker. Claimed messages fan out into deliveries (one per
+    /// person or office and channel, on the channels configured when the message was
+    /// written; a person with no address on any channel gets a dead letter at once, so
+    /// that supervisors see who was never told), handed over in one transaction; then
+    /// due deliveries are claimed under a lease, sent concurrently, and their results
+    /// recorded in one transaction: sent, failed (tried again later, with backoff and
+    /// jitter), or dead after the last attempt.
+    pub async fn deliver_outbox(&self, channels: &[Arc<dyn Channel>]) -> Result<OutboxTick> {
         let cfg = &self.shared.config;
         let now = self.now();
         let store = &self.shared.store;
@@ -117,23 +188,91 @@ impl Runtime {
             claimed: claimed.len(),
             ..OutboxTick::default()
         };
-        for m in &claimed {
-            match deliverer.deliver(m).await {
-                Ok(()) => {
-                    store
-                        .outbox_delivered(m.id, deliverer.channel(), self.now())
-                        .await?;
-                    tick.delivered += 1;
-                }
-                Err(e) => {
-                    let backoff = TimeDelta::seconds(30 * (1 << m.attempts.clamp(0, 10)));
-                    store.outbox_failed(m.id, &e, self.now() + backoff).await?;
-                    tick.failed += 1;
-                }
+        if !claimed.is_empty() {
+            let mut since = Vec::with_capacity(channels.len());
+            for c in channels {
+                since.push(store.channel_since(c.name(), now).await?);
             }
+            let mut deliveries = Vec::new();
+            for m in &claimed {
+                let asked = if m.recipient_kind == "supervisor" {
+                    store.event_level(m.case_id, m.event_seq).await?
+                } else {
+                    None
+                };
+                let level = crate::notices::supervisor_level(&m.template, asked);
+                let addressees = store.addressees(m, level).await?;
+                deliveries.extend(fan_out(m, &addressees, channels, &since));
+            }
+            store
+                .fan_out(
+                    &deliveries,
+                    &claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
+                    now,
+                )
+                .await?;
         }
-        Metrics::add(&self.shared.metrics.outbox_delivered, tick.delivered as u64);
-        Metrics::add(&self.shared.metrics.outbox_failed, tick.failed as u64);
+        let jobs = store
+            .claim_deliveries(now, cfg.outbox_batch, now + cfg.lease, &cfg.worker_id)
+            .await?;
+        tick.sending = jobs.len();
+        let mut sends = tokio::task::JoinSet::new();
+        for job in jobs {
+            let channel = channels.iter().find(|c| c.name() == job.channel).cloned();
+            sends.spawn(async move {
+                let outcome = match channel {
+                    Some(c) => c.send(&job).await,
+                    None => Err(Failure::transient(format!(
+                        "channel `{}` is not configured in this process",
+                        job.channel
+                    ))),
+                };
+                (job, outcome)
+            });
+        }
+        let mut settled = Vec::new();
+        while let Some(joined) = sends.join_next().await {
+            let (job, outcome) =
+                joined.map_err(|e| Error::Internal(format!("a send panicked: {e}")))?;
+            settled.push(match outcome {
+                Ok(answer) => {
+                    tick.delivered += 1;
+                    Settled::Sent { id: job.id, answer }
+                }
+                Err(f) => {
+                    // A fixed spread per delivery, so that those that failed together
+                    // do not come back together.
+                    let jitter = (job.id.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0;
+                    let retry = (!f.permanent)
+                        .then(|| {
+                            crate::notices::retry_at(job.attempts + 1, self.now(), jitter.abs())
+                        })
+                        .flatten();
+                    match retry {
+                        Some(retry_at) => {
+                            tick.failed += 1;
+                            Settled::Failed {
+                                id: job.id,
+                                answer: f.answer,
+                                retry_at,
+                            }
+                        }
+                        None => {
+                            tick.dead += 1;
+                            Settled::Dead {
+                                id: job.id,
+                                answer: f.answer,
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        store.settle_deliveries(&settled, self.now()).await?;
+        let metrics = &self.shared.metrics;
+        Metrics::add(&metrics.outbox_delivered, tick.delivered as u64);
+        Metrics::add(&metrics.outbox_failed, tick.failed as u64);
+        Metrics::add(&metrics.outbox_dead, tick.dead as u64);
         Ok(tick)
     }
 
@@ -142,17 +281,19 @@ impl Runtime {
     /// also starts each China day's sweep once it is past 06:00 (once across processes).
     pub fn spawn_workers(
         &self,
-        deliverer: Arc<dyn Deliverer>,
+        channels: crate::outbox::Channels,
         stop: watch::Receiver<bool>,
     ) -> Vec<JoinHandle<()>> {
         let timers = self.spawn_loop("timer", stop.clone(), |rt| async move {
             Ok(rt.fire_due_timers().await?.claimed as u32 >= rt.shared.config.timer_batch)
         });
+        let channels = Arc::new(channels);
         let outbox = self.spawn_loop("outbox", stop.clone(), move |rt| {
-            let deliverer = deliverer.clone();
+            let channels = channels.clone();
             async move {
-                let tick = rt.deliver_outbox(deliverer.as_ref()).await?;
-                Ok(tick.claimed as u32 >= rt.shared.config.outbox_batch)
+                let tick = rt.deliver_outbox(&channels).await?;
+                let full = rt.shared.config.outbox_batch as usize;
+                Ok(tick.claimed >= full || tick.sending >= full)
             }
         });
         let swept = Arc::new(Mutex::new(None));

@@ -110,6 +110,7 @@ macro_rules! migrator {
                 "directory generation",
                 file!("0008_directory_generation.sql"),
             ),
+            step(9, "deliveries", file!("0009_deliveries.sql")),
         ])
     }};
 }

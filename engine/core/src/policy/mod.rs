@@ -38,6 +38,8 @@ pub enum Act {
     ReadPartyOrders(PartyId),
     /// A department's referrals, by the department's id.
     ReadDepartmentReferrals(DepartmentId),
+    /// The dead letters of the caller's area, and sending one again.
+    HandleDeadLetters,
 }
 
 /// The answer to an act.
@@ -120,6 +122,10 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
         ReadCampaigns => (
             STAFF_AND_SYSTEM,
             "campaigns are for inspectors and supervisors",
+        ),
+        HandleDeadLetters => (
+            SUPERVISORS_AND_SYSTEM,
+            "undelivered messages are for supervisors",
         ),
         ListInspections(_)
         | ListUngridded

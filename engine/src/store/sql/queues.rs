@@ -118,4 +118,339 @@ impl QueueStore for This {
         .await?;
         Ok(())
     }
+
+    async fn channel_since(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Error> {
+        sqlx::query(
+            "INSERT INTO channels (name, since) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(channel)
+        .bind(ms(now))
+        .execute(self.writer())
+        .await?;
+        let since: i64 = sqlx::query_scalar("SELECT since FROM channels WHERE name = $1")
+            .bind(channel)
+            .fetch_one(self.writer())
+            .await?;
+        Ok(from_millis(since))
+    }
+
+    async fn addressees(
+        &self,
+        message: &OutboxMessage,
+        level: crate::rules::Level,
+    ) -> Result<Vec<Addressee>, Error> {
+        let one = |sql: &'static str, kind: &'static str| async move {
+            let Some(id) = message.recipient_id else {
+                return Ok::<_, Error>(Vec::new());
+            };
+            let row = sqlx::query(sql)
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?;
+            row.map(|r| {
+                Ok(Addressee {
+                    recipient: format!("{kind}:{id}"),
+                    name: r.try_get("name")?,
+                    email: r.try_get("email")?,
+                    phone: r.try_get("phone")?,
+                })
+            })
+            .into_iter()
+            .collect()
+        };
+        match message.recipient_kind.as_str() {
+            "landlord" => {
+                one(
+                    "SELECT name, email, phone FROM parties WHERE id = $1",
+                    "party",
+                )
+                .await
+            }
+            "inspector" => {
+                one(
+                    "SELECT name, email, phone FROM inspectors WHERE id = $1",
+                    "inspector",
+                )
+                .await
+            }
+            "department" => {
+                one(
+                    "SELECT name, email, NULL AS phone FROM departments WHERE id = $1",
+                    "department",
+                )
+                .await
+            }
+            _ => {
+                let found = supervisors_over(self.reader(), message.case_id, level).await?;
+                if found.is_empty() && level == crate::rules::Level::Street {
+                    return supervisors_over(
+                        self.reader(),
+                        message.case_id,
+                        crate::rules::Level::District,
+                    )
+                    .await;
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    async fn event_level(
+        &self,
+        case: CaseId,
+        seq: i64,
+    ) -> Result<Option<crate::rules::Level>, Error> {
+        let data: Option<Json<Value>> =
+            sqlx::query_scalar("SELECT data FROM case_events WHERE case_id = $1 AND seq = $2")
+                .bind(case.0)
+                .bind(seq)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(data
+            .and_then(|d| d.0.get("level").cloned())
+            .and_then(|l| serde_json::from_value(l).ok()))
+    }
+
+    async fn fan_out(
+        &self,
+        deliveries: &[NewDelivery],
+        messages: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut tx = begin_write(self.writer()).await?;
+        for chunk in deliveries.chunks(rows_per_statement(9)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (outbox_id, recipient, channel, address, state, \
+                 answer, message_id, next_attempt_at, created_at) ",
+            );
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(d.outbox_id)
+                    .push_bind(d.recipient.clone())
+                    .push_bind(d.channel.clone())
+                    .push_bind(d.address.clone())
+                    .push_bind(if d.dead.is_some() { "dead" } else { "queued" })
+                    .push_bind(d.dead.clone())
+                    .push_bind(d.message_id.clone())
+                    .push_bind(ms(now))
+                    .push_bind(ms(now));
+            });
+            q.push(" ON CONFLICT (outbox_id, channel, address) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in messages.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE outbox SET delivered_at = ");
+            q.push_bind(ms(now));
+            q.push(
+                ", channel = 'deliveries', attempts = attempts + 1, claimed_until = NULL \
+                    WHERE delivered_at IS NULL AND id IN (",
+            );
+            push_ids(&mut q, chunk);
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        worker: &str,
+    ) -> Result<Vec<DeliveryJob>, Error> {
+        let ids: Vec<i64> = sqlx::query_scalar(*CLAIM_DELIVERIES)
+            .bind(ms(lease_until))
+            .bind(worker)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.writer())
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT d.id, d.outbox_id, o.case_id, d.recipient, d.channel, d.address, d.attempts, \
+             d.message_id, o.template, o.subject, o.body \
+             FROM deliveries d JOIN outbox o ON o.id = d.outbox_id WHERE d.id IN (",
+        );
+        push_ids(&mut q, &ids);
+        q.push(" ORDER BY d.id");
+        q.build()
+            .fetch_all(self.writer())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DeliveryJob {
+                    id: r.try_get("id")?,
+                    outbox_id: r.try_get("outbox_id")?,
+                    case_id: CaseId(r.try_get("case_id")?),
+                    recipient: r.try_get("recipient")?,
+                    channel: r.try_get("channel")?,
+                    address: r.try_get("address")?,
+                    attempts: r.try_get("attempts")?,
+                    message_id: r.try_get("message_id")?,
+                    template: r.try_get("template")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn settle_deliveries(
+        &self,
+        results: &[Settled],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut tx = begin_write(self.writer()).await?;
+        for r in results {
+            let (id, state, answer, sent_at, next) = match r {
+                Settled::Sent { id, answer } => (*id, "sent", answer, Some(ms(now)), ms(now)),
+                Settled::Failed {
+                    id,
+                    answer,
+                    retry_at,
+                } => (*id, "failed", answer, None, ms(*retry_at)),
+                Settled::Dead { id, answer } => (*id, "dead", answer, None, ms(now)),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET state = $2, answer = $3, sent_at = $4, next_attempt_at = $5, \
+                 attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(answer)
+            .bind(sent_at)
+            .bind(next)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn case_deliveries(&self, case: CaseId) -> Result<Vec<DeliveryRecord>, Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
+             WHERE o.case_id = $1 ORDER BY d.id"
+        )))
+        .bind(case.0)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn dead_letters(
+        &self,
+        scope: &Scope,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, Error> {
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
+             WHERE d.state = 'dead' AND o.case_id IN (SELECT id FROM cases WHERE 1 = 1"
+        ));
+        push_scope(&mut q, scope);
+        q.push(")");
+        if let Some(before) = before {
+            q.push(" AND d.id < ").push_bind(before);
+        }
+        q.push(" ORDER BY d.id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn resend(
+        &self,
+        id: i64,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeliveryRecord>, Error> {
+        let mut q = QueryBuilder::<Db>::new(
+            "UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = ",
+        );
+        q.push_bind(ms(now));
+        q.push(", claimed_until = NULL, claimed_by = NULL WHERE state = 'dead' AND id = ");
+        q.push_bind(id);
+        q.push(" AND outbox_id IN (SELECT id FROM outbox WHERE case_id IN (SELECT id FROM cases WHERE 1 = 1");
+        push_scope(&mut q, scope);
+        q.push("))");
+        if q.build().execute(self.writer()).await?.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
+             WHERE d.id = $1"
+        )))
+        .bind(id)
+        .fetch_one(self.writer())
+        .await?;
+        delivery_from_row(&row).map(Some)
+    }
+}
+
+const DELIVERY_COLUMNS: &str = "d.id, d.outbox_id, o.case_id, d.recipient, d.channel, d.address, \
+    d.state, d.attempts, d.answer, d.message_id, d.sent_at";
+fn delivery_from_row(r: &Row) -> Result<DeliveryRecord, Error> {
+    Ok(DeliveryRecord {
+        id: r.try_get("id")?,
+        outbox_id: r.try_get("outbox_id")?,
+        case_id: CaseId(r.try_get("case_id")?),
+        recipient: r.try_get("recipient")?,
+        channel: r.try_get("channel")?,
+        address: r.try_get("address")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        answer: r.try_get("answer")?,
+        message_id: r.try_get("message_id")?,
+        sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(from_millis),
+    })
+}
+static CLAIM_DELIVERIES: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "UPDATE deliveries SET claimed_until = $1, claimed_by = $2 \
+         WHERE id IN (SELECT id FROM deliveries \
+                      WHERE state IN ('queued', 'failed') AND next_attempt_at <= $3 \
+                        AND (claimed_until IS NULL OR claimed_until <= $3) \
+                      ORDER BY next_attempt_at, id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING id"
+    ))
+});
+/// The supervisors of a level over a case's area, as addressees.
+async fn supervisors_over(
+    reader: &sqlx::Pool<Db>,
+    case: CaseId,
+    level: crate::rules::Level,
+) -> Result<Vec<Addressee>, Error> {
+    use crate::rules::Level;
+    let area = match level {
+        Level::Street => "s.level = 'street' AND s.street_id = c.street_id",
+        Level::District => "s.level = 'district' AND s.district_code = c.district_code",
+        Level::City => "s.level = 'city'",
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT s.id, s.name, s.email FROM supervisors s, cases c \
+         WHERE c.id = $1 AND {area} ORDER BY s.id"
+    )))
+    .bind(case.0)
+    .fetch_all(reader)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Addressee {
+                recipient: format!("supervisor:{}", r.try_get::<i64, _>("id")?),
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                phone: None,
+            })
+        })
+        .collect()
 }

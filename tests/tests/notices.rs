@@ -1,0 +1,333 @@
+//! Notices that reach people, against a real SMTP server on loopback (mailin-embedded, in this process): a rectification order e-mailed to the landlord, read back and parsed as MIME; deliveries recorded per person and channel; a server that refuses mail brings retries by the manual clock, then a dead letter a supervisor lists and sends again with the same Message-ID. On both backends.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::TimeDelta;
+use mail_parser::MessageParser;
+use mailin_embedded::response::{NO_SERVICE, OK};
+use mailin_embedded::{Handler, Response, Server};
+use serde_json::{Value, json};
+
+use anju_engine::outbox::{Channel, Channels, EmailChannel, SmtpSettings, SmtpTls};
+use anju_engine::time::Clock as _;
+use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
+
+/// A message the sink received: its recipients and its raw bytes.
+#[derive(Debug, Clone, Default)]
+struct Received {
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+/// A real SMTP server's handler that keeps what it receives, and refuses every mail
+/// (421, service not available) while `refuse` is set.
+#[derive(Clone)]
+struct Sink {
+    mails: Arc<Mutex<Vec<Received>>>,
+    refuse: Arc<AtomicBool>,
+    current: Received,
+}
+
+impl Handler for Sink {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        if self.refuse.load(Ordering::SeqCst) {
+            return NO_SERVICE;
+        }
+        self.current = Received::default();
+        OK
+    }
+
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.current.to = to.to_vec();
+        OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.current.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mail = std::mem::take(&mut self.current);
+        self.mails.lock().unwrap().push(mail);
+        OK
+    }
+}
+
+/// An SMTP server on a free loopback port, and the e-mail channel that sends to it.
+struct Smtp {
+    mails: Arc<Mutex<Vec<Received>>>,
+    refuse: Arc<AtomicBool>,
+    channels: Channels,
+}
+
+fn smtp() -> Smtp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = Sink {
+        mails: Arc::default(),
+        refuse: Arc::default(),
+        current: Received::default(),
+    };
+    let (mails, refuse) = (sink.mails.clone(), sink.refuse.clone());
+    let mut server = Server::new(sink);
+    server.with_name("sink.test").with_tcp_listener(listener);
+    // `serve` never returns; the thread ends with the test process.
+    std::thread::spawn(move || {
+        let _ = server.serve();
+    });
+    let email = EmailChannel::new(&SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        user: None,
+        password: None,
+        from: "安居 <notices@anju.example>".into(),
+        public_url: Some("https://anju.example/".into()),
+        pool: 2,
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
+    let channels: Channels = vec![Arc::new(email) as Arc<dyn Channel>];
+    Smtp {
+        mails,
+        refuse,
+        channels,
+    }
+}
+
+impl Smtp {
+    /// The mails received for `address`.
+    fn to(&self, address: &str) -> Vec<Received> {
+        self.mails
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A case of unit `unit` with a rectification order issued.
+async fn ordered(app: &TestApp, unit: i64) -> i64 {
+    let id = app.inspect(&app.tokens.inspector, unit, &["wiring"]).await[0];
+    app.command(
+        id,
+        &app.tokens.inspector,
+        "notify",
+        json!({ "requirements": "拆除飞线，规范布线。Remove the loose wiring." }),
+    )
+    .await
+    .expect(200);
+    id
+}
+
+/// The deliveries of a case's messages of `template`, as the API shows them.
+async fn deliveries(app: &TestApp, case: i64, template: &str) -> Vec<Value> {
+    let messages = app
+        .get(&format!("/api/v1/cases/{case}/messages"), &app.tokens.city)
+        .await
+        .expect(200);
+    messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["template"] == template)
+        .flat_map(|m| m["deliveries"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// A rectification order reaches the landlord by e-mail: one message, to their address
+/// on record, its subject and both languages (Chinese first), the deadline in China
+/// time, how to acknowledge, a link to the case, a text and an HTML part, and the
+/// Message-ID the delivery records. Stepping the worker again sends nothing twice.
+async fn an_order_reaches_the_landlord_by_email(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = smtp();
+    let case = ordered(&app, app.unit_of(1)).await;
+    let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert!(tick.claimed >= 1 && tick.delivered >= 1, "{tick:?}");
+    assert_eq!(tick.failed + tick.dead, 0, "{tick:?}");
+
+    let landlord = "party1@anju.example";
+    let mails = smtp.to(landlord);
+    assert_eq!(mails.len(), 1, "one order, one mail");
+    let parsed = MessageParser::default().parse(&mails[0].data).unwrap();
+    let subject = parsed.subject().unwrap();
+    assert!(
+        subject.contains("整改通知书") && subject.contains("Rectification order"),
+        "{subject}"
+    );
+    assert_eq!(
+        parsed
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some(landlord)
+    );
+    let text = parsed.body_text(0).unwrap().to_string();
+    let html = parsed.body_html(0).unwrap().to_string();
+    let record = app
+        .store()
+        .case(anju_engine::domain::CaseId(case))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = anju_engine::time::local_time(record.snapshot.deadline_at.unwrap());
+    assert!(
+        text.contains(&deadline),
+        "deadline {deadline} in China time: {text}"
+    );
+    assert!(deadline.contains("UTC+8"));
+    let (zh, en) = (
+        text.find("经检查发现安全隐患").unwrap(),
+        text.find("has a").unwrap(),
+    );
+    assert!(zh < en, "Chinese first: {text}");
+    assert!(text.contains("拆除飞线") && text.contains("签收") && text.contains("To acknowledge"));
+    let link = format!("https://anju.example/cases/{case}");
+    assert!(text.contains(&link), "{text}");
+    assert!(html.contains(&format!("<a href=\"{link}\">")), "{html}");
+
+    let delivered = deliveries(&app, case, "rectification_order").await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    let d = &delivered[0];
+    assert_eq!(d["channel"], "email");
+    assert_eq!(d["address"], landlord);
+    assert_eq!(d["recipient"], "party:1");
+    assert_eq!(d["state"], "sent");
+    assert_eq!(d["attempts"], 1);
+    assert!(d["answer"].as_str().unwrap().starts_with("250"), "{d}");
+    assert_eq!(parsed.message_id(), d["message_id"].as_str());
+
+    // Nothing is sent twice.
+    let again = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert_eq!((again.claimed, again.sending), (0, 0));
+    assert_eq!(smtp.to(landlord).len(), 1);
+}
+
+/// A server that refuses mail: the delivery fails and is tried again as the manual
+/// clock passes its retry time, until its last attempt makes it a dead letter. The
+/// district supervisor lists it; the landlord is not told anything meanwhile. Once the
+/// server is back, sending it again delivers it, with the Message-ID it had.
+async fn a_refused_delivery_retries_then_waits_as_a_dead_letter(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = smtp();
+    smtp.refuse.store(true, Ordering::SeqCst);
+    let case = ordered(&app, app.unit_of(1)).await;
+    let landlord = "party1@anju.example";
+    let first = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert_eq!(
+        (first.delivered, first.failed),
+        (0, first.sending),
+        "{first:?}"
+    );
+    let d = deliveries(&app, case, "rectification_order").await;
+    assert_eq!(d[0]["state"], "failed");
+    assert!(d[0]["answer"].as_str().unwrap().contains("421"), "{}", d[0]);
+
+    // Not retried before its time.
+    let early = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert_eq!(early.sending, 0);
+    let mut attempts = 1;
+    while attempts < anju_engine::notices::MAX_ATTEMPTS {
+        app.clock.advance(TimeDelta::hours(8));
+        let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+        assert!(tick.sending >= 1, "attempt {}: {tick:?}", attempts + 1);
+        attempts += 1;
+    }
+    let d = deliveries(&app, case, "rectification_order").await;
+    assert_eq!(d[0]["state"], "dead", "{}", d[0]);
+    assert_eq!(d[0]["attempts"], anju_engine::notices::MAX_ATTEMPTS);
+    assert!(smtp.to(landlord).is_empty());
+    let message_id = d[0]["message_id"].as_str().unwrap().to_string();
+
+    // Dead letters are for supervisors of the case's area.
+    let dead = app
+        .get("/api/v1/deliveries/dead", &app.tokens.district)
+        .await
+        .expect(200);
+    let ids: Vec<i64> = dead["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    let id = d[0]["id"].as_i64().unwrap();
+    assert!(ids.contains(&id), "{dead}");
+    app.get("/api/v1/deliveries/dead", &app.tokens.landlord)
+        .await
+        .problem(403, None);
+    app.post(
+        &format!("/api/v1/deliveries/{id}/resend"),
+        &app.tokens.inspector,
+        &json!({}),
+    )
+    .await
+    .problem(403, None);
+
+    // The server is back; sent again, it arrives once, with the same Message-ID.
+    smtp.refuse.store(false, Ordering::SeqCst);
+    let queued = app
+        .post(
+            &format!("/api/v1/deliveries/{id}/resend"),
+            &app.tokens.district,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(queued["state"], "queued");
+    app.post(
+        &format!("/api/v1/deliveries/{id}/resend"),
+        &app.tokens.district,
+        &json!({}),
+    )
+    .await
+    .problem(404, None);
+    let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert_eq!(tick.delivered, 1, "{tick:?}");
+    let mails = smtp.to(landlord);
+    assert_eq!(mails.len(), 1);
+    let parsed = MessageParser::default().parse(&mails[0].data).unwrap();
+    assert_eq!(parsed.message_id(), Some(message_id.as_str()));
+    let d = deliveries(&app, case, "rectification_order").await;
+    assert_eq!(d[0]["state"], "sent");
+}
+
+/// Messages written before e-mail was configured are not e-mailed afterwards: they are
+/// handed over with no delivery. A message written after is.
+async fn messages_before_a_channel_existed_are_not_sent_on_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let before = ordered(&app, app.unit_of(1)).await;
+    app.clock.advance(TimeDelta::seconds(1));
+    let smtp = smtp();
+    // The channel is recorded as configured from now.
+    app.store()
+        .channel_since("email", app.clock.now())
+        .await
+        .unwrap();
+    app.clock.advance(TimeDelta::seconds(1));
+    let after = ordered(&app, app.unit_of(2)).await;
+    let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert!(tick.claimed >= 2, "{tick:?}");
+    assert!(
+        deliveries(&app, before, "rectification_order")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        deliveries(&app, after, "rectification_order").await.len(),
+        1
+    );
+    assert!(smtp.to("party1@anju.example").is_empty());
+    assert_eq!(smtp.to("party2@anju.example").len(), 1);
+}
+
+backend_tests!(
+    an_order_reaches_the_landlord_by_email,
+    a_refused_delivery_retries_then_waits_as_a_dead_letter,
+    messages_before_a_channel_existed_are_not_sent_on_it,
+);

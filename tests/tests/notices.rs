@@ -326,8 +326,111 @@ async fn messages_before_a_channel_existed_are_not_sent_on_it(backend: Backend) 
     assert_eq!(smtp.to("party2@anju.example").len(), 1);
 }
 
+/// An escalation by the `referral_stalled_to_district` rule reaches every supervisor of
+/// the case's district, by e-mail, and no one else.
+async fn a_stalled_referral_reaches_the_district_supervisors_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = smtp();
+    let t = &app.tokens;
+    let id = app.inspect(&t.inspector, app.unit_of(1), &["wiring"]).await[0];
+    app.command(id, &t.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    app.clock.advance(TimeDelta::days(7));
+    assert_eq!(app.tick().await, 1);
+    app.rules_tick().await;
+    let case = app.case(id, &t.city).await;
+    assert_eq!(case["case"]["escalation"], 2, "{case}");
+    let district = case["case"]["district_code"].as_str().unwrap().to_string();
+    app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+
+    let supervisors = app.get("/api/v1/supervisors", &t.city).await.expect(200);
+    let mut expected: Vec<String> = supervisors["supervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["level"] == "district" && s["district_code"] == district.as_str())
+        .map(|s| format!("supervisor:{}", s["id"]))
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "the seeded district has a supervisor");
+    let sent = deliveries(&app, id, "rule_escalation").await;
+    let mut got: Vec<String> = sent
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, expected);
+    for d in &sent {
+        assert_eq!(d["state"], "sent", "{d}");
+        let mails = smtp.to(d["address"].as_str().unwrap());
+        let escalations: Vec<_> = mails
+            .iter()
+            .filter_map(|m| MessageParser::default().parse(&m.data))
+            .filter(|m| m.subject().is_some_and(|s| s.contains("升级督办")))
+            .collect();
+        assert_eq!(escalations.len(), 1, "{d}");
+    }
+    // No one else received the escalation.
+    let all = smtp.mails.lock().unwrap().clone();
+    let received: usize = all
+        .iter()
+        .filter_map(|m| MessageParser::default().parse(&m.data))
+        .filter(|m| m.subject().is_some_and(|s| s.contains("升级督办")))
+        .count();
+    assert_eq!(received, expected.len());
+}
+
+/// Two processes on one database step their outbox workers at the same time: every
+/// delivery is sent once.
+async fn two_processes_send_each_delivery_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = smtp();
+    let mut cases = Vec::new();
+    for party in [1, 2] {
+        for unit in &app.units_of(party)[..3] {
+            cases.push(ordered(&app, *unit).await);
+        }
+    }
+    let other = anju_engine::runtime::Runtime::start(
+        app.db.store().await,
+        Arc::new(app.clock.clone()),
+        anju_engine::runtime::Config {
+            worker_id: "second".into(),
+            outbox_batch: 2,
+            ..anju_engine::runtime::Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..6 {
+        let (a, b) = tokio::join!(
+            app.runtime().deliver_outbox(&smtp.channels),
+            other.deliver_outbox(&smtp.channels)
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    other.shutdown().await;
+    for party in [1, 2] {
+        assert_eq!(
+            smtp.to(&format!("party{party}@anju.example")).len(),
+            3,
+            "party {party}"
+        );
+    }
+    for case in cases {
+        let d = deliveries(&app, case, "rectification_order").await;
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0]["state"], "sent");
+        assert_eq!(d[0]["attempts"], 1);
+    }
+}
+
 backend_tests!(
     an_order_reaches_the_landlord_by_email,
     a_refused_delivery_retries_then_waits_as_a_dead_letter,
     messages_before_a_channel_existed_are_not_sent_on_it,
+    a_stalled_referral_reaches_the_district_supervisors_only,
+    two_processes_send_each_delivery_once,
 );

@@ -171,7 +171,7 @@ impl Server {
 }
 
 /// User and system CPU seconds of a process so far.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name (which may hold spaces) in parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];

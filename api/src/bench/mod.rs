@@ -2,6 +2,7 @@
 
 pub mod city;
 pub mod http;
+pub mod outbox;
 pub mod rules;
 
 use std::path::PathBuf;
@@ -51,6 +52,10 @@ pub struct BenchArgs {
     /// Due timers to fire.
     #[arg(long, default_value_t = 100_000)]
     pub timers: u64,
+    /// Rectification orders to e-mail through the outbox worker to an SMTP server on
+    /// loopback, after the other phases (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub outbox: u64,
     /// Directory for the scratch SQLite file (default: the system's temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -216,6 +221,9 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
 
         bench_rules(&runtime, &store).await?;
     }
+    if args.outbox > 0 {
+        outbox::bench_outbox(&runtime, &store, &clock, &city, args.outbox).await?;
+    }
     runtime.shutdown().await;
     Ok(())
 }
@@ -307,17 +315,11 @@ async fn transitions_level(
 
 /// Timers: opens `n` cases, issues their orders (deadlines from 24 hours to 15 days),
 /// moves the clock past them and fires them all.
-async fn bench_timers(
+/// Issues the cases' rectification orders from 64 clients at once.
+pub(crate) async fn issue_orders(
     runtime: &Runtime,
-    store: &SharedStore,
-    clock: &ManualClock,
-    city: &Principal,
-    n: u64,
+    cases: Vec<anju_engine::machine::CaseSnapshot>,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let cases = open_cases(runtime, city, store, n as usize, None).await?;
-    let opened = started.elapsed().as_secs_f64();
-    let started = Instant::now();
     let notify = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
     for case in cases {
@@ -338,6 +340,21 @@ async fn bench_timers(
     while let Some(r) = tasks.join_next().await {
         r??;
     }
+    Ok(())
+}
+
+async fn bench_timers(
+    runtime: &Runtime,
+    store: &SharedStore,
+    clock: &ManualClock,
+    city: &Principal,
+    n: u64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cases = open_cases(runtime, city, store, n as usize, None).await?;
+    let opened = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    issue_orders(runtime, cases).await?;
     println!(
         "opened {} cases in {opened:.1}s and issued their orders in {:.1}s ({:.0} transitions/s at 64 clients)",
         n,

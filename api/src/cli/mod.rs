@@ -88,6 +88,10 @@ pub enum Cmd {
     BenchCity(crate::bench::city::CityBenchArgs),
     /// Measure escalation-rule evaluations per second for the starter rules.
     BenchRules(crate::bench::rules::RulesBenchArgs),
+    /// An SMTP server on a free loopback port that accepts and drops every message (for
+    /// `anju bench --outbox`).
+    #[command(hide = true)]
+    SmtpSink,
 }
 
 impl From<RoleArg> for Role {
@@ -179,6 +183,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Bench(args) => crate::bench::run(args).await,
         Cmd::BenchCity(args) => crate::bench::city::run(args).await,
         Cmd::BenchRules(args) => crate::bench::rules::run(args).await,
+        Cmd::SmtpSink => crate::bench::outbox::smtp_sink(),
     }
 }
 

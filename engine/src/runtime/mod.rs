@@ -50,7 +50,10 @@ pub struct Config {
     pub lease: TimeDelta,
     /// How often idle workers look for due timers and pending messages.
     pub poll: Duration,
+    /// Most messages fanned out, and most deliveries claimed, in one outbox step.
     pub outbox_batch: u32,
+    /// Most deliveries being sent at once (SMTP connections in use, gateway requests).
+    pub outbox_concurrency: usize,
     /// A name for this process in claims (`host:pid`).
     pub worker_id: String,
     /// Workflow definitions to use instead of the built-in ones.
@@ -74,6 +77,7 @@ impl Default for Config {
             lease: TimeDelta::seconds(60),
             poll: Duration::from_millis(250),
             outbox_batch: 200,
+            outbox_concurrency: 16,
             worker_id: format!("pid{}", std::process::id()),
             workflows: None,
             off_site_m: 100.0,

@@ -217,9 +217,12 @@ impl Runtime {
             .await?;
         tick.sending = jobs.len();
         let mut sends = tokio::task::JoinSet::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(cfg.outbox_concurrency.max(1)));
         for job in jobs {
             let channel = channels.iter().find(|c| c.name() == job.channel).cloned();
+            let slots = slots.clone();
             sends.spawn(async move {
+                let _slot = slots.acquire_owned().await;
                 let outcome = match channel {
                     Some(c) => c.send(&job).await,
                     None => Err(Failure::transient(format!(

@@ -172,7 +172,8 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
     let store = crate::app::open_store(url).await?;
     // Enough units with a responsible party for the timer cases, one finding of each
     // category each.
-    let units = 2_000u64.max(args.timers / CATEGORIES as u64 * 11 / 10 + 200);
+    let cases = args.timers.max(args.outbox);
+    let units = 2_000u64.max(cases / CATEGORIES as u64 * 11 / 10 + 200);
     let started = Instant::now();
     crate::cli::seed(&store, units, 7, chrono::Utc::now()).await?;
     println!(

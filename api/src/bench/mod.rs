@@ -223,7 +223,7 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         bench_rules(&runtime, &store).await?;
     }
     if args.outbox > 0 {
-        outbox::bench_outbox(&runtime, &store, &clock, &city, args.outbox).await?;
+        outbox::bench_outbox(&runtime, &clock, &city, args.outbox).await?;
     }
     runtime.shutdown().await;
     Ok(())

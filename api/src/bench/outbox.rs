@@ -11,7 +11,6 @@ use chrono::TimeDelta;
 use anju_engine::auth::Principal;
 use anju_engine::outbox::{Channel, Channels, EmailChannel, SmtpSettings, SmtpTls};
 use anju_engine::runtime::Runtime;
-use anju_engine::store::SharedStore;
 use anju_engine::time::{Clock, ManualClock};
 
 use super::http::cpu_seconds;
@@ -55,12 +54,12 @@ impl Drop for Sink {
 /// the outbox to the sink.
 pub(crate) async fn bench_outbox(
     runtime: &Runtime,
-    store: &SharedStore,
     clock: &ManualClock,
     city: &Principal,
     n: u64,
 ) -> anyhow::Result<()> {
     // E-mail is configured from now: what the earlier phases wrote is not e-mailed.
+    let store = runtime.store();
     clock.advance(TimeDelta::seconds(1));
     store.channel_since("email", clock.now()).await?;
     clock.advance(TimeDelta::seconds(1));

@@ -796,3 +796,16 @@ pub struct DeliveryRecord {
     pub message_id: String,
     pub sent_at: Option<DateTime<Utc>>,
 }
+
+/// A message in a person's inbox: what it says, and whether they have read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    /// The outbox message's id.
+    pub id: i64,
+    pub case_id: CaseId,
+    pub template: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}

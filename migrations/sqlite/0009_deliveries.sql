@@ -18,11 +18,14 @@ CREATE TABLE deliveries (
     answer          TEXT,
     message_id      TEXT NOT NULL,
     sent_at         INTEGER,
+    -- When the person read it in their inbox (`GET /api/v1/me/messages`).
+    read_at         INTEGER,
     created_at      INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX deliveries_once ON deliveries (outbox_id, channel, address);
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state IN ('queued', 'failed');
 CREATE INDEX deliveries_dead ON deliveries (id) WHERE state = 'dead';
+CREATE INDEX deliveries_inbox ON deliveries (recipient, outbox_id);
 
 -- When each channel was first configured: a message written before a channel existed is
 -- not sent on it (no retroactive floods when e-mail is switched on).

@@ -427,10 +427,87 @@ async fn two_processes_send_each_delivery_once(backend: Backend) {
     }
 }
 
+/// Every caller has an inbox of what was addressed to them: a landlord sees their order
+/// there without knowing the case, unread until they mark it read; another landlord
+/// sees none of it and cannot mark it; a message not addressed to the caller is not
+/// found.
+async fn a_landlord_finds_their_order_in_their_inbox(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let log: Channels = vec![Arc::new(anju_engine::outbox::LogChannel) as Arc<dyn Channel>];
+    let case = ordered(&app, app.unit_of(1)).await;
+    app.runtime().deliver_outbox(&log).await.unwrap();
+    let t = &app.tokens;
+    let inbox = app
+        .get("/api/v1/me/messages", &t.landlord)
+        .await
+        .expect(200);
+    let messages = inbox["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{inbox}");
+    let m = &messages[0];
+    assert_eq!(m["case_id"], case);
+    assert_eq!(m["template"], "rectification_order");
+    assert_eq!(m["read"], false);
+    let id = m["id"].as_i64().unwrap();
+    let theirs = app
+        .get("/api/v1/me/messages", &t.other_landlord)
+        .await
+        .expect(200);
+    assert!(
+        !theirs["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == id),
+        "{theirs}"
+    );
+    app.post(
+        &format!("/api/v1/me/messages/{id}/read"),
+        &t.other_landlord,
+        &json!({}),
+    )
+    .await
+    .problem(404, None);
+    app.post(
+        &format!("/api/v1/me/messages/{id}/read"),
+        &t.landlord,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let unread = app
+        .get("/api/v1/me/messages?unread=true", &t.landlord)
+        .await
+        .expect(200);
+    assert!(
+        unread["messages"].as_array().unwrap().is_empty(),
+        "{unread}"
+    );
+    let all = app
+        .get("/api/v1/me/messages", &t.landlord)
+        .await
+        .expect(200);
+    assert_eq!(all["messages"][0]["read"], true);
+    assert!(all["messages"][0]["read_at"].is_string());
+    // The inspector's inbox holds what was addressed to the inspector, not the order.
+    let inspector = app
+        .get("/api/v1/me/messages", &t.inspector)
+        .await
+        .expect(200);
+    assert!(
+        !inspector["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == id),
+        "{inspector}"
+    );
+}
+
 backend_tests!(
     an_order_reaches_the_landlord_by_email,
     a_refused_delivery_retries_then_waits_as_a_dead_letter,
     messages_before_a_channel_existed_are_not_sent_on_it,
     a_stalled_referral_reaches_the_district_supervisors_only,
     two_processes_send_each_delivery_once,
+    a_landlord_finds_their_order_in_their_inbox,
 );

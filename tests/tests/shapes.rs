@@ -171,6 +171,7 @@ async fn scenario(app: &TestApp) -> String {
         "dead letters",
         app.get("/api/v1/deliveries/dead", &t.district).await,
     );
+    b.note("inbox", app.get("/api/v1/me/messages", &t.landlord).await);
     b.note("cases", app.get("/api/v1/cases", &t.district).await);
     b.note(
         "cases of a unit",

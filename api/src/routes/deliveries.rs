@@ -1,4 +1,4 @@
-//! Deliveries over HTTP: the dead letters of a supervisor's area (messages given up after their last attempt, or to people with no address on record) and sending one again.
+//! Messages and deliveries over HTTP: the caller's inbox (what was addressed to them, read or not), the dead letters of a supervisor's area (messages given up after their last attempt, or to people with no address on record) and sending one again.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +9,76 @@ use crate::http::extract::{Caller, Id, Params};
 use crate::http::problem::ApiResult;
 use crate::state::AppState;
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use anju_engine::domain::CaseId;
+use anju_engine::model::InboxItem;
+
 use super::dto::DeliveryOut;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InboxQuery {
+    /// Only messages not read yet.
+    #[serde(default)]
+    unread: bool,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A message of the caller's inbox.
+#[derive(Serialize)]
+struct InboxOut<'a> {
+    id: i64,
+    case_id: CaseId,
+    template: &'a str,
+    subject: &'a str,
+    body: &'a str,
+    created_at: DateTime<Utc>,
+    read: bool,
+    read_at: Option<DateTime<Utc>>,
+}
+
+/// What was addressed to the caller, newest first (every role).
+pub(super) async fn my_messages(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<InboxQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let items: Vec<InboxItem> = app
+        .runtime
+        .my_messages(&caller, q.unread, q.before, limit)
+        .await?;
+    let next = (items.len() as u32 == limit)
+        .then(|| items.last().map(|m| m.id))
+        .flatten();
+    let messages: Vec<InboxOut> = items
+        .iter()
+        .map(|m| InboxOut {
+            id: m.id,
+            case_id: m.case_id,
+            template: &m.template,
+            subject: &m.subject,
+            body: &m.body,
+            created_at: m.created_at,
+            read: m.read_at.is_some(),
+            read_at: m.read_at,
+        })
+        .collect();
+    Ok(Json(json!({ "messages": messages, "next_before": next })))
+}
+
+/// Marks a message of the caller's inbox read.
+pub(super) async fn mark_read(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    app.runtime.mark_read(&caller, id).await?;
+    Ok(Json(json!({ "id": id, "read": true })))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,6 +35,8 @@ use units::*;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))
+        .route("/me/messages", get(deliveries::my_messages))
+        .route("/me/messages/{id}/read", post(deliveries::mark_read))
         .route("/units", post(create_unit))
         .route("/units/near", get(places::near))
         .route("/units/nearest", get(places::nearest))

@@ -3,7 +3,22 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::domain::Role;
 use crate::rules::Level;
+
+/// How a person is named as a recipient of deliveries (`party:12`, `inspector:3`,
+/// `department:5`, `supervisor:2`): by the role they act in and its subject. The
+/// inbox of a caller is what was addressed to this name. `None` for the system.
+pub fn recipient(role: Role, subject: i64) -> Option<String> {
+    let kind = match role {
+        Role::Landlord => "party",
+        Role::Inspector => "inspector",
+        Role::Department => "department",
+        Role::Supervisor => "supervisor",
+        Role::System => return None,
+    };
+    Some(format!("{kind}:{subject}"))
+}
 
 /// Attempts a delivery gets; after the last failed one it is a dead letter, listed for
 /// supervisors to send again.
@@ -126,6 +141,16 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn recipients_are_named_by_role_and_subject() {
+        assert_eq!(recipient(Role::Landlord, 12).as_deref(), Some("party:12"));
+        assert_eq!(
+            recipient(Role::Supervisor, 2).as_deref(),
+            Some("supervisor:2")
+        );
+        assert_eq!(recipient(Role::System, 0), None);
+    }
 
     #[test]
     fn supervisors_are_chosen_by_the_rule_then_by_the_message() {

@@ -326,6 +326,44 @@ impl Runtime {
             .collect())
     }
 
+    /// What was addressed to the caller, newest first (every role): their orders and
+    /// notices, without knowing case ids, with what they have read.
+    pub async fn my_messages(
+        &self,
+        principal: &Principal,
+        unread: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::store::InboxItem>> {
+        let Some(me) = crate::notices::recipient(principal.role, principal.subject) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .shared
+            .store
+            .inbox(&me, unread, before, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Marks a message of the caller's inbox read; a message not addressed to them is
+    /// not found.
+    pub async fn mark_read(&self, principal: &Principal, message: i64) -> Result<()> {
+        let found = match crate::notices::recipient(principal.role, principal.subject) {
+            Some(me) => {
+                self.shared
+                    .store
+                    .mark_read(&me, message, self.now())
+                    .await?
+            }
+            None => false,
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(Error::not_found("message", message))
+        }
+    }
+
     /// Deliveries given up after their last attempt, newest first, of cases in the
     /// caller's area (supervisors).
     pub async fn dead_letters(

@@ -143,7 +143,7 @@ impl QueueStore for This {
         message: &OutboxMessage,
         level: crate::rules::Level,
     ) -> Result<Vec<Addressee>, Error> {
-        let one = |sql: &'static str, kind: &'static str| async move {
+        let one = |sql: &'static str, role: Role| async move {
             let Some(id) = message.recipient_id else {
                 return Ok::<_, Error>(Vec::new());
             };
@@ -153,7 +153,7 @@ impl QueueStore for This {
                 .await?;
             row.map(|r| {
                 Ok(Addressee {
-                    recipient: format!("{kind}:{id}"),
+                    recipient: crate::notices::recipient(role, id).unwrap_or_default(),
                     name: r.try_get("name")?,
                     email: r.try_get("email")?,
                     phone: r.try_get("phone")?,
@@ -166,21 +166,21 @@ impl QueueStore for This {
             "landlord" => {
                 one(
                     "SELECT name, email, phone FROM parties WHERE id = $1",
-                    "party",
+                    Role::Landlord,
                 )
                 .await
             }
             "inspector" => {
                 one(
                     "SELECT name, email, phone FROM inspectors WHERE id = $1",
-                    "inspector",
+                    Role::Inspector,
                 )
                 .await
             }
             "department" => {
                 one(
                     "SELECT name, email, NULL AS phone FROM departments WHERE id = $1",
-                    "department",
+                    Role::Department,
                 )
                 .await
             }
@@ -395,6 +395,72 @@ impl QueueStore for This {
         .await?;
         delivery_from_row(&row).map(Some)
     }
+
+    async fn inbox(
+        &self,
+        recipient: &str,
+        unread: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, Error> {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT o.id, o.case_id, o.template, o.subject, o.body, o.created_at, \
+             MIN(d.read_at) AS read_at FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
+             WHERE d.recipient = ",
+        );
+        q.push_bind(recipient.to_string());
+        if let Some(before) = before {
+            q.push(" AND o.id < ").push_bind(before);
+        }
+        q.push(" GROUP BY o.id, o.case_id, o.template, o.subject, o.body, o.created_at");
+        if unread {
+            q.push(" HAVING MIN(d.read_at) IS NULL");
+        }
+        q.push(" ORDER BY o.id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InboxItem {
+                    id: r.try_get("id")?,
+                    case_id: CaseId(r.try_get("case_id")?),
+                    template: r.try_get("template")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                    created_at: from_millis(r.try_get("created_at")?),
+                    read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_millis),
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_read(
+        &self,
+        recipient: &str,
+        message: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let addressed: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM deliveries WHERE recipient = $1 AND outbox_id = $2 LIMIT 1",
+        )
+        .bind(recipient)
+        .bind(message)
+        .fetch_optional(self.writer())
+        .await?;
+        if addressed.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE deliveries SET read_at = $3 \
+             WHERE recipient = $1 AND outbox_id = $2 AND read_at IS NULL",
+        )
+        .bind(recipient)
+        .bind(message)
+        .bind(ms(now))
+        .execute(self.writer())
+        .await?;
+        Ok(true)
+    }
 }
 
 const DELIVERY_COLUMNS: &str = "d.id, d.outbox_id, o.case_id, d.recipient, d.channel, d.address, \
@@ -446,7 +512,8 @@ async fn supervisors_over(
     rows.iter()
         .map(|r| {
             Ok(Addressee {
-                recipient: format!("supervisor:{}", r.try_get::<i64, _>("id")?),
+                recipient: crate::notices::recipient(Role::Supervisor, r.try_get("id")?)
+                    .unwrap_or_default(),
                 name: r.try_get("name")?,
                 email: r.try_get("email")?,
                 phone: None,

@@ -112,4 +112,22 @@ pub trait QueueStore: Send + Sync + 'static {
         scope: &crate::auth::Scope,
         now: DateTime<Utc>,
     ) -> Result<Option<DeliveryRecord>, Error>;
+
+    /// What was addressed to `recipient` (`party:12`, …), newest first, before message
+    /// `before`; only unread ones when asked.
+    async fn inbox(
+        &self,
+        recipient: &str,
+        unread: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, Error>;
+
+    /// Marks a message read by `recipient`; `false` if it was not addressed to them.
+    async fn mark_read(
+        &self,
+        recipient: &str,
+        message: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 }

@@ -587,6 +587,21 @@ pub struct TokenRecord {
     /// The directory's generation when the token was read: a caller's scope resolved
     /// at another generation is resolved again.
     pub directory_generation: i64,
+    /// When it stops working; `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A token as `anju token list` shows it: never its secret, only the start of its
+/// digest, which `anju token revoke` takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenListing {
+    pub id: String,
+    pub role: Role,
+    pub subject: i64,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// A grid and where it sits.

@@ -227,6 +227,7 @@ backend_tests!(
     each_role_sees_its_part_of_a_case,
     a_callers_scope_follows_the_directory_once_it_moves,
     a_revoked_token_stops_within_a_second,
+    tokens_expire_and_are_revoked_by_their_id,
 );
 
 /// A token revoked in the database (by any process) stops working once it is read
@@ -410,4 +411,72 @@ async fn each_role_sees_its_part_of_a_case(backend: Backend) {
         .collect();
     assert!(commands.contains(&"rule_notice") && commands.contains(&"refer"));
     assert_eq!(all["case"]["state"], "cancelled");
+}
+
+/// A token made to expire is refused from its expiry on (read again within
+/// `TOKEN_RECHECK`); a token revoked by its id (as `anju token list` shows it) is
+/// refused; ids that are too short, unknown or already revoked are refused clearly.
+async fn tokens_expire_and_are_revoked_by_their_id(backend: Backend) {
+    use anju_engine::domain::Role;
+    use anju_engine::time::Clock as _;
+    let app = spawn_app(backend).await;
+    let rt = app.runtime();
+    let now = app.clock.now();
+    let expiring = rt
+        .create_token_until(
+            Role::Inspector,
+            1,
+            Some("expiring"),
+            Some(now + chrono::TimeDelta::hours(1)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        rt.create_token_until(Role::Inspector, 1, None, Some(now))
+            .await
+            .is_err(),
+        "an expiry must be in the future"
+    );
+    app.get("/api/v1/me", &expiring).await.expect(200);
+    app.clock.advance(chrono::TimeDelta::minutes(59));
+    app.get("/api/v1/me", &expiring).await.expect(200);
+    app.clock
+        .advance(chrono::TimeDelta::minutes(1) + anju_engine::runtime::TOKEN_RECHECK);
+    app.get("/api/v1/me", &expiring).await.expect(401);
+
+    let revoking = rt
+        .create_token(Role::Landlord, 1, Some("revoke-me"))
+        .await
+        .unwrap();
+    app.get("/api/v1/me", &revoking).await.expect(200);
+    let listed = rt.tokens().await.unwrap();
+    let mine = listed
+        .iter()
+        .find(|t| t.label.as_deref() == Some("revoke-me"))
+        .unwrap();
+    assert_eq!((mine.role, mine.subject), (Role::Landlord, 1));
+    assert!(mine.revoked_at.is_none() && mine.expires_at.is_none());
+    assert!(
+        !listed.iter().any(|t| revoking.contains(&t.id)),
+        "no secret is listed"
+    );
+    assert!(rt.revoke_token("abc").await.is_err(), "too short");
+    assert!(
+        rt.revoke_token("0000000000zz").await.is_err(),
+        "not hexadecimal"
+    );
+    rt.revoke_token(&mine.id).await.unwrap();
+    app.clock.advance(anju_engine::runtime::TOKEN_RECHECK);
+    app.get("/api/v1/me", &revoking).await.expect(401);
+    assert!(
+        matches!(
+            rt.revoke_token(&mine.id).await,
+            Err(anju_engine::Error::NotFound { .. })
+        ),
+        "already revoked"
+    );
+    // The others are untouched.
+    app.get("/api/v1/me", &app.tokens.landlord)
+        .await
+        .expect(200);
 }

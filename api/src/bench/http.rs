@@ -89,13 +89,21 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
         let landlord = format!("bench-landlord-{i}-{}", std::process::id());
         let staff = format!("bench-inspector-{i}-{}", std::process::id());
         store
-            .insert_token(&token_digest(&landlord), Role::Landlord, party.0, None, now)
+            .insert_token(
+                &token_digest(&landlord),
+                Role::Landlord,
+                party.0,
+                None,
+                None,
+                now,
+            )
             .await?;
         store
             .insert_token(
                 &token_digest(&staff),
                 Role::Inspector,
                 inspector.0,
+                None,
                 None,
                 now,
             )

@@ -167,16 +167,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Import(ImportCmd::Records(args)) => import(args, hooks.clock.clone()).await,
         Cmd::Units(UnitsCmd::Ungridded(args)) => ungridded(args).await,
         Cmd::Import(ImportCmd::Grids(args)) => import_grids(args, hooks.clock.clone()).await,
-        Cmd::Token(TokenCmd::Create(args)) => {
-            let store = open_store(&args.db.database_url).await?;
-            let runtime = Runtime::start(store, hooks.clock, runtime::Config::default()).await?;
-            let secret = runtime
-                .create_token(args.role.into(), args.subject, args.label.as_deref())
-                .await?;
-            runtime.shutdown().await;
-            println!("{secret}");
-            Ok(())
-        }
+        Cmd::Token(cmd) => token::token(cmd, hooks.clock).await,
         Cmd::Plan(args) => plan(args, hooks.clock).await,
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
         Cmd::Rules(RulesCmd::Sweep(db)) => rules_sweep(db, hooks.clock).await,

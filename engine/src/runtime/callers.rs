@@ -1,5 +1,7 @@
 //! Callers: tokens authenticated to principals with their scope, tokens issued, and the one check that a case is visible to a caller.
 
+use chrono::{DateTime, Utc};
+
 use crate::auth::{Principal, Scope};
 use crate::domain::{CaseId, DepartmentId, InspectorId, PartyId, Role, SupervisorId};
 use crate::error::{Error, Result};
@@ -34,7 +36,13 @@ impl Runtime {
         // Otherwise the token is read again; the scope it resolves to is cached until
         // the directory's generation (read with the token) moves, which every import of
         // registry records does.
-        let Some(token) = self.shared.store.token(&digest).await? else {
+        let token = self
+            .shared
+            .store
+            .token(&digest)
+            .await?
+            .filter(|t| t.expires_at.is_none_or(|at| now < at));
+        let Some(token) = token else {
             self.shared
                 .tokens
                 .write()
@@ -125,6 +133,20 @@ impl Runtime {
         subject: i64,
         label: Option<&str>,
     ) -> Result<String> {
+        self.create_token_until(role, subject, label, None).await
+    }
+
+    /// Makes an API token that stops working at `expires_at` (never if `None`).
+    pub async fn create_token_until(
+        &self,
+        role: Role,
+        subject: i64,
+        label: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<String> {
+        if expires_at.is_some_and(|at| at <= self.now()) {
+            return Err(Error::invalid("expires_at", "in the future"));
+        }
         if role == Role::System {
             return Err(Error::invalid(
                 "role",
@@ -145,9 +167,43 @@ impl Runtime {
         let token = crate::auth::new_token();
         self.shared
             .store
-            .insert_token(&token.digest, role, subject, label, self.now())
+            .insert_token(&token.digest, role, subject, label, expires_at, self.now())
             .await?;
         Ok(token.secret)
+    }
+
+    /// Every token, newest first (for `anju token list`: no secrets, the start of each
+    /// digest as its id).
+    pub async fn tokens(&self) -> Result<Vec<crate::store::TokenListing>> {
+        Ok(self.shared.store.tokens().await?)
+    }
+
+    /// Revokes the token whose id (the start of its digest, at least 8 characters) is
+    /// given; every process refuses it within `TOKEN_RECHECK`.
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::invalid(
+                "id",
+                "at least 8 hexadecimal characters of a token's id",
+            ));
+        }
+        let listed = self.shared.store.tokens().await?;
+        let matching = listed
+            .iter()
+            .filter(|t| t.id.starts_with(id) || id.starts_with(&t.id))
+            .filter(|t| t.revoked_at.is_none())
+            .count();
+        match matching {
+            0 => Err(Error::not_found("token", id)),
+            1 => {
+                self.shared.store.revoke_tokens(id, self.now()).await?;
+                Ok(())
+            }
+            n => Err(Error::invalid(
+                "id",
+                format!("{n} tokens start with it; give more of it"),
+            )),
+        }
     }
 
     /// The case, if `principal` may see it; otherwise "not found".

@@ -111,6 +111,7 @@ macro_rules! migrator {
                 file!("0008_directory_generation.sql"),
             ),
             step(9, "deliveries", file!("0009_deliveries.sql")),
+            step(10, "token expiry", file!("0010_token_expiry.sql")),
         ])
     }};
 }

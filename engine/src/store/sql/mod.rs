@@ -42,8 +42,8 @@ use crate::store::{
     InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, LocationCorrection,
     NewCampaign, NewCase, NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord,
     PartyUnit, Placard, PlanSave, RecordedInspection, ReferralRecord, Respond, RuleJob,
-    RuleVersion, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord, TokenRecord,
-    TransitionRequest, UnitPartyRecord,
+    RuleVersion, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord,
+    TokenListing, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 use crate::time::{from_millis, to_millis};
 

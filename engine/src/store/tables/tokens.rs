@@ -18,8 +18,17 @@ pub trait TokenStore: Send + Sync + 'static {
         role: Role,
         subject: i64,
         label: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), Error>;
 
+    /// A token that is not revoked (expired or not: the caller judges by its clock).
     async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, Error>;
+
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<TokenListing>, Error>;
+
+    /// Revokes the tokens whose digest starts with `id` and are not revoked yet; how
+    /// many.
+    async fn revoke_tokens(&self, id: &str, now: DateTime<Utc>) -> Result<u64, Error>;
 }

@@ -75,8 +75,11 @@ fn fan_out(
         dead: Some(why),
     };
     if addressees.is_empty() {
+        let named = crate::domain::Role::parse(&m.recipient_kind)
+            .zip(m.recipient_id)
+            .and_then(|(role, id)| crate::notices::recipient(role, id));
         return vec![dead(
-            format!("{}:{}", m.recipient_kind, m.recipient_id.unwrap_or(0)),
+            named.unwrap_or_else(|| format!("{}s", m.recipient_kind)),
             format!("nobody to tell: no {} on record", m.recipient_kind),
         )];
     }
@@ -420,5 +423,101 @@ impl Runtime {
                 failures as f64,
             ),
         ]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CaseId;
+    use crate::outbox::{EmailChannel, LogChannel, SmtpSettings, SmtpTls};
+    use chrono::TimeZone;
+
+    fn message(at: DateTime<Utc>) -> crate::store::OutboxMessage {
+        crate::store::OutboxMessage {
+            id: 7,
+            case_id: CaseId(3),
+            event_seq: 2,
+            recipient_kind: "landlord".into(),
+            recipient_id: Some(12),
+            template: "rectification_order".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            created_at: at,
+            attempts: 0,
+            delivered_at: None,
+            channel: None,
+            last_error: None,
+        }
+    }
+
+    fn person(email: Option<&str>) -> Addressee {
+        Addressee {
+            recipient: "party:12".into(),
+            name: "李四".into(),
+            email: email.map(String::from),
+            phone: None,
+        }
+    }
+
+    /// A message fans out to each person on each channel that existed when it was
+    /// written and on which they have an address; a person with none gets a dead
+    /// letter, and so does a message with nobody to tell.
+    #[test]
+    fn a_message_fans_out_per_person_and_channel() {
+        let t = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
+        let email = EmailChannel::new(&SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: SmtpTls::None,
+            user: None,
+            password: None,
+            from: "notices@anju.example".into(),
+            public_url: None,
+            pool: 1,
+            timeout: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+        let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(LogChannel), Arc::new(email)];
+        // The log channel since 1:00, e-mail since 3:00.
+        let since = [t(1), t(3)];
+        let later = fan_out(
+            &message(t(4)),
+            &[person(Some("li@example.cn"))],
+            &channels,
+            &since,
+        );
+        let routes: Vec<(&str, &str)> = later
+            .iter()
+            .map(|d| (d.channel.as_str(), d.address.as_str()))
+            .collect();
+        assert_eq!(routes, [("log", "party:12"), ("email", "li@example.cn")]);
+        assert!(later.iter().all(|d| d.dead.is_none()));
+        assert!(
+            later[1].message_id.ends_with("@anju.example"),
+            "{}",
+            later[1].message_id
+        );
+        // Written at 2:00: only the log channel existed.
+        let earlier = fan_out(
+            &message(t(2)),
+            &[person(Some("li@example.cn"))],
+            &channels,
+            &since,
+        );
+        assert_eq!(earlier.len(), 1);
+        assert_eq!(earlier[0].channel, "log");
+        // Before every channel: nothing, not even a dead letter.
+        assert!(fan_out(&message(t(0)), &[person(None)], &channels, &since).is_empty());
+        // E-mail only, and no address: a dead letter naming the person.
+        let only_email = &channels[1..];
+        let none = fan_out(&message(t(4)), &[person(None)], only_email, &since[1..]);
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].channel, "none");
+        assert!(none[0].dead.as_deref().unwrap().contains("李四"));
+        // Nobody on record.
+        let nobody = fan_out(&message(t(4)), &[], only_email, &since[1..]);
+        assert_eq!(nobody[0].recipient, "party:12");
+        assert!(nobody[0].dead.as_deref().unwrap().contains("nobody"));
     }
 }

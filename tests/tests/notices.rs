@@ -503,6 +503,44 @@ async fn a_landlord_finds_their_order_in_their_inbox(backend: Backend) {
     );
 }
 
+/// A server that accepts the connection and never answers does not hold the worker:
+/// the attempt fails after the configured timeout and is tried again later. (This test
+/// waits a real 300 ms, the timeout it configures.)
+async fn a_silent_server_times_out_and_the_delivery_is_retried(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let email = EmailChannel::new(&SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        user: None,
+        password: None,
+        from: "notices@anju.example".into(),
+        public_url: None,
+        pool: 1,
+        timeout: std::time::Duration::from_millis(300),
+    })
+    .unwrap();
+    let channels: Channels = vec![Arc::new(email) as Arc<dyn Channel>];
+    let case = ordered(&app, app.unit_of(1)).await;
+    let tick = app.runtime().deliver_outbox(&channels).await.unwrap();
+    assert_eq!((tick.delivered, tick.failed), (0, 1), "{tick:?}");
+    let d = deliveries(&app, case, "rectification_order").await;
+    assert_eq!(d[0]["state"], "failed", "{}", d[0]);
+    assert!(
+        d[0]["answer"].as_str().unwrap().contains("greeting"),
+        "{}",
+        d[0]
+    );
+}
+
 backend_tests!(
     an_order_reaches_the_landlord_by_email,
     a_refused_delivery_retries_then_waits_as_a_dead_letter,
@@ -510,4 +548,5 @@ backend_tests!(
     a_stalled_referral_reaches_the_district_supervisors_only,
     two_processes_send_each_delivery_once,
     a_landlord_finds_their_order_in_their_inbox,
+    a_silent_server_times_out_and_the_delivery_is_retried,
 );

@@ -92,9 +92,13 @@ impl Direct {
         stream
             .set_nodelay(true)
             .map_err(|e| transient("TCP_NODELAY", &e))?;
-        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
-            .await
-            .map_err(|e| transient("greeting", &e))?;
+        let mut conn = tokio::time::timeout(
+            self.timeout,
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+        )
+        .await
+        .map_err(|e| transient("greeting", &e))?
+        .map_err(|e| transient("greeting", &e))?;
         if let Some(tls) = &self.starttls {
             conn.starttls(tls.clone(), &self.hello)
                 .await
@@ -122,11 +126,16 @@ impl Direct {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let mut result = conn.send(envelope, &raw).await;
+        let timed_out = || Failure::transient(format!("no answer within {:?}", self.timeout));
+        let mut result = tokio::time::timeout(self.timeout, conn.send(envelope, &raw))
+            .await
+            .map_err(|_| timed_out())?;
         if result.as_ref().is_err_and(|e| !e.is_permanent()) && !fresh {
             conn.abort().await;
             conn = self.connect().await?;
-            result = conn.send(envelope, &raw).await;
+            result = tokio::time::timeout(self.timeout, conn.send(envelope, &raw))
+                .await
+                .map_err(|_| timed_out())?;
         }
         match result {
             Ok(response) => {

@@ -78,6 +78,16 @@ fn smtp() -> Smtp {
     std::thread::spawn(move || {
         let _ = server.serve();
     });
+    Smtp {
+        mails,
+        refuse,
+        channels: email_to(port, std::time::Duration::from_secs(5)),
+    }
+}
+
+/// The e-mail channel to a server on a loopback port, plain, links under
+/// `https://anju.example`.
+fn email_to(port: u16, timeout: std::time::Duration) -> Channels {
     let email = EmailChannel::new(&SmtpSettings {
         host: "127.0.0.1".into(),
         port,
@@ -87,15 +97,10 @@ fn smtp() -> Smtp {
         from: "安居 <notices@anju.example>".into(),
         public_url: Some("https://anju.example/".into()),
         pool: 2,
-        timeout: std::time::Duration::from_secs(5),
+        timeout,
     })
     .unwrap();
-    let channels: Channels = vec![Arc::new(email) as Arc<dyn Channel>];
-    Smtp {
-        mails,
-        refuse,
-        channels,
-    }
+    vec![Arc::new(email) as Arc<dyn Channel>]
 }
 
 impl Smtp {
@@ -516,19 +521,7 @@ async fn a_silent_server_times_out_and_the_delivery_is_retried(backend: Backend)
             held.push(stream);
         }
     });
-    let email = EmailChannel::new(&SmtpSettings {
-        host: "127.0.0.1".into(),
-        port,
-        tls: SmtpTls::None,
-        user: None,
-        password: None,
-        from: "notices@anju.example".into(),
-        public_url: None,
-        pool: 1,
-        timeout: std::time::Duration::from_millis(300),
-    })
-    .unwrap();
-    let channels: Channels = vec![Arc::new(email) as Arc<dyn Channel>];
+    let channels = email_to(port, std::time::Duration::from_millis(300));
     let case = ordered(&app, app.unit_of(1)).await;
     let tick = app.runtime().deliver_outbox(&channels).await.unwrap();
     assert_eq!((tick.delivered, tick.failed), (0, 1), "{tick:?}");

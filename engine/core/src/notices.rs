@@ -67,6 +67,12 @@ pub fn retry_at(attempts: i64, now: DateTime<Utc>, jitter: f64) -> Option<DateTi
     Some(now + TimeDelta::seconds(wait + spread))
 }
 
+/// A fixed spread in [0, 1) for a delivery's retries, from its id, so that deliveries
+/// that failed together do not come back together.
+pub fn jitter(delivery: i64) -> f64 {
+    delivery.wrapping_mul(2_654_435_761).rem_euclid(1000) as f64 / 1000.0
+}
+
 /// A message as an e-mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mail {
@@ -190,6 +196,9 @@ mod tests {
         assert_eq!(wait(3, 0.999_999), 120 + 29);
         assert!(wait(MAX_ATTEMPTS - 1, 0.0) <= MAX_WAIT_S);
         assert_eq!(retry_at(MAX_ATTEMPTS, now, 0.5), None);
+        let spread: Vec<f64> = (1..=4).map(jitter).collect();
+        assert!(spread.iter().all(|j| (0.0..1.0).contains(j)), "{spread:?}");
+        assert!(spread.windows(2).all(|w| w[0] != w[1]), "{spread:?}");
     }
 
     #[test]

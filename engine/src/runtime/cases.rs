@@ -315,13 +315,15 @@ impl Runtime {
         let messages = self.shared.store.case_outbox(id).await?;
         let cutoff = self.cutoff_of(principal, &case).await?;
         let messages = crate::policy::history::visible_messages(principal, messages, cutoff);
-        let mut deliveries = self.shared.store.case_deliveries(id).await?;
+        let mut by_message: BTreeMap<i64, Vec<DeliveryRecord>> = BTreeMap::new();
+        for d in self.shared.store.case_deliveries(id).await? {
+            by_message.entry(d.outbox_id).or_default().push(d);
+        }
         Ok(messages
             .into_iter()
             .map(|m| {
-                let (mine, rest) = deliveries.drain(..).partition(|d| d.outbox_id == m.id);
-                deliveries = rest;
-                (m, mine)
+                let deliveries = by_message.remove(&m.id).unwrap_or_default();
+                (m, deliveries)
             })
             .collect())
     }

@@ -148,6 +148,8 @@ struct Shared {
     principals: RwLock<std::collections::HashMap<(crate::domain::Role, i64), (i64, Principal)>>,
     /// Tokens seen, by digest, with when they were last read (see `callers.rs`).
     tokens: RwLock<std::collections::HashMap<String, (DateTime<Utc>, Principal)>>,
+    /// Since when each delivery channel is configured, once read (it never changes).
+    channels_since: RwLock<std::collections::HashMap<String, DateTime<Utc>>>,
     metrics: Metrics,
     config: Config,
 }
@@ -205,6 +207,7 @@ impl Runtime {
             grids: RwLock::new(None),
             principals: RwLock::new(Default::default()),
             tokens: RwLock::new(Default::default()),
+            channels_since: RwLock::new(Default::default()),
             metrics: Metrics::default(),
             config,
         });

@@ -173,6 +173,29 @@ impl Runtime {
         Ok(tick)
     }
 
+    /// Since when a channel is configured: recorded the first time any process asks,
+    /// then kept in this process (it never changes), so that an outbox step does not
+    /// write it again.
+    async fn channel_since(&self, channel: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let known = self
+            .shared
+            .channels_since
+            .read()
+            .expect("channels lock")
+            .get(channel)
+            .copied();
+        if let Some(since) = known {
+            return Ok(since);
+        }
+        let since = self.shared.store.channel_since(channel, now).await?;
+        self.shared
+            .channels_since
+            .write()
+            .expect("channels lock")
+            .insert(channel.to_string(), since);
+        Ok(since)
+    }
+
     /// One step of the outbox worker. Claimed messages fan out into deliveries (one per
     /// person or office and channel, on the channels configured when the message was
     /// written; a person with no address on any channel gets a dead letter at once, so
@@ -194,7 +217,7 @@ impl Runtime {
         if !claimed.is_empty() {
             let mut since = Vec::with_capacity(channels.len());
             for c in channels {
-                since.push(store.channel_since(c.name(), now).await?);
+                since.push(self.channel_since(c.name(), now).await?);
             }
             let mut deliveries = Vec::new();
             for m in &claimed {
@@ -246,12 +269,10 @@ impl Runtime {
                     Settled::Sent { id: job.id, answer }
                 }
                 Err(f) => {
-                    // A fixed spread per delivery, so that those that failed together
-                    // do not come back together.
-                    let jitter = (job.id.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0;
                     let retry = (!f.permanent)
                         .then(|| {
-                            crate::notices::retry_at(job.attempts + 1, self.now(), jitter.abs())
+                            let jitter = crate::notices::jitter(job.id);
+                            crate::notices::retry_at(job.attempts + 1, self.now(), jitter)
                         })
                         .flatten();
                     match retry {

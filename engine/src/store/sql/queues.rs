@@ -440,26 +440,17 @@ impl QueueStore for This {
         message: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let addressed: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM deliveries WHERE recipient = $1 AND outbox_id = $2 LIMIT 1",
-        )
-        .bind(recipient)
-        .bind(message)
-        .fetch_optional(self.writer())
-        .await?;
-        if addressed.is_none() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE deliveries SET read_at = $3 \
-             WHERE recipient = $1 AND outbox_id = $2 AND read_at IS NULL",
+        // Read once: a message read again keeps its first reading.
+        let addressed = sqlx::query(
+            "UPDATE deliveries SET read_at = COALESCE(read_at, $3) \
+             WHERE recipient = $1 AND outbox_id = $2",
         )
         .bind(recipient)
         .bind(message)
         .bind(ms(now))
         .execute(self.writer())
         .await?;
-        Ok(true)
+        Ok(addressed.rows_affected() > 0)
     }
 }
 

@@ -774,6 +774,30 @@ pub struct DeliveryJob {
     pub template: String,
     pub subject: String,
     pub body: String,
+    /// The case's facts the channels' templates fill in.
+    pub order_no: i64,
+    pub unit_address: String,
+    pub severity: String,
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub inspector: Option<String>,
+}
+
+impl DeliveryJob {
+    /// The delivery as the pure templates read it, with the case's link.
+    pub fn notice<'a>(&'a self, link: Option<&'a str>) -> crate::notices::Notice<'a> {
+        crate::notices::Notice {
+            template: &self.template,
+            subject: &self.subject,
+            body: &self.body,
+            case: self.case_id.0,
+            order_no: self.order_no,
+            address: &self.unit_address,
+            severity: &self.severity,
+            deadline_at: self.deadline_at,
+            inspector: self.inspector.as_deref(),
+            link,
+        }
+    }
 }
 
 /// How an attempt at a delivery ended.
@@ -791,6 +815,11 @@ pub enum Settled {
     Dead {
         id: i64,
         answer: String,
+    },
+    /// Not sent yet, and not an attempt: held until `until` (an SMS in quiet hours).
+    Held {
+        id: i64,
+        until: DateTime<Utc>,
     },
 }
 

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use clap::Args;
 
 use anju_engine::domain::Role;
-use anju_engine::outbox::{Channels, EmailChannel, LogChannel, SmtpSettings, SmtpTls};
+use anju_engine::outbox::{
+    Channels, EmailChannel, GatewayKind, LogChannel, SmtpSettings, SmtpTls, WebhookChannel,
+    WebhookSettings,
+};
 use anju_engine::runtime::{self, Runtime};
 
 use crate::app::{Application, Settings, open_store};
@@ -56,12 +59,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ANJU_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
     #[command(flatten)]
-    pub smtp: SmtpArgs,
+    pub channels: ChannelArgs,
 }
 
-/// E-mail: without a host, messages go to the log.
+/// The channels notices go out on: e-mail, an SMS gateway, platforms; with none of them,
+/// messages go to the log.
 #[derive(Debug, Args)]
-pub struct SmtpArgs {
+pub struct ChannelArgs {
     /// The SMTP server that sends notices by e-mail.
     #[arg(long, env = "ANJU_SMTP_HOST")]
     pub smtp_host: Option<String>,
@@ -82,13 +86,69 @@ pub struct SmtpArgs {
     /// SMTP connections kept open.
     #[arg(long, env = "ANJU_SMTP_POOL", default_value_t = 8)]
     pub smtp_pool: u32,
+    /// The SMS gateway's URL: each SMS is a signed JSON POST (channel `sms`); the
+    /// secret is read from ANJU_SMS_SECRET.
+    #[arg(long, env = "ANJU_SMS_URL")]
+    pub sms_url: Option<String>,
+    /// A platform (粤政易, a street command platform) that takes the messages of
+    /// departments and supervisors, as `NAME=URL` (repeat, or comma-separated in the
+    /// environment); each one's secret is read from ANJU_PLATFORM_SECRET_<NAME>.
+    #[arg(long = "platform", env = "ANJU_PLATFORMS", value_delimiter = ',')]
+    pub platforms: Vec<String>,
 }
 
-impl SmtpArgs {
-    /// The channels notices are delivered on: e-mail when a server is given, else the log.
+impl ChannelArgs {
+    /// The channels notices are delivered on: e-mail when a server is given, the SMS
+    /// gateway and the platforms when given, else the log.
     pub fn channels(&self, public_url: Option<String>) -> anyhow::Result<Channels> {
+        let mut channels: Channels = Vec::new();
+        let secret = |var: &str| {
+            std::env::var(var)
+                .map_err(|_| anyhow::anyhow!("{var} is not set: the gateway's shared secret"))
+        };
+        let gateway = |name: &str, url: &str, secret: String, kind| -> anyhow::Result<_> {
+            let channel = WebhookChannel::new(WebhookSettings {
+                name: name.to_string(),
+                url: url.to_string(),
+                secret,
+                kind,
+                public_url: public_url.clone(),
+                timeout: std::time::Duration::from_secs(30),
+            })
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            Ok(Arc::new(channel))
+        };
+        if let Some(url) = &self.sms_url {
+            channels.push(gateway(
+                "sms",
+                url,
+                secret("ANJU_SMS_SECRET")?,
+                GatewayKind::Sms,
+            )?);
+        }
+        for p in &self.platforms {
+            let Some((name, url)) = p.split_once('=') else {
+                anyhow::bail!("--platform `{p}`: NAME=URL");
+            };
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                || ["email", "sms", "log"].contains(&name)
+            {
+                anyhow::bail!(
+                    "--platform `{p}`: a name of letters, digits and _, not email, sms or log"
+                );
+            }
+            let var = format!("ANJU_PLATFORM_SECRET_{}", name.to_ascii_uppercase());
+            let kind = GatewayKind::Platform {
+                serves: vec!["department".into(), "supervisor".into()],
+            };
+            channels.push(gateway(name, url, secret(&var)?, kind)?);
+        }
         let Some(host) = &self.smtp_host else {
-            return Ok(vec![Arc::new(LogChannel)]);
+            if channels.is_empty() {
+                channels.push(Arc::new(LogChannel));
+            }
+            return Ok(channels);
         };
         let email = EmailChannel::new(&SmtpSettings {
             host: host.clone(),
@@ -102,7 +162,8 @@ impl SmtpArgs {
             timeout: std::time::Duration::from_secs(30),
         })
         .map_err(|e| anyhow::anyhow!("e-mail: {e}"))?;
-        Ok(vec![Arc::new(email)])
+        channels.insert(0, Arc::new(email));
+        Ok(channels)
     }
 }
 
@@ -112,7 +173,7 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         config.worker_id = id;
     }
     config.public_url = args.public_url.map(|u| u.trim_end_matches('/').to_string());
-    let channels = args.smtp.channels(config.public_url.clone())?;
+    let channels = args.channels.channels(config.public_url.clone())?;
     config.agreement_findings = !args.no_agreement_findings;
     if args.demo {
         let store = open_store(&args.db.database_url).await?;

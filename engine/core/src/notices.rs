@@ -1,6 +1,6 @@
-//! Notices, pure: which supervisors a message goes to, a delivery's stable Message-ID, a message as an e-mail (text and HTML, Chinese first), and when a failed delivery is tried again or given up as a dead letter.
+//! Notices, pure: which supervisors a message goes to, a delivery's stable Message-ID, a message as an e-mail (text and HTML, Chinese first) and as a registered SMS template, the quiet hours of SMS, and when a failed delivery is tried again or given up as a dead letter.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::Role;
@@ -73,6 +73,31 @@ pub fn jitter(delivery: i64) -> f64 {
     delivery.wrapping_mul(2_654_435_761).rem_euclid(1000) as f64 / 1000.0
 }
 
+/// What a delivery says and the facts its templates fill in, read off the outbox
+/// message and its case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Notice<'a> {
+    pub template: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub case: i64,
+    /// The order's number within the case (0 before an order is issued).
+    pub order_no: i64,
+    pub address: &'a str,
+    pub severity: &'a str,
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// The name of the case's inspector.
+    pub inspector: Option<&'a str>,
+    /// The case's page under the public address.
+    pub link: Option<&'a str>,
+}
+
+/// The link to a case under the public address (`ANJU_PUBLIC_URL`); the one URL scheme
+/// of links in messages.
+pub fn case_link(public_url: &str, case: i64) -> String {
+    format!("{}/cases/{case}", public_url.trim_end_matches('/'))
+}
+
 /// A message as an e-mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mail {
@@ -81,38 +106,187 @@ pub struct Mail {
     pub html: String,
 }
 
+/// The HTML frame of every e-mail (`workflows/notices/mail.html`): `{{subject}}` and
+/// `{{paragraphs}}` are filled in.
+pub const MAIL_FRAME: &str = include_str!("../../../workflows/notices/mail.html");
+
 /// An outbox message as an e-mail: its subject and body (Chinese first, then English, as
-/// the workflow's templates write them), a link to the case under the public address,
-/// and for a rectification order how to acknowledge it. The HTML part holds the same
-/// text, escaped.
-pub fn mail(template: &str, subject: &str, body: &str, link: Option<&str>) -> Mail {
-    let mut text = body.trim().to_string();
-    if template == "rectification_order" {
+/// the workflow's templates write them), for a rectification order the inspector and how
+/// to acknowledge it, and a link to the case under the public address. The HTML part
+/// holds the same text, escaped, in the frame of `workflows/notices/mail.html`.
+pub fn mail(n: &Notice<'_>) -> Mail {
+    let mut text = n.body.trim().to_string();
+    if n.template == "rectification_order" {
+        if let Some(inspector) = n.inspector {
+            text.push_str(&format!("\n\n检查员 / Inspector: {inspector}"));
+        }
         text.push_str(
             "\n\n签收方式：打开下方链接，登录安居后点击“签收”；整改完成后在同一页面报告整改情况。\
              \nTo acknowledge: open the link below, sign in to Anju and choose Acknowledge; report the fix on the same page once it is done.",
         );
     }
-    if let Some(link) = link {
+    if let Some(link) = n.link {
         text.push_str(&format!("\n\n查看 / View: {link}"));
     }
     text.push_str("\n\n— 安居 出租屋安全隐患闭环管理 / Anju rental safety");
-    let mut html =
-        String::from("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>");
-    html.push_str(&escape(subject));
-    html.push_str("</title></head><body>");
+    let mut paragraphs = String::new();
     for paragraph in text.split("\n\n") {
-        html.push_str("<p>");
-        let lines: Vec<String> = paragraph.lines().map(|l| linked(l, link)).collect();
-        html.push_str(&lines.join("<br>"));
-        html.push_str("</p>");
+        paragraphs.push_str("<p>");
+        let lines: Vec<String> = paragraph.lines().map(|l| linked(l, n.link)).collect();
+        paragraphs.push_str(&lines.join("<br>"));
+        paragraphs.push_str("</p>\n");
     }
-    html.push_str("</body></html>");
+    let html = MAIL_FRAME
+        .replace("{{subject}}", &escape(n.subject))
+        .replace("{{paragraphs}}", &paragraphs);
     Mail {
-        subject: subject.to_string(),
+        subject: n.subject.to_string(),
         text,
         html,
     }
+}
+
+/// The SMS templates registered with the gateway (`workflows/notices/sms.toml`).
+pub const SMS_TEMPLATES: &str = include_str!("../../../workflows/notices/sms.toml");
+
+/// One registered SMS template: its code and its text with `{name}` parameters.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsTemplate {
+    pub code: String,
+    pub text: String,
+}
+
+/// The registered SMS templates, by message template, and the one used for the rest.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsTemplates {
+    pub fallback: SmsTemplate,
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, SmsTemplate>,
+}
+
+impl SmsTemplates {
+    /// The templates shipped in `workflows/notices/sms.toml`.
+    pub fn builtin() -> SmsTemplates {
+        SmsTemplates::parse(SMS_TEMPLATES).expect("workflows/notices/sms.toml is valid")
+    }
+
+    /// Templates from TOML; every parameter used must be one a notice fills in.
+    pub fn parse(text: &str) -> Result<SmsTemplates, String> {
+        let t: SmsTemplates = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, tpl) in std::iter::once(("fallback", &t.fallback))
+            .chain(t.templates.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            for p in parameters(&tpl.text) {
+                if !SMS_PARAMETERS.contains(&p.as_str()) {
+                    return Err(format!("SMS template `{name}`: unknown parameter {{{p}}}"));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// A notice as an SMS: the registered template for its message (else the fallback),
+    /// the values of the template's parameters, and the text they make.
+    pub fn render(&self, n: &Notice<'_>) -> Sms {
+        let tpl = self.templates.get(n.template).unwrap_or(&self.fallback);
+        let value = |p: &str| -> String {
+            match p {
+                "case" => n.case.to_string(),
+                "order" => format!("{}-{}", n.case, n.order_no),
+                "address" => n.address.to_string(),
+                "deadline" => n
+                    .deadline_at
+                    .map(|d| {
+                        d.with_timezone(&crate::time::china_time())
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_else(|| "—".into()),
+                "link" => n.link.unwrap_or("").to_string(),
+                // The Chinese part of a bilingual subject.
+                "subject" => n
+                    .subject
+                    .split(" / ")
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+                "code" => n.body.trim().to_string(),
+                _ => String::new(),
+            }
+        };
+        let mut params = std::collections::BTreeMap::new();
+        let mut text = tpl.text.clone();
+        for p in parameters(&tpl.text) {
+            let v = value(&p);
+            text = text.replace(&format!("{{{p}}}"), &v);
+            params.insert(p, v);
+        }
+        Sms {
+            template_code: tpl.code.clone(),
+            params,
+            text: text.trim().to_string(),
+        }
+    }
+}
+
+/// The parameters an SMS template may use.
+const SMS_PARAMETERS: [&str; 7] = [
+    "case", "order", "address", "deadline", "link", "subject", "code",
+];
+
+/// The `{name}` parameters of a template's text, in order, each once.
+fn parameters(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = after[..close].to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+/// An SMS as a gateway sends it: a registered template's code, its parameters, and the
+/// text they make (kept for the record and for gateways that want it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sms {
+    pub template_code: String,
+    pub params: std::collections::BTreeMap<String, String>,
+    pub text: String,
+}
+
+/// China time's quiet hours for SMS: none from 22:00 to 08:00.
+const QUIET_FROM_HOUR: u32 = 22;
+const QUIET_UNTIL_HOUR: u32 = 8;
+
+/// The messages that may reach a phone at night, when their hazard is critical.
+const URGENT_AT_NIGHT: [&str; 2] = ["rectification_order", "order_overdue"];
+
+/// When an SMS written at `now` may be sent: `None` at once, else 08:00 China time.
+/// Orders and overdue notices of critical hazards are sent at any hour.
+pub fn quiet_until(now: DateTime<Utc>, template: &str, severity: &str) -> Option<DateTime<Utc>> {
+    if severity == "critical" && URGENT_AT_NIGHT.contains(&template) {
+        return None;
+    }
+    let local = now.with_timezone(&crate::time::china_time());
+    let hour = local.hour();
+    if (QUIET_UNTIL_HOUR..QUIET_FROM_HOUR).contains(&hour) {
+        return None;
+    }
+    let day = if hour >= QUIET_FROM_HOUR {
+        local.date_naive() + TimeDelta::days(1)
+    } else {
+        local.date_naive()
+    };
+    let (midnight, _) = crate::time::day_bounds(day);
+    Some(midnight + TimeDelta::hours(i64::from(QUIET_UNTIL_HOUR)))
 }
 
 /// A line of text as HTML, the case link made a link.
@@ -201,26 +375,97 @@ mod tests {
         assert!(spread.windows(2).all(|w| w[0] != w[1]), "{spread:?}");
     }
 
+    fn notice<'a>(template: &'a str, body: &'a str, link: Option<&'a str>) -> Notice<'a> {
+        Notice {
+            template,
+            subject: "整改通知书 第7-1号 / Rectification order 7-1",
+            body,
+            case: 7,
+            order_no: 1,
+            address: "天河区龙口西路1号101",
+            severity: "major",
+            deadline_at: Some(Utc.with_ymd_and_hms(2026, 3, 5, 10, 0, 0).unwrap()),
+            inspector: Some("李明"),
+            link,
+        }
+    }
+
     #[test]
     fn an_order_mail_says_how_to_acknowledge_and_links_the_case() {
         let link = "https://anju.example/cases/7?a=1&b=2";
-        let m = mail(
+        let m = mail(&notice(
             "rectification_order",
-            "整改通知书 / Rectification order",
             "请于 2026-03-05 18:00 前完成整改。<b>\n\nFix it before 2026-03-05 18:00.",
             Some(link),
-        );
+        ));
         let zh = m.text.find("请于").unwrap();
         let en = m.text.find("Fix it").unwrap();
         assert!(zh < en, "Chinese first");
         assert!(m.text.contains("签收") && m.text.contains("To acknowledge"));
+        assert!(m.text.contains("检查员 / Inspector: 李明"));
         assert!(m.text.contains(link));
         assert!(m.html.contains("&lt;b&gt;"), "text is escaped: {}", m.html);
+        assert!(
+            m.html.contains("<title>整改通知书 第7-1号"),
+            "framed: {}",
+            m.html
+        );
         assert!(
             m.html
                 .contains("<a href=\"https://anju.example/cases/7?a=1&amp;b=2\">")
         );
-        let plain = mail("case_fixed", "s", "b", None);
+        let plain = mail(&notice("case_fixed", "b", None));
         assert!(!plain.text.contains("签收方式") && !plain.text.contains("查看"));
+        assert!(!plain.text.contains("检查员"));
+    }
+
+    #[test]
+    fn an_sms_is_a_registered_template_with_its_parameters() {
+        let t = SmsTemplates::builtin();
+        let link = "https://anju.example/cases/7";
+        let sms = t.render(&notice("rectification_order", "long body", Some(link)));
+        assert_eq!(sms.template_code, "ANJU_ORDER");
+        assert_eq!(sms.params["order"], "7-1");
+        // 10:00 UTC is 18:00 in China.
+        assert_eq!(sms.params["deadline"], "2026-03-05 18:00");
+        assert!(sms.text.contains("2026-03-05 18:00") && sms.text.contains(link));
+        assert!(!sms.text.contains('{'), "{}", sms.text);
+        // A message without its own template falls back to the definition's subject.
+        let other = t.render(&notice("review_required", "body", Some(link)));
+        assert_eq!(other.template_code, "ANJU_NOTICE");
+        assert_eq!(other.params["subject"], "整改通知书 第7-1号");
+        assert!(
+            SmsTemplates::parse("[fallback]\ncode = \"X\"\ntext = \"{password}\"\n")
+                .unwrap_err()
+                .contains("{password}")
+        );
+    }
+
+    #[test]
+    fn quiet_hours_hold_an_sms_until_eight_china_time() {
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap();
+        // 13:59 UTC is 21:59 in China: sent at once.
+        assert_eq!(quiet_until(at(13, 59), "case_fixed", "major"), None);
+        // 14:00 UTC is 22:00: held until 08:00 the next China day (00:00 UTC).
+        let eight = Utc.with_ymd_and_hms(2026, 3, 3, 0, 0, 0).unwrap();
+        assert_eq!(quiet_until(at(14, 0), "case_fixed", "major"), Some(eight));
+        // 23:30 UTC is 07:30 the next day in China: held until 08:00 that day.
+        assert_eq!(quiet_until(at(23, 30), "referral", "major"), Some(eight));
+        // 00:00 UTC is 08:00: sent.
+        assert_eq!(quiet_until(eight, "referral", "major"), None);
+        // Orders and overdue notices of critical hazards go at any hour; others wait.
+        assert_eq!(
+            quiet_until(at(18, 0), "rectification_order", "critical"),
+            None
+        );
+        assert_eq!(quiet_until(at(18, 0), "order_overdue", "critical"), None);
+        assert_eq!(
+            quiet_until(at(18, 0), "rectification_order", "major"),
+            Some(eight)
+        );
+        assert_eq!(
+            quiet_until(at(18, 0), "case_fixed", "critical"),
+            Some(eight)
+        );
     }
 }

@@ -245,12 +245,16 @@ impl Channel for EmailChannel {
         &self.domain
     }
 
-    async fn send(&self, job: &DeliveryJob) -> Result<String, Failure> {
+    async fn send(
+        &self,
+        job: &DeliveryJob,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, Failure> {
         let link = self
             .public_url
             .as_ref()
-            .map(|u| format!("{u}/cases/{}", job.case_id));
-        let mail = crate::notices::mail(&job.template, &job.subject, &job.body, link.as_deref());
+            .map(|u| crate::notices::case_link(u, job.case_id.0));
+        let mail = crate::notices::mail(&job.notice(link.as_deref()));
         let to: Mailbox = job.address.parse().map_err(|e| Failure {
             answer: format!("address `{}`: {e}", job.address),
             permanent: true,

@@ -1,14 +1,19 @@
-//! The delivery side of the outbox: channels that send one delivery (a message to one person on one channel) and answer with the server's reply, the log channel used when no other is configured, and e-mail over SMTP (`email.rs`).
+//! The delivery side of the outbox: channels that send one delivery (a message to one person on one channel) and answer with the server's reply, the log channel used when no other is configured, e-mail over SMTP (`email.rs`), and SMS and platform gateways over signed HTTP POSTs (`webhook.rs`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::store::{Addressee, DeliveryJob};
 
 mod email;
+mod webhook;
 
 pub use email::{EmailChannel, SmtpSettings, SmtpTls};
+pub use webhook::{
+    GatewayKind, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, WebhookSettings, signature,
+};
 
 /// Why an attempt failed, and whether trying again could help (a refused address will
 /// not become valid; a server that is down may come back).
@@ -43,8 +48,13 @@ pub trait Channel: Send + Sync + 'static {
         "anju.local"
     }
 
-    /// Sends one delivery; the server's answer, or why it failed.
-    async fn send(&self, job: &DeliveryJob) -> Result<String, Failure>;
+    /// Whether deliveries wait out the night (22:00–08:00 China time): SMS does.
+    fn quiet_hours(&self) -> bool {
+        false
+    }
+
+    /// Sends one delivery at `now`; the server's answer, or why it failed.
+    async fn send(&self, job: &DeliveryJob, now: DateTime<Utc>) -> Result<String, Failure>;
 }
 
 /// The channels a service delivers on.
@@ -65,7 +75,7 @@ impl Channel for LogChannel {
         Some(who.recipient.clone())
     }
 
-    async fn send(&self, job: &DeliveryJob) -> Result<String, Failure> {
+    async fn send(&self, job: &DeliveryJob, _now: DateTime<Utc>) -> Result<String, Failure> {
         tracing::info!(
             delivery = job.id,
             message = job.outbox_id,

@@ -45,6 +45,8 @@ pub struct OutboxTick {
     pub failed: usize,
     /// Failed for the last time (dead letters).
     pub dead: usize,
+    /// SMS held until the quiet hours end.
+    pub held: usize,
 }
 
 /// The deliveries of one message: each addressee on each channel that existed when the
@@ -244,13 +246,25 @@ impl Runtime {
         tick.sending = jobs.len();
         let mut sends = tokio::task::JoinSet::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.outbox_concurrency.max(1)));
+        let mut settled = Vec::new();
         for job in jobs {
             let channel = channels.iter().find(|c| c.name() == job.channel).cloned();
+            // An SMS written in the night waits until 08:00 China time, without using an
+            // attempt (orders and overdue notices of critical hazards go at once).
+            if let Some(c) = &channel
+                && c.quiet_hours()
+                && let Some(until) = crate::notices::quiet_until(now, &job.template, &job.severity)
+            {
+                tick.held += 1;
+                settled.push(Settled::Held { id: job.id, until });
+                continue;
+            }
             let slots = slots.clone();
+            let sent_at = self.now();
             sends.spawn(async move {
                 let _slot = slots.acquire_owned().await;
                 let outcome = match channel {
-                    Some(c) => c.send(&job).await,
+                    Some(c) => c.send(&job, sent_at).await,
                     None => Err(Failure::transient(format!(
                         "channel `{}` is not configured in this process",
                         job.channel
@@ -259,7 +273,6 @@ impl Runtime {
                 (job, outcome)
             });
         }
-        let mut settled = Vec::new();
         while let Some(joined) = sends.join_next().await {
             let (job, outcome) =
                 joined.map_err(|e| Error::Internal(format!("a send panicked: {e}")))?;

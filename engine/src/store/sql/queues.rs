@@ -274,8 +274,11 @@ impl QueueStore for This {
         }
         let mut q = QueryBuilder::<Db>::new(
             "SELECT d.id, d.outbox_id, o.case_id, d.recipient, d.channel, d.address, d.attempts, \
-             d.message_id, o.template, o.subject, o.body \
-             FROM deliveries d JOIN outbox o ON o.id = d.outbox_id WHERE d.id IN (",
+             d.message_id, o.template, o.subject, o.body, c.order_no, c.address AS unit_address, \
+             c.severity, c.deadline_at, i.name AS inspector \
+             FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
+             JOIN cases c ON c.id = o.case_id LEFT JOIN inspectors i ON i.id = c.inspector_id \
+             WHERE d.id IN (",
         );
         push_ids(&mut q, &ids);
         q.push(" ORDER BY d.id");
@@ -296,6 +299,11 @@ impl QueueStore for This {
                     template: r.try_get("template")?,
                     subject: r.try_get("subject")?,
                     body: r.try_get("body")?,
+                    order_no: r.try_get("order_no")?,
+                    unit_address: r.try_get("unit_address")?,
+                    severity: r.try_get("severity")?,
+                    deadline_at: r.try_get::<Option<i64>, _>("deadline_at")?.map(from_millis),
+                    inspector: r.try_get("inspector")?,
                 })
             })
             .collect()
@@ -311,6 +319,17 @@ impl QueueStore for This {
         }
         let mut tx = begin_write(self.writer()).await?;
         for r in results {
+            if let Settled::Held { id, until } = r {
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = $2, claimed_until = NULL, \
+                     claimed_by = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .bind(ms(*until))
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
             let (id, state, answer, sent_at, next) = match r {
                 Settled::Sent { id, answer } => (*id, "sent", answer, Some(ms(now)), ms(now)),
                 Settled::Failed {
@@ -319,6 +338,7 @@ impl QueueStore for This {
                     retry_at,
                 } => (*id, "failed", answer, None, ms(*retry_at)),
                 Settled::Dead { id, answer } => (*id, "dead", answer, None, ms(now)),
+                Settled::Held { .. } => continue,
             };
             sqlx::query(
                 "UPDATE deliveries SET state = $2, answer = $3, sent_at = $4, next_attempt_at = $5, \

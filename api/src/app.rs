@@ -85,6 +85,7 @@ impl Application {
         let state = AppState {
             runtime: runtime.clone(),
             clock_kind,
+            channels: std::sync::Arc::new(channels.clone()),
         };
         let app = router(state).merge(extra(runtime.clone()));
         let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api/v1", crate::routes::router())
         .merge(crate::routes::public::router())
+        .merge(crate::routes::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -1,5 +1,8 @@
-//! The state every handler can reach: the runtime, and which clock it runs on.
+//! The state every handler can reach: the runtime, the channels notices go out on, and which clock it runs on.
 
+use std::sync::Arc;
+
+use anju_engine::outbox::Channels;
 use anju_engine::runtime::Runtime;
 
 /// What every handler can reach.
@@ -8,4 +11,6 @@ pub struct AppState {
     pub runtime: Runtime,
     /// `system` in production; `manual` only in test builds that install such a clock.
     pub clock_kind: &'static str,
+    /// The channels of this process: sign-in codes go out on them at once.
+    pub channels: Arc<Channels>,
 }

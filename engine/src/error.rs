@@ -5,7 +5,7 @@ pub use anju_core::error::FieldError;
 /// Errors of the engine. `Store` and `Internal` are the engine's own faults; every other
 /// variant is a refusal of the caller's request and changes nothing. The refusals are
 /// those of the pure core (`anju_core::Error`, converted variant by variant) plus the
-/// engine's own (`IdempotencyKeyReused`, `ShuttingDown`).
+/// engine's own (`IdempotencyKeyReused`, `ShuttingDown`, the sign-in's refusals).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid request: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
@@ -29,6 +29,13 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// A sign-in refused: a wrong, used or expired code. The field at fault is named;
+    /// the answer never says whether an address is registered.
+    #[error("{field}: {detail}")]
+    SignInRefused { field: &'static str, detail: String },
+    /// Too many requests of a kind from one address or client; try again later.
+    #[error("{field}: {detail}")]
+    TooManyRequests { field: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     /// A failure that is not about stored data: a worker thread that could not start or

@@ -5,7 +5,7 @@
 
 pub use anju_core::{
     auth, calendar, domain, grading, inspection, machine, notices, planning, policy, records,
-    registry, routing, rules, seed, spatial, taxonomy, text, time, workflow,
+    registry, routing, rules, seed, signin, spatial, taxonomy, text, time, workflow,
 };
 
 pub mod error;

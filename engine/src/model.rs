@@ -589,6 +589,42 @@ pub struct TokenRecord {
     pub directory_generation: i64,
     /// When it stops working; `None` never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The person behind a session token.
+    pub account: Option<i64>,
+}
+
+/// A person's account: who they act as, their addresses and their preferences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub subject: i64,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// The channels they want messages on; `None`: every channel they have an address on.
+    pub channels: Option<Vec<String>>,
+    /// One daily digest instead of single messages.
+    pub digest: bool,
+}
+
+/// The newest sign-in code of an address that is neither used nor expired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigninCode {
+    pub id: i64,
+    pub digest: String,
+    pub failures: i64,
+}
+
+/// What became of a request for a sign-in code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRequest {
+    /// A code was written, with this id.
+    Issued(i64),
+    /// Too many codes for this address in the window.
+    AddressLimited,
+    /// Too many codes asked for by this client in the window.
+    ClientLimited,
 }
 
 /// A token as `anju token list` shows it: never its secret, only the start of its
@@ -700,6 +736,8 @@ pub struct ImportCounts {
     pub inspectors: u64,
     pub departments: u64,
     pub supervisors: u64,
+    /// Departments' officers (people, written as accounts).
+    pub officers: u64,
 }
 
 impl ImportCounts {
@@ -714,6 +752,7 @@ impl ImportCounts {
         self.inspectors += other.inspectors;
         self.departments += other.departments;
         self.supervisors += other.supervisors;
+        self.officers += other.officers;
     }
 
     pub fn total(&self) -> u64 {
@@ -780,9 +819,19 @@ pub struct DeliveryJob {
     pub severity: String,
     pub deadline_at: Option<DateTime<Utc>>,
     pub inspector: Option<String>,
+    /// A sign-in code (sent at once, outside the outbox).
+    pub code: Option<String>,
 }
 
 impl DeliveryJob {
+    /// The link to the delivery's case under the public address; none for a message
+    /// about no case (a sign-in code, whose body carries its own link).
+    pub fn link(&self, public_url: Option<&str>) -> Option<String> {
+        public_url
+            .filter(|_| self.case_id.0 > 0)
+            .map(|u| crate::notices::case_link(u, self.case_id.0))
+    }
+
     /// The delivery as the pure templates read it, with the case's link.
     pub fn notice<'a>(&'a self, link: Option<&'a str>) -> crate::notices::Notice<'a> {
         crate::notices::Notice {
@@ -796,6 +845,7 @@ impl DeliveryJob {
             deadline_at: self.deadline_at,
             inspector: self.inspector.as_deref(),
             link,
+            code: self.code.as_deref(),
         }
     }
 }

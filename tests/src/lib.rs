@@ -1,5 +1,7 @@
 //! Test support for black-box tests: fresh SQLite files and PostgreSQL databases, the real HTTP server on a random port with a manual clock, and a small client.
 
+pub mod mail;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -230,12 +232,29 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// A running service as [`spawn_app`], with these runtime settings.
 pub async fn spawn_app_with(backend: Backend, config: runtime::Config) -> TestApp {
+    spawn_app_on(backend, config, vec![Arc::new(LogChannel)]).await
+}
+
+/// A running service as [`spawn_app_with`], whose notices (sign-in codes among them) go
+/// out on `channels`.
+pub async fn spawn_app_on(
+    backend: Backend,
+    config: runtime::Config,
+    channels: anju_engine::outbox::Channels,
+) -> TestApp {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let city = seed(&store).await;
     drop(store);
     let clock = ManualClock::new(t0());
-    let app = start_with(&db, &clock, config.clone()).await;
+    let app = start_full(
+        &db,
+        &clock,
+        config.clone(),
+        anju_api::http::serve::Limits::default(),
+        channels,
+    )
+    .await;
     let rt = &app.runtime;
     let token = |role, subject| async move {
         rt.create_token(role, subject, Some("test"))
@@ -282,6 +301,17 @@ pub async fn start_limited(
     config: runtime::Config,
     limits: anju_api::http::serve::Limits,
 ) -> Application {
+    start_full(db, clock, config, limits, vec![Arc::new(LogChannel)]).await
+}
+
+/// Starts the real service as [`start_limited`], with notices going out on `channels`.
+pub async fn start_full(
+    db: &TestDb,
+    clock: &ManualClock,
+    config: runtime::Config,
+    limits: anju_api::http::serve::Limits,
+    channels: anju_engine::outbox::Channels,
+) -> Application {
     let settings = Settings {
         database_url: db.url.clone(),
         bind: "127.0.0.1:0".parse().expect("address"),
@@ -293,7 +323,7 @@ pub async fn start_limited(
         settings,
         Arc::new(clock.clone()),
         "manual",
-        vec![Arc::new(LogChannel)],
+        channels,
         |_| axum::Router::new(),
     )
     .await

@@ -1,120 +1,16 @@
 //! Notices that reach people, against a real SMTP server on loopback (mailin-embedded, in this process): a rectification order e-mailed to the landlord, read back and parsed as MIME; deliveries recorded per person and channel; a server that refuses mail brings retries by the manual clock, then a dead letter a supervisor lists and sends again with the same Message-ID. On both backends.
 
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chrono::TimeDelta;
 use mail_parser::MessageParser;
-use mailin_embedded::response::{NO_SERVICE, OK};
-use mailin_embedded::{Handler, Response, Server};
 use serde_json::{Value, json};
 
-use anju_engine::outbox::{Channel, Channels, EmailChannel, SmtpSettings, SmtpTls};
+use anju_engine::outbox::{Channel, Channels};
 use anju_engine::time::Clock as _;
+use anju_tests::mail::{email_to, smtp};
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
-
-/// A message the sink received: its recipients and its raw bytes.
-#[derive(Debug, Clone, Default)]
-struct Received {
-    to: Vec<String>,
-    data: Vec<u8>,
-}
-
-/// A real SMTP server's handler that keeps what it receives, and refuses every mail
-/// (421, service not available) while `refuse` is set.
-#[derive(Clone)]
-struct Sink {
-    mails: Arc<Mutex<Vec<Received>>>,
-    refuse: Arc<AtomicBool>,
-    current: Received,
-}
-
-impl Handler for Sink {
-    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
-        if self.refuse.load(Ordering::SeqCst) {
-            return NO_SERVICE;
-        }
-        self.current = Received::default();
-        OK
-    }
-
-    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
-        self.current.to = to.to_vec();
-        OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.current.data.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        let mail = std::mem::take(&mut self.current);
-        self.mails.lock().unwrap().push(mail);
-        OK
-    }
-}
-
-/// An SMTP server on a free loopback port, and the e-mail channel that sends to it.
-struct Smtp {
-    mails: Arc<Mutex<Vec<Received>>>,
-    refuse: Arc<AtomicBool>,
-    channels: Channels,
-}
-
-fn smtp() -> Smtp {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sink = Sink {
-        mails: Arc::default(),
-        refuse: Arc::default(),
-        current: Received::default(),
-    };
-    let (mails, refuse) = (sink.mails.clone(), sink.refuse.clone());
-    let mut server = Server::new(sink);
-    server.with_name("sink.test").with_tcp_listener(listener);
-    // `serve` never returns; the thread ends with the test process.
-    std::thread::spawn(move || {
-        let _ = server.serve();
-    });
-    Smtp {
-        mails,
-        refuse,
-        channels: email_to(port, std::time::Duration::from_secs(5)),
-    }
-}
-
-/// The e-mail channel to a server on a loopback port, plain, links under
-/// `https://anju.example`.
-fn email_to(port: u16, timeout: std::time::Duration) -> Channels {
-    let email = EmailChannel::new(&SmtpSettings {
-        host: "127.0.0.1".into(),
-        port,
-        tls: SmtpTls::None,
-        user: None,
-        password: None,
-        from: "安居 <notices@anju.example>".into(),
-        public_url: Some("https://anju.example/".into()),
-        pool: 2,
-        timeout,
-    })
-    .unwrap();
-    vec![Arc::new(email) as Arc<dyn Channel>]
-}
-
-impl Smtp {
-    /// The mails received for `address`.
-    fn to(&self, address: &str) -> Vec<Received> {
-        self.mails
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.to.iter().any(|t| t == address))
-            .cloned()
-            .collect()
-    }
-}
 
 /// A case of unit `unit` with a rectification order issued.
 async fn ordered(app: &TestApp, unit: i64) -> i64 {

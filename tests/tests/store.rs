@@ -615,7 +615,15 @@ async fn tokens_resolve_only_by_digest(backend: Backend) {
     let f = fixture(backend).await;
     let t = anju_engine::auth::new_token();
     f.store
-        .insert_token(&t.digest, Role::Inspector, 1, Some("phone"), None, t0())
+        .insert_token(
+            &t.digest,
+            Role::Inspector,
+            1,
+            Some("phone"),
+            None,
+            None,
+            t0(),
+        )
         .await
         .unwrap();
     let found = f.store.token(&t.digest).await.unwrap().unwrap();

@@ -255,6 +255,7 @@ async fn the_case_lists_agree_with_the_policy(backend: Backend) {
             role,
             subject: 1,
             scope: scope.clone(),
+            account: None,
         };
         let listed: BTreeSet<CaseId> = f
             .store

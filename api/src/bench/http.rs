@@ -74,6 +74,7 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
         role: Role::Supervisor,
         subject: 1,
         scope: Scope::City,
+        account: None,
     };
     let opened = open_cases(&runtime, &city, store, n, Some("wiring")).await?;
     let mut slots = Vec::with_capacity(n);
@@ -95,6 +96,7 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
                 party.0,
                 None,
                 None,
+                None,
                 now,
             )
             .await?;
@@ -103,6 +105,7 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
                 &token_digest(&staff),
                 Role::Inspector,
                 inspector.0,
+                None,
                 None,
                 None,
                 now,

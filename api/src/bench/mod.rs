@@ -158,11 +158,13 @@ fn principal_for(command: &str, case: &anju_engine::machine::CaseSnapshot) -> Pr
             role: Role::Landlord,
             subject: case.party_id.map_or(0, |p| p.0),
             scope: Scope::Party(case.party_id.unwrap_or(PartyId(0))),
+            account: None,
         },
         _ => Principal {
             role: Role::Inspector,
             subject: 1,
             scope: Scope::Grids(case.grid_id.into_iter().collect()),
+            account: None,
         },
     }
 }
@@ -191,6 +193,7 @@ async fn bench_backend(name: &str, url: &str, args: &BenchArgs) -> anyhow::Resul
         role: Role::Supervisor,
         subject: 1,
         scope: Scope::City,
+        account: None,
     };
 
     // Cases for the clients: one finding on each of the first units that have a party.

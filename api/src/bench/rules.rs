@@ -154,6 +154,7 @@ async fn sweep(args: &RulesBenchArgs) -> anyhow::Result<()> {
         role: Role::Supervisor,
         subject: 1,
         scope: Scope::City,
+        account: None,
     };
     let started = Instant::now();
     crate::bench::open_cases(&runtime, &city, &store, args.sweep_cases, None).await?;

@@ -245,6 +245,42 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <token>`".into()))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 200)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header is not a bearer token".into())
+        })
+}
+
+/// The caller's own token, for signing out.
+#[derive(Debug, Clone)]
+pub struct OwnToken(pub String);
+
+impl FromRequestParts<AppState> for OwnToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?.to_string();
+        match state.runtime.authenticate(&token).await? {
+            Some(_) => Ok(OwnToken(token)),
+            None => Err(ApiError::Unauthorized("unknown or revoked token".into())),
+        }
+    }
+}
+
 /// The authenticated caller, from `Authorization: Bearer <token>`.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
@@ -256,19 +292,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <token>`".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 200)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header is not a bearer token".into())
-            })?;
+        let token = bearer(parts)?;
         match state.runtime.authenticate(token).await? {
             Some(p) => Ok(Caller(p)),
             None => Err(ApiError::Unauthorized("unknown or revoked token".into())),

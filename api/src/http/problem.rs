@@ -22,6 +22,8 @@ pub enum ApiError {
         detail: String,
     },
     Unauthorized(String),
+    /// One address belongs to several accounts: the person chooses which to act as.
+    ChooseAccount(serde_json::Value),
     UnsupportedMediaType,
     NotFound(String),
     MethodNotAllowed,
@@ -55,6 +57,8 @@ struct Problem {
     errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     current_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -67,6 +71,7 @@ impl Problem {
             field: None,
             errors: Vec::new(),
             current_version: None,
+            choices: None,
         }
     }
 }
@@ -127,6 +132,36 @@ impl IntoResponse for ApiError {
                     "idempotency-key-reused",
                     "幂等键已用于其他请求 / Idempotency key reused",
                     e.to_string(),
+                )
+            },
+            ApiError::Engine(E::SignInRefused { field, detail }) => Problem {
+                field: Some(field.into()),
+                ..Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "sign-in-refused",
+                    "登录失败 / Sign-in refused",
+                    detail,
+                )
+            },
+            ApiError::Engine(E::TooManyRequests { field, detail }) => Problem {
+                field: Some(field.into()),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-requests",
+                    "请求过于频繁 / Too many requests",
+                    detail,
+                )
+            },
+            ApiError::ChooseAccount(choices) => Problem {
+                field: Some("account_id".into()),
+                choices: Some(choices),
+                ..Problem::new(
+                    StatusCode::CONFLICT,
+                    "choose-account",
+                    "请选择身份 / Choose whom to act as",
+                    "this address belongs to several accounts: send the code again with the \
+                     account_id of one of `choices`"
+                        .into(),
                 )
             },
             ApiError::Engine(E::Conflict(detail)) => {

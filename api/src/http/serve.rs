@@ -99,6 +99,11 @@ impl PerClient {
     }
 }
 
+/// The network address of the client of a request (behind a reverse proxy, the
+/// proxy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets open requests
 /// finish (for at most `grace`).
 pub async fn serve(
@@ -142,7 +147,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers see the client's network address (for per-client limits).
+        let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
+            app.clone(),
+            ClientAddr(peer.ip()),
+        ));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -14,12 +14,14 @@ use anju_engine::model::Idempotent;
 use crate::http::extract::Caller;
 use crate::state::AppState;
 
+mod auth;
 mod cases;
 mod deliveries;
 mod directory;
 mod dto;
 mod inboxes;
 mod inspections;
+pub mod pages;
 pub mod patrol;
 pub mod places;
 pub mod public;
@@ -35,6 +37,13 @@ use units::*;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))
+        .route("/me/account", get(auth::my_account))
+        .route("/me/preferences", axum::routing::put(auth::set_preferences))
+        .route("/auth/code", post(auth::request_code))
+        .route(
+            "/auth/session",
+            post(auth::create_session).delete(auth::delete_session),
+        )
         .route("/me/messages", get(deliveries::my_messages))
         .route("/me/messages/{id}/read", post(deliveries::mark_read))
         .route("/units", post(create_unit))
@@ -109,7 +118,12 @@ async fn me(Caller(p): Caller) -> Json<Value> {
         Scope::Department(id) => ScopeOut::Department(*id),
         Scope::System => ScopeOut::System,
     };
-    Json(json!({ "role": p.role.as_str(), "subject": p.subject, "scope": scope }))
+    Json(json!({
+        "role": p.role.as_str(),
+        "subject": p.subject,
+        "scope": scope,
+        "account_id": p.account,
+    }))
 }
 
 /// A created resource, or the stored response of the same request made before.

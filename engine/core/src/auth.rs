@@ -34,6 +34,10 @@ pub struct Principal {
     pub role: Role,
     pub subject: i64,
     pub scope: Scope,
+    /// The person acting, when they signed in with their own account (an officer for
+    /// their department, an agent for a landlord); `None` for a token an operator made
+    /// for an office or party, and for the system.
+    pub account: Option<i64>,
 }
 
 /// Where a case or unit sits, for jurisdiction checks.
@@ -53,6 +57,7 @@ impl Principal {
             role: Role::System,
             subject: 0,
             scope: Scope::System,
+            account: None,
         }
     }
 
@@ -118,6 +123,7 @@ mod tests {
             role: Role::Supervisor,
             subject: 1,
             scope,
+            account: None,
         };
         let here = place(Some(5), Some(9));
         assert!(p(Scope::City).covers(here));

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod routing;
 pub mod rules;
 pub mod seed;
+pub mod signin;
 pub mod spatial;
 pub mod taxonomy;
 pub mod text;

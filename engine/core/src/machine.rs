@@ -1034,6 +1034,7 @@ mod tests {
             role,
             subject,
             scope,
+            account: None,
         }
     }
 

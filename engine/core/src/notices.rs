@@ -90,6 +90,8 @@ pub struct Notice<'a> {
     pub inspector: Option<&'a str>,
     /// The case's page under the public address.
     pub link: Option<&'a str>,
+    /// A sign-in code, for the message that carries one.
+    pub code: Option<&'a str>,
 }
 
 /// The link to a case under the public address (`ANJU_PUBLIC_URL`); the one URL scheme
@@ -213,7 +215,7 @@ impl SmsTemplates {
                     .unwrap_or("")
                     .trim()
                     .to_string(),
-                "code" => n.body.trim().to_string(),
+                "code" => n.code.unwrap_or("").to_string(),
                 _ => String::new(),
             }
         };
@@ -387,6 +389,7 @@ mod tests {
             deadline_at: Some(Utc.with_ymd_and_hms(2026, 3, 5, 10, 0, 0).unwrap()),
             inspector: Some("李明"),
             link,
+            code: None,
         }
     }
 

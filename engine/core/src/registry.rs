@@ -1,4 +1,4 @@
-//! The registry: districts, streets, communities, grids, buildings, units, responsible parties, inspectors, departments and supervisors, and their JSON-lines import format.
+//! The registry: districts, streets, communities, grids, buildings, units, responsible parties, inspectors, departments, supervisors and departments' officers, their accounts, and their JSON-lines import format.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,27 @@ pub enum Record {
         #[serde(default)]
         email: Option<String>,
     },
+    /// An officer of a department (执法人员): a person who signs in for the department
+    /// and records its acts. At least a phone or an e-mail address.
+    Officer {
+        department_id: DepartmentId,
+        name: String,
+        #[serde(default)]
+        phone: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+    },
+}
+
+/// A person's account as an import writes it: who they act as, and their addresses in
+/// normal form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAccount {
+    pub name: String,
+    pub role: crate::domain::Role,
+    pub subject: i64,
+    pub email: Option<String>,
+    pub phone: Option<String>,
 }
 
 fn default_shift() -> String {
@@ -157,7 +178,50 @@ impl Record {
             Record::Inspector { .. } => 7,
             Record::Department { .. } => 8,
             Record::Supervisor { .. } => 9,
+            Record::Officer { .. } => 10,
         }
+    }
+
+    /// The account of the person a record names, if it is a person with an address:
+    /// a party (a landlord, agent or sub-landlord acts as `landlord`), an inspector, a
+    /// supervisor, a department's officer.
+    pub fn account(&self) -> Option<NewAccount> {
+        use crate::domain::Role;
+        let (name, role, subject, phone, email) = match self {
+            Record::Party {
+                id,
+                name,
+                phone,
+                email,
+                ..
+            } => (name, Role::Landlord, id.0, phone, email),
+            Record::Inspector {
+                id,
+                name,
+                phone,
+                email,
+                ..
+            } => (name, Role::Inspector, id.0, phone, email),
+            Record::Supervisor {
+                id, name, email, ..
+            } => (name, Role::Supervisor, id.0, &None, email),
+            Record::Officer {
+                department_id,
+                name,
+                phone,
+                email,
+            } => (name, Role::Department, department_id.0, phone, email),
+            _ => return None,
+        };
+        let email = email.as_deref().and_then(crate::signin::email);
+        let phone = phone.as_deref().and_then(crate::signin::phone);
+        (email.is_some() || phone.is_some()).then(|| NewAccount {
+            name: name.clone(),
+            role,
+            subject,
+            email,
+            phone,
+        })
     }
 
     /// Checks what can be checked without the database: coordinates, enumerations,
@@ -299,6 +363,18 @@ impl Record {
                             format!("must be one of {}", SUPERVISOR_LEVELS.join(", ")),
                         ));
                     }
+                }
+                nonempty("name", name)
+            }
+            Record::Officer {
+                name, phone, email, ..
+            } => {
+                check_contact(phone, email)?;
+                if phone.is_none() && email.is_none() {
+                    return Err(FieldError::new(
+                        "email",
+                        "an officer signs in with a phone number or an e-mail address: give one",
+                    ));
                 }
                 nonempty("name", name)
             }

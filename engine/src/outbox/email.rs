@@ -250,10 +250,7 @@ impl Channel for EmailChannel {
         job: &DeliveryJob,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String, Failure> {
-        let link = self
-            .public_url
-            .as_ref()
-            .map(|u| crate::notices::case_link(u, job.case_id.0));
+        let link = job.link(self.public_url.as_deref());
         let mail = crate::notices::mail(&job.notice(link.as_deref()));
         let to: Mailbox = job.address.parse().map_err(|e| Failure {
             answer: format!("address `{}`: {e}", job.address),

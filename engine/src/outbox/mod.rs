@@ -76,6 +76,12 @@ impl Channel for LogChannel {
     }
 
     async fn send(&self, job: &DeliveryJob, _now: DateTime<Utc>) -> Result<String, Failure> {
+        if job.code.is_some() {
+            // With no channel configured (a demo, a development machine), a sign-in
+            // code can be read only here.
+            tracing::info!(to = %job.address, body = %job.body, "sign-in code");
+            return Ok("logged".into());
+        }
         tracing::info!(
             delivery = job.id,
             message = job.outbox_id,

@@ -93,11 +93,7 @@ impl WebhookChannel {
 
     /// The JSON a delivery is posted as.
     fn payload(&self, job: &DeliveryJob) -> serde_json::Value {
-        let link = self
-            .settings
-            .public_url
-            .as_ref()
-            .map(|u| crate::notices::case_link(u, job.case_id.0));
+        let link = job.link(self.settings.public_url.as_deref());
         let notice = job.notice(link.as_deref());
         let mut body = serde_json::json!({
             "message_id": job.message_id,

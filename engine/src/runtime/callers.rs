@@ -73,6 +73,11 @@ impl Runtime {
                 resolved
             }
         };
+        // The person behind a session token acts in the office's scope, as themselves.
+        let principal = principal.map(|mut p| {
+            p.account = token.account;
+            p
+        });
         let mut tokens = self.shared.tokens.write().expect("tokens lock");
         match &principal {
             Some(p) => {
@@ -123,6 +128,7 @@ impl Runtime {
             role,
             subject,
             scope,
+            account: None,
         }))
     }
 
@@ -167,7 +173,15 @@ impl Runtime {
         let token = crate::auth::new_token();
         self.shared
             .store
-            .insert_token(&token.digest, role, subject, label, expires_at, self.now())
+            .insert_token(
+                &token.digest,
+                role,
+                subject,
+                label,
+                expires_at,
+                None,
+                self.now(),
+            )
             .await?;
         Ok(token.secret)
     }

@@ -228,6 +228,7 @@ impl Fixture {
                 } else {
                     Scope::City
                 },
+                account: None,
             };
             let cmd = Command {
                 name: name.to_string(),

@@ -165,6 +165,7 @@ mod tests {
             role,
             subject: 1,
             scope,
+            account: None,
         }
     }
 

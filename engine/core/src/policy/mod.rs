@@ -251,6 +251,7 @@ mod tests {
             role,
             subject,
             scope,
+            account: None,
         }
     }
 

@@ -354,6 +354,36 @@ async fn import_kind(
                 }
             )
         }
+        // An officer is a person of a department: an account, no register row.
+        Record::Officer { .. } => counts.officers += records.len() as u64,
+    }
+    let accounts: Vec<NewAccount> = records.iter().filter_map(|r| r.account()).collect();
+    insert_accounts(tx, &accounts, now).await
+}
+
+/// Writes the accounts of the people an import names, so that they can sign in and be
+/// told: parties, inspectors, supervisors and officers with an address.
+async fn insert_accounts(
+    tx: &mut Tx<'_>,
+    accounts: &[NewAccount],
+    now: DateTime<Utc>,
+) -> crate::Result<()> {
+    for chunk in accounts.chunks(rows_per_statement(6)) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO accounts (name, role, subject_id, email, phone, created_at) ",
+        );
+        q.push_values(chunk.iter(), |mut b, a| {
+            b.push_bind(&a.name)
+                .push_bind(a.role.as_str())
+                .push_bind(a.subject)
+                .push_bind(&a.email)
+                .push_bind(&a.phone)
+                .push_bind(ms(now));
+        });
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| refusal(e, "an account"))?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::machine::{CaseSnapshot, ReferralChange};
 use crate::planning::{Backlog, Candidate, DayPlan, Planner, Reason};
-use crate::registry::{BuildingPlace, Record, Unit, UnitRow};
+use crate::registry::{BuildingPlace, NewAccount, Record, Unit, UnitRow};
 use crate::routing::DepartmentInfo;
 use crate::spatial::crs::Crs;
 use crate::spatial::grids::{GridPlace, Move};
@@ -30,6 +30,7 @@ use crate::store::batch::{
     CASE_OPENS, CASE_UPDATES, CaseWrite, Cell, Opening, UnitBefore, Writes, case_columns,
     grade_units,
 };
+use crate::store::{AccountRecord, CodeRequest, SigninCode};
 use crate::store::{Addressee, DeliveryJob, DeliveryRecord, InboxItem, NewDelivery, Settled};
 use crate::store::{
     AdminStore, CampaignStore, CaseStore, GridStore, ImportStore, InspectionStore, PartyStore,

@@ -60,6 +60,7 @@ impl PartyStore for This {
         phone: Option<&str>,
         email: Option<&str>,
     ) -> crate::Result<PartyId> {
+        let mut tx = begin_write(self.writer()).await.map_err(Error::from)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO parties (kind, name, phone, email) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -67,9 +68,30 @@ impl PartyStore for This {
         .bind(name)
         .bind(phone)
         .bind(email)
-        .fetch_one(self.writer())
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| refusal(e, "a party"))?;
+        // The party's person gets an account with the register's addresses, so that
+        // they can sign in and be told.
+        let (email, phone) = (
+            email.and_then(crate::signin::email),
+            phone.and_then(crate::signin::phone),
+        );
+        if email.is_some() || phone.is_some() {
+            sqlx::query(
+                "INSERT INTO accounts (name, role, subject_id, email, phone, created_at) \
+                 VALUES ($1, 'landlord', $2, $3, $4, $5)",
+            )
+            .bind(name)
+            .bind(id)
+            .bind(email)
+            .bind(phone)
+            .bind(ms(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        tx.commit().await.map_err(Error::from)?;
         Ok(PartyId(id))
     }
 

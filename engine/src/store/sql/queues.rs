@@ -304,6 +304,7 @@ impl QueueStore for This {
                     severity: r.try_get("severity")?,
                     deadline_at: r.try_get::<Option<i64>, _>("deadline_at")?.map(from_millis),
                     inspector: r.try_get("inspector")?,
+                    code: None,
                 })
             })
             .collect()

@@ -784,6 +784,10 @@ pub struct Addressee {
     pub name: String,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// The channels the person wants (their account's preferences); `None`: all.
+    pub channels: Option<Vec<String>>,
+    /// They want a daily digest instead of single messages.
+    pub digest: bool,
 }
 
 /// A delivery written when a message fans out: queued to send, or dead at once when the
@@ -796,6 +800,11 @@ pub struct NewDelivery {
     pub address: String,
     pub message_id: String,
     pub dead: Option<String>,
+    /// Kept in the person's inbox only (their preferences exclude every channel that
+    /// reaches them), with why.
+    pub kept: Option<String>,
+    /// Held for the daily digest that goes out then.
+    pub digest_at: Option<DateTime<Utc>>,
 }
 
 /// A delivery claimed to be sent, with its message.
@@ -821,6 +830,8 @@ pub struct DeliveryJob {
     pub inspector: Option<String>,
     /// A sign-in code (sent at once, outside the outbox).
     pub code: Option<String>,
+    /// Goes out in the person's daily digest.
+    pub digest: bool,
 }
 
 impl DeliveryJob {

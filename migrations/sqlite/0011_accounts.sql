@@ -53,3 +53,6 @@ CREATE INDEX signin_codes_client ON signin_codes (client, created_at);
 
 -- The person behind a session token (NULL for tokens an operator made for an office).
 ALTER TABLE api_tokens ADD COLUMN account_id INTEGER;
+
+-- Deliveries held for a person's daily digest (they go out together at 18:00 China time).
+ALTER TABLE deliveries ADD COLUMN digest BOOLEAN NOT NULL DEFAULT FALSE;

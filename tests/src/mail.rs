@@ -1,7 +1,7 @@
 //! A real SMTP server on loopback for tests (mailin-embedded, in the test process): it keeps what it receives, can refuse every mail, and comes with the e-mail channel that sends to it.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mailin_embedded::response::{NO_SERVICE, OK};
@@ -22,6 +22,7 @@ pub struct Received {
 struct Sink {
     mails: Arc<Mutex<Vec<Received>>>,
     refuse: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
     current: Received,
 }
 
@@ -45,6 +46,11 @@ impl Handler for Sink {
     }
 
     fn data_end(&mut self) -> Response {
+        // A slow server: each message takes this long to accept (real time).
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         let mail = std::mem::take(&mut self.current);
         self.mails.lock().unwrap().push(mail);
         OK
@@ -55,6 +61,9 @@ impl Handler for Sink {
 pub struct Smtp {
     pub mails: Arc<Mutex<Vec<Received>>>,
     pub refuse: Arc<AtomicBool>,
+    /// Milliseconds each message takes the server to accept.
+    pub delay_ms: Arc<AtomicU64>,
+    pub port: u16,
     pub channels: Channels,
 }
 
@@ -64,11 +73,20 @@ pub fn smtp() -> Smtp {
     let sink = Sink {
         mails: Arc::default(),
         refuse: Arc::default(),
+        delay_ms: Arc::default(),
         current: Received::default(),
     };
-    let (mails, refuse) = (sink.mails.clone(), sink.refuse.clone());
+    let (mails, refuse, delay_ms) = (
+        sink.mails.clone(),
+        sink.refuse.clone(),
+        sink.delay_ms.clone(),
+    );
     let mut server = Server::new(sink);
-    server.with_name("sink.test").with_tcp_listener(listener);
+    // A thread per connection: more than the pools of the processes a test runs.
+    server
+        .with_name("sink.test")
+        .with_num_threads(32)
+        .with_tcp_listener(listener);
     // `serve` never returns; the thread ends with the test process.
     std::thread::spawn(move || {
         let _ = server.serve();
@@ -76,6 +94,8 @@ pub fn smtp() -> Smtp {
     Smtp {
         mails,
         refuse,
+        delay_ms,
+        port,
         channels: email_to(port, std::time::Duration::from_secs(5)),
     }
 }

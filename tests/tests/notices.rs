@@ -430,6 +430,113 @@ async fn a_silent_server_times_out_and_the_delivery_is_retried(backend: Backend)
     );
 }
 
+/// A person's preferences are data: a landlord who wants a daily digest gets an order
+/// of a major hazard in the 18:00 digest (one message with its own Message-ID), while an
+/// order of a critical hazard goes at once; a landlord who chose only SMS, with e-mail
+/// the only channel, is not e-mailed: the message is kept in their inbox, and says so.
+async fn preferences_hold_messages_for_a_digest_or_the_inbox(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = smtp();
+    let store = app.store();
+    let one = &store.accounts_at("party1@anju.example").await.unwrap()[0];
+    store.set_preferences(one.id, None, true).await.unwrap();
+    let two = &store.accounts_at("party2@anju.example").await.unwrap()[0];
+    store
+        .set_preferences(two.id, Some(&["sms".to_string()]), false)
+        .await
+        .unwrap();
+    let major = ordered(&app, app.unit_of(1)).await;
+    let critical = app
+        .inspect(&app.tokens.inspector, app.unit_of(1), &["ebike_indoor"])
+        .await[0];
+    app.command(
+        critical,
+        &app.tokens.inspector,
+        "notify",
+        json!({ "requirements": "立即停止室内充电 / Stop charging indoors now" }),
+    )
+    .await
+    .expect(200);
+    let theirs = ordered(&app, app.unit_of(2)).await;
+    let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert_eq!(
+        tick.delivered, 1,
+        "only the critical order goes now: {tick:?}"
+    );
+    let mails = smtp.to("party1@anju.example");
+    assert_eq!(mails.len(), 1);
+    let parsed = MessageParser::default().parse(&mails[0].data).unwrap();
+    assert!(parsed.body_text(0).unwrap().contains("立即停止室内充电"));
+    let held = deliveries(&app, major, "rectification_order").await;
+    assert_eq!(
+        (held[0]["state"].as_str(), held[0]["attempts"].as_i64()),
+        (Some("queued"), Some(0))
+    );
+    // Party 2 chose SMS only: nothing by e-mail, the order kept in their inbox.
+    assert!(smtp.to("party2@anju.example").is_empty());
+    let kept = deliveries(&app, theirs, "rectification_order").await;
+    assert_eq!(
+        (kept[0]["channel"].as_str(), kept[0]["state"].as_str()),
+        (Some("inbox"), Some("sent"))
+    );
+    assert!(
+        kept[0]["answer"].as_str().unwrap().contains("inbox only"),
+        "{}",
+        kept[0]
+    );
+    let inbox = app
+        .get("/api/v1/me/messages", &app.tokens.other_landlord)
+        .await
+        .expect(200);
+    assert!(
+        inbox["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["case_id"] == theirs),
+        "{inbox}"
+    );
+
+    // 17:59 China time: still held; 18:00: the digest.
+    app.clock
+        .advance(TimeDelta::hours(9) - TimeDelta::minutes(1));
+    assert_eq!(
+        app.runtime()
+            .deliver_outbox(&smtp.channels)
+            .await
+            .unwrap()
+            .sending,
+        0
+    );
+    app.clock.advance(TimeDelta::minutes(1));
+    let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert_eq!(tick.delivered, 1, "{tick:?}");
+    let mails = smtp.to("party1@anju.example");
+    assert_eq!(mails.len(), 2);
+    let parsed = MessageParser::default().parse(&mails[1].data).unwrap();
+    assert!(
+        parsed.subject().unwrap().contains("每日摘要"),
+        "{:?}",
+        parsed.subject()
+    );
+    assert!(parsed.message_id().unwrap().starts_with("anju.digest."));
+    let text = parsed.body_text(0).unwrap().to_string();
+    assert!(
+        text.contains(&format!("https://anju.example/cases/{major}")),
+        "{text}"
+    );
+    let sent = deliveries(&app, major, "rectification_order").await;
+    assert_eq!(sent[0]["state"], "sent");
+    assert!(
+        sent[0]["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("in a digest of 1"),
+        "{}",
+        sent[0]
+    );
+}
+
 backend_tests!(
     an_order_reaches_the_landlord_by_email,
     a_refused_delivery_retries_then_waits_as_a_dead_letter,
@@ -438,4 +545,5 @@ backend_tests!(
     two_processes_send_each_delivery_once,
     a_landlord_finds_their_order_in_their_inbox,
     a_silent_server_times_out_and_the_delivery_is_retried,
+    preferences_hold_messages_for_a_digest_or_the_inbox,
 );

@@ -322,6 +322,30 @@ async fn an_agent_chooses_and_an_officer_signs_in(backend: Backend) {
     app.get("/api/v1/departments/1/referrals", token)
         .await
         .expect(200);
+    // The officer accepts a referral: the history records the officer, not only the
+    // office.
+    let case = app
+        .inspect(&app.tokens.inspector, app.unit_of(1), &["wiring"])
+        .await[0];
+    app.command(case, &app.tokens.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    let accepted = app
+        .command(case, token, "accept", json!({}))
+        .await
+        .expect(200);
+    let account = s["account"]["id"].as_i64().unwrap();
+    let last = accepted["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last["actor"]["id"],
+        format!("1/account:{account}"),
+        "{accepted}"
+    );
     let mine = app.get("/api/v1/me/account", token).await.expect(200);
     assert_eq!(mine["account"]["name"], "执法员 张三");
     // Preferences are the person's: e-mail only, in a digest; an unknown channel is

@@ -78,80 +78,8 @@ impl Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        use anju_engine::Error as E;
         let problem = match self {
-            ApiError::Engine(E::Invalid(errors)) => Problem {
-                field: errors.first().map(|e| e.field.clone()),
-                errors: errors.clone(),
-                ..Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid-request",
-                    "请求无效 / Invalid request",
-                    errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.field, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            },
-            ApiError::Engine(e @ E::NotFound { .. }) => Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "未找到 / Not found",
-                e.to_string(),
-            ),
-            ApiError::Engine(E::Forbidden(detail)) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "无权操作 / Forbidden",
-                detail,
-            ),
-            ApiError::Engine(e @ E::IllegalTransition { .. }) => Problem {
-                field: Some("command".into()),
-                ..Problem::new(
-                    StatusCode::CONFLICT,
-                    "illegal-transition",
-                    "当前状态不允许该操作 / Command not allowed in this state",
-                    e.to_string(),
-                )
-            },
-            ApiError::Engine(e @ E::StaleVersion { actual, .. }) => Problem {
-                field: Some("expected_version".into()),
-                current_version: Some(actual),
-                ..Problem::new(
-                    StatusCode::CONFLICT,
-                    "stale-version",
-                    "案件已被修改 / The case has changed",
-                    e.to_string(),
-                )
-            },
-            ApiError::Engine(e @ E::IdempotencyKeyReused) => Problem {
-                field: Some("Idempotency-Key".into()),
-                ..Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "幂等键已用于其他请求 / Idempotency key reused",
-                    e.to_string(),
-                )
-            },
-            ApiError::Engine(E::SignInRefused { field, detail }) => Problem {
-                field: Some(field.into()),
-                ..Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "sign-in-refused",
-                    "登录失败 / Sign-in refused",
-                    detail,
-                )
-            },
-            ApiError::Engine(E::TooManyRequests { field, detail }) => Problem {
-                field: Some(field.into()),
-                ..Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too-many-requests",
-                    "请求过于频繁 / Too many requests",
-                    detail,
-                )
-            },
+            ApiError::Engine(e) => engine_problem(e),
             ApiError::ChooseAccount(choices) => Problem {
                 field: Some("account_id".into()),
                 choices: Some(choices),
@@ -164,25 +92,6 @@ impl IntoResponse for ApiError {
                         .into(),
                 )
             },
-            ApiError::Engine(E::Conflict(detail)) => {
-                Problem::new(StatusCode::CONFLICT, "conflict", "冲突 / Conflict", detail)
-            }
-            ApiError::Engine(E::ShuttingDown) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "服务暂不可用 / Service unavailable",
-                "the service is shutting down; retry shortly".into(),
-            ),
-            ApiError::Engine(e @ (E::Store(_) | E::Internal(_))) => {
-                // The cause goes to the log, not to the client.
-                tracing::error!(error = %e, "engine failure");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "内部错误 / Internal error",
-                    "the request could not be completed; nothing was changed".into(),
-                )
-            }
             ApiError::Malformed { field, detail } => Problem {
                 field,
                 ..Problem::new(
@@ -252,6 +161,104 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// The problem of an engine's refusal or failure.
+fn engine_problem(e: anju_engine::Error) -> Problem {
+    use anju_engine::Error as E;
+    match e {
+        E::Invalid(errors) => Problem {
+            field: errors.first().map(|e| e.field.clone()),
+            errors: errors.clone(),
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-request",
+                "请求无效 / Invalid request",
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        },
+        e @ E::NotFound { .. } => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "未找到 / Not found",
+            e.to_string(),
+        ),
+        E::Forbidden(detail) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "无权操作 / Forbidden",
+            detail,
+        ),
+        e @ E::IllegalTransition { .. } => Problem {
+            field: Some("command".into()),
+            ..Problem::new(
+                StatusCode::CONFLICT,
+                "illegal-transition",
+                "当前状态不允许该操作 / Command not allowed in this state",
+                e.to_string(),
+            )
+        },
+        e @ E::StaleVersion { actual, .. } => Problem {
+            field: Some("expected_version".into()),
+            current_version: Some(actual),
+            ..Problem::new(
+                StatusCode::CONFLICT,
+                "stale-version",
+                "案件已被修改 / The case has changed",
+                e.to_string(),
+            )
+        },
+        e @ E::IdempotencyKeyReused => Problem {
+            field: Some("Idempotency-Key".into()),
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "幂等键已用于其他请求 / Idempotency key reused",
+                e.to_string(),
+            )
+        },
+        E::SignInRefused { field, detail } => Problem {
+            field: Some(field.into()),
+            ..Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "sign-in-refused",
+                "登录失败 / Sign-in refused",
+                detail,
+            )
+        },
+        E::TooManyRequests { field, detail } => Problem {
+            field: Some(field.into()),
+            ..Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "请求过于频繁 / Too many requests",
+                detail,
+            )
+        },
+        E::Conflict(detail) => {
+            Problem::new(StatusCode::CONFLICT, "conflict", "冲突 / Conflict", detail)
+        }
+        E::ShuttingDown => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "服务暂不可用 / Service unavailable",
+            "the service is shutting down; retry shortly".into(),
+        ),
+        e @ (E::Store(_) | E::Internal(_)) => {
+            // The cause goes to the log, not to the client.
+            tracing::error!(error = %e, "engine failure");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "内部错误 / Internal error",
+                "the request could not be completed; nothing was changed".into(),
+            )
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use anju_engine::model::AccountRecord;
 use anju_engine::runtime::SignIn;
-use anju_engine::store::AccountRecord;
 
 use crate::http::extract::{Body, Caller, OwnToken};
 use crate::http::problem::{ApiError, ApiResult};

@@ -74,8 +74,14 @@ impl Principal {
         }
     }
 
+    /// How the history names who acted: the subject (`7`), and the person's account
+    /// where they signed in as themselves (`7/account:31`: an officer of department 7),
+    /// so that an act is recorded as a person's, not only an office's.
     pub fn actor_id(&self) -> String {
-        self.subject.to_string()
+        match self.account {
+            Some(account) => format!("{}/account:{account}", self.subject),
+            None => self.subject.to_string(),
+        }
     }
 }
 

@@ -100,6 +100,74 @@ pub fn case_link(public_url: &str, case: i64) -> String {
     format!("{}/cases/{case}", public_url.trim_end_matches('/'))
 }
 
+/// The hour (China time) daily digests go out.
+pub const DIGEST_HOUR: u32 = 18;
+
+/// Whether a message may wait for the daily digest of a person who wants one: never a
+/// referral, nor an order or an overdue notice of a critical hazard (sign-in codes never
+/// pass through the outbox).
+pub fn may_wait_for_digest(template: &str, severity: Option<&str>) -> bool {
+    template != "referral"
+        && !(URGENT_AT_NIGHT.contains(&template) && severity.is_none_or(|s| s == "critical"))
+}
+
+/// When the next daily digest after `now` goes out: 18:00 China time today, or
+/// tomorrow once it has passed.
+pub fn next_digest(now: DateTime<Utc>) -> DateTime<Utc> {
+    let local = now.with_timezone(&crate::time::china_time());
+    let (midnight, _) = crate::time::day_bounds(local.date_naive());
+    let today = midnight + TimeDelta::hours(i64::from(DIGEST_HOUR));
+    if now < today {
+        today
+    } else {
+        today + TimeDelta::days(1)
+    }
+}
+
+/// A digest's Message-ID, from its first delivery (the same group sent again after a
+/// crash has the same id).
+pub fn digest_message_id(
+    first_delivery: i64,
+    channel: &str,
+    address: &str,
+    domain: &str,
+) -> String {
+    let digest = Sha256::digest(format!("{channel}\n{address}").as_bytes());
+    format!(
+        "anju.digest.{first_delivery}.{}@{domain}",
+        hex::encode(&digest[..6])
+    )
+}
+
+/// One message listed in a digest: its case, subject and link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestEntry<'a> {
+    pub case: i64,
+    pub subject: &'a str,
+    pub link: Option<String>,
+}
+
+/// A daily digest's subject and body: the messages of the day, one line each, Chinese
+/// first.
+pub fn digest(entries: &[DigestEntry<'_>]) -> (String, String) {
+    let n = entries.len();
+    let subject = format!("安居每日摘要：{n} 条消息 / Anju daily digest: {n} messages");
+    let mut body = String::from("以下是今天给您的消息： / Your messages of today:\n");
+    for e in entries {
+        body.push_str(&format!(
+            "\n· 案件 {} / Case {}: {}",
+            e.case, e.case, e.subject
+        ));
+        if let Some(link) = &e.link {
+            body.push_str(&format!("\n  {link}"));
+        }
+    }
+    body.push_str(
+        "\n\n如需逐条接收，请在安居中更改通知设置。 / To receive messages one by one, change your notice preferences in Anju.",
+    );
+    (subject, body)
+}
+
 /// A message as an e-mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mail {
@@ -469,6 +537,47 @@ mod tests {
         assert_eq!(
             quiet_until(at(18, 0), "case_fixed", "critical"),
             Some(eight)
+        );
+    }
+
+    #[test]
+    fn digests_wait_until_six_but_urgent_messages_do_not() {
+        let at = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
+        // 01:00 UTC is 09:00 China time: today's digest at 18:00 China (10:00 UTC).
+        assert_eq!(next_digest(at(1)), at(10));
+        // 10:00 UTC is 18:00: the next one is tomorrow's.
+        assert_eq!(next_digest(at(10)), at(10) + TimeDelta::days(1));
+        assert!(may_wait_for_digest("case_fixed", Some("critical")));
+        assert!(may_wait_for_digest("rectification_order", Some("major")));
+        assert!(!may_wait_for_digest(
+            "rectification_order",
+            Some("critical")
+        ));
+        assert!(!may_wait_for_digest("order_overdue", None));
+        assert!(!may_wait_for_digest("referral", Some("minor")));
+        let (subject, body) = digest(&[
+            DigestEntry {
+                case: 7,
+                subject: "整改通知书 / Order",
+                link: Some("https://anju.example/cases/7".into()),
+            },
+            DigestEntry {
+                case: 9,
+                subject: "已销案 / Closed",
+                link: None,
+            },
+        ]);
+        assert!(subject.contains("2 条") && subject.contains("2 messages"));
+        assert!(body.find("案件 7").unwrap() < body.find("案件 9").unwrap());
+        assert!(body.contains("https://anju.example/cases/7"));
+        let a = digest_message_id(5, "email", "li@example.cn", "anju.example");
+        assert_eq!(
+            a,
+            digest_message_id(5, "email", "li@example.cn", "anju.example")
+        );
+        assert_ne!(
+            a,
+            digest_message_id(6, "email", "li@example.cn", "anju.example")
         );
     }
 }

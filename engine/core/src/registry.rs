@@ -369,17 +369,23 @@ impl Record {
             Record::Officer {
                 name, phone, email, ..
             } => {
-                check_contact(phone, email)?;
-                if phone.is_none() && email.is_none() {
-                    return Err(FieldError::new(
-                        "email",
-                        "an officer signs in with a phone number or an e-mail address: give one",
-                    ));
-                }
+                check_officer(phone, email)?;
                 nonempty("name", name)
             }
         }
     }
+}
+
+/// An officer's addresses: at least one, since an officer signs in with it.
+fn check_officer(phone: &Option<String>, email: &Option<String>) -> Result<(), FieldError> {
+    check_contact(phone, email)?;
+    if phone.is_none() && email.is_none() {
+        return Err(FieldError::new(
+            "email",
+            "an officer signs in with a phone number or an e-mail address: give one",
+        ));
+    }
+    Ok(())
 }
 
 /// A phone number and an e-mail address, each optional but never blank.

@@ -245,12 +245,16 @@ impl Channel for EmailChannel {
         &self.domain
     }
 
+    fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
     async fn send(
         &self,
         job: &DeliveryJob,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String, Failure> {
-        let link = job.link(self.public_url.as_deref());
+        let link = job.link(self.public_url());
         let mail = crate::notices::mail(&job.notice(link.as_deref()));
         let to: Mailbox = job.address.parse().map_err(|e| Failure {
             answer: format!("address `{}`: {e}", job.address),

@@ -48,6 +48,11 @@ pub trait Channel: Send + Sync + 'static {
         "anju.local"
     }
 
+    /// The public address links in this channel's messages start with.
+    fn public_url(&self) -> Option<&str> {
+        None
+    }
+
     /// Whether deliveries wait out the night (22:00–08:00 China time): SMS does.
     fn quiet_hours(&self) -> bool {
         false

@@ -93,7 +93,7 @@ impl WebhookChannel {
 
     /// The JSON a delivery is posted as.
     fn payload(&self, job: &DeliveryJob) -> serde_json::Value {
-        let link = job.link(self.settings.public_url.as_deref());
+        let link = job.link(self.public_url());
         let notice = job.notice(link.as_deref());
         let mut body = serde_json::json!({
             "message_id": job.message_id,
@@ -143,6 +143,10 @@ impl Channel for WebhookChannel {
                     .then(|| who.recipient.clone())
             }
         }
+    }
+
+    fn public_url(&self) -> Option<&str> {
+        self.settings.public_url.as_deref()
     }
 
     fn quiet_hours(&self) -> bool {

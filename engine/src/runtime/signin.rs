@@ -98,6 +98,8 @@ impl Runtime {
             name: first.name.clone(),
             email: matches!(address, Address::Email(_)).then(|| address.as_str().to_string()),
             phone: matches!(address, Address::Phone(_)).then(|| address.as_str().to_string()),
+            channels: None,
+            digest: false,
         };
         let Some((channel, to)) = channels.iter().find_map(|c| {
             c.address(&who)
@@ -173,6 +175,7 @@ impl Runtime {
             deadline_at: None,
             inspector: None,
             code: Some(code.to_string()),
+            digest: false,
         }
     }
 
@@ -260,16 +263,14 @@ impl Runtime {
                     .into(),
             ));
         };
-        if let Some(list) = &channels {
-            if let Some(bad) = list.iter().find(|c| !known.contains(c)) {
-                return Err(Error::invalid(
-                    "channels",
-                    format!(
-                        "`{bad}` is not a channel of this service ({})",
-                        known.join(", ")
-                    ),
-                ));
-            }
+        if let Some(bad) = channels.iter().flatten().find(|c| !known.contains(c)) {
+            return Err(Error::invalid(
+                "channels",
+                format!(
+                    "`{bad}` is not a channel of this service ({})",
+                    known.join(", ")
+                ),
+            ));
         }
         let store = &self.shared.store;
         store

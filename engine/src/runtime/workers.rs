@@ -1,5 +1,6 @@
 //! The runtime's workers: due timers fired through the writer, the outbox delivered, the loops that run them (and the rule, plan and upgrade workers), and the metrics page.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Timelike, Utc};
@@ -14,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::machine::Command;
 use crate::metrics::Metrics;
 use crate::outbox::{Channel, Failure};
-use crate::store::{Addressee, NewDelivery, Settled};
+use crate::store::{Addressee, DeliveryJob, NewDelivery, Settled};
 use crate::store::{Applied, TransitionRequest};
 
 use super::writer::Job;
@@ -52,11 +53,17 @@ pub struct OutboxTick {
 /// The deliveries of one message: each addressee on each channel that existed when the
 /// message was written and on which they have an address; a dead letter for an
 /// addressee with none (or for a message with nobody to tell). Pure.
+///
+/// A person's preferences are kept: only the channels they chose (if none of those
+/// reaches them, the message is kept in their inbox only, and says so), and for those
+/// who want a digest, `digest_at` (when the message may wait for it) holds it until
+/// the digest goes out.
 fn fan_out(
     m: &crate::store::OutboxMessage,
     addressees: &[Addressee],
     channels: &[Arc<dyn Channel>],
     since: &[DateTime<Utc>],
+    digest_at: Option<DateTime<Utc>>,
 ) -> Vec<NewDelivery> {
     let open: Vec<&Arc<dyn Channel>> = channels
         .iter()
@@ -75,6 +82,8 @@ fn fan_out(
         recipient,
         channel: "none".into(),
         dead: Some(why),
+        kept: None,
+        digest_at: None,
     };
     if addressees.is_empty() {
         let named = crate::domain::Role::parse(&m.recipient_kind)
@@ -88,8 +97,17 @@ fn fan_out(
     let mut out = Vec::new();
     for who in addressees {
         let mut reached = false;
+        let mut declined = false;
         for c in &open {
             if let Some(address) = c.address(who) {
+                if who
+                    .channels
+                    .as_ref()
+                    .is_some_and(|wanted| !wanted.iter().any(|w| w == c.name()))
+                {
+                    declined = true;
+                    continue;
+                }
                 reached = true;
                 out.push(NewDelivery {
                     outbox_id: m.id,
@@ -98,10 +116,26 @@ fn fan_out(
                     message_id: crate::notices::message_id(m.id, c.name(), &address, c.domain()),
                     address,
                     dead: None,
+                    kept: None,
+                    digest_at: digest_at.filter(|_| who.digest),
                 });
             }
         }
-        if !reached {
+        if !reached && declined {
+            out.push(NewDelivery {
+                outbox_id: m.id,
+                recipient: who.recipient.clone(),
+                channel: "inbox".into(),
+                address: who.recipient.clone(),
+                message_id: crate::notices::message_id(m.id, "inbox", &who.recipient, "anju.local"),
+                dead: None,
+                kept: Some(format!(
+                    "kept in the inbox only: {} chose no channel that reaches them",
+                    who.name
+                )),
+                digest_at: None,
+            });
+        } else if !reached {
             out.push(dead(
                 who.recipient.clone(),
                 format!("no address on record for {}", who.name),
@@ -109,6 +143,87 @@ fn fan_out(
         }
     }
     out
+}
+
+/// How an attempt ended, as recorded: sent, failed (tried again later, with backoff and
+/// jitter), or dead after the last attempt or a permanent refusal.
+fn settle(
+    job: &DeliveryJob,
+    outcome: std::result::Result<String, Failure>,
+    now: DateTime<Utc>,
+    tick: &mut OutboxTick,
+) -> Settled {
+    match outcome {
+        Ok(answer) => {
+            tick.delivered += 1;
+            Settled::Sent { id: job.id, answer }
+        }
+        Err(f) => {
+            let retry = (!f.permanent)
+                .then(|| {
+                    let jitter = crate::notices::jitter(job.id);
+                    crate::notices::retry_at(job.attempts + 1, now, jitter)
+                })
+                .flatten();
+            match retry {
+                Some(retry_at) => {
+                    tick.failed += 1;
+                    Settled::Failed {
+                        id: job.id,
+                        answer: f.answer,
+                        retry_at,
+                    }
+                }
+                None => {
+                    tick.dead += 1;
+                    Settled::Dead {
+                        id: job.id,
+                        answer: f.answer,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One person's digest on one channel: a message listing the deliveries held for it,
+/// with a Message-ID of its own. Pure.
+fn digest_job(group: &[DeliveryJob], domain: &str, public_url: Option<&str>) -> DeliveryJob {
+    let first = &group[0];
+    let entries: Vec<crate::notices::DigestEntry<'_>> = group
+        .iter()
+        .map(|j| crate::notices::DigestEntry {
+            case: j.case_id.0,
+            subject: &j.subject,
+            link: j.link(public_url),
+        })
+        .collect();
+    let (subject, body) = crate::notices::digest(&entries);
+    DeliveryJob {
+        id: first.id,
+        outbox_id: 0,
+        case_id: crate::domain::CaseId(0),
+        recipient: first.recipient.clone(),
+        channel: first.channel.clone(),
+        address: first.address.clone(),
+        attempts: group.iter().map(|j| j.attempts).max().unwrap_or(0),
+        message_id: crate::notices::digest_message_id(
+            first.id,
+            &first.channel,
+            &first.address,
+            domain,
+        ),
+        template: "digest".into(),
+        subject,
+        body,
+        order_no: 0,
+        unit_address: String::new(),
+        severity: String::new(),
+        deadline_at: None,
+        inspector: None,
+        code: None,
+        digest: false,
+    }
 }
 
 impl Runtime {
@@ -230,7 +345,21 @@ impl Runtime {
                 };
                 let level = crate::notices::supervisor_level(&m.template, asked);
                 let addressees = store.addressees(m, level).await?;
-                deliveries.extend(fan_out(m, &addressees, channels, &since));
+                // For those who want a digest: whether this message may wait for it
+                // (an order's severity is read only then).
+                let digest_at = if addressees.iter().any(|a| a.digest) {
+                    let severity =
+                        if m.template == "rectification_order" || m.template == "order_overdue" {
+                            store.case(m.case_id).await?.map(|c| c.snapshot.severity)
+                        } else {
+                            None
+                        };
+                    crate::notices::may_wait_for_digest(&m.template, severity.as_deref())
+                        .then(|| crate::notices::next_digest(now))
+                } else {
+                    None
+                };
+                deliveries.extend(fan_out(m, &addressees, channels, &since, digest_at));
             }
             store
                 .fan_out(
@@ -247,6 +376,29 @@ impl Runtime {
         let mut sends = tokio::task::JoinSet::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.outbox_concurrency.max(1)));
         let mut settled = Vec::new();
+        // A person's digest deliveries due together go out as one message per channel
+        // and address; its result is each one's.
+        let (digests, jobs): (Vec<DeliveryJob>, Vec<DeliveryJob>) =
+            jobs.into_iter().partition(|j| j.digest);
+        let mut groups: BTreeMap<(String, String), Vec<DeliveryJob>> = BTreeMap::new();
+        for job in digests {
+            groups
+                .entry((job.channel.clone(), job.address.clone()))
+                .or_default()
+                .push(job);
+        }
+        let mut members: HashMap<i64, Vec<DeliveryJob>> = HashMap::new();
+        let mut jobs = jobs;
+        for ((channel, _), group) in groups {
+            let on = channels.iter().find(|c| c.name() == channel);
+            let letter = digest_job(
+                &group,
+                on.map_or("anju.local", |c| c.domain()),
+                on.and_then(|c| c.public_url()),
+            );
+            members.insert(letter.id, group);
+            jobs.push(letter);
+        }
         for job in jobs {
             let channel = channels.iter().find(|c| c.name() == job.channel).cloned();
             // An SMS written in the night waits until 08:00 China time, without using an
@@ -276,37 +428,18 @@ impl Runtime {
         while let Some(joined) = sends.join_next().await {
             let (job, outcome) =
                 joined.map_err(|e| Error::Internal(format!("a send panicked: {e}")))?;
-            settled.push(match outcome {
-                Ok(answer) => {
-                    tick.delivered += 1;
-                    Settled::Sent { id: job.id, answer }
+            if let Some(group) = members.remove(&job.id) {
+                // A digest: each delivery in it ends as the digest did.
+                let n = group.len();
+                for member in group {
+                    let outcome = outcome
+                        .clone()
+                        .map(|answer| format!("in a digest of {n}: {answer}"));
+                    settled.push(settle(&member, outcome, self.now(), &mut tick));
                 }
-                Err(f) => {
-                    let retry = (!f.permanent)
-                        .then(|| {
-                            let jitter = crate::notices::jitter(job.id);
-                            crate::notices::retry_at(job.attempts + 1, self.now(), jitter)
-                        })
-                        .flatten();
-                    match retry {
-                        Some(retry_at) => {
-                            tick.failed += 1;
-                            Settled::Failed {
-                                id: job.id,
-                                answer: f.answer,
-                                retry_at,
-                            }
-                        }
-                        None => {
-                            tick.dead += 1;
-                            Settled::Dead {
-                                id: job.id,
-                                answer: f.answer,
-                            }
-                        }
-                    }
-                }
-            });
+                continue;
+            }
+            settled.push(settle(&job, outcome, self.now(), &mut tick));
         }
         store.settle_deliveries(&settled, self.now()).await?;
         let metrics = &self.shared.metrics;
@@ -491,6 +624,8 @@ mod tests {
             name: "李四".into(),
             email: email.map(String::from),
             phone: None,
+            channels: None,
+            digest: false,
         }
     }
 
@@ -520,6 +655,7 @@ mod tests {
             &[person(Some("li@example.cn"))],
             &channels,
             &since,
+            None,
         );
         let routes: Vec<(&str, &str)> = later
             .iter()
@@ -538,20 +674,93 @@ mod tests {
             &[person(Some("li@example.cn"))],
             &channels,
             &since,
+            None,
         );
         assert_eq!(earlier.len(), 1);
         assert_eq!(earlier[0].channel, "log");
         // Before every channel: nothing, not even a dead letter.
-        assert!(fan_out(&message(t(0)), &[person(None)], &channels, &since).is_empty());
+        assert!(fan_out(&message(t(0)), &[person(None)], &channels, &since, None).is_empty());
         // E-mail only, and no address: a dead letter naming the person.
         let only_email = &channels[1..];
-        let none = fan_out(&message(t(4)), &[person(None)], only_email, &since[1..]);
+        let none = fan_out(
+            &message(t(4)),
+            &[person(None)],
+            only_email,
+            &since[1..],
+            None,
+        );
         assert_eq!(none.len(), 1);
         assert_eq!(none[0].channel, "none");
         assert!(none[0].dead.as_deref().unwrap().contains("李四"));
         // Nobody on record.
-        let nobody = fan_out(&message(t(4)), &[], only_email, &since[1..]);
+        let nobody = fan_out(&message(t(4)), &[], only_email, &since[1..], None);
         assert_eq!(nobody[0].recipient, "party:12");
         assert!(nobody[0].dead.as_deref().unwrap().contains("nobody"));
+    }
+
+    /// Preferences: a person who chose e-mail only gets no log delivery; one who chose a
+    /// channel that does not reach them keeps the message in their inbox; a digest
+    /// holds the deliveries until the time given.
+    #[test]
+    fn preferences_choose_channels_and_digests() {
+        let t = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
+        let email = EmailChannel::new(&SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: SmtpTls::None,
+            user: None,
+            password: None,
+            from: "notices@anju.example".into(),
+            public_url: None,
+            pool: 1,
+            timeout: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+        let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(LogChannel), Arc::new(email)];
+        let since = [t(0), t(0)];
+        let chooser = |wanted: &[&str], digest| Addressee {
+            channels: Some(wanted.iter().map(|w| w.to_string()).collect()),
+            digest,
+            ..person(Some("li@example.cn"))
+        };
+        let mail_only = fan_out(
+            &message(t(4)),
+            &[chooser(&["email"], false)],
+            &channels,
+            &since,
+            None,
+        );
+        assert_eq!(mail_only.len(), 1);
+        assert_eq!(mail_only[0].channel, "email");
+        let sms_only = fan_out(
+            &message(t(4)),
+            &[chooser(&["sms"], false)],
+            &channels,
+            &since,
+            None,
+        );
+        assert_eq!(sms_only.len(), 1);
+        assert_eq!(sms_only[0].channel, "inbox");
+        assert!(sms_only[0].kept.as_deref().unwrap().contains("inbox only"));
+        assert!(sms_only[0].dead.is_none());
+        let digest = fan_out(
+            &message(t(4)),
+            &[chooser(&["email"], true), person(Some("wang@example.cn"))],
+            &channels,
+            &since,
+            Some(t(10)),
+        );
+        let held: Vec<_> = digest
+            .iter()
+            .map(|d| (d.address.as_str(), d.digest_at))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("li@example.cn", Some(t(10))),
+                ("party:12", None),
+                ("wang@example.cn", None)
+            ]
+        );
     }
 }

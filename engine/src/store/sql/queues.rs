@@ -22,6 +22,39 @@ static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
          RETURNING {OUTBOX_COLUMNS}"
     ))
 });
+/// The preferences of the account of a register person (`role`, id in `subject`): its
+/// channels and whether it wants a digest, as two columns.
+fn preferences(role: &str, subject: &str) -> String {
+    format!(
+        "(SELECT a.channels FROM accounts a WHERE a.role = '{role}' AND a.subject_id = {subject} \
+         AND a.disabled_at IS NULL ORDER BY a.id LIMIT 1) AS channels, \
+         (SELECT a.digest FROM accounts a WHERE a.role = '{role}' AND a.subject_id = {subject} \
+         AND a.disabled_at IS NULL ORDER BY a.id LIMIT 1) AS digest"
+    )
+}
+static LANDLORD_ADDRESSEE: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT p.name, p.email, p.phone, {} FROM parties p WHERE p.id = $1",
+        preferences("landlord", "p.id")
+    ))
+});
+static INSPECTOR_ADDRESSEE: LazyLock<&'static str> = LazyLock::new(|| {
+    leak(format!(
+        "SELECT i.name, i.email, i.phone, {} FROM inspectors i WHERE i.id = $1",
+        preferences("inspector", "i.id")
+    ))
+});
+
+/// A stored list of channels (comma-separated).
+fn channel_list(stored: Option<String>) -> Option<Vec<String>> {
+    stored.map(|c| {
+        c.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
 #[async_trait]
 impl QueueStore for This {
     async fn claim_due_timers(
@@ -157,29 +190,21 @@ impl QueueStore for This {
                     name: r.try_get("name")?,
                     email: r.try_get("email")?,
                     phone: r.try_get("phone")?,
+                    channels: channel_list(r.try_get("channels")?),
+                    digest: r.try_get::<Option<bool>, _>("digest")?.unwrap_or(false),
                 })
             })
             .into_iter()
             .collect()
         };
         match message.recipient_kind.as_str() {
-            "landlord" => {
-                one(
-                    "SELECT name, email, phone FROM parties WHERE id = $1",
-                    Role::Landlord,
-                )
-                .await
-            }
-            "inspector" => {
-                one(
-                    "SELECT name, email, phone FROM inspectors WHERE id = $1",
-                    Role::Inspector,
-                )
-                .await
-            }
+            "landlord" => one(*LANDLORD_ADDRESSEE, Role::Landlord).await,
+            "inspector" => one(*INSPECTOR_ADDRESSEE, Role::Inspector).await,
             "department" => {
+                // The office's address; its officers read it in the department's inbox.
                 one(
-                    "SELECT name, email, NULL AS phone FROM departments WHERE id = $1",
+                    "SELECT name, email, NULL AS phone, NULL AS channels, FALSE AS digest \
+                     FROM departments WHERE id = $1",
                     Role::Department,
                 )
                 .await
@@ -222,21 +247,27 @@ impl QueueStore for This {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let mut tx = begin_write(self.writer()).await?;
-        for chunk in deliveries.chunks(rows_per_statement(9)) {
+        for chunk in deliveries.chunks(rows_per_statement(10)) {
             let mut q = QueryBuilder::<Db>::new(
                 "INSERT INTO deliveries (outbox_id, recipient, channel, address, state, \
-                 answer, message_id, next_attempt_at, created_at) ",
+                 answer, message_id, next_attempt_at, created_at, digest) ",
             );
             q.push_values(chunk, |mut b, d| {
+                let (state, answer) = match (&d.dead, &d.kept) {
+                    (Some(why), _) => ("dead", Some(why.clone())),
+                    (None, Some(why)) => ("sent", Some(why.clone())),
+                    (None, None) => ("queued", None),
+                };
                 b.push_bind(d.outbox_id)
                     .push_bind(d.recipient.clone())
                     .push_bind(d.channel.clone())
                     .push_bind(d.address.clone())
-                    .push_bind(if d.dead.is_some() { "dead" } else { "queued" })
-                    .push_bind(d.dead.clone())
+                    .push_bind(state)
+                    .push_bind(answer)
                     .push_bind(d.message_id.clone())
+                    .push_bind(ms(d.digest_at.unwrap_or(now)))
                     .push_bind(ms(now))
-                    .push_bind(ms(now));
+                    .push_bind(d.digest_at.is_some());
             });
             q.push(" ON CONFLICT (outbox_id, channel, address) DO NOTHING");
             q.build().execute(&mut *tx).await?;
@@ -274,7 +305,7 @@ impl QueueStore for This {
         }
         let mut q = QueryBuilder::<Db>::new(
             "SELECT d.id, d.outbox_id, o.case_id, d.recipient, d.channel, d.address, d.attempts, \
-             d.message_id, o.template, o.subject, o.body, c.order_no, c.address AS unit_address, \
+             d.message_id, d.digest, o.template, o.subject, o.body, c.order_no, c.address AS unit_address, \
              c.severity, c.deadline_at, i.name AS inspector \
              FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
              JOIN cases c ON c.id = o.case_id LEFT JOIN inspectors i ON i.id = c.inspector_id \
@@ -305,6 +336,7 @@ impl QueueStore for This {
                     deadline_at: r.try_get::<Option<i64>, _>("deadline_at")?.map(from_millis),
                     inspector: r.try_get("inspector")?,
                     code: None,
+                    digest: r.try_get("digest")?,
                 })
             })
             .collect()
@@ -515,8 +547,9 @@ async fn supervisors_over(
         Level::City => "s.level = 'city'",
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.id, s.name, s.email FROM supervisors s, cases c \
-         WHERE c.id = $1 AND {area} ORDER BY s.id"
+        "SELECT s.id, s.name, s.email, {} FROM supervisors s, cases c \
+         WHERE c.id = $1 AND {area} ORDER BY s.id",
+        preferences("supervisor", "s.id")
     )))
     .bind(case.0)
     .fetch_all(reader)
@@ -529,6 +562,8 @@ async fn supervisors_over(
                 name: r.try_get("name")?,
                 email: r.try_get("email")?,
                 phone: None,
+                channels: channel_list(r.try_get("channels")?),
+                digest: r.try_get::<Option<bool>, _>("digest")?.unwrap_or(false),
             })
         })
         .collect()

@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::store::Error;
 
 /// Who calls: people's accounts, sign-in codes, and API tokens stored by digest.
+#[allow(clippy::too_many_arguments)]
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     // ----- tokens ---------------------------------------------------------------------
@@ -51,7 +52,6 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Writes a sign-in code's digest for `address`, unless the address or the client
     /// has had `per_address` or `per_client` codes since `window_start`.
-    #[allow(clippy::too_many_arguments)]
     async fn issue_code(
         &self,
         address: &str,

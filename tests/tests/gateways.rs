@@ -1,4 +1,4 @@
-//! Gateways over HTTP, against a real HTTP server on loopback (axum, in this process): an SMS gateway receives signed JSON (the signature checked here with the shared secret), a registered template code with its parameters; a 500 is retried by the manual clock; quiet hours hold an SMS until 08:00 China time except a critical order; a platform receives a department's referral. On both backends.
+//! Gateways over HTTP, against a real HTTP server on loopback (axum, in this process): an SMS gateway receives signed JSON (the signature checked here with the shared secret), a registered template code with its parameters; a 500 is retried by the manual clock; quiet hours hold an SMS until 08:00 China time except a critical order; a platform receives a department's referral; a sign-in code goes out by SMS at once (the test waits, polling every 10 ms for at most 5 s of real time, for that background send). On both backends.
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -295,8 +295,54 @@ async fn a_platform_receives_a_departments_referral(backend: Backend) {
     assert_eq!(body["link"], format!("https://anju.example/cases/{case}"));
 }
 
+/// A sign-in code asked for by phone goes out through the SMS gateway at once, even in
+/// the quiet hours (the person is waiting for it), as the registered sign-in template
+/// with the code as its parameter; the code signs in.
+async fn a_sign_in_code_goes_out_by_sms_at_night(backend: Backend) {
+    let gw = gateway().await;
+    let channels = gw.channel("sms", GatewayKind::Sms);
+    let app =
+        anju_tests::spawn_app_on(backend, anju_engine::runtime::Config::default(), channels).await;
+    // 23:00 China time.
+    app.clock.advance(TimeDelta::hours(14));
+    let asked = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/auth/code", app.base))
+                .json(&json!({ "address": "+86 138 0000 0001" })),
+        )
+        .await;
+    assert_eq!(asked.status.as_u16(), 202);
+    let mut waited = 0;
+    while gw.requests().is_empty() {
+        assert!(waited < 500, "no SMS reached the gateway");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    let r = &gw.requests()[0];
+    assert!(signed_by(r, SECRET));
+    let body = r.json();
+    assert_eq!(body["to"], "13800000001");
+    assert_eq!(body["template_code"], "ANJU_SIGNIN");
+    let code = body["params"]["code"].as_str().unwrap().to_string();
+    assert!(
+        code.len() == 6 && body["text"].as_str().unwrap().contains(&code),
+        "{body}"
+    );
+    let session = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/auth/session", app.base))
+                .json(&json!({ "address": "13800000001", "code": code })),
+        )
+        .await;
+    assert_eq!(session.status.as_u16(), 201, "{}", session.body);
+    assert_eq!(session.body["account"]["subject_id"], 1);
+}
+
 backend_tests!(
     an_sms_is_signed_and_a_500_is_retried,
     quiet_hours_hold_an_sms_until_eight,
     a_platform_receives_a_departments_referral,
+    a_sign_in_code_goes_out_by_sms_at_night,
 );

@@ -371,8 +371,89 @@ async fn an_agent_chooses_and_an_officer_signs_in(backend: Backend) {
         .problem(409, None);
 }
 
+/// The pages links in messages land on: the sign-in page prefilled from the link (its
+/// values escaped), the form exchanging the code for a session shown on the page (the
+/// token works), a wrong code answered on the page with 401, and a case's page.
+async fn the_link_in_a_code_lands_on_a_page_that_signs_in(backend: Backend) {
+    let (app, smtp) = app_with_mail(backend).await;
+    let address = "party1@anju.example";
+    ask_code(&app, address).await.expect(202);
+    let (code, text, _) = nth_code(&smtp, address, 1).await;
+    let link = text
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("https://anju.example/signin?"))
+        })
+        .unwrap()
+        .to_string();
+    let path = link.trim_start_matches("https://anju.example");
+    let page = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("value=\"party1@anju.example\"")
+            && html.contains(&format!("value=\"{code}\"")),
+        "{html}"
+    );
+    let hostile = app
+        .client
+        .get(format!(
+            "{}/signin?address=%22%3E%3Cscript%3Ealert(1)%3C/script%3E",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !hostile.contains("<script>alert") && hostile.contains("&lt;script&gt;"),
+        "{hostile}"
+    );
+
+    let form = |code: &str| {
+        app.client
+            .post(format!("{}/signin", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("address=party1%40anju.example&code={code}"))
+            .send()
+    };
+    let wrong_page = form(&wrong(&code)).await.unwrap();
+    assert_eq!(wrong_page.status(), 401);
+    assert!(wrong_page.text().await.unwrap().contains("验证码错误"));
+    let signed = form(&code).await.unwrap();
+    assert_eq!(signed.status(), 200);
+    let html = signed.text().await.unwrap();
+    let at = html.find("<code id=\"token\">").unwrap() + "<code id=\"token\">".len();
+    let token: String = html[at..].chars().take_while(|c| *c != '<').collect();
+    let me = app.get("/api/v1/me", &token).await.expect(200);
+    assert_eq!(me["role"], "landlord");
+    let case = app
+        .client
+        .get(format!("{}/cases/7", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(case.status(), 200);
+    assert!(case.text().await.unwrap().contains("data-id=\"7\""));
+}
+
 backend_tests!(
     a_landlord_signs_in_with_a_code_by_email,
     sign_in_codes_are_rate_limited,
     an_agent_chooses_and_an_officer_signs_in,
+    the_link_in_a_code_lands_on_a_page_that_signs_in,
 );

@@ -7,5 +7,6 @@ pub mod cli;
 pub mod http;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 pub use app::{AppState, Application, Settings};

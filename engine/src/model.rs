@@ -608,6 +608,15 @@ pub struct AccountRecord {
     pub digest: bool,
 }
 
+/// How a person wants to be told (their account's preferences).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Preference {
+    /// The channels they chose; `None`: every channel they have an address on.
+    pub channels: Option<Vec<String>>,
+    /// A daily digest instead of single messages.
+    pub digest: bool,
+}
+
 /// The newest sign-in code of an address that is neither used nor expired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigninCode {

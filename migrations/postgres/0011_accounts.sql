@@ -24,6 +24,8 @@ CREATE TABLE accounts (
 CREATE INDEX accounts_email ON accounts (email) WHERE email IS NOT NULL;
 CREATE INDEX accounts_phone ON accounts (phone) WHERE phone IS NOT NULL;
 CREATE INDEX accounts_subject ON accounts (role, subject_id);
+-- The few accounts whose preferences differ from the default, read once per outbox batch.
+CREATE INDEX accounts_preferences ON accounts (subject_id) WHERE channels IS NOT NULL OR digest;
 
 INSERT INTO accounts (name, role, subject_id, email, phone, created_at)
 SELECT name, 'landlord', id, lower(trim(email)), trim(phone), 0 FROM parties

@@ -129,4 +129,29 @@ impl Smtp {
             .cloned()
             .collect()
     }
+
+    /// Waits for the `n`-th sign-in mail to `address` (polling every 10 ms, at most 5 s
+    /// of real time: codes go out in the background) and returns its code, its text and
+    /// its Message-ID.
+    pub async fn sign_in_code(&self, address: &str, n: usize) -> (String, String, String) {
+        for _ in 0..500 {
+            let mails = self.to(address);
+            let codes: Vec<_> = mails
+                .iter()
+                .filter_map(|m| mail_parser::MessageParser::default().parse(&m.data))
+                .filter(|p| p.subject().is_some_and(|s| s.contains("登录验证码")))
+                .collect();
+            if let Some(parsed) = codes.get(n - 1) {
+                let text = parsed.body_text(0).expect("a text part").to_string();
+                let at = text.find("验证码为 ").expect("the code in the text") + "验证码为 ".len();
+                let code: String = text[at..].chars().take(6).collect();
+                assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
+                assert!(parsed.subject().unwrap_or("").contains("sign-in code"));
+                let id = parsed.message_id().unwrap_or("").to_string();
+                return (code, text, id);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no sign-in mail {n} to {address}");
+    }
 }

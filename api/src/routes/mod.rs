@@ -21,13 +21,13 @@ mod directory;
 mod dto;
 mod inboxes;
 mod inspections;
-pub mod pages;
 pub mod patrol;
 pub mod places;
 pub mod public;
 pub mod responsibility;
 mod units;
 
+pub(crate) use auth::client_of;
 use cases::*;
 use directory::*;
 use inboxes::*;

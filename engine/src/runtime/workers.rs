@@ -336,7 +336,7 @@ impl Runtime {
             for c in channels {
                 since.push(self.channel_since(c.name(), now).await?);
             }
-            let mut deliveries = Vec::new();
+            let mut addressed = Vec::with_capacity(claimed.len());
             for m in &claimed {
                 let asked = if m.recipient_kind == "supervisor" {
                     store.event_level(m.case_id, m.event_seq).await?
@@ -344,7 +344,29 @@ impl Runtime {
                     None
                 };
                 let level = crate::notices::supervisor_level(&m.template, asked);
-                let addressees = store.addressees(m, level).await?;
+                addressed.push(store.addressees(m, level).await?);
+            }
+            // The preferences of everyone addressed, in one query for the batch.
+            let mut subjects: Vec<i64> = addressed
+                .iter()
+                .flatten()
+                .filter_map(|a| a.recipient.split_once(':'))
+                .filter_map(|(_, id)| id.parse().ok())
+                .collect();
+            subjects.sort_unstable();
+            subjects.dedup();
+            let mut preferences: HashMap<String, crate::store::Preference> = HashMap::new();
+            for (recipient, p) in store.preferences(&subjects).await? {
+                preferences.entry(recipient).or_insert(p);
+            }
+            let mut deliveries = Vec::new();
+            for (m, mut addressees) in claimed.iter().zip(addressed) {
+                for a in &mut addressees {
+                    if let Some(p) = preferences.get(&a.recipient) {
+                        a.channels = p.channels.clone();
+                        a.digest = p.digest;
+                    }
+                }
                 // For those who want a digest: whether this message may wait for it
                 // (an order's severity is read only then).
                 let digest_at = if addressees.iter().any(|a| a.digest) {

@@ -22,29 +22,6 @@ static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
          RETURNING {OUTBOX_COLUMNS}"
     ))
 });
-/// The preferences of the account of a register person (`role`, id in `subject`): its
-/// channels and whether it wants a digest, as two columns.
-fn preferences(role: &str, subject: &str) -> String {
-    format!(
-        "(SELECT a.channels FROM accounts a WHERE a.role = '{role}' AND a.subject_id = {subject} \
-         AND a.disabled_at IS NULL ORDER BY a.id LIMIT 1) AS channels, \
-         (SELECT a.digest FROM accounts a WHERE a.role = '{role}' AND a.subject_id = {subject} \
-         AND a.disabled_at IS NULL ORDER BY a.id LIMIT 1) AS digest"
-    )
-}
-static LANDLORD_ADDRESSEE: LazyLock<&'static str> = LazyLock::new(|| {
-    leak(format!(
-        "SELECT p.name, p.email, p.phone, {} FROM parties p WHERE p.id = $1",
-        preferences("landlord", "p.id")
-    ))
-});
-static INSPECTOR_ADDRESSEE: LazyLock<&'static str> = LazyLock::new(|| {
-    leak(format!(
-        "SELECT i.name, i.email, i.phone, {} FROM inspectors i WHERE i.id = $1",
-        preferences("inspector", "i.id")
-    ))
-});
-
 /// A stored list of channels (comma-separated).
 fn channel_list(stored: Option<String>) -> Option<Vec<String>> {
     stored.map(|c| {
@@ -190,21 +167,32 @@ impl QueueStore for This {
                     name: r.try_get("name")?,
                     email: r.try_get("email")?,
                     phone: r.try_get("phone")?,
-                    channels: channel_list(r.try_get("channels")?),
-                    digest: r.try_get::<Option<bool>, _>("digest")?.unwrap_or(false),
+                    channels: None,
+                    digest: false,
                 })
             })
             .into_iter()
             .collect()
         };
         match message.recipient_kind.as_str() {
-            "landlord" => one(*LANDLORD_ADDRESSEE, Role::Landlord).await,
-            "inspector" => one(*INSPECTOR_ADDRESSEE, Role::Inspector).await,
+            "landlord" => {
+                one(
+                    "SELECT name, email, phone FROM parties WHERE id = $1",
+                    Role::Landlord,
+                )
+                .await
+            }
+            "inspector" => {
+                one(
+                    "SELECT name, email, phone FROM inspectors WHERE id = $1",
+                    Role::Inspector,
+                )
+                .await
+            }
             "department" => {
                 // The office's address; its officers read it in the department's inbox.
                 one(
-                    "SELECT name, email, NULL AS phone, NULL AS channels, FALSE AS digest \
-                     FROM departments WHERE id = $1",
+                    "SELECT name, email, NULL AS phone FROM departments WHERE id = $1",
                     Role::Department,
                 )
                 .await
@@ -222,6 +210,34 @@ impl QueueStore for This {
                 Ok(found)
             }
         }
+    }
+
+    async fn preferences(&self, subjects: &[i64]) -> Result<Vec<(String, Preference)>, Error> {
+        let mut out = Vec::new();
+        for chunk in subjects.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT role, subject_id, channels, digest FROM accounts \
+                 WHERE (channels IS NOT NULL OR digest) AND disabled_at IS NULL AND subject_id IN (",
+            );
+            push_ids(&mut q, chunk);
+            q.push(" ORDER BY id");
+            for r in q.build().fetch_all(self.reader()).await? {
+                let role: String = r.try_get("role")?;
+                let role = Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?;
+                let Some(recipient) = crate::notices::recipient(role, r.try_get("subject_id")?)
+                else {
+                    continue;
+                };
+                out.push((
+                    recipient,
+                    Preference {
+                        channels: channel_list(r.try_get("channels")?),
+                        digest: r.try_get("digest")?,
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     async fn event_level(
@@ -547,9 +563,8 @@ async fn supervisors_over(
         Level::City => "s.level = 'city'",
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.id, s.name, s.email, {} FROM supervisors s, cases c \
-         WHERE c.id = $1 AND {area} ORDER BY s.id",
-        preferences("supervisor", "s.id")
+        "SELECT s.id, s.name, s.email FROM supervisors s, cases c \
+         WHERE c.id = $1 AND {area} ORDER BY s.id"
     )))
     .bind(case.0)
     .fetch_all(reader)
@@ -562,8 +577,8 @@ async fn supervisors_over(
                 name: r.try_get("name")?,
                 email: r.try_get("email")?,
                 phone: None,
-                channels: channel_list(r.try_get("channels")?),
-                digest: r.try_get::<Option<bool>, _>("digest")?.unwrap_or(false),
+                channels: None,
+                digest: false,
             })
         })
         .collect()

@@ -64,6 +64,11 @@ pub trait QueueStore: Send + Sync + 'static {
         level: crate::rules::Level,
     ) -> Result<Vec<Addressee>, Error>;
 
+    /// The preferences of the people among `subjects` (ids of parties, inspectors,
+    /// supervisors, departments) who set any, by recipient name (`party:12`); the first
+    /// account of a person counts. One query for a whole batch of messages.
+    async fn preferences(&self, subjects: &[i64]) -> Result<Vec<(String, Preference)>, Error>;
+
     /// The level a rule asked for in the event that wrote the message, if any.
     async fn event_level(
         &self,

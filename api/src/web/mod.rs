@@ -1,0 +1,200 @@
+//! The pages people use, rendered on the server (maud), Chinese first then English: sign-in with a code into a cookie session (HttpOnly, SameSite, Secure behind https), the caller's home, a case with its timeline and exactly the commands the caller may issue now, and sign-out. Every form of a signed-in page carries a CSRF token; every page shows what the API would show the same person, and a page the caller may not see answers as one that does not exist.
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+use sha2::{Digest, Sha256};
+
+use anju_engine::auth::Principal;
+
+use crate::http::problem::ApiError;
+use crate::state::AppState;
+
+mod cases;
+mod signin;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "anju_session";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(cases::home))
+        .route("/signin", get(signin::form_page).post(signin::submit))
+        .route("/signin/code", post(signin::ask_code))
+        .route("/signout", post(signin::sign_out))
+        .route("/cases/{id}", get(cases::case_page))
+        .route("/cases/{id}/commands", post(cases::command))
+}
+
+/// A signed-in visitor: who they are, and the session's secret (for the CSRF token).
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub principal: Principal,
+    secret: String,
+}
+
+impl Visitor {
+    /// The token every form of this session carries.
+    pub fn csrf(&self) -> String {
+        csrf_for(&self.secret)
+    }
+
+    /// The refusal of a form whose CSRF token is not this session's (a post from
+    /// another site carries none); `None` for a form of this session.
+    pub fn forged(&self, sent: Option<&str>) -> Option<Response> {
+        match sent {
+            Some(token) if token == self.csrf() => None,
+            _ => Some(page(
+                StatusCode::FORBIDDEN,
+                "请求被拒绝 / Request refused",
+                None,
+                html! { p { "表单已过期或来自其他网站，请返回重试。 / The form expired or came from another site; go back and try again." } },
+            )),
+        }
+    }
+}
+
+/// The CSRF token of a session: derived from its secret, so that only a page of the
+/// session can know it.
+fn csrf_for(secret: &str) -> String {
+    let digest = Sha256::digest(format!("anju-csrf\n{secret}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// The session token in the request's cookies.
+fn session_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let to_signin = || {
+            let next = parts.uri.path();
+            Redirect::to(&format!(
+                "/signin?next={}",
+                percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+            ))
+            .into_response()
+        };
+        let Some(secret) = session_token(parts) else {
+            return Err(to_signin());
+        };
+        match state.runtime.authenticate(&secret).await {
+            Ok(Some(principal)) => Ok(Visitor { principal, secret }),
+            Ok(None) => Err(to_signin()),
+            Err(e) => Err(error_page(e.into())),
+        }
+    }
+}
+
+/// The `Set-Cookie` of a session: HttpOnly, SameSite=Lax, Secure when the service is
+/// reached over https; `None` clears it.
+pub fn session_cookie(state: &AppState, token: Option<&str>, max_age_s: i64) -> HeaderValue {
+    let secure = state
+        .runtime
+        .config()
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let value = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        token.unwrap_or(""),
+        if token.is_some() { max_age_s } else { 0 },
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&value).expect("a cookie of safe characters")
+}
+
+/// A page in the one frame: the title, the visitor's sign-out form, the body.
+pub fn page(status: StatusCode, title: &str, visitor: Option<&Visitor>, body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · 安居 Anju" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a href="/" { "安居 Anju" }
+                    @if let Some(v) = visitor {
+                        form method="post" action="/signout" class="signout" {
+                            input type="hidden" name="csrf" value=(v.csrf());
+                            button type="submit" { "退出 / Sign out" }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    };
+    let mut response = (status, Html(markup.into_string())).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An API error as a page: the same statuses as the API, a page that does not exist for
+/// what the caller may not see.
+pub fn error_page(e: ApiError) -> Response {
+    let status = e.into_response().status();
+    let message = match status {
+        StatusCode::NOT_FOUND => "没有这个页面。 / No such page.",
+        StatusCode::FORBIDDEN => "您无权执行此操作。 / You may not do this.",
+        StatusCode::CONFLICT => {
+            "案件已变化或当前状态不允许该操作，请刷新后重试。 / The case has changed or does not allow this now; reload and try again."
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            "填写的内容有误。 / Something in the form is not right."
+        }
+        _ => "暂时无法完成，请稍后再试。 / This could not be done now; try again later.",
+    };
+    page(
+        status,
+        if status == StatusCode::NOT_FOUND {
+            "未找到 / Not found"
+        } else {
+            "未能完成 / Not done"
+        },
+        None,
+        html! { p { (message) } },
+    )
+}
+
+/// Reads a form body; `None` if it is not one.
+pub fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+const STYLE: &str = "body{font-family:'PingFang SC','Microsoft YaHei',sans-serif;margin:0;color:#1f2328;line-height:1.6}\
+header{display:flex;justify-content:space-between;align-items:center;padding:.5rem 1rem;background:#0b5cab}\
+header a{color:#fff;font-weight:bold;text-decoration:none}header button{font-size:.9rem}\
+main{max-width:48rem;margin:0 auto;padding:1rem}h1{font-size:1.3rem}\
+label{display:block;margin:.6rem 0 .2rem}input[type=text],textarea{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}\
+button{padding:.5rem 1rem;font-size:1rem;margin:.3rem 0}.err{color:#b42318}.late{color:#b42318;font-weight:bold}\
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #d8dee4;padding:.3rem;text-align:left;vertical-align:top}\
+.signout{margin:0}@media (max-width:480px){main{padding:.6rem}td,th{font-size:.9rem}}";

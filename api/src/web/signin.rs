@@ -1,0 +1,184 @@
+//! Sign-in pages: ask for a code by registered e-mail or phone, enter it (or open the link in the code's message, which fills the form in), choose whom to act as where the address has several accounts; the session goes into a cookie. Signing out revokes it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use anju_engine::runtime::SignIn;
+
+use super::{Visitor, form, page, session_cookie};
+use crate::http::problem::ApiError;
+use crate::http::serve::ClientAddr;
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SigninForm {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    account_id: Option<i64>,
+    #[serde(default)]
+    next: String,
+}
+
+const TITLE: &str = "登录安居 / Sign in to Anju";
+
+/// Where to go after signing in: a path of this site only.
+fn next_path(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn signin_form(f: &SigninForm, error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(e) = error { p.err role="alert" { (e) } }
+        form method="post" action="/signin" {
+            input type="hidden" name="next" value=(f.next);
+            label for="address" { "登记的邮箱或手机号 / Registered e-mail or phone" }
+            input type="text" id="address" name="address" value=(f.address) autocomplete="username" required;
+            label for="code" { "验证码 / Code" }
+            input type="text" id="code" name="code" value=(f.code) inputmode="numeric" autocomplete="one-time-code" required;
+            button type="submit" { "登录 / Sign in" }
+        }
+        form method="post" action="/signin/code" {
+            input type="hidden" name="next" value=(f.next);
+            input type="hidden" name="address" value=(f.address);
+            p { "没有验证码？填写上面的地址后点击： / No code? Fill in your address above, then:" }
+            button type="submit" formaction="/signin/code" { "发送验证码 / Send me a code" }
+        }
+    }
+}
+
+/// The sign-in form, filled in from the link in a code's message.
+pub(super) async fn form_page(uri: axum::http::Uri) -> Response {
+    let f: SigninForm = uri
+        .query()
+        .and_then(|q| form(q.as_bytes()))
+        .unwrap_or_default();
+    page(StatusCode::OK, TITLE, None, signin_form(&f, None))
+}
+
+/// Asks for a code; the page says the same whether the address is registered or not.
+pub(super) async fn ask_code(
+    State(app): State<AppState>,
+    client: Option<axum::Extension<ClientAddr>>,
+    body: Bytes,
+) -> Response {
+    let f: SigninForm = super::form(&body).unwrap_or_default();
+    let client = crate::routes::client_of(client);
+    match app
+        .runtime
+        .request_signin_code(&f.address, &client, &app.channels)
+        .await
+    {
+        Ok(()) => page(
+            StatusCode::OK,
+            TITLE,
+            None,
+            html! {
+                p { "若该地址已登记，验证码已发出，10 分钟内有效。 / If this address is registered, a code is on its way; it is valid for 10 minutes." }
+                (signin_form(&f, None))
+            },
+        ),
+        Err(e) => {
+            let status = ApiError::from(e).into_response().status();
+            let message = if status == StatusCode::TOO_MANY_REQUESTS {
+                "请求过于频繁，请稍后再试。 / Too many codes asked for; try again later."
+            } else {
+                "请填写登记的邮箱或手机号。 / Give your registered e-mail address or phone number."
+            };
+            page(status, TITLE, None, signin_form(&f, Some(message)))
+        }
+    }
+}
+
+/// Exchanges the code: the session goes into a cookie and the visitor on to where they
+/// were going; or the accounts to choose from; or what went wrong.
+pub(super) async fn submit(State(app): State<AppState>, body: Bytes) -> Response {
+    let Some(f) = super::form::<SigninForm>(&body) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            TITLE,
+            None,
+            signin_form(&SigninForm::default(), Some("表单无效 / Bad form")),
+        );
+    };
+    match app.runtime.sign_in(&f.address, &f.code, f.account_id).await {
+        Ok(SignIn::Session(s)) => {
+            let max_age = (s.expires_at - app.runtime.now()).num_seconds();
+            let mut r = Redirect::to(next_path(&f.next)).into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                session_cookie(&app, Some(&s.token), max_age),
+            );
+            r
+        }
+        Ok(SignIn::Choose(accounts)) => page(
+            StatusCode::OK,
+            TITLE,
+            None,
+            html! {
+                p { "该地址对应多个身份，请选择： / This address acts for several accounts; choose one:" }
+                form method="post" action="/signin" {
+                    input type="hidden" name="address" value=(f.address);
+                    input type="hidden" name="code" value=(f.code);
+                    input type="hidden" name="next" value=(f.next);
+                    @for (i, a) in accounts.iter().enumerate() {
+                        label {
+                            input type="radio" name="account_id" value=(a.id) checked[i == 0];
+                            " " (a.name) " (" (a.role.as_str()) " " (a.subject) ")"
+                        }
+                    }
+                    button type="submit" { "继续 / Continue" }
+                }
+            },
+        ),
+        Err(e) => {
+            let status = ApiError::from(e).into_response().status();
+            let message = match status {
+                StatusCode::UNAUTHORIZED => {
+                    "验证码错误、已使用或已过期，请重新申请。 / The code is wrong, used or expired; ask for a new one."
+                }
+                StatusCode::UNPROCESSABLE_ENTITY => {
+                    "请填写登记的邮箱或手机号，以及收到的 6 位验证码。 / Give your registered e-mail or phone and the six-digit code."
+                }
+                _ => {
+                    "暂时无法登录，请稍后再试。 / Sign-in is not possible right now; try again later."
+                }
+            };
+            page(status, TITLE, None, signin_form(&f, Some(message)))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// Signs out: the session is revoked and its cookie cleared.
+pub(super) async fn sign_out(
+    State(app): State<AppState>,
+    visitor: Visitor,
+    body: Bytes,
+) -> Response {
+    let f: Option<CsrfForm> = super::form(&body);
+    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
+        return refused;
+    }
+    if let Err(e) = app.runtime.sign_out(&visitor.secret).await {
+        return super::error_page(e.into());
+    }
+    let mut r = Redirect::to("/signin").into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&app, None, 0));
+    r
+}

@@ -1,0 +1,287 @@
+//! The pages people use, over the real HTTP server with a real SMTP server on loopback: a landlord asks for a code on the sign-in page, signs in into a cookie session (HttpOnly, SameSite, Secure behind https), sees their own cases and not another landlord's (whose case page answers like one that does not exist), acknowledges an order from the case page with the CSRF token (a post without it is refused and changes nothing), and signs out. On both backends.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use anju_engine::runtime::Config;
+use anju_tests::mail::smtp;
+use anju_tests::{Backend, TestApp, backend_tests, spawn_app_on};
+
+/// A client that shows redirects instead of following them.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn form_post(
+    client: &reqwest::Client,
+    url: String,
+    cookie: Option<&str>,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let mut r = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r
+}
+
+async fn get(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, String, Option<String>) {
+    let mut r = client.get(format!("{}{path}", app.base));
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (status, resp.text().await.unwrap(), location)
+}
+
+/// The value of a hidden field in a page.
+fn field(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn a_landlord_works_in_the_pages(backend: Backend) {
+    let smtp = smtp();
+    let config = Config {
+        public_url: Some("https://anju.example".into()),
+        ..Config::default()
+    };
+    let app = spawn_app_on(backend, config, smtp.channels.clone()).await;
+    let order = |unit| {
+        let app = &app;
+        async move {
+            let id = app.inspect(&app.tokens.inspector, unit, &["wiring"]).await[0];
+            app.command(
+                id,
+                &app.tokens.inspector,
+                "notify",
+                json!({ "requirements": "整改 / Fix" }),
+            )
+            .await
+            .expect(200);
+            id
+        }
+    };
+    let mine = order(app.unit_of(1)).await;
+    let theirs = order(app.unit_of(2)).await;
+    let client = browser();
+
+    // Not signed in: sent to the sign-in page, which remembers where they were going.
+    let (status, _, location) = get(&client, &app, "/", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/signin?next=%2F"));
+
+    // Ask for a code on the page, then sign in with it.
+    let asked = form_post(
+        &client,
+        format!("{}/signin/code", app.base),
+        None,
+        "address=party1%40anju.example&next=%2F".into(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert!(asked.text().await.unwrap().contains("验证码已发出"));
+    let (code, _, _) = smtp.sign_in_code("party1@anju.example", 1).await;
+    let signed = form_post(
+        &client,
+        format!("{}/signin", app.base),
+        None,
+        format!("address=party1%40anju.example&code={code}&next=%2F"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed.headers()["location"], "/");
+    let set = signed.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in [
+        "anju_session=anju_",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+    ] {
+        assert!(set.contains(part), "{part} in {set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+
+    // Home: their own case, not the other landlord's.
+    let (status, home, _) = get(&client, &app, "/", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains(&format!("href=\"/cases/{mine}\"")), "{home}");
+    assert!(
+        !home.contains(&format!("href=\"/cases/{theirs}\"")),
+        "{home}"
+    );
+    assert!(
+        home.contains("剩余") && home.contains("left"),
+        "the deadline counted down: {home}"
+    );
+    // Another landlord's case answers as one that does not exist.
+    let (s1, other, _) = get(&client, &app, &format!("/cases/{theirs}"), Some(&cookie)).await;
+    let (s2, missing, _) = get(&client, &app, "/cases/99999999", Some(&cookie)).await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(other, missing);
+
+    // The case page offers Acknowledge, with this session's CSRF token.
+    let (status, page, _) = get(&client, &app, &format!("/cases/{mine}"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("value=\"acknowledge\""), "{page}");
+    let csrf = field(&page, "csrf");
+    let version = field(&page, "expected_version");
+    let post = |body: String| {
+        form_post(
+            &client,
+            format!("{}/cases/{mine}/commands", app.base),
+            Some(&cookie),
+            body,
+        )
+    };
+    // A post from another site carries no token: refused, nothing changes.
+    let forged = post(format!("command=acknowledge&expected_version={version}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let wrong = post(format!(
+        "csrf=0000&command=acknowledge&expected_version={version}"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.case(mine, &app.tokens.inspector).await["case"]["state"],
+        "notified"
+    );
+    let done = post(format!(
+        "csrf={csrf}&command=acknowledge&expected_version={version}"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.case(mine, &app.tokens.inspector).await["case"]["state"],
+        "acknowledged"
+    );
+    // The same form again: the case has moved on, the page says so and nothing changes.
+    let stale = post(format!(
+        "csrf={csrf}&command=acknowledge&expected_version={version}"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+
+    // Signing out ends the session: the cookie no longer opens a page.
+    let out = form_post(
+        &client,
+        format!("{}/signout", app.base),
+        Some(&cookie),
+        format!("csrf={csrf}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _, location) = get(&client, &app, "/", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.unwrap().starts_with("/signin"));
+}
+
+/// The link in a code's message fills the sign-in form in (its values escaped); a wrong
+/// code is answered on the page with 401.
+async fn the_link_in_a_code_fills_the_sign_in_form(backend: Backend) {
+    let smtp = smtp();
+    let config = Config {
+        public_url: Some("https://anju.example".into()),
+        ..Config::default()
+    };
+    let app = spawn_app_on(backend, config, smtp.channels.clone()).await;
+    let client = browser();
+    form_post(
+        &client,
+        format!("{}/signin/code", app.base),
+        None,
+        "address=party1%40anju.example".into(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (code, text, _) = smtp.sign_in_code("party1@anju.example", 1).await;
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("https://anju.example/signin?"))
+        .unwrap()
+        .to_string();
+    let (status, html, _) = get(
+        &client,
+        &app,
+        link.trim_start_matches("https://anju.example"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("value=\"party1@anju.example\"")
+            && html.contains(&format!("value=\"{code}\"")),
+        "{html}"
+    );
+    let (_, hostile, _) = get(
+        &client,
+        &app,
+        "/signin?address=%22%3E%3Cscript%3Ealert(1)%3C/script%3E",
+        None,
+    )
+    .await;
+    assert!(
+        !hostile.contains("<script>alert") && hostile.contains("&lt;script&gt;"),
+        "{hostile}"
+    );
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let refused = form_post(
+        &client,
+        format!("{}/signin", app.base),
+        None,
+        format!("address=party1%40anju.example&code={wrong}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get("set-cookie").is_none());
+    assert!(refused.text().await.unwrap().contains("验证码错误"));
+}
+
+backend_tests!(
+    a_landlord_works_in_the_pages,
+    the_link_in_a_code_fills_the_sign_in_form,
+);

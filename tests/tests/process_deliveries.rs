@@ -163,6 +163,16 @@ async fn kill_nine_while_delivering(backend: Backend) {
         minutes += 1;
         c.set_clock(t0() + TimeDelta::minutes(minutes)).await;
     }
+    // Every delivery recorded as sent once the last results are written (at most 30 s).
+    let sent_sql = "SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND state = 'sent'";
+    let waited = std::time::Instant::now();
+    while count(&db, sent_sql).await < MESSAGES as i64 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "not every delivery was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(c);
     let seen = ids();
     let twice: usize = seen.values().map(|n| n - 1).sum();
@@ -175,12 +185,7 @@ async fn kill_nine_while_delivering(backend: Backend) {
         twice <= 200,
         "{twice} duplicates: more than the batch in flight"
     );
-    let sent = count(
-        &db,
-        "SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND state = 'sent'",
-    )
-    .await;
-    assert_eq!(sent, MESSAGES as i64);
+    assert_eq!(count(&db, sent_sql).await, MESSAGES as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

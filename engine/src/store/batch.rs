@@ -1,4 +1,4 @@
-//! The batch writer's decision, pure and compiled once for both backends: each command of a batch decided in arrival order against the cases as loaded in the transaction, and what the batch then writes (cases, events, messages, referrals, rule jobs, blacklist proposals), gathered per table.
+//! The batch writer's decision, pure and compiled once for both backends: each command of a batch decided in arrival order against the cases as loaded in the transaction, and what the batch then writes (cases, events, messages, referrals, orders' document numbers, rule jobs, blacklist proposals), gathered per table.
 
 use std::collections::BTreeMap;
 
@@ -178,10 +178,23 @@ pub(crate) struct Writes {
     /// (unit, case, why): units whose grade the batch changes, as a case of theirs was
     /// closed (its cap lifted, a return visit due) or reopened (its cap back).
     pub regrades: Vec<(i64, i64, Regrade)>,
+    /// Orders issued: each gets its office's next document number for its year.
+    pub orders: Vec<IssuedOrder>,
     /// Cases whose place (grid, street, district) or workflow version changed: written
     /// by a statement of their own, so that the common update leaves the columns of
     /// the place indexes alone.
     pub moved: std::collections::BTreeSet<i64>,
+}
+
+/// A rectification order issued by a command of the batch.
+pub(crate) struct IssuedOrder {
+    pub case: i64,
+    pub seq: i64,
+    pub order_no: i32,
+    /// The issuing office: the case's district (its rental office).
+    pub office: String,
+    /// The year in China time.
+    pub year: i32,
 }
 
 /// A blacklist proposal a rule's command made, written with the batch.
@@ -282,6 +295,16 @@ impl Writes {
                     district: d.next.district_code.clone(),
                 },
             );
+        }
+        if d.next.order_no > before.order_no {
+            use chrono::Datelike;
+            self.orders.push(IssuedOrder {
+                case: id,
+                seq: d.next.version,
+                order_no: d.next.order_no,
+                office: d.next.district_code.clone(),
+                year: at.with_timezone(&crate::time::china_time()).year(),
+            });
         }
         self.messages
             .extend(d.messages.iter().map(|m| (id, d.next.version, m.clone())));

@@ -113,6 +113,7 @@ macro_rules! migrator {
             step(9, "deliveries", file!("0009_deliveries.sql")),
             step(10, "token expiry", file!("0010_token_expiry.sql")),
             step(11, "accounts", file!("0011_accounts.sql")),
+            step(12, "order documents", file!("0012_order_documents.sql")),
         ])
     }};
 }

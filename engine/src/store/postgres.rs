@@ -415,6 +415,14 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         push_referral(&mut q, *case, *seq, change, at);
         q.build().execute(&mut **tx).await?;
     }
+    for o in &writes.orders {
+        let mut counter = QueryBuilder::<Db>::new("");
+        sql::push_order_counter(&mut counter, o);
+        counter.build().execute(&mut **tx).await?;
+        let mut document = QueryBuilder::<Db>::new("");
+        sql::push_order_document(&mut document, o, at);
+        document.build().execute(&mut **tx).await?;
+    }
     for i in 0..rule_writes_of(&writes) {
         let mut q = QueryBuilder::<Db>::new("");
         push_rule_write(&mut q, &writes, i, at);

@@ -372,6 +372,10 @@ fn batch_script(writes: Writes, at: i64, begin: bool) -> Script {
     for (case, seq, change) in &writes.referrals {
         push_referral(script.start(""), *case, *seq, change, at);
     }
+    for o in &writes.orders {
+        sql::push_order_counter(script.start(""), o);
+        sql::push_order_document(script.start(""), o, at);
+    }
     for i in 0..rule_writes_of(&writes) {
         push_rule_write(script.start(""), &writes, i, at);
     }

@@ -608,6 +608,19 @@ pub struct AccountRecord {
     pub digest: bool,
 }
 
+/// What a printed rectification order names besides the case: its document number and
+/// when it was issued (none for orders issued before numbering), the responsible
+/// party, the inspector, the unit's placard code and the district.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderSheet {
+    pub document_no: Option<String>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub party: Option<String>,
+    pub inspector: Option<String>,
+    pub public_code: String,
+    pub district: Option<String>,
+}
+
 /// How a person wants to be told (their account's preferences).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Preference {

@@ -195,6 +195,61 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     .unwrap();
     assert_eq!(stale.status(), StatusCode::CONFLICT);
 
+    // The printable order: its document number (the district's, this year's), the
+    // order's text, the deadline in China time, the proof-of-service slip, the
+    // placard's QR code. Another landlord's order is a page that does not exist.
+    let (status, sheet, _) = get(
+        &client,
+        &app,
+        &format!("/cases/{mine}/order"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let store = app.store();
+    let numbered = |case: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .order_sheet(anju_engine::domain::CaseId(case), 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .document_no
+                .unwrap()
+        }
+    };
+    let (first, second) = (numbered(mine).await, numbered(theirs).await);
+    assert!(
+        first.contains("安居整改〔2026〕第") && first.ends_with("号"),
+        "{first}"
+    );
+    assert_ne!(first, second, "each order its own number");
+    let record = store
+        .case(anju_engine::domain::CaseId(mine))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = anju_engine::time::local_time(record.snapshot.deadline_at.unwrap());
+    for part in [
+        first.as_str(),
+        "整改通知书",
+        "送达回证",
+        "/qr.svg",
+        deadline.as_str(),
+        "整改 / Fix",
+    ] {
+        assert!(sheet.contains(part), "{part} in {sheet}");
+    }
+    let (s1, other, _) = get(
+        &client,
+        &app,
+        &format!("/cases/{theirs}/order"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!((s1, other), (StatusCode::NOT_FOUND, missing.clone()));
+
     // Signing out ends the session: the cookie no longer opens a page.
     let out = form_post(
         &client,

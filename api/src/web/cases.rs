@@ -130,6 +130,9 @@ async fn case_response(
                     dd { (local_time(d)) " — " span class=[late.then_some("late")] { (text) } }
                 }
             }
+            @if s.order_no > 0 {
+                p { a href={ "/cases/" (s.id.0) "/order" } { "整改通知书（可打印） / The rectification order, to print" } }
+            }
             @if !view.commands.is_empty() {
                 h2 { "可执行的操作 / What you can do" }
                 @for c in &view.commands {

@@ -15,6 +15,7 @@ use crate::http::problem::ApiError;
 use crate::state::AppState;
 
 mod cases;
+mod order;
 mod signin;
 
 /// The session cookie's name.
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/signout", post(signin::sign_out))
         .route("/cases/{id}", get(cases::case_page))
         .route("/cases/{id}/commands", post(cases::command))
+        .route("/cases/{id}/order", get(order::order_page))
 }
 
 /// A signed-in visitor: who they are, and the session's secret (for the CSRF token).

@@ -306,6 +306,35 @@ impl Runtime {
 
     /// Messages written for a case, for callers who may see the case: a landlord or a
     /// department those addressed to them.
+    /// A case's current rectification order as printed: the case, the order's text (the
+    /// message that carried it), and what the sheet names (document number, party,
+    /// inspector, placard, district). Seen by whoever may see the case; "not found" for
+    /// a case without an order.
+    pub async fn printable_order(
+        &self,
+        principal: &Principal,
+        id: CaseId,
+    ) -> Result<(CaseRecord, Option<OutboxMessage>, crate::store::OrderSheet)> {
+        let case = self.visible_case(principal, id).await?;
+        let order_no = case.snapshot.order_no;
+        if order_no == 0 {
+            return Err(Error::not_found("order", id));
+        }
+        let sheet = self
+            .shared
+            .store
+            .order_sheet(id, order_no)
+            .await?
+            .ok_or_else(|| Error::not_found("order", id))?;
+        let message = self
+            .case_outbox(principal, id)
+            .await?
+            .into_iter()
+            .map(|(m, _)| m)
+            .rfind(|m| m.template == "rectification_order");
+        Ok((case, message, sheet))
+    }
+
     pub async fn case_outbox(
         &self,
         principal: &Principal,

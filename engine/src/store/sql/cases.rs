@@ -170,6 +170,33 @@ impl CaseStore for This {
             .collect())
     }
 
+    async fn order_sheet(&self, id: CaseId, order_no: i32) -> Result<Option<OrderSheet>, Error> {
+        let row = sqlx::query(
+            "SELECT od.document_no, od.issued_at, p.name AS party, i.name AS inspector, \
+             u.public_code, d.name_zh AS district FROM cases c \
+             JOIN units u ON u.id = c.unit_id \
+             LEFT JOIN order_documents od ON od.case_id = c.id AND od.order_no = $2 \
+             LEFT JOIN parties p ON p.id = c.party_id \
+             LEFT JOIN inspectors i ON i.id = c.inspector_id \
+             LEFT JOIN districts d ON d.code = c.district_code WHERE c.id = $1",
+        )
+        .bind(id.0)
+        .bind(i64::from(order_no))
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok(OrderSheet {
+                document_no: r.try_get("document_no")?,
+                issued_at: r.try_get::<Option<i64>, _>("issued_at")?.map(from_millis),
+                party: r.try_get("party")?,
+                inspector: r.try_get("inspector")?,
+                public_code: r.try_get("public_code")?,
+                district: r.try_get("district")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn case_referrals(&self, id: CaseId) -> Result<Vec<ReferralRecord>, Error> {
         self.referrals_of_cases(&[id], None).await
     }

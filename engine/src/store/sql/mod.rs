@@ -30,7 +30,7 @@ use crate::store::batch::{
     CASE_OPENS, CASE_UPDATES, CaseWrite, Cell, Opening, UnitBefore, Writes, case_columns,
     grade_units,
 };
-use crate::store::{AccountRecord, CodeRequest, Preference, SigninCode};
+use crate::store::{AccountRecord, CodeRequest, OrderSheet, Preference, SigninCode};
 use crate::store::{Addressee, DeliveryJob, DeliveryRecord, InboxItem, NewDelivery, Settled};
 use crate::store::{
     AdminStore, CampaignStore, CaseStore, GridStore, ImportStore, InspectionStore, PartyStore,

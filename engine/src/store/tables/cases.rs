@@ -60,6 +60,10 @@ pub trait CaseStore: Send + Sync + 'static {
 
     async fn case_outbox(&self, id: CaseId) -> Result<Vec<OutboxMessage>, Error>;
 
+    /// What the printed order `order_no` of a case names besides the case; `None` if
+    /// there is no such case.
+    async fn order_sheet(&self, id: CaseId, order_no: i32) -> Result<Option<OrderSheet>, Error>;
+
     async fn list_cases(
         &self,
         filter: &CaseFilter,

@@ -336,7 +336,126 @@ async fn the_link_in_a_code_fills_the_sign_in_form(backend: Backend) {
     assert!(refused.text().await.unwrap().contains("验证码错误"));
 }
 
+/// A department's officer works a referral in the pages: signs in, accepts it, then
+/// records a fine with its decision number and document from the form the workflow
+/// defines (a fine without its amount is refused on the page, naming the field); the
+/// history records the officer.
+async fn an_officer_records_a_fine_in_the_pages(backend: Backend) {
+    let smtp = smtp();
+    let app = spawn_app_on(backend, Config::default(), smtp.channels.clone()).await;
+    app.store()
+        .import(
+            &[anju_engine::registry::Record::Officer {
+                department_id: anju_engine::domain::DepartmentId(1),
+                name: "执法员 王五".into(),
+                phone: None,
+                email: Some("wang.officer@fire.example".into()),
+            }],
+            anju_tests::t0(),
+        )
+        .await
+        .unwrap();
+    let case = app
+        .inspect(&app.tokens.inspector, app.unit_of(1), &["wiring"])
+        .await[0];
+    app.command(case, &app.tokens.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+    let client = browser();
+    form_post(
+        &client,
+        format!("{}/signin/code", app.base),
+        None,
+        "address=wang.officer%40fire.example".into(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (code, _, _) = smtp.sign_in_code("wang.officer@fire.example", 1).await;
+    let signed = form_post(
+        &client,
+        format!("{}/signin", app.base),
+        None,
+        format!("address=wang.officer%40fire.example&code={code}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, home, _) = get(&client, &app, "/", Some(&cookie)).await;
+    assert!(
+        home.contains(&format!("href=\"/cases/{case}\"")),
+        "the referral is in the inbox: {home}"
+    );
+
+    let open = |html: &str| (field(html, "csrf"), field(html, "expected_version"));
+    let (_, page, _) = get(&client, &app, &format!("/cases/{case}"), Some(&cookie)).await;
+    assert!(page.contains("value=\"accept\""), "{page}");
+    assert!(
+        page.contains("下一时限"),
+        "the acceptance time limit is shown: {page}"
+    );
+    let (csrf, version) = open(&page);
+    let post = |body: String| {
+        form_post(
+            &client,
+            format!("{}/cases/{case}/commands", app.base),
+            Some(&cookie),
+            body,
+        )
+    };
+    let accepted = post(format!(
+        "csrf={csrf}&command=accept&expected_version={version}"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+
+    let (_, page, _) = get(&client, &app, &format!("/cases/{case}"), Some(&cookie)).await;
+    assert!(
+        page.contains("name=\"f.result\"")
+            && page.contains("罚款 fine")
+            && page.contains("name=\"f.fine_amount\""),
+        "{page}"
+    );
+    let (csrf, version) = open(&page);
+    let missing = post(format!("csrf={csrf}&command=record_result&expected_version={version}&f.result=fine&f.evidence=doc%3Apenalty-decision"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(missing.text().await.unwrap().contains("fine_amount"));
+    let recorded = post(format!(
+        "csrf={csrf}&command=record_result&expected_version={version}&f.result=fine&f.fine_amount=5000&f.decision_no=%E7%A9%97%E6%B6%88%E7%BD%9A001&f.evidence=doc%3Apenalty-decision"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(recorded.status(), StatusCode::SEE_OTHER);
+    let view = app.case(case, &app.tokens.city).await;
+    let last = view["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["command"], "record_result", "{view}");
+    assert_eq!(last["data"]["fine_amount"], 5000.0, "{last}");
+    assert_eq!(last["data"]["evidence"], json!(["doc:penalty-decision"]));
+    assert!(
+        last["actor"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("1/account:"),
+        "{last}"
+    );
+}
+
 backend_tests!(
     a_landlord_works_in_the_pages,
     the_link_in_a_code_fills_the_sign_in_form,
+    an_officer_records_a_fine_in_the_pages,
 );

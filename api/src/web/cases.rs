@@ -1,4 +1,4 @@
-//! Case pages: the visitor's home (the cases of their scope — a landlord's own, a department's referrals — with deadlines counted down in China time), a case with its timeline and a form for each command the visitor may issue now.
+//! Case pages: the visitor's home (the cases of their scope — a landlord's own, a department's referrals — with deadlines counted down in China time), a case with its timeline, its next time limit, and a form for each command the visitor may issue now, built from the fields the workflow defines for it.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use maud::html;
-use serde::Deserialize;
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use anju_engine::domain::CaseId;
 use anju_engine::machine::Command;
 use anju_engine::model::{CaseFilter, CaseRecord};
 use anju_engine::time::local_time;
+use anju_engine::workflow::{CommandDef, FieldKind, FieldSpec};
 
 use super::{Visitor, error_page, page};
 use crate::state::AppState;
@@ -114,6 +114,7 @@ async fn case_response(
     let s = &view.case.snapshot;
     let now = app.runtime.now();
     let csrf = visitor.csrf();
+    let def = app.runtime.definition(view.case.definition_id);
     page(
         status,
         &format!("案件 {} / Case {}", s.id.0, s.id.0),
@@ -133,14 +134,29 @@ async fn case_response(
             @if s.order_no > 0 {
                 p { a href={ "/cases/" (s.id.0) "/order" } { "整改通知书（可打印） / The rectification order, to print" } }
             }
+            @if let Some(t) = &view.case.timer {
+                @let (late, text) = countdown(t.due_at, now);
+                p { "下一时限 / Next time limit (" (t.kind) "): " (local_time(t.due_at)) " — " span class=[late.then_some("late")] { (text) } }
+            }
             @if !view.commands.is_empty() {
                 h2 { "可执行的操作 / What you can do" }
                 @for c in &view.commands {
-                    form method="post" action={ "/cases/" (s.id.0) "/commands" } {
+                    @let spec = def.as_ref().and_then(|d| d.commands.get(c));
+                    form method="post" action={ "/cases/" (s.id.0) "/commands" } class="command" {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="command" value=(c);
                         input type="hidden" name="expected_version" value=(s.version);
-                        button type="submit" name="go" value="1" { (command_label(c)) }
+                        @if let Some(spec) = spec {
+                            @for (name, field) in &spec.fields {
+                                (field_input(name, field))
+                            }
+                            @if spec.reason_required {
+                                label { "理由 / Reason" textarea name="reason" required maxlength="2000" {} }
+                            }
+                        }
+                        button type="submit" {
+                            (spec.map(|d| format!("{} / {}", d.zh, d.en)).unwrap_or_else(|| c.clone()))
+                        }
                     }
                 }
             }
@@ -157,29 +173,65 @@ async fn case_response(
     )
 }
 
-/// A command's name for people.
-fn command_label(command: &str) -> String {
-    let zh = match command {
-        "acknowledge" => "签收整改通知书",
-        "report_fix" => "报告已整改",
-        "accept" => "受理移交",
-        "close" => "销案",
-        "refer" => "移交执法部门",
-        "notify" => "下达整改通知书",
-        _ => "",
-    };
-    if zh.is_empty() {
-        command.to_string()
-    } else {
-        format!("{zh} / {command}")
+/// The input of one of a command's fields, as the workflow defines it (`f.<name>`).
+fn field_input(name: &str, field: &FieldSpec) -> maud::Markup {
+    let input = format!("f.{name}");
+    html! {
+        label {
+            (name) @if field.required { " *" }
+            @match field.kind {
+                FieldKind::Enum => select name=(input) required[field.required] {
+                    @if !field.required { option value="" { "—" } }
+                    @for v in &field.values {
+                        option value=(v) { (field.labels.get(v).unwrap_or(v)) }
+                    }
+                },
+                FieldKind::Bool => select name=(input) {
+                    option value="" { "—" }
+                    option value="true" { "是 / yes" }
+                    option value="false" { "否 / no" }
+                },
+                FieldKind::Money => input type="number" name=(input) step="0.01" min="0" required[field.required];,
+                FieldKind::Integer | FieldKind::Department | FieldKind::Case => input type="number" name=(input) step="1" required[field.required];,
+                FieldKind::Evidence => input type="text" name=(input) required[field.required]
+                    placeholder="photo:sha256:… doc:…（以空格分隔 / separated by spaces）";,
+                FieldKind::Text => textarea name=(input) maxlength=[field.max_len] required[field.required] {},
+            }
+        }
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct CommandForm {
-    csrf: Option<String>,
-    command: String,
-    expected_version: i64,
+/// A form's fields as a command's data, read by the kinds the workflow gives them; a
+/// value that does not read as its kind is passed as text, for the engine to refuse
+/// naming the field.
+fn command_data(fields: &[(String, String)], spec: Option<&CommandDef>) -> Map<String, Value> {
+    let mut data = Map::new();
+    for (key, raw) in fields {
+        let Some(name) = key.strip_prefix("f.") else {
+            continue;
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let kind = spec.and_then(|s| s.fields.get(name)).map(|f| f.kind);
+        let value = match kind {
+            Some(FieldKind::Money) => raw.parse::<f64>().map(Value::from).ok(),
+            Some(FieldKind::Integer | FieldKind::Department | FieldKind::Case) => {
+                raw.parse::<i64>().map(Value::from).ok()
+            }
+            Some(FieldKind::Bool) => raw.parse::<bool>().map(Value::from).ok(),
+            Some(FieldKind::Evidence) => Some(Value::from(
+                raw.split([' ', ',', '\n'])
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| Value::from(r.trim()))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => None,
+        };
+        data.insert(name.to_string(), value.unwrap_or_else(|| Value::from(raw)));
+    }
+    data
 }
 
 /// Issues a command from a case page: refused without this session's CSRF token; the
@@ -190,39 +242,55 @@ pub(super) async fn command(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: Option<CommandForm> = super::form(&body);
-    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
+    let fields: Vec<(String, String)> = super::form(&body).unwrap_or_default();
+    let value = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(refused) = visitor.forged(value("csrf")) {
         return refused;
     }
-    let (Some(f), Some(id)) = (f, case_id(&raw)) else {
+    let Some(id) = case_id(&raw) else {
         return error_page(anju_engine::Error::not_found("case", &raw).into());
     };
+    let name = value("command").unwrap_or("").to_string();
+    let Some(version) = value("expected_version").and_then(|v| v.parse::<i64>().ok()) else {
+        return error_page(
+            anju_engine::Error::invalid("expected_version", "the version of the case you saw")
+                .into(),
+        );
+    };
+    let definition = match app.runtime.visible_case(&visitor.principal, id).await {
+        Ok(case) => app.runtime.definition(case.definition_id),
+        Err(e) => return error_page(e.into()),
+    };
+    let spec = definition.as_ref().and_then(|d| d.commands.get(&name));
     let command = Command {
-        name: f.command,
-        data: Map::new(),
-        reason: None,
+        data: command_data(&fields, spec),
+        name,
+        reason: value("reason")
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
     };
     match app
         .runtime
-        .execute(&visitor.principal, id, command, Some(f.expected_version))
+        .execute(&visitor.principal, id, command, Some(version))
         .await
     {
         Ok(_) => Redirect::to(&format!("/cases/{}", id.0)).into_response(),
         Err(e) => {
+            let detail = e.to_string();
             let status = crate::http::problem::ApiError::from(e)
                 .into_response()
                 .status();
             if status == StatusCode::NOT_FOUND {
                 return error_page(anju_engine::Error::not_found("case", id.0).into());
             }
-            case_response(
-                &app,
-                &visitor,
-                &raw,
-                status,
-                Some("未能完成：案件已变化或需要更多信息。 / Not done: the case has changed or needs more."),
-            )
-            .await
+            let notice = format!("未能完成 / Not done: {detail}");
+            case_response(&app, &visitor, &raw, status, Some(&notice)).await
         }
     }
 }

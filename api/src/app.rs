@@ -30,6 +30,9 @@ pub struct Settings {
     pub workers: bool,
     /// Connection caps and timeouts of the listener.
     pub limits: crate::http::serve::Limits,
+    /// Serve HTTPS with this certificate and key (phones give their position and
+    /// camera to secure pages only); plain HTTP without it (behind a reverse proxy).
+    pub tls: Option<crate::http::serve::TlsFiles>,
     pub runtime: runtime::Config,
 }
 
@@ -78,6 +81,10 @@ impl Application {
         channels: Channels,
         extra: impl FnOnce(Runtime) -> Router,
     ) -> anyhow::Result<Application> {
+        let tls = match &settings.tls {
+            Some(files) => Some(files.acceptor().map_err(|e| anyhow::anyhow!(e))?),
+            None => None,
+        };
         let store = open_store(&settings.database_url).await?;
         let runtime = Runtime::start(store, clock, settings.runtime.clone())
             .await
@@ -86,6 +93,12 @@ impl Application {
             runtime: runtime.clone(),
             clock_kind,
             channels: std::sync::Arc::new(channels.clone()),
+            secure: settings.tls.is_some()
+                || settings
+                    .runtime
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://")),
         };
         let app = router(state).merge(extra(runtime.clone()));
         let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -104,6 +117,7 @@ impl Application {
             listener,
             app,
             limits,
+            tls,
             async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             },

@@ -13,4 +13,7 @@ pub struct AppState {
     pub clock_kind: &'static str,
     /// The channels of this process: sign-in codes go out on them at once.
     pub channels: Arc<Channels>,
+    /// Pages are reached over https (TLS here, or `ANJU_PUBLIC_URL` is https behind a
+    /// proxy): session cookies are `Secure`.
+    pub secure: bool,
 }

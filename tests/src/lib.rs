@@ -253,6 +253,7 @@ pub async fn spawn_app_on(
         config.clone(),
         anju_api::http::serve::Limits::default(),
         channels,
+        None,
     )
     .await;
     let rt = &app.runtime;
@@ -301,22 +302,25 @@ pub async fn start_limited(
     config: runtime::Config,
     limits: anju_api::http::serve::Limits,
 ) -> Application {
-    start_full(db, clock, config, limits, vec![Arc::new(LogChannel)]).await
+    start_full(db, clock, config, limits, vec![Arc::new(LogChannel)], None).await
 }
 
-/// Starts the real service as [`start_limited`], with notices going out on `channels`.
+/// Starts the real service as [`start_limited`], with notices going out on `channels`,
+/// over TLS when given a certificate and key.
 pub async fn start_full(
     db: &TestDb,
     clock: &ManualClock,
     config: runtime::Config,
     limits: anju_api::http::serve::Limits,
     channels: anju_engine::outbox::Channels,
+    tls: Option<anju_api::http::serve::TlsFiles>,
 ) -> Application {
     let settings = Settings {
         database_url: db.url.clone(),
         bind: "127.0.0.1:0".parse().expect("address"),
         workers: false,
         limits,
+        tls,
         runtime: config,
     };
     Application::build(

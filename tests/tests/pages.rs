@@ -454,8 +454,150 @@ async fn an_officer_records_a_fine_in_the_pages(backend: Backend) {
     );
 }
 
+/// `anju serve` serves the pages over TLS when given a certificate (phones give their
+/// position and camera to secure pages only): a client trusting the certificate gets
+/// the pages and a `Secure` session cookie; a plain HTTP request to the port gets no
+/// page. The certificate (for 127.0.0.1, signed by a test authority the client trusts)
+/// is made by the `openssl` command.
+async fn pages_are_served_over_tls(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
+    std::fs::write(
+        path("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A test authority, and a certificate for 127.0.0.1 it signs.
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=anju-test-ca",
+                "-keyout",
+                &path("ca.key"),
+                "-out",
+                &ca,
+            ][..],
+            &ec[..],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &[
+                "req",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                &key,
+                "-out",
+                &path("leaf.csr"),
+            ][..],
+            &ec[..],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("leaf.csr"),
+        "-CA",
+        &ca,
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &cert,
+        "-extfile",
+        &path("ext.cnf"),
+    ]);
+    let db = anju_tests::TestDb::new(backend).await;
+    anju_tests::seed(&db.store().await).await;
+    let clock = anju_engine::time::ManualClock::new(anju_tests::t0());
+    let smtp = smtp();
+    let app = anju_tests::start_full(
+        &db,
+        &clock,
+        Config::default(),
+        anju_api::http::serve::Limits::default(),
+        smtp.channels.clone(),
+        Some(anju_api::http::serve::TlsFiles {
+            cert: cert.clone().into(),
+            key: key.into(),
+        }),
+    )
+    .await;
+    let pem = std::fs::read(&ca).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{}", app.addr.port());
+    let page = client.get(format!("{base}/signin")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("登录安居"));
+    client
+        .post(format!("{base}/signin/code"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("address=party1%40anju.example")
+        .send()
+        .await
+        .unwrap();
+    let (code, _, _) = smtp.sign_in_code("party1@anju.example", 1).await;
+    let signed = client
+        .post(format!("{base}/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("address=party1%40anju.example&code={code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert!(
+        signed.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    // Plain HTTP to the TLS port: no page.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/signin", app.addr.port()))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
+    app.shutdown().await;
+}
+
 backend_tests!(
     a_landlord_works_in_the_pages,
     the_link_in_a_code_fills_the_sign_in_form,
     an_officer_records_a_fine_in_the_pages,
+    pages_are_served_over_tls,
 );

@@ -58,7 +58,7 @@ pub enum Cmd {
     /// Creates and migrates the database if needed. With --demo, an empty database is
     /// first filled with a demo city and tokens for a demo inspector, landlord,
     /// department and supervisor are printed.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate(Db),
     /// Fill an empty database with a reproducible demo city of Guangzhou.
@@ -157,7 +157,7 @@ fn init_tracing() {
 
 pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Serve(args) => serve(args, hooks).await,
+        Cmd::Serve(args) => serve(*args, hooks).await,
         Cmd::Migrate(db) => {
             open_store(&db.database_url).await?;
             println!("database is up to date");

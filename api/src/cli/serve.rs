@@ -58,6 +58,12 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body.
     #[arg(long, env = "ANJU_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
+    /// Serve HTTPS with this certificate chain (PEM); with `--tls-key`.
+    #[arg(long, env = "ANJU_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "ANJU_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub channels: ChannelArgs,
 }
@@ -200,6 +206,10 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         bind: args.bind,
         workers: !args.no_workers,
         limits,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| crate::http::serve::TlsFiles { cert, key }),
         runtime: config,
     };
     let app = Application::build(

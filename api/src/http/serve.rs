@@ -104,12 +104,52 @@ impl PerClient {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets open requests
-/// finish (for at most `grace`).
+/// TLS for the listener: a certificate chain and its private key, PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    /// The server's TLS configuration (rustls: TLS 1.2 and 1.3, HTTP/1.1 by ALPN); a
+    /// one-line error naming the file that could not be used.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| format!("TLS certificate {}: {e}", self.cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "TLS certificate {}: no certificate in it",
+                self.cert.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| format!("TLS key {}: {e}", self.key.display()))?;
+        // The provider is named: ring (which sqlx and lettre use) and aws-lc-rs are
+        // both in the build, so rustls cannot pick one by itself.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("TLS certificate and key: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown`
+/// completes, then lets open requests finish (for at most `grace`).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send,
     grace: Duration,
 ) {
@@ -152,14 +192,39 @@ pub async fn serve(
             app.clone(),
             ClientAddr(peer.ip()),
         ));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended");
+        match &tls {
+            None => {
+                let connection =
+                    graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                    drop((permit, slot));
+                });
             }
-            drop(permit);
-            drop(slot);
-        });
+            Some(acceptor) => {
+                // The handshake has the header timeout too: a client that opens a
+                // connection and says nothing cannot hold it.
+                let (acceptor, http, watcher) =
+                    (acceptor.clone(), http.clone(), graceful.watcher());
+                let handshake = limits.header_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(secure)) => {
+                            let connection =
+                                watcher.watch(http.serve_connection(TokioIo::new(secure), service));
+                            if let Err(e) = connection.await {
+                                tracing::debug!(%peer, error = %e, "connection ended");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                    drop((permit, slot));
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())

@@ -110,12 +110,7 @@ impl FromRequestParts<AppState> for Visitor {
 /// The `Set-Cookie` of a session: HttpOnly, SameSite=Lax, Secure when the service is
 /// reached over https; `None` clears it.
 pub fn session_cookie(state: &AppState, token: Option<&str>, max_age_s: i64) -> HeaderValue {
-    let secure = state
-        .runtime
-        .config()
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    let secure = state.secure;
     let value = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         token.unwrap_or(""),

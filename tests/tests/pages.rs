@@ -250,6 +250,57 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     .await;
     assert_eq!((s1, other), (StatusCode::NOT_FOUND, missing.clone()));
 
+    // My units: with their stars; my messages: the order, marked read with the form.
+    let (status, units, _) = get(&client, &app, "/units", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let unit = app
+        .store()
+        .unit(anju_engine::domain::UnitId(app.unit_of(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(units.contains(&unit.address), "{units}");
+    app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    let (_, inbox, _) = get(&client, &app, "/messages", Some(&cookie)).await;
+    assert!(
+        inbox.contains("整改通知书") && inbox.contains(&format!("href=\"/cases/{mine}\"")),
+        "{inbox}"
+    );
+    let action = inbox.find("/read\"").map(|at| {
+        let start = inbox[..at].rfind("/messages/").unwrap();
+        inbox[start..at + 5].to_string()
+    });
+    let action = action.expect("a mark-read form");
+    let read = form_post(
+        &client,
+        format!("{}{action}", app.base),
+        Some(&cookie),
+        format!("csrf={csrf}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(read.status(), StatusCode::SEE_OTHER);
+    let (_, inbox, _) = get(&client, &app, "/messages", Some(&cookie)).await;
+    assert!(!inbox.contains(&action), "marked read: {inbox}");
+    // A landlord has no plan page.
+    let (status, _, _) = get(&client, &app, "/plan", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // An inspector's session (a token as the cookie) shows today's plan in walking
+    // order, the same stops the API gives.
+    let inspector = format!("anju_session={}", app.tokens.inspector);
+    let (status, plan, _) = get(&client, &app, "/plan", Some(&inspector)).await;
+    assert_eq!(status, StatusCode::OK);
+    let api = app
+        .get("/api/v1/inspectors/1/plan", &app.tokens.inspector)
+        .await
+        .expect(200);
+    let stops = api["stops"].as_array().unwrap();
+    assert_eq!(plan.matches("<li>").count(), stops.len(), "{plan}");
+    if let Some(first) = stops.first() {
+        assert!(plan.contains(first["address"].as_str().unwrap()));
+    }
+
     // Signing out ends the session: the cookie no longer opens a page.
     let out = form_post(
         &client,

@@ -1,4 +1,4 @@
-//! The pages people use, rendered on the server (maud), Chinese first then English: sign-in with a code into a cookie session (HttpOnly, SameSite, Secure behind https), the caller's home, a case with its timeline and exactly the commands the caller may issue now, and sign-out. Every form of a signed-in page carries a CSRF token; every page shows what the API would show the same person, and a page the caller may not see answers as one that does not exist.
+//! The pages people use, rendered on the server (maud), Chinese first then English: sign-in with a code into a cookie session (HttpOnly, SameSite, Secure behind https), the caller's home, a case with its timeline and exactly the commands the caller may issue now, the printable order, my messages, a landlord's units, an inspector's plan, and sign-out. Every form of a signed-in page carries a CSRF token; every page shows what the API would show the same person, and a page the caller may not see answers as one that does not exist.
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -9,12 +9,13 @@ use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use sha2::{Digest, Sha256};
 
-use anju_engine::auth::Principal;
+use anju_engine::auth::{Principal, Scope};
 
 use crate::http::problem::ApiError;
 use crate::state::AppState;
 
 mod cases;
+mod desk;
 mod order;
 mod signin;
 
@@ -30,6 +31,10 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}", get(cases::case_page))
         .route("/cases/{id}/commands", post(cases::command))
         .route("/cases/{id}/order", get(order::order_page))
+        .route("/messages", get(desk::messages))
+        .route("/messages/{id}/read", post(desk::mark_read))
+        .route("/units", get(desk::units))
+        .route("/plan", get(desk::plan))
 }
 
 /// A signed-in visitor: who they are, and the session's secret (for the CSRF token).
@@ -135,6 +140,15 @@ pub fn page(status: StatusCode, title: &str, visitor: Option<&Visitor>, body: Ma
                 header {
                     a href="/" { "安居 Anju" }
                     @if let Some(v) = visitor {
+                        nav {
+                            a href="/" { "案件 Cases" }
+                            a href="/messages" { "消息 Messages" }
+                            @match v.principal.scope {
+                                Scope::Party(_) => a href="/units" { "我的出租屋 My units" },
+                                Scope::Grids(_) => a href="/plan" { "今日巡查 Today's plan" },
+                                _ => {},
+                            }
+                        }
                         form method="post" action="/signout" class="signout" {
                             input type="hidden" name="csrf" value=(v.csrf());
                             button type="submit" { "退出 / Sign out" }
@@ -189,7 +203,7 @@ pub fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
 
 const STYLE: &str = "body{font-family:'PingFang SC','Microsoft YaHei',sans-serif;margin:0;color:#1f2328;line-height:1.6}\
 header{display:flex;justify-content:space-between;align-items:center;padding:.5rem 1rem;background:#0b5cab}\
-header a{color:#fff;font-weight:bold;text-decoration:none}header button{font-size:.9rem}\
+header a{color:#fff;font-weight:bold;text-decoration:none;margin-right:.8rem}nav{flex:1;padding-left:1rem}nav a{font-weight:normal}.unread h2{font-weight:bold}header button{font-size:.9rem}\
 main{max-width:48rem;margin:0 auto;padding:1rem}h1{font-size:1.3rem}\
 label{display:block;margin:.6rem 0 .2rem}input[type=text],textarea{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}\
 button{padding:.5rem 1rem;font-size:1rem;margin:.3rem 0}.err{color:#b42318}.late{color:#b42318;font-weight:bold}\

@@ -1,0 +1,161 @@
+//! A person's desk pages: my messages (what was addressed to me, newest first, unread marked, each markable as read), a landlord's units with their stars and open orders, and an inspector's plan for today in walking order.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+
+use anju_engine::auth::Scope;
+use anju_engine::time::{china_time, local_time};
+
+use super::cases::countdown;
+use super::{Visitor, error_page, page};
+use crate::state::AppState;
+
+/// What was addressed to the visitor, newest first.
+pub(super) async fn messages(State(app): State<AppState>, visitor: Visitor) -> Response {
+    let items = match app
+        .runtime
+        .my_messages(&visitor.principal, false, None, 100)
+        .await
+    {
+        Ok(items) => items,
+        Err(e) => return error_page(e.into()),
+    };
+    let csrf = visitor.csrf();
+    page(
+        StatusCode::OK,
+        "我的消息 / My messages",
+        Some(&visitor),
+        html! {
+            @if items.is_empty() { p { "暂无消息。 / No messages." } }
+            @for m in &items {
+                article class=[m.read_at.is_none().then_some("unread")] {
+                    h2 {
+                        @if m.read_at.is_none() { "● " }
+                        a href={ "/cases/" (m.case_id.0) } { (m.subject) }
+                    }
+                    p { small { (local_time(m.created_at)) } }
+                    p style="white-space:pre-wrap" { (m.body) }
+                    @if m.read_at.is_none() {
+                        form method="post" action={ "/messages/" (m.id) "/read" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "标为已读 / Mark read" }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// Marks one of the visitor's messages read.
+pub(super) async fn mark_read(
+    State(app): State<AppState>,
+    visitor: Visitor,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f: Option<CsrfOnly> = super::form(&body);
+    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
+        return refused;
+    }
+    let Ok(id) = raw.parse::<i64>() else {
+        return error_page(anju_engine::Error::not_found("message", &raw).into());
+    };
+    match app.runtime.mark_read(&visitor.principal, id).await {
+        Ok(_) => Redirect::to("/messages").into_response(),
+        Err(e) => error_page(e.into()),
+    }
+}
+
+/// A landlord's units: their stars, open orders and the nearest deadline.
+pub(super) async fn units(State(app): State<AppState>, visitor: Visitor) -> Response {
+    let Scope::Party(party) = visitor.principal.scope else {
+        return error_page(anju_engine::Error::not_found("page", "units").into());
+    };
+    let units = match app.runtime.party_units(&visitor.principal, party).await {
+        Ok(units) => units,
+        Err(e) => return error_page(e.into()),
+    };
+    let now = app.runtime.now();
+    page(
+        StatusCode::OK,
+        "我的出租屋 / My rental units",
+        Some(&visitor),
+        html! {
+            table {
+                thead { tr { th { "地址 / Address" } th { "星级 / Stars" } th { "未结整改 / Open orders" } th { "最近期限 / Next deadline" } } }
+                tbody {
+                    @for u in &units {
+                        tr {
+                            td { (u.unit.address) }
+                            td { (stars(u.unit.stars)) }
+                            td { (u.open_orders) }
+                            td {
+                                @if let Some(d) = u.next_deadline {
+                                    @let (late, text) = countdown(d, now);
+                                    (local_time(d)) br; span class=[late.then_some("late")] { (text) }
+                                } @else { "—" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn stars(stars: Option<u8>) -> String {
+    match stars {
+        Some(n) => format!(
+            "{}{}",
+            "★".repeat(n.into()),
+            "☆".repeat(5 - usize::from(n.min(5)))
+        ),
+        None => "未评级 / not graded".into(),
+    }
+}
+
+/// An inspector's plan for today (China time), in walking order.
+pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Response {
+    let Scope::Grids(_) = visitor.principal.scope else {
+        return error_page(anju_engine::Error::not_found("page", "plan").into());
+    };
+    let today = app.runtime.now().with_timezone(&china_time()).date_naive();
+    let inspector = anju_engine::domain::InspectorId(visitor.principal.subject);
+    let plan = match app
+        .runtime
+        .inspector_plan(&visitor.principal, inspector, today)
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => return error_page(e.into()),
+    };
+    let stops = &plan.route.stops;
+    let visited = stops.iter().filter(|s| s.visited_at.is_some()).count();
+    page(
+        StatusCode::OK,
+        &format!("今日巡查 {today} / Today's plan"),
+        Some(&visitor),
+        html! {
+            p { "共 " (stops.len()) " 处，已到 " (visited) " 处，步行约 " (format!("{:.1}", plan.route.length_m / 1000.0)) " 公里 / "
+                (stops.len()) " stops, " (visited) " visited, about " (format!("{:.1}", plan.route.length_m / 1000.0)) " km on foot" }
+            ol {
+                @for s in stops {
+                    li {
+                        (s.address) " · " (stars(s.stars)) " · " (s.reason.as_str())
+                        @if s.overdue_days > 0 { " · " span.late { "逾期 " (s.overdue_days) " 天 / " (s.overdue_days) " d overdue" } }
+                        @if let Some(outcome) = &s.outcome { " · ✓ " (outcome) }
+                    }
+                }
+            }
+        },
+    )
+}

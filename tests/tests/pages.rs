@@ -300,6 +300,32 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     if let Some(first) = stops.first() {
         assert!(plan.contains(first["address"].as_str().unwrap()));
     }
+    // A unit's page: its grade, history and cases; another landlord's unit is a page
+    // that does not exist.
+    let (status, unit_page, _) = get(
+        &client,
+        &app,
+        &format!("/units/{}", app.unit_of(1)),
+        Some(&inspector),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        unit_page.contains(&unit.address) && unit_page.contains("评级经过"),
+        "{unit_page}"
+    );
+    assert!(
+        unit_page.contains(&format!("href=\"/cases/{mine}\"")),
+        "{unit_page}"
+    );
+    let (status, _, _) = get(
+        &client,
+        &app,
+        &format!("/units/{}", app.unit_of(2)),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Signing out ends the session: the cookie no longer opens a page.
     let out = form_post(

@@ -35,7 +35,7 @@ fn case_id(raw: &str) -> Option<CaseId> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).map(CaseId)
 }
 
-fn rows(app: &AppState, cases: &[CaseRecord]) -> maud::Markup {
+pub(super) fn rows(app: &AppState, cases: &[CaseRecord]) -> maud::Markup {
     let now = app.runtime.now();
     html! {
         table {

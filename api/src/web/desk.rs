@@ -1,4 +1,4 @@
-//! A person's desk pages: my messages (what was addressed to me, newest first, unread marked, each markable as read), a landlord's units with their stars and open orders, and an inspector's plan for today in walking order.
+//! A person's desk pages: my messages (what was addressed to me, newest first, unread marked, each markable as read), a landlord's units with their stars and open orders, an inspector's plan for today in walking order, and a unit with its grade, history and cases.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -95,7 +95,7 @@ pub(super) async fn units(State(app): State<AppState>, visitor: Visitor) -> Resp
                 tbody {
                     @for u in &units {
                         tr {
-                            td { (u.unit.address) }
+                            td { a href={ "/units/" (u.unit.id.0) } { (u.unit.address) } }
                             td { (stars(u.unit.stars)) }
                             td { (u.open_orders) }
                             td {
@@ -150,10 +150,57 @@ pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Respo
             ol {
                 @for s in stops {
                     li {
-                        (s.address) " · " (stars(s.stars)) " · " (s.reason.as_str())
+                        a href={ "/units/" (s.unit_id.0) } { (s.address) } " · " (stars(s.stars)) " · " (s.reason.as_str())
                         @if s.overdue_days > 0 { " · " span.late { "逾期 " (s.overdue_days) " 天 / " (s.overdue_days) " d overdue" } }
                         @if let Some(outcome) = &s.outcome { " · ✓ " (outcome) }
                     }
+                }
+            }
+        },
+    )
+}
+
+/// A unit: its grade and the grade's history, when it is next due, and its cases, as the
+/// visitor may see them.
+pub(super) async fn unit_page(
+    State(app): State<AppState>,
+    visitor: Visitor,
+    Path(raw): Path<String>,
+) -> Response {
+    let Some(id) = raw.parse::<i64>().ok().map(anju_engine::domain::UnitId) else {
+        return error_page(anju_engine::Error::not_found("unit", &raw).into());
+    };
+    let p = &visitor.principal;
+    let (unit, grades) =
+        match tokio::try_join!(app.runtime.unit(p, id), app.runtime.unit_grades(p, id)) {
+            Ok(found) => found,
+            Err(e) => return error_page(e.into()),
+        };
+    let filter = anju_engine::model::CaseFilter {
+        unit_id: Some(id),
+        limit: 50,
+        ..Default::default()
+    };
+    let cases = match app.runtime.list_cases(p, &filter).await {
+        Ok(cases) => cases,
+        Err(e) => return error_page(e.into()),
+    };
+    page(
+        StatusCode::OK,
+        &unit.address,
+        Some(&visitor),
+        html! {
+            dl {
+                dt { "星级 / Grade" } dd { (stars(unit.stars)) }
+                dt { "上次巡查 / Last inspected" } dd { (unit.last_inspected_at.map(local_time).unwrap_or_else(|| "—".into())) }
+                dt { "下次到期 / Next due" } dd { (unit.next_due_at.map(local_time).unwrap_or_else(|| "—".into())) }
+            }
+            h2 { "案件 / Cases" }
+            @if cases.is_empty() { p { "暂无。 / None." } } @else { (super::cases::rows(&app, &cases)) }
+            h2 { "评级经过 / Grade history" }
+            ol {
+                @for g in &grades {
+                    li { (local_time(g.at)) " · " (stars(g.stars)) " · " (g.cause) @if !g.reasons.is_empty() { " · " (g.reasons.join("；")) } }
                 }
             }
         },

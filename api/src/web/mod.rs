@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/messages", get(desk::messages))
         .route("/messages/{id}/read", post(desk::mark_read))
         .route("/units", get(desk::units))
+        .route("/units/{id}", get(desk::unit_page))
         .route("/plan", get(desk::plan))
 }
 

@@ -327,6 +327,55 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A blacklist entry in force is appealed from the page.
+    let entry = app
+        .post(
+            "/api/v1/blacklist",
+            &app.tokens.district,
+            &json!({ "party_id": 1, "reason": "拒不整改 / refuses to fix" }),
+        )
+        .await
+        .expect(201);
+    let entry = entry["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/blacklist/{entry}/decision"),
+        &app.tokens.district,
+        &json!({ "approve": true }),
+    )
+    .await
+    .expect(200);
+    let (status, listed, _) = get(&client, &app, "/blacklist", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        listed.contains(&format!("action=\"/blacklist/{entry}/appeal\"")),
+        "{listed}"
+    );
+    let forged = form_post(
+        &client,
+        format!("{}/blacklist/{entry}/appeal", app.base),
+        Some(&cookie),
+        "appeal=x".into(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let appealed = form_post(
+        &client,
+        format!("{}/blacklist/{entry}/appeal", app.base),
+        Some(&cookie),
+        format!("csrf={csrf}&appeal=%E5%B7%B2%E6%95%B4%E6%94%B9"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(appealed.status(), StatusCode::SEE_OTHER);
+    let (_, listed, _) = get(&client, &app, "/blacklist", Some(&cookie)).await;
+    assert!(
+        listed.contains("appealed") && !listed.contains("/appeal\""),
+        "{listed}"
+    );
+
     // Signing out ends the session: the cookie no longer opens a page.
     let out = form_post(
         &client,

@@ -1,4 +1,4 @@
-//! A person's desk pages: my messages (what was addressed to me, newest first, unread marked, each markable as read), a landlord's units with their stars and open orders, an inspector's plan for today in walking order, and a unit with its grade, history and cases.
+//! A person's desk pages: my messages (what was addressed to me, newest first, unread marked, each markable as read), a landlord's units with their stars and open orders, an inspector's plan for today in walking order, a unit with its grade, history and cases, and a landlord's blacklist entries with the appeal form.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -205,4 +205,68 @@ pub(super) async fn unit_page(
             }
         },
     )
+}
+
+/// The visitor's blacklist entries as the API lists them for them (a landlord's own),
+/// with an appeal form on an entry in force.
+pub(super) async fn blacklist(State(app): State<AppState>, visitor: Visitor) -> Response {
+    let entries = match app.runtime.blacklist(&visitor.principal, None).await {
+        Ok(entries) => entries,
+        Err(e) => return error_page(e.into()),
+    };
+    let csrf = visitor.csrf();
+    page(
+        StatusCode::OK,
+        "黑名单 / Blacklist",
+        Some(&visitor),
+        html! {
+            @if entries.is_empty() { p { "无记录。 / No entries." } }
+            @for e in &entries {
+                article {
+                    h2 { (e.party_name) " · " (e.status) }
+                    p { "事由 / Reason: " (e.reason) }
+                    p { small { "提出 / Proposed: " (local_time(e.proposed_at)) } }
+                    @if let Some(note) = &e.decision_note { p { "决定 / Decision: " (note) } }
+                    @if e.status == "active" {
+                        form method="post" action={ "/blacklist/" (e.id) "/appeal" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            label { "申诉理由 / Grounds of appeal" textarea name="appeal" required maxlength="2000" {} }
+                            button type="submit" { "提出申诉 / Appeal" }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct AppealForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    appeal: String,
+}
+
+/// Appeals a blacklist entry from the page.
+pub(super) async fn appeal(
+    State(app): State<AppState>,
+    visitor: Visitor,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f: Option<AppealForm> = super::form(&body);
+    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
+        return refused;
+    }
+    let (Some(f), Ok(id)) = (f, raw.parse::<i64>()) else {
+        return error_page(anju_engine::Error::not_found("blacklist entry", &raw).into());
+    };
+    match app
+        .runtime
+        .appeal_blacklist(&visitor.principal, id, &f.appeal)
+        .await
+    {
+        Ok(_) => Redirect::to("/blacklist").into_response(),
+        Err(e) => error_page(e.into()),
+    }
 }

@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/units", get(desk::units))
         .route("/units/{id}", get(desk::unit_page))
         .route("/plan", get(desk::plan))
+        .route("/blacklist", get(desk::blacklist))
+        .route("/blacklist/{id}/appeal", post(desk::appeal))
 }
 
 /// A signed-in visitor: who they are, and the session's secret (for the CSRF token).
@@ -145,7 +147,10 @@ pub fn page(status: StatusCode, title: &str, visitor: Option<&Visitor>, body: Ma
                             a href="/" { "案件 Cases" }
                             a href="/messages" { "消息 Messages" }
                             @match v.principal.scope {
-                                Scope::Party(_) => a href="/units" { "我的出租屋 My units" },
+                                Scope::Party(_) => {
+                                    a href="/units" { "我的出租屋 My units" }
+                                    a href="/blacklist" { "黑名单 Blacklist" }
+                                },
                                 Scope::Grids(_) => a href="/plan" { "今日巡查 Today's plan" },
                                 _ => {},
                             }

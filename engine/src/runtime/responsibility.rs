@@ -119,7 +119,10 @@ impl Runtime {
         let name = text::required("name", name, 100)?;
         let phone = phone.map(|p| text::phone("phone", p)).transpose()?;
         let email = email.map(|e| text::email("email", e)).transpose()?;
-        let id = self.store().add_party(kind, name, phone, email).await?;
+        let id = self
+            .store()
+            .add_party(kind, name, phone, email, self.now())
+            .await?;
         Ok(PartyListing {
             id,
             kind: kind.to_string(),

@@ -59,6 +59,7 @@ impl PartyStore for This {
         name: &str,
         phone: Option<&str>,
         email: Option<&str>,
+        now: DateTime<Utc>,
     ) -> crate::Result<PartyId> {
         let mut tx = begin_write(self.writer()).await.map_err(Error::from)?;
         let id: i64 = sqlx::query_scalar(
@@ -86,7 +87,7 @@ impl PartyStore for This {
             .bind(id)
             .bind(email)
             .bind(phone)
-            .bind(ms(Utc::now()))
+            .bind(ms(now))
             .execute(&mut *tx)
             .await
             .map_err(Error::from)?;

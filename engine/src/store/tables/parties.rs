@@ -24,6 +24,7 @@ pub trait PartyStore: Send + Sync + 'static {
         name: &str,
         phone: Option<&str>,
         email: Option<&str>,
+        now: DateTime<Utc>,
     ) -> crate::Result<PartyId>;
 
     /// Registered parties with units in `scope` (all, city-wide), by id after `after`.

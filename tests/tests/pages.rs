@@ -721,9 +721,85 @@ async fn pages_are_served_over_tls(backend: Backend) {
     app.shutdown().await;
 }
 
+/// An inspector records an inspection from the phone's form: the position the page
+/// got from the phone, a finding ticked by its category; the answer is the new case's
+/// page. The same form sent twice (its Idempotency-Key made when it was shown) records
+/// one inspection; a form without a position, or without the CSRF token, records
+/// nothing.
+async fn an_inspector_records_an_inspection_from_the_form(backend: Backend) {
+    let app = anju_tests::spawn_app(backend).await;
+    let client = browser();
+    let cookie = format!("anju_session={}", app.tokens.inspector);
+    let unit_id = app.unit_of(1);
+    let unit = app
+        .store()
+        .unit(anju_engine::domain::UnitId(unit_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, form, _) = get(
+        &client,
+        &app,
+        &format!("/units/{unit_id}/inspect"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        form.contains("value=\"wiring\"") && form.contains("navigator.geolocation"),
+        "{form}"
+    );
+    let (csrf, key) = (field(&form, "csrf"), field(&form, "idempotency_key"));
+    let cases = || async {
+        app.get(
+            &format!("/api/v1/cases?unit_id={unit_id}"),
+            &app.tokens.city,
+        )
+        .await
+        .expect(200)["cases"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = cases().await;
+    let post = |body: String| {
+        form_post(
+            &client,
+            format!("{}/units/{unit_id}/inspect", app.base),
+            Some(&cookie),
+            body,
+        )
+    };
+    let base =
+        format!("idempotency_key={key}&outcome=inspected&finding=wiring&note=%E9%A3%9E%E7%BA%BF");
+    let no_position = post(format!("csrf={csrf}&{base}")).send().await.unwrap();
+    assert_eq!(no_position.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let forged = post(format!("{base}&lon={}&lat={}", unit.lon, unit.lat))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(cases().await, before);
+    let body = format!("csrf={csrf}&{base}&lon={}&lat={}", unit.lon, unit.lat);
+    let first = post(body.clone()).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let location = first.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/cases/"), "{location}");
+    let again = post(body).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(again.headers()["location"].to_str().unwrap(), location);
+    assert_eq!(cases().await, before + 1, "one inspection, one case");
+    let id: i64 = location.trim_start_matches("/cases/").parse().unwrap();
+    assert_eq!(
+        app.case(id, &app.tokens.inspector).await["case"]["category"],
+        "wiring"
+    );
+}
+
 backend_tests!(
     a_landlord_works_in_the_pages,
     the_link_in_a_code_fills_the_sign_in_form,
     an_officer_records_a_fine_in_the_pages,
     pages_are_served_over_tls,
+    an_inspector_records_an_inspection_from_the_form,
 );

@@ -58,7 +58,7 @@ pub(super) struct InspectionBody {
     outcome: anju_engine::planning::VisitOutcome,
 }
 
-pub(super) fn inspection_json(o: &InspectionOutcome) -> Value {
+pub(crate) fn inspection_json(o: &InspectionOutcome) -> Value {
     json!(InspectionOut::of(o))
 }
 

@@ -31,6 +31,7 @@ pub(crate) use auth::client_of;
 use cases::*;
 use directory::*;
 use inboxes::*;
+pub(crate) use inspections::inspection_json;
 use inspections::*;
 use units::*;
 

@@ -190,6 +190,9 @@ pub(super) async fn unit_page(
         &unit.address,
         Some(&visitor),
         html! {
+            @if let Scope::Grids(_) = visitor.principal.scope {
+                p { a href={ "/units/" (unit.id.0) "/inspect" } { "记录巡查 / Record an inspection" } }
+            }
             dl {
                 dt { "星级 / Grade" } dd { (stars(unit.stars)) }
                 dt { "上次巡查 / Last inspected" } dd { (unit.last_inspected_at.map(local_time).unwrap_or_else(|| "—".into())) }

@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 mod cases;
 mod desk;
+mod inspect;
 mod order;
 mod signin;
 
@@ -35,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}/read", post(desk::mark_read))
         .route("/units", get(desk::units))
         .route("/units/{id}", get(desk::unit_page))
+        .route(
+            "/units/{id}/inspect",
+            get(inspect::form_page).post(inspect::submit),
+        )
         .route("/plan", get(desk::plan))
         .route("/blacklist", get(desk::blacklist))
         .route("/blacklist/{id}/appeal", post(desk::appeal))

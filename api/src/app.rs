@@ -33,6 +33,8 @@ pub struct Settings {
     /// Serve HTTPS with this certificate and key (phones give their position and
     /// camera to secure pages only); plain HTTP without it (behind a reverse proxy).
     pub tls: Option<crate::http::serve::TlsFiles>,
+    /// The maps' tiles (none by default: a plain background).
+    pub map: crate::web::MapSettings,
     pub runtime: runtime::Config,
 }
 
@@ -99,6 +101,7 @@ impl Application {
                     .public_url
                     .as_deref()
                     .is_some_and(|u| u.starts_with("https://")),
+            map: std::sync::Arc::new(settings.map.clone()),
         };
         let app = router(state).merge(extra(runtime.clone()));
         let listener = tokio::net::TcpListener::bind(settings.bind)

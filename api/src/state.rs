@@ -16,4 +16,6 @@ pub struct AppState {
     /// Pages are reached over https (TLS here, or `ANJU_PUBLIC_URL` is https behind a
     /// proxy): session cookies are `Secure`.
     pub secure: bool,
+    /// The maps' tiles.
+    pub map: Arc<crate::web::MapSettings>,
 }

@@ -321,6 +321,7 @@ pub async fn start_full(
         workers: false,
         limits,
         tls,
+        map: Default::default(),
         runtime: config,
     };
     Application::build(

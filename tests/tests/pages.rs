@@ -300,6 +300,26 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     if let Some(first) = stops.first() {
         assert!(plan.contains(first["address"].as_str().unwrap()));
     }
+    // The route on a map: Leaflet from the binary, the stops as [lat, lon] with no
+    // tiles configured (a plain background).
+    assert!(
+        plan.contains("id=\"map\"") && plan.contains("/assets/leaflet/leaflet.js"),
+        "{plan}"
+    );
+    assert!(plan.contains("\"tiles\":null"), "{plan}");
+    let leaflet = client
+        .get(format!("{}/assets/leaflet/leaflet.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(leaflet.status(), StatusCode::OK);
+    assert!(
+        leaflet.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(leaflet.text().await.unwrap().contains("Leaflet"));
     // A unit's page: its grade, history and cases; another landlord's unit is a page
     // that does not exist.
     let (status, unit_page, _) = get(

@@ -64,6 +64,16 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM).
     #[arg(long, env = "ANJU_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// The maps' tile URL template, e.g. `https://webrd01.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}&style=8`;
+    /// without it the maps draw units and routes on a plain background.
+    #[arg(long, env = "ANJU_TILE_URL")]
+    pub tile_url: Option<String>,
+    /// The tiles' datum: `gcj02` (AMap) or `wgs84` (Tianditu).
+    #[arg(long, env = "ANJU_TILE_DATUM", default_value = "wgs84", value_parser = ["wgs84", "gcj02"])]
+    pub tile_datum: String,
+    /// The tiles' attribution, shown on the map.
+    #[arg(long, env = "ANJU_TILE_ATTRIBUTION", default_value = "")]
+    pub tile_attribution: String,
     #[command(flatten)]
     pub channels: ChannelArgs,
 }
@@ -210,6 +220,11 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
             .tls_cert
             .zip(args.tls_key)
             .map(|(cert, key)| crate::http::serve::TlsFiles { cert, key }),
+        map: crate::web::MapSettings {
+            tile_url: args.tile_url.clone(),
+            gcj02: args.tile_datum == "gcj02",
+            attribution: args.tile_attribution.clone(),
+        },
         runtime: config,
     };
     let app = Application::build(

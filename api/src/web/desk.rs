@@ -147,6 +147,7 @@ pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Respo
         html! {
             p { "共 " (stops.len()) " 处，已到 " (visited) " 处，步行约 " (format!("{:.1}", plan.route.length_m / 1000.0)) " 公里 / "
                 (stops.len()) " stops, " (visited) " visited, about " (format!("{:.1}", plan.route.length_m / 1000.0)) " km on foot" }
+            (route_map(&app, stops))
             ol {
                 @for s in stops {
                     li {
@@ -273,3 +274,34 @@ pub(super) async fn appeal(
         Err(e) => error_page(e.into()),
     }
 }
+
+/// The day's route on a map (Leaflet, served from the binary): the stops in order, a
+/// line between them, on the configured tiles or a plain background, in the tiles'
+/// datum.
+fn route_map(app: &AppState, stops: &[anju_engine::model::StoredStop]) -> maud::Markup {
+    let map = &app.map;
+    let points: Vec<[f64; 2]> = stops.iter().map(|s| map.place(s.lon, s.lat)).collect();
+    let labels: Vec<&str> = stops.iter().map(|s| s.address.as_str()).collect();
+    let data = serde_json::json!({
+        "points": points,
+        "labels": labels,
+        "tiles": map.tile_url,
+        "attribution": map.attribution,
+    });
+    // `</` cannot end the script early: JSON escapes it.
+    let data = data.to_string().replace("</", "<\\/");
+    html! {
+        link rel="stylesheet" href="/assets/leaflet/leaflet.css";
+        div #map style="height:45vh;background:#f2efe9;margin:.5rem 0" {}
+        script src="/assets/leaflet/leaflet.js" {}
+        script {
+            (maud::PreEscaped(format!("var ROUTE={data};{MAP_SCRIPT}")))
+        }
+    }
+}
+
+const MAP_SCRIPT: &str = "(function(){if(!window.L||!ROUTE.points.length)return;var m=L.map('map');\
+if(ROUTE.tiles){L.tileLayer(ROUTE.tiles,{attribution:ROUTE.attribution,maxZoom:19}).addTo(m);}\
+L.polyline(ROUTE.points,{color:'#0b5cab'}).addTo(m);\
+ROUTE.points.forEach(function(p,i){L.circleMarker(p,{radius:7}).bindTooltip((i+1)+'. '+ROUTE.labels[i]).addTo(m);});\
+m.fitBounds(L.latLngBounds(ROUTE.points),{padding:[20,20]});})();";

@@ -14,6 +14,7 @@ use anju_engine::auth::{Principal, Scope};
 use crate::http::problem::ApiError;
 use crate::state::AppState;
 
+mod assets;
 mod cases;
 mod desk;
 mod inspect;
@@ -23,8 +24,12 @@ mod signin;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "anju_session";
 
+pub use assets::MapSettings;
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/assets/leaflet/leaflet.js", get(assets::leaflet_js))
+        .route("/assets/leaflet/leaflet.css", get(assets::leaflet_css))
         .route("/", get(cases::home))
         .route("/signin", get(signin::form_page).post(signin::submit))
         .route("/signin/code", post(signin::ask_code))

@@ -1,0 +1,70 @@
+//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4 from the npm registry, with its licence.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+const LEAFLET_JS: &str = include_str!("../../assets/leaflet/leaflet.js");
+const LEAFLET_CSS: &str = include_str!("../../assets/leaflet/leaflet.css");
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The binary's assets change only with the binary.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    r
+}
+
+pub(super) async fn leaflet_js() -> Response {
+    asset(LEAFLET_JS, "text/javascript; charset=utf-8")
+}
+
+pub(super) async fn leaflet_css() -> Response {
+    asset(LEAFLET_CSS, "text/css; charset=utf-8")
+}
+
+/// The map's tiles: their URL template (`https://…/{z}/{x}/{y}.png`), the datum they
+/// are drawn in (AMap: GCJ-02; Tianditu: WGS-84, which also needs its key in the URL),
+/// and their attribution. Without a URL the maps draw on a plain background.
+#[derive(Debug, Clone, Default)]
+pub struct MapSettings {
+    pub tile_url: Option<String>,
+    /// The tiles are in GCJ-02 (points are shifted to it before drawing).
+    pub gcj02: bool,
+    pub attribution: String,
+}
+
+impl MapSettings {
+    /// A WGS-84 point as the tiles draw it, as `[lat, lon]`.
+    pub fn place(&self, lon: f64, lat: f64) -> [f64; 2] {
+        let (lon, lat) = if self.gcj02 {
+            anju_engine::spatial::crs::gcj02_from_wgs84(lon, lat)
+        } else {
+            (lon, lat)
+        };
+        [lat, lon]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_are_drawn_in_the_tiles_datum() {
+        let (lon, lat) = (113.3245, 23.1181);
+        let plain = MapSettings::default();
+        assert_eq!(plain.place(lon, lat), [lat, lon]);
+        let amap = MapSettings {
+            gcj02: true,
+            ..MapSettings::default()
+        };
+        let [glat, glon] = amap.place(lon, lat);
+        // In Guangzhou GCJ-02 lies a few hundred metres from WGS-84.
+        let shift_m = ((glon - lon) * 102_000.0).hypot((glat - lat) * 111_000.0);
+        assert!((200.0..900.0).contains(&shift_m), "{shift_m}");
+    }
+}

@@ -515,6 +515,23 @@ impl TestApp {
             .collect()
     }
 
+    /// A case of `unit` with one finding of `category` and its rectification order,
+    /// issued by inspector 1 with these requirements.
+    pub async fn ordered(&self, unit: i64, category: &str, requirements: &str) -> i64 {
+        let id = self
+            .inspect(&self.tokens.inspector, unit, &[category])
+            .await[0];
+        self.command(
+            id,
+            &self.tokens.inspector,
+            "notify",
+            json!({ "requirements": requirements }),
+        )
+        .await
+        .expect(200);
+        id
+    }
+
     pub async fn case(&self, id: i64, token: &str) -> Value {
         self.get(&format!("/api/v1/cases/{id}"), token)
             .await

@@ -13,6 +13,9 @@ use anju_engine::outbox::{Channel, Channels, GatewayKind, WebhookChannel, Webhoo
 use anju_engine::time::Clock as _;
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
 
+/// The requirements of the orders these tests issue.
+const REQUIREMENTS: &str = "限期整改。Fix it.";
+
 const SECRET: &str = "gateway shared secret, 32 bytes!";
 
 /// A request the gateway received: its headers and body.
@@ -107,20 +110,6 @@ fn signed_by(request: &Request, secret: &str) -> bool {
     mac.verify_slice(&bytes).is_ok()
 }
 
-/// A case of unit `unit` with a finding of `category` and its rectification order.
-async fn ordered(app: &TestApp, unit: i64, category: &str) -> i64 {
-    let id = app.inspect(&app.tokens.inspector, unit, &[category]).await[0];
-    app.command(
-        id,
-        &app.tokens.inspector,
-        "notify",
-        json!({ "requirements": "限期整改。Fix it." }),
-    )
-    .await
-    .expect(200);
-    id
-}
-
 /// The deliveries of a case on `channel`, as the API shows them.
 async fn deliveries(app: &TestApp, case: i64, channel: &str) -> Vec<Value> {
     let messages = app
@@ -145,7 +134,7 @@ async fn an_sms_is_signed_and_a_500_is_retried(backend: Backend) {
     let app = spawn_app(backend).await;
     let gw = gateway().await;
     let channels = gw.channel("sms", GatewayKind::Sms);
-    let case = ordered(&app, app.unit_of(1), "wiring").await;
+    let case = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&channels).await.unwrap();
     assert_eq!((tick.delivered, tick.failed), (1, 0), "{tick:?}");
     let requests = gw.requests();
@@ -184,7 +173,7 @@ async fn an_sms_is_signed_and_a_500_is_retried(backend: Backend) {
 
     // The gateway fails: the delivery is tried again at its retry time, not before.
     gw.status.store(500, Ordering::SeqCst);
-    let second = ordered(&app, app.unit_of(2), "wiring").await;
+    let second = app.ordered(app.unit_of(2), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&channels).await.unwrap();
     assert_eq!((tick.delivered, tick.failed), (0, 1), "{tick:?}");
     let d = deliveries(&app, second, "sms").await;
@@ -231,8 +220,10 @@ async fn quiet_hours_hold_an_sms_until_eight(backend: Backend) {
     app.runtime().deliver_outbox(&channels).await.unwrap();
     // t0 is 09:00 China time; 13.5 hours later it is 22:30.
     app.clock.advance(TimeDelta::minutes(13 * 60 + 30));
-    let major = ordered(&app, app.unit_of(1), "wiring").await;
-    let critical = ordered(&app, app.unit_of(2), "ebike_indoor").await;
+    let major = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
+    let critical = app
+        .ordered(app.unit_of(2), "ebike_indoor", REQUIREMENTS)
+        .await;
     let tick = app.runtime().deliver_outbox(&channels).await.unwrap();
     assert_eq!((tick.delivered, tick.held), (1, 1), "{tick:?}");
     let sent: Vec<Value> = gw.requests().iter().map(Request::json).collect();

@@ -12,19 +12,8 @@ use anju_engine::time::Clock as _;
 use anju_tests::mail::{email_to, smtp};
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
 
-/// A case of unit `unit` with a rectification order issued.
-async fn ordered(app: &TestApp, unit: i64) -> i64 {
-    let id = app.inspect(&app.tokens.inspector, unit, &["wiring"]).await[0];
-    app.command(
-        id,
-        &app.tokens.inspector,
-        "notify",
-        json!({ "requirements": "拆除飞线，规范布线。Remove the loose wiring." }),
-    )
-    .await
-    .expect(200);
-    id
-}
+/// The requirements of the orders these tests issue.
+const REQUIREMENTS: &str = "拆除飞线，规范布线。Remove the loose wiring.";
 
 /// The deliveries of a case's messages of `template`, as the API shows them.
 async fn deliveries(app: &TestApp, case: i64, template: &str) -> Vec<Value> {
@@ -48,7 +37,7 @@ async fn deliveries(app: &TestApp, case: i64, template: &str) -> Vec<Value> {
 async fn an_order_reaches_the_landlord_by_email(backend: Backend) {
     let app = spawn_app(backend).await;
     let smtp = smtp();
-    let case = ordered(&app, app.unit_of(1)).await;
+    let case = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
     assert!(tick.claimed >= 1 && tick.delivered >= 1, "{tick:?}");
     assert_eq!(tick.failed + tick.dead, 0, "{tick:?}");
@@ -118,7 +107,7 @@ async fn a_refused_delivery_retries_then_waits_as_a_dead_letter(backend: Backend
     let app = spawn_app(backend).await;
     let smtp = smtp();
     smtp.refuse.store(true, Ordering::SeqCst);
-    let case = ordered(&app, app.unit_of(1)).await;
+    let case = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     let landlord = "party1@anju.example";
     let first = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
     assert_eq!(
@@ -202,7 +191,7 @@ async fn a_refused_delivery_retries_then_waits_as_a_dead_letter(backend: Backend
 /// handed over with no delivery. A message written after is.
 async fn messages_before_a_channel_existed_are_not_sent_on_it(backend: Backend) {
     let app = spawn_app(backend).await;
-    let before = ordered(&app, app.unit_of(1)).await;
+    let before = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     app.clock.advance(TimeDelta::seconds(1));
     let smtp = smtp();
     // The channel is recorded as configured from now.
@@ -211,7 +200,7 @@ async fn messages_before_a_channel_existed_are_not_sent_on_it(backend: Backend) 
         .await
         .unwrap();
     app.clock.advance(TimeDelta::seconds(1));
-    let after = ordered(&app, app.unit_of(2)).await;
+    let after = app.ordered(app.unit_of(2), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
     assert!(tick.claimed >= 2, "{tick:?}");
     assert!(
@@ -290,7 +279,7 @@ async fn two_processes_send_each_delivery_once(backend: Backend) {
     let mut cases = Vec::new();
     for party in [1, 2] {
         for unit in &app.units_of(party)[..3] {
-            cases.push(ordered(&app, *unit).await);
+            cases.push(app.ordered(*unit, "wiring", REQUIREMENTS).await);
         }
     }
     let other = anju_engine::runtime::Runtime::start(
@@ -335,7 +324,7 @@ async fn two_processes_send_each_delivery_once(backend: Backend) {
 async fn a_landlord_finds_their_order_in_their_inbox(backend: Backend) {
     let app = spawn_app(backend).await;
     let log: Channels = vec![Arc::new(anju_engine::outbox::LogChannel) as Arc<dyn Channel>];
-    let case = ordered(&app, app.unit_of(1)).await;
+    let case = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     app.runtime().deliver_outbox(&log).await.unwrap();
     let t = &app.tokens;
     let inbox = app
@@ -418,7 +407,7 @@ async fn a_silent_server_times_out_and_the_delivery_is_retried(backend: Backend)
         }
     });
     let channels = email_to(port, std::time::Duration::from_millis(300));
-    let case = ordered(&app, app.unit_of(1)).await;
+    let case = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&channels).await.unwrap();
     assert_eq!((tick.delivered, tick.failed), (0, 1), "{tick:?}");
     let d = deliveries(&app, case, "rectification_order").await;
@@ -445,7 +434,7 @@ async fn preferences_hold_messages_for_a_digest_or_the_inbox(backend: Backend) {
         .set_preferences(two.id, Some(&["sms".to_string()]), false)
         .await
         .unwrap();
-    let major = ordered(&app, app.unit_of(1)).await;
+    let major = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
     let critical = app
         .inspect(&app.tokens.inspector, app.unit_of(1), &["ebike_indoor"])
         .await[0];
@@ -457,7 +446,7 @@ async fn preferences_hold_messages_for_a_digest_or_the_inbox(backend: Backend) {
     )
     .await
     .expect(200);
-    let theirs = ordered(&app, app.unit_of(2)).await;
+    let theirs = app.ordered(app.unit_of(2), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
     assert_eq!(
         tick.delivered, 1,

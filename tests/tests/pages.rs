@@ -66,23 +66,8 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
         ..Config::default()
     };
     let app = spawn_app_on(backend, config, smtp.channels.clone()).await;
-    let order = |unit| {
-        let app = &app;
-        async move {
-            let id = app.inspect(&app.tokens.inspector, unit, &["wiring"]).await[0];
-            app.command(
-                id,
-                &app.tokens.inspector,
-                "notify",
-                json!({ "requirements": "整改 / Fix" }),
-            )
-            .await
-            .expect(200);
-            id
-        }
-    };
-    let mine = order(app.unit_of(1)).await;
-    let theirs = order(app.unit_of(2)).await;
+    let mine = app.ordered(app.unit_of(1), "wiring", "整改 / Fix").await;
+    let theirs = app.ordered(app.unit_of(2), "wiring", "整改 / Fix").await;
     let client = browser();
 
     // Not signed in: sent to the sign-in page, which remembers where they were going.

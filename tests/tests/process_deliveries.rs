@@ -13,6 +13,18 @@ use process_support::*;
 /// Messages in the crash test.
 const MESSAGES: usize = 1_000;
 
+/// The flags that send a process's e-mail to the test's SMTP server on `port`.
+fn mail_args(port: &str) -> [&str; 6] {
+    [
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        port,
+        "--smtp-tls",
+        "none",
+    ]
+}
+
 /// Queues `MESSAGES` notices to landlord 1 in the outbox of a seeded database, on a case
 /// opened through a real process, with e-mail configured before they were written.
 async fn queue_messages(db: &TestDb) {
@@ -81,14 +93,7 @@ async fn two_processes_on_one_postgres_send_each_message_once() {
     let smtp = anju_tests::mail::smtp();
     queue_messages(&db).await;
     let port = smtp.port.to_string();
-    let mail_args = [
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-tls",
-        "none",
-    ];
+    let mail_args = mail_args(&port);
     let b = Server::start_with(&db, t0(), true, &mail_args);
     let c = Server::start_with(&db, t0(), true, &mail_args);
     let waited = std::time::Instant::now();
@@ -122,14 +127,7 @@ async fn kill_nine_while_delivering(backend: Backend) {
     queue_messages(&db).await;
 
     let port = smtp.port.to_string();
-    let mail_args = [
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-tls",
-        "none",
-    ];
+    let mail_args = mail_args(&port);
     let received = || smtp.mails.lock().unwrap().len();
     let b = Server::start_with(&db, t0(), true, &mail_args);
     let waited = std::time::Instant::now();

@@ -14,6 +14,9 @@ use anju_engine::time::Clock as _;
 use anju_tests::mail::{Smtp, smtp};
 use anju_tests::{Backend, Reply, TestApp, backend_tests, spawn_app_on};
 
+/// The requirements of the orders these tests issue.
+const REQUIREMENTS: &str = "拆除飞线 / Remove the loose wiring";
+
 async fn app_with_mail(backend: Backend) -> (TestApp, Smtp) {
     let smtp = smtp();
     let config = Config {
@@ -53,24 +56,10 @@ fn wrong(code: &str) -> String {
     format!("{:06}", (n + 1) % 1_000_000)
 }
 
-/// A case of `unit` with a rectification order.
-async fn ordered(app: &TestApp, unit: i64) -> i64 {
-    let id = app.inspect(&app.tokens.inspector, unit, &["wiring"]).await[0];
-    app.command(
-        id,
-        &app.tokens.inspector,
-        "notify",
-        json!({ "requirements": "拆除飞线 / Remove the loose wiring" }),
-    )
-    .await
-    .expect(200);
-    id
-}
-
 async fn a_landlord_signs_in_with_a_code_by_email(backend: Backend) {
     let (app, smtp) = app_with_mail(backend).await;
-    let mine = ordered(&app, app.unit_of(1)).await;
-    let theirs = ordered(&app, app.unit_of(2)).await;
+    let mine = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
+    let theirs = app.ordered(app.unit_of(2), "wiring", REQUIREMENTS).await;
     app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
     let address = "party1@anju.example";
 

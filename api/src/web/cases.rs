@@ -242,21 +242,18 @@ pub(super) async fn command(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields: Vec<(String, String)> = super::form(&body).unwrap_or_default();
-    let value = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    let form = match visitor.posted(&body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = visitor.forged(value("csrf")) {
-        return refused;
-    }
     let Some(id) = case_id(&raw) else {
         return error_page(anju_engine::Error::not_found("case", &raw).into());
     };
-    let name = value("command").unwrap_or("").to_string();
-    let Some(version) = value("expected_version").and_then(|v| v.parse::<i64>().ok()) else {
+    let name = form.get("command").unwrap_or("").to_string();
+    let Some(version) = form
+        .get("expected_version")
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
         return error_page(
             anju_engine::Error::invalid("expected_version", "the version of the case you saw")
                 .into(),
@@ -268,12 +265,9 @@ pub(super) async fn command(
     };
     let spec = definition.as_ref().and_then(|d| d.commands.get(&name));
     let command = Command {
-        data: command_data(&fields, spec),
+        data: command_data(form.fields(), spec),
         name,
-        reason: value("reason")
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_string),
+        reason: form.get("reason").map(str::to_string),
     };
     match app
         .runtime
@@ -288,6 +282,12 @@ pub(super) async fn command(
                 .status();
             if status == StatusCode::NOT_FOUND {
                 return error_page(anju_engine::Error::not_found("case", id.0).into());
+            }
+            // The engine's own faults are logged, not shown.
+            if status.is_server_error() {
+                return error_page(crate::http::problem::ApiError::Engine(
+                    anju_engine::Error::Internal(detail),
+                ));
             }
             let notice = format!("未能完成 / Not done: {detail}");
             case_response(&app, &visitor, &raw, status, Some(&notice)).await

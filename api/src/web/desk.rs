@@ -50,11 +50,6 @@ pub(super) async fn messages(State(app): State<AppState>, visitor: Visitor) -> R
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub(super) struct CsrfOnly {
-    csrf: Option<String>,
-}
-
 /// Marks one of the visitor's messages read.
 pub(super) async fn mark_read(
     State(app): State<AppState>,
@@ -62,9 +57,8 @@ pub(super) async fn mark_read(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: Option<CsrfOnly> = super::form(&body);
-    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return refused;
+    if let Err(refused) = visitor.posted(&body) {
+        return *refused;
     }
     let Ok(id) = raw.parse::<i64>() else {
         return error_page(anju_engine::Error::not_found("message", &raw).into());
@@ -244,13 +238,6 @@ pub(super) async fn blacklist(State(app): State<AppState>, visitor: Visitor) -> 
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub(super) struct AppealForm {
-    csrf: Option<String>,
-    #[serde(default)]
-    appeal: String,
-}
-
 /// Appeals a blacklist entry from the page.
 pub(super) async fn appeal(
     State(app): State<AppState>,
@@ -258,16 +245,16 @@ pub(super) async fn appeal(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: Option<AppealForm> = super::form(&body);
-    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return refused;
-    }
-    let (Some(f), Ok(id)) = (f, raw.parse::<i64>()) else {
+    let form = match visitor.posted(&body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let Ok(id) = raw.parse::<i64>() else {
         return error_page(anju_engine::Error::not_found("blacklist entry", &raw).into());
     };
     match app
         .runtime
-        .appeal_blacklist(&visitor.principal, id, &f.appeal)
+        .appeal_blacklist(&visitor.principal, id, form.get("appeal").unwrap_or(""))
         .await
     {
         Ok(_) => Redirect::to("/blacklist").into_response(),

@@ -77,22 +77,16 @@ pub(super) async fn submit(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields: Vec<(String, String)> = super::form(&body).unwrap_or_default();
-    let value = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+    let form = match visitor.posted(&body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = visitor.forged(value("csrf")) {
-        return refused;
-    }
     let Some(id) = raw.parse::<i64>().ok().map(UnitId) else {
         return error_page(anju_engine::Error::not_found("unit", &raw).into());
     };
-    let position = value("lon")
-        .zip(value("lat"))
+    let position = form
+        .get("lon")
+        .zip(form.get("lat"))
         .and_then(|(lon, lat)| Some((lon.parse::<f64>().ok()?, lat.parse::<f64>().ok()?)));
     let Some((lon, lat)) = position else {
         return error_page(
@@ -107,13 +101,14 @@ pub(super) async fn submit(
         Ok(p) => p,
         Err(e) => return error_page(anju_engine::Error::from(e).into()),
     };
-    let outcome = match value("outcome") {
+    let outcome = match form.get("outcome") {
         Some("no_one_home") => VisitOutcome::NoOneHome,
         Some("entry_refused") => VisitOutcome::EntryRefused,
         _ => VisitOutcome::Inspected,
     };
-    let note = value("note").map(str::to_string);
-    let findings = fields
+    let note = form.get("note").map(str::to_string);
+    let findings = form
+        .fields()
         .iter()
         .filter(|(k, _)| k == "finding")
         .map(|(_, category)| Finding {
@@ -134,9 +129,10 @@ pub(super) async fn submit(
         outcome,
     };
     // The form's key: sent twice (a double tap, a retry), it records one inspection.
-    let mut hashed: Vec<&(String, String)> = fields.iter().filter(|(k, _)| k != "csrf").collect();
+    let mut hashed: Vec<&(String, String)> =
+        form.fields().iter().filter(|(k, _)| k != "csrf").collect();
     hashed.sort();
-    let key = value("idempotency_key").map(|k| IdempotencyKey {
+    let key = form.get("idempotency_key").map(|k| IdempotencyKey {
         subject: format!("{}:{}", visitor.principal.role, visitor.principal.subject),
         key: k.to_string(),
         request_hash: hex::encode(Sha256::digest(format!("{hashed:?}").as_bytes())),

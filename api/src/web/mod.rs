@@ -63,18 +63,40 @@ impl Visitor {
         csrf_for(&self.secret)
     }
 
-    /// The refusal of a form whose CSRF token is not this session's (a post from
-    /// another site carries none); `None` for a form of this session.
-    pub fn forged(&self, sent: Option<&str>) -> Option<Response> {
-        match sent {
-            Some(token) if token == self.csrf() => None,
-            _ => Some(page(
+    /// A form this visitor posted, once its CSRF token proved it came from a page of
+    /// this session; otherwise the refusal to answer with (a post from another site
+    /// carries no token).
+    pub fn posted(&self, body: &[u8]) -> Result<Posted, Box<Response>> {
+        let posted = Posted(form(body).unwrap_or_default());
+        match posted.get("csrf") {
+            Some(token) if token == self.csrf() => Ok(posted),
+            _ => Err(Box::new(page(
                 StatusCode::FORBIDDEN,
                 "请求被拒绝 / Request refused",
                 None,
                 html! { p { "表单已过期或来自其他网站，请返回重试。 / The form expired or came from another site; go back and try again." } },
-            )),
+            ))),
         }
+    }
+}
+
+/// The fields of a posted form, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Posted(Vec<(String, String)>);
+
+impl Posted {
+    /// The first value of `key`, trimmed; `None` if it is missing or blank.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every field, in order.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.0
     }
 }
 
@@ -178,6 +200,11 @@ pub fn page(status: StatusCode, title: &str, visitor: Option<&Visitor>, body: Ma
             }
         }
     };
+    html_response(status, markup)
+}
+
+/// A rendered page as the answer: personal pages are never cached.
+pub fn html_response(status: StatusCode, markup: Markup) -> Response {
     let mut response = (status, Html(markup.into_string())).into_response();
     response
         .headers_mut()

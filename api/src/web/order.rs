@@ -1,8 +1,8 @@
 //! The printable rectification order (整改通知书): an A4 page with print CSS — the document number of the issuing office and year, the party, the unit, the order's text (hazard, requirements, legal basis, deadline), the inspector, the issuing office with signature and seal lines, a proof-of-service slip (送达回证) to cut off, and the placard's QR code.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use maud::{DOCTYPE, PreEscaped, html};
 
 use anju_engine::domain::CaseId;
@@ -93,9 +93,5 @@ pub(super) async fn order_page(
             }
         }
     };
-    let mut response = (StatusCode::OK, Html(markup.into_string())).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    super::html_response(StatusCode::OK, markup)
 }

@@ -159,20 +159,14 @@ pub(super) async fn submit(State(app): State<AppState>, body: Bytes) -> Response
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct CsrfForm {
-    csrf: Option<String>,
-}
-
 /// Signs out: the session is revoked and its cookie cleared.
 pub(super) async fn sign_out(
     State(app): State<AppState>,
     visitor: Visitor,
     body: Bytes,
 ) -> Response {
-    let f: Option<CsrfForm> = super::form(&body);
-    if let Some(refused) = visitor.forged(f.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return refused;
+    if let Err(refused) = visitor.posted(&body) {
+        return *refused;
     }
     if let Err(e) = app.runtime.sign_out(&visitor.secret).await {
         return super::error_page(e.into());

@@ -101,11 +101,10 @@ impl Runtime {
             channels: None,
             digest: false,
         };
-        let Some((channel, to)) = channels.iter().find_map(|c| {
-            c.address(&who)
-                .filter(|_| !c.name().is_empty())
-                .map(|a| (c.clone(), a))
-        }) else {
+        let Some((channel, to)) = channels
+            .iter()
+            .find_map(|c| c.address(&who).map(|a| (c.clone(), a)))
+        else {
             tracing::warn!(
                 code = id,
                 "no channel reaches this address; the sign-in code was not sent"

@@ -640,6 +640,23 @@ mod tests {
         }
     }
 
+    /// The log channel and an e-mail channel (never connected to: fan-out is pure).
+    fn log_and_email() -> Vec<Arc<dyn Channel>> {
+        let email = EmailChannel::new(&SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: SmtpTls::None,
+            user: None,
+            password: None,
+            from: "notices@anju.example".into(),
+            public_url: None,
+            pool: 1,
+            timeout: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+        vec![Arc::new(LogChannel), Arc::new(email)]
+    }
+
     fn person(email: Option<&str>) -> Addressee {
         Addressee {
             recipient: "party:12".into(),
@@ -657,19 +674,7 @@ mod tests {
     #[test]
     fn a_message_fans_out_per_person_and_channel() {
         let t = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
-        let email = EmailChannel::new(&SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: 25,
-            tls: SmtpTls::None,
-            user: None,
-            password: None,
-            from: "notices@anju.example".into(),
-            public_url: None,
-            pool: 1,
-            timeout: std::time::Duration::from_secs(1),
-        })
-        .unwrap();
-        let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(LogChannel), Arc::new(email)];
+        let channels = log_and_email();
         // The log channel since 1:00, e-mail since 3:00.
         let since = [t(1), t(3)];
         let later = fan_out(
@@ -726,19 +731,7 @@ mod tests {
     #[test]
     fn preferences_choose_channels_and_digests() {
         let t = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
-        let email = EmailChannel::new(&SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: 25,
-            tls: SmtpTls::None,
-            user: None,
-            password: None,
-            from: "notices@anju.example".into(),
-            public_url: None,
-            pool: 1,
-            timeout: std::time::Duration::from_secs(1),
-        })
-        .unwrap();
-        let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(LogChannel), Arc::new(email)];
+        let channels = log_and_email();
         let since = [t(0), t(0)];
         let chooser = |wanted: &[&str], digest| Addressee {
             channels: Some(wanted.iter().map(|w| w.to_string()).collect()),

@@ -22,6 +22,26 @@ static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
          RETURNING {OUTBOX_COLUMNS}"
     ))
 });
+/// The statement recording an attempt at a delivery: its new state, the server's
+/// answer, when it was sent and when it is due next.
+fn settled<'a>(
+    id: i64,
+    state: &'static str,
+    answer: &'a str,
+    sent_at: Option<i64>,
+    next: i64,
+) -> sqlx::query::Query<'a, Db, <Db as sqlx::Database>::Arguments> {
+    sqlx::query(
+        "UPDATE deliveries SET state = $2, answer = $3, sent_at = $4, next_attempt_at = $5, \
+         attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(answer)
+    .bind(sent_at)
+    .bind(next)
+}
+
 /// A stored list of channels (comma-separated).
 fn channel_list(stored: Option<String>) -> Option<Vec<String>> {
     stored.map(|c| {
@@ -368,38 +388,26 @@ impl QueueStore for This {
         }
         let mut tx = begin_write(self.writer()).await?;
         for r in results {
-            if let Settled::Held { id, until } = r {
-                sqlx::query(
+            // A held delivery (an SMS in quiet hours) only waits: its state, answer and
+            // attempts stay as they were.
+            let q = match r {
+                Settled::Held { id, until } => sqlx::query(
                     "UPDATE deliveries SET next_attempt_at = $2, claimed_until = NULL, \
                      claimed_by = NULL WHERE id = $1",
                 )
-                .bind(id)
-                .bind(ms(*until))
-                .execute(&mut *tx)
-                .await?;
-                continue;
-            }
-            let (id, state, answer, sent_at, next) = match r {
-                Settled::Sent { id, answer } => (*id, "sent", answer, Some(ms(now)), ms(now)),
+                .bind(*id)
+                .bind(ms(*until)),
+                Settled::Sent { id, answer } => {
+                    settled(*id, "sent", answer, Some(ms(now)), ms(now))
+                }
                 Settled::Failed {
                     id,
                     answer,
                     retry_at,
-                } => (*id, "failed", answer, None, ms(*retry_at)),
-                Settled::Dead { id, answer } => (*id, "dead", answer, None, ms(now)),
-                Settled::Held { .. } => continue,
+                } => settled(*id, "failed", answer, None, ms(*retry_at)),
+                Settled::Dead { id, answer } => settled(*id, "dead", answer, None, ms(now)),
             };
-            sqlx::query(
-                "UPDATE deliveries SET state = $2, answer = $3, sent_at = $4, next_attempt_at = $5, \
-                 attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL WHERE id = $1",
-            )
-            .bind(id)
-            .bind(state)
-            .bind(answer)
-            .bind(sent_at)
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

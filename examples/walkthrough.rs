@@ -8,12 +8,17 @@ use serde_json::{Map, json};
 use anju_engine::Result;
 use anju_engine::auth::Principal;
 use anju_engine::domain::{CaseId, Point, Role, UnitId};
+use anju_engine::evidence::EvidenceKind::{Document, Photo};
 use anju_engine::machine::Command;
 use anju_engine::runtime::{self, Finding, InspectionInput, Runtime};
 use anju_engine::seed::DemoCity;
 use anju_engine::store::{self, Idempotent};
 use anju_engine::time::ManualClock;
 use anju_engine::time::local_time;
+
+/// The photo of the finding and the scanned penalty decision.
+const STAIRWELL: &[u8] = include_bytes!("evidence/stairwell.jpg");
+const DECISION: &[u8] = include_bytes!("evidence/penalty-decision-001.pdf");
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -54,9 +59,14 @@ async fn main() -> Result<()> {
     // Patrol and discover: inspector 1 finds e-bikes charging indoors in unit 1.
     let unit = store.unit(UnitId(1)).await?.expect("unit 1");
     println!("巡查 Patrol: {} ({})", unit.address, unit.address_code);
+    // The photo is uploaded first; the finding references its id.
+    let photo = rt
+        .upload_evidence(&inspector, Photo, None, "stairwell.jpg", STAIRWELL.to_vec())
+        .await?;
     let input = InspectionInput {
         unit_id: unit.id,
-        point: Point::parse(unit.lon, unit.lat, "point")?,
+        point: Some(Point::parse(unit.lon, unit.lat, "point")?),
+        observed_at: None,
         crs: anju_engine::spatial::crs::Crs::Wgs84,
         checklist: None,
         campaign_checks: None,
@@ -65,7 +75,7 @@ async fn main() -> Result<()> {
             category: "ebike_indoor".into(),
             severity: None,
             note: Some("一楼楼梯间飞线充电".into()),
-            evidence: vec!["photo:sha256:9f2c".into()],
+            evidence: vec![photo.id],
         }],
         outcome: Default::default(),
     };
@@ -126,12 +136,15 @@ async fn main() -> Result<()> {
         .await?;
     rt.execute(&fire, case, step("accept", json!({})), None)
         .await?;
+    let decision = rt
+        .upload_evidence(&fire, Document, None, "decision.pdf", DECISION.to_vec())
+        .await?;
     rt.execute(
         &fire,
         case,
         step(
             "record_result",
-            json!({ "result": "fine", "fine_amount": 2000, "evidence": ["doc:penalty-decision-001"] }),
+            json!({ "result": "fine", "fine_amount": 2000, "evidence": [decision.id] }),
         ),
         None,
     )

@@ -4,10 +4,11 @@
 //! module names, so that callers need one crate.
 
 pub use anju_core::{
-    auth, calendar, domain, grading, inspection, machine, notices, planning, policy, records,
-    registry, routing, rules, seed, signin, spatial, taxonomy, text, time, workflow,
+    auth, calendar, domain, evidence, grading, inspection, machine, notices, planning, policy,
+    records, registry, routing, rules, seed, signin, spatial, taxonomy, text, time, workflow,
 };
 
+pub mod blobs;
 pub mod error;
 pub mod metrics;
 pub mod model;

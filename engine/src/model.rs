@@ -140,12 +140,18 @@ pub type Respond<'a, T> = dyn Fn(&T) -> Value + Send + Sync + 'a;
 pub struct NewInspection {
     pub unit_id: UnitId,
     pub inspector_id: Option<InspectorId>,
+    /// When the visit was observed on site.
     pub at: DateTime<Utc>,
+    /// When it was recorded (`at` or later).
+    pub recorded_at: DateTime<Utc>,
+    /// The phone's position; the unit's point when it gave none (`located` false).
     pub lon: f64,
     pub lat: f64,
     pub distance_m: f64,
     /// Farther from the unit than the service's on-site distance.
     pub off_site: bool,
+    /// The phone gave a position.
+    pub located: bool,
     /// The unit's grade and next patrol after this inspection.
     pub grade: GradeUpdate,
     /// The datum the inspector's device reported in (the point is stored in WGS-84).
@@ -496,11 +502,14 @@ pub struct InspectionRecord {
     pub unit_id: UnitId,
     pub address: String,
     pub inspector_id: Option<InspectorId>,
+    /// When the visit was observed on site.
     pub at: DateTime<Utc>,
     pub lon: f64,
     pub lat: f64,
     pub distance_m: f64,
     pub off_site: bool,
+    /// The phone gave a position (else the point is the unit's).
+    pub located: bool,
     pub crs: Crs,
     pub note: Option<String>,
 }
@@ -935,4 +944,26 @@ pub struct InboxItem {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
+}
+
+/// An uploaded file as stored: its own random id, the blob it shares with identical
+/// files (by SHA-256), what it is, who uploaded it, and what its EXIF says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceRecord {
+    pub id: String,
+    pub sha256: String,
+    pub kind: crate::evidence::EvidenceKind,
+    pub media_type: crate::evidence::MediaType,
+    pub bytes: i64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub file_name: String,
+    pub owner_role: Role,
+    pub owner_subject: i64,
+    /// The history's actor id of who uploaded it.
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+    /// What the photo's EXIF says.
+    pub facts: crate::evidence::PhotoFacts,
+    pub has_thumbnail: bool,
 }

@@ -1,6 +1,7 @@
 //! Test support for black-box tests: fresh SQLite files and PostgreSQL databases, the real HTTP server on a random port with a manual clock, and a small client.
 
 pub mod mail;
+pub mod photos;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -305,6 +306,33 @@ pub async fn start_limited(
     start_full(db, clock, config, limits, vec![Arc::new(LogChannel)], None).await
 }
 
+/// Starts the real service as [`start_with`] on a given address.
+pub async fn start_at(
+    db: &TestDb,
+    clock: &ManualClock,
+    config: runtime::Config,
+    bind: SocketAddr,
+) -> Application {
+    let settings = Settings {
+        database_url: db.url.clone(),
+        bind,
+        workers: false,
+        limits: anju_api::http::serve::Limits::default(),
+        tls: None,
+        map: Default::default(),
+        runtime: config,
+    };
+    Application::build(
+        settings,
+        Arc::new(clock.clone()),
+        "manual",
+        vec![Arc::new(LogChannel)],
+        |_| axum::Router::new(),
+    )
+    .await
+    .expect("start the service again")
+}
+
 /// Starts the real service as [`start_limited`], with notices going out on `channels`,
 /// over TLS when given a certificate and key.
 pub async fn start_full(
@@ -401,6 +429,20 @@ impl TestApp {
         self.app = Some(app);
     }
 
+    /// Stops the service (its address is then refused).
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+
+    /// Starts the service again on the same database and the same address (a browser
+    /// holding pages of it finds it where it was).
+    pub async fn start_again(&mut self) {
+        let app = start_at(&self.db, &self.clock, self.config.clone(), self.addr).await;
+        self.app = Some(app);
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("request");
         let status = resp.status();
@@ -454,6 +496,63 @@ impl TestApp {
         .await
     }
 
+    /// Uploads a file as evidence (`kind`: photo or document) with the type it claims.
+    pub async fn upload(
+        &self,
+        token: &str,
+        kind: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Reply {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_string())
+            .mime_str(content_type)
+            .expect("a media type");
+        let form = reqwest::multipart::Form::new()
+            .text("kind", kind.to_string())
+            .part("file", part);
+        self.send(
+            self.client
+                .post(format!("{}/api/v1/evidence", self.base))
+                .bearer_auth(token)
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// Uploads a fresh photo (no EXIF) as `token`; its evidence id.
+    pub async fn photo(&self, token: &str) -> String {
+        static SEED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let seed = SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = self
+            .upload(
+                token,
+                "photo",
+                "现场.jpg",
+                "image/jpeg",
+                photos::jpeg(32, 24, seed, None),
+            )
+            .await
+            .expect(201);
+        body["id"].as_str().expect("an id").to_string()
+    }
+
+    /// Uploads a small PDF as a document by `token`; its evidence id.
+    pub async fn document(&self, token: &str, text: &str) -> String {
+        let body = self
+            .upload(
+                token,
+                "document",
+                "决定书.pdf",
+                "application/pdf",
+                photos::pdf(text),
+            )
+            .await
+            .expect(201);
+        body["id"].as_str().expect("an id").to_string()
+    }
+
     /// The first unit that `party` answers for in the seeded city.
     pub fn unit_of(&self, party: i64) -> i64 {
         self.units_of(party)[0]
@@ -493,11 +592,10 @@ impl TestApp {
             .await
             .expect("unit")
             .expect("unit exists");
+        let photo = self.photo(token).await;
         let findings: Vec<Value> = categories
             .iter()
-            .map(
-                |c| json!({ "category": c, "note": "现场发现", "evidence": ["photo:sha256:0a1b"] }),
-            )
+            .map(|c| json!({ "category": c, "note": "现场发现", "evidence": [photo] }))
             .collect();
         let body = self
             .post(

@@ -173,7 +173,7 @@ async fn bad_values_name_their_field(backend: Backend) {
     refused(
         &app,
         422,
-        Some("findings[0].evidence"),
+        Some("findings[0].evidence[0]"),
         app.post("/api/v1/inspections", &tok, &b),
     )
     .await;

@@ -310,7 +310,7 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
             id,
             &t.landlord,
             "report_fix",
-            json!({ "evidence": ["photo:fix"] }),
+            json!({ "evidence": [app.photo(&t.landlord).await] }),
         )
         .await
         .expect(200);

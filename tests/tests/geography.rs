@@ -416,21 +416,21 @@ async fn findings_attach_to_open_cases_and_near_ones_are_offered_as_duplicates(b
         }
     };
     let here = (unit.lon, unit.lat);
-    let first = inspect(
-        u,
-        here,
-        json!([{ "category": "wiring", "evidence": ["photo:1"] }]),
-    )
-    .await;
+    let (p1, p2, p3) = (
+        app.photo(&t.inspector).await,
+        app.photo(&t.inspector).await,
+        app.photo(&t.inspector).await,
+    );
+    let first = inspect(u, here, json!([{ "category": "wiring", "evidence": [p1] }])).await;
     let a = first["cases"][0]["id"].as_i64().unwrap();
     let before = app.fingerprint().await;
     let second = inspect(
         u,
         here,
         json!([
-            { "category": "wiring", "evidence": ["photo:2"], "note": "又见飞线" },
+            { "category": "wiring", "evidence": [p2], "note": "又见飞线" },
             { "category": "sanitation" },
-            { "category": "wiring", "evidence": ["photo:3"] },
+            { "category": "wiring", "evidence": [p3] },
         ]),
     )
     .await;
@@ -453,7 +453,7 @@ async fn findings_attach_to_open_cases_and_near_ones_are_offered_as_duplicates(b
     let last = case["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["command"], "attach_finding");
     assert_eq!(last["from_state"], last["to_state"]);
-    assert_eq!(last["data"]["evidence"], json!(["photo:2", "photo:3"]));
+    assert_eq!(last["data"]["evidence"], json!([p2, p3]));
     assert_eq!(last["data"]["inspection_id"], second["inspection_id"]);
     // The case moves on from its new version.
     app.command(a, &t.inspector, "notify", json!({}))

@@ -146,7 +146,7 @@ async fn fixed_on_first_reinspection(backend: Backend) {
             id,
             &t.landlord,
             "report_fix",
-            json!({ "evidence": ["photo:after-1"] }),
+            json!({ "evidence": [app.photo(&t.landlord).await] }),
         )
         .await
         .expect(200);
@@ -246,7 +246,7 @@ async fn failed_reinspection_issues_a_new_order(backend: Backend) {
         id,
         &t.landlord,
         "report_fix",
-        json!({ "evidence": ["photo:1"] }),
+        json!({ "evidence": [app.photo(&t.landlord).await] }),
     )
     .await
     .expect(200);
@@ -281,7 +281,7 @@ async fn failed_reinspection_issues_a_new_order(backend: Backend) {
         id,
         &t.landlord,
         "report_fix",
-        json!({ "evidence": ["photo:2"] }),
+        json!({ "evidence": [app.photo(&t.landlord).await] }),
     )
     .await
     .expect(200);
@@ -380,7 +380,7 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .await
         .expect(200);
     let case = app
-        .command(id, &t.fire, "record_result", json!({ "result": "fine", "fine_amount": 5000, "decision_no": "穗消罚决字〔2026〕001号", "evidence": ["doc:penalty-decision"] }))
+        .command(id, &t.fire, "record_result", json!({ "result": "fine", "fine_amount": 5000, "decision_no": "穗消罚决字〔2026〕001号", "evidence": [app.document(&t.fire, "处罚决定书").await] }))
         .await
         .expect(200);
     let case = viewed(&app, id, &t.fire, case).await;
@@ -496,7 +496,7 @@ async fn returned_referral_is_rerouted(backend: Backend) {
         id,
         &police,
         "record_result",
-        json!({ "result": "no_violation", "evidence": ["photo:site"] }),
+        json!({ "result": "no_violation", "evidence": [app.photo(&police).await] }),
     )
     .await
     .expect(200);
@@ -749,7 +749,8 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
             .await
             .problem(422, Some("data.evidence"));
         assert_eq!(app.fingerprint().await, before);
-        data["evidence"] = json!(["photo:site-1", "doc:record-1"]);
+        let record = app.document(&t.fire, "执法记录").await;
+        data["evidence"] = json!([app.photo(&t.fire).await, record]);
         let case = app
             .command(id, &t.fire, "record_result", data)
             .await
@@ -758,10 +759,7 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
         assert_eq!(case["case"]["state"], "enforced", "{result}");
         assert_eq!(case["referrals"][0]["status"], "completed");
         assert_eq!(case["referrals"][0]["result"]["result"], result);
-        assert_eq!(
-            case["referrals"][0]["result"]["evidence"][1],
-            "doc:record-1"
-        );
+        assert_eq!(case["referrals"][0]["result"]["evidence"][1], json!(record));
         // The inspector hears of it.
         let messages = app
             .get(&format!("/api/v1/cases/{id}/messages"), &t.inspector)
@@ -794,7 +792,7 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
         id,
         &t.fire,
         "record_result",
-        json!({ "result": "fine", "evidence": ["photo:x"] }),
+        json!({ "result": "fine", "evidence": [app.photo(&t.fire).await] }),
     )
     .await
     .problem(422, Some("data.fine_amount"));
@@ -856,6 +854,7 @@ async fn a_case_answers_in_the_apis_own_shape(backend: Backend) {
         [
             "case",
             "commands",
+            "evidence",
             "history",
             "referrals",
             "state_en",
@@ -905,14 +904,11 @@ async fn the_history_pages_after_a_sequence_number(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let id = open_case(&app, "wiring").await;
+    let photo = app.photo(&t.landlord).await;
     for (token, name, data) in [
         (&t.inspector, "notify", json!({})),
         (&t.landlord, "acknowledge", json!({})),
-        (
-            &t.landlord,
-            "report_fix",
-            json!({ "evidence": ["photo:1"] }),
-        ),
+        (&t.landlord, "report_fix", json!({ "evidence": [photo] })),
     ] {
         app.command(id, token, name, data).await.expect(200);
     }

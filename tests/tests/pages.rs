@@ -31,6 +31,36 @@ fn form_post(
     r
 }
 
+/// A file a form sends: its field, name, type and bytes.
+type FormFile = (&'static str, &'static str, &'static str, Vec<u8>);
+
+/// A form with files as a browser sends it (multipart): the fields of `body` (written
+/// as a query string) and the files.
+fn multipart_post(
+    client: &reqwest::Client,
+    url: String,
+    cookie: Option<&str>,
+    body: String,
+    files: Vec<FormFile>,
+) -> reqwest::RequestBuilder {
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in form_urlencoded::parse(body.as_bytes()) {
+        form = form.text(k.into_owned(), v.into_owned());
+    }
+    for (field, name, media, bytes) in files {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name)
+            .mime_str(media)
+            .unwrap();
+        form = form.part(field, part);
+    }
+    let mut r = client.post(url).multipart(form);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r
+}
+
 async fn get(
     client: &reqwest::Client,
     app: &TestApp,
@@ -136,11 +166,12 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     let csrf = field(&page, "csrf");
     let version = field(&page, "expected_version");
     let post = |body: String| {
-        form_post(
+        multipart_post(
             &client,
             format!("{}/cases/{mine}/commands", app.base),
             Some(&cookie),
             body,
+            vec![],
         )
     };
     // A post from another site carries no token: refused, nothing changes.
@@ -534,17 +565,27 @@ async fn an_officer_records_a_fine_in_the_pages(backend: Backend) {
         "the acceptance time limit is shown: {page}"
     );
     let (csrf, version) = open(&page);
-    let post = |body: String| {
-        form_post(
+    let post = |body: String, files: Vec<FormFile>| {
+        multipart_post(
             &client,
             format!("{}/cases/{case}/commands", app.base),
             Some(&cookie),
             body,
+            files,
         )
     };
-    let accepted = post(format!(
-        "csrf={csrf}&command=accept&expected_version={version}"
-    ))
+    let decision = || {
+        vec![(
+            "f.evidence",
+            "处罚决定书.pdf",
+            "application/pdf",
+            anju_tests::photos::pdf("穗消罚001"),
+        )]
+    };
+    let accepted = post(
+        format!("csrf={csrf}&command=accept&expected_version={version}"),
+        vec![],
+    )
     .send()
     .await
     .unwrap();
@@ -558,15 +599,18 @@ async fn an_officer_records_a_fine_in_the_pages(backend: Backend) {
         "{page}"
     );
     let (csrf, version) = open(&page);
-    let missing = post(format!("csrf={csrf}&command=record_result&expected_version={version}&f.result=fine&f.evidence=doc%3Apenalty-decision"))
-        .send()
-        .await
-        .unwrap();
+    let missing = post(
+        format!("csrf={csrf}&command=record_result&expected_version={version}&f.result=fine"),
+        decision(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(missing.text().await.unwrap().contains("fine_amount"));
     let recorded = post(format!(
-        "csrf={csrf}&command=record_result&expected_version={version}&f.result=fine&f.fine_amount=5000&f.decision_no=%E7%A9%97%E6%B6%88%E7%BD%9A001&f.evidence=doc%3Apenalty-decision"
-    ))
+        "csrf={csrf}&command=record_result&expected_version={version}&f.result=fine&f.fine_amount=5000&f.decision_no=%E7%A9%97%E6%B6%88%E7%BD%9A001"
+    ), decision())
     .send()
     .await
     .unwrap();
@@ -575,7 +619,21 @@ async fn an_officer_records_a_fine_in_the_pages(backend: Backend) {
     let last = view["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["command"], "record_result", "{view}");
     assert_eq!(last["data"]["fine_amount"], 5000.0, "{last}");
-    assert_eq!(last["data"]["evidence"], json!(["doc:penalty-decision"]));
+    // The decision is an upload of the officer's, served to those who see the event.
+    let decision_id = last["data"]["evidence"][0].as_str().unwrap().to_string();
+    assert!(decision_id.starts_with("ev_"), "{last}");
+    let pdf = client
+        .get(format!("{}/evidence/{decision_id}", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), StatusCode::OK);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert_eq!(
+        pdf.bytes().await.unwrap().to_vec(),
+        anju_tests::photos::pdf("穗消罚001")
+    );
     assert!(
         last["actor"]["id"]
             .as_str()
@@ -767,18 +825,18 @@ async fn an_inspector_records_an_inspection_from_the_form(backend: Backend) {
             .len()
     };
     let before = cases().await;
+    let photo = anju_tests::photos::photo_at(unit.lon, unit.lat, "2026:03:02 09:30:00", 7);
     let post = |body: String| {
-        form_post(
+        multipart_post(
             &client,
             format!("{}/units/{unit_id}/inspect", app.base),
             Some(&cookie),
             body,
+            vec![("photos", "IMG_0001.jpg", "image/jpeg", photo.clone())],
         )
     };
     let base =
         format!("idempotency_key={key}&outcome=inspected&finding=wiring&note=%E9%A3%9E%E7%BA%BF");
-    let no_position = post(format!("csrf={csrf}&{base}")).send().await.unwrap();
-    assert_eq!(no_position.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let forged = post(format!("{base}&lon={}&lat={}", unit.lon, unit.lat))
         .send()
         .await
@@ -795,9 +853,68 @@ async fn an_inspector_records_an_inspection_from_the_form(backend: Backend) {
     assert_eq!(again.headers()["location"].to_str().unwrap(), location);
     assert_eq!(cases().await, before + 1, "one inspection, one case");
     let id: i64 = location.trim_start_matches("/cases/").parse().unwrap();
+    let case = app.case(id, &app.tokens.inspector).await;
+    assert_eq!(case["case"]["category"], "wiring");
+    // The photo came with the form, once (the form sent twice uploaded it twice, and
+    // the inspection it references is the first's), taken at the unit that morning.
+    let evidence = case["evidence"].as_array().unwrap();
+    assert_eq!(evidence.len(), 1, "{case}");
+    assert_eq!(evidence[0]["photo_check"], "on_site", "{case}");
+    let (_, page, _) = get(&client, &app, &format!("/cases/{id}"), Some(&cookie)).await;
+    assert!(page.contains("现场拍摄 / Taken on site"), "{page}");
+
+    // A form filled in two hours ago (kept on the phone without network), and with
+    // no position from the phone: recorded, dated when it was observed, at the unit's
+    // point and flagged as not located.
+    let again = || async {
+        let (_, form, _) = get(
+            &client,
+            &app,
+            &format!("/units/{unit_id}/inspect"),
+            Some(&cookie),
+        )
+        .await;
+        (field(&form, "csrf"), field(&form, "idempotency_key"))
+    };
+    let (csrf, key) = again().await;
+    let late = post(format!(
+        "csrf={csrf}&idempotency_key={key}&outcome=inspected&observed_at=2026-02-26T01%3A00%3A00Z"
+    ))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(
-        app.case(id, &app.tokens.inspector).await["case"]["category"],
-        "wiring"
+        late.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "over 72 hours"
+    );
+    let (csrf, key) = again().await;
+    let observed = "2026-03-02T07:00:00+08:00";
+    let kept = post(format!(
+        "csrf={csrf}&idempotency_key={key}&outcome=inspected&finding=sanitation&observed_at=2026-03-01T23%3A00%3A00Z"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(kept.status(), StatusCode::SEE_OTHER);
+    let list = app
+        .get(
+            &format!("/api/v1/inspections?unit_id={unit_id}"),
+            &app.tokens.city,
+        )
+        .await
+        .expect(200);
+    let newest = list["inspections"][0].clone();
+    assert_eq!(newest["located"], false, "{list}");
+    assert_eq!(newest["off_site"], false);
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(newest["at"].as_str().unwrap()).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(observed).unwrap(),
+        "dated when observed"
+    );
+    assert_eq!(
+        (newest["lon"].as_f64(), newest["lat"].as_f64()),
+        (Some(unit.lon), Some(unit.lat))
     );
 }
 

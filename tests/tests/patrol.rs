@@ -392,7 +392,7 @@ async fn campaigns_enter_plans_and_count_visits(backend: Backend) {
             "unit_id": units[0],
             "point": { "lon": u.lon, "lat": u.lat },
             "campaign_checks": { "ebike_charging": false, "wiring": true },
-            "findings": [{ "category": "ebike_indoor", "evidence": ["photo:1"] }],
+            "findings": [{ "category": "ebike_indoor", "evidence": [app.photo(&t.inspector).await] }],
         }),
     )
     .await

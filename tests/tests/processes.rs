@@ -547,6 +547,8 @@ async fn the_readme_walkthrough_runs_as_written() {
     let run = |script: String| {
         let out = Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script])
+            // As a reader runs it: from the repository's root.
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .env("API", format!("{base}/api/v1"))
             .env("INSPECTOR", &tokens["INSPECTOR"])
             .env("LANDLORD", &tokens["LANDLORD"])

@@ -575,7 +575,7 @@ async fn a_landlord_works_their_orders(backend: Backend) {
             id,
             &t.landlord,
             "report_fix",
-            json!({ "evidence": ["photo:after-1"], "note": "已重新布线" }),
+            json!({ "evidence": [app.photo(&t.landlord).await], "note": "已重新布线" }),
         )
         .await
         .expect(200);

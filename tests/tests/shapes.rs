@@ -95,6 +95,23 @@ async fn scenario(app: &TestApp) -> String {
 
     b.note("me (inspector)", app.get("/api/v1/me", &t.inspector).await);
     b.note("me (landlord)", app.get("/api/v1/me", &t.landlord).await);
+    let uploaded = b.note(
+        "upload a photo",
+        app.upload(
+            &t.inspector,
+            "photo",
+            "现场.jpg",
+            "image/jpeg",
+            anju_tests::photos::photo_at(lon, lat, "2026:03:02 08:45:00", 1),
+        )
+        .await,
+    );
+    let photo = uploaded["id"].as_str().expect("an upload").to_string();
+    b.note(
+        "an upload, described",
+        app.get(&format!("/api/v1/evidence/{photo}"), &t.inspector)
+            .await,
+    );
     let inspection = b.note(
         "record an inspection",
         app.post(
@@ -102,8 +119,8 @@ async fn scenario(app: &TestApp) -> String {
             &t.inspector,
             &json!({ "unit_id": unit, "point": { "lon": lon, "lat": lat }, "note": "到访",
                      "findings": [
-                        { "category": "wiring", "severity": "major", "note": "飞线", "evidence": ["photo:1"] },
-                        { "category": "ebike_indoor", "severity": "critical", "evidence": ["photo:2"] }
+                        { "category": "wiring", "severity": "major", "note": "飞线", "evidence": [photo] },
+                        { "category": "ebike_indoor", "severity": "critical", "evidence": [photo] }
                      ],
                      "checklist": anju_engine::grading::Rubric::builtin().checklist_for(4, |_| 0) }),
         )

@@ -463,6 +463,7 @@ async fn an_inspection_answers_in_the_apis_own_shape(backend: Backend) {
             "findings_of_cases",
             "grade",
             "inspection_id",
+            "located",
             "off_site",
             "possible_duplicates",
             "unit_id"

@@ -30,6 +30,8 @@ use crate::bench::{BenchArgs, CASES_PER_CLIENT, next_command, open_cases};
 /// One client's cases, with the tokens that act on them.
 struct Slot {
     case: CaseSnapshot,
+    /// The photo its fix reports reference.
+    photo: String,
     landlord: String,
     inspector: String,
 }
@@ -77,6 +79,10 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
         account: None,
     };
     let opened = open_cases(&runtime, &city, store, n, Some("wiring")).await?;
+    let photo = match opened.first() {
+        Some(c) => crate::bench::case_photo(store, c.id).await?,
+        None => String::new(),
+    };
     let mut slots = Vec::with_capacity(n);
     let now = runtime.now();
     for (i, case) in opened.into_iter().enumerate() {
@@ -124,6 +130,7 @@ async fn prepare(store: &SharedStore, n: usize) -> anyhow::Result<Vec<Slot>> {
             .await?;
         slots.push(Slot {
             case: committed.case.snapshot,
+            photo: photo.clone(),
             landlord,
             inspector: staff,
         });
@@ -208,6 +215,7 @@ async fn level(
             .iter()
             .map(|s| Slot {
                 case: s.case.clone(),
+                photo: s.photo.clone(),
                 landlord: s.landlord.clone(),
                 inspector: s.inspector.clone(),
             })
@@ -267,7 +275,7 @@ async fn client(
         let n = mine.len();
         let slot = &mut mine[i % n];
         i += 1;
-        let (command, data) = next_command(&slot.case.state);
+        let (command, data) = next_command(&slot.case.state, &slot.photo);
         let token = match command {
             "acknowledge" | "report_fix" => &slot.landlord,
             _ => &slot.inspector,

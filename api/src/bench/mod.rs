@@ -143,11 +143,11 @@ fn remove_sqlite(path: &std::path::Path) {
 /// The cycle each client drives a case through once it has an order: acknowledge,
 /// report the fix, fail the re-inspection (a new order). Every step schedules or
 /// cancels a timer and writes an outbox message.
-pub(crate) fn next_command(state: &str) -> (&'static str, serde_json::Value) {
+pub(crate) fn next_command(state: &str, photo: &str) -> (&'static str, serde_json::Value) {
     match state {
         "discovered" => ("notify", json!({})),
         "notified" => ("acknowledge", json!({})),
-        "acknowledged" => ("report_fix", json!({ "evidence": ["photo:bench"] })),
+        "acknowledged" => ("report_fix", json!({ "evidence": [photo] })),
         _ => ("reinspect", json!({ "passed": false })),
     }
 }
@@ -253,6 +253,7 @@ async fn transitions_level(
         let stop = stop.clone();
         let mine: Vec<CaseId> = case_ids[c * CASES_PER_CLIENT..(c + 1) * CASES_PER_CLIENT].to_vec();
         tasks.push(tokio::spawn(async move {
+            let photo = case_photo(rt.store(), mine[0]).await?;
             // A client knows each case's state and version from the last answer,
             // as a real client does.
             let mut known = Vec::with_capacity(mine.len());
@@ -270,7 +271,7 @@ async fn transitions_level(
             while !stop.load(Ordering::Relaxed) {
                 let case = &mut known[i % mine.len()];
                 i += 1;
-                let (command, data) = next_command(&case.state);
+                let (command, data) = next_command(&case.state, &photo);
                 let principal = principal_for(command, case);
                 let cmd = Command {
                     name: command.into(),
@@ -454,6 +455,19 @@ async fn bench_rules(runtime: &Runtime, store: &SharedStore) -> anyhow::Result<(
 /// Categories in the taxonomy: one inspection opens at most one case of each.
 const CATEGORIES: usize = 14;
 
+/// The photo the bench's inspections and fix reports reference (16 × 12 pixels).
+const BENCH_PHOTO: &[u8] = include_bytes!("photo.jpg");
+
+/// The photo a bench case's inspection referenced, which its landlord references when
+/// reporting the fix.
+pub(crate) async fn case_photo(store: &SharedStore, id: CaseId) -> anyhow::Result<String> {
+    store
+        .case(id)
+        .await?
+        .and_then(|c| c.evidence.first().cloned())
+        .context("a bench case has its inspection's photo")
+}
+
 /// Opens `n` cases on units that have a responsible party: one of `category` on each
 /// unit, or (with `None`) one of every category on each unit.
 pub(crate) async fn open_cases(
@@ -469,6 +483,18 @@ pub(crate) async fn open_cases(
         .iter()
         .map(|c| c.code.clone())
         .collect();
+    // One real photo, uploaded once: every inspection references it, so that each
+    // unit's landlord may reference it in turn when reporting the fix.
+    let photo = runtime
+        .upload_evidence(
+            city,
+            anju_engine::evidence::EvidenceKind::Photo,
+            Some("image/jpeg"),
+            "bench.jpg",
+            BENCH_PHOTO.to_vec(),
+        )
+        .await?
+        .id;
     let mut ids = Vec::with_capacity(n);
     let mut unit = 0i64;
     while ids.len() < n {
@@ -489,12 +515,13 @@ pub(crate) async fn open_cases(
                 category,
                 severity: None,
                 note: None,
-                evidence: vec!["photo:bench".into()],
+                evidence: vec![photo.clone()],
             })
             .collect();
         let input = InspectionInput {
             unit_id: u.id,
-            point: Point::parse(u.lon, u.lat, "point")?,
+            point: Some(Point::parse(u.lon, u.lat, "point")?),
+            observed_at: None,
             crs: anju_engine::spatial::crs::Crs::Wgs84,
             checklist: None,
             campaign_checks: None,

@@ -74,8 +74,28 @@ pub struct ServeArgs {
     /// The tiles' attribution, shown on the map.
     #[arg(long, env = "ANJU_TILE_ATTRIBUTION", default_value = "")]
     pub tile_attribution: String,
+    /// Where uploaded evidence is kept: a directory, or `s3://bucket[/prefix]` for an
+    /// S3-compatible object store shared by several nodes (endpoint and keys from the
+    /// `AWS_*` variables). Default: a directory beside the SQLite file
+    /// (`anju.db.evidence/`), or `anju-evidence/` for PostgreSQL.
+    #[arg(long, env = "ANJU_EVIDENCE_STORE")]
+    pub evidence_store: Option<String>,
     #[command(flatten)]
     pub channels: ChannelArgs,
+}
+
+/// Where evidence is kept when not told: beside a SQLite file, else `anju-evidence/`.
+fn default_evidence_store(database_url: &str) -> String {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        "anju-evidence".into()
+    } else {
+        let path = database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| database_url.strip_prefix("sqlite:"))
+            .unwrap_or(database_url);
+        let path = path.split('?').next().unwrap_or(path);
+        format!("{path}.evidence")
+    }
 }
 
 /// The channels notices go out on: e-mail, an SMS gateway, platforms; with none of them,
@@ -191,6 +211,12 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     config.public_url = args.public_url.map(|u| u.trim_end_matches('/').to_string());
     let channels = args.channels.channels(config.public_url.clone())?;
     config.agreement_findings = !args.no_agreement_findings;
+    let evidence = args
+        .evidence_store
+        .clone()
+        .unwrap_or_else(|| default_evidence_store(&args.db.database_url));
+    config.blobs = anju_engine::blobs::Blobs::open(&evidence)
+        .map_err(|e| anyhow::anyhow!("evidence store: {e}"))?;
     if args.demo {
         let store = open_store(&args.db.database_url).await?;
         if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {

@@ -174,6 +174,7 @@ pub(super) struct CaseViewOut<'a> {
     timers: Vec<TimerOut<'a>>,
     referrals: Vec<ReferralOut<'a>>,
     commands: &'a [String],
+    evidence: Vec<Value>,
 }
 
 impl<'a> CaseViewOut<'a> {
@@ -185,7 +186,42 @@ impl<'a> CaseViewOut<'a> {
             timers: v.timers.iter().map(TimerOut::of).collect(),
             referrals: v.referrals.iter().map(ReferralOut::of).collect(),
             commands: &v.commands,
+            evidence: v.evidence.iter().map(evidence_out).collect(),
         }
+    }
+}
+
+/// An evidence reference of a case: an upload (verified) with how its photo was
+/// judged, or a string stored before uploads existed (unverified).
+pub(crate) fn evidence_out(e: &anju_engine::runtime::EvidenceView) -> Value {
+    use anju_engine::evidence::PhotoCheck;
+    let (distance_m, other_day) = match e.check {
+        Some(PhotoCheck::OffSite {
+            distance_m,
+            other_day,
+        }) => (distance_m.map(|d| d.round()), Some(other_day)),
+        _ => (None, None),
+    };
+    match &e.record {
+        Some(r) => serde_json::json!({
+            "reference": e.reference,
+            "verified": true,
+            "event_seq": e.event_seq,
+            "kind": r.kind.as_str(),
+            "media_type": r.media_type.as_str(),
+            "file_name": r.file_name,
+            "url": format!("/api/v1/evidence/{}/file", r.id),
+            "thumbnail_url": r.has_thumbnail.then(|| format!("/api/v1/evidence/{}/thumbnail", r.id)),
+            "photo_check": e.check.map(|c| c.as_str()),
+            "distance_m": distance_m,
+            "other_day": other_day,
+            "taken_at": r.facts.taken.map(|t| t.stored()),
+        }),
+        None => serde_json::json!({
+            "reference": e.reference,
+            "verified": false,
+            "event_seq": e.event_seq,
+        }),
     }
 }
 
@@ -362,6 +398,8 @@ pub(super) struct InspectionOut<'a> {
     /// To the decimetre.
     distance_m: f64,
     off_site: bool,
+    /// The phone gave a position (else the visit is placed at the unit).
+    located: bool,
     cases: Vec<SnapshotOut<'a>>,
     findings_of_cases: &'a [Vec<usize>],
     attached: Vec<AttachedOut>,
@@ -376,6 +414,7 @@ impl<'a> InspectionOut<'a> {
             unit_id: o.unit_id,
             distance_m: (o.distance_m * 10.0).round() / 10.0,
             off_site: o.off_site,
+            located: o.located,
             cases: o.cases.iter().map(SnapshotOut::of).collect(),
             findings_of_cases: &o.findings_of_cases,
             attached: o

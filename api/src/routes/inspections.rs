@@ -42,7 +42,14 @@ pub(super) struct FindingBody {
 #[serde(deny_unknown_fields)]
 pub(super) struct InspectionBody {
     unit_id: i64,
-    point: PointBody,
+    /// The phone's position; `null` when it gave none (the inspection is recorded at
+    /// the unit's point, flagged as not located). The field itself is required.
+    #[serde(deserialize_with = "nullable")]
+    point: Option<PointBody>,
+    /// When the visit was observed on site (RFC 3339), for a form sent later than it
+    /// was filled in: not after now, at most 72 hours before.
+    #[serde(default)]
+    observed_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     note: Option<String>,
     /// A grading checklist: every item of the rubric, passed (true) or not.
@@ -58,6 +65,15 @@ pub(super) struct InspectionBody {
     outcome: anju_engine::planning::VisitOutcome,
 }
 
+/// A field that must be present but may be `null`.
+fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
 pub(crate) fn inspection_json(o: &InspectionOutcome) -> Value {
     json!(InspectionOut::of(o))
 }
@@ -70,11 +86,15 @@ pub(super) async fn record_inspection(
 ) -> ApiResult<Response> {
     let b = body.value;
     let key = idem.for_request(&caller, &body.digest);
-    let point = b.point.crs.to_wgs84(b.point.lon, b.point.lat, "point")?;
+    let point = match &b.point {
+        Some(p) => Some(p.crs.to_wgs84(p.lon, p.lat, "point")?),
+        None => None,
+    };
     let input = InspectionInput {
         unit_id: UnitId(b.unit_id),
         point,
-        crs: b.point.crs,
+        observed_at: b.observed_at,
+        crs: b.point.as_ref().map(|p| p.crs).unwrap_or_default(),
         checklist: b.checklist,
         campaign_checks: b.campaign_checks,
         note: b.note,

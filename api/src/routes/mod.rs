@@ -19,6 +19,7 @@ mod cases;
 mod deliveries;
 mod directory;
 mod dto;
+pub mod evidence;
 mod inboxes;
 mod inspections;
 pub mod patrol;
@@ -45,6 +46,15 @@ pub fn router() -> Router<AppState> {
             "/auth/session",
             post(auth::create_session).delete(auth::delete_session),
         )
+        .route(
+            "/evidence",
+            post(evidence::upload).layer(axum::extract::DefaultBodyLimit::max(
+                anju_engine::evidence::MAX_UPLOAD_BYTES,
+            )),
+        )
+        .route("/evidence/{id}", get(evidence::describe))
+        .route("/evidence/{id}/file", get(evidence::file))
+        .route("/evidence/{id}/thumbnail", get(evidence::thumbnail))
         .route("/me/messages", get(deliveries::my_messages))
         .route("/me/messages/{id}/read", post(deliveries::mark_read))
         .route("/units", post(create_unit))

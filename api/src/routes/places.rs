@@ -411,6 +411,7 @@ struct InspectionRowOut<'a> {
     lat: f64,
     distance_m: f64,
     off_site: bool,
+    located: bool,
     crs: Crs,
     note: Option<&'a str>,
 }
@@ -427,6 +428,7 @@ impl<'a> InspectionRowOut<'a> {
             lat: i.lat,
             distance_m: i.distance_m,
             off_site: i.off_site,
+            located: i.located,
             crs: i.crs,
             note: i.note.as_deref(),
         }

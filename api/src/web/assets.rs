@@ -1,10 +1,12 @@
-//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4 from the npm registry, with its licence.
+//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4 from the npm registry, with its licence, and Anju's own script (forms kept offline and sent again) and service worker (pages readable offline).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 const LEAFLET_JS: &str = include_str!("../../assets/leaflet/leaflet.js");
 const LEAFLET_CSS: &str = include_str!("../../assets/leaflet/leaflet.css");
+const ANJU_JS: &str = include_str!("../../assets/anju/anju.js");
+const SERVICE_WORKER: &str = include_str!("../../assets/anju/sw.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut r = body.into_response();
@@ -24,6 +26,19 @@ pub(super) async fn leaflet_js() -> Response {
 
 pub(super) async fn leaflet_css() -> Response {
     asset(LEAFLET_CSS, "text/css; charset=utf-8")
+}
+
+pub(super) async fn anju_js() -> Response {
+    asset(ANJU_JS, "text/javascript; charset=utf-8")
+}
+
+/// The service worker, at the root so that it may keep every page; always checked
+/// for a newer one.
+pub(super) async fn service_worker() -> Response {
+    let mut r = asset(SERVICE_WORKER, "text/javascript; charset=utf-8");
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
 }
 
 /// The map's tiles: their URL template (`https://…/{z}/{x}/{y}.png`), the datum they

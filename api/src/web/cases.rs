@@ -1,6 +1,5 @@
 //! Case pages: the visitor's home (the cases of their scope — a landlord's own, a department's referrals — with deadlines counted down in China time), a case with its timeline, its next time limit, and a form for each command the visitor may issue now, built from the fields the workflow defines for it.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -142,7 +141,7 @@ async fn case_response(
                 h2 { "可执行的操作 / What you can do" }
                 @for c in &view.commands {
                     @let spec = def.as_ref().and_then(|d| d.commands.get(c));
-                    form method="post" action={ "/cases/" (s.id.0) "/commands" } class="command" {
+                    form method="post" action={ "/cases/" (s.id.0) "/commands" } class="command" enctype="multipart/form-data" {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="command" value=(c);
                         input type="hidden" name="expected_version" value=(s.version);
@@ -160,6 +159,14 @@ async fn case_response(
                     }
                 }
             }
+            @if !view.evidence.is_empty() {
+                h2 { "证据 / Evidence" }
+                ul class="evidence" {
+                    @for e in &view.evidence {
+                        li { (evidence_item(e)) }
+                    }
+                }
+            }
             h2 { "经过 / Timeline" }
             ol {
                 @for e in &view.history {
@@ -171,6 +178,38 @@ async fn case_response(
             }
         },
     )
+}
+
+/// One piece of evidence on a case page: the upload's thumbnail (or name) linked to the
+/// file, and whether the photo was taken on site; a string stored before uploads
+/// existed is shown as unverified.
+fn evidence_item(e: &anju_engine::runtime::EvidenceView) -> maud::Markup {
+    use anju_engine::evidence::PhotoCheck;
+    html! {
+        @match &e.record {
+            Some(r) => {
+                a href={ "/evidence/" (r.id) } {
+                    @if r.has_thumbnail {
+                        img src={ "/evidence/" (r.id) "/thumbnail" } alt=(r.file_name) width="160";
+                    } @else {
+                        (r.file_name)
+                    }
+                }
+                " "
+                @match e.check {
+                    Some(PhotoCheck::OffSite { distance_m, other_day }) => span class="late flag" {
+                        "⚠ 非现场拍摄 / Not taken on site"
+                        @if let Some(d) = distance_m { "（距单元 " (d.round()) " 米 / " (d.round()) " m from the unit）" }
+                        @if other_day { "（非检查当日 / not on the day of the visit）" }
+                    },
+                    Some(PhotoCheck::OnSite) => span class="flag" { "现场拍摄 / Taken on site" },
+                    Some(PhotoCheck::Unknown) => span class="flag" { "拍摄地点时间未知 / Where and when unknown" },
+                    None => {},
+                }
+            },
+            None => { (e.reference) " — " span class="flag" { "未核实 / Unverified" } },
+        }
+    }
 }
 
 /// The input of one of a command's fields, as the workflow defines it (`f.<name>`).
@@ -193,8 +232,8 @@ fn field_input(name: &str, field: &FieldSpec) -> maud::Markup {
                 },
                 FieldKind::Money => input type="number" name=(input) step="0.01" min="0" required[field.required];,
                 FieldKind::Integer | FieldKind::Department | FieldKind::Case => input type="number" name=(input) step="1" required[field.required];,
-                FieldKind::Evidence => input type="text" name=(input) required[field.required]
-                    placeholder="photo:sha256:… doc:…（以空格分隔 / separated by spaces）";,
+                FieldKind::Evidence => input type="file" name=(input) multiple required[field.required]
+                    accept="image/jpeg,image/png,application/pdf";,
                 FieldKind::Text => textarea name=(input) maxlength=[field.max_len] required[field.required] {},
             }
         }
@@ -204,8 +243,22 @@ fn field_input(name: &str, field: &FieldSpec) -> maud::Markup {
 /// A form's fields as a command's data, read by the kinds the workflow gives them; a
 /// value that does not read as its kind is passed as text, for the engine to refuse
 /// naming the field.
-fn command_data(fields: &[(String, String)], spec: Option<&CommandDef>) -> Map<String, Value> {
+fn command_data(
+    fields: &[(String, String)],
+    uploads: &[(String, String)],
+    spec: Option<&CommandDef>,
+) -> Map<String, Value> {
     let mut data = Map::new();
+    for (key, id) in uploads {
+        if let Some(name) = key.strip_prefix("f.") {
+            let list = data
+                .entry(name.to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(items) = list {
+                items.push(Value::from(id.as_str()));
+            }
+        }
+    }
     for (key, raw) in fields {
         let Some(name) = key.strip_prefix("f.") else {
             continue;
@@ -221,12 +274,8 @@ fn command_data(fields: &[(String, String)], spec: Option<&CommandDef>) -> Map<S
                 raw.parse::<i64>().map(Value::from).ok()
             }
             Some(FieldKind::Bool) => raw.parse::<bool>().map(Value::from).ok(),
-            Some(FieldKind::Evidence) => Some(Value::from(
-                raw.split([' ', ',', '\n'])
-                    .filter(|r| !r.trim().is_empty())
-                    .map(|r| Value::from(r.trim()))
-                    .collect::<Vec<_>>(),
-            )),
+            // Evidence comes as files (above); text in its place is refused by name.
+            Some(FieldKind::Evidence) if data.contains_key(name) => continue,
             _ => None,
         };
         data.insert(name.to_string(), value.unwrap_or_else(|| Value::from(raw)));
@@ -240,10 +289,10 @@ pub(super) async fn command(
     State(app): State<AppState>,
     visitor: Visitor,
     Path(raw): Path<String>,
-    body: Bytes,
+    multipart: axum::extract::Multipart,
 ) -> Response {
-    let form = match visitor.posted(&body) {
-        Ok(form) => form,
+    let (form, files) = match visitor.posted_multipart(multipart).await {
+        Ok(posted) => posted,
         Err(refused) => return *refused,
     };
     let Some(id) = case_id(&raw) else {
@@ -264,8 +313,13 @@ pub(super) async fn command(
         Err(e) => return error_page(e.into()),
     };
     let spec = definition.as_ref().and_then(|d| d.commands.get(&name));
+    // The files are uploaded once the case proved visible.
+    let uploads = match visitor.upload(&app, files).await {
+        Ok(ids) => ids,
+        Err(refused) => return *refused,
+    };
     let command = Command {
-        data: command_data(form.fields(), spec),
+        data: command_data(form.fields(), &uploads, spec),
         name,
         reason: form.get("reason").map(str::to_string),
     };

@@ -1,6 +1,5 @@
 //! Recording an inspection from the inspector's phone: one form with the phone's position (from the browser; the page asks for it), how the visit ended, the findings by hazard category with a note, and an Idempotency-Key made when the form was shown, so that a form sent twice records one inspection.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,10 +17,10 @@ use crate::state::AppState;
 
 /// Fills the position fields from the phone, and says when there is none.
 const POSITION_SCRIPT: &str = r#"(function(){var s=document.getElementById('pos');
-if(!navigator.geolocation){s.textContent='此设备无法定位 / This device gives no position';return;}
+if(!navigator.geolocation){s.textContent='此设备无法定位，将记录为未定位 / This device gives no position: the visit is recorded without one';return;}
 navigator.geolocation.getCurrentPosition(function(p){document.getElementById('lon').value=p.coords.longitude;document.getElementById('lat').value=p.coords.latitude;
 s.textContent='已定位 / Position: '+p.coords.latitude.toFixed(6)+', '+p.coords.longitude.toFixed(6)+' (±'+Math.round(p.coords.accuracy)+' m)';},
-function(e){s.textContent='无法定位 / No position: '+e.message;},{enableHighAccuracy:true,timeout:15000});})();"#;
+function(e){s.textContent='无法定位，将记录为未定位 / No position ('+e.message+'): the visit is recorded without one';},{enableHighAccuracy:true,timeout:15000});})();"#;
 
 /// The inspection form of a unit the visitor may see.
 pub(super) async fn form_page(
@@ -38,16 +37,20 @@ pub(super) async fn form_page(
     };
     let key = anju_engine::auth::new_token().digest;
     let categories = &app.runtime.taxonomy().categories;
+    let mut severities: Vec<_> = app.runtime.taxonomy().severities.iter().collect();
+    severities.sort_by_key(|(_, s)| s.rank);
+    let rubric = app.runtime.rubric();
     page(
         StatusCode::OK,
         &format!("巡查记录 / Record an inspection: {}", unit.address),
         Some(&visitor),
         html! {
-            form method="post" action={ "/units/" (id.0) "/inspect" } {
+            form #inspection method="post" action={ "/units/" (id.0) "/inspect" } enctype="multipart/form-data" data-offline {
                 input type="hidden" name="csrf" value=(visitor.csrf());
                 input type="hidden" name="idempotency_key" value=(key[..32]);
                 input type="hidden" id="lon" name="lon";
                 input type="hidden" id="lat" name="lat";
+                input type="hidden" name="observed_at";
                 p #pos { "正在定位… / Finding your position…" }
                 label { "结果 / Outcome"
                     select name="outcome" {
@@ -59,7 +62,29 @@ pub(super) async fn form_page(
                 fieldset {
                     legend { "发现的隐患 / Hazards found" }
                     @for c in categories {
-                        label { input type="checkbox" name="finding" value=(c.code); " " (c.zh) " / " (c.en) }
+                        div class="finding" {
+                            label { input type="checkbox" name="finding" value=(c.code); " " (c.zh) " / " (c.en) }
+                            select name={ "severity." (c.code) } aria-label="严重程度 / Severity" {
+                                @for (code, sev) in severities.iter().rev() {
+                                    option value=(code) selected[**code == c.severity] { (sev.zh) " / " (sev.en) }
+                                }
+                            }
+                        }
+                    }
+                }
+                label { "现场照片 / Photos"
+                    input type="file" name="photos" multiple accept="image/jpeg,image/png" capture="environment";
+                }
+                details {
+                    summary { "星级评定检查表 / Grading checklist" }
+                    label { input type="checkbox" name="grade" value="on"; " 本次评定星级 / Grade the unit on this visit" }
+                    @for d in &rubric.dimensions {
+                        fieldset {
+                            legend { (d.zh) " / " (d.en) }
+                            @for item in &d.items {
+                                label { input type="checkbox" name={ "check." (item.code) } value="on"; " " (item.zh) " / " (item.en) }
+                            }
+                        }
                     }
                 }
                 label { "说明 / Note" textarea name="note" maxlength="2000" {} }
@@ -75,10 +100,10 @@ pub(super) async fn submit(
     State(app): State<AppState>,
     visitor: Visitor,
     Path(raw): Path<String>,
-    body: Bytes,
+    multipart: axum::extract::Multipart,
 ) -> Response {
-    let form = match visitor.posted(&body) {
-        Ok(form) => form,
+    let (form, files) = match visitor.posted_multipart(multipart).await {
+        Ok(posted) => posted,
         Err(refused) => return *refused,
     };
     let Some(id) = raw.parse::<i64>().ok().map(UnitId) else {
@@ -88,18 +113,27 @@ pub(super) async fn submit(
         .get("lon")
         .zip(form.get("lat"))
         .and_then(|(lon, lat)| Some((lon.parse::<f64>().ok()?, lat.parse::<f64>().ok()?)));
-    let Some((lon, lat)) = position else {
-        return error_page(
-            anju_engine::Error::invalid(
-                "point",
-                "the phone gave no position: allow the page to use it, then send the form again",
-            )
-            .into(),
-        );
+    // Without a position (the phone gave none, or the page was not allowed to ask),
+    // the inspection is recorded at the unit's point, flagged as not located.
+    let point = match position.map(|(lon, lat)| Crs::Wgs84.to_wgs84(lon, lat, "point")) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return error_page(anju_engine::Error::from(e).into()),
+        None => None,
     };
-    let point = match Crs::Wgs84.to_wgs84(lon, lat, "point") {
-        Ok(p) => p,
-        Err(e) => return error_page(anju_engine::Error::from(e).into()),
+    let observed_at = match form.get("observed_at") {
+        Some(at) => match chrono::DateTime::parse_from_rfc3339(at) {
+            Ok(t) => Some(t.to_utc()),
+            Err(_) => {
+                return error_page(
+                    anju_engine::Error::invalid(
+                        "observed_at",
+                        "a time such as 2026-03-02T09:30:00Z",
+                    )
+                    .into(),
+                );
+            }
+        },
+        None => None,
     };
     let outcome = match form.get("outcome") {
         Some("no_one_home") => VisitOutcome::NoOneHome,
@@ -107,22 +141,49 @@ pub(super) async fn submit(
         _ => VisitOutcome::Inspected,
     };
     let note = form.get("note").map(str::to_string);
+    // The photos' contents, not their new ids, go into the form's key: a form sent
+    // again uploads them again, and must still be the same request.
+    let contents: Vec<String> = files
+        .iter()
+        .map(|f| hex::encode(Sha256::digest(&f.bytes)))
+        .collect();
+    let photos: Vec<String> = match visitor.upload(&app, files).await {
+        Ok(ids) => ids.into_iter().map(|(_, id)| id).collect(),
+        Err(refused) => return *refused,
+    };
     let findings = form
         .fields()
         .iter()
         .filter(|(k, _)| k == "finding")
         .map(|(_, category)| Finding {
             category: category.clone(),
-            severity: None,
+            severity: form
+                .get(&format!("severity.{category}"))
+                .map(str::to_string),
             note: note.clone(),
-            evidence: Vec::new(),
+            evidence: photos.clone(),
         })
         .collect();
+    let checklist = form.get("grade").map(|_| {
+        app.runtime
+            .rubric()
+            .dimensions
+            .iter()
+            .flat_map(|d| &d.items)
+            .map(|item| {
+                (
+                    item.code.clone(),
+                    form.get(&format!("check.{}", item.code)).is_some(),
+                )
+            })
+            .collect()
+    });
     let input = InspectionInput {
         unit_id: id,
         point,
+        observed_at,
         crs: Crs::Wgs84,
-        checklist: None,
+        checklist,
         campaign_checks: None,
         note,
         findings,
@@ -132,6 +193,7 @@ pub(super) async fn submit(
     let mut hashed: Vec<&(String, String)> =
         form.fields().iter().filter(|(k, _)| k != "csrf").collect();
     hashed.sort();
+    let hashed = (hashed, contents);
     let key = form.get("idempotency_key").map(|k| IdempotencyKey {
         subject: format!("{}:{}", visitor.principal.role, visitor.principal.subject),
         key: k.to_string(),

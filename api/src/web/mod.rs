@@ -1,6 +1,7 @@
 //! The pages people use, rendered on the server (maud), Chinese first then English: sign-in with a code into a cookie session (HttpOnly, SameSite, Secure behind https), the caller's home, a case with its timeline and exactly the commands the caller may issue now, the printable order, my messages, a landlord's units, an inspector's plan, and sign-out. Every form of a signed-in page carries a CSRF token; every page shows what the API would show the same person, and a page the caller may not see answers as one that does not exist.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,6 +22,41 @@ mod inspect;
 mod order;
 mod signin;
 
+/// The most a form with files may carry (several phone photos, or a scanned decision).
+const FORM_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// An upload, for a visitor who may see it (as the API serves it).
+async fn evidence_file(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    visitor: Visitor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match app
+        .runtime
+        .evidence_file(&visitor.principal, &id, false)
+        .await
+    {
+        Ok((record, bytes)) => crate::routes::evidence::file_response(&record, bytes, false),
+        Err(e) => error_page(e.into()),
+    }
+}
+
+/// An upload's thumbnail, for a visitor who may see it.
+async fn evidence_thumbnail(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    visitor: Visitor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match app
+        .runtime
+        .evidence_file(&visitor.principal, &id, true)
+        .await
+    {
+        Ok((record, bytes)) => crate::routes::evidence::file_response(&record, bytes, true),
+        Err(e) => error_page(e.into()),
+    }
+}
+
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "anju_session";
 
@@ -30,12 +66,19 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/leaflet/leaflet.js", get(assets::leaflet_js))
         .route("/assets/leaflet/leaflet.css", get(assets::leaflet_css))
+        .route("/assets/anju.js", get(assets::anju_js))
+        .route("/sw.js", get(assets::service_worker))
         .route("/", get(cases::home))
         .route("/signin", get(signin::form_page).post(signin::submit))
         .route("/signin/code", post(signin::ask_code))
         .route("/signout", post(signin::sign_out))
         .route("/cases/{id}", get(cases::case_page))
-        .route("/cases/{id}/commands", post(cases::command))
+        .route(
+            "/cases/{id}/commands",
+            post(cases::command).layer(DefaultBodyLimit::max(FORM_UPLOAD_BYTES)),
+        )
+        .route("/evidence/{id}", get(evidence_file))
+        .route("/evidence/{id}/thumbnail", get(evidence_thumbnail))
         .route("/cases/{id}/order", get(order::order_page))
         .route("/messages", get(desk::messages))
         .route("/messages/{id}/read", post(desk::mark_read))
@@ -43,7 +86,9 @@ pub fn router() -> Router<AppState> {
         .route("/units/{id}", get(desk::unit_page))
         .route(
             "/units/{id}/inspect",
-            get(inspect::form_page).post(inspect::submit),
+            get(inspect::form_page)
+                .post(inspect::submit)
+                .layer(DefaultBodyLimit::max(FORM_UPLOAD_BYTES)),
         )
         .route("/plan", get(desk::plan))
         .route("/blacklist", get(desk::blacklist))
@@ -70,14 +115,86 @@ impl Visitor {
         let posted = Posted(form(body).unwrap_or_default());
         match posted.get("csrf") {
             Some(token) if token == self.csrf() => Ok(posted),
-            _ => Err(Box::new(page(
-                StatusCode::FORBIDDEN,
-                "请求被拒绝 / Request refused",
-                None,
-                html! { p { "表单已过期或来自其他网站，请返回重试。 / The form expired or came from another site; go back and try again." } },
-            ))),
+            _ => Err(Box::new(refused_form())),
         }
     }
+}
+
+impl Visitor {
+    /// A multipart form this visitor posted (a form with files), once its CSRF token
+    /// proved it came from a page of this session: its fields and its files.
+    pub async fn posted_multipart(
+        &self,
+        multipart: axum::extract::Multipart,
+    ) -> Result<(Posted, Vec<FilePart>), Box<Response>> {
+        let (fields, files) = crate::routes::evidence::read_multipart(multipart)
+            .await
+            .map_err(|e| Box::new(error_page(e)))?;
+        let posted = Posted(fields);
+        match posted.get("csrf") {
+            Some(token) if token == self.csrf() => Ok((posted, files)),
+            _ => Err(Box::new(refused_form())),
+        }
+    }
+
+    /// Uploads a form's files (PDFs as documents, images as photos) as this visitor;
+    /// their evidence ids by form field, or the page that says which file was refused
+    /// and why.
+    pub async fn upload(
+        &self,
+        app: &AppState,
+        files: Vec<FilePart>,
+    ) -> Result<Vec<(String, String)>, Box<Response>> {
+        let mut ids = Vec::with_capacity(files.len());
+        for f in files {
+            let kind = match anju_engine::evidence::MediaType::sniff(&f.bytes) {
+                Some(anju_engine::evidence::MediaType::Pdf) => {
+                    anju_engine::evidence::EvidenceKind::Document
+                }
+                _ => anju_engine::evidence::EvidenceKind::Photo,
+            };
+            let name = f.file_name.clone();
+            match app
+                .runtime
+                .upload_evidence(
+                    &self.principal,
+                    kind,
+                    f.content_type.as_deref(),
+                    &name,
+                    f.bytes,
+                )
+                .await
+            {
+                Ok(record) => ids.push((f.field, record.id)),
+                Err(anju_engine::Error::Invalid(errors)) => {
+                    let why: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+                    return Err(Box::new(page(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "文件未能接收 / File refused",
+                        Some(self),
+                        html! {
+                            p { "「" (name) "」: " (why.join("; ")) }
+                            p { "请返回，换一个文件再提交。 / Go back and send another file." }
+                        },
+                    )));
+                }
+                Err(e) => return Err(Box::new(error_page(e.into()))),
+            }
+        }
+        Ok(ids)
+    }
+}
+
+pub use crate::routes::evidence::FilePart;
+
+/// The page a form without this session's CSRF token gets.
+fn refused_form() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "请求被拒绝 / Request refused",
+        None,
+        html! { p { "表单已过期或来自其他网站，请返回重试。 / The form expired or came from another site; go back and try again." } },
+    )
 }
 
 /// The fields of a posted form, in order.
@@ -129,7 +246,13 @@ impl FromRequestParts<AppState> for Visitor {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let to_signin = || {
-            let next = parts.uri.path();
+            // Back to the page after signing in; a form's address is no page to go back
+            // to (the form was not sent).
+            let next = if parts.method == axum::http::Method::GET {
+                parts.uri.path()
+            } else {
+                "/"
+            };
             Redirect::to(&format!(
                 "/signin?next={}",
                 percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
@@ -195,8 +318,10 @@ pub fn page(status: StatusCode, title: &str, visitor: Option<&Visitor>, body: Ma
                 }
                 main {
                     h1 { (title) }
+                    p #outbox role="status" {}
                     (body)
                 }
+                script src="/assets/anju.js" defer {}
             }
         }
     };
@@ -215,6 +340,15 @@ pub fn html_response(status: StatusCode, markup: Markup) -> Response {
 /// An API error as a page: the same statuses as the API, a page that does not exist for
 /// what the caller may not see.
 pub fn error_page(e: ApiError) -> Response {
+    // What is wrong with the visitor's own form is theirs to read.
+    let fields: Vec<String> = match &e {
+        ApiError::Engine(anju_engine::Error::Invalid(fields)) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect(),
+        ApiError::Unprocessable { field, detail } => vec![format!("{field}: {detail}")],
+        _ => Vec::new(),
+    };
     let status = e.into_response().status();
     let message = match status {
         StatusCode::NOT_FOUND => "没有这个页面。 / No such page.",
@@ -235,7 +369,12 @@ pub fn error_page(e: ApiError) -> Response {
             "未能完成 / Not done"
         },
         None,
-        html! { p { (message) } },
+        html! {
+            p { (message) }
+            @if !fields.is_empty() {
+                ul.err { @for f in &fields { li { (f) } } }
+            }
+        },
     )
 }
 

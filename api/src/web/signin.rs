@@ -47,12 +47,9 @@ fn signin_form(f: &SigninForm, error: Option<&str>) -> Markup {
             label for="code" { "验证码 / Code" }
             input type="text" id="code" name="code" value=(f.code) inputmode="numeric" autocomplete="one-time-code" required;
             button type="submit" { "登录 / Sign in" }
-        }
-        form method="post" action="/signin/code" {
-            input type="hidden" name="next" value=(f.next);
-            input type="hidden" name="address" value=(f.address);
+            // The same form, to the code's address: the address typed above goes with it.
             p { "没有验证码？填写上面的地址后点击： / No code? Fill in your address above, then:" }
-            button type="submit" formaction="/signin/code" { "发送验证码 / Send me a code" }
+            button #send-code type="submit" formaction="/signin/code" formnovalidate { "发送验证码 / Send me a code" }
         }
     }
 }

@@ -3,10 +3,17 @@
 use crate::domain::{CaseId, Point, UnitId};
 use crate::error::{Error, FieldError};
 use crate::grading::{Checklist, Rubric};
-use crate::machine::{MAX_EVIDENCE, MAX_EVIDENCE_LEN, MAX_TEXT};
+use crate::machine::{MAX_EVIDENCE, MAX_TEXT};
 use crate::planning::VisitOutcome;
 use crate::spatial::crs::Crs;
 use crate::taxonomy::Taxonomy;
+
+/// How long after a visit it may still be recorded (a form kept on a phone without
+/// network).
+pub const MAX_OBSERVED_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(72);
+
+/// How far ahead of the service's clock a phone's may run.
+const OBSERVED_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// One hazard found on an inspection.
 #[derive(Debug, Clone)]
@@ -21,8 +28,12 @@ pub struct Finding {
 #[derive(Debug, Clone)]
 pub struct InspectionInput {
     pub unit_id: UnitId,
-    /// In WGS-84, whatever the device reported in.
-    pub point: Point,
+    /// In WGS-84, whatever the device reported in; `None` when the phone gave no
+    /// position (the inspection is recorded, flagged as not located).
+    pub point: Option<Point>,
+    /// When the visit was observed on site (a form filled in without network is sent
+    /// later): not after now, not more than [`MAX_OBSERVED_AGE`] before; `None`: now.
+    pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The datum the device reported in.
     pub crs: Crs,
     /// A grading checklist, if the inspection graded the unit.
@@ -80,8 +91,25 @@ pub fn check(
     input: &InspectionInput,
     taxonomy: &Taxonomy,
     rubric: &Rubric,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<(String, String)>, Error> {
     let mut errors = Vec::new();
+    if let Some(at) = input.observed_at {
+        if at > now + OBSERVED_SKEW {
+            errors.push(FieldError::new(
+                "observed_at",
+                "cannot be after now (check the phone's clock)",
+            ));
+        } else if at < now - MAX_OBSERVED_AGE {
+            errors.push(FieldError::new(
+                "observed_at",
+                format!(
+                    "at most {} hours before now; record an older visit anew",
+                    MAX_OBSERVED_AGE.num_hours()
+                ),
+            ));
+        }
+    }
     if input.findings.len() > MAX_FINDINGS {
         errors.push(FieldError::new(
             "findings",
@@ -167,14 +195,19 @@ fn check_finding(
             format!("at most {MAX_TEXT} characters"),
         ));
     }
-    if f.evidence.len() > MAX_EVIDENCE
-        || f.evidence
-            .iter()
-            .any(|e| e.trim().is_empty() || e.chars().count() > MAX_EVIDENCE_LEN)
-    {
+    if f.evidence.len() > MAX_EVIDENCE {
         errors.push(FieldError::new(
             at("evidence"),
-            format!("at most {MAX_EVIDENCE} references of 1 to {MAX_EVIDENCE_LEN} characters"),
+            format!("at most {MAX_EVIDENCE} uploaded files"),
+        ));
+    } else if let Some(i) = f
+        .evidence
+        .iter()
+        .position(|e| !crate::evidence::is_id(e.trim()))
+    {
+        errors.push(FieldError::new(
+            at(&format!("evidence[{i}]")),
+            crate::evidence::NOT_AN_ID,
         ));
     }
     Some((category.code.clone(), severity))
@@ -247,13 +280,39 @@ mod tests {
     fn input(findings: Vec<Finding>) -> InspectionInput {
         InspectionInput {
             unit_id: UnitId(1),
-            point: Point::parse(113.3, 23.1, "point").unwrap(),
+            point: Some(Point::parse(113.3, 23.1, "point").unwrap()),
+            observed_at: None,
             crs: Crs::Wgs84,
             checklist: None,
             campaign_checks: None,
             note: None,
             findings,
             outcome: VisitOutcome::Inspected,
+        }
+    }
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00+08:00")
+            .unwrap()
+            .to_utc()
+    }
+
+    /// A visit is observed on site at most 72 hours before it is recorded, and never
+    /// after.
+    #[test]
+    fn observed_times_are_bounded() {
+        let (taxonomy, rubric) = (Taxonomy::builtin(), Rubric::builtin());
+        let at = |hours: i64| {
+            let mut i = input(vec![]);
+            i.observed_at = Some(now() + chrono::TimeDelta::hours(hours));
+            check(&i, &taxonomy, &rubric, now())
+        };
+        assert!(at(-72).is_ok() && at(0).is_ok());
+        for hours in [-73, 1] {
+            let Err(Error::Invalid(errors)) = at(hours) else {
+                panic!("refused");
+            };
+            assert_eq!(errors[0].field, "observed_at");
         }
     }
 
@@ -266,7 +325,7 @@ mod tests {
             finding("wiring", Some(&"长".repeat(MAX_TEXT + 1)), &[" "]),
         ]);
         bad.note = Some("x".repeat(MAX_TEXT + 1));
-        let Err(Error::Invalid(errors)) = check(&bad, &taxonomy, &rubric) else {
+        let Err(Error::Invalid(errors)) = check(&bad, &taxonomy, &rubric, now()) else {
             panic!("refused");
         };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -275,13 +334,13 @@ mod tests {
             [
                 "findings[0].category",
                 "findings[1].note",
-                "findings[1].evidence",
+                "findings[1].evidence[0]",
                 "note"
             ]
         );
         let mut attempt = input(vec![finding("wiring", None, &[])]);
         attempt.outcome = VisitOutcome::NoOneHome;
-        let Err(Error::Invalid(errors)) = check(&attempt, &taxonomy, &rubric) else {
+        let Err(Error::Invalid(errors)) = check(&attempt, &taxonomy, &rubric, now()) else {
             panic!("refused");
         };
         assert_eq!(errors[0].field, "findings");
@@ -293,17 +352,31 @@ mod tests {
     fn findings_of_one_category_are_one_hazard() {
         let (taxonomy, rubric) = (Taxonomy::builtin(), Rubric::builtin());
         let i = input(vec![
-            finding("wiring", Some("一"), &["photo:1"]),
+            finding(
+                "wiring",
+                Some("一"),
+                &["ev_11111111111111111111111111111111"],
+            ),
             finding("ebike_indoor", None, &[]),
-            finding("wiring", Some("二"), &[" photo:2 "]),
+            finding(
+                "wiring",
+                Some("二"),
+                &[" ev_22222222222222222222222222222222 "],
+            ),
         ]);
-        let checked = check(&i, &taxonomy, &rubric).unwrap();
+        let checked = check(&i, &taxonomy, &rubric, now()).unwrap();
         let merged = merge(&i.findings, checked);
         assert_eq!(merged.len(), 2);
         assert_eq!(merged[0].category, "wiring");
         assert_eq!(merged[0].findings, [0, 2]);
         assert_eq!(merged[0].note.as_deref(), Some("一\n二"));
-        assert_eq!(merged[0].evidence, ["photo:1", "photo:2"]);
+        assert_eq!(
+            merged[0].evidence,
+            [
+                "ev_11111111111111111111111111111111",
+                "ev_22222222222222222222222222222222"
+            ]
+        );
         assert_eq!(merged[1].findings, [1]);
         let added = missing_agreement(&taxonomy, &merged).unwrap();
         assert_eq!(added.category, NO_AGREEMENT);

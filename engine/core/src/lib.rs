@@ -8,6 +8,7 @@ pub mod auth;
 pub mod calendar;
 pub mod domain;
 pub mod error;
+pub mod evidence;
 pub mod grading;
 pub mod inspection;
 pub mod machine;

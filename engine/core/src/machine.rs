@@ -16,8 +16,6 @@ use crate::workflow::{CommandDef, Definition, Effect, FieldKind, FieldSpec, Reci
 pub const MAX_TEXT: usize = 2000;
 /// How many evidence references one command may carry.
 pub const MAX_EVIDENCE: usize = 20;
-/// How long one evidence reference may be.
-pub const MAX_EVIDENCE_LEN: usize = 500;
 
 /// A case as the machine sees it: everything a decision may depend on.
 #[derive(Debug, Clone, PartialEq)]
@@ -827,12 +825,12 @@ fn check_value(
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let s = item.as_str().map(str::trim).unwrap_or_default();
-                if s.is_empty() || s.chars().count() > MAX_EVIDENCE_LEN {
-                    return Err(format!(
-                        "item {i} must be a reference of 1 to {MAX_EVIDENCE_LEN} characters"
-                    ));
+                if !crate::evidence::is_id(s) {
+                    return Err(format!("item {i} {}", crate::evidence::NOT_AN_ID));
                 }
-                out.push(json!(s));
+                if !out.iter().any(|o| o == s) {
+                    out.push(json!(s));
+                }
             }
             Ok(Value::Array(out))
         }
@@ -1124,7 +1122,7 @@ mod tests {
                 Step(
                     Role::Landlord,
                     "report_fix",
-                    json!({"evidence": ["photo:abc"]}),
+                    json!({"evidence": ["ev_11111111111111111111111111111111"]}),
                 ),
                 Step(Role::Inspector, "reinspect", json!({"passed": true})),
             ],
@@ -1150,7 +1148,7 @@ mod tests {
                 Step(
                     Role::Landlord,
                     "report_fix",
-                    json!({"evidence": ["photo:1"]}),
+                    json!({"evidence": ["ev_11111111111111111111111111111111"]}),
                 ),
                 Step(
                     Role::Inspector,

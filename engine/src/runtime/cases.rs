@@ -28,6 +28,8 @@ pub struct CaseView {
     pub referrals: Vec<ReferralRecord>,
     /// The commands this caller could issue now.
     pub commands: Vec<String>,
+    /// The evidence the history (as the caller sees it) references, judged.
+    pub evidence: Vec<super::EvidenceView>,
 }
 
 /// What a command committed: the case after it and the events it added.
@@ -89,7 +91,10 @@ impl Runtime {
         // exists: the writer answers "not found" when the case is outside the caller's
         // scope. A department also sees the cases once referred to it, which takes a
         // look at the referrals first; so does a command naming other cases.
-        if principal.role == Role::Department || self.names_cases(&command) {
+        if principal.role == Role::Department
+            || self.names_cases(&command)
+            || self.names_evidence(&command)
+        {
             let record = self.visible_case(principal, case_id).await?;
             self.check_references(principal, &record, &command).await?;
         }
@@ -198,18 +203,29 @@ impl Runtime {
 
     /// Whether the command carries a field that names another case.
     pub(super) fn names_cases(&self, command: &Command) -> bool {
+        self.carries(command, FieldKind::Case)
+    }
+
+    /// Whether the command carries evidence (uploads, checked against the store).
+    fn names_evidence(&self, command: &Command) -> bool {
+        self.carries(command, FieldKind::Evidence)
+    }
+
+    /// Whether the command, in some workflow version, has a field of `kind` that the
+    /// request fills in.
+    fn carries(&self, command: &Command, kind: FieldKind) -> bool {
         let w = self.shared.workflows.read().expect("workflow lock").clone();
         w.by_id.values().any(|def| {
             def.commands.get(&command.name).is_some_and(|spec| {
                 spec.fields
                     .iter()
-                    .any(|(name, f)| f.kind == FieldKind::Case && command.data.contains_key(name))
+                    .any(|(name, f)| f.kind == kind && command.data.contains_key(name))
             })
         })
     }
 
-    /// Checks fields that name other records (a duplicate's original case) against the
-    /// store, since the pure machine cannot.
+    /// Checks fields that name other records (a duplicate's original case, uploaded
+    /// evidence) against the store, since the pure machine cannot.
     pub(super) async fn check_references(
         &self,
         principal: &Principal,
@@ -222,7 +238,19 @@ impl Runtime {
         let Some(spec) = def.commands.get(&command.name) else {
             return Ok(());
         };
+        let mut uploads = Vec::new();
         for (name, field) in &spec.fields {
+            if field.kind == FieldKind::Evidence
+                && let Some(Value::Array(items)) = command.data.get(name)
+            {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(id) = item.as_str().map(str::trim)
+                        && crate::evidence::is_id(id)
+                    {
+                        uploads.push((format!("data.{name}[{i}]"), id.to_string()));
+                    }
+                }
+            }
             if field.kind != FieldKind::Case {
                 continue;
             }
@@ -236,7 +264,8 @@ impl Runtime {
                 ));
             }
         }
-        Ok(())
+        self.check_evidence(principal, &uploads, record.unit_id)
+            .await
     }
 
     /// Applies a command of the system (a rule's, a timer's, a correction's) through
@@ -294,6 +323,7 @@ impl Runtime {
         } else {
             Vec::new()
         };
+        let evidence = self.evidence_views(&case, &history).await?;
         Ok(CaseView {
             names: StateNames::of(&def, &case.snapshot.state),
             case,
@@ -301,6 +331,7 @@ impl Runtime {
             timers,
             referrals,
             commands,
+            evidence,
         })
     }
 

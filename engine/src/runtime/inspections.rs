@@ -39,6 +39,8 @@ pub struct InspectionOutcome {
     pub unit_id: UnitId,
     pub distance_m: f64,
     pub off_site: bool,
+    /// The phone gave a position.
+    pub located: bool,
     /// The cases opened.
     pub cases: Vec<CaseSnapshot>,
     /// For each opened case, the indexes of the findings it holds.
@@ -85,7 +87,12 @@ impl Runtime {
         respond: fn(&InspectionOutcome) -> Value,
     ) -> Result<Idempotent<InspectionOutcome>> {
         crate::policy::check(principal, crate::policy::Act::RecordInspection)?;
-        let checked = inspection::check(&input, &self.shared.taxonomy, &self.shared.rubric)?;
+        let checked = inspection::check(
+            &input,
+            &self.shared.taxonomy,
+            &self.shared.rubric,
+            self.now(),
+        )?;
         let store = &self.shared.store;
         // A unit the caller may not see is, to them, no unit.
         let unit = match store.unit(input.unit_id).await? {
@@ -99,6 +106,18 @@ impl Runtime {
         };
         let now = self.now();
         self.check_campaign_checks(&unit, &input, now).await?;
+        let uploads: Vec<(String, String)> = input
+            .findings
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| {
+                f.evidence
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, e)| (format!("findings[{i}].evidence[{j}]"), e.trim().into()))
+            })
+            .collect();
+        self.check_evidence(principal, &uploads, unit.id).await?;
         let attempt = input.outcome != VisitOutcome::Inspected;
         let mut merged = inspection::merge(&input.findings, checked);
         // A unit whose party has signed no responsibility agreement in force is a
@@ -147,7 +166,11 @@ impl Runtime {
         } = decide_inspection(&facts, merged);
         // Still recorded when far from the unit, but flagged, so that supervisors can
         // see inspections that were not made on site.
-        let distance_m = unit.point().distance_m(input.point);
+        // Without a position from the phone, the visit is recorded at the unit's point,
+        // flagged as not located (neither on nor off site).
+        let located = input.point.is_some();
+        let point = input.point.unwrap_or_else(|| unit.point());
+        let distance_m = unit.point().distance_m(point);
         let off_site = distance_m > self.shared.config.off_site_m;
         let inspection = NewInspection {
             rule_event,
@@ -155,11 +178,13 @@ impl Runtime {
             unit_id: unit.id,
             inspector_id: (principal.role == Role::Inspector)
                 .then_some(InspectorId(principal.subject)),
-            at: now,
-            lon: input.point.lon(),
-            lat: input.point.lat(),
+            at: input.observed_at.unwrap_or(now),
+            recorded_at: now,
+            lon: point.lon(),
+            lat: point.lat(),
             distance_m,
             off_site,
+            located,
             crs: input.crs,
             note: input.note.clone(),
             findings: u32::try_from(input.findings.len()).unwrap_or(u32::MAX),
@@ -245,16 +270,18 @@ impl Runtime {
             duplicates,
         } = plan;
         let snapshots: Vec<CaseSnapshot> = cases.iter().map(|c| c.snapshot.clone()).collect();
-        let (unit_id, distance_m, off_site) = (
+        let (unit_id, distance_m, off_site, located) = (
             inspection.unit_id,
             inspection.distance_m,
             inspection.off_site,
+            inspection.located,
         );
         let outcome_of = move |recorded: &RecordedInspection| InspectionOutcome {
             inspection_id: recorded.inspection_id,
             unit_id,
             distance_m,
             off_site,
+            located,
             cases: recorded
                 .case_ids
                 .iter()
@@ -347,7 +374,8 @@ pub(crate) fn decide_inspection(
     f: &InspectionFacts<'_>,
     hazards: Vec<Hazard>,
 ) -> InspectionDecision {
-    let (unit, open, here) = (f.unit, f.open, f.input.point);
+    let (unit, open) = (f.unit, f.open);
+    let here = f.input.point.unwrap_or_else(|| unit.point());
     let mut plan = CasePlan::default();
     for hazard in hazards {
         let data = json!({
@@ -394,7 +422,9 @@ pub(crate) fn decide_inspection(
             snapshot,
         });
     }
-    let (grade, view) = grade_after(f.rubric, unit, f.input, open, &plan.cases, f.ctx.now);
+    // The visit is dated when it was observed on site.
+    let visited = f.input.observed_at.unwrap_or(f.ctx.now);
+    let (grade, view) = grade_after(f.rubric, unit, f.input, open, &plan.cases, visited);
     InspectionDecision {
         rule_event: crate::grading::grade_event(unit.stars, grade.stars),
         plan,
@@ -589,7 +619,7 @@ mod tests {
             category: category.into(),
             severity: severity.into(),
             note: None,
-            evidence: vec!["photo:1".into()],
+            evidence: vec!["ev_11111111111111111111111111111111".into()],
             findings,
         }
     }
@@ -618,7 +648,8 @@ mod tests {
         ];
         let input = InspectionInput {
             unit_id: here.id,
-            point: here.point(),
+            point: Some(here.point()),
+            observed_at: None,
             crs: crate::spatial::crs::Crs::Wgs84,
             checklist: None,
             campaign_checks: None,

@@ -23,6 +23,7 @@ mod callers;
 mod cases;
 pub mod directory;
 pub mod escalation;
+mod evidence;
 mod inspections;
 pub mod patrol;
 pub mod places;
@@ -34,6 +35,7 @@ mod writer;
 
 pub use callers::TOKEN_RECHECK;
 pub use cases::*;
+pub use evidence::*;
 pub use inspections::*;
 pub use signin::{Session, SignIn};
 pub use units::*;
@@ -69,6 +71,9 @@ pub struct Config {
     /// records a `no_agreement` finding of its own. `anju serve` turns this on unless
     /// told not to; it is off here so that embedded uses opt in.
     pub agreement_findings: bool,
+    /// Where the bytes of uploaded evidence are kept (memory unless told otherwise;
+    /// `anju serve` keeps them in a directory beside the database or an object store).
+    pub blobs: crate::blobs::Blobs,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Default for Config {
             off_site_m: 100.0,
             public_url: None,
             agreement_findings: false,
+            blobs: crate::blobs::Blobs::memory(),
         }
     }
 }

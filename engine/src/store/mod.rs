@@ -31,8 +31,8 @@ pub use crate::model::*;
 
 mod tables;
 pub use tables::{
-    AdminStore, CampaignStore, CaseStore, GridStore, ImportStore, InspectionStore, PartyStore,
-    PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
+    AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
+    PartyStore, PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
 };
 
 /// Everything Anju keeps. Implemented by [`sqlite::SqliteStore`] and
@@ -52,6 +52,7 @@ pub trait Store:
     + PlanStore
     + CampaignStore
     + QueueStore
+    + EvidenceStore
 {
 }
 
@@ -68,6 +69,7 @@ impl<
         + PlanStore
         + CampaignStore
         + QueueStore
+        + EvidenceStore
         + ?Sized,
 > Store for T
 {
@@ -114,6 +116,8 @@ macro_rules! migrator {
             step(10, "token expiry", file!("0010_token_expiry.sql")),
             step(11, "accounts", file!("0011_accounts.sql")),
             step(12, "order documents", file!("0012_order_documents.sql")),
+            step(13, "evidence", file!("0013_evidence.sql")),
+            step(14, "observed visits", file!("0014_observed_visits.sql")),
         ])
     }};
 }

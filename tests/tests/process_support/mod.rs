@@ -32,7 +32,19 @@ impl Server {
         workers: bool,
         extra: &[&str],
     ) -> Server {
+        Server::start_env(db, clock, workers, extra, &[])
+    }
+
+    /// A server with more arguments and environment variables.
+    pub(crate) fn start_env(
+        db: &TestDb,
+        clock: DateTime<Utc>,
+        workers: bool,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(BIN);
+        cmd.envs(env.iter().copied());
         cmd.args([
             "serve",
             "--database-url",

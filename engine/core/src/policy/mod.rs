@@ -40,6 +40,8 @@ pub enum Act {
     ReadDepartmentReferrals(DepartmentId),
     /// The dead letters of the caller's area, and sending one again.
     HandleDeadLetters,
+    /// Uploading a photo or document to reference as evidence.
+    UploadEvidence,
 }
 
 /// The answer to an act.
@@ -126,6 +128,15 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
         HandleDeadLetters => (
             SUPERVISORS_AND_SYSTEM,
             "undelivered messages are for supervisors",
+        ),
+        UploadEvidence => (
+            &[
+                Role::Inspector,
+                Role::Supervisor,
+                Role::Landlord,
+                Role::Department,
+            ],
+            "evidence is uploaded by inspectors, supervisors, landlords and departments",
         ),
         ListInspections(_)
         | ListUngridded

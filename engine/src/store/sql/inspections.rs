@@ -13,8 +13,8 @@ async fn insert_inspection(tx: &mut Tx<'_>, inspection: &NewInspection) -> crate
     let now = inspection.at;
     let inspection_id: i64 = sqlx::query_scalar(
         "INSERT INTO inspections (unit_id, inspector_id, at, lon, lat, distance_m, note, \
-         created_at, off_site, crs, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $3, $8, $9, $10) RETURNING id",
+         created_at, off_site, crs, outcome, located) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(inspection.unit_id.0)
     .bind(inspection.inspector_id.map(|i| i.0))
@@ -23,9 +23,11 @@ async fn insert_inspection(tx: &mut Tx<'_>, inspection: &NewInspection) -> crate
     .bind(inspection.lat)
     .bind(inspection.distance_m)
     .bind(&inspection.note)
+    .bind(ms(inspection.recorded_at))
     .bind(inspection.off_site)
     .bind(crs_name(inspection.crs))
     .bind(inspection.outcome.as_str())
+    .bind(inspection.located)
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| refusal(e, "an inspection"))?;
@@ -39,7 +41,7 @@ async fn insert_case(
     inspection_id: i64,
     c: &NewCase,
 ) -> crate::Result<CaseId> {
-    let now = inspection.at;
+    let now = inspection.recorded_at;
     let s = &c.snapshot;
     let opening = Opening {
         case: c,
@@ -134,7 +136,7 @@ async fn add_rule_event(
     inspection: &NewInspection,
     first_case: Option<CaseId>,
 ) -> crate::Result<()> {
-    let now = inspection.at;
+    let now = inspection.recorded_at;
     // A grade that drops is an event for the rules, on the inspection's first case.
     if let Some(event) = &inspection.rule_event
         && let Some(case) = first_case
@@ -197,7 +199,7 @@ impl InspectionStore for This {
         idem: Option<&IdempotencyKey>,
         respond: &Respond<'_, RecordedInspection>,
     ) -> crate::Result<Idempotent<RecordedInspection>> {
-        let now = inspection.at;
+        let now = inspection.recorded_at;
         let mut tx = begin_write(self.writer()).await.map_err(Error::from)?;
         if let Some(idem) = idem
             && let Some(previous) = claim_idempotency_key(&mut tx, idem, now).await?
@@ -246,7 +248,7 @@ impl InspectionStore for This {
         // names as those of `cases`, so the case scope's SQL serves, on a subquery.
         let mut q = QueryBuilder::<Db>::new(
             "SELECT i.id, i.unit_id, u.address, i.inspector_id, i.at, i.lon, i.lat, \
-             i.distance_m, i.off_site, i.crs, i.note FROM inspections i \
+             i.distance_m, i.off_site, i.located, i.crs, i.note FROM inspections i \
              JOIN units u ON u.id = i.unit_id WHERE i.unit_id IN (SELECT id FROM units WHERE 1 = 1",
         );
         match scope {
@@ -286,6 +288,7 @@ impl InspectionStore for This {
                     lat: r.try_get("lat")?,
                     distance_m: r.try_get("distance_m")?,
                     off_site: r.try_get("off_site")?,
+                    located: r.try_get("located")?,
                     crs: Crs::parse(&crs, "crs").map_err(|e| corrupt(e.message))?,
                     note: r.try_get("note")?,
                 })

@@ -33,8 +33,8 @@ use crate::store::batch::{
 use crate::store::{AccountRecord, CodeRequest, OrderSheet, Preference, SigninCode};
 use crate::store::{Addressee, DeliveryJob, DeliveryRecord, InboxItem, NewDelivery, Settled};
 use crate::store::{
-    AdminStore, CampaignStore, CaseStore, GridStore, ImportStore, InspectionStore, PartyStore,
-    PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
+    AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
+    PartyStore, PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
 };
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
@@ -51,6 +51,7 @@ use crate::time::{from_millis, to_millis};
 mod admin;
 mod campaigns;
 mod cases;
+mod evidence;
 mod grids;
 mod import;
 mod inspections;

@@ -3,6 +3,7 @@
 mod admin;
 mod campaigns;
 mod cases;
+mod evidence;
 mod grids;
 mod import;
 mod inspections;
@@ -16,6 +17,7 @@ mod units;
 pub use admin::AdminStore;
 pub use campaigns::CampaignStore;
 pub use cases::CaseStore;
+pub use evidence::EvidenceStore;
 pub use grids::GridStore;
 pub use import::ImportStore;
 pub use inspections::InspectionStore;

@@ -1,0 +1,329 @@
+//! Evidence on the runtime: uploads checked (by the pure core), stored once per content in the blob store with a thumbnail, referenced by commands and inspections only where the caller may, served only to those who may see an event that references them, and judged (on site, off site, unknown) where a case shows them.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::auth::Principal;
+use crate::blobs::{blob_key, thumbnail_key};
+use crate::domain::{Point, UnitId};
+use crate::error::{Error, Result};
+use crate::evidence::{self, EvidenceKind, PhotoCheck};
+use crate::store::{CaseFilter, CaseRecord, EventRecord, EvidenceRecord};
+
+use super::Runtime;
+
+/// The longest side of a thumbnail, in pixels.
+const THUMBNAIL_SIDE: u32 = 480;
+
+/// An evidence reference as a case shows it: an upload (verified: its bytes are held
+/// and were checked) with how its photo was judged, or a string stored before uploads
+/// existed (unverified).
+#[derive(Debug, Clone)]
+pub struct EvidenceView {
+    pub reference: String,
+    pub record: Option<EvidenceRecord>,
+    /// For photos: whether it was taken at the unit on the day of the event that
+    /// references it.
+    pub check: Option<PhotoCheck>,
+    /// The event that first references it.
+    pub event_seq: Option<i64>,
+}
+
+impl Runtime {
+    /// Stores an upload: checked before anything is decoded, its bytes stored once per
+    /// SHA-256, a thumbnail made for images (decoded within limits: an image that does
+    /// not decode is refused), its EXIF position and time read, and a row of its own
+    /// with a new random id.
+    pub async fn upload_evidence(
+        &self,
+        principal: &Principal,
+        kind: EvidenceKind,
+        claimed: Option<&str>,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<EvidenceRecord> {
+        crate::policy::check(principal, crate::policy::Act::UploadEvidence)?;
+        let checked = evidence::check_upload(kind, claimed, file_name, &bytes)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (bytes, thumbnail, facts) = if checked.media_type.is_image() {
+            tokio::task::spawn_blocking(move || {
+                let thumbnail = thumbnail(&bytes);
+                let facts = evidence::photo_facts(&bytes);
+                (bytes, thumbnail, facts)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("thumbnail: {e}")))?
+        } else {
+            (bytes, Ok(Vec::new()), evidence::PhotoFacts::default())
+        };
+        let thumbnail = thumbnail.map_err(|why| Error::invalid("file", why))?;
+        let size = bytes.len() as i64;
+        let blobs = &self.shared.config.blobs;
+        blobs
+            .put_once(&blob_key(&sha256), bytes)
+            .await
+            .map_err(fault)?;
+        let has_thumbnail = !thumbnail.is_empty();
+        if has_thumbnail {
+            blobs
+                .put_once(&thumbnail_key(&sha256), thumbnail)
+                .await
+                .map_err(fault)?;
+        }
+        let record = EvidenceRecord {
+            id: evidence::new_id(),
+            sha256,
+            kind,
+            media_type: checked.media_type,
+            bytes: size,
+            width: checked.width,
+            height: checked.height,
+            file_name: checked.file_name,
+            owner_role: principal.role,
+            owner_subject: principal.subject,
+            uploaded_by: principal.actor_id(),
+            uploaded_at: self.now(),
+            facts,
+            has_thumbnail,
+        };
+        self.shared.store.insert_evidence(&record).await?;
+        Ok(record)
+    }
+
+    /// An upload and its bytes (or its thumbnail's), for a caller who uploaded it or who
+    /// may see an event of a case that references it; to anyone else, exactly as an
+    /// upload that does not exist.
+    pub async fn evidence_file(
+        &self,
+        principal: &Principal,
+        id: &str,
+        thumbnail: bool,
+    ) -> Result<(EvidenceRecord, Vec<u8>)> {
+        let missing = || Error::not_found("evidence", id);
+        if !evidence::is_id(id) {
+            return Err(missing());
+        }
+        let record = self
+            .shared
+            .store
+            .evidence(&[id.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(missing)?;
+        if !self.owns(principal, &record) && !self.sees_reference(principal, id).await? {
+            return Err(missing());
+        }
+        let key = if thumbnail && record.has_thumbnail {
+            thumbnail_key(&record.sha256)
+        } else if thumbnail {
+            return Err(missing());
+        } else {
+            blob_key(&record.sha256)
+        };
+        let bytes = self
+            .shared
+            .config
+            .blobs
+            .get(&key)
+            .await
+            .map_err(fault)?
+            .ok_or_else(|| Error::Internal(format!("the blob of evidence {id} is missing")))?;
+        Ok((record, bytes))
+    }
+
+    fn owns(&self, principal: &Principal, record: &EvidenceRecord) -> bool {
+        record.owner_role == principal.role && record.owner_subject == principal.subject
+    }
+
+    /// Whether some case the caller may see, of a unit whose cases reference the upload,
+    /// has an event the caller may see that references it.
+    async fn sees_reference(&self, principal: &Principal, id: &str) -> Result<bool> {
+        for unit in self.shared.store.evidence_units(id).await? {
+            let filter = CaseFilter {
+                unit_id: Some(unit),
+                limit: 500,
+                ..CaseFilter::default()
+            };
+            for case in self.list_cases(principal, &filter).await? {
+                let view = match self.case_view(principal, case.snapshot.id).await {
+                    Ok(v) => v,
+                    Err(Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                if view.history.iter().any(|e| references(&e.data, id)) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Checks the evidence a command or an inspection references, for `unit`: each an
+    /// upload that exists and that the caller uploaded or that the unit's cases already
+    /// reference; then records that the unit's cases reference them. `field` names the
+    /// list in the request.
+    pub(super) async fn check_evidence(
+        &self,
+        principal: &Principal,
+        refs: &[(String, String)],
+        unit: UnitId,
+    ) -> Result<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = refs.iter().map(|(_, id)| id.clone()).collect();
+        let found: BTreeMap<String, EvidenceRecord> = self
+            .shared
+            .store
+            .evidence(&ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let mut errors = Vec::new();
+        for (field, id) in refs {
+            let usable = match found.get(id) {
+                Some(e) if self.owns(principal, e) => true,
+                Some(_) => self.shared.store.evidence_units(id).await?.contains(&unit),
+                None => false,
+            };
+            if !usable {
+                errors.push(crate::error::FieldError::new(
+                    field.clone(),
+                    format!("no uploaded file {id}"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        self.shared.store.link_evidence(&ids, unit).await?;
+        Ok(())
+    }
+
+    /// The evidence a case's history (as the caller sees it) and its own record
+    /// reference, each judged: photos against the unit's point and the day of the event
+    /// that references them.
+    pub async fn evidence_views(
+        &self,
+        case: &CaseRecord,
+        history: &[EventRecord],
+    ) -> Result<Vec<EvidenceView>> {
+        let unit_point = Point::parse(case.lon, case.lat, "unit").ok();
+        let mut refs: Vec<(String, Option<&EventRecord>)> = Vec::new();
+        for e in history {
+            for r in evidence_refs(&e.data) {
+                if !refs.iter().any(|(x, _)| *x == r) {
+                    refs.push((r, Some(e)));
+                }
+            }
+        }
+        for r in &case.evidence {
+            if !refs.iter().any(|(x, _)| x == r) {
+                refs.push((r.clone(), history.first()));
+            }
+        }
+        let ids: Vec<String> = refs
+            .iter()
+            .filter(|(r, _)| evidence::is_id(r))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut found: BTreeMap<String, EvidenceRecord> = self
+            .shared
+            .store
+            .evidence(&ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let max_m = self.shared.config.off_site_m;
+        Ok(refs
+            .into_iter()
+            .map(|(reference, event)| {
+                let record = found.remove(&reference);
+                let check = match (&record, unit_point, event) {
+                    (Some(r), Some(p), Some(e)) if r.media_type.is_image() => {
+                        let day = e.at.with_timezone(&crate::time::china_time()).date_naive();
+                        let day = observed_day(&e.data).unwrap_or(day);
+                        Some(evidence::check_photo(r.facts, p, day, max_m))
+                    }
+                    _ => None,
+                };
+                EvidenceView {
+                    reference,
+                    record,
+                    check,
+                    event_seq: event.map(|e| e.seq),
+                }
+            })
+            .collect())
+    }
+}
+
+/// The day (China time) an event's data says its visit was observed on site.
+fn observed_day(data: &Value) -> Option<chrono::NaiveDate> {
+    let at = data.get("observed_at")?.as_str()?;
+    let t = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+    Some(t.with_timezone(&crate::time::china_time()).date_naive())
+}
+
+/// Every evidence reference in an event's data: the `evidence` lists at any depth.
+pub fn evidence_refs(data: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(data, &mut out);
+    out
+}
+
+fn collect(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("evidence", Value::Array(items)) => {
+                        for s in items.iter().filter_map(Value::as_str) {
+                            if !out.iter().any(|o| o == s) {
+                                out.push(s.to_string());
+                            }
+                        }
+                    }
+                    _ => collect(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+        _ => {}
+    }
+}
+
+fn references(data: &Value, id: &str) -> bool {
+    evidence_refs(data).iter().any(|r| r == id)
+}
+
+fn fault(e: crate::blobs::BlobError) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// A JPEG thumbnail of an image, decoded within limits; the reason when it does not
+/// decode.
+fn thumbnail(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("the image cannot be read: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(evidence::MAX_SIDE);
+    limits.max_image_height = Some(evidence::MAX_SIDE);
+    limits.max_alloc = Some(1024 * 1024 * 1024);
+    reader.limits(limits);
+    let image = reader
+        .decode()
+        .map_err(|e| format!("the image cannot be decoded: {e}"))?;
+    let small = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE).to_rgb8();
+    let mut out = Vec::new();
+    small
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .map_err(|e| format!("the thumbnail cannot be made: {e}"))?;
+    Ok(out)
+}

@@ -1,0 +1,22 @@
+//! Uploaded evidence: one row per upload (the bytes live in the blob store), and the units whose cases reference it.
+
+use async_trait::async_trait;
+
+use crate::domain::UnitId;
+use crate::model::*;
+use crate::store::Error;
+
+/// Uploaded evidence: one row per upload, and the units whose cases reference it.
+#[async_trait]
+pub trait EvidenceStore: Send + Sync + 'static {
+    async fn insert_evidence(&self, record: &EvidenceRecord) -> Result<(), Error>;
+
+    /// The uploads with these ids (those that exist), in no particular order.
+    async fn evidence(&self, ids: &[String]) -> Result<Vec<EvidenceRecord>, Error>;
+
+    /// Records that a case or inspection of `unit` references these uploads.
+    async fn link_evidence(&self, ids: &[String], unit: UnitId) -> Result<(), Error>;
+
+    /// The units whose cases or inspections reference the upload.
+    async fn evidence_units(&self, id: &str) -> Result<Vec<UnitId>, Error>;
+}

@@ -1,0 +1,595 @@
+//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo; the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. Screenshots of each role's main page at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use anju_engine::runtime::Config;
+use anju_tests::mail::smtp;
+use anju_tests::{Backend, TestApp, photos, spawn_app_on};
+
+/// How long the browser may take for one thing (a page, an element).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, killed with this value.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts chromedriver and a headless Chromium session at phone width; `None` when
+/// the browser is not installed (and not required).
+async fn browser() -> Option<(Driver, Client)> {
+    let present = |p: &str| std::path::Path::new(p).exists();
+    if !present("/usr/bin/chromium") || !present("/usr/bin/chromedriver") {
+        assert!(
+            std::env::var("ANJU_REQUIRE_BROWSER").is_err(),
+            "ANJU_REQUIRE_BROWSER is set but chromium or chromedriver is missing"
+        );
+        eprintln!("*** SKIPPED: chromium and chromedriver are not installed ***");
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        child,
+        url: url.clone(),
+        _profile: profile,
+    };
+    let status = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = status.get(format!("{url}/status")).send().await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "chromedriver did not start");
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                format!("--user-data-dir={}", driver._profile.path().display()),
+                "--window-size=390,844", "--lang=zh-CN"
+            ]
+        }
+    }))
+    .unwrap();
+    // The connection to chromedriver is plain HTTP; rustls needs a provider named.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let client = ClientBuilder::rustls()
+        .expect("a TLS connector")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session");
+    Some((driver, client))
+}
+
+/// A Chrome DevTools command through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(&'static str, Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.0, "params": self.1 }).to_string()),
+        )
+    }
+}
+
+/// The phone's position, as the browser's geolocation gives it, granted to `origin`.
+async fn place_phone(c: &Client, origin: &str, lon: f64, lat: f64) {
+    c.issue_cmd(Cdp(
+        "Browser.grantPermissions",
+        json!({ "origin": origin, "permissions": ["geolocation"] }),
+    ))
+    .await
+    .expect("grant geolocation");
+    c.issue_cmd(Cdp(
+        "Emulation.setGeolocationOverride",
+        json!({ "latitude": lat, "longitude": lon, "accuracy": 5 }),
+    ))
+    .await
+    .expect("set the position");
+}
+
+async fn find(c: &Client, css: &str) -> Element {
+    c.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+/// Waits until the page's text holds `needle`; the page's text.
+async fn page_with(c: &Client, needle: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = c.source().await.unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the page never showed {needle:?}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Submits the command form of `command` on the case page that is open.
+async fn command_form(c: &Client, command: &str) -> Element {
+    find(
+        c,
+        &format!("form.command:has(input[name=command][value={command}])"),
+    )
+    .await
+}
+
+async fn submit(form: &Element) {
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Signs in through the pages with a code sent by e-mail.
+async fn sign_in(
+    c: &Client,
+    app: &TestApp,
+    smtp: &anju_tests::mail::Smtp,
+    address: &str,
+    n: usize,
+) {
+    c.goto(&format!("{}/signin", app.base)).await.unwrap();
+    find(c, "#address").await.send_keys(address).await.unwrap();
+    find(c, "#send-code").await.click().await.unwrap();
+    page_with(c, "验证码已发出").await;
+    let (code, _, _) = smtp.sign_in_code(address, n).await;
+    find(c, "#code").await.send_keys(&code).await.unwrap();
+    find(
+        c,
+        "form[action='/signin'] button[type=submit]:not([formaction])",
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    page_with(c, "退出 / Sign out").await;
+}
+
+/// Saves the page at phone and desk widths as `target/screenshots/{name}-{width}.png`.
+async fn screenshots(c: &Client, name: &str) {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/screenshots"
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, height) in [(390, 844), (1280, 900)] {
+        c.set_window_size(width, height).await.unwrap();
+        let png = c.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(dir.join(format!("{name}-{width}.png")), png).unwrap();
+    }
+    c.set_window_size(390, 844).await.unwrap();
+}
+
+async fn case_state(app: &TestApp, id: i64) -> String {
+    app.case(id, &app.tokens.city).await["case"]["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the database has the case in `state` (the browser's form is on its way).
+async fn wait_state(app: &TestApp, id: i64, state: &str) {
+    let started = std::time::Instant::now();
+    while case_state(app, id).await != state {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "case {id} never reached {state}: {}",
+            case_state(app, id).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The case page's id from the browser's address.
+async fn case_in_view(c: &Client) -> i64 {
+    let started = std::time::Instant::now();
+    loop {
+        let url = c.current_url().await.unwrap();
+        if let Some(id) = url
+            .path()
+            .strip_prefix("/cases/")
+            .and_then(|s| s.parse().ok())
+        {
+            return id;
+        }
+        if started.elapsed() > PATIENCE {
+            panic!(
+                "no case page: {url}: {}",
+                c.source().await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Serves one HTML page from another port of this host (another origin, same site);
+/// its address.
+async fn serve_html(html: &str) -> String {
+    let html = html.to_string();
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/")
+}
+
+/// How many inspections a unit has had.
+async fn inspections_of(app: &TestApp, unit: i64) -> usize {
+    app.get(
+        &format!("/api/v1/inspections?unit_id={unit}"),
+        &app.tokens.city,
+    )
+    .await
+    .expect(200)["inspections"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// A photo file for the browser to send.
+fn photo_file(dir: &tempfile::TempDir, name: &str, at: (f64, f64, &str), seed: u8) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, photos::photo_at(at.0, at.1, at.2, seed)).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_works_in_the_browser() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let smtp = smtp();
+    let mut app = spawn_app_on(Backend::Sqlite, Config::default(), smtp.channels.clone()).await;
+    // The browser's pages date what they send by the browser's clock (a visit's
+    // observed time): the service's manual clock is set to the real time here.
+    let now = chrono::Utc::now();
+    app.clock.set(now);
+    let taken = now
+        .with_timezone(&anju_engine::time::china_time())
+        .format("%Y:%m:%d %H:%M:%S")
+        .to_string();
+    let files = tempfile::tempdir().unwrap();
+    let unit_id = app.unit_of(1);
+    let unit = app
+        .store()
+        .unit(anju_engine::domain::UnitId(unit_id))
+        .await
+        .unwrap()
+        .unwrap();
+    app.runtime()
+        .plan_around(
+            anju_engine::domain::InspectorId(1),
+            now.with_timezone(&anju_engine::time::china_time())
+                .date_naive(),
+        )
+        .await
+        .unwrap();
+
+    // The inspector signs in and opens the day's plan.
+    sign_in(&c, &app, &smtp, "inspector1@anju.example", 1).await;
+    c.goto(&format!("{}/plan", app.base)).await.unwrap();
+    let plan = page_with(&c, "今日巡查").await;
+    assert!(plan.contains("/units/"), "the plan lists units: {plan}");
+    screenshots(&c, "inspector-plan").await;
+
+    // Records an inspection of unit 1: the position from the browser, two hazards, a
+    // photo; the case page opens with the photo judged on site.
+    place_phone(&c, &app.base, unit.lon, unit.lat).await;
+    c.goto(&format!("{}/units/{unit_id}/inspect", app.base))
+        .await
+        .unwrap();
+    page_with(&c, "已定位 / Position").await;
+    find(&c, "input[name=finding][value=wiring]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&c, "input[name=finding][value=three_in_one]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let photo = photo_file(&files, "wiring.jpg", (unit.lon, unit.lat, &taken), 1);
+    find(&c, "input[name=photos]")
+        .await
+        .send_keys(&photo)
+        .await
+        .unwrap();
+    find(&c, "#inspection button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let case = case_in_view(&c).await;
+    page_with(&c, "现场拍摄 / Taken on site").await;
+    let view = app.case(case, &app.tokens.city).await;
+    assert_eq!(view["evidence"][0]["verified"], true, "{view}");
+    let cases = app
+        .get(
+            &format!("/api/v1/cases?unit_id={unit_id}"),
+            &app.tokens.city,
+        )
+        .await
+        .expect(200);
+    let by_category = |category: &str| {
+        cases["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["category"] == category)
+            .and_then(|k| k["id"].as_i64())
+            .unwrap_or_else(|| panic!("a {category} case: {cases}"))
+    };
+    let (wiring, three) = (by_category("wiring"), by_category("three_in_one"));
+    let inspections = app
+        .get(
+            &format!("/api/v1/inspections?unit_id={unit_id}"),
+            &app.tokens.city,
+        )
+        .await
+        .expect(200);
+    assert_eq!(inspections["inspections"][0]["located"], true);
+    assert_eq!(inspections["inspections"][0]["off_site"], false);
+
+    // Issues the order on the wiring case.
+    c.goto(&format!("{}/cases/{wiring}", app.base))
+        .await
+        .unwrap();
+    let notify = command_form(&c, "notify").await;
+    if let Ok(requirements) = notify
+        .find(Locator::Css("textarea[name='f.requirements']"))
+        .await
+    {
+        requirements
+            .send_keys("拆除飞线 / Remove the loose wiring")
+            .await
+            .unwrap();
+    }
+    submit(&notify).await;
+    wait_state(&app, wiring, "notified").await;
+    page_with(&c, "整改通知书（可打印）").await;
+    screenshots(&c, "inspector-case").await;
+    // A cross-site form (another origin posting to this one) carries no CSRF token:
+    // refused, nothing changes.
+    let version = app.case(wiring, &app.tokens.city).await["case"]["version"].clone();
+    let forged = format!(
+        "data:text/html;charset=utf-8,<form id=f method=post enctype=multipart/form-data \
+         action='{}/cases/{wiring}/commands'><input name=command value=mark_duplicate>\
+         <input name=f.duplicate_of value={three}><input name=expected_version value={version}>\
+         </form><script>f.submit()</script>",
+        app.base
+    );
+    c.goto(&forged).await.unwrap();
+    // From another site the session cookie (SameSite) does not go with it: the sign-in
+    // page, nothing done.
+    page_with(&c, "登录安居 / Sign in to Anju").await;
+    assert_eq!(case_state(&app, wiring).await, "notified");
+    // From another origin of the same site (another port) the cookie goes, and the
+    // missing CSRF token refuses it.
+    let other_origin = serve_html(forged.trim_start_matches("data:text/html;charset=utf-8,")).await;
+    c.goto(&other_origin).await.unwrap();
+    page_with(&c, "请求被拒绝").await;
+    assert_eq!(case_state(&app, wiring).await, "notified");
+
+    // The landlord signs in, sees the order, acknowledges and reports the fix with a
+    // photo.
+    c.goto(&format!("{}/", app.base)).await.unwrap();
+    find(&c, "form.signout button").await.click().await.unwrap();
+    page_with(&c, "登录").await;
+    sign_in(&c, &app, &smtp, "party1@anju.example", 1).await;
+    let home = page_with(&c, &format!("/cases/{wiring}")).await;
+    assert!(home.contains("剩余"), "the deadline counted down: {home}");
+    screenshots(&c, "landlord-home").await;
+    c.goto(&format!("{}/cases/{wiring}", app.base))
+        .await
+        .unwrap();
+    submit(&command_form(&c, "acknowledge").await).await;
+    wait_state(&app, wiring, "acknowledged").await;
+    let fix = command_form(&c, "report_fix").await;
+    let after = photo_file(&files, "after.jpg", (unit.lon, unit.lat, &taken), 2);
+    fix.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&after)
+        .await
+        .unwrap();
+    submit(&fix).await;
+    wait_state(&app, wiring, "rectification_reported").await;
+    page_with(&c, "已报整改").await;
+    let view = app.case(wiring, &app.tokens.city).await;
+    assert_eq!(view["evidence"].as_array().unwrap().len(), 2, "{view}");
+
+    // The inspector refers the three-in-one case (a critical hazard).
+    app.command(three, &app.tokens.inspector, "refer", json!({}))
+        .await
+        .expect(200);
+
+    // The department signs in, accepts and records a fine with the decision as a
+    // document.
+    find(&c, "form.signout button").await.click().await.unwrap();
+    page_with(&c, "登录").await;
+    // An officer of the district's fire brigade, registered, signs in as themselves.
+    app.store()
+        .import(
+            &[anju_engine::registry::Record::Officer {
+                department_id: anju_engine::domain::DepartmentId(1),
+                name: "执法员 张三".into(),
+                phone: None,
+                email: Some("zhang.officer@fire.example".into()),
+            }],
+            app.runtime().now(),
+        )
+        .await
+        .unwrap();
+    sign_in(&c, &app, &smtp, "zhang.officer@fire.example", 1).await;
+    page_with(&c, &format!("/cases/{three}")).await;
+    screenshots(&c, "department-inbox").await;
+    c.goto(&format!("{}/cases/{three}", app.base))
+        .await
+        .unwrap();
+    submit(&command_form(&c, "accept").await).await;
+    wait_state(&app, three, "accepted").await;
+    let result = command_form(&c, "record_result").await;
+    result
+        .find(Locator::Css("select[name='f.result'] option[value=fine]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    result
+        .find(Locator::Css("input[name='f.fine_amount']"))
+        .await
+        .unwrap()
+        .send_keys("5000")
+        .await
+        .unwrap();
+    result
+        .find(Locator::Css("textarea[name='f.decision_no']"))
+        .await
+        .unwrap()
+        .send_keys("穗消罚决字〔2026〕001号")
+        .await
+        .unwrap();
+    let decision = files.path().join("决定书.pdf");
+    std::fs::write(&decision, photos::pdf("穗消罚决字〔2026〕001号")).unwrap();
+    result
+        .find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&decision.display().to_string())
+        .await
+        .unwrap();
+    submit(&result).await;
+    wait_state(&app, three, "enforced").await;
+    page_with(&c, "决定书.pdf").await;
+
+    // The inspector closes it.
+    find(&c, "form.signout button").await.click().await.unwrap();
+    page_with(&c, "登录").await;
+    sign_in(&c, &app, &smtp, "inspector1@anju.example", 2).await;
+    c.goto(&format!("{}/cases/{three}", app.base))
+        .await
+        .unwrap();
+    let close = command_form(&c, "close").await;
+    if let Ok(outcome) = close
+        .find(Locator::Css("select[name='f.outcome'] option[value=fixed]"))
+        .await
+    {
+        outcome.click().await.unwrap();
+    }
+    submit(&close).await;
+    wait_state(&app, three, "fixed").await;
+    let closed = app.case(three, &app.tokens.city).await;
+    assert_eq!(closed["terminal"], true, "{closed}");
+
+    // Offline: the form is open, the service stops, the form is sent (kept in the
+    // browser), the service starts again on the same address and the browser sends it
+    // again: one inspection.
+    place_phone(&c, &app.base, unit.lon, unit.lat).await;
+    let other = app.units_of(1)[1];
+    c.goto(&format!("{}/units/{other}/inspect", app.base))
+        .await
+        .unwrap();
+    page_with(&c, "已定位 / Position").await;
+    find(&c, "input[name=finding][value=sanitation]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(inspections_of(&app, other).await, 0);
+    app.stop().await;
+    find(&c, "#inspection button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    page_with(&c, "已保存在本机").await;
+    app.start_again().await;
+    c.execute("return window.anjuFlush()", vec![])
+        .await
+        .unwrap();
+    c.execute("return window.anjuFlush()", vec![])
+        .await
+        .unwrap();
+    assert_eq!(inspections_of(&app, other).await, 1, "recorded once");
+    let status = c
+        .execute(
+            "return document.getElementById('outbox').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(""), "nothing left waiting");
+    c.close().await.unwrap();
+}

@@ -323,6 +323,17 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
         "{plan}"
     );
     assert!(plan.contains("\"tiles\":null"), "{plan}");
+    // The inspector's grids are outlined under the route, from their stored shapes.
+    let grid = app
+        .get("/api/v1/grids/1", &app.tokens.inspector)
+        .await
+        .expect(200);
+    let ring = &grid["geometry"]["coordinates"][0];
+    let corner = format!("[{},{}]", ring[0][1], ring[0][0]);
+    assert!(
+        plan.contains("\"grids\":[[") && plan.contains(&corner),
+        "{corner}: {plan}"
+    );
     let leaflet = client
         .get(format!("{}/assets/leaflet/leaflet.js", app.base))
         .send()

@@ -119,9 +119,22 @@ fn stars(stars: Option<u8>) -> String {
 
 /// An inspector's plan for today (China time), in walking order.
 pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Response {
-    let Scope::Grids(_) = visitor.principal.scope else {
+    let Scope::Grids(grids) = &visitor.principal.scope else {
         return error_page(anju_engine::Error::not_found("page", "plan").into());
     };
+    // The outlines of the inspector's grids, drawn under the route.
+    let mut outlines = Vec::new();
+    for id in grids {
+        match app.runtime.grid(&visitor.principal, *id).await {
+            Ok(g) => outlines.extend(
+                g.geometry
+                    .as_ref()
+                    .map(|geo| rings(geo, &app.map))
+                    .unwrap_or_default(),
+            ),
+            Err(e) => return error_page(e.into()),
+        }
+    }
     let today = app.runtime.now().with_timezone(&china_time()).date_naive();
     let inspector = anju_engine::domain::InspectorId(visitor.principal.subject);
     let plan = match app
@@ -141,7 +154,7 @@ pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Respo
         html! {
             p { "共 " (stops.len()) " 处，已到 " (visited) " 处，步行约 " (format!("{:.1}", plan.route.length_m / 1000.0)) " 公里 / "
                 (stops.len()) " stops, " (visited) " visited, about " (format!("{:.1}", plan.route.length_m / 1000.0)) " km on foot" }
-            (route_map(&app, stops))
+            (route_map(&app, stops, &outlines))
             ol {
                 @for s in stops {
                     li {
@@ -265,13 +278,46 @@ pub(super) async fn appeal(
 /// The day's route on a map (Leaflet, served from the binary): the stops in order, a
 /// line between them, on the configured tiles or a plain background, in the tiles'
 /// datum.
-fn route_map(app: &AppState, stops: &[anju_engine::model::StoredStop]) -> maud::Markup {
+/// The rings of a GeoJSON Polygon or MultiPolygon (WGS-84), as the tiles draw them
+/// (`[lat, lon]`).
+fn rings(geometry: &serde_json::Value, map: &crate::web::MapSettings) -> Vec<Vec<[f64; 2]>> {
+    let ring = |r: &serde_json::Value| -> Vec<[f64; 2]> {
+        r.as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .filter_map(|p| Some(map.place(p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let polygons: Vec<&serde_json::Value> = match geometry["type"].as_str() {
+        Some("Polygon") => vec![&geometry["coordinates"]],
+        Some("MultiPolygon") => geometry["coordinates"]
+            .as_array()
+            .map(|ps| ps.iter().collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    polygons
+        .into_iter()
+        .filter_map(|p| p.as_array().and_then(|rs| rs.first()).map(ring))
+        .filter(|r| r.len() >= 3)
+        .collect()
+}
+
+fn route_map(
+    app: &AppState,
+    stops: &[anju_engine::model::StoredStop],
+    outlines: &[Vec<[f64; 2]>],
+) -> maud::Markup {
     let map = &app.map;
     let points: Vec<[f64; 2]> = stops.iter().map(|s| map.place(s.lon, s.lat)).collect();
     let labels: Vec<&str> = stops.iter().map(|s| s.address.as_str()).collect();
     let data = serde_json::json!({
         "points": points,
         "labels": labels,
+        "grids": outlines,
         "tiles": map.tile_url,
         "attribution": map.attribution,
     });
@@ -287,8 +333,9 @@ fn route_map(app: &AppState, stops: &[anju_engine::model::StoredStop]) -> maud::
     }
 }
 
-const MAP_SCRIPT: &str = "(function(){if(!window.L||!ROUTE.points.length)return;var m=L.map('map');\
+const MAP_SCRIPT: &str = "(function(){if(!window.L||!(ROUTE.points.length||ROUTE.grids.length))return;var m=L.map('map');\
 if(ROUTE.tiles){L.tileLayer(ROUTE.tiles,{attribution:ROUTE.attribution,maxZoom:19}).addTo(m);}\
-L.polyline(ROUTE.points,{color:'#0b5cab'}).addTo(m);\
+var b=L.latLngBounds([]);ROUTE.grids.forEach(function(r){L.polygon(r,{color:'#6e7781',weight:1,fill:false,dashArray:'4'}).addTo(m);b.extend(r);});\
+if(ROUTE.points.length){L.polyline(ROUTE.points,{color:'#0b5cab'}).addTo(m);b=L.latLngBounds(ROUTE.points);}\
 ROUTE.points.forEach(function(p,i){L.circleMarker(p,{radius:7}).bindTooltip((i+1)+'. '+ROUTE.labels[i]).addTo(m);});\
-m.fitBounds(L.latLngBounds(ROUTE.points),{padding:[20,20]});})();";
+m.fitBounds(b,{padding:[20,20]});})();";

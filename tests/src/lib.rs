@@ -313,24 +313,9 @@ pub async fn start_at(
     config: runtime::Config,
     bind: SocketAddr,
 ) -> Application {
-    let settings = Settings {
-        database_url: db.url.clone(),
-        bind,
-        workers: false,
-        limits: anju_api::http::serve::Limits::default(),
-        tls: None,
-        map: Default::default(),
-        runtime: config,
-    };
-    Application::build(
-        settings,
-        Arc::new(clock.clone()),
-        "manual",
-        vec![Arc::new(LogChannel)],
-        |_| axum::Router::new(),
-    )
-    .await
-    .expect("start the service again")
+    let limits = anju_api::http::serve::Limits::default();
+    let channels: anju_engine::outbox::Channels = vec![Arc::new(LogChannel)];
+    start_bound(db, clock, config, limits, channels, None, bind).await
 }
 
 /// Starts the real service as [`start_limited`], with notices going out on `channels`,
@@ -343,9 +328,23 @@ pub async fn start_full(
     channels: anju_engine::outbox::Channels,
     tls: Option<anju_api::http::serve::TlsFiles>,
 ) -> Application {
+    let any_port = "127.0.0.1:0".parse().expect("address");
+    start_bound(db, clock, config, limits, channels, tls, any_port).await
+}
+
+/// Starts the real service on `bind`, with everything [`start_full`] takes.
+async fn start_bound(
+    db: &TestDb,
+    clock: &ManualClock,
+    config: runtime::Config,
+    limits: anju_api::http::serve::Limits,
+    channels: anju_engine::outbox::Channels,
+    tls: Option<anju_api::http::serve::TlsFiles>,
+    bind: SocketAddr,
+) -> Application {
     let settings = Settings {
         database_url: db.url.clone(),
-        bind: "127.0.0.1:0".parse().expect("address"),
+        bind,
         workers: false,
         limits,
         tls,

@@ -35,7 +35,7 @@ pub struct CityBenchArgs {
     pub keep: bool,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -56,33 +56,15 @@ fn rss_mib(pid: u32) -> Option<(f64, f64)> {
 
 pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (url, scratch) = match &args.database_url {
-        Some(url) => (url.clone(), None),
-        None => {
-            let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-            let path = dir.join(format!("anju-city-{}.db", std::process::id()));
-            (path.display().to_string(), Some(path))
-        }
-    };
-    println!(
-        "anju bench-city: {cores} cores, database {}",
-        crate::app::redact(&url)
-    );
+    println!("anju bench-city: {cores} cores");
+    let (url, scratch) = open_city(
+        args.database_url.as_deref(),
+        args.dir.as_deref(),
+        args.units,
+        "city",
+    )
+    .await?;
     let store = crate::app::open_store(&url).await?;
-    if scratch.is_some() {
-        let started = Instant::now();
-        crate::cli::seed(&store, args.units, 2026, chrono::Utc::now()).await?;
-        println!(
-            "seeded {} units in {:.1} s",
-            args.units,
-            started.elapsed().as_secs_f64()
-        );
-    } else if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
-        bail!(
-            "{} holds no units; seed it first or leave out --database-url",
-            crate::app::redact(&url)
-        );
-    }
 
     // The unit index, as `anju serve` builds it at start-up.
     let started = Instant::now();
@@ -188,17 +170,59 @@ pub async fn run(args: CityBenchArgs) -> anyhow::Result<()> {
     }
 
     serve_memory(&url)?;
-
-    if let Some(path) = scratch {
-        if args.keep {
-            println!("kept {}", path.display());
-        } else {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
+    close_city(scratch, args.keep);
     Ok(())
+}
+
+/// The city a benchmark measures: `database_url` when given (it must hold units), else
+/// a scratch SQLite file in `dir` seeded with `units` (with progress). Its URL, and the
+/// scratch file's path.
+pub(crate) async fn open_city(
+    database_url: Option<&str>,
+    dir: Option<&std::path::Path>,
+    units: u64,
+    name: &str,
+) -> anyhow::Result<(String, Option<PathBuf>)> {
+    let (url, scratch) = match database_url {
+        Some(url) => (url.to_string(), None),
+        None => {
+            let dir = dir.map_or_else(std::env::temp_dir, |d| d.to_path_buf());
+            let path = dir.join(format!("anju-{name}-{}.db", std::process::id()));
+            (path.display().to_string(), Some(path))
+        }
+    };
+    println!("database {}", crate::app::redact(&url));
+    let store = crate::app::open_store(&url).await?;
+    if scratch.is_some() {
+        let started = Instant::now();
+        crate::cli::seed(&store, units, 2026, chrono::Utc::now()).await?;
+        println!(
+            "seeded {units} units in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    } else if store.unit(anju_engine::domain::UnitId(1)).await?.is_none() {
+        bail!(
+            "{} holds no units; seed it first or leave out --database-url",
+            crate::app::redact(&url)
+        );
+    }
+    Ok((url, scratch))
+}
+
+/// Removes a scratch city (its SQLite file and evidence beside it), or says where it
+/// was kept.
+pub(crate) fn close_city(scratch: Option<PathBuf>, keep: bool) {
+    let Some(path) = scratch else {
+        return;
+    };
+    if keep {
+        println!("kept {}", path.display());
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let _ = std::fs::remove_dir_all(format!("{}.evidence", path.display()));
 }
 /// Every unit placed in the grid polygon that contains it.
 async fn place_units_in_grids(store: &anju_engine::store::SharedStore) -> anyhow::Result<()> {

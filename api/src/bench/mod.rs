@@ -3,6 +3,7 @@
 pub mod city;
 pub mod http;
 pub mod outbox;
+pub mod pages;
 pub mod rules;
 
 use std::path::PathBuf;
@@ -456,7 +457,7 @@ async fn bench_rules(runtime: &Runtime, store: &SharedStore) -> anyhow::Result<(
 const CATEGORIES: usize = 14;
 
 /// The photo the bench's inspections and fix reports reference (16 × 12 pixels).
-const BENCH_PHOTO: &[u8] = include_bytes!("photo.jpg");
+pub(crate) const BENCH_PHOTO: &[u8] = include_bytes!("photo.jpg");
 
 /// The photo a bench case's inspection referenced, which its landlord references when
 /// reporting the fix.

@@ -86,6 +86,9 @@ pub enum Cmd {
     /// 500 m radius queries, grid assignment, the whole city's daily plan, and the
     /// resident memory of `anju serve` on it.
     BenchCity(crate::bench::city::CityBenchArgs),
+    /// Measure the pages people use on a city of a million units: the inspector's plan
+    /// page and a case page, over loopback with a session cookie.
+    BenchPages(crate::bench::pages::PagesBenchArgs),
     /// Measure escalation-rule evaluations per second for the starter rules.
     BenchRules(crate::bench::rules::RulesBenchArgs),
     /// An SMTP server on a free loopback port that accepts and drops every message (for
@@ -173,6 +176,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Rules(RulesCmd::Sweep(db)) => rules_sweep(db, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,
         Cmd::BenchCity(args) => crate::bench::city::run(args).await,
+        Cmd::BenchPages(args) => crate::bench::pages::run(args).await,
         Cmd::BenchRules(args) => crate::bench::rules::run(args).await,
         Cmd::SmtpSink => crate::bench::outbox::smtp_sink(),
     }

@@ -25,34 +25,33 @@ mod signin;
 /// The most a form with files may carry (several phone photos, or a scanned decision).
 const FORM_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 
+type EvidencePath = axum::extract::Path<String>;
+
 /// An upload, for a visitor who may see it (as the API serves it).
 async fn evidence_file(
     axum::extract::State(app): axum::extract::State<AppState>,
     visitor: Visitor,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Path(id): EvidencePath,
 ) -> Response {
-    match app
-        .runtime
-        .evidence_file(&visitor.principal, &id, false)
-        .await
-    {
-        Ok((record, bytes)) => crate::routes::evidence::file_response(&record, bytes, false),
-        Err(e) => error_page(e.into()),
-    }
+    serve_evidence(&app, &visitor, &id, false).await
 }
 
 /// An upload's thumbnail, for a visitor who may see it.
 async fn evidence_thumbnail(
     axum::extract::State(app): axum::extract::State<AppState>,
     visitor: Visitor,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Path(id): EvidencePath,
 ) -> Response {
+    serve_evidence(&app, &visitor, &id, true).await
+}
+
+async fn serve_evidence(app: &AppState, visitor: &Visitor, id: &str, thumbnail: bool) -> Response {
     match app
         .runtime
-        .evidence_file(&visitor.principal, &id, true)
+        .evidence_file(&visitor.principal, id, thumbnail)
         .await
     {
-        Ok((record, bytes)) => crate::routes::evidence::file_response(&record, bytes, true),
+        Ok((record, bytes)) => crate::routes::evidence::file_response(&record, bytes, thumbnail),
         Err(e) => error_page(e.into()),
     }
 }

@@ -161,6 +161,18 @@ impl Runtime {
         Ok(false)
     }
 
+    /// The uploads with these ids that exist, by id.
+    async fn uploads_by_id(&self, ids: &[String]) -> Result<BTreeMap<String, EvidenceRecord>> {
+        Ok(self
+            .shared
+            .store
+            .evidence(ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect())
+    }
+
     /// Checks the evidence a command or an inspection references, for `unit`: each an
     /// upload that exists and that the caller uploaded or that the unit's cases already
     /// reference; then records that the unit's cases reference them. `field` names the
@@ -174,22 +186,22 @@ impl Runtime {
         if refs.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = refs.iter().map(|(_, id)| id.clone()).collect();
-        let found: BTreeMap<String, EvidenceRecord> = self
+        let mut ids: Vec<String> = refs.iter().map(|(_, id)| id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let found: BTreeMap<String, (EvidenceRecord, bool)> = self
             .shared
             .store
-            .evidence(&ids)
+            .evidence_on_unit(&ids, unit)
             .await?
             .into_iter()
-            .map(|e| (e.id.clone(), e))
+            .map(|(e, linked)| (e.id.clone(), (e, linked)))
             .collect();
         let mut errors = Vec::new();
         for (field, id) in refs {
-            let usable = match found.get(id) {
-                Some(e) if self.owns(principal, e) => true,
-                Some(_) => self.shared.store.evidence_units(id).await?.contains(&unit),
-                None => false,
-            };
+            let usable = found
+                .get(id)
+                .is_some_and(|(e, linked)| *linked || self.owns(principal, e));
             if !usable {
                 errors.push(crate::error::FieldError::new(
                     field.clone(),
@@ -200,7 +212,15 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        self.shared.store.link_evidence(&ids, unit).await?;
+        // Only links not made before are written: a command that references evidence
+        // already on the unit's cases writes nothing here.
+        let new: Vec<String> = ids
+            .into_iter()
+            .filter(|id| found.get(id).is_some_and(|(_, linked)| !linked))
+            .collect();
+        if !new.is_empty() {
+            self.shared.store.link_evidence(&new, unit).await?;
+        }
         Ok(())
     }
 
@@ -231,14 +251,7 @@ impl Runtime {
             .filter(|(r, _)| evidence::is_id(r))
             .map(|(r, _)| r.clone())
             .collect();
-        let mut found: BTreeMap<String, EvidenceRecord> = self
-            .shared
-            .store
-            .evidence(&ids)
-            .await?
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect();
+        let mut found = self.uploads_by_id(&ids).await?;
         let max_m = self.shared.config.off_site_m;
         Ok(refs
             .into_iter()

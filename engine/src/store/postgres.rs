@@ -415,7 +415,7 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         push_referral(&mut q, *case, *seq, change, at);
         q.build().execute(&mut **tx).await?;
     }
-    for o in &writes.orders {
+    for o in writes.orders_in_lock_order() {
         let mut counter = QueryBuilder::<Db>::new("");
         sql::push_order_counter(&mut counter, o);
         counter.build().execute(&mut **tx).await?;

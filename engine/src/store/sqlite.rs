@@ -372,7 +372,7 @@ fn batch_script(writes: Writes, at: i64, begin: bool) -> Script {
     for (case, seq, change) in &writes.referrals {
         push_referral(script.start(""), *case, *seq, change, at);
     }
-    for o in &writes.orders {
+    for o in writes.orders_in_lock_order() {
         sql::push_order_counter(script.start(""), o);
         sql::push_order_document(script.start(""), o, at);
     }

@@ -97,6 +97,33 @@ impl EvidenceStore for This {
             .collect()
     }
 
+    async fn evidence_on_unit(
+        &self,
+        ids: &[String],
+        unit: UnitId,
+    ) -> Result<Vec<(EvidenceRecord, bool)>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {EVIDENCE_COLUMNS}, EXISTS (SELECT 1 FROM evidence_units u \
+             WHERE u.evidence_id = evidence.id AND u.unit_id = "
+        ));
+        q.push_bind(unit.0);
+        q.push(") AS linked FROM evidence WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in ids.iter().take(MAX_PARAMS - 1) {
+            list.push_bind(id.clone());
+        }
+        q.push(")");
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| Ok((evidence_row(r)?, r.try_get::<bool, _>("linked")?)))
+            .collect()
+    }
+
     async fn link_evidence(&self, ids: &[String], unit: UnitId) -> Result<(), Error> {
         if ids.is_empty() {
             return Ok(());

@@ -14,6 +14,14 @@ pub trait EvidenceStore: Send + Sync + 'static {
     /// The uploads with these ids (those that exist), in no particular order.
     async fn evidence(&self, ids: &[String]) -> Result<Vec<EvidenceRecord>, Error>;
 
+    /// The uploads with these ids (those that exist), each with whether the cases or
+    /// inspections of `unit` already reference it: one read for a command's evidence.
+    async fn evidence_on_unit(
+        &self,
+        ids: &[String],
+        unit: UnitId,
+    ) -> Result<Vec<(EvidenceRecord, bool)>, Error>;
+
     /// Records that a case or inspection of `unit` references these uploads.
     async fn link_evidence(&self, ids: &[String], unit: UnitId) -> Result<(), Error>;
 

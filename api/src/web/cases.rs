@@ -212,12 +212,33 @@ fn evidence_item(e: &anju_engine::runtime::EvidenceView) -> maud::Markup {
     }
 }
 
+/// What a form calls a command's field: Chinese first, then English; the field's own
+/// name for one this page does not know.
+fn field_label(name: &str) -> String {
+    let known = match name {
+        "requirements" => "整改要求 / Requirements",
+        "deadline_hours" => "整改期限（小时） / Deadline (hours)",
+        "evidence" => "证据（照片、文书） / Evidence (photos, documents)",
+        "note" => "说明 / Note",
+        "passed" => "复查合格 / Passed",
+        "outcome" => "结果 / Outcome",
+        "duplicate_of" => "重复的案件编号 / Duplicate of case",
+        "department_id" => "部门编号 / Department",
+        "reason_code" => "原因 / Reason",
+        "result" => "查处结果 / Result",
+        "fine_amount" => "罚款金额（元） / Fine (yuan)",
+        "decision_no" => "决定书文号 / Decision number",
+        _ => return name.to_string(),
+    };
+    known.to_string()
+}
+
 /// The input of one of a command's fields, as the workflow defines it (`f.<name>`).
 fn field_input(name: &str, field: &FieldSpec) -> maud::Markup {
     let input = format!("f.{name}");
     html! {
         label {
-            (name) @if field.required { " *" }
+            (field_label(name)) @if field.required { " *" }
             @match field.kind {
                 FieldKind::Enum => select name=(input) required[field.required] {
                     @if !field.required { option value="" { "—" } }

@@ -63,7 +63,7 @@
       return out;
     }).then(function (out) { return out.n; });
   }
-  var flushing = false;
+  var flushing = false, refused = 0;
   // Sends again every kept form, oldest first; each is forgotten once the service
   // answered it (recorded, or refused: a refusal will not change by sending again).
   function flush() {
@@ -81,11 +81,15 @@
         return p.then(function () {
           return send(item[1]).then(function (r) {
             if (!r) throw new Error('unreachable');
+            if (!r.ok && !r.redirected) refused += 1;
             return tx('readwrite', function (st) { st.delete(item[0]); });
           });
         });
       }, Promise.resolve());
-    }).then(function () { status(''); }, function () {})
+    }).then(function () {
+      status(refused ? '有 ' + refused + ' 份保存的记录被拒绝，请重新填写 / ' + refused +
+        ' kept form(s) were refused when sent: fill them in again' : '');
+    }, function () {})
       .then(function () { flushing = false; return pending(); })
       .then(function (n) { if (n) status('有 ' + n + ' 份记录待发送 / ' + n + ' form(s) waiting to be sent'); });
   }

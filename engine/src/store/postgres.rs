@@ -415,19 +415,76 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         push_referral(&mut q, *case, *seq, change, at);
         q.build().execute(&mut **tx).await?;
     }
-    for o in writes.orders_in_lock_order() {
-        let mut counter = QueryBuilder::<Db>::new("");
-        sql::push_order_counter(&mut counter, o);
-        counter.build().execute(&mut **tx).await?;
-        let mut document = QueryBuilder::<Db>::new("");
-        sql::push_order_document(&mut document, o, at);
-        document.build().execute(&mut **tx).await?;
+    if !writes.orders.is_empty() {
+        write_orders(tx, &writes, at).await?;
     }
     for i in 0..rule_writes_of(&writes) {
         let mut q = QueryBuilder::<Db>::new("");
         push_rule_write(&mut q, &writes, i, at);
         q.build().execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// Numbers a batch's orders in two statements whatever their count: each office's
+/// counter moved on by its orders in one upsert over arrays (rows taken in (office,
+/// year) order, the same in every batch, so that two batches cannot deadlock on them),
+/// then every order's document with its number and 文书编号.
+async fn write_orders(tx: &mut Tx<'_>, writes: &Writes, at: i64) -> Result<(), Error> {
+    let orders = writes.orders_in_lock_order();
+    let mut groups: Vec<(&str, i64, i64)> = Vec::new();
+    for o in &orders {
+        match groups.last_mut() {
+            Some((office, year, n)) if *office == o.office && *year == i64::from(o.year) => *n += 1,
+            _ => groups.push((&o.office, i64::from(o.year), 1)),
+        }
+    }
+    let lasts: Vec<(String, i64, i64)> = sqlx::query_as(
+        "INSERT INTO document_counters (office, year, last) \
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) \
+         ON CONFLICT (office, year) DO UPDATE SET last = document_counters.last + EXCLUDED.last \
+         RETURNING office, year, last",
+    )
+    .bind(groups.iter().map(|g| g.0.to_string()).collect::<Vec<_>>())
+    .bind(groups.iter().map(|g| g.1).collect::<Vec<_>>())
+    .bind(groups.iter().map(|g| g.2).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    let last_of: BTreeMap<(String, i64), i64> =
+        lasts.into_iter().map(|(o, y, l)| ((o, y), l)).collect();
+    // Each group's numbers run up to its counter's new value, in the orders' order.
+    let mut numbers = Vec::with_capacity(orders.len());
+    for (office, year, n) in &groups {
+        let last = last_of
+            .get(&(office.to_string(), *year))
+            .copied()
+            .ok_or_else(|| Error::Corrupt(format!("no document counter for {office} {year}")))?;
+        numbers.extend((0..*n).map(|k| last - n + 1 + k));
+    }
+    sqlx::query(
+        "INSERT INTO order_documents (case_id, order_no, event_seq, office, year, number, \
+         document_no, issued_at) \
+         SELECT v.c, v.o, v.s, v.office, v.year, v.number, \
+         COALESCE(d.name_zh, v.office) || '安居整改〔' || CAST(v.year AS TEXT) || '〕第' || \
+         CAST(v.number AS TEXT) || '号', $7 \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], \
+         $6::bigint[]) AS v(c, o, s, office, year, number) \
+         LEFT JOIN districts d ON d.code = v.office",
+    )
+    .bind(orders.iter().map(|o| o.case).collect::<Vec<_>>())
+    .bind(
+        orders
+            .iter()
+            .map(|o| i64::from(o.order_no))
+            .collect::<Vec<_>>(),
+    )
+    .bind(orders.iter().map(|o| o.seq).collect::<Vec<_>>())
+    .bind(orders.iter().map(|o| o.office.clone()).collect::<Vec<_>>())
+    .bind(orders.iter().map(|o| i64::from(o.year)).collect::<Vec<_>>())
+    .bind(numbers)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -373,8 +373,8 @@ fn batch_script(writes: Writes, at: i64, begin: bool) -> Script {
         push_referral(script.start(""), *case, *seq, change, at);
     }
     for o in writes.orders_in_lock_order() {
-        sql::push_order_counter(script.start(""), o);
-        sql::push_order_document(script.start(""), o, at);
+        push_order_counter(script.start(""), o);
+        push_order_document(script.start(""), o, at);
     }
     for i in 0..rule_writes_of(&writes) {
         push_rule_write(script.start(""), &writes, i, at);
@@ -432,4 +432,38 @@ async fn load_cases(
         }
     }
     Ok(out)
+}
+
+/// Appends the statement that moves an office's document counter on for an issued
+/// order's year; `push_order_document` then numbers the order from it. In the batch's
+/// script (PostgreSQL numbers a batch's orders over arrays: `write_orders`).
+fn push_order_counter(q: &mut QueryBuilder<Db>, o: &crate::store::batch::IssuedOrder) {
+    q.push("INSERT INTO document_counters (office, year, last) VALUES (")
+        .push_bind(o.office.clone())
+        .push(", ")
+        .push_bind(i64::from(o.year))
+        .push(", 1) ON CONFLICT (office, year) DO UPDATE SET last = document_counters.last + 1");
+}
+
+/// Appends the statement that gives an issued order its document number (文书编号)
+/// from its office's counter: `天河区安居整改〔2026〕第17号`.
+fn push_order_document(q: &mut QueryBuilder<Db>, o: &crate::store::batch::IssuedOrder, at: i64) {
+    q.push(
+        "INSERT INTO order_documents (case_id, order_no, event_seq, office, year, number, \
+         document_no, issued_at) SELECT ",
+    )
+    .push_bind(o.case)
+    .push(", ")
+    .push_bind(i64::from(o.order_no))
+    .push(", ")
+    .push_bind(o.seq)
+    .push(
+        ", k.office, k.year, k.last, COALESCE(d.name_zh, k.office) || '安居整改〔' || \
+         CAST(k.year AS TEXT) || '〕第' || CAST(k.last AS TEXT) || '号', ",
+    )
+    .push_bind(at)
+    .push(" FROM document_counters k LEFT JOIN districts d ON d.code = k.office WHERE k.office = ")
+    .push_bind(o.office.clone())
+    .push(" AND k.year = ")
+    .push_bind(i64::from(o.year));
 }

@@ -321,6 +321,51 @@ async fn photos_are_judged_on_site_from_their_exif(backend: Backend) {
     assert_eq!(check(&next_day)["photo_check"], "off_site");
     assert_eq!(check(&plain)["photo_check"], "unknown");
 
+    // The landlord sees the photos, not where or when they were taken: no judgement,
+    // and the file without its EXIF (the inspector's has it).
+    let landlord = app.case(id, &t.landlord).await;
+    let seen = landlord["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reference"] == far.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{landlord}"));
+    assert_eq!(seen["verified"], true);
+    assert!(
+        seen["photo_check"].is_null() && seen["distance_m"].is_null(),
+        "{seen}"
+    );
+    let file = |token: &str| {
+        let request = app
+            .client
+            .get(format!("{}/api/v1/evidence/{far}/file", app.base))
+            .bearer_auth(token);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .to_vec()
+        }
+    };
+    let (theirs, staff) = (file(&t.landlord).await, file(&t.inspector).await);
+    assert!(anju_engine::evidence::photo_facts(&staff).point.is_some());
+    assert_eq!(
+        anju_engine::evidence::photo_facts(&theirs),
+        anju_engine::evidence::PhotoFacts::default()
+    );
+    assert!(theirs.len() < staff.len());
+    assert!(image::load_from_memory(&theirs).is_ok(), "still a photo");
+    let described = app
+        .get(&format!("/api/v1/evidence/{far}"), &t.landlord)
+        .await
+        .expect(200);
+    assert!(described["exif"]["lat"].is_null(), "{described}");
+
     // A string stored before uploads existed stays readable, unverified.
     execute(
         &app.db,

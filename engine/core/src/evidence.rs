@@ -366,6 +366,59 @@ pub fn photo_facts(bytes: &[u8]) -> PhotoFacts {
     PhotoFacts { point, taken }
 }
 
+/// The file without the EXIF a camera wrote into it (a JPEG's APP1 `Exif` segments, a
+/// PNG's `eXIf` chunk), for those who may see a photo but not where it was taken.
+/// Anything else, or a file that does not parse, is returned as it is.
+pub fn without_exif(media_type: MediaType, bytes: &[u8]) -> Vec<u8> {
+    match media_type {
+        MediaType::Jpeg => jpeg_without_exif(bytes),
+        MediaType::Png => png_without_exif(bytes),
+        MediaType::Pdf => None,
+    }
+    .unwrap_or_else(|| bytes.to_vec())
+}
+
+fn jpeg_without_exif(b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(b.get(..2)?);
+    let mut i = 2;
+    loop {
+        if *b.get(i)? != 0xFF {
+            return None;
+        }
+        let marker = *b.get(i + 1)?;
+        // Start of scan: the image data follows to the end.
+        if marker == 0xDA {
+            out.extend_from_slice(&b[i..]);
+            return Some(out);
+        }
+        let len = usize::from(u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]));
+        let end = i + 2 + len;
+        let segment = b.get(i..end)?;
+        let exif = marker == 0xE1 && segment.get(4..10) == Some(b"Exif\0\0".as_slice());
+        if !exif {
+            out.extend_from_slice(segment);
+        }
+        i = end;
+    }
+}
+
+fn png_without_exif(b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(b.get(..8)?);
+    let mut i = 8;
+    while i < b.len() {
+        let len = u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize;
+        let end = i.checked_add(12 + len)?;
+        let chunk = b.get(i..end)?;
+        if &chunk[4..8] != b"eXIf" {
+            out.extend_from_slice(chunk);
+        }
+        i = end;
+    }
+    Some(out)
+}
+
 /// Whether a photo of an inspection was taken where and when the inspection was.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PhotoCheck {

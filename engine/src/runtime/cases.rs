@@ -323,7 +323,8 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let evidence = self.evidence_views(&case, &history).await?;
+        let evidence =
+            super::evidence::as_seen_by(principal, self.evidence_views(&case, &history).await?);
         Ok(CaseView {
             names: StateNames::of(&def, &case.snapshot.state),
             case,

@@ -131,6 +131,19 @@ impl Runtime {
             .await
             .map_err(fault)?
             .ok_or_else(|| Error::Internal(format!("the blob of evidence {id} is missing")))?;
+        if crate::policy::sees_where_photos_were_taken(principal, uploader(&record)) {
+            return Ok((record, bytes));
+        }
+        // Thumbnails are made without EXIF; the file loses its own.
+        let bytes = if thumbnail {
+            bytes
+        } else {
+            evidence::without_exif(record.media_type, &bytes)
+        };
+        let record = EvidenceRecord {
+            facts: evidence::PhotoFacts::default(),
+            ..record
+        };
         Ok((record, bytes))
     }
 
@@ -274,6 +287,31 @@ impl Runtime {
             })
             .collect())
     }
+}
+
+/// Who uploaded an upload: their role and subject.
+fn uploader(record: &EvidenceRecord) -> (crate::domain::Role, i64) {
+    (record.owner_role, record.owner_subject)
+}
+
+/// The evidence of a case as `principal` may see it: where and when photos were taken
+/// (their EXIF, their judgement) only for those who may know it.
+pub(super) fn as_seen_by(principal: &Principal, views: Vec<EvidenceView>) -> Vec<EvidenceView> {
+    views
+        .into_iter()
+        .map(|mut v| {
+            let sees = v.record.as_ref().is_none_or(|r| {
+                crate::policy::sees_where_photos_were_taken(principal, uploader(r))
+            });
+            if !sees {
+                v.check = None;
+                if let Some(r) = &mut v.record {
+                    r.facts = evidence::PhotoFacts::default();
+                }
+            }
+            v
+        })
+        .collect()
 }
 
 /// The day (China time) an event's data says its visit was observed on site.

@@ -206,6 +206,17 @@ pub fn judge(principal: &Principal, act: Act) -> Verdict {
     }
 }
 
+/// Whether `principal` may learn where and when a photo was taken (its EXIF, and how
+/// far from the unit): inspectors and supervisors, and whoever uploaded it; a landlord
+/// or a department sees the photo without it, as they do not see where the inspector
+/// stood (see `history`).
+pub fn sees_where_photos_were_taken(principal: &Principal, uploader: (Role, i64)) -> bool {
+    matches!(
+        principal.role,
+        Role::Inspector | Role::Supervisor | Role::System
+    ) || (principal.role, principal.subject) == uploader
+}
+
 /// Whose inspections a caller's list is cut to: an inspector sees their own.
 pub fn own_inspections(principal: &Principal) -> Option<InspectorId> {
     (principal.role == Role::Inspector).then_some(InspectorId(principal.subject))

@@ -1,4 +1,4 @@
-//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo; the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. Screenshots of each role's main page at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
+//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo and an iPhone's HEIC photo (converted to JPEG in the page); the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. Screenshots of each role's main page at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -456,18 +456,53 @@ async fn each_role_works_in_the_browser() {
     submit(&command_form(&c, "acknowledge").await).await;
     wait_state(&app, wiring, "acknowledged").await;
     let fix = command_form(&c, "report_fix").await;
+    // A JPEG, and an iPhone's HEIC photo that the page converts to JPEG before sending.
     let after = photo_file(&files, "after.jpg", (unit.lon, unit.lat, &taken), 2);
+    let heic = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/site.heic");
     fix.find(Locator::Css("input[type=file]"))
         .await
         .unwrap()
-        .send_keys(&after)
+        .send_keys(&format!("{after}\n{heic}"))
         .await
         .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let converted = c
+            .execute(
+                "return document.querySelector('form.command input[type=file]').dataset.converted || ''",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if converted == json!("2") {
+            break;
+        }
+        if started.elapsed() > PATIENCE {
+            let said = c
+                .execute(
+                    "return document.getElementById('outbox').textContent",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            panic!("the HEIC photo was not converted: {said}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     submit(&fix).await;
     wait_state(&app, wiring, "rectification_reported").await;
     page_with(&c, "已报整改").await;
     let view = app.case(wiring, &app.tokens.city).await;
-    assert_eq!(view["evidence"].as_array().unwrap().len(), 2, "{view}");
+    let evidence = view["evidence"].as_array().unwrap();
+    assert_eq!(evidence.len(), 3, "{view}");
+    assert!(
+        evidence.iter().all(|e| e["media_type"] == "image/jpeg"),
+        "the HEIC photo arrived as a JPEG: {view}"
+    );
+    assert!(
+        evidence.iter().any(|e| e["file_name"] == "site.jpg"),
+        "{view}"
+    );
 
     // The inspector refers the three-in-one case (a critical hazard).
     app.command(three, &app.tokens.inspector, "refer", json!({}))

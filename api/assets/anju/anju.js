@@ -1,5 +1,5 @@
 // Anju's one script, written here (no build step). Pages work without it; with it:
-// forms marked data-offline are sent with fetch, and kept in the browser (IndexedDB,
+// HEIC photos are converted to JPEG before they are sent; forms marked data-offline are sent with fetch, and kept in the browser (IndexedDB,
 // files included) when the service cannot be reached, then sent again with the same
 // Idempotency-Key when it can (nothing is recorded twice); a page asks the service
 // worker (/sw.js) to keep the pages visited, so that the day's plan, its units and
@@ -111,6 +111,52 @@
       send(kept).then(function (r) { return r ? show(r) : keep(form); });
     });
   }
+  // HEIC photos (an iPhone's camera) become JPEG in the browser before a form is sent:
+  // the converter (heic2any, vendored) is loaded only when such a photo is chosen.
+  var converter = null;
+  function heic2any() {
+    if (!converter) {
+      converter = new Promise(function (ok, fail) {
+        var s = document.createElement('script');
+        s.src = '/assets/heic2any.min.js';
+        s.onload = function () { ok(window.heic2any); };
+        s.onerror = fail;
+        document.head.appendChild(s);
+      });
+    }
+    return converter;
+  }
+  function isHeic(f) { return /^image\/hei[cf]/.test(f.type) || /\.hei[cf]$/i.test(f.name); }
+  function convertHeic(input) {
+    var files = Array.prototype.slice.call(input.files || []);
+    if (!files.some(isHeic)) return;
+    var form = input.form, buttons = form ? form.querySelectorAll('button') : [];
+    Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
+    status('正在把 HEIC 照片转换为 JPEG… / Converting HEIC photos to JPEG…');
+    heic2any().then(function (convert) {
+      return Promise.all(files.map(function (f) {
+        if (!isHeic(f)) return f;
+        return convert({ blob: f, toType: 'image/jpeg', quality: 0.85 }).then(function (jpeg) {
+          jpeg = Array.isArray(jpeg) ? jpeg[0] : jpeg;
+          return new File([jpeg], f.name.replace(/\.hei[cf]$/i, '') + '.jpg', { type: 'image/jpeg' });
+        });
+      }));
+    }).then(function (converted) {
+      var dt = new DataTransfer();
+      converted.forEach(function (f) { dt.items.add(f); });
+      input.files = dt.files;
+      input.dataset.converted = String(converted.length);
+      status('');
+    }, function () {
+      status('HEIC 照片无法转换，请改用 JPEG / The HEIC photo could not be converted: choose a JPEG');
+      input.value = '';
+    }).then(function () {
+      Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
+    });
+  }
+  document.querySelectorAll('input[type=file]').forEach(function (input) {
+    input.addEventListener('change', function () { convertHeic(input); });
+  });
   document.querySelectorAll('form[data-offline]').forEach(offlineForm);
   document.querySelectorAll('form.signout').forEach(function (f) {
     f.addEventListener('submit', function () {

@@ -1,4 +1,4 @@
-//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4 from the npm registry, with its licence, and Anju's own script (forms kept offline and sent again) and service worker (pages readable offline).
+//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4 and heic2any 0.0.4 from the npm registry, with their licences, and Anju's own script (forms kept offline and sent again) and service worker (pages readable offline).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 const LEAFLET_JS: &str = include_str!("../../assets/leaflet/leaflet.js");
 const LEAFLET_CSS: &str = include_str!("../../assets/leaflet/leaflet.css");
 const ANJU_JS: &str = include_str!("../../assets/anju/anju.js");
+const HEIC2ANY_JS: &str = include_str!("../../assets/heic2any/heic2any.min.js");
 const SERVICE_WORKER: &str = include_str!("../../assets/anju/sw.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -30,6 +31,12 @@ pub(super) async fn leaflet_css() -> Response {
 
 pub(super) async fn anju_js() -> Response {
     asset(ANJU_JS, "text/javascript; charset=utf-8")
+}
+
+/// heic2any 0.0.4 (npm, MIT): HEIC photos decoded in the browser, loaded only when one
+/// is chosen.
+pub(super) async fn heic2any_js() -> Response {
+    asset(HEIC2ANY_JS, "text/javascript; charset=utf-8")
 }
 
 /// The service worker, at the root so that it may keep every page; always checked

@@ -254,7 +254,7 @@ fn field_input(name: &str, field: &FieldSpec) -> maud::Markup {
                 FieldKind::Money => input type="number" name=(input) step="0.01" min="0" required[field.required];,
                 FieldKind::Integer | FieldKind::Department | FieldKind::Case => input type="number" name=(input) step="1" required[field.required];,
                 FieldKind::Evidence => input type="file" name=(input) multiple required[field.required]
-                    accept="image/jpeg,image/png,application/pdf";,
+                    accept="image/jpeg,image/png,image/heic,image/heif,.heic,.heif,application/pdf";,
                 FieldKind::Text => textarea name=(input) maxlength=[field.max_len] required[field.required] {},
             }
         }

@@ -73,7 +73,7 @@ pub(super) async fn form_page(
                     }
                 }
                 label { "现场照片 / Photos"
-                    input type="file" name="photos" multiple accept="image/jpeg,image/png" capture="environment";
+                    input type="file" name="photos" multiple accept="image/jpeg,image/png,image/heic,image/heif,.heic,.heif" capture="environment";
                 }
                 details {
                     summary { "星级评定检查表 / Grading checklist" }

@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/leaflet/leaflet.js", get(assets::leaflet_js))
         .route("/assets/leaflet/leaflet.css", get(assets::leaflet_css))
         .route("/assets/anju.js", get(assets::anju_js))
+        .route("/assets/heic2any.min.js", get(assets::heic2any_js))
         .route("/sw.js", get(assets::service_worker))
         .route("/", get(cases::home))
         .route("/signin", get(signin::form_page).post(signin::submit))

@@ -179,11 +179,14 @@ pub(super) async fn unit_page(
         return error_page(anju_engine::Error::not_found("unit", &raw).into());
     };
     let p = &visitor.principal;
-    let (unit, grades) =
-        match tokio::try_join!(app.runtime.unit(p, id), app.runtime.unit_grades(p, id)) {
-            Ok(found) => found,
-            Err(e) => return error_page(e.into()),
-        };
+    let (unit, grades, duty) = match tokio::try_join!(
+        app.runtime.unit(p, id),
+        app.runtime.unit_grades(p, id),
+        app.runtime.unit_responsibility(p, id)
+    ) {
+        Ok(found) => found,
+        Err(e) => return error_page(e.into()),
+    };
     let filter = anju_engine::model::CaseFilter {
         unit_id: Some(id),
         limit: 50,
@@ -205,6 +208,21 @@ pub(super) async fn unit_page(
                 dt { "星级 / Grade" } dd { (stars(unit.stars)) }
                 dt { "上次巡查 / Last inspected" } dd { (unit.last_inspected_at.map(local_time).unwrap_or_else(|| "—".into())) }
                 dt { "下次到期 / Next due" } dd { (unit.next_due_at.map(local_time).unwrap_or_else(|| "—".into())) }
+            }
+            h2 { "责任 / Responsibility" }
+            dl {
+                dt { "责任人 / Responsible party" }
+                dd { (duty.party_id.map(|p| format!("#{}", p.0)).unwrap_or_else(|| "未登记 / none registered".into())) }
+                dt { "治安消防安全责任书 / Safety responsibility agreement" }
+                dd {
+                    @if duty.agreement_valid { "有效 / In force" }
+                    @else { span.late { "未签订或已过期 / None in force" } }
+                    @for a in duty.agreements.iter().rev().take(1) {
+                        " (" (a.signer) ", " (a.signed_on) " – " (a.expires_on) ")"
+                    }
+                }
+                dt { "出租屋综合保险 / Rental insurance" }
+                dd { @if duty.insured { "在保 / Insured" } @else { "无 / None" } }
             }
             h2 { "案件 / Cases" }
             @if cases.is_empty() { p { "暂无。 / None." } } @else { (super::cases::rows(&app, &cases)) }

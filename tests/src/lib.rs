@@ -552,6 +552,20 @@ impl TestApp {
         body["id"].as_str().expect("an id").to_string()
     }
 
+    /// The units of inspector 1's grids (1 and 2), by id.
+    pub async fn inspector_units(&self) -> Vec<i64> {
+        let mut units = Vec::new();
+        for grid in [1, 2] {
+            let found = self
+                .store()
+                .grid_units(anju_engine::domain::GridId(grid), None, 100)
+                .await
+                .expect("grid units");
+            units.extend(found.iter().map(|u| u.id.0));
+        }
+        units
+    }
+
     /// The first unit that `party` answers for in the seeded city.
     pub fn unit_of(&self, party: i64) -> i64 {
         self.units_of(party)[0]

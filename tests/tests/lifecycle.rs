@@ -721,15 +721,7 @@ async fn each_enforcement_result_closes_the_case(backend: Backend) {
         ("no_violation", json!({}), "fixed", "fixed"),
     ];
     // Units of inspector 1's grids (1 and 2), one for each case.
-    let mut units = Vec::new();
-    for grid in [1, 2] {
-        let found = app
-            .store()
-            .grid_units(anju_engine::domain::GridId(grid), None, 100)
-            .await
-            .unwrap();
-        units.extend(found.iter().map(|u| u.id.0));
-    }
+    let units = app.inspector_units().await;
     assert!(units.len() >= 10, "{} units", units.len());
     for (k, (result, extra, outcome, closed)) in results.into_iter().enumerate() {
         let id = app.inspect(&t.inspector, units[k], &["wiring"]).await[0];

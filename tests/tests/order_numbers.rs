@@ -8,15 +8,7 @@ use anju_tests::{Backend, backend_tests};
 /// PostgreSQL) get the numbers of their office one to n, each once.
 async fn order_numbers_run_without_gaps_or_repeats(backend: Backend) {
     let app = anju_tests::spawn_app(backend).await;
-    let mut units = Vec::new();
-    for grid in [1, 2] {
-        let found = app
-            .store()
-            .grid_units(anju_engine::domain::GridId(grid), None, 100)
-            .await
-            .unwrap();
-        units.extend(found.iter().map(|u| u.id.0));
-    }
+    let mut units = app.inspector_units().await;
     units.truncate(24);
     let mut cases = Vec::new();
     for unit in &units {

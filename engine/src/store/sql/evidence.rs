@@ -47,6 +47,16 @@ fn evidence_row(r: &Row) -> Result<EvidenceRecord, Error> {
     })
 }
 
+/// Binds evidence ids (as many as a statement takes, beside a few other parameters) and
+/// closes the `IN (` list.
+fn push_id_list(q: &mut QueryBuilder<Db>, ids: &[String]) {
+    let mut list = q.separated(", ");
+    for id in ids.iter().take(MAX_PARAMS - 1) {
+        list.push_bind(id.clone());
+    }
+    q.push(")");
+}
+
 #[async_trait]
 impl EvidenceStore for This {
     async fn insert_evidence(&self, e: &EvidenceRecord) -> Result<(), Error> {
@@ -84,11 +94,7 @@ impl EvidenceStore for This {
         let mut q = QueryBuilder::<Db>::new(format!(
             "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id IN ("
         ));
-        let mut list = q.separated(", ");
-        for id in ids.iter().take(MAX_PARAMS) {
-            list.push_bind(id.clone());
-        }
-        q.push(")");
+        push_id_list(&mut q, ids);
         q.build()
             .fetch_all(self.reader())
             .await?
@@ -111,11 +117,7 @@ impl EvidenceStore for This {
         ));
         q.push_bind(unit.0);
         q.push(") AS linked FROM evidence WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in ids.iter().take(MAX_PARAMS - 1) {
-            list.push_bind(id.clone());
-        }
-        q.push(")");
+        push_id_list(&mut q, ids);
         q.build()
             .fetch_all(self.reader())
             .await?

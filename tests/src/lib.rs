@@ -524,29 +524,29 @@ impl TestApp {
     pub async fn photo(&self, token: &str) -> String {
         static SEED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
         let seed = SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let body = self
-            .upload(
-                token,
-                "photo",
-                "现场.jpg",
-                "image/jpeg",
-                photos::jpeg(32, 24, seed, None),
-            )
+        let jpeg = photos::jpeg(32, 24, seed, None);
+        self.uploaded(token, "photo", "现场.jpg", "image/jpeg", jpeg)
             .await
-            .expect(201);
-        body["id"].as_str().expect("an id").to_string()
     }
 
     /// Uploads a small PDF as a document by `token`; its evidence id.
     pub async fn document(&self, token: &str, text: &str) -> String {
+        let pdf = photos::pdf(text);
+        self.uploaded(token, "document", "决定书.pdf", "application/pdf", pdf)
+            .await
+    }
+
+    /// Uploads a file that must be taken; its evidence id.
+    async fn uploaded(
+        &self,
+        token: &str,
+        kind: &str,
+        name: &str,
+        media: &str,
+        bytes: Vec<u8>,
+    ) -> String {
         let body = self
-            .upload(
-                token,
-                "document",
-                "决定书.pdf",
-                "application/pdf",
-                photos::pdf(text),
-            )
+            .upload(token, kind, name, media, bytes)
             .await
             .expect(201);
         body["id"].as_str().expect("an id").to_string()

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
-use anju_engine::auth::{Principal, Scope};
+use anju_engine::auth::Principal;
 use anju_engine::domain::{InspectorId, Point, Role};
 use anju_engine::machine::Command;
 use anju_engine::model::Idempotent;
@@ -166,7 +166,6 @@ async fn open_cases(
     stops: &[anju_engine::model::StoredStop],
 ) -> anyhow::Result<Vec<i64>> {
     let rt = &app.runtime;
-    anyhow::ensure!(matches!(me.scope, Scope::Grids(_)), "an inspector");
     let mut ids = Vec::new();
     for stop in stops.iter().take(CASES) {
         let photo = rt

@@ -90,11 +90,8 @@ impl Runtime {
         // A caller who may not see the case learns nothing about it, not even that it
         // exists: the writer answers "not found" when the case is outside the caller's
         // scope. A department also sees the cases once referred to it, which takes a
-        // look at the referrals first; so does a command naming other cases.
-        if principal.role == Role::Department
-            || self.names_cases(&command)
-            || self.names_evidence(&command)
-        {
+        // look at the referrals first; so does a command naming other records.
+        if principal.role == Role::Department || self.names_records(&command) {
             let record = self.visible_case(principal, case_id).await?;
             self.check_references(principal, &record, &command).await?;
         }
@@ -201,25 +198,17 @@ impl Runtime {
         })
     }
 
-    /// Whether the command carries a field that names another case.
-    pub(super) fn names_cases(&self, command: &Command) -> bool {
-        self.carries(command, FieldKind::Case)
-    }
-
-    /// Whether the command carries evidence (uploads, checked against the store).
-    fn names_evidence(&self, command: &Command) -> bool {
-        self.carries(command, FieldKind::Evidence)
-    }
-
-    /// Whether the command, in some workflow version, has a field of `kind` that the
-    /// request fills in.
-    fn carries(&self, command: &Command, kind: FieldKind) -> bool {
+    /// Whether the command, in some workflow version, fills in a field that names
+    /// another record the store must check: a case, or uploaded evidence. One pass over
+    /// the definitions, on every command.
+    fn names_records(&self, command: &Command) -> bool {
         let w = self.shared.workflows.read().expect("workflow lock").clone();
         w.by_id.values().any(|def| {
             def.commands.get(&command.name).is_some_and(|spec| {
-                spec.fields
-                    .iter()
-                    .any(|(name, f)| f.kind == kind && command.data.contains_key(name))
+                spec.fields.iter().any(|(name, f)| {
+                    matches!(f.kind, FieldKind::Case | FieldKind::Evidence)
+                        && command.data.contains_key(name)
+                })
             })
         })
     }

@@ -113,7 +113,7 @@ impl Runtime {
             .await?
             .pop()
             .ok_or_else(missing)?;
-        if !self.owns(principal, &record) && !self.sees_reference(principal, id).await? {
+        if !owns(principal, &record) && !self.sees_reference(principal, id).await? {
             return Err(missing());
         }
         let key = if thumbnail && record.has_thumbnail {
@@ -147,12 +147,9 @@ impl Runtime {
         Ok((record, bytes))
     }
 
-    fn owns(&self, principal: &Principal, record: &EvidenceRecord) -> bool {
-        record.owner_role == principal.role && record.owner_subject == principal.subject
-    }
-
     /// Whether some case the caller may see, of a unit whose cases reference the upload,
-    /// has an event the caller may see that references it.
+    /// has an event the caller may see that references it (its history only: not the
+    /// whole view of the case).
     async fn sees_reference(&self, principal: &Principal, id: &str) -> Result<bool> {
         for unit in self.shared.store.evidence_units(id).await? {
             let filter = CaseFilter {
@@ -161,29 +158,20 @@ impl Runtime {
                 ..CaseFilter::default()
             };
             for case in self.list_cases(principal, &filter).await? {
-                let view = match self.case_view(principal, case.snapshot.id).await {
-                    Ok(v) => v,
+                let history = match self
+                    .case_events_after(principal, case.snapshot.id, 0, u32::MAX)
+                    .await
+                {
+                    Ok(h) => h,
                     Err(Error::NotFound { .. }) => continue,
                     Err(e) => return Err(e),
                 };
-                if view.history.iter().any(|e| references(&e.data, id)) {
+                if history.iter().any(|e| references(&e.data, id)) {
                     return Ok(true);
                 }
             }
         }
         Ok(false)
-    }
-
-    /// The uploads with these ids that exist, by id.
-    async fn uploads_by_id(&self, ids: &[String]) -> Result<BTreeMap<String, EvidenceRecord>> {
-        Ok(self
-            .shared
-            .store
-            .evidence(ids)
-            .await?
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect())
     }
 
     /// Checks the evidence a command or an inspection references, for `unit`: each an
@@ -214,7 +202,7 @@ impl Runtime {
         for (field, id) in refs {
             let usable = found
                 .get(id)
-                .is_some_and(|(e, linked)| *linked || self.owns(principal, e));
+                .is_some_and(|(e, linked)| *linked || owns(principal, e));
             if !usable {
                 errors.push(crate::error::FieldError::new(
                     field.clone(),
@@ -264,7 +252,14 @@ impl Runtime {
             .filter(|(r, _)| evidence::is_id(r))
             .map(|(r, _)| r.clone())
             .collect();
-        let mut found = self.uploads_by_id(&ids).await?;
+        let mut found: BTreeMap<String, EvidenceRecord> = self
+            .shared
+            .store
+            .evidence(&ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
         let max_m = self.shared.config.off_site_m;
         Ok(refs
             .into_iter()
@@ -292,6 +287,11 @@ impl Runtime {
 /// Who uploaded an upload: their role and subject.
 fn uploader(record: &EvidenceRecord) -> (crate::domain::Role, i64) {
     (record.owner_role, record.owner_subject)
+}
+
+/// Whether `principal` uploaded it.
+fn owns(principal: &Principal, record: &EvidenceRecord) -> bool {
+    uploader(record) == (principal.role, principal.subject)
 }
 
 /// The evidence of a case as `principal` may see it: where and when photos were taken

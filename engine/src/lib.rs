@@ -5,7 +5,8 @@
 
 pub use anju_core::{
     auth, calendar, domain, evidence, grading, inspection, machine, notices, planning, policy,
-    records, registry, routing, rules, seed, signin, spatial, taxonomy, text, time, workflow,
+    records, registry, routing, rules, seed, signin, spatial, stats, taxonomy, text, time,
+    workflow,
 };
 
 pub mod blobs;

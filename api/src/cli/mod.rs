@@ -17,6 +17,7 @@ use crate::app::open_store;
 
 mod import;
 mod plan;
+mod report;
 mod rules;
 mod seed;
 mod serve;
@@ -25,6 +26,7 @@ mod units;
 
 pub use import::*;
 pub use plan::*;
+pub use report::*;
 pub use rules::*;
 pub use seed::*;
 pub use serve::*;
@@ -79,6 +81,10 @@ pub enum Cmd {
     /// and riskiest first, within capacity and shift) as a walking route, stored for
     /// GET /api/v1/inspectors/{id}/plan; prints the backlog.
     Plan(PlanArgs),
+    /// The statistics of notification and disposal of an area over a period (found,
+    /// ordered, fixed on time, overdue, referred, results, days to fix, visits, grades),
+    /// as CSV for Excel, JSON or an Excel workbook.
+    Report(ReportArgs),
     /// Measure durable transitions per second, latency and timer throughput on SQLite
     /// and PostgreSQL.
     Bench(crate::bench::BenchArgs),
@@ -172,6 +178,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Import(ImportCmd::Grids(args)) => import_grids(args, hooks.clock.clone()).await,
         Cmd::Token(cmd) => token::token(cmd, hooks.clock).await,
         Cmd::Plan(args) => plan(args, hooks.clock).await,
+        Cmd::Report(args) => report(args, hooks.clock).await,
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
         Cmd::Rules(RulesCmd::Sweep(db)) => rules_sweep(db, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,

@@ -26,6 +26,7 @@ pub mod patrol;
 pub mod places;
 pub mod public;
 pub mod responsibility;
+pub mod stats;
 mod units;
 
 pub(crate) use auth::client_of;
@@ -95,6 +96,7 @@ pub fn router() -> Router<AppState> {
         .route("/inspectors", get(inspectors))
         .route("/supervisors", get(supervisors))
         .route("/rules", get(rules))
+        .route("/statistics", get(stats::statistics))
         .route("/inspectors/{id}/plan", get(patrol::inspector_plan))
         .route("/plans/{date}/backlog", get(patrol::plan_backlog))
         .route(

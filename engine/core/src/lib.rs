@@ -22,6 +22,7 @@ pub mod rules;
 pub mod seed;
 pub mod signin;
 pub mod spatial;
+pub mod stats;
 pub mod taxonomy;
 pub mod text;
 pub mod time;

@@ -471,7 +471,7 @@ impl Runtime {
         Ok(tick)
     }
 
-    /// Runs the timer, outbox and rule workers until `stop` turns true. A full batch is
+    /// Runs the timer, outbox, rule, upgrade and statistics workers until `stop` turns true. A full batch is
     /// followed at once by the next; otherwise the workers wait `poll`. The rule worker
     /// also starts each China day's sweep once it is past 06:00 (once across processes).
     pub fn spawn_workers(
@@ -527,7 +527,11 @@ impl Runtime {
         let upgrades = self.spawn_loop("upgrade", stop.clone(), |rt| async move {
             Ok(rt.upgrade_open_cases(UPGRADE_BATCH).await? as u32 >= UPGRADE_BATCH)
         });
-        vec![timers, outbox, rules, upgrades]
+        // Case events, visits, planned stops and grade changes into the statistics.
+        let stats = self.spawn_loop("statistics", stop.clone(), |rt| async move {
+            Ok(rt.fold_statistics().await? as u32 >= super::STATS_BATCH)
+        });
+        vec![timers, outbox, rules, upgrades, stats]
     }
 
     /// Runs `step` until `stop`; `step` answers whether there is more to do at once.

@@ -32,7 +32,7 @@ pub use crate::model::*;
 mod tables;
 pub use tables::{
     AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
-    PartyStore, PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
+    PartyStore, PlanStore, QueueStore, RuleStore, StatsQuery, StatsStore, TokenStore, UnitStore,
 };
 
 /// Everything Anju keeps. Implemented by [`sqlite::SqliteStore`] and
@@ -53,6 +53,7 @@ pub trait Store:
     + CampaignStore
     + QueueStore
     + EvidenceStore
+    + StatsStore
 {
 }
 
@@ -70,6 +71,7 @@ impl<
         + CampaignStore
         + QueueStore
         + EvidenceStore
+        + StatsStore
         + ?Sized,
 > Store for T
 {
@@ -118,6 +120,7 @@ macro_rules! migrator {
             step(12, "order documents", file!("0012_order_documents.sql")),
             step(13, "evidence", file!("0013_evidence.sql")),
             step(14, "observed visits", file!("0014_observed_visits.sql")),
+            step(15, "statistics", file!("0015_statistics.sql")),
         ])
     }};
 }

@@ -206,12 +206,12 @@ async fn lock_cases_for_rule_jobs(tx: &mut Tx<'_>, ids: &[i64]) -> Result<(), Er
     Ok(())
 }
 
-/// Serializes the storing of a day's plan across processes (a transaction-scoped
-/// advisory lock on the day), so that routes stored by a group and by the city's run
-/// never mix.
-async fn lock_plan_day(tx: &mut Tx<'_>, date: &str) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('anju-plan:' || $1))")
-        .bind(date)
+/// Serializes work across processes by name (a transaction-scoped advisory lock): the
+/// storing of a day's plan (`plan:<day>`), so that routes stored by a group and by the
+/// city's run never mix; the folding of statistics (`statistics`).
+async fn lock_named(tx: &mut Tx<'_>, name: &str) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('anju-' || $1))")
+        .bind(name)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -284,8 +284,8 @@ async fn lock_cases_for_rule_jobs(_: &mut sql::Tx<'_>, _: &[i64]) -> Result<(), 
     Ok(())
 }
 
-/// SQLite has one writer at a time: storing a day's plan is serialized already.
-async fn lock_plan_day(_: &mut sql::Tx<'_>, _: &str) -> Result<(), Error> {
+/// SQLite has one writer at a time: work locked by name elsewhere is serialized already.
+async fn lock_named(_: &mut sql::Tx<'_>, _: &str) -> Result<(), Error> {
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub enum Act {
     HandleDeadLetters,
     /// Uploading a photo or document to reference as evidence.
     UploadEvidence,
+    /// Statistics of notification and disposal (of the area the caller oversees:
+    /// `stats::scope_area`).
+    ReadStatistics,
 }
 
 /// The answer to an act.
@@ -128,6 +131,15 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
         HandleDeadLetters => (
             SUPERVISORS_AND_SYSTEM,
             "undelivered messages are for supervisors",
+        ),
+        ReadStatistics => (
+            &[
+                Role::Inspector,
+                Role::Supervisor,
+                Role::Department,
+                Role::System,
+            ],
+            "statistics are for inspectors, supervisors and departments",
         ),
         UploadEvidence => (
             &[

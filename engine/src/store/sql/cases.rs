@@ -140,25 +140,7 @@ impl CaseStore for This {
         .bind(id.0)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let role: String = r.try_get("actor_role")?;
-                let data: Json<Value> = r.try_get("data")?;
-                Ok(EventRecord {
-                    seq: r.try_get("seq")?,
-                    at: from_millis(r.try_get("at")?),
-                    actor: Actor {
-                        role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?,
-                        id: r.try_get("actor_id")?,
-                    },
-                    command: r.try_get("command")?,
-                    from_state: r.try_get("from_state")?,
-                    to_state: r.try_get("to_state")?,
-                    reason: r.try_get("reason")?,
-                    data: data.0,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn case_timers(&self, id: CaseId) -> Result<Vec<TimerRecord>, Error> {

@@ -11,7 +11,7 @@ use sqlx::{Executor, QueryBuilder, Row as _};
 
 use super::{
     BACKEND, Db, MAX_PARAMS, SKIP_LOCKED, This, after_import, apply_batch, begin_write,
-    forget_cases, lock_cases_for_rule_jobs, lock_plan_day, migrator, refresh_statistics,
+    forget_cases, lock_cases_for_rule_jobs, lock_named, migrator, refresh_statistics,
     stale_retries,
 };
 use crate::auth::Scope;
@@ -34,7 +34,7 @@ use crate::store::{AccountRecord, CodeRequest, OrderSheet, Preference, SigninCod
 use crate::store::{Addressee, DeliveryJob, DeliveryRecord, InboxItem, NewDelivery, Settled};
 use crate::store::{
     AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
-    PartyStore, PlanStore, QueueStore, RuleStore, TokenStore, UnitStore,
+    PartyStore, PlanStore, QueueStore, RuleStore, StatsStore, TokenStore, UnitStore,
 };
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
@@ -59,6 +59,7 @@ mod parties;
 mod plans;
 mod queues;
 mod rules;
+mod stats;
 mod tokens;
 mod units;
 
@@ -170,6 +171,24 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
         updated_at: from_millis(row.try_get("updated_at")?),
         timer: timer_from_case_row(row)?,
         timer_seq: row.try_get("timer_seq")?,
+    })
+}
+/// An event of a case's history, from a row with its columns.
+pub(super) fn event_from_row(r: &Row) -> Result<EventRecord, Error> {
+    let role: String = r.try_get("actor_role")?;
+    let data: Json<Value> = r.try_get("data")?;
+    Ok(EventRecord {
+        seq: r.try_get("seq")?,
+        at: from_millis(r.try_get("at")?),
+        actor: Actor {
+            role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?,
+            id: r.try_get("actor_id")?,
+        },
+        command: r.try_get("command")?,
+        from_state: r.try_get("from_state")?,
+        to_state: r.try_get("to_state")?,
+        reason: r.try_get("reason")?,
+        data: data.0,
     })
 }
 /// The running timer stored on a case row (`id` is the case's).

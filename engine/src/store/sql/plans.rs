@@ -98,7 +98,7 @@ impl PlanStore for This {
     ) -> Result<usize, Error> {
         let date = plan.date.to_string();
         let mut tx = begin_write(self.writer()).await?;
-        lock_plan_day(&mut tx, &date).await?;
+        lock_named(&mut tx, &format!("plan:{date}")).await?;
         if mode == PlanSave::ReplaceCity {
             for table in ["plan_stops", "plan_routes", "plan_backlog", "plan_days"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -309,7 +309,7 @@ impl PlanStore for This {
         }
         let key = date.to_string();
         let mut tx = begin_write(self.writer()).await?;
-        lock_plan_day(&mut tx, &key).await?;
+        lock_named(&mut tx, &format!("plan:{key}")).await?;
         let last: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), 0) FROM plan_stops WHERE plan_date = $1 AND inspector_id = $2",
         )

@@ -11,6 +11,7 @@ mod parties;
 mod plans;
 mod queues;
 mod rules;
+mod stats;
 mod tokens;
 mod units;
 
@@ -25,5 +26,6 @@ pub use parties::PartyStore;
 pub use plans::PlanStore;
 pub use queues::QueueStore;
 pub use rules::RuleStore;
+pub use stats::{StatsQuery, StatsStore};
 pub use tokens::TokenStore;
 pub use units::UnitStore;

@@ -1,0 +1,320 @@
+//! Statistics as people and machines take them: JSON, and one table (a row per total, category, severity, department, inspector and star grade; a column per figure, headed in Chinese and English) written as CSV with a byte-order mark or as an Excel workbook.
+
+use std::collections::BTreeMap;
+
+use anju_engine::runtime::Statistics;
+use anju_engine::stats::{CaseFigures, VisitFigures};
+use anju_engine::taxonomy::Taxonomy;
+use serde_json::{Map, Value, json};
+
+/// Enforcement results, in the order of the workflow, with their Chinese names.
+const RESULTS: &[(&str, &str, &str)] = &[
+    ("warning", "警告", "warning"),
+    ("fine", "罚款", "fine"),
+    ("sealing", "查封", "sealing"),
+    ("order_stop_use", "责令停止使用", "order to stop use"),
+    ("prosecution", "立案查处", "prosecution"),
+    ("rectified_on_site", "当场整改", "rectified on site"),
+    ("no_violation", "未发现违法", "no violation"),
+];
+
+/// The case figures' columns: (JSON key, Chinese, English).
+const CASE_COLUMNS: &[(&str, &str, &str)] = &[
+    ("found", "发现隐患", "found"),
+    ("orders_issued", "下发整改", "orders issued"),
+    ("fixed", "已整改", "fixed"),
+    ("fixed_on_time", "按期整改", "fixed on time"),
+    ("overdue", "逾期", "overdue"),
+    ("referred", "转办", "referred"),
+    ("accepted", "受理", "accepted"),
+    ("accepted_in_sla", "按时受理", "accepted in time"),
+    ("sla_breached", "超时未受理", "not accepted in time"),
+    ("returned", "退回", "returned"),
+    ("closed_not_fixed", "未整改结案", "closed not fixed"),
+    ("dismissed", "非隐患", "not a hazard"),
+    ("duplicates", "重复", "duplicates"),
+    ("cancelled", "撤销", "cancelled"),
+    ("reopened", "重新打开", "reopened"),
+    ("objections", "异议及延期申请", "objections"),
+    ("objections_granted", "准予", "granted"),
+    ("objections_refused", "驳回", "refused"),
+    ("fines_yuan", "罚款金额(元)", "fines (yuan)"),
+    ("median_days_to_fix", "整改天数中位数", "median days to fix"),
+    ("p90_days_to_fix", "整改天数P90", "p90 days to fix"),
+];
+
+const VISIT_COLUMNS: &[(&str, &str, &str)] = &[
+    ("visits", "巡查", "visits"),
+    ("attempts", "未遇或拒访", "attempts"),
+    ("off_site", "异地记录", "off site"),
+    ("unlocated", "无定位", "no position"),
+    ("planned", "计划巡查", "planned"),
+    ("planned_done", "计划完成", "planned done"),
+    ("off_site_rate", "异地率", "off-site rate"),
+    ("plan_completion", "计划完成率", "plan completion"),
+];
+
+const GRADE_COLUMNS: &[(&str, &str, &str)] = &[
+    ("stars_gained", "升星", "stars gained"),
+    ("stars_lost", "降星", "stars lost"),
+    ("units", "单位数", "units"),
+];
+
+fn case_json(f: &CaseFigures) -> Map<String, Value> {
+    let Value::Object(mut m) = serde_json::to_value(f).unwrap_or_default() else {
+        return Map::new();
+    };
+    m.insert("sla_rate".into(), json!(f.sla_rate()));
+    m
+}
+
+fn visit_json(f: &VisitFigures) -> Map<String, Value> {
+    match serde_json::to_value(f) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The statistics as JSON.
+pub fn statistics_json(s: &Statistics, taxonomy: &Taxonomy) -> Value {
+    let f = &s.figures;
+    let named = |mut m: Map<String, Value>, extra: Value| {
+        if let Value::Object(e) = extra {
+            m.extend(e);
+        }
+        Value::Object(m)
+    };
+    json!({
+        "area": s.area.label(),
+        "from": s.from,
+        "to": s.to,
+        "department_id": s.department,
+        "pending": s.pending,
+        "cases": case_json(&f.total.cases),
+        "by_category": f.by_category.iter().map(|(code, c)| {
+            let cat = taxonomy.category(code);
+            named(case_json(c), json!({
+                "category": code,
+                "zh": cat.map(|c| c.zh.clone()),
+                "en": cat.map(|c| c.en.clone()),
+            }))
+        }).collect::<Vec<_>>(),
+        "by_severity": f.by_severity.iter().map(|(code, c)| {
+            let sev = taxonomy.severities.get(code);
+            named(case_json(c), json!({
+                "severity": code,
+                "zh": sev.map(|s| s.zh.clone()),
+                "en": sev.map(|s| s.en.clone()),
+            }))
+        }).collect::<Vec<_>>(),
+        "departments": f.by_department.iter().map(|(id, c)| {
+            named(case_json(c), json!({
+                "department_id": id,
+                "name": s.department_names.get(id),
+            }))
+        }).collect::<Vec<_>>(),
+        "visits": visit_json(&f.total.visits),
+        "inspectors": f.by_inspector.iter().map(|(id, v)| {
+            named(visit_json(v), json!({
+                "inspector_id": id,
+                "name": s.inspector_names.get(id),
+            }))
+        }).collect::<Vec<_>>(),
+        "grades": {
+            "distribution": s.stars.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
+            "stars_gained": f.total.stars_gained,
+            "stars_lost": f.total.stars_lost,
+        },
+    })
+}
+
+/// A cell of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Number(f64),
+    Empty,
+}
+
+impl Cell {
+    fn of(v: Option<&Value>) -> Cell {
+        match v {
+            Some(Value::Number(n)) => n.as_f64().map_or(Cell::Empty, Cell::Number),
+            Some(Value::String(s)) => Cell::Text(s.clone()),
+            _ => Cell::Empty,
+        }
+    }
+}
+
+/// The statistics as one table: the header, then a row per total, category, severity,
+/// department, inspector and star grade. Built from the JSON, so both say the same.
+pub fn statistics_table(s: &Statistics, taxonomy: &Taxonomy) -> (Vec<String>, Vec<Vec<Cell>>) {
+    let j = statistics_json(s, taxonomy);
+    let result_columns: Vec<(String, String)> = RESULTS
+        .iter()
+        .map(|(k, zh, en)| (format!("result_{k}"), format!("{zh} {en}")))
+        .collect();
+    let mut header = vec![
+        "分组 section".to_string(),
+        "代码 key".to_string(),
+        "名称 name".to_string(),
+    ];
+    let columns: Vec<(&str, &str, &str)> = CASE_COLUMNS
+        .iter()
+        .chain(VISIT_COLUMNS)
+        .chain(GRADE_COLUMNS)
+        .copied()
+        .collect();
+    header.extend(columns.iter().map(|(_, zh, en)| format!("{zh} {en}")));
+    header.extend(result_columns.iter().map(|(_, h)| h.clone()));
+    let mut rows = Vec::new();
+    let mut push = |section: &str, key: String, name: Option<&Value>, m: &Value| {
+        let mut row = vec![Cell::Text(section.into()), Cell::Text(key), Cell::of(name)];
+        for (k, _, _) in &columns {
+            row.push(Cell::of(m.get(*k)));
+        }
+        for (k, _, _) in RESULTS {
+            row.push(Cell::of(m.get("results").and_then(|r| r.get(*k))));
+        }
+        rows.push(row);
+    };
+    let mut total = j["cases"].clone();
+    if let (Value::Object(t), Value::Object(v)) = (&mut total, &j["visits"]) {
+        t.extend(v.clone());
+        t.insert("stars_gained".into(), j["grades"]["stars_gained"].clone());
+        t.insert("stars_lost".into(), j["grades"]["stars_lost"].clone());
+    }
+    push(
+        "total",
+        j["area"].as_str().unwrap_or("").to_string(),
+        Some(&json!("合计 total")),
+        &total,
+    );
+    for (section, list, key) in [
+        ("category", "by_category", "category"),
+        ("severity", "by_severity", "severity"),
+    ] {
+        for c in j[list].as_array().into_iter().flatten() {
+            let name = format!(
+                "{} {}",
+                c["zh"].as_str().unwrap_or(""),
+                c["en"].as_str().unwrap_or("")
+            );
+            push(
+                section,
+                c[key].as_str().unwrap_or("").to_string(),
+                Some(&json!(name.trim())),
+                c,
+            );
+        }
+    }
+    for (section, list, key) in [
+        ("department", "departments", "department_id"),
+        ("inspector", "inspectors", "inspector_id"),
+    ] {
+        for c in j[list].as_array().into_iter().flatten() {
+            push(section, c[key].to_string(), c.get("name"), c);
+        }
+    }
+    let mut stars: BTreeMap<String, Value> = BTreeMap::new();
+    if let Some(d) = j["grades"]["distribution"].as_object() {
+        for (k, v) in d {
+            stars.insert(k.clone(), json!({ "units": v }));
+        }
+    }
+    for (k, v) in stars {
+        push(
+            "stars",
+            k.clone(),
+            Some(&json!(format!("{k}星 {k} stars"))),
+            &v,
+        );
+    }
+    (header, rows)
+}
+
+/// The table as CSV, with a UTF-8 byte-order mark so that Excel reads the Chinese.
+pub fn statistics_csv(s: &Statistics, taxonomy: &Taxonomy) -> String {
+    let (header, rows) = statistics_table(s, taxonomy);
+    let field = |t: &str| {
+        if t.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", t.replace('"', "\"\""))
+        } else {
+            t.to_string()
+        }
+    };
+    let mut out = String::from("\u{feff}");
+    out.push_str(
+        &header
+            .iter()
+            .map(|h| field(h))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("\r\n");
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|c| match c {
+                Cell::Text(t) => field(t),
+                Cell::Number(n) => n.to_string(),
+                Cell::Empty => String::new(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The table as an Excel workbook: the table on the first sheet (header frozen), the
+/// area and period on the second.
+pub fn statistics_xlsx(s: &Statistics, taxonomy: &Taxonomy) -> Result<Vec<u8>, String> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let (header, rows) = statistics_table(s, taxonomy);
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold();
+    let sheet = book.add_worksheet();
+    let e = |e: rust_xlsxwriter::XlsxError| e.to_string();
+    sheet.set_name("统计 Statistics").map_err(e)?;
+    for (c, h) in header.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, c as u16, h, &bold)
+            .map_err(e)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, cell) in row.iter().enumerate() {
+            match cell {
+                Cell::Text(t) => {
+                    sheet.write_string(r, c as u16, t).map_err(e)?;
+                }
+                Cell::Number(n) => {
+                    sheet.write_number(r, c as u16, *n).map_err(e)?;
+                }
+                Cell::Empty => {}
+            }
+        }
+    }
+    sheet.set_freeze_panes(1, 3).map_err(e)?;
+    sheet.set_column_width(2, 24).map_err(e)?;
+    let about = book.add_worksheet();
+    about.set_name("说明 About").map_err(e)?;
+    let lines = [
+        ("区域 area", s.area.label()),
+        ("起 from", s.from.to_string()),
+        ("止 to", s.to.to_string()),
+        (
+            "部门 department",
+            s.department.map(|d| d.to_string()).unwrap_or_default(),
+        ),
+        ("待统计 pending", s.pending.to_string()),
+    ];
+    for (r, (k, v)) in lines.iter().enumerate() {
+        about
+            .write_string_with_format(r as u32, 0, *k, &bold)
+            .map_err(e)?;
+        about.write_string(r as u32, 1, v).map_err(e)?;
+    }
+    book.save_to_buffer().map_err(e)
+}

@@ -120,6 +120,12 @@ CREATE TRIGGER stat_stars_update AFTER UPDATE ON units
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION stat_stars_update();
 
+ALTER TABLE unit_grades ADD COLUMN stars_before BIGINT;
+UPDATE unit_grades SET stars_before = (
+    SELECT p.stars FROM unit_grades p
+     WHERE p.unit_id = unit_grades.unit_id AND p.id < unit_grades.id
+     ORDER BY p.id DESC LIMIT 1);
+
 INSERT INTO stat_queue (kind, case_id, seq, grid_id, street_id, district_code)
 SELECT 'event', e.case_id, e.seq, c.grid_id, c.street_id, c.district_code
   FROM case_events e JOIN cases c ON c.id = e.case_id

@@ -92,6 +92,14 @@ BEGIN
     ON CONFLICT (district_code, street_id, grid_id, stars) DO UPDATE SET n = n + 1;
 END;
 
+-- A grade change keeps the stars the unit had before it (a unit imported with a grade
+-- has no row for it); rows of the past take their previous row's.
+ALTER TABLE unit_grades ADD COLUMN stars_before INTEGER;
+UPDATE unit_grades SET stars_before = (
+    SELECT p.stars FROM unit_grades p
+     WHERE p.unit_id = unit_grades.unit_id AND p.id < unit_grades.id
+     ORDER BY p.id DESC LIMIT 1);
+
 -- The history so far, queued in order.
 INSERT INTO stat_queue (kind, case_id, seq, grid_id, street_id, district_code)
 SELECT 'event', e.case_id, e.seq, c.grid_id, c.street_id, c.district_code

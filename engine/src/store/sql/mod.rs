@@ -388,12 +388,29 @@ fn push_ids(q: &mut QueryBuilder<Db>, ids: &[i64]) {
     }
     q.push(")");
 }
-/// Writes a unit's grade and patrol dates, and a history row if the stars changed.
+/// Writes a unit's grade and patrol dates, and a history row if the stars changed (first,
+/// so that it keeps the stars the unit had before).
 async fn write_grade(
     conn: &mut Conn,
     g: &GradeUpdate,
     inspection: Option<i64>,
 ) -> Result<(), Error> {
+    if g.changed {
+        sqlx::query(
+            "INSERT INTO unit_grades (unit_id, stars, score, reasons, cause, inspection_id, at, \
+             stars_before) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             (SELECT stars FROM units WHERE id = $1))",
+        )
+        .bind(g.unit_id.0)
+        .bind(g.stars.map(i64::from))
+        .bind(g.score)
+        .bind(serde_json::to_string(&g.reasons).expect("reasons serialize"))
+        .bind(&g.cause)
+        .bind(inspection)
+        .bind(ms(g.at))
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query(
         "UPDATE units SET stars = $2, score = $3, checklist = COALESCE($4, checklist), \
          last_inspected_at = COALESCE($5, last_inspected_at), \
@@ -412,21 +429,6 @@ async fn write_grade(
     .bind(g.next_due_at.map(ms))
     .execute(&mut *conn)
     .await?;
-    if g.changed {
-        sqlx::query(
-            "INSERT INTO unit_grades (unit_id, stars, score, reasons, cause, inspection_id, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(g.unit_id.0)
-        .bind(g.stars.map(i64::from))
-        .bind(g.score)
-        .bind(serde_json::to_string(&g.reasons).expect("reasons serialize"))
-        .bind(&g.cause)
-        .bind(inspection)
-        .bind(ms(g.at))
-        .execute(&mut *conn)
-        .await?;
-    }
     Ok(())
 }
 /// Appends the statement for one referral change; shared by both backends.

@@ -54,14 +54,10 @@ fn place_of(r: &Row) -> Result<Place, Error> {
     })
 }
 
-/// Starts `SELECT … WHERE <column> IN (` with ids bound, closed.
+/// Starts `head` (ending in `IN (`) with the ids bound and the list closed.
 fn select_in(head: &str, ids: &[i64]) -> QueryBuilder<Db> {
     let mut q = QueryBuilder::<Db>::new(head.to_string());
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    q.push(")");
+    push_ids(&mut q, ids);
     q
 }
 
@@ -165,9 +161,7 @@ async fn fold_grades(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, Grade
     let mut out = BTreeMap::new();
     for chunk in ids.chunks(MAX_PARAMS) {
         let rows = select_in(
-            "SELECT g.id, g.at, g.stars, (SELECT p.stars FROM unit_grades p \
-             WHERE p.unit_id = g.unit_id AND p.id < g.id ORDER BY p.id DESC LIMIT 1) AS before \
-             FROM unit_grades g WHERE g.id IN (",
+            "SELECT id, at, stars, stars_before FROM unit_grades WHERE id IN (",
             chunk,
         )
         .build()
@@ -178,7 +172,7 @@ async fn fold_grades(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, Grade
                 r.try_get::<i64, _>("id")?,
                 (
                     from_millis(r.try_get("at")?),
-                    stars_at(r, "before")?,
+                    stars_at(r, "stars_before")?,
                     stars_at(r, "stars")?,
                 ),
             );

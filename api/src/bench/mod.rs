@@ -5,6 +5,7 @@ pub mod http;
 pub mod outbox;
 pub mod pages;
 pub mod rules;
+pub mod stats;
 
 use std::path::PathBuf;
 use std::sync::Arc;

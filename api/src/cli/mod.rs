@@ -97,6 +97,10 @@ pub enum Cmd {
     BenchPages(crate::bench::pages::PagesBenchArgs),
     /// Measure escalation-rule evaluations per second for the starter rules.
     BenchRules(crate::bench::rules::RulesBenchArgs),
+    /// Measure statistics on a city of a million units and two million cases: the
+    /// history generated in bulk, folded into the rollups, then a district's month and
+    /// the city's year answered.
+    BenchStats(crate::bench::stats::StatsBenchArgs),
     /// An SMTP server on a free loopback port that accepts and drops every message (for
     /// `anju bench --outbox`).
     #[command(hide = true)]
@@ -185,11 +189,12 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::BenchCity(args) => crate::bench::city::run(args).await,
         Cmd::BenchPages(args) => crate::bench::pages::run(args).await,
         Cmd::BenchRules(args) => crate::bench::rules::run(args).await,
+        Cmd::BenchStats(args) => crate::bench::stats::run(args).await,
         Cmd::SmtpSink => crate::bench::outbox::smtp_sink(),
     }
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(&format!(

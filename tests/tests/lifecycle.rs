@@ -77,7 +77,7 @@ async fn acceptance_sla_counts_working_days(backend: Backend) {
             .command(id, &t.inspector, "refer", json!({ "note": "需执法" }))
             .await
             .expect(200);
-        assert_eq!(case["workflow_version"], 4);
+        assert_eq!(case["workflow_version"], 5);
         assert_eq!(sla_due(&case), china(due), "referred {referred_at}");
         app.clock.set(china(due) - TimeDelta::seconds(1));
         assert_eq!(app.tick().await, 0, "not yet due ({referred_at})");

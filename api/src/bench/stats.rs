@@ -69,15 +69,31 @@ impl Pool {
 
     async fn execute(&self, sql: &str, now: i64) -> anyhow::Result<u64> {
         Ok(match self {
-            Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(now).execute(p).await?.rows_affected(),
-            Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(now).execute(p).await?.rows_affected(),
+            Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected(),
         })
     }
 
     async fn count(&self, sql: &str) -> anyhow::Result<i64> {
         Ok(match self {
-            Pool::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(p).await?,
-            Pool::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(p).await?,
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(p)
+                    .await?
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(p)
+                    .await?
+            }
         })
     }
 }
@@ -106,7 +122,14 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
     let severity = "CASE WHEN (id % 8) < 4 THEN 'critical' WHEN (id % 8) < 7 THEN 'major' \
          ELSE 'general' END";
     let opened = format!("($1 - ((id * 40503) % 365) * {DAY} - ((id * 7) % 10) * {HOUR})");
-    let event = |name: &'static str, cmd: &str, from: &str, to: &str, at: String, data: &str, filter: &str, seq: i64| {
+    let event = |name: &'static str,
+                 cmd: &str,
+                 from: &str,
+                 to: &str,
+                 at: String,
+                 data: &str,
+                 filter: &str,
+                 seq: i64| {
         (
             name,
             format!(
@@ -136,7 +159,16 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
                     WHERE u.id <= {last_unit} AND k.k < {per_unit}) AS g"
         ),
     )];
-    out.push(event("open", "open", "NULL", "discovered", "opened_at".into(), "'{}'", "1 = 1", 1));
+    out.push(event(
+        "open",
+        "open",
+        "NULL",
+        "discovered",
+        "opened_at".into(),
+        "'{}'",
+        "1 = 1",
+        1,
+    ));
     out.push(event(
         "notify",
         "notify",
@@ -147,9 +179,36 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
         &format!("{LOT} < 75"),
         2,
     ));
-    out.push(event("reinspect", "reinspect", "'notified'", "fixed", fixed_at, "'{\"passed\": true}'", &lot(0, 45), 3));
-    out.push(event("deadline", "deadline_passed", "'notified'", "overdue", late_at(3), "'{}'", &lot(45, 55), 3));
-    out.push(event("deadline", "deadline_passed", "'notified'", "overdue", late_at(3), "'{}'", &lot(65, 75), 3));
+    out.push(event(
+        "reinspect",
+        "reinspect",
+        "'notified'",
+        "fixed",
+        fixed_at,
+        "'{\"passed\": true}'",
+        &lot(0, 45),
+        3,
+    ));
+    out.push(event(
+        "deadline",
+        "deadline_passed",
+        "'notified'",
+        "overdue",
+        late_at(3),
+        "'{}'",
+        &lot(45, 55),
+        3,
+    ));
+    out.push(event(
+        "deadline",
+        "deadline_passed",
+        "'notified'",
+        "overdue",
+        late_at(3),
+        "'{}'",
+        &lot(65, 75),
+        3,
+    ));
     out.push(event(
         "refer",
         "refer",
@@ -160,7 +219,16 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
         &lot(45, 55),
         4,
     ));
-    out.push(event("accept", "accept", "'referred'", "accepted", late_at(5), "'{}'", &lot(45, 55), 5));
+    out.push(event(
+        "accept",
+        "accept",
+        "'referred'",
+        "accepted",
+        late_at(5),
+        "'{}'",
+        &lot(45, 55),
+        5,
+    ));
     out.push(event(
         "result",
         "record_result",
@@ -172,8 +240,26 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
         &lot(45, 55),
         6,
     ));
-    out.push(event("close", "close", "'enforced'", "fixed", late_at(12), "'{\"outcome\": \"fixed\"}'", &lot(45, 55), 7));
-    out.push(event("dismiss", "dismiss", "'discovered'", "not_a_hazard", format!("opened_at + {HOUR}"), "'{}'", &lot(75, 85), 2));
+    out.push(event(
+        "close",
+        "close",
+        "'enforced'",
+        "fixed",
+        late_at(12),
+        "'{\"outcome\": \"fixed\"}'",
+        &lot(45, 55),
+        7,
+    ));
+    out.push(event(
+        "dismiss",
+        "dismiss",
+        "'discovered'",
+        "not_a_hazard",
+        format!("opened_at + {HOUR}"),
+        "'{}'",
+        &lot(75, 85),
+        2,
+    ));
     out
 }
 
@@ -209,7 +295,10 @@ async fn measure(url: &str, args: &StatsBenchArgs) -> anyhow::Result<()> {
                 .execute(&sql, to_millis(now))
                 .await
                 .with_context(|| format!("generating {name}"))?;
-            println!("generated {n} {name} rows in {:.1} s", t.elapsed().as_secs_f64());
+            println!(
+                "generated {n} {name} rows in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
         }
         println!(
             "generated the history in {:.1} s",
@@ -295,7 +384,8 @@ async fn measure(url: &str, args: &StatsBenchArgs) -> anyhow::Result<()> {
             anyhow::ensure!(s.figures.total.cases.found == found, "answers changed");
         }
         times.sort();
-        let at = |p: usize| times[(p * times.len()).div_ceil(100).max(1) - 1].as_secs_f64() * 1000.0;
+        let at =
+            |p: usize| times[(p * times.len()).div_ceil(100).max(1) - 1].as_secs_f64() * 1000.0;
         println!(
             "{name} ({} .. {}): found {found}, fixed {}, median days to fix {:?}: \
              p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",

@@ -48,6 +48,9 @@ pub struct CaseSnapshot {
     /// a finding attached by an inspection or a system correction): a command that names
     /// an older version conflicts with that person's act.
     pub acted_version: i64,
+    /// The last order objected to (or asked more time for): an order may be objected to
+    /// once.
+    pub objected_order: i32,
 }
 
 impl CaseSnapshot {
@@ -403,6 +406,16 @@ impl Outcome {
             Effect::RaisePriority => {
                 next.priority += 1;
                 event.insert("priority".into(), json!(next.priority));
+            }
+            Effect::Objection => {
+                if case.order_no > 0 && case.objected_order >= case.order_no {
+                    return Err(Error::Conflict(
+                        "this order was objected to already: once per order (每份整改通知书只能提出一次异议或延期申请)"
+                            .into(),
+                    ));
+                }
+                next.objected_order = case.order_no;
+                event.insert("objected_order".into(), json!(case.order_no));
             }
             Effect::RequireReview => next.review_required = true,
             Effect::Reviewed => next.review_required = false,
@@ -1016,6 +1029,7 @@ mod tests {
             priority: 0,
             review_required: false,
             rule_mark: 0,
+            objected_order: 0,
             acted_version: 1,
         }
     }

@@ -27,6 +27,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "hazard_case/v4.toml",
         include_str!("../../../workflows/hazard_case/v4.toml"),
     ),
+    (
+        "hazard_case/v5.toml",
+        include_str!("../../../workflows/hazard_case/v5.toml"),
+    ),
 ];
 
 /// The workflow every new hazard case runs on.
@@ -195,6 +199,9 @@ pub enum Effect {
     /// Moves the case to the grid, street and district in its data (0: none): the
     /// case follows its unit.
     Relocate,
+    /// Records an objection (or a request for more time) against the current order:
+    /// refused if this order was objected to already (once per order).
+    Objection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -579,17 +586,23 @@ mod tests {
     #[test]
     fn builtin_definition_is_valid() {
         let defs = builtin();
-        assert_eq!(defs.len(), 4);
+        assert_eq!(defs.len(), 5);
         assert!(defs.iter().all(|d| d.name == HAZARD_CASE));
+        let versions: Vec<u32> = defs.iter().map(|d| d.version).collect();
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
+        // Version 5 adds objections: the landlord objects, a supervisor decides, and
+        // the order's deadline timer does not run while the request waits.
+        assert_eq!(defs[4].commands["object"].roles, [Role::Landlord]);
         assert_eq!(
-            (
-                defs[0].version,
-                defs[1].version,
-                defs[2].version,
-                defs[3].version
-            ),
-            (1, 2, 3, 4)
+            defs[4].commands["decide_objection"].roles,
+            [Role::Supervisor]
         );
+        assert!(
+            !defs[4].timers["order_deadline"]
+                .states
+                .contains(&"objection_pending".to_string())
+        );
+        assert!(!defs[3].commands.contains_key("object"));
         // Version 4 adds `relocate`, for the system only, in every open state.
         assert_eq!(defs[3].commands["relocate"].roles, [Role::System]);
         assert!(!defs[2].commands.contains_key("relocate"));

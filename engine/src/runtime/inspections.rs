@@ -556,6 +556,7 @@ fn new_snapshot(
         priority: 0,
         review_required: false,
         rule_mark: 0,
+        objected_order: 0,
         acted_version: 1,
     }
 }

@@ -158,6 +158,9 @@ pub(crate) const CASE_UPDATES: &[(&str, CellOf)] = &[
     }),
     ("rule_mark", |w| Cell::Int(w.after.rule_mark)),
     ("acted_version", |w| Cell::Int(w.after.acted_version)),
+    ("objected_order", |w| {
+        Cell::Int(i64::from(w.after.objected_order))
+    }),
 ];
 
 /// What a batch of decisions writes, gathered so that each table is written with one
@@ -544,6 +547,7 @@ mod tests {
                 priority: 0,
                 review_required: false,
                 rule_mark: 0,
+                objected_order: 0,
                 acted_version: 0,
             },
             definition_id: 1,
@@ -564,6 +568,9 @@ mod tests {
             columns.starts_with("id, definition_id, unit_id,"),
             "{columns}"
         );
-        assert!(columns.ends_with("rule_mark, acted_version"), "{columns}");
+        assert!(
+            columns.ends_with("rule_mark, acted_version, objected_order"),
+            "{columns}"
+        );
     }
 }

@@ -67,6 +67,7 @@ impl Fixture {
                     priority: 0,
                     review_required: false,
                     rule_mark: 0,
+                    objected_order: 0,
                     acted_version: 1,
                 },
                 note: None,

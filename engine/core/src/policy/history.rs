@@ -9,8 +9,8 @@ use crate::records::{EventRecord, OutboxMessage, ReferralRecord};
 
 /// The events a landlord (or agent, or sub-landlord) sees on a case of theirs: the
 /// finding, the order and its deadline, their own acts, the re-inspection and its
-/// result, the overdue notice, the referral's outcome, how the case ended, and notices
-/// addressed to them. Not: referrals and their handling between the office and the
+/// result, the overdue notice, the referral's outcome, how the case ended, their
+/// objection or request for more time and its decision, and notices addressed to them. Not: referrals and their handling between the office and the
 /// departments, escalations, priorities, reviews, blacklist proposals, notices to
 /// others, or the system's corrections of a case's place or workflow version.
 const LANDLORD_EVENTS: &[&str] = &[
@@ -19,6 +19,8 @@ const LANDLORD_EVENTS: &[&str] = &[
     "notify",
     "acknowledge",
     "report_fix",
+    "object",
+    "decide_objection",
     "reinspect",
     "deadline_passed",
     "rule_move_deadline",

@@ -157,6 +157,8 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
             review_required: row.try_get::<i64, _>("review_required")? != 0,
             rule_mark: row.try_get("rule_mark")?,
             acted_version: row.try_get("acted_version")?,
+            objected_order: i32::try_from(row.try_get::<i64, _>("objected_order")?)
+                .map_err(corrupt)?,
         },
         definition_id: row.try_get("definition_id")?,
         unit_id: UnitId(row.try_get("unit_id")?),

@@ -139,8 +139,19 @@ async fn open_cases_move_to_the_newest_workflow_once(backend: Backend) {
         ),
         (Some(3), Some(5))
     );
-    // Its running timer runs on, and its commands are the new version's.
+    // Its running timer runs on, and its commands are the new version's: the landlord
+    // may now object to the order (version 5).
     assert_eq!(view["timers"].as_array().unwrap().len(), 1);
+    let landlord = app.case(ids[0], &t.landlord).await;
+    assert!(
+        landlord["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "object"),
+        "{}",
+        landlord["commands"]
+    );
     assert!(
         view["commands"]
             .as_array()

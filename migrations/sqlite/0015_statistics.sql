@@ -47,12 +47,12 @@ CREATE TABLE stat_stars (
     PRIMARY KEY (district_code, street_id, grid_id, stars)
 );
 
+-- A case's events are written after its row (a batch updates its cases first; an
+-- inspection inserts a case, then its opening event), so the case is there to read.
 CREATE TRIGGER stat_queue_events AFTER INSERT ON case_events BEGIN
     INSERT INTO stat_queue (kind, case_id, seq, grid_id, street_id, district_code)
-    VALUES ('event', NEW.case_id, NEW.seq,
-            (SELECT grid_id FROM cases WHERE id = NEW.case_id),
-            (SELECT street_id FROM cases WHERE id = NEW.case_id),
-            (SELECT district_code FROM cases WHERE id = NEW.case_id));
+    SELECT 'event', NEW.case_id, NEW.seq, c.grid_id, c.street_id, c.district_code
+      FROM cases c WHERE c.id = NEW.case_id;
 END;
 
 CREATE TRIGGER stat_queue_visits AFTER INSERT ON inspections BEGIN

@@ -13,8 +13,13 @@ use crate::spatial::grids::GridPlace;
 use crate::stats::{Area, Breakdown, period_ranges, scope_area};
 use crate::store::StatsQuery;
 
-/// Queued items folded in one step of the statistics worker.
+/// Queued items folded in one bulk step (a query's catch-up, `anju report`, the
+/// benchmark): a bigger batch sums more before it writes.
 pub const STATS_BATCH: u32 = 5000;
+
+/// Queued items folded in one step of the statistics worker: on SQLite a fold holds the
+/// one writer, so a step stays short (about 50 ms on this machine) beside the commands.
+pub const WORKER_STATS_BATCH: u32 = 500;
 
 /// Batches a query folds before answering, at most; what is left is reported as pending.
 const CATCH_UP_BATCHES: usize = 4;
@@ -69,8 +74,13 @@ impl Runtime {
                 format!("a period covers at most {MAX_PERIOD_DAYS} days"),
             ));
         }
-        let places: BTreeMap<GridId, GridPlace> =
-            self.store().grid_places().await?.into_iter().collect();
+        // Every grid's place, from the grid index (kept while the grids stand).
+        let places: BTreeMap<GridId, GridPlace> = self
+            .grid_index()
+            .await?
+            .places()
+            .map(|(g, p)| (*g, p.clone()))
+            .collect();
         let scoped = scope_area(&principal.scope, area, &places)?;
         let pending = self.catch_up_statistics().await?;
         let query = StatsQuery {
@@ -124,9 +134,10 @@ impl Runtime {
         })
     }
 
-    /// One step of the statistics worker: folds up to [`STATS_BATCH`] queued items.
-    pub async fn fold_statistics(&self) -> Result<usize> {
-        Ok(self.store().fold_statistics(STATS_BATCH).await?)
+    /// Folds up to `limit` queued items (one step of the statistics worker with
+    /// [`WORKER_STATS_BATCH`]).
+    pub async fn fold_statistics(&self, limit: u32) -> Result<usize> {
+        Ok(self.store().fold_statistics(limit).await?)
     }
 
     /// Folds what is queued (a few batches at most), so that an answer counts what was
@@ -136,7 +147,7 @@ impl Runtime {
             if self.store().statistics_backlog().await? == 0 {
                 return Ok(0);
             }
-            self.fold_statistics().await?;
+            self.fold_statistics(STATS_BATCH).await?;
         }
         Ok(self.store().statistics_backlog().await?)
     }

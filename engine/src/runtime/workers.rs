@@ -529,7 +529,8 @@ impl Runtime {
         });
         // Case events, visits, planned stops and grade changes into the statistics.
         let stats = self.spawn_loop("statistics", stop.clone(), |rt| async move {
-            Ok(rt.fold_statistics().await? as u32 >= super::STATS_BATCH)
+            let limit = super::WORKER_STATS_BATCH;
+            Ok(rt.fold_statistics(limit).await? as u32 >= limit)
         });
         vec![timers, outbox, rules, upgrades, stats]
     }

@@ -23,6 +23,9 @@ struct Fact {
     amount_fen: i64,
 }
 
+/// Which facts an area holds.
+type Keep = Box<dyn Fn(&Fact) -> bool>;
+
 /// Where a case is and what it is.
 #[derive(Debug, Clone)]
 struct Tracked {
@@ -363,7 +366,7 @@ async fn figures_agree_with_the_history(backend: Backend) {
         ("2026-01-01", "2026-12-31"),
         ("2026-04-02", "2026-04-02"),
     ];
-    let areas: Vec<(String, Box<dyn Fn(&Fact) -> bool>)> = vec![
+    let areas: Vec<(String, Keep)> = vec![
         ("city".into(), Box::new(|_: &Fact| true)),
         (format!("district:{}", a.district), {
             let d = a.district.clone();

@@ -305,19 +305,9 @@ async fn measure(url: &str, args: &StatsBenchArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    let backlog = store.statistics_backlog().await?;
+    let (backlog, took) = crate::cli::fold_statistics_backlog(&store).await?;
     if backlog > 0 {
-        let started = Instant::now();
-        let bar = crate::cli::progress(backlog as u64, "folding into the statistics");
-        loop {
-            let n = store.fold_statistics(runtime::STATS_BATCH).await?;
-            if n == 0 {
-                break;
-            }
-            bar.inc(n as u64);
-        }
-        bar.finish_and_clear();
-        let secs = started.elapsed().as_secs_f64();
+        let secs = took.as_secs_f64();
         println!(
             "folded {backlog} queued items in {secs:.1} s ({:.0}/s)",
             backlog as f64 / secs

@@ -205,6 +205,27 @@ pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// Folds every queued event, visit, stop and grade change into the statistics, with a
+/// progress bar; answers how many were folded and how long it took.
+pub(crate) async fn fold_statistics_backlog(
+    store: &anju_engine::store::SharedStore,
+) -> anyhow::Result<(i64, std::time::Duration)> {
+    let started = std::time::Instant::now();
+    let backlog = store.statistics_backlog().await?;
+    if backlog > 0 {
+        let bar = progress(backlog as u64, "counting events into the statistics");
+        loop {
+            let n = store.fold_statistics(runtime::STATS_BATCH).await?;
+            if n == 0 {
+                break;
+            }
+            bar.inc(n as u64);
+        }
+        bar.finish_and_clear();
+    }
+    Ok((backlog, started.elapsed()))
+}
+
 /// A `--date` argument in the accepted range.
 fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
     anju_engine::text::parse_day("date", text).map_err(|e| e.message)

@@ -46,18 +46,7 @@ pub(super) async fn report(args: ReportArgs, clock: SharedClock) -> anyhow::Resu
     let request = statistics_request(Some(&args.area), args.from, args.to, today)
         .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))?;
     let store = open_store(&args.db.database_url).await?;
-    let backlog = store.statistics_backlog().await?;
-    if backlog > 0 {
-        let bar = progress(backlog as u64, "counting events into the statistics");
-        loop {
-            let n = store.fold_statistics(runtime::STATS_BATCH).await?;
-            if n == 0 {
-                break;
-            }
-            bar.inc(n as u64);
-        }
-        bar.finish_and_clear();
-    }
+    fold_statistics_backlog(&store).await?;
     let runtime = Runtime::start(store, clock, runtime::Config::default()).await?;
     let result = runtime.statistics(&Principal::system(), request).await;
     let taxonomy = runtime.taxonomy().clone();

@@ -469,7 +469,7 @@ async fn each_role_works_in_the_browser() {
     loop {
         let converted = c
             .execute(
-                "return document.querySelector('form.command input[type=file]').dataset.converted || ''",
+                "return document.querySelector('form.command:has(input[name=command][value=report_fix]) input[type=file]').dataset.converted || ''",
                 vec![],
             )
             .await

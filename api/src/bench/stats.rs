@@ -111,16 +111,6 @@ const LOT: &str = "((id * 2654435761) % 100)";
 fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
     let per_unit = if cases > units { 2 } else { 1 };
     let last_unit = cases.div_ceil(per_unit);
-    let state = format!(
-        "CASE WHEN {LOT} < 45 THEN 'fixed' WHEN {LOT} < 55 THEN 'fixed' \
-              WHEN {LOT} < 65 THEN 'notified' WHEN {LOT} < 75 THEN 'overdue' \
-              WHEN {LOT} < 85 THEN 'not_a_hazard' ELSE 'discovered' END"
-    );
-    let category = "CASE (id % 8) WHEN 0 THEN 'ebike_indoor' WHEN 1 THEN 'three_in_one' \
-         WHEN 2 THEN 'fire_escape' WHEN 3 THEN 'structure' WHEN 4 THEN 'gas_heater' \
-         WHEN 5 THEN 'wiring' WHEN 6 THEN 'warehouse' ELSE 'fire_equipment' END";
-    let severity = "CASE WHEN (id % 8) < 4 THEN 'critical' WHEN (id % 8) < 7 THEN 'major' \
-         ELSE 'general' END";
     let opened = format!("($1 - ((id * 40503) % 365) * {DAY} - ((id * 7) % 10) * {HOUR})");
     let event = |name: &'static str,
                  cmd: &str,
@@ -143,22 +133,7 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
     let lot = |lo: i64, hi: i64| format!("{LOT} >= {lo} AND {LOT} < {hi}");
     let fixed_at = format!("opened_at + (1 + (id % 20)) * {DAY}");
     let late_at = |d: i64| format!("opened_at + {d} * {DAY}");
-    let mut out = vec![(
-        "cases",
-        format!(
-            "INSERT INTO cases (id, definition_id, unit_id, category, severity, state, version, \
-             address, district_code, street_id, grid_id, party_id, inspector_id, department_id, \
-             evidence, lon, lat, opened_at, updated_at, closed_at) \
-             SELECT id, (SELECT MAX(id) FROM workflow_definitions WHERE name = 'hazard_case'), \
-                    unit_id, {category}, {severity}, {state}, 1, address, district_code, \
-                    street_id, grid_id, party_id, NULL, NULL, '[]', lon, lat, {opened}, \
-                    {opened}, NULL \
-             FROM (SELECT (u.id - 1) * {per_unit} + k.k + 1 AS id, u.id AS unit_id, u.address, \
-                          u.district_code, u.street_id, u.grid_id, u.party_id, u.lon, u.lat \
-                     FROM units u CROSS JOIN (SELECT 0 AS k UNION ALL SELECT 1) k \
-                    WHERE u.id <= {last_unit} AND k.k < {per_unit}) AS g"
-        ),
-    )];
+    let mut out = vec![("cases", cases_statement(per_unit, last_unit, &opened))];
     out.push(event(
         "open",
         "open",
@@ -261,6 +236,34 @@ fn generators(cases: u64, units: u64) -> Vec<(&'static str, String)> {
         2,
     ));
     out
+}
+
+/// The statement that generates the cases: `per_unit` for each unit up to `last_unit`,
+/// opened at `opened` (an expression of the case id and `$1`, now).
+fn cases_statement(per_unit: u64, last_unit: u64, opened: &str) -> String {
+    let state = format!(
+        "CASE WHEN {LOT} < 45 THEN 'fixed' WHEN {LOT} < 55 THEN 'fixed' \
+              WHEN {LOT} < 65 THEN 'notified' WHEN {LOT} < 75 THEN 'overdue' \
+              WHEN {LOT} < 85 THEN 'not_a_hazard' ELSE 'discovered' END"
+    );
+    let category = "CASE (id % 8) WHEN 0 THEN 'ebike_indoor' WHEN 1 THEN 'three_in_one' \
+         WHEN 2 THEN 'fire_escape' WHEN 3 THEN 'structure' WHEN 4 THEN 'gas_heater' \
+         WHEN 5 THEN 'wiring' WHEN 6 THEN 'warehouse' ELSE 'fire_equipment' END";
+    let severity = "CASE WHEN (id % 8) < 4 THEN 'critical' WHEN (id % 8) < 7 THEN 'major' \
+         ELSE 'general' END";
+    format!(
+        "INSERT INTO cases (id, definition_id, unit_id, category, severity, state, version, \
+             address, district_code, street_id, grid_id, party_id, inspector_id, department_id, \
+             evidence, lon, lat, opened_at, updated_at, closed_at) \
+             SELECT id, (SELECT MAX(id) FROM workflow_definitions WHERE name = 'hazard_case'), \
+                    unit_id, {category}, {severity}, {state}, 1, address, district_code, \
+                    street_id, grid_id, party_id, NULL, NULL, '[]', lon, lat, {opened}, \
+                    {opened}, NULL \
+             FROM (SELECT (u.id - 1) * {per_unit} + k.k + 1 AS id, u.id AS unit_id, u.address, \
+                          u.district_code, u.street_id, u.grid_id, u.party_id, u.lon, u.lat \
+                     FROM units u CROSS JOIN (SELECT 0 AS k UNION ALL SELECT 1) k \
+                    WHERE u.id <= {last_unit} AND k.k < {per_unit}) AS g"
+    )
 }
 
 async fn measure(url: &str, args: &StatsBenchArgs) -> anyhow::Result<()> {

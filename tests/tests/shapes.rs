@@ -316,6 +316,14 @@ async fn scenario(app: &TestApp) -> String {
     b.note("supervisors", app.get("/api/v1/supervisors", &t.city).await);
     b.note("rules", app.get("/api/v1/rules", &t.city).await);
     b.note(
+        "statistics",
+        app.get(
+            "/api/v1/statistics?area=city&from=2026-03-01&to=2026-03-31",
+            &t.city,
+        )
+        .await,
+    );
+    b.note(
         "routing",
         app.get(
             &format!("/api/v1/routing?district={}", u.district_code),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::Scope;
+use crate::auth::{Principal, Scope};
 use crate::domain::{CommunityId, GridId, StreetId};
 use crate::error::{Error, FieldError};
 use crate::records::EventRecord;
@@ -685,19 +685,20 @@ pub struct Scoped {
 }
 
 /// The area a caller asked about (or their own by default), if they oversee it: a city
-/// supervisor any area; a district or street supervisor their own and those within it;
-/// an inspector their grids, or a grid or community wholly among them; a department the
-/// figures of its own referrals in any area. Anything else is "not found", as an area
-/// the caller cannot see; landlords see no statistics (the policy refuses them first).
+/// supervisor any area; a district or street supervisor their own, and any area whose
+/// grids they all cover ([`Principal::covers`]); an inspector their grids, or an area
+/// whose grids are all theirs; a department the figures of its own referrals in any
+/// area. Anything else is "not found", as an area the caller cannot see; landlords see
+/// no statistics (the policy refuses them first).
 pub fn scope_area(
-    scope: &Scope,
+    principal: &Principal,
     asked: Option<Area>,
     places: &BTreeMap<GridId, GridPlace>,
 ) -> Result<Scoped, Error> {
     let unseen = |a: &Option<Area>| {
         Error::not_found("area", a.as_ref().map_or("statistics".into(), Area::label))
     };
-    let (area, department) = match (scope, asked) {
+    let (area, department) = match (&principal.scope, asked) {
         (Scope::City | Scope::System, asked) => (asked.unwrap_or(Area::City), None),
         (Scope::Department(d), asked) => (asked.unwrap_or(Area::City), Some(d.0)),
         (Scope::District(d), None) => (Area::District(d.clone()), None),
@@ -706,25 +707,22 @@ pub fn scope_area(
         (Scope::Party(_), asked) => return Err(unseen(&asked)),
         (scope, Some(asked)) => {
             let inside = match (&asked, scope) {
-                (Area::City | Area::Grids(_), _) => false,
                 (Area::District(a), Scope::District(d)) => a == d,
-                (Area::District(_), _) => false,
-                (Area::Street(a), Scope::District(d)) => places
-                    .values()
-                    .any(|p| p.street_id == *a && &p.district_code == d),
                 (Area::Street(a), Scope::Street(s)) => a == s,
-                (Area::Street(_), _) => false,
-                (area, scope) => {
+                // A district's rows also count its units outside every grid.
+                (Area::City | Area::Grids(_) | Area::District(_), _) => false,
+                (area, _) => {
                     let grids = area.grids(places);
                     !grids.is_empty()
                         && grids.iter().all(|g| {
                             let p = &places[g];
-                            match scope {
-                                Scope::District(d) => &p.district_code == d,
-                                Scope::Street(s) => p.street_id == *s,
-                                Scope::Grids(mine) => mine.contains(g),
-                                _ => false,
-                            }
+                            principal.covers(crate::auth::Place {
+                                district_code: &p.district_code,
+                                street_id: Some(p.street_id),
+                                grid_id: Some(*g),
+                                party_id: None,
+                                department_id: None,
+                            })
                         })
                 }
             };

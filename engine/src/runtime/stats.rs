@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::auth::Principal;
-use crate::domain::GridId;
+use crate::domain::{DepartmentId, GridId};
 use crate::error::{Error, Result};
 use crate::policy::{self, Act};
 use crate::runtime::Runtime;
@@ -81,7 +81,7 @@ impl Runtime {
             .places()
             .map(|(g, p)| (*g, p.clone()))
             .collect();
-        let scoped = scope_area(&principal.scope, area, &places)?;
+        let scoped = scope_area(principal, area, &places)?;
         let pending = self.catch_up_statistics().await?;
         let query = StatsQuery {
             level: scoped.level,
@@ -99,17 +99,16 @@ impl Runtime {
                     .await?
             }
         };
-        let department_names = if figures.by_department.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.store()
-                .departments()
-                .await?
-                .into_iter()
-                .filter(|d| figures.by_department.contains_key(&d.id.0))
-                .map(|d| (d.id.0, d.name))
-                .collect()
-        };
+        let routing = self.routing();
+        let department_names = figures
+            .by_department
+            .keys()
+            .filter_map(|id| {
+                routing
+                    .get(DepartmentId(*id))
+                    .map(|d| (*id, d.name.clone()))
+            })
+            .collect();
         let inspector_names = if figures.by_inspector.is_empty() {
             BTreeMap::new()
         } else {

@@ -101,54 +101,88 @@ async fn fold_cases(tx: &mut Tx<'_>, ids: &[i64]) -> Result<BTreeMap<i64, FoldCa
     Ok(out)
 }
 
-/// The visits of a batch: each with its day, place-independent facts and whether it is
-/// the first visit that day to a unit on that day's plan.
+/// The visits of a batch: each with its time and whether it is the first visit that day
+/// to a unit on that day's plan. Three reads per chunk: the visits, the plan stops of
+/// their units over their days, and their units' visits over those days.
 async fn fold_visits(
     tx: &mut Tx<'_>,
     ids: &[i64],
 ) -> Result<BTreeMap<i64, (DateTime<Utc>, Visit)>, Error> {
     let mut out = BTreeMap::new();
-    for chunk in ids.chunks(MAX_PARAMS) {
+    for chunk in ids.chunks(MAX_PARAMS / 2) {
         let rows = select_in(
-            "SELECT i.id, i.unit_id, i.inspector_id, i.at, i.outcome, i.off_site, i.located \
-             FROM inspections i WHERE i.id IN (",
+            "SELECT id, unit_id, inspector_id, at, outcome, off_site, located \
+             FROM inspections WHERE id IN (",
             chunk,
         )
         .build()
         .fetch_all(&mut **tx)
         .await?;
+        let mut visits = Vec::with_capacity(rows.len());
         for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let unit: i64 = r.try_get("unit_id")?;
             let at = from_millis(r.try_get("at")?);
+            let visit = Visit {
+                inspector: r.try_get::<Option<i64>, _>("inspector_id")?.unwrap_or(0),
+                outcome: r.try_get("outcome")?,
+                off_site: r.try_get("off_site")?,
+                located: r.try_get("located")?,
+                planned_first: false,
+            };
+            visits.push((
+                r.try_get::<i64, _>("id")?,
+                r.try_get::<i64, _>("unit_id")?,
+                at,
+                visit,
+            ));
+        }
+        let (Some(first), Some(last)) = (
+            visits.iter().map(|v| china_day(v.2)).min(),
+            visits.iter().map(|v| china_day(v.2)).max(),
+        ) else {
+            continue;
+        };
+        let units: Vec<i64> = visits
+            .iter()
+            .map(|v| v.1)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut q = select_in(
+            "SELECT plan_date, unit_id FROM plan_stops WHERE unit_id IN (",
+            &units,
+        );
+        q.push(" AND plan_date >= ")
+            .push_bind(first.to_string())
+            .push(" AND plan_date <= ")
+            .push_bind(last.to_string());
+        let mut planned = BTreeSet::new();
+        for r in q.build().fetch_all(&mut **tx).await? {
+            planned.insert((
+                r.try_get::<String, _>("plan_date")?,
+                r.try_get::<i64, _>("unit_id")?,
+            ));
+        }
+        let mut q = select_in(
+            "SELECT id, unit_id, at FROM inspections WHERE unit_id IN (",
+            &units,
+        );
+        q.push(" AND at >= ")
+            .push_bind(ms(crate::time::day_bounds(first).0))
+            .push(" AND at < ")
+            .push_bind(ms(crate::time::day_bounds(last).1));
+        // The first visit of each unit on each day.
+        let mut firsts: BTreeMap<(i64, NaiveDate), i64> = BTreeMap::new();
+        for r in q.build().fetch_all(&mut **tx).await? {
+            let id: i64 = r.try_get("id")?;
+            let day = china_day(from_millis(r.try_get("at")?));
+            let first = firsts.entry((r.try_get("unit_id")?, day)).or_insert(id);
+            *first = (*first).min(id);
+        }
+        for (id, unit, at, mut visit) in visits {
             let day = china_day(at);
-            let (start, end) = crate::time::day_bounds(day);
-            // Planned that day, and no earlier visit of the unit that day.
-            let planned_first: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM plan_stops WHERE plan_date = $1 AND unit_id = $2) \
-                 AND NOT EXISTS (SELECT 1 FROM inspections WHERE unit_id = $2 AND id < $3 \
-                                  AND at >= $4 AND at < $5)",
-            )
-            .bind(day.to_string())
-            .bind(unit)
-            .bind(id)
-            .bind(ms(start))
-            .bind(ms(end))
-            .fetch_one(&mut **tx)
-            .await?;
-            out.insert(
-                id,
-                (
-                    at,
-                    Visit {
-                        inspector: r.try_get::<Option<i64>, _>("inspector_id")?.unwrap_or(0),
-                        outcome: r.try_get("outcome")?,
-                        off_site: r.try_get("off_site")?,
-                        located: r.try_get("located")?,
-                        planned_first,
-                    },
-                ),
-            );
+            let planned_today = planned.contains(&(day.to_string(), unit));
+            visit.planned_first = planned_today && firsts.get(&(unit, day)) == Some(&id);
+            out.insert(id, (at, visit));
         }
     }
     Ok(out)

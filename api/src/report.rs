@@ -1,8 +1,9 @@
-//! Statistics as people and machines take them: JSON, and one table (a row per total, category, severity, department, inspector and star grade; a column per figure, headed in Chinese and English) written as CSV with a byte-order mark or as an Excel workbook.
+//! Statistics as people and machines take them: JSON (and the map of open hazards as GeoJSON), and one table (a row per total, category, severity, department, inspector and star grade; a column per figure, headed in Chinese and English) written as CSV with a byte-order mark or as an Excel workbook.
 
 use std::collections::BTreeMap;
 
 use anju_engine::runtime::Statistics;
+use anju_engine::runtime::dashboard::HazardMap;
 use anju_engine::stats::{CaseFigures, VisitFigures};
 use anju_engine::taxonomy::Taxonomy;
 use serde_json::{Map, Value, json};
@@ -125,6 +126,44 @@ pub fn statistics_json(s: &Statistics, taxonomy: &Taxonomy) -> Value {
             "stars_gained": f.total.stars_gained,
             "stars_lost": f.total.stars_lost,
         },
+    })
+}
+
+/// The map of open hazards as a GeoJSON FeatureCollection: a feature per street of
+/// the area, its outline as geometry (null for a street without grids), with its id
+/// (`key`, as text, names the feature on the dashboard's map), name, district and open
+/// cases, in all and by severity.
+pub fn hazard_map_geojson(map: &HazardMap) -> Value {
+    let features: Vec<Value> = map
+        .streets
+        .iter()
+        .map(|s| {
+            let geometry = s
+                .street
+                .outline
+                .as_deref()
+                .and_then(|g| serde_json::from_str::<Value>(g).ok())
+                .unwrap_or(Value::Null);
+            json!({
+                "type": "Feature",
+                "id": s.street.id.0,
+                "geometry": geometry,
+                "properties": {
+                    "key": s.street.id.0.to_string(),
+                    "street_id": s.street.id.0,
+                    "code": s.street.code,
+                    "name": s.street.name,
+                    "district_code": s.street.district_code,
+                    "open": s.total,
+                    "by_severity": s.open,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "type": "FeatureCollection",
+        "area": map.area.label(),
+        "features": features,
     })
 }
 

@@ -566,8 +566,11 @@ pub struct CaseFilter {
     pub state: Option<String>,
     pub category: Option<String>,
     pub district: Option<String>,
+    pub street_id: Option<StreetId>,
     pub unit_id: Option<UnitId>,
     pub party_id: Option<PartyId>,
+    /// Only cases not closed (`true`) or closed (`false`).
+    pub open: Option<bool>,
     pub department_id: Option<DepartmentId>,
     /// Only cases past their deadline (`true`) or not (`false`).
     pub overdue: Option<Overdue>,
@@ -669,6 +672,25 @@ pub struct TokenListing {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A street (街道) with its outline, the union of its grids' shapes, if it has any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreetRecord {
+    pub id: StreetId,
+    pub code: String,
+    pub name: String,
+    pub district_code: String,
+    /// GeoJSON MultiPolygon text, WGS-84.
+    pub outline: Option<String>,
+}
+
+/// Street outlines as stored: the grid stamp they were computed at, and each street's
+/// GeoJSON.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredOutlines {
+    pub stamp: Option<(i64, i64)>,
+    pub outlines: Vec<(StreetId, String)>,
 }
 
 /// A grid and where it sits.

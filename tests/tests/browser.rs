@@ -1,10 +1,11 @@
-//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo and an iPhone's HEIC photo (converted to JPEG in the page); the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. Screenshots of each role's main page at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
+//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo and an iPhone's HEIC photo (converted to JPEG in the page); the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. The city supervisor's dashboard draws its charts and street map, and a click on a street opens its open cases. Screenshots of each role's main page (and the dashboard) at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::elements::Element;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -222,6 +223,19 @@ async fn screenshots(c: &Client, name: &str) {
         std::fs::write(dir.join(format!("{name}-{width}.png")), png).unwrap();
     }
     c.set_window_size(390, 844).await.unwrap();
+}
+
+/// Runs a script until it returns something other than null (real time, bounded).
+async fn wait_for_js(c: &Client, script: &str) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let v = c.execute(script, vec![]).await.unwrap();
+        if !v.is_null() {
+            return v;
+        }
+        assert!(start.elapsed() < PATIENCE, "the page never gave: {script}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn case_state(app: &TestApp, id: i64) -> String {
@@ -587,6 +601,82 @@ async fn each_role_works_in_the_browser() {
     wait_state(&app, three, "fixed").await;
     let closed = app.case(three, &app.tokens.city).await;
     assert_eq!(closed["terminal"], true, "{closed}");
+
+    // The city supervisor's dashboard: the charts and the street map are drawn; a
+    // click on the unit's street on the map opens that street's open cases.
+    find(&c, "form.signout button").await.click().await.unwrap();
+    page_with(&c, "登录").await;
+    sign_in(&c, &app, &smtp, "city@anju.example", 1).await;
+    c.goto(&format!("{}/dashboard", app.base)).await.unwrap();
+    page_with(&c, "监管看板").await;
+    let street = unit.street_id.unwrap().0;
+    let open = app
+        .get(
+            &format!("/api/v1/cases?street_id={street}&open=true"),
+            &app.tokens.city,
+        )
+        .await
+        .expect(200)["cases"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(open > 0, "unit 1's street has open cases");
+    let drawn = wait_for_js(
+        &c,
+        "var ids=['chart-trend','chart-category','chart-departments','chart-stars','chart-map'];\
+         if(!window.echarts)return null;var n=0;ids.forEach(function(i){\
+         if(echarts.getInstanceByDom(document.getElementById(i)))n++;});\
+         if(n<ids.length)return null;var m=echarts.getInstanceByDom(document.getElementById('chart-map'));\
+         return m.getOption().series[0].data;",
+    )
+    .await;
+    let on_map = drawn
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["street_id"] == street)
+        .expect("the unit's street is on the map")
+        .clone();
+    assert_eq!(on_map["value"], open as i64, "{on_map}");
+    screenshots(&c, "supervisor-dashboard").await;
+    c.execute(
+        "document.getElementById('chart-map').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshots(&c, "supervisor-dashboard-map").await;
+    let offset = c
+        .execute(
+            "var el=document.getElementById('chart-map');el.scrollIntoView();\
+             var m=echarts.getInstanceByDom(el);var p=m.convertToPixel({seriesIndex:0},[arguments[0],arguments[1]]);\
+             return [p[0]-el.clientWidth/2,p[1]-el.clientHeight/2];",
+            vec![json!(unit.lon), json!(unit.lat)],
+        )
+        .await
+        .unwrap();
+    let map = find(&c, "#chart-map").await;
+    let click = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: map,
+            duration: None,
+            x: offset[0].as_f64().unwrap(),
+            y: offset[1].as_f64().unwrap(),
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(click).await.unwrap();
+    let listed = page_with(&c, "我的案件").await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(
+        url.query(),
+        Some(format!("street_id={street}&open=true").as_str())
+    );
+    assert_eq!(listed.matches("href=\"/cases/").count(), open, "{listed}");
 
     // Offline: the form is open, the service stops, the form is sent (kept in the
     // browser), the service starts again on the same address and the browser sends it

@@ -18,10 +18,13 @@ use super::dto::{AnswerOut, CaseOut, CaseViewOut, DeliveryOut, EventOut};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CaseQuery {
+pub(crate) struct CaseQuery {
     state: Option<String>,
     category: Option<String>,
     district: Option<String>,
+    street_id: Option<i64>,
+    /// Only cases not closed (`true`) or closed (`false`).
+    open: Option<bool>,
     overdue: Option<bool>,
     /// Only cases waiting for a supervisor's review.
     review: Option<bool>,
@@ -53,7 +56,7 @@ pub(super) fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
     })
 }
 
-pub(super) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
+pub(crate) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
     let taxonomy = app.runtime.taxonomy();
     if let Some(c) = &q.category {
         taxonomy.parse_category(c, "category")?;
@@ -70,8 +73,10 @@ pub(super) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter>
         state: q.state,
         category: q.category,
         district: q.district,
+        street_id: q.street_id.map(anju_engine::domain::StreetId),
         unit_id: q.unit_id.map(UnitId),
         party_id: None,
+        open: q.open,
         department_id: None,
         overdue: q.overdue.map(|wanted| app.runtime.overdue(wanted)),
         review_required: q.review,

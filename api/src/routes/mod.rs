@@ -15,7 +15,7 @@ use crate::http::extract::Caller;
 use crate::state::AppState;
 
 mod auth;
-mod cases;
+pub mod cases;
 mod deliveries;
 mod directory;
 mod dto;
@@ -97,6 +97,7 @@ pub fn router() -> Router<AppState> {
         .route("/supervisors", get(supervisors))
         .route("/rules", get(rules))
         .route("/statistics", get(stats::statistics))
+        .route("/statistics/map", get(stats::hazard_map))
         .route("/inspectors/{id}/plan", get(patrol::inspector_plan))
         .route("/plans/{date}/backlog", get(patrol::plan_backlog))
         .route(

@@ -136,3 +136,22 @@ pub async fn statistics(
     let s = app.runtime.statistics(&caller, request).await?;
     statistics_response(&app, &s, format)
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapQuery {
+    /// As for the statistics; the caller's own area if left out.
+    area: Option<String>,
+}
+
+/// The open hazards of an area by street, as a GeoJSON FeatureCollection of the
+/// streets' outlines.
+pub async fn hazard_map(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params<MapQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let area = q.area.as_deref().map(Area::parse).transpose()?;
+    let map = app.runtime.hazard_map(&caller, area).await?;
+    Ok(Json(crate::report::hazard_map_geojson(&map)))
+}

@@ -1,4 +1,4 @@
-//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4 and heic2any 0.0.4 from the npm registry, with their licences, and Anju's own script (forms kept offline and sent again) and service worker (pages readable offline).
+//! Assets compiled into the binary (no CDN: inspectors' networks and this machine have none): Leaflet 1.9.4, heic2any 0.0.4 and Apache ECharts 6.1.0 from the npm registry, with their licences, and Anju's own scripts (forms kept offline and sent again; the dashboard's charts) and service worker (pages readable offline).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -7,6 +7,8 @@ const LEAFLET_JS: &str = include_str!("../../assets/leaflet/leaflet.js");
 const LEAFLET_CSS: &str = include_str!("../../assets/leaflet/leaflet.css");
 const ANJU_JS: &str = include_str!("../../assets/anju/anju.js");
 const HEIC2ANY_JS: &str = include_str!("../../assets/heic2any/heic2any.min.js");
+const ECHARTS_JS: &str = include_str!("../../assets/echarts/echarts.min.js");
+const DASHBOARD_JS: &str = include_str!("../../assets/anju/dashboard.js");
 const SERVICE_WORKER: &str = include_str!("../../assets/anju/sw.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -37,6 +39,16 @@ pub(super) async fn anju_js() -> Response {
 /// is chosen.
 pub(super) async fn heic2any_js() -> Response {
     asset(HEIC2ANY_JS, "text/javascript; charset=utf-8")
+}
+
+/// Apache ECharts 6.1.0 (npm, Apache-2.0), for the dashboard's charts and street map.
+pub(super) async fn echarts_js() -> Response {
+    asset(ECHARTS_JS, "text/javascript; charset=utf-8")
+}
+
+/// The dashboard's script: draws the charts and the map from the data the page carries.
+pub(super) async fn dashboard_js() -> Response {
+    asset(DASHBOARD_JS, "text/javascript; charset=utf-8")
 }
 
 /// The service worker, at the root so that it may keep every page; always checked

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use anju_engine::domain::CaseId;
 use anju_engine::machine::Command;
-use anju_engine::model::{CaseFilter, CaseRecord};
+use anju_engine::model::CaseRecord;
 use anju_engine::time::local_time;
 use anju_engine::workflow::{CommandDef, FieldKind, FieldSpec};
 
@@ -64,10 +64,24 @@ pub(super) fn rows(app: &AppState, cases: &[CaseRecord]) -> maud::Markup {
 }
 
 /// The visitor's home: a landlord's orders, or the cases of the visitor's scope.
-pub(super) async fn home(State(app): State<AppState>, visitor: Visitor) -> Response {
-    let filter = CaseFilter {
-        limit: 100,
-        ..CaseFilter::default()
+pub(super) async fn home(
+    State(app): State<AppState>,
+    visitor: Visitor,
+    query: Result<
+        axum::extract::Query<crate::routes::cases::CaseQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    // The list takes the API's filters (a street's open cases, from the dashboard).
+    let Ok(axum::extract::Query(query)) = query else {
+        return error_page(crate::http::problem::ApiError::Unprocessable {
+            field: "query".into(),
+            detail: "state, category, district, street_id, open, overdue, review, unit_id, before, limit".into(),
+        });
+    };
+    let filter = match crate::routes::cases::filter_from(&app, query) {
+        Ok(f) => f,
+        Err(e) => return error_page(e),
     };
     // The scope decides what is listed: a landlord's own cases, a department's
     // referrals, an inspector's grids, a supervisor's area.

@@ -17,6 +17,7 @@ use crate::state::AppState;
 
 mod assets;
 mod cases;
+mod dashboard;
 mod desk;
 mod inspect;
 mod order;
@@ -67,6 +68,9 @@ pub fn router() -> Router<AppState> {
         .route("/assets/leaflet/leaflet.css", get(assets::leaflet_css))
         .route("/assets/anju.js", get(assets::anju_js))
         .route("/assets/heic2any.min.js", get(assets::heic2any_js))
+        .route("/assets/echarts.min.js", get(assets::echarts_js))
+        .route("/assets/dashboard.js", get(assets::dashboard_js))
+        .route("/dashboard", get(dashboard::dashboard))
         .route("/sw.js", get(assets::service_worker))
         .route("/", get(cases::home))
         .route("/signin", get(signin::form_page).post(signin::submit))
@@ -306,8 +310,11 @@ pub fn page(status: StatusCode, title: &str, visitor: Option<&Visitor>, body: Ma
                                     a href="/units" { "我的出租屋 My units" }
                                     a href="/blacklist" { "黑名单 Blacklist" }
                                 },
-                                Scope::Grids(_) => a href="/plan" { "今日巡查 Today's plan" },
-                                _ => {},
+                                Scope::Grids(_) => {
+                                    a href="/plan" { "今日巡查 Today's plan" }
+                                    a href="/dashboard" { "统计 Dashboard" }
+                                },
+                                _ => a href="/dashboard" { "统计 Dashboard" },
                             }
                         }
                         form method="post" action="/signout" class="signout" {
@@ -390,4 +397,5 @@ main{max-width:48rem;margin:0 auto;padding:1rem}h1{font-size:1.3rem}\
 label{display:block;margin:.6rem 0 .2rem}input[type=text],textarea{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}\
 button{padding:.5rem 1rem;font-size:1rem;margin:.3rem 0}.err{color:#b42318}.late{color:#b42318;font-weight:bold}\
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #d8dee4;padding:.3rem;text-align:left;vertical-align:top}\
-.signout{margin:0}@media (max-width:480px){main{padding:.6rem}td,th{font-size:.9rem}}";
+.signout{margin:0}.chart{height:320px;margin:.6rem 0}.chart.map{height:460px}.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5rem,1fr));gap:.5rem}\
+.tiles div{border:1px solid #d8dee4;border-radius:4px;padding:.4rem}.tiles dt{font-size:.8rem;color:#57606a}.tiles dd{margin:0;font-size:1.3rem;font-weight:bold}.period label{display:inline-block;margin-right:.6rem}@media (max-width:480px){main{padding:.6rem}td,th{font-size:.9rem}}";

@@ -658,7 +658,7 @@ impl Area {
     }
 
     /// The grids of the area, where it is made of grids.
-    fn grids(&self, places: &BTreeMap<GridId, GridPlace>) -> BTreeSet<GridId> {
+    pub fn grids(&self, places: &BTreeMap<GridId, GridPlace>) -> BTreeSet<GridId> {
         places
             .iter()
             .filter(|(g, p)| match self {

@@ -21,6 +21,7 @@ use crate::workflow::{self, Definition};
 
 mod callers;
 mod cases;
+pub mod dashboard;
 pub mod directory;
 pub mod escalation;
 mod evidence;

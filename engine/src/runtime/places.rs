@@ -322,7 +322,9 @@ impl Runtime {
     /// the grid its point lies in (or in none); open cases follow their units.
     pub async fn import_grids(&self, text: &str) -> Result<GridImportReport> {
         let report = save_grid_file(self.store().as_ref(), text).await?;
-        self.regrid(report).await
+        let report = self.regrid(report).await?;
+        self.refresh_street_outlines().await?;
+        Ok(report)
     }
 
     /// Places every unit in the grid its point lies in (or in none, in the district

@@ -122,6 +122,7 @@ macro_rules! migrator {
             step(14, "observed visits", file!("0014_observed_visits.sql")),
             step(15, "statistics", file!("0015_statistics.sql")),
             step(16, "objections", file!("0016_objections.sql")),
+            step(17, "dashboard", file!("0017_dashboard.sql")),
         ])
     }};
 }

@@ -84,6 +84,22 @@ impl GridIndex {
         }
     }
 
+    /// Every street's outline: the union of its grids' shapes (grids loaded with
+    /// places only), by street.
+    pub fn street_outlines(&self) -> std::collections::BTreeMap<StreetId, geo::MultiPolygon<f64>> {
+        let mut by_street: std::collections::BTreeMap<StreetId, Vec<&geo::MultiPolygon<f64>>> =
+            Default::default();
+        for g in self.tree.iter() {
+            if let Some(p) = self.places.get(&g.id) {
+                by_street.entry(p.street_id).or_default().push(&g.shape);
+            }
+        }
+        by_street
+            .into_iter()
+            .map(|(street, shapes)| (street, geo::unary_union(shapes)))
+            .collect()
+    }
+
     /// Every grid's place (of grids loaded with places).
     pub fn places(&self) -> impl Iterator<Item = (&GridId, &GridPlace)> {
         self.places.iter()
@@ -277,6 +293,47 @@ mod tests {
         assert_eq!(idx.grid_at(113.005, 23.005), Some(GridId(1)));
         assert_eq!(idx.grid_at(113.015, 23.005), Some(GridId(2)));
         assert_eq!(idx.grid_at(113.025, 23.005), None);
+    }
+
+    /// A street's outline is the union of its grids: neighbours merge into one polygon
+    /// of their summed area, a grid apart stays a polygon of its own, and another
+    /// street's grid is not in it.
+    #[test]
+    fn a_streets_outline_is_the_union_of_its_grids() {
+        use geo::Area;
+        let place = |street| GridPlace {
+            community_id: CommunityId(1),
+            street_id: StreetId(street),
+            district_code: "440106".into(),
+        };
+        let idx = GridIndex::with_places(
+            vec![
+                square(1, 113.0, 23.0, 0.01),
+                square(2, 113.01, 23.0, 0.01),
+                square(3, 113.05, 23.0, 0.01),
+                square(4, 113.0, 23.01, 0.01),
+            ],
+            [(1, 7), (2, 7), (3, 7), (4, 8)]
+                .into_iter()
+                .map(|(g, s)| (GridId(g), place(s)))
+                .collect(),
+        );
+        let outlines = idx.street_outlines();
+        assert_eq!(outlines.len(), 2);
+        let seven = &outlines[&StreetId(7)];
+        assert_eq!(seven.0.len(), 2, "grids 1 and 2 merge; grid 3 stands apart");
+        assert!((seven.unsigned_area() - 3.0e-4).abs() < 1e-12);
+        let eight = &outlines[&StreetId(8)];
+        assert_eq!(eight.0.len(), 1);
+        assert!((eight.unsigned_area() - 1.0e-4).abs() < 1e-12);
+        // The merged polygon of grids 1 and 2 has one ring of 4 corners (closed: 5).
+        let merged = seven
+            .0
+            .iter()
+            .max_by(|a, b| a.unsigned_area().total_cmp(&b.unsigned_area()))
+            .unwrap();
+        assert_eq!(merged.exterior().0.len(), 5);
+        assert!(merged.interiors().is_empty());
     }
 
     /// Points on shared edges and vertices, and on the outer edge, belong to exactly

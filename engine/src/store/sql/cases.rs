@@ -241,6 +241,33 @@ impl CaseStore for This {
         rows.iter().map(outbox_from_row).collect()
     }
 
+    async fn open_by_street(
+        &self,
+        scope: &Scope,
+        district: Option<&str>,
+    ) -> Result<Vec<(StreetId, String, i64)>, Error> {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT street_id, severity, COUNT(*) AS n FROM cases WHERE closed_at IS NULL",
+        );
+        push_scope(&mut q, scope);
+        if let Some(d) = district {
+            q.push(" AND district_code = ").push_bind(d.to_string());
+        }
+        q.push(" GROUP BY street_id, severity ORDER BY street_id, severity");
+        q.build()
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    StreetId(r.try_get("street_id")?),
+                    r.try_get("severity")?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn list_cases(
         &self,
         filter: &CaseFilter,
@@ -257,6 +284,16 @@ impl CaseStore for This {
         }
         if let Some(district) = &filter.district {
             q.push(" AND district_code = ").push_bind(district.clone());
+        }
+        if let Some(street) = filter.street_id {
+            q.push(" AND street_id = ").push_bind(street.0);
+        }
+        if let Some(open) = filter.open {
+            q.push(if open {
+                " AND closed_at IS NULL"
+            } else {
+                " AND closed_at IS NOT NULL"
+            });
         }
         if let Some(unit) = filter.unit_id {
             q.push(" AND unit_id = ").push_bind(unit.0);

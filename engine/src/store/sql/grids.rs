@@ -154,6 +154,68 @@ impl GridStore for This {
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
+    async fn streets(&self) -> Result<Vec<StreetRecord>, Error> {
+        sqlx::query(
+            "SELECT s.id, s.code, s.name, s.district_code, o.geometry FROM streets s \
+             LEFT JOIN street_outlines o ON o.street_id = s.id ORDER BY s.id",
+        )
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(StreetRecord {
+                id: StreetId(r.try_get("id")?),
+                code: r.try_get("code")?,
+                name: r.try_get("name")?,
+                district_code: r.try_get("district_code")?,
+                outline: r.try_get("geometry")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn stored_outlines(&self) -> Result<StoredOutlines, Error> {
+        let rows = sqlx::query(
+            "SELECT street_id, grids, shape_at, geometry FROM street_outlines ORDER BY street_id",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = StoredOutlines::default();
+        for r in &rows {
+            out.stamp = Some((r.try_get("grids")?, r.try_get("shape_at")?));
+            out.outlines
+                .push((StreetId(r.try_get("street_id")?), r.try_get("geometry")?));
+        }
+        Ok(out)
+    }
+
+    async fn save_outlines(
+        &self,
+        stamp: (i64, i64),
+        outlines: &[(StreetId, String)],
+    ) -> Result<(), Error> {
+        let mut tx = begin_write(self.writer()).await?;
+        // Two processes computing the same outlines write one after the other.
+        lock_named(&mut tx, "street outlines").await?;
+        sqlx::query("DELETE FROM street_outlines")
+            .execute(&mut *tx)
+            .await?;
+        for (street, geometry) in outlines {
+            sqlx::query(
+                "INSERT INTO street_outlines (street_id, grids, shape_at, geometry) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(street.0)
+            .bind(stamp.0)
+            .bind(stamp.1)
+            .bind(geometry)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error> {
         let rows = sqlx::query("SELECT id, name, kind, district_code FROM departments ORDER BY id")
             .fetch_all(self.reader())

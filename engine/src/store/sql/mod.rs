@@ -43,8 +43,8 @@ use crate::store::{
     InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, LocationCorrection,
     NewCampaign, NewCase, NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord,
     PartyUnit, Placard, PlanSave, RecordedInspection, ReferralRecord, Respond, RuleJob,
-    RuleVersion, StoredRoute, StoredStop, SupervisorRecord, TimerBacklog, TimerRecord,
-    TokenListing, TokenRecord, TransitionRequest, UnitPartyRecord,
+    RuleVersion, StoredOutlines, StoredRoute, StoredStop, StreetRecord, SupervisorRecord,
+    TimerBacklog, TimerRecord, TokenListing, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 use crate::time::{from_millis, to_millis};
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
-use crate::domain::{BuildingId, CaseId, DepartmentId, UnitId};
+use crate::domain::{BuildingId, CaseId, DepartmentId, StreetId, UnitId};
 use crate::model::*;
 use crate::store::Error;
 
@@ -69,4 +69,12 @@ pub trait CaseStore: Send + Sync + 'static {
         filter: &CaseFilter,
         scope: &Scope,
     ) -> Result<Vec<CaseRecord>, Error>;
+
+    /// Open cases within `scope` (and the district, if one is given) counted by street
+    /// and severity: (street, severity, count).
+    async fn open_by_street(
+        &self,
+        scope: &Scope,
+        district: Option<&str>,
+    ) -> Result<Vec<(StreetId, String, i64)>, Error>;
 }

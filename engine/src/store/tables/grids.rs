@@ -51,6 +51,20 @@ pub trait GridStore: Send + Sync + 'static {
     /// index was built at another stamp reloads it.
     async fn grid_stamp(&self) -> Result<(i64, i64), Error>;
 
+    /// Every street, by id, with its stored outline.
+    async fn streets(&self) -> Result<Vec<StreetRecord>, Error>;
+
+    /// The street outlines as stored, with the grid stamp they were computed at.
+    async fn stored_outlines(&self) -> Result<StoredOutlines, Error>;
+
+    /// Replaces every street outline, computed at grid stamp `stamp`, in one
+    /// transaction.
+    async fn save_outlines(
+        &self,
+        stamp: (i64, i64),
+        outlines: &[(crate::domain::StreetId, String)],
+    ) -> Result<(), Error>;
+
     async fn departments(&self) -> Result<Vec<DepartmentInfo>, Error>;
 
     async fn inspector_grids(&self, id: InspectorId) -> Result<Option<BTreeSet<GridId>>, Error>;

@@ -1,6 +1,6 @@
-//! Objections and extensions (workflow version 5) on both backends, by the manual clock: while a landlord's request waits the order cannot go overdue; granted, the deadline timer moves (overdue at the new time, not the old); refused, the old deadline stands; an order is objected to once; an undecided request is escalated after its working days; all of it in the case's history and the statistics.
+//! Objections and extensions (workflow version 5) on both backends, by the manual clock: while a landlord's request waits the order cannot go overdue; granted, the deadline timer moves (overdue at the new time, not the old); refused, the old deadline stands; an order is objected to once; only the supervisor of the case's street decides; an undecided request is escalated after its working days; all of it in the case's history and the statistics.
 
-use anju_engine::domain::CaseId;
+use anju_engine::domain::{CaseId, Role};
 use anju_engine::time::Clock as _;
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,16 +33,37 @@ async fn object(app: &TestApp, id: i64, data: serde_json::Value) -> anju_tests::
     .await
 }
 
-async fn decide(app: &TestApp, id: i64, data: serde_json::Value) -> serde_json::Value {
-    app.command_with_reason(
-        id,
-        &app.tokens.district,
-        "decide_objection",
-        data,
-        Some("经核实"),
+/// The token of the supervisor of a case's street (every street of the test city has
+/// one), and of another street's.
+async fn street_supervisors(app: &TestApp, id: i64) -> (String, String) {
+    let street = app
+        .store()
+        .case(CaseId(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot
+        .street_id
+        .unwrap();
+    let all = app.store().supervisors().await.unwrap();
+    let of = |mine: bool| {
+        all.iter()
+            .find(|s| s.level == "street" && (s.street_id == Some(street)) == mine)
+            .unwrap()
+            .id
+            .0
+    };
+    (
+        app.token(Role::Supervisor, of(true)).await,
+        app.token(Role::Supervisor, of(false)).await,
     )
-    .await
-    .expect(200)
+}
+
+async fn decide(app: &TestApp, id: i64, data: serde_json::Value) -> serde_json::Value {
+    let (street, _) = street_supervisors(app, id).await;
+    app.command_with_reason(id, &street, "decide_objection", data, Some("经核实"))
+        .await
+        .expect(200)
 }
 
 async fn deadline_of(app: &TestApp, id: i64) -> DateTime<Utc> {
@@ -186,6 +207,50 @@ async fn an_order_is_objected_to_once(backend: Backend) {
     )
     .await
     .problem(403, None);
+    // The street has a supervisor of its own: the district's and the city's
+    // supervisors do not decide (nor is the command offered to them); another street's
+    // supervisor does not see the case. Nothing changes.
+    let (street, another) = street_supervisors(&app, other).await;
+    let before = app.fingerprint().await;
+    for token in [&app.tokens.district, &app.tokens.city] {
+        app.command_with_reason(
+            other,
+            token,
+            "decide_objection",
+            json!({ "granted": true, "hours": 5 }),
+            Some("x"),
+        )
+        .await
+        .problem(403, None);
+        let commands = app.case(other, token).await["commands"].clone();
+        assert!(
+            !commands
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "decide_objection"),
+            "{commands}"
+        );
+    }
+    app.command_with_reason(
+        other,
+        &another,
+        "decide_objection",
+        json!({ "granted": true, "hours": 5 }),
+        Some("x"),
+    )
+    .await
+    .problem(404, None);
+    assert_eq!(app.fingerprint().await, before);
+    let commands = app.case(other, &street).await["commands"].clone();
+    assert!(
+        commands
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "decide_objection"),
+        "{commands}"
+    );
 }
 
 async fn an_undecided_request_is_escalated(backend: Backend) {

@@ -278,6 +278,11 @@ fn admit<'a>(
             case.id, principal.role
         )));
     }
+    if cmd.name == DECIDE_OBJECTION && !ctx.routing.decides_objections(principal, &case.place()) {
+        return Err(Error::Forbidden(
+            "objections are decided by the supervisor of the case's street (the district's where the street has none) / 异议由案件所在街道的督导决定（无街道督导的由区督导决定）".into(),
+        ));
+    }
     let data = validate_data(spec, &cmd.data, ctx.routing, case.id)?;
     let reason = validate_reason(spec, cmd.reason.as_deref())?;
 
@@ -956,17 +961,26 @@ fn render(
     (fill(&tpl.subject), fill(tpl.body.trim()))
 }
 
-/// Whether `role` may ever issue `command` in this definition (for listing the commands
-/// a caller can use on a case).
+/// The command that decides an objection or a request for more time: only the
+/// supervisors of the case's street (the district's where it has none) issue it.
+pub const DECIDE_OBJECTION: &str = "decide_objection";
+
+/// The commands `principal` may issue on `case` in its state (for listing the commands
+/// a caller can use on a case): their role may, a transition leaves the state, and an
+/// objection is theirs to decide.
 pub fn allowed_commands<'a>(
     def: &'a Definition,
-    state: &'a str,
-    role: Role,
+    case: &'a CaseSnapshot,
+    principal: &'a Principal,
+    routing: &'a Routing,
 ) -> impl Iterator<Item = &'a str> + 'a {
     def.commands
         .iter()
         .filter(move |(name, c)| {
-            c.roles.contains(&role) && def.transitions_for(name, state).next().is_some()
+            c.roles.contains(&principal.role)
+                && def.transitions_for(name, &case.state).next().is_some()
+                && (name.as_str() != DECIDE_OBJECTION
+                    || routing.decides_objections(principal, &case.place()))
         })
         .map(|(name, _)| name.as_str())
 }
@@ -1567,10 +1581,80 @@ mod tests {
     #[test]
     fn allowed_commands_depend_on_state_and_role() {
         let def = &workflow::builtin()[0];
-        let landlord: Vec<_> = allowed_commands(def, "notified", Role::Landlord).collect();
-        assert_eq!(landlord, ["acknowledge", "report_fix"]);
-        let dept: Vec<_> = allowed_commands(def, "referred", Role::Department).collect();
-        assert_eq!(dept, ["accept", "return_referral"]);
+        let routing = routing();
+        let at = |state: &str| CaseSnapshot {
+            state: state.into(),
+            department_id: Some(DepartmentId(11)),
+            ..case("ebike_indoor", "major")
+        };
+        let (notified, referred) = (at("notified"), at("referred"));
+        let landlord = who(Role::Landlord);
+        let listed: Vec<_> = allowed_commands(def, &notified, &landlord, &routing).collect();
+        assert_eq!(listed, ["acknowledge", "report_fix"]);
+        let dept = who(Role::Department);
+        let listed: Vec<_> = allowed_commands(def, &referred, &dept, &routing).collect();
+        assert_eq!(listed, ["accept", "return_referral"]);
+    }
+
+    /// An objection is decided by the supervisor of the case's street; by the
+    /// district's only where the street has no supervisor of its own; never by the
+    /// city's or another street's.
+    #[test]
+    fn objections_are_decided_by_the_streets_supervisor() {
+        let def = workflow::builtin()
+            .into_iter()
+            .find(|d| d.commands.contains_key(DECIDE_OBJECTION))
+            .expect("a version with objections");
+        let pending = CaseSnapshot {
+            state: "objection_pending".into(),
+            ..case("ebike_indoor", "major")
+        };
+        let supervisor = |scope| Principal {
+            role: Role::Supervisor,
+            subject: 9,
+            scope,
+            account: None,
+        };
+        let street = supervisor(Scope::Street(StreetId(3)));
+        let other_street = supervisor(Scope::Street(StreetId(4)));
+        let district = supervisor(Scope::District("440106".into()));
+        let city = supervisor(Scope::City);
+        let supervised = routing().with_supervised_streets([StreetId(3)]);
+        let unsupervised = routing().with_supervised_streets([StreetId(4)]);
+        let may = |p: &Principal, r: &Routing| {
+            allowed_commands(&def, &pending, p, r).any(|c| c == DECIDE_OBJECTION)
+        };
+        assert!(may(&street, &supervised));
+        assert!(!may(&other_street, &supervised));
+        assert!(!may(&district, &supervised));
+        assert!(may(&district, &unsupervised));
+        assert!(!may(&city, &supervised) && !may(&city, &unsupervised));
+        // Issued, the command is refused in the same cases, and taken in the others.
+        let taxonomy = Taxonomy::builtin();
+        let calendar = crate::calendar::Calendar::builtin();
+        let cmd = Command {
+            name: DECIDE_OBJECTION.into(),
+            data: serde_json::json!({ "granted": false })
+                .as_object()
+                .unwrap()
+                .clone(),
+            reason: Some("经核实".into()),
+        };
+        let decide_as = |p: &Principal, r: &Routing| {
+            let ctx = Context {
+                definition: &def,
+                taxonomy: &taxonomy,
+                routing: r,
+                calendar: &calendar,
+                now: t0(),
+            };
+            decide(ctx, &pending, p, &cmd).map(|d| d.next.state)
+        };
+        assert_eq!(decide_as(&street, &supervised).unwrap(), "acknowledged");
+        assert_eq!(decide_as(&district, &unsupervised).unwrap(), "acknowledged");
+        for (p, r) in [(&district, &supervised), (&city, &supervised)] {
+            assert!(matches!(decide_as(p, r), Err(Error::Forbidden(_))));
+        }
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Route {
 pub struct Routing {
     by_id: BTreeMap<DepartmentId, DepartmentInfo>,
     by_kind_district: BTreeMap<(String, Option<String>), DepartmentId>,
+    /// The streets that have a supervisor of their own: their objections are decided
+    /// there, the others' by the district's supervisors.
+    supervised_streets: std::collections::BTreeSet<crate::domain::StreetId>,
 }
 
 impl Routing {
@@ -46,6 +49,37 @@ impl Routing {
             routing.by_id.insert(d.id, d);
         }
         routing
+    }
+
+    /// The same directory, with the streets that have a supervisor of their own.
+    pub fn with_supervised_streets(
+        mut self,
+        streets: impl IntoIterator<Item = crate::domain::StreetId>,
+    ) -> Routing {
+        self.supervised_streets = streets.into_iter().collect();
+        self
+    }
+
+    /// Whether `principal` decides the objections of a case at `place`: a supervisor of
+    /// the case's street, or of its district where the street has no supervisor of its
+    /// own (or the case lies in no street). The city's supervisors do not.
+    pub fn decides_objections(
+        &self,
+        principal: &crate::auth::Principal,
+        place: &crate::auth::Place<'_>,
+    ) -> bool {
+        use crate::auth::Scope;
+        match &principal.scope {
+            Scope::Street(s) => place.street_id == Some(*s),
+            Scope::District(d) => {
+                d == place.district_code
+                    && place
+                        .street_id
+                        .is_none_or(|s| s.0 == 0 || !self.supervised_streets.contains(&s))
+            }
+            Scope::System => true,
+            _ => false,
+        }
     }
 
     pub fn get(&self, id: DepartmentId) -> Option<&DepartmentInfo> {

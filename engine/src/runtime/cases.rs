@@ -145,7 +145,7 @@ impl Runtime {
             _ => Vec::new(),
         };
         let commands = if !left && principal.covers(case.snapshot.place()) {
-            machine::allowed_commands(&def, &case.snapshot.state, principal.role)
+            machine::allowed_commands(&def, &case.snapshot, principal, &self.routing())
                 .map(String::from)
                 .collect()
         } else {
@@ -306,7 +306,7 @@ impl Runtime {
         }
         let referrals = crate::policy::history::visible_referrals(principal, referrals);
         let commands = if cutoff.is_none() && principal.covers(case.snapshot.place()) {
-            machine::allowed_commands(&def, &case.snapshot.state, principal.role)
+            machine::allowed_commands(&def, &case.snapshot, principal, &self.routing())
                 .map(String::from)
                 .collect()
         } else {

@@ -430,7 +430,8 @@ impl Runtime {
         Ok(self.rules())
     }
 
-    /// Re-reads the department directory (after an import).
+    /// Re-reads the department directory and the streets with supervisors (after an
+    /// import).
     pub async fn reload_routing(&self) -> Result<()> {
         reload_routing(&self.shared).await
     }
@@ -496,7 +497,14 @@ async fn reload_index(shared: &Shared) -> Result<()> {
 }
 
 async fn reload_routing(shared: &Shared) -> Result<()> {
-    let routing = Routing::new(shared.store.departments().await?);
+    let streets = shared
+        .store
+        .supervisors()
+        .await?
+        .into_iter()
+        .filter(|s| s.level == "street")
+        .filter_map(|s| s.street_id);
+    let routing = Routing::new(shared.store.departments().await?).with_supervised_streets(streets);
     *shared.routing.write().expect("routing lock") = Arc::new(routing);
     Ok(())
 }

@@ -149,11 +149,16 @@ impl Application {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let (api, document) = crate::openapi::split(
+        utoipa_axum::router::OpenApiRouter::new()
+            .nest("/api/v1", crate::routes::router())
+            .merge(crate::routes::public::router()),
+    );
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .nest("/api/v1", crate::routes::router())
-        .merge(crate::routes::public::router())
+        .merge(api)
+        .merge(crate::openapi::docs(document))
         .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod http;
+pub mod openapi;
 pub mod report;
 pub mod routes;
 pub mod state;

@@ -1,4 +1,4 @@
-//! Request extractors whose failures are problem+json: JSON bodies, query strings, numeric ids, the caller's token and the Idempotency-Key.
+//! Request extractors whose failures are problem+json: JSON bodies, multipart forms, query strings, numeric ids, the caller's token and the Idempotency-Key.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -12,6 +12,21 @@ use anju_engine::model::IdempotencyKey;
 
 use crate::http::problem::ApiError;
 use crate::state::AppState;
+
+/// A `multipart/form-data` body (a form with files). Any other body is answered with a
+/// problem (415), not with axum's plain-text rejection.
+pub struct FormData(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for FormData {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(FormData)
+            .map_err(|_| ApiError::UnsupportedMediaType)
+    }
+}
 
 /// A JSON body of type `T`. Unknown fields, malformed JSON and control characters are
 /// refused with the path of the offending value; `digest` identifies the parsed request

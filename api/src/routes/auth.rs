@@ -16,7 +16,7 @@ use crate::http::problem::{ApiError, ApiResult};
 use crate::http::serve::ClientAddr;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CodeBody {
     /// A registered e-mail address or phone number.
@@ -32,6 +32,7 @@ pub(crate) fn client_of(client: Option<axum::Extension<ClientAddr>>) -> String {
 
 /// Asks for a sign-in code: 202 with the same answer whether the address is
 /// registered or not.
+#[utoipa::path(post, path = "/auth/code", tag = "auth", request_body = CodeBody, responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn request_code(
     State(app): State<AppState>,
     client: Option<axum::Extension<ClientAddr>>,
@@ -51,7 +52,7 @@ pub(super) async fn request_code(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SessionBody {
     address: String,
@@ -61,7 +62,7 @@ pub(super) struct SessionBody {
 }
 
 /// An account as its owner sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AccountOut<'a> {
     id: i64,
     name: &'a str,
@@ -89,7 +90,7 @@ impl<'a> AccountOut<'a> {
 }
 
 /// A session made by a sign-in.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct SessionOut<'a> {
     token: &'a str,
     expires_at: DateTime<Utc>,
@@ -108,6 +109,7 @@ pub(crate) fn choices(accounts: &[AccountRecord]) -> Value {
 
 /// Exchanges a code for a session token (201), or lists the accounts to choose from
 /// (409 problem with `choices`).
+#[utoipa::path(post, path = "/auth/session", tag = "auth", request_body = SessionBody, responses((status = 201, description = "a session token for the account", body = SessionOut)))]
 pub(super) async fn create_session(
     State(app): State<AppState>,
     body: Body<SessionBody>,
@@ -132,6 +134,7 @@ pub(super) async fn create_session(
 }
 
 /// Signs out: the caller's token stops working.
+#[utoipa::path(delete, path = "/auth/session", tag = "auth", responses((status = 204, description = "signed out: the token sent is revoked")))]
 pub(super) async fn delete_session(
     State(app): State<AppState>,
     OwnToken(token): OwnToken,
@@ -141,6 +144,7 @@ pub(super) async fn delete_session(
 }
 
 /// The caller's own account (a person who signed in), else `null`.
+#[utoipa::path(get, path = "/me/account", tag = "auth", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn my_account(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -151,7 +155,7 @@ pub(super) async fn my_account(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PreferencesBody {
     /// The channels to be told on; `null` for every channel the person has an address on.
@@ -162,6 +166,7 @@ pub(super) struct PreferencesBody {
 }
 
 /// Sets how the caller wants to be told.
+#[utoipa::path(put, path = "/me/preferences", tag = "auth", request_body = PreferencesBody, responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn set_preferences(
     State(app): State<AppState>,
     Caller(caller): Caller,

@@ -16,7 +16,8 @@ use crate::state::AppState;
 
 use super::dto::{AnswerOut, CaseOut, CaseViewOut, DeliveryOut, EventOut};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CaseQuery {
     state: Option<String>,
@@ -34,26 +35,48 @@ pub(crate) struct CaseQuery {
 }
 
 /// A case in a list: the case and its state's names.
-pub(super) fn case_summary(app: &AppState, c: &CaseRecord) -> Value {
-    #[derive(serde::Serialize)]
-    struct Summary<'a> {
-        #[serde(flatten)]
-        case: CaseOut<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        state_zh: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        state_en: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        terminal: Option<bool>,
-    }
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct CaseSummary<'a> {
+    #[serde(flatten)]
+    case: CaseOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_zh: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_en: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    terminal: Option<bool>,
+}
+
+/// A case in a list: the case and its state's names.
+pub(super) fn case_summary<'a>(app: &AppState, c: &'a CaseRecord) -> CaseSummary<'a> {
     let def = app.runtime.definition(c.definition_id);
     let state = def.as_ref().and_then(|d| d.states.get(&c.snapshot.state));
-    json!(Summary {
+    CaseSummary {
         case: CaseOut::of(c),
         state_zh: state.map(|s| s.zh.clone()),
         state_en: state.map(|s| s.en.clone()),
         terminal: state.map(|s| s.terminal),
-    })
+    }
+}
+
+/// A page of cases, newest first; `next_before` asks for the next page.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct CasePage<'a> {
+    cases: Vec<CaseSummary<'a>>,
+    next_before: Option<CaseId>,
+}
+
+/// A page of a case's history; `next_after` asks for the next page.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct EventPage<'a> {
+    events: Vec<EventOut<'a>>,
+    next_after: Option<i64>,
+}
+
+/// A case's outbox, as the caller may see it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct MessageList<'a> {
+    messages: Vec<MessageOut<'a>>,
 }
 
 pub(crate) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter> {
@@ -85,6 +108,7 @@ pub(crate) fn filter_from(app: &AppState, q: CaseQuery) -> ApiResult<CaseFilter>
     })
 }
 
+#[utoipa::path(get, path = "/cases", tag = "cases", params(CaseQuery), responses((status = 200, description = "cases in the caller's scope, newest first", body = CasePage)))]
 pub(super) async fn list_cases(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -92,19 +116,20 @@ pub(super) async fn list_cases(
 ) -> ApiResult<Json<Value>> {
     let filter = filter_from(&app, q)?;
     let cases = app.runtime.list_cases(&caller, &filter).await?;
-    Ok(Json(page(&app, &cases, filter.limit)))
+    Ok(Json(json!(page(&app, &cases, filter.limit))))
 }
 
-pub(super) fn page(app: &AppState, cases: &[CaseRecord], limit: u32) -> Value {
+pub(super) fn page<'a>(app: &AppState, cases: &'a [CaseRecord], limit: u32) -> CasePage<'a> {
     let next = (cases.len() as u32 == limit)
         .then(|| cases.last().map(|c| c.snapshot.id))
         .flatten();
-    json!({
-        "cases": cases.iter().map(|c| case_summary(app, c)).collect::<Vec<_>>(),
-        "next_before": next,
-    })
+    CasePage {
+        cases: cases.iter().map(|c| case_summary(app, c)).collect(),
+        next_before: next,
+    }
 }
 
+#[utoipa::path(get, path = "/cases/{id}", tag = "cases", params(("id" = i64, Path)), responses((status = 200, description = "the case as the caller may see it", body = CaseViewOut)))]
 pub(super) async fn get_case(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -114,17 +139,22 @@ pub(super) async fn get_case(
     Ok(Json(json!(CaseViewOut::of(&view))))
 }
 
-#[derive(Debug, Deserialize)]
+/// A command on a case: its name, the version of the case the caller saw, the data its
+/// fields take and a reason.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CommandBody {
     command: String,
+    #[schema(minimum = 1)]
     expected_version: i64,
     #[serde(default)]
+    #[schema(value_type = Object)]
     data: Map<String, Value>,
     #[serde(default)]
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/cases/{id}/commands", tag = "cases", params(("id" = i64, Path)), request_body = CommandBody, responses((status = 200, description = "the case as the command left it, with the event it added", body = AnswerOut)))]
 pub(super) async fn issue_command(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -165,7 +195,8 @@ pub(super) async fn issue_command(
     Ok(Json(json!(AnswerOut::of(&answer))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventsQuery {
     #[serde(default)]
@@ -175,6 +206,7 @@ pub(super) struct EventsQuery {
 
 /// A page of a case's history: the events after `after` (a sequence number), at most
 /// `limit` (100 by default, up to 1,000), as the caller may see them.
+#[utoipa::path(get, path = "/cases/{id}/events", tag = "cases", params(("id" = i64, Path), EventsQuery), responses((status = 200, description = "the case's history after `after`", body = EventPage)))]
 pub(super) async fn case_events(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -190,9 +222,13 @@ pub(super) async fn case_events(
         .then(|| events.last().map(|e| e.seq))
         .flatten();
     let events: Vec<EventOut> = events.iter().map(EventOut::of).collect();
-    Ok(Json(json!({ "events": events, "next_after": next })))
+    Ok(Json(json!(EventPage {
+        events,
+        next_after: next
+    })))
 }
 
+#[utoipa::path(get, path = "/cases/{id}/messages", tag = "cases", params(("id" = i64, Path)), responses((status = 200, description = "the case's messages with their deliveries", body = MessageList)))]
 pub(super) async fn case_messages(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -204,11 +240,11 @@ pub(super) async fn case_messages(
         .iter()
         .map(|(m, deliveries)| MessageOut::of(m, deliveries))
         .collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(json!(MessageList { messages })))
 }
 
 /// A message of a case's outbox: to whom, what, and how its delivery went.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MessageOut<'a> {
     id: i64,
     case_id: CaseId,

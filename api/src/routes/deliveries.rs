@@ -17,7 +17,8 @@ use anju_engine::model::InboxItem;
 
 use super::dto::DeliveryOut;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct InboxQuery {
     /// Only messages not read yet.
@@ -28,7 +29,7 @@ pub(super) struct InboxQuery {
 }
 
 /// A message of the caller's inbox.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct InboxOut<'a> {
     id: i64,
     case_id: CaseId,
@@ -41,6 +42,7 @@ struct InboxOut<'a> {
 }
 
 /// What was addressed to the caller, newest first (every role).
+#[utoipa::path(get, path = "/me/messages", tag = "messages", params(InboxQuery), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn my_messages(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -71,6 +73,7 @@ pub(super) async fn my_messages(
 }
 
 /// Marks a message of the caller's inbox read.
+#[utoipa::path(post, path = "/me/messages/{id}/read", tag = "messages", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn mark_read(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -80,7 +83,8 @@ pub(super) async fn mark_read(
     Ok(Json(json!({ "id": id, "read": true })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeadQuery {
     before: Option<i64>,
@@ -88,6 +92,7 @@ pub(super) struct DeadQuery {
 }
 
 /// Dead letters of the caller's area, newest first (supervisors).
+#[utoipa::path(get, path = "/deliveries/dead", tag = "messages", params(DeadQuery), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn dead_letters(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -103,6 +108,7 @@ pub(super) async fn dead_letters(
 }
 
 /// Queues a dead letter again; the outbox worker sends it with its Message-ID.
+#[utoipa::path(post, path = "/deliveries/{id}/resend", tag = "messages", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn resend(
     State(app): State<AppState>,
     Caller(caller): Caller,

@@ -17,6 +17,7 @@ use crate::state::AppState;
 
 /// The escalation rules in force, with their versions and script hashes, and how many
 /// evaluations ran and failed since the service started (supervisors).
+#[utoipa::path(get, path = "/rules", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn rules(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -46,6 +47,7 @@ pub(super) async fn rules(
 
 /// The departments the caller may work with: those of the caller's districts and the
 /// city-wide ones.
+#[utoipa::path(get, path = "/departments", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn departments(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -56,6 +58,7 @@ pub(super) async fn departments(
 }
 
 /// The inspectors of the caller's area (supervisors), or sharing a grid (inspectors).
+#[utoipa::path(get, path = "/inspectors", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn inspectors(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -66,6 +69,7 @@ pub(super) async fn inspectors(
 }
 
 /// The supervisors over the caller's area.
+#[utoipa::path(get, path = "/supervisors", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn supervisors(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -75,6 +79,7 @@ pub(super) async fn supervisors(
     Ok(Json(json!({ "supervisors": list })))
 }
 
+#[utoipa::path(get, path = "/workflows", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn workflows(
     State(app): State<AppState>,
     Caller(_): Caller,
@@ -96,7 +101,7 @@ pub(super) async fn workflows(
 }
 
 /// A department of the directory.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct DepartmentOut<'a> {
     id: DepartmentId,
     name: &'a str,
@@ -116,7 +121,7 @@ impl<'a> DepartmentOut<'a> {
 }
 
 /// An inspector of the directory, with the grids they cover.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct InspectorOut<'a> {
     id: InspectorId,
     name: &'a str,
@@ -136,7 +141,7 @@ impl<'a> InspectorOut<'a> {
 }
 
 /// A supervisor of the directory: level and area.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SupervisorOut<'a> {
     id: SupervisorId,
     name: &'a str,

@@ -16,7 +16,7 @@ use anju_engine::runtime::{CaseView, CommandAnswer, InspectionOutcome, StateName
 use anju_engine::time;
 
 /// A case: as a decision left it, with its record's own fields.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct CaseOut<'a> {
     #[serde(flatten)]
     snapshot: SnapshotOut<'a>,
@@ -55,7 +55,7 @@ impl<'a> CaseOut<'a> {
 }
 
 /// A case's running timer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct TimerOut<'a> {
     case_id: CaseId,
     seq: i64,
@@ -77,14 +77,14 @@ impl<'a> TimerOut<'a> {
 }
 
 /// Who acted.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ActorOut<'a> {
     role: &'static str,
     id: &'a str,
 }
 
 /// An event of a case's history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct EventOut<'a> {
     seq: i64,
     at: DateTime<Utc>,
@@ -115,7 +115,7 @@ impl<'a> EventOut<'a> {
 }
 
 /// A referral of a case to a department.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ReferralOut<'a> {
     id: i64,
     case_id: CaseId,
@@ -143,7 +143,7 @@ impl<'a> ReferralOut<'a> {
 }
 
 /// A case's workflow and its state's names.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct NamesOut<'a> {
     workflow: &'a str,
     workflow_version: u32,
@@ -165,7 +165,7 @@ impl<'a> NamesOut<'a> {
 }
 
 /// A case with its history, timers, referrals and the commands the caller may issue.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct CaseViewOut<'a> {
     case: CaseOut<'a>,
     #[serde(flatten)]
@@ -227,7 +227,7 @@ pub(crate) fn evidence_out(e: &anju_engine::runtime::EvidenceView) -> Value {
 
 /// The answer to a command: the case as committed, the events it added, its timer and
 /// the commands the caller may issue next.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct AnswerOut<'a> {
     case: CaseOut<'a>,
     #[serde(flatten)]
@@ -250,7 +250,7 @@ impl<'a> AnswerOut<'a> {
 }
 
 /// A unit of the registry.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct UnitOut<'a> {
     id: UnitId,
     address_code: &'a str,
@@ -315,7 +315,7 @@ impl UnitOut<'_> {
 }
 
 /// A case as a decision left it (the cases an inspection opened).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct SnapshotOut<'a> {
     id: CaseId,
     state: &'a str,
@@ -365,14 +365,14 @@ impl<'a> SnapshotOut<'a> {
 }
 
 /// A finding attached to an open case.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AttachedOut {
     finding: usize,
     case_id: CaseId,
 }
 
 /// An open case a finding may duplicate.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DuplicateOut {
     finding: usize,
     case_id: CaseId,
@@ -381,7 +381,7 @@ struct DuplicateOut {
 }
 
 /// A unit's grade after an inspection.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct GradeOut<'a> {
     stars: Option<u8>,
     score: Option<f64>,
@@ -391,7 +391,7 @@ struct GradeOut<'a> {
 }
 
 /// What an inspection recorded.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct InspectionOut<'a> {
     inspection_id: InspectionId,
     unit_id: UnitId,
@@ -447,7 +447,7 @@ impl<'a> InspectionOut<'a> {
 }
 
 /// A message to one person on one channel: where it went and how it went.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct DeliveryOut<'a> {
     id: i64,
     message_id: &'a str,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use anju_engine::evidence::EvidenceKind;
 use anju_engine::model::EvidenceRecord;
 
-use crate::http::extract::Caller;
+use crate::http::extract::{Caller, FormData};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -87,10 +87,11 @@ pub fn kind_of(fields: &[(String, String)]) -> Result<EvidenceKind, ApiError> {
 /// `POST /api/v1/evidence`: one file (field `file`) of a kind (field `kind`: `photo`,
 /// the default, or `document`). Answers 201 with the new upload's id, which commands
 /// and inspections reference.
+#[utoipa::path(post, path = "/evidence", tag = "evidence", request_body(content_type = "multipart/form-data", description = "the file (`file`) and its `kind`", content = String), responses((status = 201, description = "the answer", body = Object)))]
 pub(super) async fn upload(
     State(app): State<AppState>,
     Caller(caller): Caller,
-    multipart: Multipart,
+    FormData(multipart): FormData,
 ) -> ApiResult<Response> {
     let (fields, mut files) = read_multipart(multipart).await?;
     let kind = kind_of(&fields)?;
@@ -115,6 +116,7 @@ pub(super) async fn upload(
 }
 
 /// `GET /api/v1/evidence/{id}`: what an upload is.
+#[utoipa::path(get, path = "/evidence/{id}", tag = "evidence", params(("id" = String, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn describe(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -125,6 +127,7 @@ pub(super) async fn describe(
 }
 
 /// `GET /api/v1/evidence/{id}/file`: the bytes as uploaded.
+#[utoipa::path(get, path = "/evidence/{id}/file", tag = "evidence", params(("id" = String, Path)), responses((status = 200, description = "the file as uploaded", content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "application/pdf")))))]
 pub(super) async fn file(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -135,6 +138,7 @@ pub(super) async fn file(
 }
 
 /// `GET /api/v1/evidence/{id}/thumbnail`: a JPEG of at most 480 pixels a side.
+#[utoipa::path(get, path = "/evidence/{id}/thumbnail", tag = "evidence", params(("id" = String, Path)), responses((status = 200, description = "a JPEG of at most 480 pixels a side", content((Vec<u8> = "image/jpeg")))))]
 pub(super) async fn thumbnail(
     State(app): State<AppState>,
     Caller(caller): Caller,

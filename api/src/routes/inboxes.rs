@@ -16,7 +16,8 @@ use crate::state::AppState;
 use super::dto::ReferralOut;
 use super::*;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
     state: Option<String>,
@@ -24,9 +25,10 @@ pub(super) struct ListQuery {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
-pub(super) struct Order {
-    case: Value,
+/// A rectification order: its case, number, deadline and the latest notice's text.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Order<'a> {
+    case: CaseSummary<'a>,
     order_no: i32,
     deadline_at: Option<chrono::DateTime<chrono::Utc>>,
     deadline_local: Option<String>,
@@ -34,6 +36,28 @@ pub(super) struct Order {
     body: Option<String>,
 }
 
+/// A page of a landlord's orders; `next_before` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct OrderPage<'a> {
+    orders: Vec<Order<'a>>,
+    next_before: Option<CaseId>,
+}
+
+/// A case referred to the department, with the department's referrals of it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Referred<'a> {
+    case: CaseSummary<'a>,
+    referrals: Vec<ReferralOut<'a>>,
+}
+
+/// A page of a department's referred cases; `next_before` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReferralPage<'a> {
+    referrals: Vec<Referred<'a>>,
+    next_before: Option<CaseId>,
+}
+
+#[utoipa::path(get, path = "/landlords/{id}/units", tag = "inboxes", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn landlord_units(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -84,6 +108,7 @@ fn next_before<T>(cases: &[(anju_engine::model::CaseRecord, T)], limit: u32) -> 
         .flatten()
 }
 
+#[utoipa::path(get, path = "/landlords/{id}/orders", tag = "inboxes", params(("id" = i64, Path), ListQuery), responses((status = 200, description = "the landlord\'s rectification orders, newest first", body = OrderPage)))]
 pub(super) async fn landlord_orders(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -108,9 +133,13 @@ pub(super) async fn landlord_orders(
             body: latest.as_ref().map(|m| m.body.clone()),
         })
         .collect();
-    Ok(Json(json!({ "orders": orders, "next_before": next })))
+    Ok(Json(json!(OrderPage {
+        orders,
+        next_before: next
+    })))
 }
 
+#[utoipa::path(get, path = "/departments/{id}/referrals", tag = "inboxes", params(("id" = i64, Path), ListQuery), responses((status = 200, description = "the cases referred to the department, newest first", body = ReferralPage)))]
 pub(super) async fn department_referrals(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -123,12 +152,15 @@ pub(super) async fn department_referrals(
         .department_referrals(&caller, DepartmentId(id), &filter)
         .await?;
     let next = next_before(&cases, filter.limit);
-    let out: Vec<Value> = cases
+    let referrals: Vec<Referred> = cases
         .iter()
-        .map(|(c, mine)| {
-            let mine: Vec<ReferralOut> = mine.iter().map(ReferralOut::of).collect();
-            json!({ "case": case_summary(&app, c), "referrals": mine })
+        .map(|(c, mine)| Referred {
+            case: case_summary(&app, c),
+            referrals: mine.iter().map(ReferralOut::of).collect(),
         })
         .collect();
-    Ok(Json(json!({ "referrals": out, "next_before": next })))
+    Ok(Json(json!(ReferralPage {
+        referrals,
+        next_before: next
+    })))
 }

@@ -16,17 +16,18 @@ use crate::state::AppState;
 use super::dto::InspectionOut;
 use super::*;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PointBody {
     pub(super) lon: f64,
     pub(super) lat: f64,
     /// `wgs84` (GPS; the default) or `gcj02` (maps published in China).
     #[serde(default)]
+    #[schema(value_type = String)]
     pub(super) crs: Crs,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FindingBody {
     category: String,
@@ -38,7 +39,7 @@ pub(super) struct FindingBody {
     evidence: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct InspectionBody {
     unit_id: i64,
@@ -62,6 +63,7 @@ pub(super) struct InspectionBody {
     findings: Vec<FindingBody>,
     /// `inspected` (the default), or an attempt: `no_one_home`, `entry_refused`.
     #[serde(default)]
+    #[schema(value_type = String)]
     outcome: anju_engine::planning::VisitOutcome,
 }
 
@@ -78,6 +80,7 @@ pub(crate) fn inspection_json(o: &InspectionOutcome) -> Value {
     json!(InspectionOut::of(o))
 }
 
+#[utoipa::path(post, path = "/inspections", tag = "inspections", request_body = InspectionBody, responses((status = 201, description = "the inspection recorded, with the cases it opened and the grade", body = InspectionOut)))]
 pub(super) async fn record_inspection(
     State(app): State<AppState>,
     Caller(caller): Caller,

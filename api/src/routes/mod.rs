@@ -1,11 +1,10 @@
 //! The HTTP API under `/api/v1`, one file per resource: the router, and what every resource shares (the caller's own record, created resources). Handlers parse, call the runtime and shape the answer: no role checks, no filtering, no store.
 
 use axum::Json;
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use anju_engine::auth::Scope;
 use anju_engine::domain::{DepartmentId, GridId, PartyId, StreetId};
@@ -37,79 +36,66 @@ pub(crate) use inspections::inspection_json;
 use inspections::*;
 use units::*;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/me/account", get(auth::my_account))
-        .route("/me/preferences", axum::routing::put(auth::set_preferences))
-        .route("/auth/code", post(auth::request_code))
-        .route(
-            "/auth/session",
-            post(auth::create_session).delete(auth::delete_session),
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(auth::my_account))
+        .routes(routes!(auth::set_preferences))
+        .routes(routes!(auth::request_code))
+        .routes(routes!(auth::create_session, auth::delete_session))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(evidence::upload))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    anju_engine::evidence::MAX_UPLOAD_BYTES,
+                )),
         )
-        .route(
-            "/evidence",
-            post(evidence::upload).layer(axum::extract::DefaultBodyLimit::max(
-                anju_engine::evidence::MAX_UPLOAD_BYTES,
-            )),
-        )
-        .route("/evidence/{id}", get(evidence::describe))
-        .route("/evidence/{id}/file", get(evidence::file))
-        .route("/evidence/{id}/thumbnail", get(evidence::thumbnail))
-        .route("/me/messages", get(deliveries::my_messages))
-        .route("/me/messages/{id}/read", post(deliveries::mark_read))
-        .route("/units", post(create_unit))
-        .route("/units/near", get(places::near))
-        .route("/units/nearest", get(places::nearest))
-        .route(
-            "/units/within",
-            get(places::within_bbox).post(places::within_polygon),
-        )
-        .route("/units/ungridded", get(ungridded_units))
-        .route("/units/{id}", get(get_unit))
-        .route("/units/{id}/location", post(correct_unit_point))
-        .route("/buildings/{id}/location", post(correct_building_point))
-        .route("/units/{id}/grades", get(unit_grades))
-        .route("/grading/rubric", get(rubric))
-        .route("/grids/{id}", get(places::grid))
-        .route("/grids/{id}/units", get(places::grid_units))
-        .route(
-            "/units/{id}/parties",
-            get(unit_parties).post(change_unit_party),
-        )
-        .route(
-            "/inspections",
-            post(record_inspection).get(places::list_inspections),
-        )
-        .route("/cases", get(list_cases))
-        .route("/cases/{id}", get(get_case))
-        .route("/cases/{id}/commands", post(issue_command))
-        .route("/cases/{id}/events", get(case_events))
-        .route("/cases/{id}/messages", get(case_messages))
-        .route("/deliveries/dead", get(deliveries::dead_letters))
-        .route("/deliveries/{id}/resend", post(deliveries::resend))
-        .route("/landlords/{id}/orders", get(landlord_orders))
-        .route("/landlords/{id}/units", get(landlord_units))
-        .route("/departments/{id}/referrals", get(department_referrals))
-        .route("/workflows", get(workflows))
-        .route("/departments", get(departments))
-        .route("/inspectors", get(inspectors))
-        .route("/supervisors", get(supervisors))
-        .route("/rules", get(rules))
-        .route("/statistics", get(stats::statistics))
-        .route("/statistics/map", get(stats::hazard_map))
-        .route("/inspectors/{id}/plan", get(patrol::inspector_plan))
-        .route("/plans/{date}/backlog", get(patrol::plan_backlog))
-        .route(
-            "/campaigns",
-            get(patrol::campaigns).post(patrol::create_campaign),
-        )
-        .route("/campaigns/{id}", get(patrol::campaign))
+        .routes(routes!(evidence::describe))
+        .routes(routes!(evidence::file))
+        .routes(routes!(evidence::thumbnail))
+        .routes(routes!(deliveries::my_messages))
+        .routes(routes!(deliveries::mark_read))
+        .routes(routes!(create_unit))
+        .routes(routes!(places::near))
+        .routes(routes!(places::nearest))
+        .routes(routes!(places::within_bbox, places::within_polygon))
+        .routes(routes!(ungridded_units))
+        .routes(routes!(get_unit))
+        .routes(routes!(correct_unit_point))
+        .routes(routes!(correct_building_point))
+        .routes(routes!(unit_grades))
+        .routes(routes!(rubric))
+        .routes(routes!(places::grid))
+        .routes(routes!(places::grid_units))
+        .routes(routes!(unit_parties, change_unit_party))
+        .routes(routes!(record_inspection, places::list_inspections))
+        .routes(routes!(list_cases))
+        .routes(routes!(get_case))
+        .routes(routes!(issue_command))
+        .routes(routes!(case_events))
+        .routes(routes!(case_messages))
+        .routes(routes!(deliveries::dead_letters))
+        .routes(routes!(deliveries::resend))
+        .routes(routes!(landlord_orders))
+        .routes(routes!(landlord_units))
+        .routes(routes!(department_referrals))
+        .routes(routes!(workflows))
+        .routes(routes!(departments))
+        .routes(routes!(inspectors))
+        .routes(routes!(supervisors))
+        .routes(routes!(rules))
+        .routes(routes!(stats::statistics))
+        .routes(routes!(stats::hazard_map))
+        .routes(routes!(patrol::inspector_plan))
+        .routes(routes!(patrol::plan_backlog))
+        .routes(routes!(patrol::campaigns, patrol::create_campaign))
+        .routes(routes!(patrol::campaign))
+        .routes(routes!(patrol::campaign_progress))
         .merge(responsibility::router())
-        .route("/campaigns/{id}/progress", get(patrol::campaign_progress))
 }
 
 /// Who the caller is: role, subject and the part of the registry they see.
+#[utoipa::path(get, path = "/me", tag = "me", responses((status = 200, description = "the answer", body = Object)))]
 async fn me(Caller(p): Caller) -> Json<Value> {
     /// A caller's scope, as `{"kind": …, "id": …}`.
     #[derive(serde::Serialize)]

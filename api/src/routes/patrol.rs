@@ -21,10 +21,12 @@ use crate::http::problem::ApiResult;
 use crate::routes::places::{geojson_response, parse_shape, wants_geojson};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PlanQuery {
     /// The day, in China time; today if left out.
+    #[param(value_type = Option<String>, format = Date)]
     date: Option<Day>,
 }
 
@@ -68,6 +70,7 @@ fn plan_geojson(plan: &InspectorPlan) -> Value {
     json!({ "type": "FeatureCollection", "features": features })
 }
 
+#[utoipa::path(get, path = "/inspectors/{id}/plan", tag = "patrol", params(("id" = i64, Path), PlanQuery), responses((status = 200, description = "JSON, or GeoJSON with `Accept: application/geo+json`", content((Object = "application/json"), (Object = "application/geo+json")))))]
 pub async fn inspector_plan(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -103,6 +106,7 @@ pub async fn inspector_plan(
     .into_response())
 }
 
+#[utoipa::path(get, path = "/plans/{date}/backlog", tag = "patrol", params(("date" = String, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub async fn plan_backlog(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -115,7 +119,7 @@ pub async fn plan_backlog(
     Ok(Json(json!({ "date": date, "left": left, "grids": grids })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum AreaBody {
     District(String),
@@ -125,21 +129,26 @@ enum AreaBody {
     Polygon(Value),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignBody {
     name: String,
     area: AreaBody,
     /// The datum of a polygon area.
     #[serde(default)]
+    #[schema(value_type = String)]
     crs: Crs,
+    #[schema(value_type = String, format = Date)]
     starts_on: Day,
+    #[schema(value_type = String, format = Date)]
     ends_on: Day,
     /// The campaign's own checklist; the eight checks (八查) if left out.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     checklist: Option<Vec<CheckItem>>,
 }
 
+#[utoipa::path(post, path = "/campaigns", tag = "patrol", request_body = CampaignBody, responses((status = 201, description = "the answer", body = Object)))]
 pub async fn create_campaign(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -178,6 +187,7 @@ pub async fn create_campaign(
     Ok((StatusCode::CREATED, Json(json!(CampaignOut::of(&campaign)))).into_response())
 }
 
+#[utoipa::path(get, path = "/campaigns", tag = "patrol", responses((status = 200, description = "the answer", body = Object)))]
 pub async fn campaigns(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -187,6 +197,7 @@ pub async fn campaigns(
     Ok(Json(json!({ "campaigns": list })))
 }
 
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "patrol", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub async fn campaign(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -196,13 +207,15 @@ pub async fn campaign(
     Ok(Json(json!(CampaignOut::of(&campaign))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressQuery {
     /// `district`, `street`, `community` or `grid` (the default).
     by: Option<String>,
 }
 
+#[utoipa::path(get, path = "/campaigns/{id}/progress", tag = "patrol", params(("id" = i64, Path), ProgressQuery), responses((status = 200, description = "the answer", body = Object)))]
 pub async fn campaign_progress(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -224,7 +237,7 @@ pub async fn campaign_progress(
 }
 
 /// A stop of a plan, in walking order.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StopOut<'a> {
     seq: u32,
     unit_id: UnitId,
@@ -232,6 +245,7 @@ struct StopOut<'a> {
     grid_id: GridId,
     lon: f64,
     lat: f64,
+    #[schema(value_type = String)]
     reason: Reason,
     overdue_days: i64,
     stars: Option<u8>,
@@ -264,7 +278,7 @@ impl<'a> StopOut<'a> {
 }
 
 /// A grid's part of a planned day: due, planned, left.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BacklogOut {
     grid_id: GridId,
     due: u32,
@@ -284,7 +298,7 @@ impl BacklogOut {
 }
 
 /// An item of a campaign's checklist.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CheckItemOut<'a> {
     code: &'a str,
     zh: &'a str,
@@ -292,7 +306,7 @@ struct CheckItemOut<'a> {
 }
 
 /// A campaign (专项行动): its area as it was given, its days and checklist.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CampaignOut<'a> {
     id: i64,
     name: &'a str,
@@ -330,7 +344,7 @@ impl<'a> CampaignOut<'a> {
 }
 
 /// How far a campaign has got in one area.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProgressOut<'a> {
     area: &'a str,
     total: i64,

@@ -108,7 +108,7 @@ fn units_response(
         }));
     }
     /// A unit of a list, in the caller's datum, with its distance from the point asked.
-    #[derive(Serialize)]
+    #[derive(Serialize, utoipa::ToSchema)]
     struct Listed<'a> {
         #[serde(flatten)]
         unit: UnitOut<'a>,
@@ -134,17 +134,20 @@ fn units_response(
     .into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NearQuery {
     lon: f64,
     lat: f64,
     radius_m: f64,
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     crs: Crs,
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/units/near", tag = "places", params(NearQuery), responses((status = 200, description = "JSON, or GeoJSON with `Accept: application/geo+json`", content((Object = "application/json"), (Object = "application/geo+json")))))]
 pub async fn near(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -169,16 +172,19 @@ pub async fn near(
     Ok(units_response(&headers, units, q.crs, paging))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NearestQuery {
     lon: f64,
     lat: f64,
     k: usize,
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     crs: Crs,
 }
 
+#[utoipa::path(get, path = "/units/nearest", tag = "places", params(NearestQuery), responses((status = 200, description = "JSON, or GeoJSON with `Accept: application/geo+json`", content((Object = "application/json"), (Object = "application/geo+json")))))]
 pub async fn nearest(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -197,12 +203,14 @@ pub async fn nearest(
     Ok(units_response(&headers, units, q.crs, paging))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BboxQuery {
     /// `min_lon,min_lat,max_lon,max_lat`
     bbox: String,
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     crs: Crs,
     limit: Option<usize>,
     after: Option<i64>,
@@ -232,6 +240,7 @@ fn parse_bbox(s: &str) -> ApiResult<Area> {
     })
 }
 
+#[utoipa::path(get, path = "/units/within", tag = "places", params(BboxQuery), responses((status = 200, description = "JSON, or GeoJSON with `Accept: application/geo+json`", content((Object = "application/json"), (Object = "application/geo+json")))))]
 pub async fn within_bbox(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -263,10 +272,12 @@ async fn within(
     Ok(units_response(headers, page.units, crs, paging))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShapeQuery {
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     crs: Crs,
     limit: Option<usize>,
     after: Option<i64>,
@@ -283,6 +294,7 @@ pub fn parse_shape(value: Value, crs: Crs, field: &str) -> ApiResult<geo::MultiP
     })
 }
 
+#[utoipa::path(post, path = "/units/within", tag = "places", params(ShapeQuery), request_body = Value, responses((status = 200, description = "JSON, or GeoJSON with `Accept: application/geo+json`", content((Object = "application/json"), (Object = "application/geo+json")))))]
 pub async fn within_polygon(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -294,6 +306,7 @@ pub async fn within_polygon(
     within(&app, &caller, &headers, &area, q.crs, q.after, q.limit).await
 }
 
+#[utoipa::path(get, path = "/grids/{id}", tag = "places", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub async fn grid(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -303,15 +316,18 @@ pub async fn grid(
     Ok(Json(json!(GridOut::of(&grid))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GridUnitsQuery {
     after: Option<i64>,
     limit: Option<u32>,
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     crs: Crs,
 }
 
+#[utoipa::path(get, path = "/grids/{id}/units", tag = "places", params(("id" = i64, Path), GridUnitsQuery), responses((status = 200, description = "JSON, or GeoJSON with `Accept: application/geo+json`", content((Object = "application/json"), (Object = "application/geo+json")))))]
 pub async fn grid_units(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -340,7 +356,8 @@ pub async fn grid_units(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InspectionQuery {
     inspector_id: Option<i64>,
@@ -350,6 +367,7 @@ pub struct InspectionQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/inspections", tag = "places", params(InspectionQuery), responses((status = 200, description = "the answer", body = Object)))]
 pub async fn list_inspections(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -372,7 +390,7 @@ pub async fn list_inspections(
 }
 
 /// A grid and where it sits, with its outline (GeoJSON, WGS-84).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct GridOut<'a> {
     id: GridId,
     code: &'a str,
@@ -400,7 +418,7 @@ impl<'a> GridOut<'a> {
 }
 
 /// An inspection of the list: where and when, and how far from the unit.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct InspectionRowOut<'a> {
     id: InspectionId,
     unit_id: UnitId,
@@ -412,6 +430,7 @@ struct InspectionRowOut<'a> {
     distance_m: f64,
     off_site: bool,
     located: bool,
+    #[schema(value_type = String)]
     crs: Crs,
     note: Option<&'a str>,
 }

@@ -1,12 +1,11 @@
 //! Public pages without login (挂牌公示): a unit's placard reached by its QR code, the QR code itself as SVG, a community's low-grade units, and the parties named after a supervisor approved (通报曝光). They show no personal data beyond a named party's name.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use anju_engine::model::Placard;
 use anju_engine::time::china_time;
@@ -14,12 +13,12 @@ use anju_engine::time::china_time;
 use crate::http::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/u/{code}", get(placard))
-        .route("/u/{code}/qr.svg", get(qr_svg))
-        .route("/c/{code}", get(community))
-        .route("/named", get(named))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(placard))
+        .routes(routes!(qr_svg))
+        .routes(routes!(community))
+        .routes(routes!(named))
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -82,6 +81,7 @@ fn page(title: &str, body: &str) -> Response {
     r
 }
 
+#[utoipa::path(get, path = "/u/{code}", tag = "public", params(("code" = String, Path)), responses((status = 200, description = "a page, or JSON with `Accept: application/json`", content((String = "text/html"), (Object = "application/json")))))]
 pub async fn placard(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -122,6 +122,7 @@ pub async fn placard(
 }
 
 /// The QR code for a placard: an SVG of the page's address.
+#[utoipa::path(get, path = "/u/{code}/qr.svg", tag = "public", params(("code" = String, Path)), responses((status = 200, description = "the placard's QR code", content((String = "image/svg+xml")))))]
 pub async fn qr_svg(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -158,6 +159,7 @@ pub async fn qr_svg(
 }
 
 /// A community's units graded 2 stars or lower (低星级出租屋公示).
+#[utoipa::path(get, path = "/c/{code}", tag = "public", params(("code" = String, Path)), responses((status = 200, description = "a page, or JSON with `Accept: application/json`", content((String = "text/html"), (Object = "application/json")))))]
 pub async fn community(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -198,6 +200,7 @@ pub async fn community(
 
 /// Parties named publicly (通报曝光): blacklistings a supervisor approved for
 /// publication, while in force. Name, kind, reason and dates only.
+#[utoipa::path(get, path = "/named", tag = "public", responses((status = 200, description = "a page, or JSON with `Accept: application/json`", content((String = "text/html"), (Object = "application/json")))))]
 pub async fn named(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let entries = app.runtime.named_parties().await?;
     let day = |t: Option<chrono::DateTime<chrono::Utc>>| {

@@ -2,14 +2,13 @@
 
 use anju_engine::text::Day;
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use anju_engine::domain::{CaseId, PartyId, UnitId};
 use anju_engine::escalation::DryRun;
@@ -24,30 +23,31 @@ use crate::state::AppState;
 
 use super::directory::DepartmentOut;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/rules/versions", post(publish_rule))
-        .route("/rules/dry-run", post(dry_run))
-        .route("/cases/{id}/rule-jobs", get(case_rule_jobs))
-        .route("/routing", get(routing))
-        .route("/parties", get(parties).post(register_party))
-        .route("/parties/{id}", get(party))
-        .route("/blacklist", get(blacklist).post(propose))
-        .route("/blacklist/{id}/decision", post(decide))
-        .route("/blacklist/{id}/appeal", post(appeal))
-        .route("/blacklist/{id}/appeal-decision", post(decide_appeal))
-        .route("/blacklist/{id}/lift", post(lift))
-        .route("/units/{id}/responsibility", get(unit_responsibility))
-        .route("/units/{id}/agreements", post(add_agreement))
-        .route("/units/{id}/policies", post(add_policy))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(publish_rule))
+        .routes(routes!(dry_run))
+        .routes(routes!(case_rule_jobs))
+        .routes(routes!(routing))
+        .routes(routes!(parties, register_party))
+        .routes(routes!(party))
+        .routes(routes!(blacklist, propose))
+        .routes(routes!(decide))
+        .routes(routes!(appeal))
+        .routes(routes!(decide_appeal))
+        .routes(routes!(lift))
+        .routes(routes!(unit_responsibility))
+        .routes(routes!(add_agreement))
+        .routes(routes!(add_policy))
 }
 
 /// A rule as a supervisor writes it: its manifest entry and its script.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DraftRule {
     name: String,
     version: u32,
+    #[schema(value_type = Vec<String>)]
     on: Vec<Trigger>,
     zh: String,
     en: String,
@@ -71,6 +71,7 @@ impl DraftRule {
 }
 
 /// Publishes a rule version (city supervisors); in force at once.
+#[utoipa::path(post, path = "/rules/versions", tag = "responsibility", request_body = DraftRule, responses((status = 201, description = "the answer", body = Object)))]
 async fn publish_rule(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -92,19 +93,21 @@ async fn publish_rule(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DryRunBody {
     rule: DraftRule,
     #[serde(default)]
     case_id: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     event: Option<Trigger>,
     #[serde(default)]
     days: Option<u32>,
 }
 
 /// Evaluates a draft rule against one case or backtests it; changes nothing.
+#[utoipa::path(post, path = "/rules/dry-run", tag = "responsibility", request_body = DryRunBody, responses((status = 200, description = "the answer", body = Object)))]
 async fn dry_run(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -125,7 +128,8 @@ async fn dry_run(
     Ok(Json(json!(DryRunOut::of(&run))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RoutingQuery {
     #[serde(default)]
@@ -135,6 +139,7 @@ struct RoutingQuery {
 /// The routing table (转办路由): where a referral of each hazard category goes in each
 /// district, or in one (`?district=`). It is the city's directory, not case data:
 /// every supervisor and inspector may read all of it.
+#[utoipa::path(get, path = "/routing", tag = "responsibility", params(RoutingQuery), responses((status = 200, description = "the answer", body = Object)))]
 async fn routing(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -158,6 +163,7 @@ async fn routing(
 }
 
 /// What the rules did on a case: each event they ran on and each action's result.
+#[utoipa::path(get, path = "/cases/{id}/rule-jobs", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 async fn case_rule_jobs(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -168,6 +174,7 @@ async fn case_rule_jobs(
     Ok(Json(json!({ "case_id": id, "jobs": jobs })))
 }
 
+#[utoipa::path(get, path = "/parties/{id}", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 async fn party(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -177,7 +184,7 @@ async fn party(
     Ok(Json(json!(PartyViewOut::of(&view))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PartyBody {
     kind: String,
@@ -189,6 +196,7 @@ struct PartyBody {
 }
 
 /// Registers a landlord, agent or sub-landlord.
+#[utoipa::path(post, path = "/parties", tag = "responsibility", request_body = PartyBody, responses((status = 201, description = "the answer", body = Object)))]
 async fn register_party(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -207,7 +215,8 @@ async fn register_party(
     Ok((StatusCode::CREATED, Json(json!(PartyOut::of(&party)))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PartiesQuery {
     #[serde(default)]
@@ -219,6 +228,7 @@ struct PartiesQuery {
 }
 
 /// The register of parties with units in the caller's jurisdiction.
+#[utoipa::path(get, path = "/parties", tag = "responsibility", params(PartiesQuery), responses((status = 200, description = "the answer", body = Object)))]
 async fn parties(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -242,13 +252,15 @@ async fn parties(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StatusQuery {
     #[serde(default)]
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/blacklist", tag = "responsibility", params(StatusQuery), responses((status = 200, description = "the answer", body = Object)))]
 async fn blacklist(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -259,13 +271,14 @@ async fn blacklist(
     Ok(Json(json!({ "count": entries.len(), "entries": entries })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProposeBody {
     party_id: i64,
     reason: String,
 }
 
+#[utoipa::path(post, path = "/blacklist", tag = "responsibility", request_body = ProposeBody, responses((status = 201, description = "the answer", body = Object)))]
 async fn propose(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -278,7 +291,7 @@ async fn propose(
     Ok((StatusCode::CREATED, Json(json!(EntryOut::of(&entry)))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     approve: bool,
@@ -292,6 +305,7 @@ struct DecisionBody {
     publish: bool,
 }
 
+#[utoipa::path(post, path = "/blacklist/{id}/decision", tag = "responsibility", params(("id" = i64, Path)), request_body = DecisionBody, responses((status = 200, description = "the answer", body = Object)))]
 async fn decide(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -311,12 +325,13 @@ async fn decide(
     Ok(Json(json!(EntryOut::of(&entry))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AppealBody {
     appeal: String,
 }
 
+#[utoipa::path(post, path = "/blacklist/{id}/appeal", tag = "responsibility", params(("id" = i64, Path)), request_body = AppealBody, responses((status = 200, description = "the answer", body = Object)))]
 async fn appeal(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -330,13 +345,14 @@ async fn appeal(
     Ok(Json(json!(EntryOut::of(&entry))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AppealDecisionBody {
     upheld: bool,
     note: String,
 }
 
+#[utoipa::path(post, path = "/blacklist/{id}/appeal-decision", tag = "responsibility", params(("id" = i64, Path)), request_body = AppealDecisionBody, responses((status = 200, description = "the answer", body = Object)))]
 async fn decide_appeal(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -350,12 +366,13 @@ async fn decide_appeal(
     Ok(Json(json!(EntryOut::of(&entry))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
     note: String,
 }
 
+#[utoipa::path(post, path = "/blacklist/{id}/lift", tag = "responsibility", params(("id" = i64, Path)), request_body = NoteBody, responses((status = 200, description = "the answer", body = Object)))]
 async fn lift(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -366,6 +383,7 @@ async fn lift(
     Ok(Json(json!(EntryOut::of(&entry))))
 }
 
+#[utoipa::path(get, path = "/units/{id}/responsibility", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 async fn unit_responsibility(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -375,16 +393,19 @@ async fn unit_responsibility(
     Ok(Json(json!(ResponsibilityOut::of(&r))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgreementBody {
     signer: String,
+    #[schema(value_type = String, format = Date)]
     signed_on: Day,
+    #[schema(value_type = String, format = Date)]
     expires_on: Day,
     #[serde(default)]
     document: Option<String>,
 }
 
+#[utoipa::path(post, path = "/units/{id}/agreements", tag = "responsibility", params(("id" = i64, Path)), request_body = AgreementBody, responses((status = 201, description = "the answer", body = Object)))]
 async fn add_agreement(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -405,16 +426,19 @@ async fn add_agreement(
     Ok((StatusCode::CREATED, Json(json!(AgreementOut::of(&a)))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PolicyBody {
     insurer: String,
     policy_no: String,
     coverage_yuan: f64,
+    #[schema(value_type = String, format = Date)]
     starts_on: Day,
+    #[schema(value_type = String, format = Date)]
     ends_on: Day,
 }
 
+#[utoipa::path(post, path = "/units/{id}/policies", tag = "responsibility", params(("id" = i64, Path)), request_body = PolicyBody, responses((status = 201, description = "the answer", body = Object)))]
 async fn add_policy(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -437,7 +461,7 @@ async fn add_policy(
 }
 
 /// What a draft rule would have done.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DryRunOut<'a> {
     rule: &'a str,
     version: u32,
@@ -461,7 +485,7 @@ impl<'a> DryRunOut<'a> {
 }
 
 /// A row of the routing table.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RouteOut<'a> {
     category: &'a str,
     district_code: &'a str,
@@ -481,7 +505,7 @@ impl<'a> RouteOut<'a> {
 }
 
 /// An event the rules ran on, and what they did.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RuleJobOut<'a> {
     id: i64,
     case_id: CaseId,
@@ -509,7 +533,7 @@ impl<'a> RuleJobOut<'a> {
 }
 
 /// A registered party and how many units it answers for.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PartyOut<'a> {
     id: PartyId,
     kind: &'a str,
@@ -532,7 +556,7 @@ impl<'a> PartyOut<'a> {
 
 /// A party's record: cases, overdue orders, referrals and results over twelve months,
 /// its score and its blacklist entries.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PartyViewOut<'a> {
     party_id: PartyId,
     kind: &'a str,
@@ -562,7 +586,7 @@ impl<'a> PartyViewOut<'a> {
 }
 
 /// A blacklist entry with its party, decision and appeal.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EntryOut<'a> {
     id: i64,
     party_id: PartyId,
@@ -614,7 +638,7 @@ impl<'a> EntryOut<'a> {
 }
 
 /// A safety responsibility agreement (安全管理责任书).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AgreementOut<'a> {
     id: i64,
     unit_id: UnitId,
@@ -644,7 +668,7 @@ impl<'a> AgreementOut<'a> {
 }
 
 /// A rental-insurance policy (出租屋综合保险).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PolicyOut<'a> {
     id: i64,
     unit_id: UnitId,
@@ -674,7 +698,7 @@ impl<'a> PolicyOut<'a> {
 }
 
 /// A unit's agreements and insurance, and whether each covers today.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ResponsibilityOut<'a> {
     unit_id: UnitId,
     party_id: Option<PartyId>,

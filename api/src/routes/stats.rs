@@ -20,15 +20,18 @@ use crate::state::AppState;
 
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatisticsQuery {
     /// `city`, `district:<code>`, `street:<id>`, `community:<id>` or `grid:<id>`; the
     /// caller's own area if left out.
     area: Option<String>,
     /// First China day; the first of `to`'s month if left out.
+    #[param(value_type = Option<String>, format = Date)]
     from: Option<Day>,
     /// Last China day (included); today if left out.
+    #[param(value_type = Option<String>, format = Date)]
     to: Option<Day>,
     /// `json`, `csv` or `xlsx`; otherwise the Accept header decides (JSON by default).
     format: Option<String>,
@@ -119,6 +122,7 @@ pub fn statistics_response(app: &AppState, s: &Statistics, format: Format) -> Ap
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/statistics", tag = "statistics", params(StatisticsQuery), responses((status = 200, description = "JSON, CSV (UTF-8 with a byte-order mark) or an Excel workbook, by `format` or `Accept`", content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))))]
 pub async fn statistics(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -137,7 +141,8 @@ pub async fn statistics(
     statistics_response(&app, &s, format)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MapQuery {
     /// As for the statistics; the caller's own area if left out.
@@ -146,6 +151,7 @@ pub struct MapQuery {
 
 /// The open hazards of an area by street, as a GeoJSON FeatureCollection of the
 /// streets' outlines.
+#[utoipa::path(get, path = "/statistics/map", tag = "statistics", params(MapQuery), responses((status = 200, description = "the answer", body = Object)))]
 pub async fn hazard_map(
     State(app): State<AppState>,
     Caller(caller): Caller,

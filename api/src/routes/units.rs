@@ -20,7 +20,7 @@ use crate::state::AppState;
 use super::dto::UnitOut;
 use super::*;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UnitBody {
     building_id: i64,
@@ -34,6 +34,7 @@ pub(super) struct UnitBody {
     party_id: Option<i64>,
     /// The datum of `lon` and `lat`: `wgs84` (default) or `gcj02`.
     #[serde(default)]
+    #[schema(value_type = String)]
     crs: Crs,
 }
 
@@ -41,6 +42,7 @@ pub(super) fn unit_json(u: &Unit) -> Value {
     json!(UnitOut::of(u))
 }
 
+#[utoipa::path(post, path = "/units", tag = "units", request_body = UnitBody, responses((status = 201, description = "the unit registered (or, with the same Idempotency-Key, as registered before)", body = UnitOut)))]
 pub(super) async fn create_unit(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -67,7 +69,8 @@ pub(super) async fn create_unit(
     Ok(created(result, unit_json))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PageQuery {
     after: Option<i64>,
@@ -75,6 +78,7 @@ pub(super) struct PageQuery {
 }
 
 /// Units whose point lies in no grid (supervisors: their district's, or the city's).
+#[utoipa::path(get, path = "/units/ungridded", tag = "units", params(PageQuery), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn ungridded_units(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -92,7 +96,7 @@ pub(super) async fn ungridded_units(
     Ok(Json(json!({ "units": units, "next_after": next })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LocationBody {
     point: PointBody,
@@ -101,6 +105,7 @@ pub(super) struct LocationBody {
 
 /// Corrects a unit's point (audited; the unit and its open cases take the grid the
 /// point lies in).
+#[utoipa::path(post, path = "/units/{id}/location", tag = "units", params(("id" = i64, Path)), request_body = Value, responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn correct_unit_point(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -123,6 +128,7 @@ pub(super) async fn correct_unit_point(
 
 /// Corrects a building's point (audited; the building takes the grid the point lies
 /// in).
+#[utoipa::path(post, path = "/buildings/{id}/location", tag = "units", params(("id" = i64, Path)), request_body = LocationBody, responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn correct_building_point(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -144,6 +150,7 @@ pub(super) async fn correct_building_point(
     })))
 }
 
+#[utoipa::path(get, path = "/units/{id}", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the unit", body = UnitOut)))]
 pub(super) async fn get_unit(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -153,6 +160,7 @@ pub(super) async fn get_unit(
     Ok(Json(unit_json(&unit)))
 }
 
+#[utoipa::path(get, path = "/units/{id}/grades", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn unit_grades(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -171,10 +179,12 @@ pub(super) async fn unit_grades(
     })))
 }
 
+#[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn rubric(State(app): State<AppState>, Caller(_): Caller) -> Json<Value> {
     Json(json!(app.runtime.rubric()))
 }
 
+#[utoipa::path(get, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn unit_parties(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -185,7 +195,7 @@ pub(super) async fn unit_parties(
     Ok(Json(json!({ "unit_id": id, "parties": history })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PartyBody {
     /// The new responsible party; `null` leaves the unit with nobody on record.
@@ -194,6 +204,7 @@ pub(super) struct PartyBody {
     role: Option<String>,
 }
 
+#[utoipa::path(post, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), request_body = PartyBody, responses((status = 200, description = "the answer", body = Object)))]
 pub(super) async fn change_unit_party(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -213,7 +224,7 @@ pub(super) async fn change_unit_party(
 }
 
 /// An audited correction of a unit's or a building's point.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CorrectionOut<'a> {
     kind: &'a str,
     id: i64,
@@ -227,7 +238,7 @@ struct CorrectionOut<'a> {
 }
 
 /// Where a point lies: grid, community, street, district.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PlaceOut<'a> {
     grid_id: Option<GridId>,
     community_id: Option<CommunityId>,
@@ -257,7 +268,7 @@ impl<'a> CorrectionOut<'a> {
 }
 
 /// A change of a unit's grade, and why.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct GradeOut<'a> {
     stars: Option<u8>,
     score: Option<f64>,
@@ -281,7 +292,7 @@ impl<'a> GradeOut<'a> {
 }
 
 /// Who answered for a unit, in which role, from when to when.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UnitPartyOut<'a> {
     party_id: PartyId,
     role: &'a str,

@@ -324,7 +324,7 @@ pub(super) async fn command(
     State(app): State<AppState>,
     visitor: Visitor,
     Path(raw): Path<String>,
-    multipart: axum::extract::Multipart,
+    crate::http::extract::FormData(multipart): crate::http::extract::FormData,
 ) -> Response {
     let (form, files) = match visitor.posted_multipart(multipart).await {
         Ok(posted) => posted,

@@ -100,7 +100,7 @@ pub(super) async fn submit(
     State(app): State<AppState>,
     visitor: Visitor,
     Path(raw): Path<String>,
-    multipart: axum::extract::Multipart,
+    crate::http::extract::FormData(multipart): crate::http::extract::FormData,
 ) -> Response {
     let (form, files) = match visitor.posted_multipart(multipart).await {
         Ok(posted) => posted,

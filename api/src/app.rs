@@ -152,7 +152,8 @@ pub fn router(state: AppState) -> Router {
     let (api, document) = crate::openapi::split(
         utoipa_axum::router::OpenApiRouter::new()
             .nest("/api/v1", crate::routes::router())
-            .merge(crate::routes::public::router()),
+            .merge(crate::routes::public::router())
+            .merge(crate::routes::open311::router()),
     );
     Router::new()
         .route("/healthz", get(healthz))

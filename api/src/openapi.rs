@@ -119,6 +119,7 @@ const PUBLIC: &[&str] = &[
     "/api/v1/auth/code",
     "/u/{code}",
     "/u/{code}/qr.svg",
+    "/u/{code}/tip",
     "/c/{code}",
     "/named",
 ];
@@ -134,7 +135,11 @@ fn finish(doc: &mut OpenApi) {
             .build()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        let public = PUBLIC.contains(&path.as_str());
+        // Open311 answers its errors as Open311 does (`[{"code", "description"}]`, in
+        // JSON or XML by the path's extension); a request the service refuses before
+        // the route (a malformed path or query) is a problem as everywhere.
+        let open311 = path.starts_with("/open311/");
+        let public = open311 || PUBLIC.contains(&path.as_str());
         let operations = [
             (&mut item.get, public),
             // Signing in needs no token; signing out does.
@@ -149,12 +154,18 @@ fn finish(doc: &mut OpenApi) {
                     .responses
                     .entry((*status).to_string())
                     .or_insert_with(|| {
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(*why)
-                                .content("application/problem+json", problem())
-                                .build(),
-                        )
+                        let mut response = ResponseBuilder::new()
+                            .description(*why)
+                            .content("application/problem+json", problem());
+                        if open311 {
+                            response = response
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new().schema(Some(open311_errors())).build(),
+                                )
+                                .content("text/xml", ContentBuilder::new().build());
+                        }
+                        RefOr::T(response.build())
                     });
             }
             if !public {
@@ -189,6 +200,23 @@ fn finish(doc: &mut OpenApi) {
                 .join(", ")
         ));
     }
+}
+
+/// Open311's errors: `[{"code": 400, "description": "…"}]`.
+fn open311_errors() -> RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .property("code", ObjectBuilder::new().schema_type(Type::Integer))
+                .property(
+                    "description",
+                    ObjectBuilder::new().schema_type(Type::String),
+                )
+                .required("code")
+                .required("description"),
+        )
+        .into()
 }
 
 /// The docs page (Swagger UI, assets in the binary) and the document it reads.

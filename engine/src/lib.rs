@@ -4,8 +4,8 @@
 //! module names, so that callers need one crate.
 
 pub use anju_core::{
-    auth, calendar, domain, evidence, grading, inspection, machine, notices, planning, policy,
-    records, registry, routing, rules, seed, signin, spatial, stats, taxonomy, text, time,
+    auth, calendar, domain, evidence, grading, inspection, intake, machine, notices, planning,
+    policy, records, registry, routing, rules, seed, signin, spatial, stats, taxonomy, text, time,
     workflow,
 };
 

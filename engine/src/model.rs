@@ -12,6 +12,9 @@ use crate::machine::{CaseSnapshot, Decision, TimerDraft};
 use crate::registry::Unit;
 use crate::spatial::crs::Crs;
 
+mod tips;
+pub use tips::*;
+
 pub use anju_core::records::{EventRecord, OutboxMessage, ReferralRecord};
 
 /// A case with everything stored about it besides its history.
@@ -474,6 +477,8 @@ pub struct PartyUnit {
 /// What a unit's public placard shows: no personal data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placard {
+    /// The unit (not shown on the public page).
+    pub unit_id: UnitId,
     pub public_code: String,
     pub address: String,
     pub district_code: String,

@@ -1,4 +1,4 @@
-//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo and an iPhone's HEIC photo (converted to JPEG in the page); the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. The city supervisor's dashboard draws its charts and street map, and a click on a street opens its open cases. Screenshots of each role's main page (and the dashboard) at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
+//! The pages in a real browser: Debian's Chromium, headless, driven through chromedriver (WebDriver, the fantoccini crate), one browser for this test binary. An inspector signs in with a code from a real SMTP server, opens the plan, records an inspection with a photo at a position given to the browser's geolocation and issues the order; the landlord acknowledges and reports the fix with a photo and an iPhone's HEIC photo (converted to JPEG in the page); the department accepts a referral and records a fine with its decision; the inspector closes the case; each step is checked on the page and in the database. A cross-site form without the CSRF token is refused. The offline form: the service stopped, the form sent (kept in the browser), the service started again on the same address: recorded once. The city supervisor's dashboard draws its charts and street map, and a click on a street opens its open cases. A tenant reports a hazard on a placard page, without signing in, and the unit appears on the inspector's plan as a priority stop. Screenshots of each role's main page (and the dashboard) at phone and desk widths are saved under `target/screenshots/`. Waits are for the browser (real time, bounded, polling every 100 ms), never for the service's clock.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -677,6 +677,70 @@ async fn each_role_works_in_the_browser() {
         Some(format!("street_id={street}&open=true").as_str())
     );
     assert_eq!(listed.matches("href=\"/cases/").count(), open, "{listed}");
+
+    // A tenant scans a placard and reports a hazard (no sign-in); the unit enters the
+    // inspector's plan of the day as a priority stop.
+    let day = now
+        .with_timezone(&anju_engine::time::china_time())
+        .date_naive();
+    let plan_units = |plan: &Value| -> Vec<i64> {
+        plan["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["unit_id"].as_i64().unwrap())
+            .collect()
+    };
+    // A unit of the inspector's plan, planned for its patrol (the test city's day
+    // plans every unit of the inspector's grids; a unit planned for no one is appended,
+    // as `tests/tests/open311.rs` shows).
+    let plan = app
+        .get(
+            &format!("/api/v1/inspectors/1/plan?date={day}"),
+            &app.tokens.inspector,
+        )
+        .await
+        .expect(200);
+    let tipped = plan_units(&plan)[1];
+    assert_ne!(plan["stops"][1]["reason"], "tip");
+    let tipped_unit = app
+        .store()
+        .unit(anju_engine::domain::UnitId(tipped))
+        .await
+        .unwrap()
+        .unwrap();
+    c.goto(&format!("{}/u/{}", app.base, tipped_unit.public_code))
+        .await
+        .unwrap();
+    page_with(&c, "举报安全隐患").await;
+    find(&c, "#tip select[name=category] option[value=ebike_indoor]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&c, "#tip textarea[name=description]")
+        .await
+        .send_keys("楼道里有电动车在充电")
+        .await
+        .unwrap();
+    find(&c, "#tip button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    page_with(&c, "已收到").await;
+    // The supervisor signs out (from a signed-in page); the inspector signs in.
+    c.goto(&format!("{}/", app.base)).await.unwrap();
+    find(&c, "form.signout button").await.click().await.unwrap();
+    page_with(&c, "登录").await;
+    sign_in(&c, &app, &smtp, "inspector1@anju.example", 3).await;
+    c.goto(&format!("{}/plan", app.base)).await.unwrap();
+    let plan = page_with(&c, "群众举报").await;
+    assert!(
+        plan.contains(&format!("/units/{tipped}\"")),
+        "the reported unit is on the plan: {plan}"
+    );
+    screenshots(&c, "inspector-plan-with-tip").await;
 
     // Offline: the form is open, the service stops, the form is sent (kept in the
     // browser), the service starts again on the same address and the browser sends it

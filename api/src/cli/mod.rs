@@ -16,6 +16,7 @@ use anju_engine::time::{SharedClock, SystemClock};
 use crate::app::open_store;
 
 mod import;
+mod integration;
 mod plan;
 mod report;
 mod rules;
@@ -71,6 +72,9 @@ pub enum Cmd {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Integrations that report tips through Open311 (the 12345 hotline).
+    #[command(subcommand)]
+    Integration(integration::IntegrationCmd),
     /// Escalation rules (rhai).
     #[command(subcommand)]
     Rules(RulesCmd),
@@ -181,6 +185,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Units(UnitsCmd::Ungridded(args)) => ungridded(args).await,
         Cmd::Import(ImportCmd::Grids(args)) => import_grids(args, hooks.clock.clone()).await,
         Cmd::Token(cmd) => token::token(cmd, hooks.clock).await,
+        Cmd::Integration(cmd) => integration::integration(cmd, hooks.clock).await,
         Cmd::Plan(args) => plan(args, hooks.clock).await,
         Cmd::Report(args) => report(args, hooks.clock).await,
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),

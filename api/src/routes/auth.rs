@@ -32,7 +32,7 @@ pub(crate) fn client_of(client: Option<axum::Extension<ClientAddr>>) -> String {
 
 /// Asks for a sign-in code: 202 with the same answer whether the address is
 /// registered or not.
-#[utoipa::path(post, path = "/auth/code", tag = "auth", request_body = CodeBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/auth/code", tag = "auth", request_body = CodeBody, responses((status = 202, description = "accepted: a code goes out if the address is registered (the same answer either way)", body = Object)))]
 pub(super) async fn request_code(
     State(app): State<AppState>,
     client: Option<axum::Extension<ClientAddr>>,

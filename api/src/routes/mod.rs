@@ -21,11 +21,13 @@ mod dto;
 pub mod evidence;
 mod inboxes;
 mod inspections;
+pub mod open311;
 pub mod patrol;
 pub mod places;
 pub mod public;
 pub mod responsibility;
 pub mod stats;
+mod tips;
 mod units;
 
 pub(crate) use auth::client_of;
@@ -91,6 +93,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(patrol::campaigns, patrol::create_campaign))
         .routes(routes!(patrol::campaign))
         .routes(routes!(patrol::campaign_progress))
+        .routes(routes!(tips::tips))
+        .routes(routes!(tips::tip))
+        .routes(routes!(tips::resolve))
         .merge(responsibility::router())
 }
 

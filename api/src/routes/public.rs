@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(placard))
         .routes(routes!(qr_svg))
+        .routes(routes!(placard_tip))
         .routes(routes!(community))
         .routes(routes!(named))
 }
@@ -29,7 +30,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -104,8 +105,7 @@ pub async fn placard(
          <tr><th>最近检查 <span class=\"en\">Last inspection</span></th><td>{last}</td></tr>\
          <tr><th>未完成整改通知 <span class=\"en\">Open rectification orders</span></th><td>{orders}</td></tr>\
          </table>\
-         <p class=\"en\">安全隐患举报请联系所在社区出租屋管理服务中心。\
-         To report a hazard, contact the community's rental housing service centre.</p>",
+         {tip_form}",
         address = esc(&p.address),
         community = esc(&p.community_name),
         label = p
@@ -117,8 +117,79 @@ pub async fn placard(
             .map(|s| format!("{s} 星 ({s} stars)"))
             .unwrap_or_else(|| "未评级 Not graded".into()),
         orders = p.open_orders,
+        tip_form = tip_form(&app, &p.public_code),
     );
     Ok(page(&format!("{} 安全公示", p.address), &body))
+}
+
+/// The tenant's report form of a placard: a hazard category and what was seen; no
+/// sign-in, no personal data asked or shown back.
+fn tip_form(app: &AppState, code: &str) -> String {
+    let options: String = app
+        .runtime
+        .taxonomy()
+        .categories
+        .iter()
+        .map(|c| {
+            format!(
+                "<option value=\"{}\">{} / {}</option>",
+                esc(&c.code),
+                esc(&c.zh),
+                esc(&c.en)
+            )
+        })
+        .collect();
+    format!(
+        "<h2>举报安全隐患 <span class=\"en\">Report a hazard</span></h2>\
+         <form method=\"post\" action=\"/u/{code}/tip\" id=\"tip\">\
+         <p><label>隐患类别 <span class=\"en\">Hazard</span><br>\
+         <select name=\"category\" required>{options}</select></label></p>\
+         <p><label>情况说明 <span class=\"en\">What you saw</span><br>\
+         <textarea name=\"description\" rows=\"4\" maxlength=\"2000\" style=\"width:100%\"></textarea></label></p>\
+         <p><button type=\"submit\">提交 / Send</button></p>\
+         <p class=\"en\">无需登录，不收集个人信息；网格员将上门核查。\
+         No sign-in and no personal data; an inspector will visit.</p></form>",
+        code = esc(code),
+    )
+}
+
+/// A tenant's report from the placard: a tip on the placard's unit, in the covering
+/// inspector's plan; at most a few an hour from one address.
+#[utoipa::path(post, path = "/u/{code}/tip", tag = "public", params(("code" = String, Path)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "category, description"),
+    responses((status = 200, description = "the page saying it was received", content((String = "text/html")))))]
+pub async fn placard_tip(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+    client: Option<axum::Extension<crate::http::serve::ClientAddr>>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let p = app.runtime.placard(&code).await?;
+    let form: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(&body).into_owned().collect();
+    let input = anju_engine::runtime::tips::TipInput {
+        category: form.get("category").cloned().unwrap_or_default(),
+        description: form.get("description").cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    app.runtime
+        .submit_tip(
+            anju_engine::runtime::tips::TipSource::Placard(p.unit_id),
+            None,
+            &crate::routes::client_of(client),
+            input,
+        )
+        .await?;
+    let body = format!(
+        "<h1>已收到，谢谢 <span class=\"en\">Received, thank you</span></h1>\
+         <p>网格员将上门核查。<span class=\"en\">An inspector will visit.</span></p>\
+         <p><a href=\"/u/{code}\">返回 / Back</a></p>",
+        code = esc(&p.public_code)
+    );
+    let mut r = page("已收到 / Received", &body);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 /// The QR code for a placard: an SVG of the page's address.

@@ -158,7 +158,7 @@ pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Respo
             ol {
                 @for s in stops {
                     li {
-                        a href={ "/units/" (s.unit_id.0) } { (s.address) } " · " (stars(s.stars)) " · " (s.reason.as_str())
+                        a href={ "/units/" (s.unit_id.0) } { (s.address) } " · " (stars(s.stars)) " · " (reason_label(s.reason))
                         @if s.overdue_days > 0 { " · " span.late { "逾期 " (s.overdue_days) " 天 / " (s.overdue_days) " d overdue" } }
                         @if let Some(outcome) = &s.outcome { " · ✓ " (outcome) }
                     }
@@ -166,6 +166,17 @@ pub(super) async fn plan(State(app): State<AppState>, visitor: Visitor) -> Respo
             }
         },
     )
+}
+
+/// Why a unit is on the day's plan, Chinese first.
+fn reason_label(reason: anju_engine::planning::Reason) -> &'static str {
+    use anju_engine::planning::Reason;
+    match reason {
+        Reason::Never => "未评级 / never graded",
+        Reason::Campaign => "专项行动 / campaign",
+        Reason::Due => "巡查到期 / due",
+        Reason::Tip => "群众举报（优先）/ reported (priority)",
+    }
 }
 
 /// A unit: its grade and the grade's history, when it is next due, and its cases, as the

@@ -11,6 +11,7 @@ pub mod error;
 pub mod evidence;
 pub mod grading;
 pub mod inspection;
+pub mod intake;
 pub mod machine;
 pub mod notices;
 pub mod planning;

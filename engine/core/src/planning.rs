@@ -26,6 +26,8 @@ pub struct Candidate {
     pub evening_only: bool,
     /// The start of the earliest running campaign that has not visited the unit yet.
     pub campaign_from: Option<DateTime<Utc>>,
+    /// An open tip lies on the unit.
+    pub tip: bool,
 }
 
 /// An inspector as the planner sees them.
@@ -48,6 +50,9 @@ pub enum Reason {
     Campaign,
     /// Its patrol (or return visit) is due.
     Due,
+    /// Someone reported a hazard in it (a tip from the hotline or its placard): a
+    /// priority visit, appended to the day's stops.
+    Tip,
 }
 
 impl Reason {
@@ -56,6 +61,7 @@ impl Reason {
             Reason::Never => "never",
             Reason::Campaign => "campaign",
             Reason::Due => "due",
+            Reason::Tip => "tip",
         }
     }
 
@@ -64,6 +70,7 @@ impl Reason {
             "never" => Some(Reason::Never),
             "campaign" => Some(Reason::Campaign),
             "due" => Some(Reason::Due),
+            "tip" => Some(Reason::Tip),
             _ => None,
         }
     }
@@ -158,6 +165,9 @@ fn priority(c: &Candidate, day_end: DateTime<Utc>) -> (bool, i64, u8, UnitId) {
 }
 
 fn reason_and_overdue(c: &Candidate, day_end: DateTime<Utc>) -> (Reason, i64) {
+    if c.tip {
+        return (Reason::Tip, 0);
+    }
     let Some(next) = c.next_due_at else {
         return (Reason::Never, 0);
     };
@@ -483,6 +493,7 @@ mod tests {
                 stars: Some(rng.random_range(1..=5)),
                 evening_only: rng.random_bool(0.2),
                 campaign_from: None,
+                tip: false,
             })
             .collect()
     }
@@ -539,6 +550,7 @@ mod tests {
                 stars: Some(3),
                 evening_only: false,
                 campaign_from: None,
+                tip: false,
             })
             .collect();
         let planner = Planner {

@@ -31,6 +31,7 @@ pub mod places;
 pub mod responsibility;
 pub mod signin;
 mod stats;
+pub mod tips;
 mod units;
 mod workers;
 mod writer;
@@ -125,6 +126,9 @@ pub const PLAN_HOUR: u32 = 5;
 
 /// Open cases moved to the newest workflow version in one step of the upgrade worker.
 const UPGRADE_BATCH: u32 = 200;
+
+/// Tips whose status changes one step of the tip worker pushes, at most.
+const TIP_PUSH_BATCH: u32 = 50;
 
 /// How often the runtime looks for tables whose planner statistics went stale.
 const STATISTICS_EVERY: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::auth::{Principal, Scope};
-use crate::domain::{GridId, InspectorId, Role};
+use crate::domain::{GridId, InspectorId, Role, UnitId};
 use crate::planning::{self, Backlog, DayPlan, Planner};
 use crate::runtime::Runtime;
 use crate::store::{
@@ -248,7 +248,15 @@ impl Runtime {
                     .ok_or_else(|| Error::not_found("inspector", id))?
             }
         };
-        let route = self.append_new_stops(date, id, route).await?;
+        let mut route = self.append_new_stops(date, id, route).await?;
+        // A planned unit someone reported since is a priority visit too.
+        let units: Vec<UnitId> = route.stops.iter().map(|s| s.unit_id).collect();
+        let tipped = self.store().units_with_open_tips(&units).await?;
+        for stop in route.stops.iter_mut() {
+            if tipped.contains(&stop.unit_id) {
+                stop.reason = planning::Reason::Tip;
+            }
+        }
         Ok(InspectorPlan {
             date,
             stored: true,

@@ -21,7 +21,7 @@ use crate::store::{Applied, TransitionRequest};
 use super::writer::Job;
 
 use super::writer::Work;
-use super::{PLAN_HOUR, Runtime, UPGRADE_BATCH};
+use super::{PLAN_HOUR, Runtime, TIP_PUSH_BATCH, UPGRADE_BATCH};
 
 /// What one step of the timer worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -471,7 +471,7 @@ impl Runtime {
         Ok(tick)
     }
 
-    /// Runs the timer, outbox, rule, upgrade and statistics workers until `stop` turns true. A full batch is
+    /// Runs the timer, outbox, rule, upgrade, statistics and tip workers until `stop` turns true. A full batch is
     /// followed at once by the next; otherwise the workers wait `poll`. The rule worker
     /// also starts each China day's sweep once it is past 06:00 (once across processes).
     pub fn spawn_workers(
@@ -532,7 +532,11 @@ impl Runtime {
             let limit = super::WORKER_STATS_BATCH;
             Ok(rt.fold_statistics(limit).await? as u32 >= limit)
         });
-        vec![timers, outbox, rules, upgrades, stats]
+        // Status changes of the integrations' tips, to their webhooks.
+        let tips = self.spawn_loop("tips", stop.clone(), |rt| async move {
+            Ok(rt.push_tip_changes(TIP_PUSH_BATCH).await? as u32 >= TIP_PUSH_BATCH)
+        });
+        vec![timers, outbox, rules, upgrades, stats, tips]
     }
 
     /// Runs `step` until `stop`; `step` answers whether there is more to do at once.

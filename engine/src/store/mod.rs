@@ -32,7 +32,8 @@ pub use crate::model::*;
 mod tables;
 pub use tables::{
     AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
-    PartyStore, PlanStore, QueueStore, RuleStore, StatsQuery, StatsStore, TokenStore, UnitStore,
+    PartyStore, PlanStore, QueueStore, RuleStore, StatsQuery, StatsStore, TipStore, TokenStore,
+    UnitStore,
 };
 
 /// Everything Anju keeps. Implemented by [`sqlite::SqliteStore`] and
@@ -54,6 +55,7 @@ pub trait Store:
     + QueueStore
     + EvidenceStore
     + StatsStore
+    + TipStore
 {
 }
 
@@ -72,6 +74,7 @@ impl<
         + QueueStore
         + EvidenceStore
         + StatsStore
+        + TipStore
         + ?Sized,
 > Store for T
 {
@@ -123,6 +126,7 @@ macro_rules! migrator {
             step(15, "statistics", file!("0015_statistics.sql")),
             step(16, "objections", file!("0016_objections.sql")),
             step(17, "dashboard", file!("0017_dashboard.sql")),
+            step(18, "tips", file!("0018_tips.sql")),
         ])
     }};
 }

@@ -45,6 +45,8 @@ pub enum Act {
     /// Statistics of notification and disposal (of the area the caller oversees:
     /// `stats::scope_area`).
     ReadStatistics,
+    /// Tips from outside (with the reporters' contacts) and resolving them.
+    HandleTips,
 }
 
 /// The answer to an act.
@@ -141,6 +143,7 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
             ],
             "statistics are for inspectors, supervisors and departments",
         ),
+        HandleTips => (STAFF_AND_SYSTEM, "tips are for inspectors and supervisors"),
         UploadEvidence => (
             &[
                 Role::Inspector,

@@ -105,6 +105,10 @@ impl AdminStore for This {
             ("idempotency_keys", "SELECT COUNT(*) FROM idempotency_keys"),
             ("api_tokens", "SELECT COUNT(*) FROM api_tokens"),
             (
+                "tips",
+                "SELECT COUNT(*) + CAST(COALESCE(SUM(CASE WHEN status = 'open' THEN 0 ELSE 1 END), 0) AS BIGINT) FROM tips",
+            ),
+            (
                 "workflow_definitions",
                 "SELECT COUNT(*) FROM workflow_definitions",
             ),

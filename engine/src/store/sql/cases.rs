@@ -15,18 +15,6 @@ static SELECT_CASE_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
         "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id"
     ))
 });
-fn push_in(q: &mut QueryBuilder<Db>, column: &str, values: &[String]) {
-    if values.is_empty() {
-        q.push(" 1 = 0");
-        return;
-    }
-    q.push(format_args!(" {column} IN ("));
-    let mut list = q.separated(", ");
-    for v in values {
-        list.push_bind(v.clone());
-    }
-    q.push(")");
-}
 fn referral_from_row(r: &Row) -> Result<ReferralRecord, Error> {
     let result: Option<Json<Value>> = r.try_get("result")?;
     Ok(ReferralRecord {

@@ -34,17 +34,18 @@ use crate::store::{AccountRecord, CodeRequest, OrderSheet, Preference, SigninCod
 use crate::store::{Addressee, DeliveryJob, DeliveryRecord, InboxItem, NewDelivery, Settled};
 use crate::store::{
     AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
-    PartyStore, PlanStore, QueueStore, RuleStore, StatsStore, TokenStore, UnitStore,
+    PartyStore, PlanStore, QueueStore, RuleStore, StatsStore, TipStore, TokenStore, UnitStore,
 };
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
     CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
     EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
-    InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, LocationCorrection,
-    NewCampaign, NewCase, NewInspection, OpenCase, OutboxMessage, PartyListing, PartyRecord,
-    PartyUnit, Placard, PlanSave, RecordedInspection, ReferralRecord, Respond, RuleJob,
-    RuleVersion, StoredOutlines, StoredRoute, StoredStop, StreetRecord, SupervisorRecord,
-    TimerBacklog, TimerRecord, TokenListing, TokenRecord, TransitionRequest, UnitPartyRecord,
+    InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, Integration,
+    LocationCorrection, NewCampaign, NewCase, NewInspection, NewTip, OpenCase, OutboxMessage,
+    PartyListing, PartyRecord, PartyUnit, Placard, PlanSave, RecordedInspection, ReferralRecord,
+    Respond, RuleJob, RuleVersion, StoredOutlines, StoredRoute, StoredStop, StreetRecord,
+    SupervisorRecord, TimerBacklog, TimerRecord, TipFilter, TipRecord, TipRefusal, TokenListing,
+    TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 use crate::time::{from_millis, to_millis};
 
@@ -60,6 +61,7 @@ mod plans;
 mod queues;
 mod rules;
 mod stats;
+mod tips;
 mod tokens;
 mod units;
 
@@ -541,6 +543,19 @@ pub(super) fn push_move(q: &mut QueryBuilder<Db>, id: i64, w: &CaseWrite) {
 /// Rows per multi-row INSERT for a table of `columns` columns.
 pub(super) fn rows_per_statement(columns: usize) -> usize {
     (MAX_PARAMS / columns).max(1)
+}
+/// ` column IN (…)` of these values (` 1 = 0` for none).
+pub(super) fn push_in(q: &mut QueryBuilder<Db>, column: &str, values: &[String]) {
+    if values.is_empty() {
+        q.push(" 1 = 0");
+        return;
+    }
+    q.push(format_args!(" {column} IN ("));
+    let mut list = q.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    q.push(")");
 }
 fn push_scope(q: &mut QueryBuilder<Db>, scope: &Scope) {
     match scope {

@@ -66,6 +66,7 @@ impl PlanStore for This {
                     campaign_from: r
                         .try_get::<Option<i64>, _>("campaign_from")?
                         .map(from_millis),
+                    tip: false,
                 });
             }
         }
@@ -347,12 +348,17 @@ impl PlanStore for This {
             return Ok(Vec::new());
         }
         let (start, end) = crate::time::day_bounds(date);
-        let mut q = QueryBuilder::<Db>::new(
+        // An open tip on the unit that no visit answered since it came in.
+        const TIP: &str = "EXISTS (SELECT 1 FROM tips t WHERE t.unit_id = u.id \
+             AND t.status = 'open' AND NOT EXISTS (SELECT 1 FROM inspections i2 \
+             WHERE i2.unit_id = u.id AND i2.at >= t.created_at))";
+        let mut q = QueryBuilder::<Db>::new(format!(
             "SELECT u.id, u.grid_id, u.lon, u.lat, u.next_due_at, u.stars, u.evening_only, \
+             CAST(CASE WHEN {TIP} THEN 1 ELSE 0 END AS BIGINT) AS tip, \
              (SELECT MIN(c.starts_at) FROM campaign_units cu JOIN campaigns c \
               ON c.id = cu.campaign_id WHERE cu.unit_id = u.id AND cu.visited_at IS NULL \
               AND c.created_at > ",
-        );
+        ));
         q.push_bind(ms(since))
             .push(" AND c.starts_at < ")
             .push_bind(ms(end))
@@ -365,21 +371,27 @@ impl PlanStore for This {
         }
         q.push(") AND NOT EXISTS (SELECT 1 FROM plan_stops p WHERE p.plan_date = ")
             .push_bind(date.to_string())
-            .push(" AND p.unit_id = u.id) AND NOT EXISTS (SELECT 1 FROM inspections i WHERE i.unit_id = u.id AND i.at >= ")
+            .push(" AND p.unit_id = u.id) AND (")
+            .push(TIP)
+            .push(
+                " OR (NOT EXISTS (SELECT 1 FROM inspections i WHERE i.unit_id = u.id AND i.at >= ",
+            )
             .push_bind(ms(start))
             .push(") AND ((u.created_at > ")
             .push_bind(ms(since))
             .push(" AND (u.next_due_at IS NULL OR u.next_due_at < ")
             .push_bind(ms(end))
-            .push(")) OR EXISTS (SELECT 1 FROM campaign_units cu JOIN campaigns c \
+            .push(
+                ")) OR EXISTS (SELECT 1 FROM campaign_units cu JOIN campaigns c \
                    ON c.id = cu.campaign_id WHERE cu.unit_id = u.id AND cu.visited_at IS NULL \
-                   AND c.created_at > ")
+                   AND c.created_at > ",
+            )
             .push_bind(ms(since))
             .push(" AND c.starts_at < ")
             .push_bind(ms(end))
             .push(" AND c.ends_at > ")
             .push_bind(ms(start))
-            .push(")) ORDER BY u.id");
+            .push(")))) ORDER BY u.id");
         q.build()
             .fetch_all(self.reader())
             .await?
@@ -396,6 +408,7 @@ impl PlanStore for This {
                     campaign_from: r
                         .try_get::<Option<i64>, _>("campaign_from")?
                         .map(from_millis),
+                    tip: r.try_get::<i64, _>("tip")? != 0,
                 })
             })
             .collect()

@@ -6,7 +6,7 @@ static SELECT_UNIT: LazyLock<&'static str> =
     LazyLock::new(|| leak(format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1")));
 static PLACARD_SELECT: LazyLock<&'static str> = LazyLock::new(|| {
     leak(format!(
-        "SELECT u.public_code, u.address, u.district_code, u.community_id, \
+        "SELECT u.id AS unit_id, u.public_code, u.address, u.district_code, u.community_id, \
          c.name AS community_name, u.stars, u.last_inspected_at, \
          {OPEN_ORDERS_OF_U} AS open_orders FROM units u \
          JOIN communities c ON c.id = u.community_id"
@@ -14,6 +14,7 @@ static PLACARD_SELECT: LazyLock<&'static str> = LazyLock::new(|| {
 });
 fn placard_from_row(r: &Row) -> Result<Placard, Error> {
     Ok(Placard {
+        unit_id: UnitId(r.try_get("unit_id")?),
         public_code: r.try_get("public_code")?,
         address: r.try_get("address")?,
         district_code: r.try_get("district_code")?,

@@ -12,6 +12,7 @@ mod plans;
 mod queues;
 mod rules;
 mod stats;
+mod tips;
 mod tokens;
 mod units;
 
@@ -27,5 +28,6 @@ pub use plans::PlanStore;
 pub use queues::QueueStore;
 pub use rules::RuleStore;
 pub use stats::{StatsQuery, StatsStore};
+pub use tips::TipStore;
 pub use tokens::TokenStore;
 pub use units::UnitStore;

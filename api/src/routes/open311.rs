@@ -249,13 +249,34 @@ async fn service_definition(State(app): State<AppState>, Path(file): Path<String
     render(format, "service_definition", "attribute", &body)
 }
 
+/// The fields of a posted request (GeoReport v2), form-encoded.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct RequestForm {
+    /// The integration's key (or in the query).
+    api_key: Option<String>,
+    /// A hazard category's code (see `services`).
+    service_code: String,
+    lat: Option<f64>,
+    long: Option<f64>,
+    address_string: Option<String>,
+    /// A unit's address code (地址编码): the request lies on that unit.
+    address_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    description: Option<String>,
+    #[schema(rename = "attribute[room]")]
+    room: Option<String>,
+}
+
 /// POST `requests.json|xml`: a request from an integration (its key required),
 /// form-encoded as GeoReport v2 sends it.
 #[utoipa::path(post, path = "/open311/v2/{file}", tag = "open311",
     params(("file" = String, Path, description = "`requests.json` or `requests.xml`"),
         ("api_key" = Option<String>, Query, description = "the integration's key (or as a form field)")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "api_key, service_code, lat, long, address_string, address_id, email, phone, first_name, last_name, description, attribute[room]"),
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 201, description = "the request's id", content((Object = "application/json"), (String = "text/xml")))))]
 async fn post_request(
     State(app): State<AppState>,

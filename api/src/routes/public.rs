@@ -153,10 +153,20 @@ fn tip_form(app: &AppState, code: &str) -> String {
     )
 }
 
+/// A tenant's report: a hazard category and what was seen.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct TipForm {
+    /// A hazard category's code.
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+}
+
 /// A tenant's report from the placard: a tip on the placard's unit, in the covering
 /// inspector's plan; at most a few an hour from one address.
 #[utoipa::path(post, path = "/u/{code}/tip", tag = "public", params(("code" = String, Path)),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "category, description"),
+    request_body(content = TipForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "the page saying it was received", content((String = "text/html")))))]
 pub async fn placard_tip(
     State(app): State<AppState>,
@@ -165,11 +175,13 @@ pub async fn placard_tip(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let p = app.runtime.placard(&code).await?;
-    let form: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(&body).into_owned().collect();
+    let form: TipForm = serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::Malformed {
+        field: None,
+        detail: format!("the form: {e}"),
+    })?;
     let input = anju_engine::runtime::tips::TipInput {
-        category: form.get("category").cloned().unwrap_or_default(),
-        description: form.get("description").cloned().unwrap_or_default(),
+        category: form.category,
+        description: form.description,
         ..Default::default()
     };
     app.runtime

@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 mod auth;
 pub mod cases;
+mod declarations;
 mod deliveries;
 mod directory;
 mod dto;
@@ -93,6 +94,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(patrol::campaigns, patrol::create_campaign))
         .routes(routes!(patrol::campaign))
         .routes(routes!(patrol::campaign_progress))
+        .routes(routes!(declarations::declare, declarations::declarations))
         .routes(routes!(tips::tips))
         .routes(routes!(tips::tip))
         .routes(routes!(tips::resolve))

@@ -105,7 +105,9 @@ pub async fn placard(
          <tr><th>最近检查 <span class=\"en\">Last inspection</span></th><td>{last}</td></tr>\
          <tr><th>未完成整改通知 <span class=\"en\">Open rectification orders</span></th><td>{orders}</td></tr>\
          </table>\
-         {tip_form}",
+         {tip_form}\
+         <p><a href=\"/u/{code}/declare\">房东登录申报出租情况、自查自改 \
+         <span class=\"en\">Landlords: sign in to declare the occupancy or self-inspect</span></a></p>",
         address = esc(&p.address),
         community = esc(&p.community_name),
         label = p
@@ -118,6 +120,7 @@ pub async fn placard(
             .unwrap_or_else(|| "未评级 Not graded".into()),
         orders = p.open_orders,
         tip_form = tip_form(&app, &p.public_code),
+        code = esc(&p.public_code),
     );
     Ok(page(&format!("{} 安全公示", p.address), &body))
 }

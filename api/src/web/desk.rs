@@ -190,10 +190,11 @@ pub(super) async fn unit_page(
         return error_page(anju_engine::Error::not_found("unit", &raw).into());
     };
     let p = &visitor.principal;
-    let (unit, grades, duty) = match tokio::try_join!(
+    let (unit, grades, duty, declarations) = match tokio::try_join!(
         app.runtime.unit(p, id),
         app.runtime.unit_grades(p, id),
-        app.runtime.unit_responsibility(p, id)
+        app.runtime.unit_responsibility(p, id),
+        app.runtime.declarations(p, id)
     ) {
         Ok(found) => found,
         Err(e) => return error_page(e.into()),
@@ -237,6 +238,7 @@ pub(super) async fn unit_page(
             }
             h2 { "案件 / Cases" }
             @if cases.is_empty() { p { "暂无。 / None." } } @else { (super::cases::rows(&app, &cases)) }
+            (super::declare::section(&app, &visitor, unit.id, &declarations))
             h2 { "评级经过 / Grade history" }
             ol {
                 @for g in &grades {

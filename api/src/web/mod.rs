@@ -18,6 +18,7 @@ use crate::state::AppState;
 mod assets;
 mod cases;
 mod dashboard;
+mod declare;
 mod desk;
 mod inspect;
 mod order;
@@ -88,6 +89,8 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}/read", post(desk::mark_read))
         .route("/units", get(desk::units))
         .route("/units/{id}", get(desk::unit_page))
+        .route("/units/{id}/declarations", post(declare::submit))
+        .route("/u/{code}/declare", get(declare::from_placard))
         .route(
             "/units/{id}/inspect",
             get(inspect::form_page)
@@ -213,6 +216,15 @@ impl Posted {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `key` (a group of checkboxes), trimmed.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.trim())
+            .collect()
     }
 
     /// Every field, in order.

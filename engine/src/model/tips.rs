@@ -1,8 +1,8 @@
-//! Tips from outside as stored: integrations, a tip to store, why one was refused, a tip with what its case says now, and which tips to list.
+//! Reports from outside as stored: integrations, a tip to store, why one was refused, a tip with what its case says now, which tips to list; and landlords' own declarations (occupancy, self-inspection).
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{CaseId, DepartmentId, GridId, StreetId, UnitId};
+use crate::domain::{CaseId, DepartmentId, GridId, PartyId, StreetId, UnitId};
 
 /// An integration that reports tips (the 12345 hotline, a street platform).
 #[derive(Debug, Clone, PartialEq)]
@@ -100,4 +100,21 @@ pub struct TipFilter {
     pub to: Option<DateTime<Utc>>,
     pub categories: Option<Vec<String>>,
     pub limit: u32,
+}
+
+/// A landlord's own declaration about a unit: its occupancy, or a self-inspection
+/// against the grading checklist. Never a grade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declaration {
+    pub id: i64,
+    pub unit_id: UnitId,
+    pub party_id: PartyId,
+    /// `occupancy` or `self_inspection`.
+    pub kind: String,
+    pub rooms: Option<i64>,
+    pub occupants: Option<i64>,
+    /// The self-inspection's answers, by checklist item.
+    pub checklist: Option<std::collections::BTreeMap<String, bool>>,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
 }

@@ -22,6 +22,7 @@ use crate::workflow::{self, Definition};
 mod callers;
 mod cases;
 pub mod dashboard;
+pub mod declarations;
 pub mod directory;
 pub mod escalation;
 mod evidence;

@@ -127,6 +127,7 @@ macro_rules! migrator {
             step(16, "objections", file!("0016_objections.sql")),
             step(17, "dashboard", file!("0017_dashboard.sql")),
             step(18, "tips", file!("0018_tips.sql")),
+            step(19, "declarations", file!("0019_declarations.sql")),
         ])
     }};
 }

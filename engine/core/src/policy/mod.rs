@@ -47,6 +47,8 @@ pub enum Act {
     ReadStatistics,
     /// Tips from outside (with the reporters' contacts) and resolving them.
     HandleTips,
+    /// A landlord's own declaration about their unit (occupancy, self-inspection).
+    DeclareUnit,
 }
 
 /// The answer to an act.
@@ -142,6 +144,10 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
                 Role::System,
             ],
             "statistics are for inspectors, supervisors and departments",
+        ),
+        DeclareUnit => (
+            &[Role::Landlord],
+            "landlords declare their own units; inspectors record inspections",
         ),
         HandleTips => (STAFF_AND_SYSTEM, "tips are for inspectors and supervisors"),
         UploadEvidence => (

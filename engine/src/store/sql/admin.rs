@@ -104,6 +104,7 @@ impl AdminStore for This {
             ("parties", "SELECT COUNT(*) FROM parties"),
             ("idempotency_keys", "SELECT COUNT(*) FROM idempotency_keys"),
             ("api_tokens", "SELECT COUNT(*) FROM api_tokens"),
+            ("declarations", "SELECT COUNT(*) FROM unit_declarations"),
             (
                 "tips",
                 "SELECT COUNT(*) + CAST(COALESCE(SUM(CASE WHEN status = 'open' THEN 0 ELSE 1 END), 0) AS BIGINT) FROM tips",

@@ -38,14 +38,14 @@ use crate::store::{
 };
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
-    CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Error,
-    EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent, ImportCounts,
-    InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy, Integration,
-    LocationCorrection, NewCampaign, NewCase, NewInspection, NewTip, OpenCase, OutboxMessage,
-    PartyListing, PartyRecord, PartyUnit, Placard, PlanSave, RecordedInspection, ReferralRecord,
-    Respond, RuleJob, RuleVersion, StoredOutlines, StoredRoute, StoredStop, StreetRecord,
-    SupervisorRecord, TimerBacklog, TimerRecord, TipFilter, TipRecord, TipRefusal, TokenListing,
-    TokenRecord, TransitionRequest, UnitPartyRecord,
+    CampaignProgress, CampaignRecord, CaseFilter, CaseRecord, CheckItem, Decider, Declaration,
+    Error, EventRecord, GradeRecord, GradeUpdate, GridRecord, IdempotencyKey, Idempotent,
+    ImportCounts, InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy,
+    Integration, LocationCorrection, NewCampaign, NewCase, NewInspection, NewTip, OpenCase,
+    OutboxMessage, PartyListing, PartyRecord, PartyUnit, Placard, PlanSave, RecordedInspection,
+    ReferralRecord, Respond, RuleJob, RuleVersion, StoredOutlines, StoredRoute, StoredStop,
+    StreetRecord, SupervisorRecord, TimerBacklog, TimerRecord, TipFilter, TipRecord, TipRefusal,
+    TokenListing, TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 use crate::time::{from_millis, to_millis};
 

@@ -339,6 +339,56 @@ impl TipStore for This {
         Ok(())
     }
 
+    async fn add_declaration(&self, d: &Declaration) -> Result<i64, Error> {
+        let checklist = d
+            .checklist
+            .as_ref()
+            .map(|c| serde_json::to_string(c).unwrap_or_default());
+        Ok(sqlx::query_scalar(
+            "INSERT INTO unit_declarations (unit_id, party_id, kind, rooms, occupants, \
+             checklist, note, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(d.unit_id.0)
+        .bind(d.party_id.0)
+        .bind(&d.kind)
+        .bind(d.rooms)
+        .bind(d.occupants)
+        .bind(checklist)
+        .bind(&d.note)
+        .bind(ms(d.at))
+        .fetch_one(self.writer())
+        .await?)
+    }
+
+    async fn declarations(&self, unit: UnitId, limit: u32) -> Result<Vec<Declaration>, Error> {
+        sqlx::query(
+            "SELECT id, unit_id, party_id, kind, rooms, occupants, checklist, note, at \
+             FROM unit_declarations WHERE unit_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(unit.0)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            let checklist: Option<String> = r.try_get("checklist")?;
+            Ok(Declaration {
+                id: r.try_get("id")?,
+                unit_id: UnitId(r.try_get("unit_id")?),
+                party_id: PartyId(r.try_get("party_id")?),
+                kind: r.try_get("kind")?,
+                rooms: r.try_get("rooms")?,
+                occupants: r.try_get("occupants")?,
+                checklist: checklist
+                    .map(|c| serde_json::from_str(&c).map_err(corrupt))
+                    .transpose()?,
+                note: r.try_get("note")?,
+                at: from_millis(r.try_get("at")?),
+            })
+        })
+        .collect()
+    }
+
     async fn mark_pushed(&self, id: i64, state: &str, at: DateTime<Utc>) -> Result<(), Error> {
         sqlx::query("UPDATE tips SET pushed = $2, pushed_at = $3 WHERE id = $1")
             .bind(id)

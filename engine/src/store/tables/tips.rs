@@ -1,4 +1,4 @@
-//! Tips from outside: integrations and their keys, tips stored within their rate limits, read back with their case, resolved by an inspector, and their status changes pushed.
+//! Reports from outside: integrations and their keys, tips stored within their rate limits, read back with their case, resolved by an inspector, and their status changes pushed; landlords' own declarations.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -79,6 +79,16 @@ pub trait TipStore: Send + Sync + 'static {
 
     /// Gives up a claimed push that failed, to be tried again.
     async fn release_tip_push(&self, id: i64) -> Result<(), Error>;
+
+    /// Records a landlord's declaration (its `id` is ignored); answers its id.
+    async fn add_declaration(&self, d: &Declaration) -> Result<i64, Error>;
+
+    /// A unit's declarations, newest first, at most `limit`.
+    async fn declarations(
+        &self,
+        unit: crate::domain::UnitId,
+        limit: u32,
+    ) -> Result<Vec<Declaration>, Error>;
 
     /// Records what was pushed for a tip (or that nothing needed pushing), and when.
     async fn mark_pushed(&self, id: i64, state: &str, at: DateTime<Utc>) -> Result<(), Error>;

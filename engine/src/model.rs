@@ -690,14 +690,6 @@ pub struct StreetRecord {
     pub outline: Option<String>,
 }
 
-/// Street outlines as stored: the grid stamp they were computed at, and each street's
-/// GeoJSON.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoredOutlines {
-    pub stamp: Option<(i64, i64)>,
-    pub outlines: Vec<(StreetId, String)>,
-}
-
 /// A grid and where it sits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridRecord {

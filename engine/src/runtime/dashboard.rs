@@ -35,8 +35,8 @@ impl Runtime {
     /// written by a seed or an older version get their outlines then).
     pub async fn refresh_street_outlines(&self) -> Result<bool> {
         let stamp = self.store().grid_stamp().await?;
-        let stored = self.store().stored_outlines().await?;
-        if stored.stamp == Some(stamp) || (stamp.0 == 0 && stored.outlines.is_empty()) {
+        let stored = self.store().outline_stamp().await?;
+        if stored.map(|(at, _)| at) == Some(stamp) || (stamp.0 == 0 && stored.is_none()) {
             return Ok(false);
         }
         let index = self.grid_index().await?;

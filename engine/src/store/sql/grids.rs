@@ -174,19 +174,19 @@ impl GridStore for This {
         .collect()
     }
 
-    async fn stored_outlines(&self) -> Result<StoredOutlines, Error> {
-        let rows = sqlx::query(
-            "SELECT street_id, grids, shape_at, geometry FROM street_outlines ORDER BY street_id",
+    async fn outline_stamp(&self) -> Result<Option<((i64, i64), i64)>, Error> {
+        let row = sqlx::query(
+            "SELECT MIN(grids) AS grids, MIN(shape_at) AS shape_at, COUNT(*) AS n \
+             FROM street_outlines",
         )
-        .fetch_all(self.reader())
+        .fetch_one(self.reader())
         .await?;
-        let mut out = StoredOutlines::default();
-        for r in &rows {
-            out.stamp = Some((r.try_get("grids")?, r.try_get("shape_at")?));
-            out.outlines
-                .push((StreetId(r.try_get("street_id")?), r.try_get("geometry")?));
-        }
-        Ok(out)
+        let n: i64 = row.try_get("n")?;
+        Ok(if n == 0 {
+            None
+        } else {
+            Some(((row.try_get("grids")?, row.try_get("shape_at")?), n))
+        })
     }
 
     async fn save_outlines(

@@ -43,9 +43,9 @@ use crate::store::{
     ImportCounts, InspectionFilter, InspectionRecord, InspectorListing, InsurancePolicy,
     Integration, LocationCorrection, NewCampaign, NewCase, NewInspection, NewTip, OpenCase,
     OutboxMessage, PartyListing, PartyRecord, PartyUnit, Placard, PlanSave, RecordedInspection,
-    ReferralRecord, Respond, RuleJob, RuleVersion, StoredOutlines, StoredRoute, StoredStop,
-    StreetRecord, SupervisorRecord, TimerBacklog, TimerRecord, TipFilter, TipRecord, TipRefusal,
-    TokenListing, TokenRecord, TransitionRequest, UnitPartyRecord,
+    ReferralRecord, Respond, RuleJob, RuleVersion, StoredRoute, StoredStop, StreetRecord,
+    SupervisorRecord, TimerBacklog, TimerRecord, TipFilter, TipRecord, TipRefusal, TokenListing,
+    TokenRecord, TransitionRequest, UnitPartyRecord,
 };
 use crate::time::{from_millis, to_millis};
 

@@ -54,8 +54,9 @@ pub trait GridStore: Send + Sync + 'static {
     /// Every street, by id, with its stored outline.
     async fn streets(&self) -> Result<Vec<StreetRecord>, Error>;
 
-    /// The street outlines as stored, with the grid stamp they were computed at.
-    async fn stored_outlines(&self) -> Result<StoredOutlines, Error>;
+    /// The grid stamp the stored street outlines were computed at, and how many there
+    /// are (`None` if none are stored).
+    async fn outline_stamp(&self) -> Result<Option<((i64, i64), i64)>, Error>;
 
     /// Replaces every street outline, computed at grid stamp `stamp`, in one
     /// transaction.

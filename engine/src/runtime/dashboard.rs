@@ -3,12 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::auth::Principal;
-use crate::domain::{GridId, StreetId};
+use crate::domain::StreetId;
 use crate::error::{Error, Result};
 use crate::model::StreetRecord;
 use crate::policy::{self, Act};
 use crate::runtime::Runtime;
-use crate::spatial::grids::GridPlace;
 use crate::spatial::shape::to_geojson;
 use crate::stats::{Area, scope_area};
 
@@ -60,12 +59,7 @@ impl Runtime {
     /// streets holding the area's grids otherwise).
     pub async fn hazard_map(&self, principal: &Principal, area: Option<Area>) -> Result<HazardMap> {
         policy::check(principal, Act::ReadStatistics)?;
-        let places: BTreeMap<GridId, GridPlace> = self
-            .grid_index()
-            .await?
-            .places()
-            .map(|(g, p)| (*g, p.clone()))
-            .collect();
+        let places = self.grid_places().await?;
         let scoped = scope_area(principal, area, &places)?;
         self.refresh_street_outlines().await?;
         let district = match &scoped.area {

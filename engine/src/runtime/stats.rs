@@ -74,13 +74,7 @@ impl Runtime {
                 format!("a period covers at most {MAX_PERIOD_DAYS} days"),
             ));
         }
-        // Every grid's place, from the grid index (kept while the grids stand).
-        let places: BTreeMap<GridId, GridPlace> = self
-            .grid_index()
-            .await?
-            .places()
-            .map(|(g, p)| (*g, p.clone()))
-            .collect();
+        let places = self.grid_places().await?;
         let scoped = scope_area(principal, area, &places)?;
         let pending = self.catch_up_statistics().await?;
         let query = StatsQuery {
@@ -131,6 +125,16 @@ impl Runtime {
             inspector_names,
             pending,
         })
+    }
+
+    /// Every grid's place, from the grid index (kept while the grids stand).
+    pub(super) async fn grid_places(&self) -> Result<BTreeMap<GridId, GridPlace>> {
+        Ok(self
+            .grid_index()
+            .await?
+            .places()
+            .map(|(g, p)| (*g, p.clone()))
+            .collect())
     }
 
     /// Folds up to `limit` queued items (one step of the statistics worker with

@@ -148,7 +148,7 @@ pub struct CampaignBody {
     checklist: Option<Vec<CheckItem>>,
 }
 
-#[utoipa::path(post, path = "/campaigns", tag = "patrol", request_body = CampaignBody, responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/campaigns", tag = "patrol", request_body = CampaignBody, responses((status = 201, description = "the campaign created", body = CampaignOut)))]
 pub async fn create_campaign(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -197,7 +197,7 @@ pub async fn campaigns(
     Ok(Json(json!({ "campaigns": list })))
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}", tag = "patrol", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "patrol", params(("id" = i64, Path)), responses((status = 200, description = "the campaign", body = CampaignOut)))]
 pub async fn campaign(
     State(app): State<AppState>,
     Caller(caller): Caller,

@@ -306,7 +306,7 @@ pub async fn within_polygon(
     within(&app, &caller, &headers, &area, q.crs, q.after, q.limit).await
 }
 
-#[utoipa::path(get, path = "/grids/{id}", tag = "places", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/grids/{id}", tag = "places", params(("id" = i64, Path)), responses((status = 200, description = "the grid with its shape and place", body = GridOut)))]
 pub async fn grid(
     State(app): State<AppState>,
     Caller(caller): Caller,

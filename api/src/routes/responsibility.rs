@@ -107,7 +107,7 @@ struct DryRunBody {
 }
 
 /// Evaluates a draft rule against one case or backtests it; changes nothing.
-#[utoipa::path(post, path = "/rules/dry-run", tag = "responsibility", request_body = DryRunBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/rules/dry-run", tag = "responsibility", request_body = DryRunBody, responses((status = 200, description = "what the rule would do", body = DryRunOut)))]
 async fn dry_run(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -174,7 +174,7 @@ async fn case_rule_jobs(
     Ok(Json(json!({ "case_id": id, "jobs": jobs })))
 }
 
-#[utoipa::path(get, path = "/parties/{id}", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/parties/{id}", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the party with its units and record", body = PartyViewOut)))]
 async fn party(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -196,7 +196,7 @@ struct PartyBody {
 }
 
 /// Registers a landlord, agent or sub-landlord.
-#[utoipa::path(post, path = "/parties", tag = "responsibility", request_body = PartyBody, responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/parties", tag = "responsibility", request_body = PartyBody, responses((status = 201, description = "the party registered", body = PartyOut)))]
 async fn register_party(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -278,7 +278,7 @@ struct ProposeBody {
     reason: String,
 }
 
-#[utoipa::path(post, path = "/blacklist", tag = "responsibility", request_body = ProposeBody, responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/blacklist", tag = "responsibility", request_body = ProposeBody, responses((status = 201, description = "the proposed entry", body = EntryOut)))]
 async fn propose(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -305,7 +305,7 @@ struct DecisionBody {
     publish: bool,
 }
 
-#[utoipa::path(post, path = "/blacklist/{id}/decision", tag = "responsibility", params(("id" = i64, Path)), request_body = DecisionBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/blacklist/{id}/decision", tag = "responsibility", params(("id" = i64, Path)), request_body = DecisionBody, responses((status = 200, description = "the entry as decided", body = EntryOut)))]
 async fn decide(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -331,7 +331,7 @@ struct AppealBody {
     appeal: String,
 }
 
-#[utoipa::path(post, path = "/blacklist/{id}/appeal", tag = "responsibility", params(("id" = i64, Path)), request_body = AppealBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/blacklist/{id}/appeal", tag = "responsibility", params(("id" = i64, Path)), request_body = AppealBody, responses((status = 200, description = "the entry with the appeal", body = EntryOut)))]
 async fn appeal(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -352,7 +352,7 @@ struct AppealDecisionBody {
     note: String,
 }
 
-#[utoipa::path(post, path = "/blacklist/{id}/appeal-decision", tag = "responsibility", params(("id" = i64, Path)), request_body = AppealDecisionBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/blacklist/{id}/appeal-decision", tag = "responsibility", params(("id" = i64, Path)), request_body = AppealDecisionBody, responses((status = 200, description = "the entry as the appeal was decided", body = EntryOut)))]
 async fn decide_appeal(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -372,7 +372,7 @@ struct NoteBody {
     note: String,
 }
 
-#[utoipa::path(post, path = "/blacklist/{id}/lift", tag = "responsibility", params(("id" = i64, Path)), request_body = NoteBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/blacklist/{id}/lift", tag = "responsibility", params(("id" = i64, Path)), request_body = NoteBody, responses((status = 200, description = "the entry lifted", body = EntryOut)))]
 async fn lift(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -383,7 +383,7 @@ async fn lift(
     Ok(Json(json!(EntryOut::of(&entry))))
 }
 
-#[utoipa::path(get, path = "/units/{id}/responsibility", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/units/{id}/responsibility", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the unit's responsibility: party, agreements, insurance", body = ResponsibilityOut)))]
 async fn unit_responsibility(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -405,7 +405,7 @@ struct AgreementBody {
     document: Option<String>,
 }
 
-#[utoipa::path(post, path = "/units/{id}/agreements", tag = "responsibility", params(("id" = i64, Path)), request_body = AgreementBody, responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/units/{id}/agreements", tag = "responsibility", params(("id" = i64, Path)), request_body = AgreementBody, responses((status = 201, description = "the agreement recorded", body = AgreementOut)))]
 async fn add_agreement(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -438,7 +438,7 @@ struct PolicyBody {
     ends_on: Day,
 }
 
-#[utoipa::path(post, path = "/units/{id}/policies", tag = "responsibility", params(("id" = i64, Path)), request_body = PolicyBody, responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/units/{id}/policies", tag = "responsibility", params(("id" = i64, Path)), request_body = PolicyBody, responses((status = 201, description = "the policy recorded", body = PolicyOut)))]
 async fn add_policy(
     State(app): State<AppState>,
     Caller(caller): Caller,

@@ -170,7 +170,9 @@ pub struct TipForm {
 /// inspector's plan; at most a few an hour from one address.
 #[utoipa::path(post, path = "/u/{code}/tip", tag = "public", params(("code" = String, Path)),
     request_body(content = TipForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "the page saying it was received", content((String = "text/html")))))]
+    responses((status = 200, description = "the page saying it was received", content((String = "text/html"))),
+        (status = 422, description = "a page saying what to correct", content((String = "text/html"))),
+        (status = 429, description = "a page saying to try later", content((String = "text/html")))))]
 pub async fn placard_tip(
     State(app): State<AppState>,
     Path(code): Path<String>,
@@ -187,14 +189,18 @@ pub async fn placard_tip(
         description: form.description,
         ..Default::default()
     };
-    app.runtime
+    let submitted = app
+        .runtime
         .submit_tip(
             anju_engine::runtime::tips::TipSource::Placard(p.unit_id),
             None,
             &crate::routes::client_of(client),
             input,
         )
-        .await?;
+        .await;
+    if let Err(e) = submitted {
+        return Ok(tip_refused(&p.public_code, e));
+    }
     let body = format!(
         "<h1>已收到，谢谢 <span class=\"en\">Received, thank you</span></h1>\
          <p>网格员将上门核查。<span class=\"en\">An inspector will visit.</span></p>\
@@ -205,6 +211,41 @@ pub async fn placard_tip(
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// A tenant's report that was not taken, as a page the tenant can read (the same
+/// status as the API would give), with the way back to the form.
+fn tip_refused(code: &str, e: anju_engine::Error) -> Response {
+    use anju_engine::Error as E;
+    let (status, zh, en) = match &e {
+        E::TooManyRequests { .. } => (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "提交过于频繁，请稍后再试。".to_string(),
+            "Too many reports from here; please try again later.".to_string(),
+        ),
+        E::Invalid(fields) => (
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "请检查填写的内容。".to_string(),
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => return ApiError::from(e).into_response(),
+    };
+    let body = format!(
+        "<h1>未能提交 <span class=\"en\">Not sent</span></h1><p>{zh} \
+         <span class=\"en\">{en}</span></p><p><a href=\"/u/{code}\">返回 / Back</a></p>",
+        zh = esc(&zh),
+        en = esc(&en),
+        code = esc(code),
+    );
+    let mut r = page("未能提交 / Not sent", &body);
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// The QR code for a placard: an SVG of the page's address.

@@ -80,7 +80,12 @@ impl Runtime {
         client: &str,
         input: TipInput,
     ) -> Result<TipRecord> {
-        let checked = check_input(self, &input)?;
+        // Open311 names the category `service_code`; the placard's form, `category`.
+        let category_field = match source {
+            TipSource::Open311 => "service_code",
+            TipSource::Placard(_) => "category",
+        };
+        let checked = check_input(self, &input, category_field)?;
         let (placement, place) = match source {
             TipSource::Placard(unit) => (Placement::AddressCode(unit), None),
             TipSource::Open311 => self.place_tip(&input).await?,
@@ -367,9 +372,9 @@ struct Checked {
     phone: Option<String>,
 }
 
-fn check_input(rt: &Runtime, input: &TipInput) -> Result<Checked> {
+fn check_input(rt: &Runtime, input: &TipInput, category_field: &str) -> Result<Checked> {
     rt.taxonomy()
-        .parse_category(&input.category, "service_code")?;
+        .parse_category(&input.category, category_field)?;
     let description =
         crate::text::optional("description", &input.description, intake::MAX_DESCRIPTION)?;
     let opt = |field: &str, v: &Option<String>, max: usize| -> Result<Option<String>, FieldError> {

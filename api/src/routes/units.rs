@@ -78,7 +78,7 @@ pub(super) struct PageQuery {
 }
 
 /// Units whose point lies in no grid (supervisors: their district's, or the city's).
-#[utoipa::path(get, path = "/units/ungridded", tag = "units", params(PageQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/units/ungridded", tag = "units", params(PageQuery), responses((status = 200, description = "units outside every grid, by id", body = UnitPage)))]
 pub(super) async fn ungridded_units(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -93,7 +93,38 @@ pub(super) async fn ungridded_units(
         .then(|| units.last().map(|u| u.id))
         .flatten();
     let units: Vec<UnitOut> = units.iter().map(UnitOut::of).collect();
-    Ok(Json(json!({ "units": units, "next_after": next })))
+    Ok(Json(json!(UnitPage {
+        units,
+        next_after: next
+    })))
+}
+
+/// A page of units by id; `next_after` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct UnitPage<'a> {
+    units: Vec<UnitOut<'a>>,
+    next_after: Option<UnitId>,
+}
+
+/// A unit with its point corrections, newest last.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CorrectedUnit<'a> {
+    unit: UnitOut<'a>,
+    corrections: Vec<CorrectionOut<'a>>,
+}
+
+/// A unit's responsible parties, from the first on record.
+#[derive(Serialize, utoipa::ToSchema)]
+struct UnitParties<'a> {
+    unit_id: i64,
+    parties: Vec<UnitPartyOut<'a>>,
+}
+
+/// A unit handed to another party, with the parties on record.
+#[derive(Serialize, utoipa::ToSchema)]
+struct UnitWithParties<'a> {
+    unit: UnitOut<'a>,
+    parties: Vec<UnitPartyOut<'a>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -105,7 +136,7 @@ pub(super) struct LocationBody {
 
 /// Corrects a unit's point (audited; the unit and its open cases take the grid the
 /// point lies in).
-#[utoipa::path(post, path = "/units/{id}/location", tag = "units", params(("id" = i64, Path)), request_body = Value, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/units/{id}/location", tag = "units", params(("id" = i64, Path)), request_body = LocationBody, responses((status = 200, description = "the unit at its corrected point, with its corrections", body = CorrectedUnit)))]
 pub(super) async fn correct_unit_point(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -121,9 +152,10 @@ pub(super) async fn correct_unit_point(
         .await?;
     let corrections = app.runtime.unit_corrections(&caller, UnitId(id)).await?;
     let corrections: Vec<CorrectionOut> = corrections.iter().map(CorrectionOut::of).collect();
-    Ok(Json(
-        json!({ "unit": UnitOut::of(&unit), "corrections": corrections }),
-    ))
+    Ok(Json(json!(CorrectedUnit {
+        unit: UnitOut::of(&unit),
+        corrections
+    })))
 }
 
 /// Corrects a building's point (audited; the building takes the grid the point lies
@@ -160,7 +192,7 @@ pub(super) async fn get_unit(
     Ok(Json(unit_json(&unit)))
 }
 
-#[utoipa::path(get, path = "/units/{id}/grades", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/units/{id}/grades", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the unit's grade and its history", body = GradesOut)))]
 pub(super) async fn unit_grades(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -168,15 +200,29 @@ pub(super) async fn unit_grades(
 ) -> ApiResult<Json<Value>> {
     let unit = app.runtime.unit(&caller, UnitId(id)).await?;
     let history = app.runtime.unit_grades(&caller, UnitId(id)).await?;
-    Ok(Json(json!({
-        "unit_id": id,
-        "stars": unit.stars,
-        "score": unit.score,
-        "checklist": unit.checklist,
-        "last_inspected_at": unit.last_inspected_at,
-        "next_due_at": unit.next_due_at,
-        "history": history.iter().map(GradeOut::of).collect::<Vec<_>>(),
+    Ok(Json(json!(GradesOut {
+        unit_id: id,
+        stars: unit.stars,
+        score: unit.score,
+        checklist: unit.checklist.as_ref().map(|c| json!(c)),
+        last_inspected_at: unit.last_inspected_at,
+        next_due_at: unit.next_due_at,
+        history: history.iter().map(GradeOut::of).collect(),
     })))
+}
+
+/// A unit's grade now and its history.
+#[derive(Serialize, utoipa::ToSchema)]
+struct GradesOut<'a> {
+    unit_id: i64,
+    stars: Option<u8>,
+    score: Option<f64>,
+    /// The grading checklist behind the stars: item → passed.
+    #[schema(value_type = Option<Object>)]
+    checklist: Option<Value>,
+    last_inspected_at: Option<DateTime<Utc>>,
+    next_due_at: Option<DateTime<Utc>>,
+    history: Vec<GradeOut<'a>>,
 }
 
 #[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the answer", body = Object)))]
@@ -184,7 +230,7 @@ pub(super) async fn rubric(State(app): State<AppState>, Caller(_): Caller) -> Js
     Json(json!(app.runtime.rubric()))
 }
 
-#[utoipa::path(get, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the unit's responsible parties on record", body = UnitParties)))]
 pub(super) async fn unit_parties(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -192,7 +238,10 @@ pub(super) async fn unit_parties(
 ) -> ApiResult<Json<Value>> {
     let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
     let history: Vec<UnitPartyOut> = history.iter().map(UnitPartyOut::of).collect();
-    Ok(Json(json!({ "unit_id": id, "parties": history })))
+    Ok(Json(json!(UnitParties {
+        unit_id: id,
+        parties: history
+    })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -204,7 +253,7 @@ pub(super) struct PartyBody {
     role: Option<String>,
 }
 
-#[utoipa::path(post, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), request_body = PartyBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), request_body = PartyBody, responses((status = 200, description = "the unit with its new party, and the parties on record", body = UnitWithParties)))]
 pub(super) async fn change_unit_party(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -218,9 +267,10 @@ pub(super) async fn change_unit_party(
         .await?;
     let history = app.runtime.unit_parties(&caller, UnitId(id)).await?;
     let history: Vec<UnitPartyOut> = history.iter().map(UnitPartyOut::of).collect();
-    Ok(Json(
-        json!({ "unit": UnitOut::of(&unit), "parties": history }),
-    ))
+    Ok(Json(json!(UnitWithParties {
+        unit: UnitOut::of(&unit),
+        parties: history
+    })))
 }
 
 /// An audited correction of a unit's or a building's point.

@@ -207,7 +207,7 @@ pub(super) async fn unit_grades(
         checklist: unit.checklist.as_ref().map(|c| json!(c)),
         last_inspected_at: unit.last_inspected_at,
         next_due_at: unit.next_due_at,
-        history: history.iter().map(GradeOut::of).collect(),
+        history: history.iter().map(GradeChangeOut::of).collect(),
     })))
 }
 
@@ -222,7 +222,7 @@ struct GradesOut<'a> {
     checklist: Option<Value>,
     last_inspected_at: Option<DateTime<Utc>>,
     next_due_at: Option<DateTime<Utc>>,
-    history: Vec<GradeOut<'a>>,
+    history: Vec<GradeChangeOut<'a>>,
 }
 
 #[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the answer", body = Object)))]
@@ -246,19 +246,19 @@ pub(super) async fn unit_parties(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PartyBody {
+pub(super) struct UnitPartyBody {
     /// The new responsible party; `null` leaves the unit with nobody on record.
     party_id: Option<i64>,
     #[serde(default)]
     role: Option<String>,
 }
 
-#[utoipa::path(post, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), request_body = PartyBody, responses((status = 200, description = "the unit with its new party, and the parties on record", body = UnitWithParties)))]
+#[utoipa::path(post, path = "/units/{id}/parties", tag = "units", params(("id" = i64, Path)), request_body = UnitPartyBody, responses((status = 200, description = "the unit with its new party, and the parties on record", body = UnitWithParties)))]
 pub(super) async fn change_unit_party(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Id(id): Id,
-    body: Body<PartyBody>,
+    body: Body<UnitPartyBody>,
 ) -> ApiResult<Json<Value>> {
     let b = body.value;
     let unit = app
@@ -319,7 +319,7 @@ impl<'a> CorrectionOut<'a> {
 
 /// A change of a unit's grade, and why.
 #[derive(Serialize, utoipa::ToSchema)]
-struct GradeOut<'a> {
+struct GradeChangeOut<'a> {
     stars: Option<u8>,
     score: Option<f64>,
     reasons: &'a [String],
@@ -328,9 +328,9 @@ struct GradeOut<'a> {
     at: DateTime<Utc>,
 }
 
-impl<'a> GradeOut<'a> {
-    fn of(g: &'a GradeRecord) -> GradeOut<'a> {
-        GradeOut {
+impl<'a> GradeChangeOut<'a> {
+    fn of(g: &'a GradeRecord) -> GradeChangeOut<'a> {
+        GradeChangeOut {
             stars: g.stars,
             score: g.score,
             reasons: &g.reasons,

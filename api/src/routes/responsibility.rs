@@ -139,7 +139,7 @@ struct RoutingQuery {
 /// The routing table (转办路由): where a referral of each hazard category goes in each
 /// district, or in one (`?district=`). It is the city's directory, not case data:
 /// every supervisor and inspector may read all of it.
-#[utoipa::path(get, path = "/routing", tag = "responsibility", params(RoutingQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/routing", tag = "responsibility", params(RoutingQuery), responses((status = 200, description = "the routing table", body = RouteList)))]
 async fn routing(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -159,11 +159,14 @@ async fn routing(
     }
     let table = routing.table(app.runtime.taxonomy(), &districts);
     let routes: Vec<RouteOut> = table.iter().map(RouteOut::of).collect();
-    Ok(Json(json!({ "count": routes.len(), "routes": routes })))
+    Ok(Json(json!(RouteList {
+        count: routes.len(),
+        routes
+    })))
 }
 
 /// What the rules did on a case: each event they ran on and each action's result.
-#[utoipa::path(get, path = "/cases/{id}/rule-jobs", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/cases/{id}/rule-jobs", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the rule events of the case and what each rule did", body = RuleJobList)))]
 async fn case_rule_jobs(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -171,7 +174,7 @@ async fn case_rule_jobs(
 ) -> ApiResult<Json<Value>> {
     let jobs = app.runtime.case_rule_jobs(&caller, CaseId(id)).await?;
     let jobs: Vec<RuleJobOut> = jobs.iter().map(RuleJobOut::of).collect();
-    Ok(Json(json!({ "case_id": id, "jobs": jobs })))
+    Ok(Json(json!(RuleJobList { case_id: id, jobs })))
 }
 
 #[utoipa::path(get, path = "/parties/{id}", tag = "responsibility", params(("id" = i64, Path)), responses((status = 200, description = "the party with its units and record", body = PartyViewOut)))]
@@ -228,7 +231,7 @@ struct PartiesQuery {
 }
 
 /// The register of parties with units in the caller's jurisdiction.
-#[utoipa::path(get, path = "/parties", tag = "responsibility", params(PartiesQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/parties", tag = "responsibility", params(PartiesQuery), responses((status = 200, description = "the parties with units in the caller's jurisdiction, by id", body = PartyPage)))]
 async fn parties(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -247,9 +250,40 @@ async fn parties(
         .then(|| list.last().map(|p| p.id))
         .flatten();
     let list: Vec<PartyOut> = list.iter().map(PartyOut::of).collect();
-    Ok(Json(
-        json!({ "count": list.len(), "parties": list, "next_after": next }),
-    ))
+    Ok(Json(json!(PartyPage {
+        count: list.len(),
+        parties: list,
+        next_after: next
+    })))
+}
+
+/// A page of the party register; `next_after` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+struct PartyPage<'a> {
+    count: usize,
+    parties: Vec<PartyOut<'a>>,
+    next_after: Option<PartyId>,
+}
+
+/// Blacklist entries.
+#[derive(Serialize, utoipa::ToSchema)]
+struct EntryList<'a> {
+    count: usize,
+    entries: Vec<EntryOut<'a>>,
+}
+
+/// The routing table: which department takes which category in which district.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RouteList<'a> {
+    count: usize,
+    routes: Vec<RouteOut<'a>>,
+}
+
+/// What the rules did on a case.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RuleJobList<'a> {
+    case_id: i64,
+    jobs: Vec<RuleJobOut<'a>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -260,7 +294,7 @@ struct StatusQuery {
     status: Option<String>,
 }
 
-#[utoipa::path(get, path = "/blacklist", tag = "responsibility", params(StatusQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/blacklist", tag = "responsibility", params(StatusQuery), responses((status = 200, description = "the blacklist entries the caller sees", body = EntryList)))]
 async fn blacklist(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -268,7 +302,10 @@ async fn blacklist(
 ) -> ApiResult<Json<Value>> {
     let entries = app.runtime.blacklist(&caller, q.status.as_deref()).await?;
     let entries: Vec<EntryOut> = entries.iter().map(EntryOut::of).collect();
-    Ok(Json(json!({ "count": entries.len(), "entries": entries })))
+    Ok(Json(json!(EntryList {
+        count: entries.len(),
+        entries
+    })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

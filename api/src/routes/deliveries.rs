@@ -42,7 +42,7 @@ struct InboxOut<'a> {
 }
 
 /// What was addressed to the caller, newest first (every role).
-#[utoipa::path(get, path = "/me/messages", tag = "messages", params(InboxQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/me/messages", tag = "messages", params(InboxQuery), responses((status = 200, description = "the messages addressed to the caller, newest first", body = InboxPage)))]
 pub(super) async fn my_messages(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -69,18 +69,21 @@ pub(super) async fn my_messages(
             read_at: m.read_at,
         })
         .collect();
-    Ok(Json(json!({ "messages": messages, "next_before": next })))
+    Ok(Json(json!(InboxPage {
+        messages,
+        next_before: next
+    })))
 }
 
 /// Marks a message of the caller's inbox read.
-#[utoipa::path(post, path = "/me/messages/{id}/read", tag = "messages", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/me/messages/{id}/read", tag = "messages", params(("id" = i64, Path)), responses((status = 200, description = "the message, now read", body = ReadOut)))]
 pub(super) async fn mark_read(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     app.runtime.mark_read(&caller, id).await?;
-    Ok(Json(json!({ "id": id, "read": true })))
+    Ok(Json(json!(ReadOut { id, read: true })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -92,7 +95,7 @@ pub(super) struct DeadQuery {
 }
 
 /// Dead letters of the caller's area, newest first (supervisors).
-#[utoipa::path(get, path = "/deliveries/dead", tag = "messages", params(DeadQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/deliveries/dead", tag = "messages", params(DeadQuery), responses((status = 200, description = "the dead letters of the caller's area, newest first", body = DeadPage)))]
 pub(super) async fn dead_letters(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -104,11 +107,14 @@ pub(super) async fn dead_letters(
         .then(|| list.last().map(|d| d.id))
         .flatten();
     let list: Vec<DeliveryOut> = list.iter().map(DeliveryOut::of).collect();
-    Ok(Json(json!({ "deliveries": list, "next_before": next })))
+    Ok(Json(json!(DeadPage {
+        deliveries: list,
+        next_before: next
+    })))
 }
 
 /// Queues a dead letter again; the outbox worker sends it with its Message-ID.
-#[utoipa::path(post, path = "/deliveries/{id}/resend", tag = "messages", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/deliveries/{id}/resend", tag = "messages", params(("id" = i64, Path)), responses((status = 200, description = "the delivery, queued again", body = DeliveryOut)))]
 pub(super) async fn resend(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -116,4 +122,25 @@ pub(super) async fn resend(
 ) -> ApiResult<Json<Value>> {
     let d = app.runtime.resend(&caller, id).await?;
     Ok(Json(json!(DeliveryOut::of(&d))))
+}
+
+/// A page of the caller's messages, newest first; `next_before` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+struct InboxPage<'a> {
+    messages: Vec<InboxOut<'a>>,
+    next_before: Option<i64>,
+}
+
+/// A page of dead letters, newest first; `next_before` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DeadPage<'a> {
+    deliveries: Vec<DeliveryOut<'a>>,
+    next_before: Option<i64>,
+}
+
+/// A message marked read.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ReadOut {
+    id: i64,
+    read: bool,
 }

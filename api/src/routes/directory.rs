@@ -47,36 +47,54 @@ pub(super) async fn rules(
 
 /// The departments the caller may work with: those of the caller's districts and the
 /// city-wide ones.
-#[utoipa::path(get, path = "/departments", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/departments", tag = "directory", responses((status = 200, description = "the departments of the caller's districts and the city-wide ones", body = DepartmentList)))]
 pub(super) async fn departments(
     State(app): State<AppState>,
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.department_directory(&caller).await?;
     let list: Vec<DepartmentOut> = list.iter().map(DepartmentOut::of).collect();
-    Ok(Json(json!({ "departments": list })))
+    Ok(Json(json!(DepartmentList { departments: list })))
+}
+
+/// The departments the caller may work with.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DepartmentList<'a> {
+    departments: Vec<DepartmentOut<'a>>,
+}
+
+/// The inspectors the caller may see.
+#[derive(Serialize, utoipa::ToSchema)]
+struct InspectorList<'a> {
+    inspectors: Vec<InspectorOut<'a>>,
+}
+
+/// The supervisors over the caller's area.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SupervisorList<'a> {
+    supervisors: Vec<SupervisorOut<'a>>,
 }
 
 /// The inspectors of the caller's area (supervisors), or sharing a grid (inspectors).
-#[utoipa::path(get, path = "/inspectors", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/inspectors", tag = "directory", responses((status = 200, description = "the inspectors of the caller's area, or sharing a grid", body = InspectorList)))]
 pub(super) async fn inspectors(
     State(app): State<AppState>,
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.inspector_directory(&caller).await?;
     let list: Vec<InspectorOut> = list.iter().map(InspectorOut::of).collect();
-    Ok(Json(json!({ "inspectors": list })))
+    Ok(Json(json!(InspectorList { inspectors: list })))
 }
 
 /// The supervisors over the caller's area.
-#[utoipa::path(get, path = "/supervisors", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/supervisors", tag = "directory", responses((status = 200, description = "the supervisors over the caller's area", body = SupervisorList)))]
 pub(super) async fn supervisors(
     State(app): State<AppState>,
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.supervisor_directory(&caller).await?;
     let list: Vec<SupervisorOut> = list.iter().map(SupervisorOut::of).collect();
-    Ok(Json(json!({ "supervisors": list })))
+    Ok(Json(json!(SupervisorList { supervisors: list })))
 }
 
 #[utoipa::path(get, path = "/workflows", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]

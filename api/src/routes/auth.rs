@@ -144,15 +144,15 @@ pub(super) async fn delete_session(
 }
 
 /// The caller's own account (a person who signed in), else `null`.
-#[utoipa::path(get, path = "/me/account", tag = "auth", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/me/account", tag = "auth", responses((status = 200, description = "the caller's account: channels, digest, addresses", body = MyAccount)))]
 pub(super) async fn my_account(
     State(app): State<AppState>,
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let account = app.runtime.account(caller.account).await?;
-    Ok(Json(
-        json!({ "account": account.as_ref().map(AccountOut::of) }),
-    ))
+    Ok(Json(json!(MyAccount {
+        account: account.as_ref().map(AccountOut::of)
+    })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -166,7 +166,7 @@ pub(super) struct PreferencesBody {
 }
 
 /// Sets how the caller wants to be told.
-#[utoipa::path(put, path = "/me/preferences", tag = "auth", request_body = PreferencesBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(put, path = "/me/preferences", tag = "auth", request_body = PreferencesBody, responses((status = 200, description = "the caller's account with its new preferences", body = MyAccount)))]
 pub(super) async fn set_preferences(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -178,5 +178,13 @@ pub(super) async fn set_preferences(
         .runtime
         .set_preferences(caller.account, b.channels, b.digest, &known)
         .await?;
-    Ok(Json(json!({ "account": AccountOut::of(&account) })))
+    Ok(Json(json!(MyAccount {
+        account: Some(AccountOut::of(&account))
+    })))
+}
+
+/// The caller's account (none for a token made without one).
+#[derive(Serialize, utoipa::ToSchema)]
+struct MyAccount<'a> {
+    account: Option<AccountOut<'a>>,
 }

@@ -187,14 +187,20 @@ pub async fn create_campaign(
     Ok((StatusCode::CREATED, Json(json!(CampaignOut::of(&campaign)))).into_response())
 }
 
-#[utoipa::path(get, path = "/campaigns", tag = "patrol", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/campaigns", tag = "patrol", responses((status = 200, description = "the campaigns of the caller's area", body = CampaignList)))]
 pub async fn campaigns(
     State(app): State<AppState>,
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let list = app.runtime.campaigns(&caller).await?;
     let list: Vec<CampaignOut> = list.iter().map(CampaignOut::of).collect();
-    Ok(Json(json!({ "campaigns": list })))
+    Ok(Json(json!(CampaignList { campaigns: list })))
+}
+
+/// The campaigns the caller sees.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CampaignList<'a> {
+    campaigns: Vec<CampaignOut<'a>>,
 }
 
 #[utoipa::path(get, path = "/campaigns/{id}", tag = "patrol", params(("id" = i64, Path)), responses((status = 200, description = "the campaign", body = CampaignOut)))]

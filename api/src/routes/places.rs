@@ -367,7 +367,7 @@ pub struct InspectionQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/inspections", tag = "places", params(InspectionQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/inspections", tag = "places", params(InspectionQuery), responses((status = 200, description = "the inspections of the caller's scope, newest first", body = InspectionPage)))]
 pub async fn list_inspections(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -386,7 +386,17 @@ pub async fn list_inspections(
         .then(|| list.last().map(|i| i.id))
         .flatten();
     let list: Vec<InspectionRowOut> = list.iter().map(InspectionRowOut::of).collect();
-    Ok(Json(json!({ "inspections": list, "next_before": next })))
+    Ok(Json(json!(InspectionPage {
+        inspections: list,
+        next_before: next
+    })))
+}
+
+/// A page of inspections, newest first; `next_before` asks for the next page.
+#[derive(Serialize, utoipa::ToSchema)]
+struct InspectionPage<'a> {
+    inspections: Vec<InspectionRowOut<'a>>,
+    next_before: Option<InspectionId>,
 }
 
 /// A grid and where it sits, with its outline (GeoJSON, WGS-84).

@@ -87,7 +87,7 @@ pub fn kind_of(fields: &[(String, String)]) -> Result<EvidenceKind, ApiError> {
 /// `POST /api/v1/evidence`: one file (field `file`) of a kind (field `kind`: `photo`,
 /// the default, or `document`). Answers 201 with the new upload's id, which commands
 /// and inspections reference.
-#[utoipa::path(post, path = "/evidence", tag = "evidence", request_body(content_type = "multipart/form-data", description = "the file (`file`) and its `kind`", content = String), responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/evidence", tag = "evidence", request_body(content_type = "multipart/form-data", description = "the file (`file`) and its `kind`", content = String), responses((status = 201, description = "the upload, to reference as evidence", body = EvidenceOut)))]
 pub(super) async fn upload(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -116,7 +116,7 @@ pub(super) async fn upload(
 }
 
 /// `GET /api/v1/evidence/{id}`: what an upload is.
-#[utoipa::path(get, path = "/evidence/{id}", tag = "evidence", params(("id" = String, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/evidence/{id}", tag = "evidence", params(("id" = String, Path)), responses((status = 200, description = "the upload described", body = EvidenceOut)))]
 pub(super) async fn describe(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -149,23 +149,49 @@ pub(super) async fn thumbnail(
 }
 
 /// An upload as the API describes it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct EvidenceOut<'a> {
+    /// `ev_…`: what a command's evidence field references.
+    id: &'a str,
+    /// `photo` or `document`.
+    kind: &'static str,
+    media_type: &'static str,
+    bytes: i64,
+    width: Option<u32>,
+    height: Option<u32>,
+    file_name: &'a str,
+    uploaded_by: &'a str,
+    uploaded_at: chrono::DateTime<chrono::Utc>,
+    exif: ExifOut,
+    thumbnail: bool,
+}
+
+/// Where and when the photo says it was taken (its EXIF), if it says.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ExifOut {
+    lon: Option<f64>,
+    lat: Option<f64>,
+    taken_at: Option<String>,
+}
+
+/// An upload as the API describes it.
 pub fn evidence_json(e: &EvidenceRecord) -> Value {
-    json!({
-        "id": e.id,
-        "kind": e.kind.as_str(),
-        "media_type": e.media_type.as_str(),
-        "bytes": e.bytes,
-        "width": e.width,
-        "height": e.height,
-        "file_name": e.file_name,
-        "uploaded_by": e.uploaded_by,
-        "uploaded_at": e.uploaded_at,
-        "exif": {
-            "lon": e.facts.point.map(|p| p.lon()),
-            "lat": e.facts.point.map(|p| p.lat()),
-            "taken_at": e.facts.taken.map(|t| t.stored()),
+    json!(EvidenceOut {
+        id: &e.id,
+        kind: e.kind.as_str(),
+        media_type: e.media_type.as_str(),
+        bytes: e.bytes,
+        width: e.width,
+        height: e.height,
+        file_name: &e.file_name,
+        uploaded_by: &e.uploaded_by,
+        uploaded_at: e.uploaded_at,
+        exif: ExifOut {
+            lon: e.facts.point.map(|p| p.lon()),
+            lat: e.facts.point.map(|p| p.lat()),
+            taken_at: e.facts.taken.map(|t| t.stored()),
         },
-        "thumbnail": e.has_thumbnail,
+        thumbnail: e.has_thumbnail,
     })
 }
 

@@ -57,35 +57,62 @@ pub(super) struct ReferralPage<'a> {
     next_before: Option<CaseId>,
 }
 
-#[utoipa::path(get, path = "/landlords/{id}/units", tag = "inboxes", params(("id" = i64, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/landlords/{id}/units", tag = "inboxes", params(("id" = i64, Path)), responses((status = 200, description = "the landlord's units with their grades and open orders", body = LandlordUnits)))]
 pub(super) async fn landlord_units(
     State(app): State<AppState>,
     Caller(caller): Caller,
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     let units = app.runtime.party_units(&caller, PartyId(id)).await?;
-    let units: Vec<Value> = units
+    let units: Vec<LandlordUnitOut> = units
         .iter()
         .map(|p| {
             let u = &p.unit;
-            json!({
-                "id": u.id,
-                "address": u.address,
-                "address_code": u.address_code,
-                "floor_area": u.floor_area,
-                "occupants": u.occupants,
-                "stars": u.stars,
-                "score": u.score,
-                "last_inspected_at": u.last_inspected_at,
-                "open_orders": p.open_orders,
-                "next_deadline": p.next_deadline,
-                "public_code": u.public_code,
-            })
+            LandlordUnitOut {
+                id: u.id,
+                address: &u.address,
+                address_code: &u.address_code,
+                floor_area: u.floor_area,
+                occupants: u.occupants,
+                stars: u.stars,
+                score: u.score,
+                last_inspected_at: u.last_inspected_at,
+                open_orders: p.open_orders,
+                next_deadline: p.next_deadline,
+                public_code: &u.public_code,
+            }
         })
         .collect();
-    Ok(Json(
-        json!({ "party_id": id, "count": units.len(), "units": units }),
-    ))
+    Ok(Json(json!(LandlordUnits {
+        party_id: id,
+        count: units.len(),
+        units
+    })))
+}
+
+/// A landlord's unit: its grade, open orders and nearest deadline.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct LandlordUnitOut<'a> {
+    id: anju_engine::domain::UnitId,
+    address: &'a str,
+    address_code: &'a str,
+    floor_area: f64,
+    occupants: i64,
+    stars: Option<u8>,
+    score: Option<f64>,
+    last_inspected_at: Option<chrono::DateTime<chrono::Utc>>,
+    open_orders: i64,
+    next_deadline: Option<chrono::DateTime<chrono::Utc>>,
+    /// The placard's code (`/u/{code}`).
+    public_code: &'a str,
+}
+
+/// A landlord's units.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct LandlordUnits<'a> {
+    party_id: i64,
+    count: usize,
+    units: Vec<LandlordUnitOut<'a>>,
 }
 
 impl ListQuery {

@@ -106,7 +106,7 @@ pub async fn inspector_plan(
     .into_response())
 }
 
-#[utoipa::path(get, path = "/plans/{date}/backlog", tag = "patrol", params(("date" = String, Path)), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/plans/{date}/backlog", tag = "patrol", params(("date" = String, Path)), responses((status = 200, description = "the day's backlog by grid", body = BacklogPage)))]
 pub async fn plan_backlog(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -116,7 +116,15 @@ pub async fn plan_backlog(
     let backlog = app.runtime.plan_backlog(&caller, date).await?;
     let left: u64 = backlog.iter().map(|b| u64::from(b.left)).sum();
     let grids: Vec<BacklogOut> = backlog.iter().map(BacklogOut::of).collect();
-    Ok(Json(json!({ "date": date, "left": left, "grids": grids })))
+    Ok(Json(json!(BacklogPage { date, left, grids })))
+}
+
+/// A stored day's backlog: what could not be planned, by grid.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BacklogPage {
+    date: chrono::NaiveDate,
+    left: u64,
+    grids: Vec<BacklogOut>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -221,7 +229,7 @@ pub struct ProgressQuery {
     by: Option<String>,
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}/progress", tag = "patrol", params(("id" = i64, Path), ProgressQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/campaigns/{id}/progress", tag = "patrol", params(("id" = i64, Path), ProgressQuery), responses((status = 200, description = "the campaign's progress, in all and by area", body = ProgressPage)))]
 pub async fn campaign_progress(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -232,14 +240,26 @@ pub async fn campaign_progress(
     let rows = app.runtime.campaign_progress(&caller, id, &by).await?;
     let sum =
         |f: fn(&anju_engine::model::CampaignProgress) -> i64| -> i64 { rows.iter().map(f).sum() };
-    Ok(Json(json!({
-        "campaign_id": id,
-        "by": by,
-        "total": sum(|r| r.total),
-        "visited": sum(|r| r.visited),
-        "hazards": sum(|r| r.hazards),
-        "areas": rows.iter().map(ProgressOut::of).collect::<Vec<_>>(),
+    Ok(Json(json!(ProgressPage {
+        campaign_id: id,
+        by: &by,
+        total: sum(|r| r.total),
+        visited: sum(|r| r.visited),
+        hazards: sum(|r| r.hazards),
+        areas: rows.iter().map(ProgressOut::of).collect(),
     })))
+}
+
+/// A campaign's progress, in all and by area.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProgressPage<'a> {
+    campaign_id: i64,
+    /// `grid`, `street` or `district`.
+    by: &'a str,
+    total: i64,
+    visited: i64,
+    hazards: i64,
+    areas: Vec<ProgressOut<'a>>,
 }
 
 /// A stop of a plan, in walking order.

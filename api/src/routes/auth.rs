@@ -32,7 +32,15 @@ pub(crate) fn client_of(client: Option<axum::Extension<ClientAddr>>) -> String {
 
 /// Asks for a sign-in code: 202 with the same answer whether the address is
 /// registered or not.
-#[utoipa::path(post, path = "/auth/code", tag = "auth", request_body = CodeBody, responses((status = 202, description = "accepted: a code goes out if the address is registered (the same answer either way)", body = Object)))]
+/// The answer to a code request, the same whether the address is registered or not.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CodeAccepted {
+    status: &'static str,
+    detail: &'static str,
+    expires_in_s: i64,
+}
+
+#[utoipa::path(post, path = "/auth/code", tag = "auth", request_body = CodeBody, responses((status = 202, description = "accepted: a code goes out if the address is registered (the same answer either way)", body = CodeAccepted)))]
 pub(super) async fn request_code(
     State(app): State<AppState>,
     client: Option<axum::Extension<ClientAddr>>,
@@ -43,10 +51,10 @@ pub(super) async fn request_code(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted",
-            "detail": "若该地址已登记，验证码已发出，10 分钟内有效。 / If this address is registered, a code is on its way; it is valid for 10 minutes.",
-            "expires_in_s": anju_engine::signin::CODE_TTL.num_seconds(),
+        Json(json!(CodeAccepted {
+            status: "accepted",
+            detail: "若该地址已登记，验证码已发出，10 分钟内有效。 / If this address is registered, a code is on its way; it is valid for 10 minutes.",
+            expires_in_s: anju_engine::signin::CODE_TTL.num_seconds(),
         })),
     )
         .into_response())

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// The escalation rules in force, with their versions and script hashes, and how many
 /// evaluations ran and failed since the service started (supervisors).
-#[utoipa::path(get, path = "/rules", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/rules", tag = "directory", responses((status = 200, description = "the rules in force and their counters (JSON object)", body = Object)))]
 pub(super) async fn rules(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -97,7 +97,7 @@ pub(super) async fn supervisors(
     Ok(Json(json!(SupervisorList { supervisors: list })))
 }
 
-#[utoipa::path(get, path = "/workflows", tag = "directory", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/workflows", tag = "directory", responses((status = 200, description = "the newest hazard-case workflow definition and the taxonomy (the documents as loaded, JSON objects)", body = Object)))]
 pub(super) async fn workflows(
     State(app): State<AppState>,
     Caller(_): Caller,

@@ -101,21 +101,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(responsibility::router())
 }
 
+/// A caller's scope, as `{"kind": …, "id": …}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+enum ScopeOut<'a> {
+    City,
+    District(&'a str),
+    Street(StreetId),
+    Grids(&'a std::collections::BTreeSet<GridId>),
+    Party(PartyId),
+    Department(DepartmentId),
+    System,
+}
+
+/// Who the caller is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct MeOut<'a> {
+    /// `inspector`, `landlord`, `department`, `supervisor` or `system`.
+    role: &'static str,
+    subject: i64,
+    scope: ScopeOut<'a>,
+    account_id: Option<i64>,
+}
+
 /// Who the caller is: role, subject and the part of the registry they see.
-#[utoipa::path(get, path = "/me", tag = "me", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/me", tag = "me", responses((status = 200, description = "the caller: role, subject and the part of the registry they see", body = MeOut)))]
 async fn me(Caller(p): Caller) -> Json<Value> {
-    /// A caller's scope, as `{"kind": …, "id": …}`.
-    #[derive(serde::Serialize)]
-    #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-    enum ScopeOut<'a> {
-        City,
-        District(&'a str),
-        Street(StreetId),
-        Grids(&'a std::collections::BTreeSet<GridId>),
-        Party(PartyId),
-        Department(DepartmentId),
-        System,
-    }
     let scope = match &p.scope {
         Scope::City => ScopeOut::City,
         Scope::District(code) => ScopeOut::District(code),
@@ -125,11 +136,11 @@ async fn me(Caller(p): Caller) -> Json<Value> {
         Scope::Department(id) => ScopeOut::Department(*id),
         Scope::System => ScopeOut::System,
     };
-    Json(json!({
-        "role": p.role.as_str(),
-        "subject": p.subject,
-        "scope": scope,
-        "account_id": p.account,
+    Json(json!(MeOut {
+        role: p.role.as_str(),
+        subject: p.subject,
+        scope,
+        account_id: p.account,
     }))
 }
 

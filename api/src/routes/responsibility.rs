@@ -71,7 +71,7 @@ impl DraftRule {
 }
 
 /// Publishes a rule version (city supervisors); in force at once.
-#[utoipa::path(post, path = "/rules/versions", tag = "responsibility", request_body = DraftRule, responses((status = 201, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/rules/versions", tag = "responsibility", request_body = DraftRule, responses((status = 201, description = "the rule version published: name, version, triggers, script digest, when and by whom", body = Object)))]
 async fn publish_rule(
     State(app): State<AppState>,
     Caller(caller): Caller,

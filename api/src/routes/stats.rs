@@ -151,7 +151,7 @@ pub struct MapQuery {
 
 /// The open hazards of an area by street, as a GeoJSON FeatureCollection of the
 /// streets' outlines.
-#[utoipa::path(get, path = "/statistics/map", tag = "statistics", params(MapQuery), responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/statistics/map", tag = "statistics", params(MapQuery), responses((status = 200, description = "a GeoJSON FeatureCollection: a feature per street (outline, id, name, district, open cases in all and by severity)", body = Object)))]
 pub async fn hazard_map(
     State(app): State<AppState>,
     Caller(caller): Caller,

@@ -160,7 +160,7 @@ pub(super) async fn correct_unit_point(
 
 /// Corrects a building's point (audited; the building takes the grid the point lies
 /// in).
-#[utoipa::path(post, path = "/buildings/{id}/location", tag = "units", params(("id" = i64, Path)), request_body = LocationBody, responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(post, path = "/buildings/{id}/location", tag = "units", params(("id" = i64, Path)), request_body = LocationBody, responses((status = 200, description = "the building at its corrected point", body = BuildingOut)))]
 pub(super) async fn correct_building_point(
     State(app): State<AppState>,
     Caller(caller): Caller,
@@ -173,13 +173,23 @@ pub(super) async fn correct_building_point(
         .runtime
         .correct_building_point(&caller, id, point, &b.reason)
         .await?;
-    Ok(Json(json!({
-        "building_id": building.building_id,
-        "grid_id": building.grid_id,
-        "district_code": building.district_code,
-        "lon": building.lon,
-        "lat": building.lat,
+    Ok(Json(json!(BuildingOut {
+        building_id: building.building_id,
+        grid_id: building.grid_id,
+        district_code: &building.district_code,
+        lon: building.lon,
+        lat: building.lat,
     })))
+}
+
+/// A building at its corrected point, and the grid and district it lies in.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BuildingOut<'a> {
+    building_id: anju_engine::domain::BuildingId,
+    grid_id: GridId,
+    district_code: &'a str,
+    lon: f64,
+    lat: f64,
 }
 
 #[utoipa::path(get, path = "/units/{id}", tag = "units", params(("id" = i64, Path)), responses((status = 200, description = "the unit", body = UnitOut)))]
@@ -225,7 +235,7 @@ struct GradesOut<'a> {
     history: Vec<GradeChangeOut<'a>>,
 }
 
-#[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the answer", body = Object)))]
+#[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the grading rubric as loaded (a JSON object: stars, patrol intervals, caps, dimensions and their items)", body = Object)))]
 pub(super) async fn rubric(State(app): State<AppState>, Caller(_): Caller) -> Json<Value> {
     Json(json!(app.runtime.rubric()))
 }

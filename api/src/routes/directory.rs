@@ -17,32 +17,57 @@ use crate::state::AppState;
 
 /// The escalation rules in force, with their versions and script hashes, and how many
 /// evaluations ran and failed since the service started (supervisors).
-#[utoipa::path(get, path = "/rules", tag = "directory", responses((status = 200, description = "the rules in force and their counters (JSON object)", body = Object)))]
+#[utoipa::path(get, path = "/rules", tag = "directory", responses((status = 200, description = "the rules in force and their counters", body = RulesOut)))]
 pub(super) async fn rules(
     State(app): State<AppState>,
     Caller(caller): Caller,
 ) -> ApiResult<Json<Value>> {
     let set = app.runtime.rules_for(&caller)?;
     let (evaluations, failures) = set.counts();
-    let rules: Vec<Value> = set
-        .specs()
-        .into_iter()
-        .map(|r| {
-            json!({
-                "name": r.name,
-                "version": r.version,
-                "on": r.on,
-                "zh": r.zh,
-                "en": r.en,
-                "script_sha256": set.script_hash(&r.name),
-            })
+    let specs = set.specs();
+    let rules: Vec<RuleOut> = specs
+        .iter()
+        .map(|r| RuleOut {
+            name: &r.name,
+            version: r.version,
+            on: &r.on,
+            zh: &r.zh,
+            en: &r.en,
+            script_sha256: set.script_hash(&r.name),
         })
         .collect();
-    Ok(Json(json!({
-        "rules": rules,
-        "evaluations": evaluations,
-        "failures": failures,
+    Ok(Json(json!(RulesOut {
+        rules,
+        evaluations,
+        failures,
     })))
+}
+
+/// A rule in force.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RuleOut<'a> {
+    name: &'a str,
+    version: u32,
+    on: &'a [anju_engine::rules::Trigger],
+    zh: &'a str,
+    en: &'a str,
+    script_sha256: Option<&'a str>,
+}
+
+/// The rules in force, and the evaluations run and failed since the service started.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RulesOut<'a> {
+    rules: Vec<RuleOut<'a>>,
+    evaluations: u64,
+    failures: u64,
+}
+
+/// The newest hazard-case workflow and the hazard taxonomy, as loaded.
+#[derive(Serialize, utoipa::ToSchema)]
+struct WorkflowOut<'a> {
+    id: i64,
+    definition: &'a anju_engine::workflow::Definition,
+    taxonomy: &'a anju_engine::taxonomy::Taxonomy,
 }
 
 /// The departments the caller may work with: those of the caller's districts and the
@@ -97,7 +122,7 @@ pub(super) async fn supervisors(
     Ok(Json(json!(SupervisorList { supervisors: list })))
 }
 
-#[utoipa::path(get, path = "/workflows", tag = "directory", responses((status = 200, description = "the newest hazard-case workflow definition and the taxonomy (the documents as loaded, JSON objects)", body = Object)))]
+#[utoipa::path(get, path = "/workflows", tag = "directory", responses((status = 200, description = "the newest hazard-case workflow definition and the taxonomy, as loaded", body = WorkflowOut)))]
 pub(super) async fn workflows(
     State(app): State<AppState>,
     Caller(_): Caller,
@@ -113,7 +138,11 @@ pub(super) async fn workflows(
     );
     Ok((
         headers,
-        Json(json!({ "id": id, "definition": *def, "taxonomy": app.runtime.taxonomy() })),
+        Json(json!(WorkflowOut {
+            id,
+            definition: &def,
+            taxonomy: app.runtime.taxonomy()
+        })),
     )
         .into_response())
 }

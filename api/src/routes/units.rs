@@ -235,7 +235,7 @@ struct GradesOut<'a> {
     history: Vec<GradeChangeOut<'a>>,
 }
 
-#[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the grading rubric as loaded (a JSON object: stars, patrol intervals, caps, dimensions and their items)", body = Object)))]
+#[utoipa::path(get, path = "/grading/rubric", tag = "units", responses((status = 200, description = "the grading rubric as loaded: stars, patrol intervals, caps, dimensions and their items", body = anju_engine::grading::Rubric)))]
 pub(super) async fn rubric(State(app): State<AppState>, Caller(_): Caller) -> Json<Value> {
     Json(json!(app.runtime.rubric()))
 }

@@ -68,7 +68,7 @@ id_type!(
 
 /// Who may issue a command. `System` is the engine itself (timers, rules); it can never
 /// be named by an API caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Inspector,

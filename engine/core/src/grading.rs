@@ -10,14 +10,14 @@ use crate::error::FieldError;
 /// The rubric shipped with this build.
 pub const BUILTIN: &str = include_str!("../../../workflows/grading.toml");
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
     pub stars: u8,
     pub min_score: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Patrol {
     /// Days between patrols, by stars ("1" to "5").
@@ -26,7 +26,7 @@ pub struct Patrol {
 }
 
 /// A cap on the grade while a hazard matching it is open.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cap {
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct Cap {
     pub en: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub code: String,
@@ -52,7 +52,7 @@ fn one() -> f64 {
     1.0
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dimension {
     pub code: String,
@@ -62,7 +62,7 @@ pub struct Dimension {
     pub items: Vec<Item>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rubric {
     pub version: u32,
@@ -84,7 +84,7 @@ pub struct OpenHazard {
 }
 
 /// A unit's grade and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Grade {
     /// 1 to 5; `None` while the unit has no checklist (caps lower a grade, they never
     /// make one).

@@ -41,7 +41,9 @@ pub const BUILTIN_SCRIPTS: &[(&str, &str)] = &[
 ];
 
 /// What a rule runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     OrderOverdue,

@@ -10,7 +10,7 @@ use crate::error::FieldError;
 /// The taxonomy shipped with this build.
 pub const BUILTIN: &str = include_str!("../../../workflows/taxonomy.toml");
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Severity {
     pub zh: String,
@@ -20,14 +20,14 @@ pub struct Severity {
     pub deadline_hours: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentKind {
     pub zh: String,
     pub en: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Category {
     pub code: String,
@@ -43,7 +43,7 @@ pub struct Category {
     pub legal_basis: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Taxonomy {
     pub version: u32,

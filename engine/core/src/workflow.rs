@@ -36,7 +36,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// The workflow every new hazard case runs on.
 pub const HAZARD_CASE: &str = "hazard_case";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
     pub name: String,
@@ -53,7 +53,7 @@ pub struct Definition {
     pub templates: BTreeMap<String, Template>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateDef {
     pub zh: String,
@@ -62,14 +62,14 @@ pub struct StateDef {
     pub terminal: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerDue {
     /// The case's order deadline.
     Deadline,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimerDef {
     pub states: Vec<String>,
@@ -84,7 +84,7 @@ pub struct TimerDef {
     pub fire: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandDef {
     pub zh: String,
@@ -96,7 +96,7 @@ pub struct CommandDef {
     pub fields: BTreeMap<String, FieldSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
     Bool,
@@ -109,7 +109,7 @@ pub enum FieldKind {
     Case,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     #[serde(rename = "type")]
@@ -131,7 +131,7 @@ pub struct FieldSpec {
     pub required_if: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionDef {
     pub command: String,
@@ -150,7 +150,7 @@ pub struct TransitionDef {
 }
 
 /// Who a message goes to; resolved against the case when the transition is decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Recipient {
     Landlord,
@@ -172,7 +172,7 @@ impl Recipient {
 
 /// What a transition does besides changing state. The vocabulary is fixed in code; which
 /// transition does what is data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Effect {
     IssueOrder,
@@ -204,7 +204,7 @@ pub enum Effect {
     Objection,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     pub subject: String,

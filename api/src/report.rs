@@ -6,7 +6,7 @@ use anju_engine::runtime::Statistics;
 use anju_engine::runtime::dashboard::HazardMap;
 use anju_engine::stats::{CaseFigures, VisitFigures};
 use anju_engine::taxonomy::Taxonomy;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Enforcement results, in the order of the workflow, with their Chinese names.
 const RESULTS: &[(&str, &str, &str)] = &[
@@ -61,70 +61,148 @@ const GRADE_COLUMNS: &[(&str, &str, &str)] = &[
     ("units", "单位数", "units"),
 ];
 
-fn case_json(f: &CaseFigures) -> Map<String, Value> {
-    let Value::Object(mut m) = serde_json::to_value(f).unwrap_or_default() else {
-        return Map::new();
-    };
-    m.insert("sla_rate".into(), json!(f.sla_rate()));
-    m
+/// Case figures with the department SLA rate.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CaseFiguresOut<'a> {
+    #[serde(flatten)]
+    figures: &'a CaseFigures,
+    /// Accepted within the time limit over accepted or not in time.
+    sla_rate: Option<f64>,
 }
 
-fn visit_json(f: &VisitFigures) -> Map<String, Value> {
-    match serde_json::to_value(f) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
+fn case_out(f: &CaseFigures) -> CaseFiguresOut<'_> {
+    CaseFiguresOut {
+        figures: f,
+        sla_rate: f.sla_rate(),
     }
+}
+
+/// A category's figures.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CategoryOut<'a> {
+    #[serde(flatten)]
+    figures: CaseFiguresOut<'a>,
+    category: &'a str,
+    zh: Option<&'a str>,
+    en: Option<&'a str>,
+}
+
+/// A severity's figures.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SeverityOut<'a> {
+    #[serde(flatten)]
+    figures: CaseFiguresOut<'a>,
+    severity: &'a str,
+    zh: Option<&'a str>,
+    en: Option<&'a str>,
+}
+
+/// A department's figures (its referrals).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DepartmentFiguresOut<'a> {
+    #[serde(flatten)]
+    figures: CaseFiguresOut<'a>,
+    department_id: i64,
+    name: Option<&'a str>,
+}
+
+/// An inspector's visits.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct InspectorFiguresOut<'a> {
+    #[serde(flatten)]
+    figures: &'a VisitFigures,
+    inspector_id: i64,
+    name: Option<&'a str>,
+}
+
+/// Graded units by stars now, and the stars gained and lost in the period.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct GradesFiguresOut {
+    /// Stars (`"1"` to `"5"`) → units.
+    distribution: BTreeMap<String, i64>,
+    stars_gained: i64,
+    stars_lost: i64,
+}
+
+/// The statistics of an area over a period, as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct StatisticsOut<'a> {
+    /// `city`, `district:<code>`, `street:<id>`, `community:<id>`, `grid:<id>` or `grids`.
+    area: String,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    /// A department's own referrals only.
+    department_id: Option<i64>,
+    /// Events and visits not yet counted.
+    pending: i64,
+    cases: CaseFiguresOut<'a>,
+    by_category: Vec<CategoryOut<'a>>,
+    by_severity: Vec<SeverityOut<'a>>,
+    departments: Vec<DepartmentFiguresOut<'a>>,
+    visits: &'a VisitFigures,
+    inspectors: Vec<InspectorFiguresOut<'a>>,
+    grades: GradesFiguresOut,
 }
 
 /// The statistics as JSON.
 pub fn statistics_json(s: &Statistics, taxonomy: &Taxonomy) -> Value {
     let f = &s.figures;
-    let named = |mut m: Map<String, Value>, extra: Value| {
-        if let Value::Object(e) = extra {
-            m.extend(e);
-        }
-        Value::Object(m)
-    };
-    json!({
-        "area": s.area.label(),
-        "from": s.from,
-        "to": s.to,
-        "department_id": s.department,
-        "pending": s.pending,
-        "cases": case_json(&f.total.cases),
-        "by_category": f.by_category.iter().map(|(code, c)| {
-            let cat = taxonomy.category(code);
-            named(case_json(c), json!({
-                "category": code,
-                "zh": cat.map(|c| c.zh.clone()),
-                "en": cat.map(|c| c.en.clone()),
-            }))
-        }).collect::<Vec<_>>(),
-        "by_severity": f.by_severity.iter().map(|(code, c)| {
-            let sev = taxonomy.severities.get(code);
-            named(case_json(c), json!({
-                "severity": code,
-                "zh": sev.map(|s| s.zh.clone()),
-                "en": sev.map(|s| s.en.clone()),
-            }))
-        }).collect::<Vec<_>>(),
-        "departments": f.by_department.iter().map(|(id, c)| {
-            named(case_json(c), json!({
-                "department_id": id,
-                "name": s.department_names.get(id),
-            }))
-        }).collect::<Vec<_>>(),
-        "visits": visit_json(&f.total.visits),
-        "inspectors": f.by_inspector.iter().map(|(id, v)| {
-            named(visit_json(v), json!({
-                "inspector_id": id,
-                "name": s.inspector_names.get(id),
-            }))
-        }).collect::<Vec<_>>(),
-        "grades": {
-            "distribution": s.stars.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
-            "stars_gained": f.total.stars_gained,
-            "stars_lost": f.total.stars_lost,
+    json!(StatisticsOut {
+        area: s.area.label(),
+        from: s.from,
+        to: s.to,
+        department_id: s.department,
+        pending: s.pending,
+        cases: case_out(&f.total.cases),
+        by_category: f
+            .by_category
+            .iter()
+            .map(|(code, c)| {
+                let cat = taxonomy.category(code);
+                CategoryOut {
+                    figures: case_out(c),
+                    category: code,
+                    zh: cat.map(|c| c.zh.as_str()),
+                    en: cat.map(|c| c.en.as_str()),
+                }
+            })
+            .collect(),
+        by_severity: f
+            .by_severity
+            .iter()
+            .map(|(code, c)| {
+                let sev = taxonomy.severities.get(code);
+                SeverityOut {
+                    figures: case_out(c),
+                    severity: code,
+                    zh: sev.map(|s| s.zh.as_str()),
+                    en: sev.map(|s| s.en.as_str()),
+                }
+            })
+            .collect(),
+        departments: f
+            .by_department
+            .iter()
+            .map(|(id, c)| DepartmentFiguresOut {
+                figures: case_out(c),
+                department_id: *id,
+                name: s.department_names.get(id).map(String::as_str),
+            })
+            .collect(),
+        visits: &f.total.visits,
+        inspectors: f
+            .by_inspector
+            .iter()
+            .map(|(id, v)| InspectorFiguresOut {
+                figures: v,
+                inspector_id: *id,
+                name: s.inspector_names.get(id).map(String::as_str),
+            })
+            .collect(),
+        grades: GradesFiguresOut {
+            distribution: s.stars.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            stars_gained: f.total.stars_gained,
+            stars_lost: f.total.stars_lost,
         },
     })
 }

@@ -122,7 +122,7 @@ pub fn statistics_response(app: &AppState, s: &Statistics, format: Format) -> Ap
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/statistics", tag = "statistics", params(StatisticsQuery), responses((status = 200, description = "JSON, CSV (UTF-8 with a byte-order mark) or an Excel workbook, by `format` or `Accept`", content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))))]
+#[utoipa::path(get, path = "/statistics", tag = "statistics", params(StatisticsQuery), responses((status = 200, description = "JSON, CSV (UTF-8 with a byte-order mark) or an Excel workbook, by `format` or `Accept`", content((crate::report::StatisticsOut = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))))]
 pub async fn statistics(
     State(app): State<AppState>,
     Caller(caller): Caller,

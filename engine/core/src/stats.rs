@@ -384,7 +384,7 @@ pub struct Summed {
 }
 
 /// The figures of cases: counts, results by type, fines and days to fix.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseFigures {
     pub found: i64,
     pub orders_issued: i64,
@@ -497,7 +497,7 @@ fn rate(part: i64, whole: i64) -> Option<f64> {
 }
 
 /// The figures of visits and plans.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VisitFigures {
     pub visits: i64,
     pub attempts: i64,

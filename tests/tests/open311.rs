@@ -102,7 +102,7 @@ async fn the_hotline_reports_and_hears_back(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = &app.tokens;
     let (webhook, pushed) = hotline().await;
-    let (integration, key) = app
+    let (_, key) = app
         .runtime()
         .create_integration("12345", Some(&webhook))
         .await
@@ -452,7 +452,6 @@ async fn the_hotline_reports_and_hears_back(backend: Backend) {
     let count = received.len();
     assert_eq!(app.runtime().push_tip_changes(50).await.unwrap(), 0);
     assert_eq!(pushed.lock().unwrap().len(), count);
-    let _ = integration;
 
     // A registry client reads it back (georeport, PyPI), in JSON and XML.
     if let Some(python) = std::env::var_os("ANJU_OPEN311_PYTHON") {

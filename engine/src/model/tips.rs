@@ -11,6 +11,8 @@ pub struct Integration {
     pub name: String,
     /// Where status changes of its requests are pushed (signed POSTs).
     pub webhook_url: Option<String>,
+    /// The SHA-256 of its key: what the pushes are signed with.
+    pub key_digest: String,
 }
 
 /// A tip to store, placed.

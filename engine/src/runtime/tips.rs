@@ -13,6 +13,14 @@ use crate::model::{Integration, NewTip, TipFilter, TipRecord, TipRefusal};
 use crate::policy::{self, Act};
 use crate::runtime::Runtime;
 
+/// The client of the webhook pushes, its connections kept between steps.
+static PUSH_CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+});
+
 /// Where a tip came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TipSource {
@@ -291,10 +299,7 @@ impl Runtime {
         if due.is_empty() {
             return Ok(0);
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+        let client = &*PUSH_CLIENT;
         let mut pushed = 0;
         for (tip, integration) in due {
             let (status, notes, agency) = self.tip_state(&tip);
@@ -322,11 +327,7 @@ impl Runtime {
                 "updated_datetime": latest(tip.updated_at, tip.case_updated_at),
             })
             .to_string();
-            let secret = self
-                .store()
-                .integration_key_digest(integration.id)
-                .await?
-                .unwrap_or_default();
+            let secret = &integration.key_digest;
             let stamp = now.timestamp();
             let sent = client
                 .post(url)
@@ -334,7 +335,7 @@ impl Runtime {
                 .header(crate::outbox::TIMESTAMP_HEADER, stamp.to_string())
                 .header(
                     crate::outbox::SIGNATURE_HEADER,
-                    crate::outbox::signature(&secret, stamp, body.as_bytes()),
+                    crate::outbox::signature(secret, stamp, body.as_bytes()),
                 )
                 .body(body)
                 .send()

@@ -51,6 +51,7 @@ fn integration_from_row(r: &Row) -> Result<Integration, Error> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         webhook_url: r.try_get("webhook_url")?,
+        key_digest: r.try_get("key_digest")?,
     })
 }
 
@@ -90,7 +91,7 @@ impl TipStore for This {
     ) -> crate::Result<Integration> {
         let row = sqlx::query(
             "INSERT INTO integrations (name, key_digest, webhook_url, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id, name, webhook_url",
+             VALUES ($1, $2, $3, $4) RETURNING id, name, webhook_url, key_digest",
         )
         .bind(name)
         .bind(key_digest)
@@ -103,22 +104,15 @@ impl TipStore for This {
     }
 
     async fn integration_by_key(&self, key_digest: &str) -> Result<Option<Integration>, Error> {
-        sqlx::query("SELECT id, name, webhook_url FROM integrations WHERE key_digest = $1")
-            .bind(key_digest)
-            .fetch_optional(self.reader())
-            .await?
-            .as_ref()
-            .map(integration_from_row)
-            .transpose()
-    }
-
-    async fn integration_key_digest(&self, id: i64) -> Result<Option<String>, Error> {
-        Ok(
-            sqlx::query_scalar("SELECT key_digest FROM integrations WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?,
+        sqlx::query(
+            "SELECT id, name, webhook_url, key_digest FROM integrations WHERE key_digest = $1",
         )
+        .bind(key_digest)
+        .fetch_optional(self.reader())
+        .await?
+        .as_ref()
+        .map(integration_from_row)
+        .transpose()
     }
 
     async fn insert_tip(
@@ -291,7 +285,7 @@ impl TipStore for This {
 
     async fn tips_to_push(&self, limit: u32) -> Result<Vec<(TipRecord, Integration)>, Error> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TIP_COLUMNS}, i.name AS integration_name, i.webhook_url {TIP_FROM} \
+            "SELECT {TIP_COLUMNS}, i.name AS integration_name, i.webhook_url, i.key_digest {TIP_FROM} \
              JOIN integrations i ON i.id = t.integration_id \
              WHERE i.webhook_url IS NOT NULL AND (t.pushed_at IS NULL \
                OR t.updated_at > t.pushed_at OR c.updated_at > t.pushed_at) \
@@ -307,6 +301,7 @@ impl TipStore for This {
                     id: tip.integration_id.unwrap_or_default(),
                     name: r.try_get("integration_name")?,
                     webhook_url: r.try_get("webhook_url")?,
+                    key_digest: r.try_get("key_digest")?,
                 };
                 Ok((tip, integration))
             })

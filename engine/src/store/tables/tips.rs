@@ -23,9 +23,6 @@ pub trait TipStore: Send + Sync + 'static {
     /// The integration whose key has this digest.
     async fn integration_by_key(&self, key_digest: &str) -> Result<Option<Integration>, Error>;
 
-    /// The stored digest of an integration's key (the secret its pushes are signed with).
-    async fn integration_key_digest(&self, id: i64) -> Result<Option<String>, Error>;
-
     /// Stores a tip unless its key or client sent their limit since `since` (counted in
     /// the same transaction): the new tip's id, or why it was refused.
     async fn insert_tip(

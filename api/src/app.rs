@@ -91,6 +91,10 @@ impl Application {
         let runtime = Runtime::start(store, clock, settings.runtime.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+        runtime
+            .record_channels(&channels)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot record the notice channels: {e}"))?;
         let state = AppState {
             runtime: runtime.clone(),
             clock_kind,

@@ -139,20 +139,64 @@ impl TestDb {
     }
 }
 
+/// The store checks every backend test ends with (run as the test's database is
+/// dropped): no outbox message handed over without a delivery or a dead letter.
+/// Returns what it found wrong.
+pub async fn store_faults(url: &str) -> Vec<String> {
+    let Ok(store) = store::open(url).await else {
+        return Vec::new();
+    };
+    let mut faults = Vec::new();
+    // A database never migrated has no outbox to check.
+    if let Ok(ids) = store.silent_messages().await
+        && !ids.is_empty()
+    {
+        faults.push(format!(
+            "outbox messages handed over with no delivery and no dead letter: {ids:?}"
+        ));
+    }
+    faults
+}
+
+/// Runs `work` on a thread of its own with a runtime of its own, so that it works from
+/// inside or outside a runtime (a `Drop`).
+fn on_own_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>
+    + Send
+    + 'static,
+) -> Option<T> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(work())
+    })
+    .join()
+    .ok()
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
+        let faults = if std::thread::panicking() {
+            Vec::new()
+        } else {
+            let url = self.url.clone();
+            on_own_runtime(move || Box::pin(async move { store_faults(&url).await }))
+                .unwrap_or_default()
+        };
         if let Some(name) = self.pg_name.take() {
-            // Dropping is async; do it on a thread of its own so that it works from
-            // inside or outside a runtime.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(postgres::drop_database(&postgres_admin_url(), &name))
-            })
-            .join();
+            on_own_runtime(move || {
+                Box::pin(async move {
+                    let _ = postgres::drop_database(&postgres_admin_url(), &name).await;
+                })
+            });
         }
+        assert!(
+            faults.is_empty(),
+            "store check after the test: {}",
+            faults.join("; ")
+        );
     }
 }
 

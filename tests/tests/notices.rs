@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use anju_engine::outbox::{Channel, Channels};
 use anju_engine::time::Clock as _;
 use anju_tests::mail::{email_to, smtp};
-use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
+use anju_tests::{Backend, TestApp, backend_tests, spawn_app, spawn_app_on};
 
 /// The requirements of the orders these tests issue.
 const REQUIREMENTS: &str = "拆除飞线，规范布线。Remove the loose wiring.";
@@ -203,10 +203,17 @@ async fn messages_before_a_channel_existed_are_not_sent_on_it(backend: Backend) 
     let after = app.ordered(app.unit_of(2), "wiring", REQUIREMENTS).await;
     let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
     assert!(tick.claimed >= 2, "{tick:?}");
+    // Not e-mailed after the fact, but not lost either: kept in the landlord's inbox,
+    // and the delivery says why.
+    let kept = deliveries(&app, before, "rectification_order").await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["channel"], "inbox", "{kept:?}");
     assert!(
-        deliveries(&app, before, "rectification_order")
-            .await
-            .is_empty()
+        kept[0]["answer"]
+            .as_str()
+            .unwrap_or("")
+            .contains("before any channel"),
+        "{kept:?}"
     );
     assert_eq!(
         deliveries(&app, after, "rectification_order").await.len(),
@@ -214,6 +221,25 @@ async fn messages_before_a_channel_existed_are_not_sent_on_it(backend: Backend) 
     );
     assert!(smtp.to("party1@anju.example").is_empty());
     assert_eq!(smtp.to("party2@anju.example").len(), 1);
+}
+
+/// Issue 22, 1: a fresh service started with e-mail configured sends the very first
+/// order, even when the first outbox step runs later than the order was written (the
+/// channel counts from the service's start, not from the first step).
+async fn the_first_order_of_a_fresh_service_is_emailed(backend: Backend) {
+    let smtp = smtp();
+    let app = spawn_app_on(backend, Default::default(), smtp.channels.clone()).await;
+    app.clock.advance(TimeDelta::seconds(3));
+    let case = app.ordered(app.unit_of(1), "wiring", REQUIREMENTS).await;
+    app.clock.advance(TimeDelta::seconds(5));
+    let tick = app.runtime().deliver_outbox(&smtp.channels).await.unwrap();
+    assert!(tick.delivered >= 1, "{tick:?}");
+    let mails = smtp.to("party1@anju.example");
+    assert_eq!(mails.len(), 1, "the first order is e-mailed");
+    let sent = deliveries(&app, case, "rectification_order").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["channel"], "email");
+    assert_eq!(sent[0]["state"], "sent");
 }
 
 /// An escalation by the `referral_stalled_to_district` rule reaches every supervisor of
@@ -528,6 +554,7 @@ async fn preferences_hold_messages_for_a_digest_or_the_inbox(backend: Backend) {
 
 backend_tests!(
     an_order_reaches_the_landlord_by_email,
+    the_first_order_of_a_fresh_service_is_emailed,
     a_refused_delivery_retries_then_waits_as_a_dead_letter,
     messages_before_a_channel_existed_are_not_sent_on_it,
     a_stalled_referral_reaches_the_district_supervisors_only,

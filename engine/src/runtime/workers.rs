@@ -52,7 +52,8 @@ pub struct OutboxTick {
 
 /// The deliveries of one message: each addressee on each channel that existed when the
 /// message was written and on which they have an address; a dead letter for an
-/// addressee with none (or for a message with nobody to tell). Pure.
+/// addressee with none (or for a message with nobody to tell). Never nothing: a
+/// message is handed over only with a delivery or a dead letter. Pure.
 ///
 /// A person's preferences are kept: only the channels they chose (if none of those
 /// reaches them, the message is kept in their inbox only, and says so), and for those
@@ -71,10 +72,6 @@ fn fan_out(
         .filter(|(_, since)| m.created_at >= **since)
         .map(|(c, _)| c)
         .collect();
-    if open.is_empty() {
-        // Written before any channel existed: handed over, not sent retroactively.
-        return Vec::new();
-    }
     let dead = |recipient: String, why: String| NewDelivery {
         outbox_id: m.id,
         address: recipient.clone(),
@@ -121,7 +118,20 @@ fn fan_out(
                 });
             }
         }
-        if !reached && declined {
+        // Written before any channel existed (a database filled before the service
+        // ran with its channels), or to a person whose chosen channels do not reach
+        // them: kept in their inbox, and it says why; never handed over with no trace.
+        let kept = if open.is_empty() {
+            Some("kept in the inbox only: written before any channel was configured".to_string())
+        } else if declined {
+            Some(format!(
+                "kept in the inbox only: {} chose no channel that reaches them",
+                who.name
+            ))
+        } else {
+            None
+        };
+        if let (false, Some(kept)) = (reached, kept) {
             out.push(NewDelivery {
                 outbox_id: m.id,
                 recipient: who.recipient.clone(),
@@ -129,10 +139,7 @@ fn fan_out(
                 address: who.recipient.clone(),
                 message_id: crate::notices::message_id(m.id, "inbox", &who.recipient, "anju.local"),
                 dead: None,
-                kept: Some(format!(
-                    "kept in the inbox only: {} chose no channel that reaches them",
-                    who.name
-                )),
+                kept: Some(kept),
                 digest_at: None,
             });
         } else if !reached {
@@ -290,9 +297,21 @@ impl Runtime {
         Ok(tick)
     }
 
-    /// Since when a channel is configured: recorded the first time any process asks,
-    /// then kept in this process (it never changes), so that an outbox step does not
-    /// write it again.
+    /// Records that this process runs with these channels, from now: called when the
+    /// service starts with them, before any request is taken, so that a message
+    /// written after the start (the very first order on a fresh database) is never
+    /// counted as older than its channel.
+    pub async fn record_channels(&self, channels: &[Arc<dyn Channel>]) -> Result<()> {
+        let now = self.now();
+        for c in channels {
+            self.channel_since(c.name(), now).await?;
+        }
+        Ok(())
+    }
+
+    /// Since when a channel is configured: recorded the first time any process asks
+    /// (at its start), then kept in this process (it never changes), so that an outbox
+    /// step does not write it again.
     async fn channel_since(&self, channel: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         let known = self
             .shared
@@ -714,8 +733,21 @@ mod tests {
         );
         assert_eq!(earlier.len(), 1);
         assert_eq!(earlier[0].channel, "log");
-        // Before every channel: nothing, not even a dead letter.
-        assert!(fan_out(&message(t(0)), &[person(None)], &channels, &since, None).is_empty());
+        // Before every channel: kept in the person's inbox, saying why (never nothing).
+        let before = fan_out(&message(t(0)), &[person(None)], &channels, &since, None);
+        assert_eq!(before.len(), 1);
+        assert_eq!(before[0].channel, "inbox");
+        assert!(
+            before[0]
+                .kept
+                .as_deref()
+                .unwrap()
+                .contains("before any channel")
+        );
+        assert!(before[0].dead.is_none());
+        // And to nobody on record, a dead letter even then.
+        let unknown = fan_out(&message(t(0)), &[], &channels, &since, None);
+        assert!(unknown[0].dead.is_some());
         // E-mail only, and no address: a dead letter naming the person.
         let only_email = &channels[1..];
         let none = fan_out(

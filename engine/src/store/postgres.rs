@@ -22,6 +22,9 @@ pub(crate) type This = PostgresStore;
 const BACKEND: Backend = Backend::Postgres;
 /// Workers skip rows another worker has claimed instead of waiting for them.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// Every table of the schema but the migrations' own, by name.
+const TABLE_NAMES: &str = "SELECT CAST(tablename AS TEXT) FROM pg_tables \
+     WHERE schemaname = current_schema() AND tablename <> '_sqlx_migrations' ORDER BY tablename";
 /// PostgreSQL accepts up to 65535 bound parameters per statement.
 const MAX_PARAMS: usize = 60_000;
 

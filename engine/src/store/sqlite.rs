@@ -25,6 +25,9 @@ pub(crate) type Db = sqlx::Sqlite;
 pub(crate) type This = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
 const SKIP_LOCKED: &str = "";
+/// Every table of the schema but SQLite's and the migrations' own, by name.
+const TABLE_NAMES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
+     AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name";
 /// SQLite's default limit of bound parameters per statement is 32766.
 const MAX_PARAMS: usize = 32_000;
 

@@ -79,6 +79,31 @@ impl AdminStore for This {
             .collect()
     }
 
+    async fn table_counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        let names: Vec<String> = sqlx::query_scalar(TABLE_NAMES)
+            .fetch_all(self.reader())
+            .await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            // Names come from the catalog, not from a caller.
+            let sql = format!("SELECT COUNT(*) FROM \"{}\"", name.replace('"', ""));
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(self.reader())
+                .await?;
+            out.push((name, n));
+        }
+        Ok(out)
+    }
+
+    async fn silent_messages(&self) -> Result<Vec<i64>, Error> {
+        Ok(sqlx::query_scalar(
+            "SELECT o.id FROM outbox o WHERE o.delivered_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id) ORDER BY o.id",
+        )
+        .fetch_all(self.reader())
+        .await?)
+    }
+
     async fn fingerprint(&self) -> Result<Vec<(String, i64)>, Error> {
         let mut out = Vec::new();
         for (name, sql) in [

@@ -10,8 +10,8 @@ use sqlx::types::Json;
 use sqlx::{Executor, QueryBuilder, Row as _};
 
 use super::{
-    BACKEND, Db, MAX_PARAMS, SKIP_LOCKED, This, after_import, apply_batch, begin_write,
-    forget_cases, lock_cases_for_rule_jobs, lock_named, migrator, refresh_statistics,
+    BACKEND, Db, MAX_PARAMS, SKIP_LOCKED, TABLE_NAMES, This, after_import, apply_batch,
+    begin_write, forget_cases, lock_cases_for_rule_jobs, lock_named, migrator, refresh_statistics,
     stale_retries,
 };
 use crate::auth::Scope;

@@ -45,4 +45,13 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Counts of every table and the sum of case versions: two equal fingerprints mean
     /// nothing was written in between.
     async fn fingerprint(&self) -> Result<Vec<(String, i64)>, Error>;
+
+    /// The row count of every table of the schema (but the migrations' own), by name:
+    /// equal before and after means no row was added or removed anywhere.
+    async fn table_counts(&self) -> Result<Vec<(String, i64)>, Error>;
+
+    /// Outbox messages handed over with neither a delivery nor a dead letter: always
+    /// none (a message never vanishes without a trace). The tests check it after each
+    /// backend test.
+    async fn silent_messages(&self) -> Result<Vec<i64>, Error>;
 }

@@ -386,7 +386,69 @@ async fn photos_are_judged_on_site_from_their_exif(backend: Backend) {
     assert_eq!(old["verified"], false);
 }
 
+/// Issue 22, 5: a command the writer refuses, and an inspection refused after its
+/// evidence was checked, leave no row behind in any table: the links from the unit to
+/// the uploads they name are written with the transition, in its transaction.
+async fn a_refused_command_or_inspection_leaves_no_row(backend: Backend) {
+    let app = spawn_app_with(backend, runtime::Config::default()).await;
+    let t = &app.tokens;
+    let unit = app.unit_of(1);
+    let case = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+    // The landlord's photo, uploaded before: its own row is not what is counted.
+    let photo = app.photo(&t.landlord).await;
+    let before = app.store().table_counts().await.unwrap();
+    // No order yet: the writer refuses a fix report in `discovered`.
+    let refused = app
+        .command(
+            case,
+            &t.landlord,
+            "report_fix",
+            json!({ "evidence": [photo] }),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
+    assert_eq!(app.store().table_counts().await.unwrap(), before);
+
+    // An inspection under a key already used for another: refused after its evidence
+    // was checked.
+    let u = app
+        .store()
+        .unit(anju_engine::domain::UnitId(unit))
+        .await
+        .unwrap()
+        .unwrap();
+    let point = json!({ "lon": u.lon, "lat": u.lat });
+    let first = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/inspections", app.base))
+                .bearer_auth(&t.inspector)
+                .header("idempotency-key", "visit-22-5")
+                .json(&json!({ "unit_id": unit, "point": point, "findings": [] })),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let fresh = app.photo(&t.inspector).await;
+    let before = app.store().table_counts().await.unwrap();
+    let reused = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/inspections", app.base))
+                .bearer_auth(&t.inspector)
+                .header("idempotency-key", "visit-22-5")
+                .json(&json!({
+                    "unit_id": unit,
+                    "point": point,
+                    "findings": [{ "category": "gas_heater", "evidence": [fresh] }],
+                })),
+        )
+        .await;
+    assert!(reused.status.as_u16() >= 400, "{:?}", reused.body);
+    assert_eq!(app.store().table_counts().await.unwrap(), before);
+}
+
 backend_tests!(
+    a_refused_command_or_inspection_leaves_no_row,
     uploads_are_stored_once_and_checked_before_decoding,
     evidence_is_referenced_and_served_only_where_it_may_be,
     photos_are_judged_on_site_from_their_exif,

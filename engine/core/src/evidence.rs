@@ -267,6 +267,34 @@ pub fn is_id(s: &str) -> bool {
     })
 }
 
+/// Every evidence reference in an event's data: the `evidence` lists at any depth.
+pub fn evidence_refs(data: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(data, &mut out);
+    out
+}
+
+fn collect(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("evidence", serde_json::Value::Array(items)) => {
+                        for s in items.iter().filter_map(serde_json::Value::as_str) {
+                            if !out.iter().any(|o| o == s) {
+                                out.push(s.to_string());
+                            }
+                        }
+                    }
+                    _ => collect(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+        _ => {}
+    }
+}
+
 /// When a photo says it was taken: the camera's local time, and its offset when the
 /// camera wrote one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -176,8 +176,9 @@ impl Runtime {
 
     /// Checks the evidence a command or an inspection references, for `unit`: each an
     /// upload that exists and that the caller uploaded or that the unit's cases already
-    /// reference; then records that the unit's cases reference them. `field` names the
-    /// list in the request.
+    /// reference. `field` names the list in the request. The links from the unit to
+    /// them are written with the command's or the inspection's own writes, in their
+    /// transaction, so that a refused command links nothing.
     pub(super) async fn check_evidence(
         &self,
         principal: &Principal,
@@ -213,15 +214,6 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        // Only links not made before are written: a command that references evidence
-        // already on the unit's cases writes nothing here.
-        let new: Vec<String> = ids
-            .into_iter()
-            .filter(|id| found.get(id).is_some_and(|(_, linked)| !linked))
-            .collect();
-        if !new.is_empty() {
-            self.shared.store.link_evidence(&new, unit).await?;
-        }
         Ok(())
     }
 
@@ -236,7 +228,7 @@ impl Runtime {
         let unit_point = Point::parse(case.lon, case.lat, "unit").ok();
         let mut refs: Vec<(String, Option<&EventRecord>)> = Vec::new();
         for e in history {
-            for r in evidence_refs(&e.data) {
+            for r in evidence::evidence_refs(&e.data) {
                 if !refs.iter().any(|(x, _)| *x == r) {
                     refs.push((r, Some(e)));
                 }
@@ -321,36 +313,8 @@ fn observed_day(data: &Value) -> Option<chrono::NaiveDate> {
     Some(t.with_timezone(&crate::time::china_time()).date_naive())
 }
 
-/// Every evidence reference in an event's data: the `evidence` lists at any depth.
-pub fn evidence_refs(data: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    collect(data, &mut out);
-    out
-}
-
-fn collect(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                match (k.as_str(), v) {
-                    ("evidence", Value::Array(items)) => {
-                        for s in items.iter().filter_map(Value::as_str) {
-                            if !out.iter().any(|o| o == s) {
-                                out.push(s.to_string());
-                            }
-                        }
-                    }
-                    _ => collect(v, out),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
-        _ => {}
-    }
-}
-
 fn references(data: &Value, id: &str) -> bool {
-    evidence_refs(data).iter().any(|r| r == id)
+    evidence::evidence_refs(data).iter().any(|r| r == id)
 }
 
 fn fault(e: crate::blobs::BlobError) -> Error {

@@ -183,6 +183,10 @@ pub(crate) struct Writes {
     pub regrades: Vec<(i64, i64, Regrade)>,
     /// Orders issued: each gets its office's next document number for its year.
     pub orders: Vec<IssuedOrder>,
+    /// (upload, unit): the evidence the batch's events reference, linked to the unit
+    /// whose cases now reference it, in the batch's transaction (so that a refused
+    /// command links nothing). Sorted and distinct once the batch is decided.
+    pub evidence_links: Vec<(String, i64)>,
     /// Cases whose place (grid, street, district) or workflow version changed: written
     /// by a statement of their own, so that the common update leaves the columns of
     /// the place indexes alone.
@@ -403,6 +407,11 @@ pub(crate) fn decide_batch(
                 decision.next.acted_version = decision.next.version;
             }
             let event = writes.record(req, &case.snapshot, &decision, now);
+            for id in crate::evidence::evidence_refs(&event.data) {
+                if crate::evidence::is_id(&id) {
+                    writes.evidence_links.push((id, case.unit_id.0));
+                }
+            }
             if let Some(regrade) = decision.regrade {
                 writes
                     .regrades
@@ -421,6 +430,8 @@ pub(crate) fn decide_batch(
         })();
         results.push(result);
     }
+    writes.evidence_links.sort();
+    writes.evidence_links.dedup();
     (results, writes)
 }
 

@@ -418,6 +418,18 @@ async fn write_batch(tx: &mut Tx<'_>, writes: Writes, at: i64) -> Result<(), Err
         push_referral(&mut q, *case, *seq, change, at);
         q.build().execute(&mut **tx).await?;
     }
+    if !writes.evidence_links.is_empty() {
+        let (ids, units): (Vec<String>, Vec<i64>) = writes.evidence_links.iter().cloned().unzip();
+        sqlx::query(
+            "INSERT INTO evidence_units (evidence_id, unit_id) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+             ON CONFLICT (evidence_id, unit_id) DO NOTHING",
+        )
+        .bind(ids)
+        .bind(units)
+        .execute(&mut **tx)
+        .await?;
+    }
     if !writes.orders.is_empty() {
         write_orders(tx, &writes, at).await?;
     }

@@ -375,6 +375,13 @@ fn batch_script(writes: Writes, at: i64, begin: bool) -> Script {
     for (case, seq, change) in &writes.referrals {
         push_referral(script.start(""), *case, *seq, change, at);
     }
+    for chunk in writes.evidence_links.chunks(rows_per_statement(2)) {
+        let q = script.start("INSERT INTO evidence_units (evidence_id, unit_id) ");
+        q.push_values(chunk, |mut b, (id, unit)| {
+            b.push_bind(id.clone()).push_bind(*unit);
+        });
+        q.push(" ON CONFLICT (evidence_id, unit_id) DO NOTHING");
+    }
     for o in writes.orders_in_lock_order() {
         push_order_counter(script.start(""), o);
         push_order_document(script.start(""), o, at);

@@ -126,19 +126,6 @@ impl EvidenceStore for This {
             .collect()
     }
 
-    async fn link_evidence(&self, ids: &[String], unit: UnitId) -> Result<(), Error> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut q = QueryBuilder::<Db>::new("INSERT INTO evidence_units (evidence_id, unit_id) ");
-        q.push_values(ids.iter().take(MAX_PARAMS / 2), |mut b, id| {
-            b.push_bind(id.clone()).push_bind(unit.0);
-        });
-        q.push(" ON CONFLICT (evidence_id, unit_id) DO NOTHING");
-        q.build().execute(self.writer()).await?;
-        Ok(())
-    }
-
     async fn evidence_units(&self, id: &str) -> Result<Vec<UnitId>, Error> {
         Ok(sqlx::query_scalar::<_, i64>(
             "SELECT unit_id FROM evidence_units WHERE evidence_id = $1 ORDER BY unit_id",
@@ -150,4 +137,23 @@ impl EvidenceStore for This {
         .map(UnitId)
         .collect())
     }
+}
+
+/// Links uploads to the unit whose cases now reference them, in the transaction that
+/// writes the references (an inspection's), so that a refused write links nothing.
+pub(super) async fn link_evidence(
+    tx: &mut Tx<'_>,
+    ids: &[String],
+    unit: UnitId,
+) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Db>::new("INSERT INTO evidence_units (evidence_id, unit_id) ");
+    q.push_values(ids.iter().take(MAX_PARAMS / 2), |mut b, id| {
+        b.push_bind(id.clone()).push_bind(unit.0);
+    });
+    q.push(" ON CONFLICT (evidence_id, unit_id) DO NOTHING");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
 }

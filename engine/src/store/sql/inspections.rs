@@ -226,6 +226,16 @@ impl InspectionStore for This {
             .or_else(|| attachments.first().map(|a| a.case_id));
         add_rule_event(&mut tx, inspection, first_case).await?;
         count_campaign_visit(&mut tx, inspection, inspection_id).await?;
+        let mut uploads: Vec<String> = cases
+            .iter()
+            .map(|c| &c.data)
+            .chain(attachments.iter().map(|a| &a.data))
+            .flat_map(crate::evidence::evidence_refs)
+            .filter(|id| crate::evidence::is_id(id))
+            .collect();
+        uploads.sort();
+        uploads.dedup();
+        super::evidence::link_evidence(&mut tx, &uploads, inspection.unit_id).await?;
         let recorded = RecordedInspection {
             inspection_id: InspectionId(inspection_id),
             case_ids,

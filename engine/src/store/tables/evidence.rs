@@ -22,9 +22,6 @@ pub trait EvidenceStore: Send + Sync + 'static {
         unit: UnitId,
     ) -> Result<Vec<(EvidenceRecord, bool)>, Error>;
 
-    /// Records that a case or inspection of `unit` references these uploads.
-    async fn link_evidence(&self, ids: &[String], unit: UnitId) -> Result<(), Error>;
-
     /// The units whose cases or inspections reference the upload.
     async fn evidence_units(&self, id: &str) -> Result<Vec<UnitId>, Error>;
 }

@@ -153,6 +153,10 @@ impl Application {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let policy = std::sync::Arc::new(crate::http::headers::Policy::new(
+        state.secure,
+        state.map.tile_url.as_deref(),
+    ));
     let (api, document) = crate::openapi::split(
         utoipa_axum::router::OpenApiRouter::new()
             .nest("/api/v1", crate::routes::router())
@@ -171,6 +175,9 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::http::extract::check_target,
         ))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::http::headers::apply(policy.clone(), request, next)
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

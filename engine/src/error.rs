@@ -36,6 +36,10 @@ pub enum Error {
     /// Too many requests of a kind from one address or client; try again later.
     #[error("{field}: {detail}")]
     TooManyRequests { field: &'static str, detail: String },
+    /// A message the person asked for (a sign-in code) that its channel did not take:
+    /// said, so that nobody waits for a code that will not come.
+    #[error("{field}: {detail}")]
+    NotSent { field: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     /// A failure that is not about stored data: a worker thread that could not start or

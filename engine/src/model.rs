@@ -660,7 +660,9 @@ pub struct SigninCode {
 pub enum CodeRequest {
     /// A code was written, with this id.
     Issued(i64),
-    /// Too many codes for this address in the window.
+    /// Too many codes for this address from this requester in the window.
+    RequesterLimited,
+    /// Too many codes for this address from everyone in the window.
     AddressLimited,
     /// Too many codes asked for by this client in the window.
     ClientLimited,

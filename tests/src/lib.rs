@@ -2,6 +2,7 @@
 
 pub mod mail;
 pub mod photos;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -287,20 +288,24 @@ pub async fn spawn_app_on(
     config: runtime::Config,
     channels: anju_engine::outbox::Channels,
 ) -> TestApp {
+    let limits = anju_api::http::serve::Limits::default();
+    spawn_app_full(backend, config, limits, channels).await
+}
+
+/// A running service as [`spawn_app_on`], with these connection limits (and trusted
+/// proxies).
+pub async fn spawn_app_full(
+    backend: Backend,
+    config: runtime::Config,
+    limits: anju_api::http::serve::Limits,
+    channels: anju_engine::outbox::Channels,
+) -> TestApp {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let city = seed(&store).await;
     drop(store);
     let clock = ManualClock::new(t0());
-    let app = start_full(
-        &db,
-        &clock,
-        config.clone(),
-        anju_api::http::serve::Limits::default(),
-        channels,
-        None,
-    )
-    .await;
+    let app = start_full(&db, &clock, config.clone(), limits, channels, None).await;
     let rt = &app.runtime;
     let token = |role, subject| async move {
         rt.create_token(role, subject, Some("test"))

@@ -59,6 +59,7 @@ async fn slow_clients_from_one_address_leave_room_for_others() {
         max_per_client: 100,
         header_timeout: Duration::from_secs(1),
         body_timeout: Duration::from_secs(1),
+        trusted_proxies: Vec::new(),
     };
     let app = start_limited(&db, &clock, Default::default(), limits).await;
     let addr = app.addr;

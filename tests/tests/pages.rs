@@ -27,27 +27,23 @@ async fn a_landlord_works_in_the_pages(backend: Backend) {
     assert_eq!(location.as_deref(), Some("/signin?next=%2F"));
 
     // Ask for a code on the page, then sign in with it.
-    let asked = form_post(
+    let asked = signin_post(
         &client,
-        format!("{}/signin/code", app.base),
-        None,
-        "address=party1%40anju.example&next=%2F".into(),
+        &app,
+        "/signin/code",
+        "address=party1%40anju.example&next=%2F",
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(asked.status(), StatusCode::OK);
     assert!(asked.text().await.unwrap().contains("验证码已发出"));
     let (code, _, _) = smtp.sign_in_code("party1@anju.example", 1).await;
-    let signed = form_post(
+    let signed = signin_post(
         &client,
-        format!("{}/signin", app.base),
-        None,
-        format!("address=party1%40anju.example&code={code}&next=%2F"),
+        &app,
+        "/signin",
+        &format!("address=party1%40anju.example&code={code}&next=%2F"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(signed.status(), StatusCode::SEE_OTHER);
     assert_eq!(signed.headers()["location"], "/");
     let set = signed.headers()["set-cookie"].to_str().unwrap().to_string();
@@ -376,15 +372,13 @@ async fn the_link_in_a_code_fills_the_sign_in_form(backend: Backend) {
     };
     let app = spawn_app_on(backend, config, smtp.channels.clone()).await;
     let client = browser();
-    form_post(
+    signin_post(
         &client,
-        format!("{}/signin/code", app.base),
-        None,
-        "address=party1%40anju.example".into(),
+        &app,
+        "/signin/code",
+        "address=party1%40anju.example",
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     let (code, text, _) = smtp.sign_in_code("party1@anju.example", 1).await;
     let link = text
         .split_whitespace()
@@ -416,15 +410,13 @@ async fn the_link_in_a_code_fills_the_sign_in_form(backend: Backend) {
         "{hostile}"
     );
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
-    let refused = form_post(
+    let refused = signin_post(
         &client,
-        format!("{}/signin", app.base),
-        None,
-        format!("address=party1%40anju.example&code={wrong}"),
+        &app,
+        "/signin",
+        &format!("address=party1%40anju.example&code={wrong}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(refused.headers().get("set-cookie").is_none());
     assert!(refused.text().await.unwrap().contains("验证码错误"));
@@ -456,25 +448,21 @@ async fn an_officer_records_a_fine_in_the_pages(backend: Backend) {
         .await
         .expect(200);
     let client = browser();
-    form_post(
+    signin_post(
         &client,
-        format!("{}/signin/code", app.base),
-        None,
-        "address=wang.officer%40fire.example".into(),
+        &app,
+        "/signin/code",
+        "address=wang.officer%40fire.example",
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     let (code, _, _) = smtp.sign_in_code("wang.officer@fire.example", 1).await;
-    let signed = form_post(
+    let signed = signin_post(
         &client,
-        format!("{}/signin", app.base),
-        None,
-        format!("address=wang.officer%40fire.example&code={code}"),
+        &app,
+        "/signin",
+        &format!("address=wang.officer%40fire.example&code={code}"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(signed.status(), StatusCode::SEE_OTHER);
     let cookie = signed.headers()["set-cookie"]
         .to_str()
@@ -683,11 +671,29 @@ async fn pages_are_served_over_tls(backend: Backend) {
     let base = format!("https://127.0.0.1:{}", app.addr.port());
     let page = client.get(format!("{base}/signin")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains("登录安居"));
+    // Under https, pages ask browsers to keep to https (HSTS), and the sign-in cookie
+    // is Secure too.
+    let hsts = page.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap();
+    assert!(hsts.contains("max-age="), "{hsts}");
+    let pre = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("anju_signin="))
+        .unwrap();
+    assert!(pre.contains("; Secure"), "{pre}");
+    let pre = pre.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("登录安居"));
+    let token = field(&html, "csrf");
     client
         .post(format!("{base}/signin/code"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("address=party1%40anju.example")
+        .header("cookie", &pre)
+        .body(format!("address=party1%40anju.example&csrf={token}"))
         .send()
         .await
         .unwrap();
@@ -695,7 +701,10 @@ async fn pages_are_served_over_tls(backend: Backend) {
     let signed = client
         .post(format!("{base}/signin"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("address=party1%40anju.example&code={code}"))
+        .header("cookie", &pre)
+        .body(format!(
+            "address=party1%40anju.example&code={code}&csrf={token}"
+        ))
         .send()
         .await
         .unwrap();
@@ -741,7 +750,7 @@ async fn an_inspector_records_an_inspection_from_the_form(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        form.contains("value=\"wiring\"") && form.contains("navigator.geolocation"),
+        form.contains("value=\"wiring\"") && form.contains("id=\"pos\""),
         "{form}"
     );
     let (csrf, key) = (field(&form, "csrf"), field(&form, "idempotency_key"));
@@ -850,7 +859,126 @@ async fn an_inspector_records_an_inspection_from_the_form(backend: Backend) {
     );
 }
 
+/// Issue 22, 10 and 13: after signing in, `next` only ever leads to a path of this
+/// service (tabs, newlines, backslashes, `//` and other hosts lead home, never to a
+/// 500); a sign-in form that did not come from this browser's sign-in page (login
+/// CSRF: no cookie of its own, or a token of another) signs nobody in; every page
+/// carries the security headers.
+async fn sign_in_stays_on_the_service_and_needs_its_own_form(backend: Backend) {
+    let smtp = smtp();
+    let app = spawn_app_on(backend, Config::default(), smtp.channels.clone()).await;
+    let client = browser();
+    let address = "party1%40anju.example";
+    let hostile = [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%0d%0aSet-Cookie:%20x=1",
+        "//evil.example",
+        "/%5Cevil.example",
+        "https://evil.example/",
+        "/%20/evil.example",
+        "%2F%2Fevil.example",
+        "/%E4%BD%A0",
+    ];
+    let mut n = 0;
+    for next in hostile {
+        // Five codes an hour for one address from one client: spaced out.
+        app.clock.advance(chrono::TimeDelta::minutes(13));
+        signin_post(&client, &app, "/signin/code", &format!("address={address}")).await;
+        n += 1;
+        let (code, _, _) = smtp.sign_in_code("party1@anju.example", n).await;
+        let signed = signin_post(
+            &client,
+            &app,
+            "/signin",
+            &format!("address={address}&code={code}&next={next}"),
+        )
+        .await;
+        assert_eq!(signed.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(signed.headers()["location"], "/", "{next}");
+    }
+    // A path of the service is kept.
+    // Five codes an hour for one address from one client: spaced out.
+    app.clock.advance(chrono::TimeDelta::minutes(13));
+    signin_post(&client, &app, "/signin/code", &format!("address={address}")).await;
+    n += 1;
+    let (code, _, _) = smtp.sign_in_code("party1@anju.example", n).await;
+    let signed = signin_post(
+        &client,
+        &app,
+        "/signin",
+        &format!("address={address}&code={code}&next=%2Funits%3Fx%3D1"),
+    )
+    .await;
+    assert_eq!(signed.headers()["location"], "/units?x=1");
+
+    // Login CSRF: the right code, posted without the sign-in page's cookie, or with a
+    // token that is not this browser's, signs nobody in.
+    // Five codes an hour for one address from one client: spaced out.
+    app.clock.advance(chrono::TimeDelta::minutes(13));
+    signin_post(&client, &app, "/signin/code", &format!("address={address}")).await;
+    n += 1;
+    let (code, _, _) = smtp.sign_in_code("party1@anju.example", n).await;
+    let (cookie, token) = signin_page(&client, &app).await;
+    let (_, other_token) = signin_page(&client, &app).await;
+    for (cookie, token) in [
+        (None, token.as_str()),
+        (Some(cookie.as_str()), other_token.as_str()),
+    ] {
+        let forged = form_post(
+            &client,
+            format!("{}/signin", app.base),
+            cookie,
+            format!("address={address}&code={code}&csrf={token}"),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        assert!(
+            forged
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("anju_session=anju_")),
+            "no session from a forged form"
+        );
+    }
+    // The code still holds for the person's own form.
+    let mine = signin_post(
+        &client,
+        &app,
+        "/signin",
+        &format!("address={address}&code={code}"),
+    )
+    .await;
+    assert_eq!(mine.status(), StatusCode::SEE_OTHER);
+
+    // The pages' headers: only the service's scripts, no framing, no sniffing.
+    let page = client
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self';") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    // Plain http: no HSTS (it would pin a host that has no https).
+    assert!(page.headers().get("strict-transport-security").is_none());
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("onclick="),
+        "no inline script: {html}"
+    );
+}
+
 backend_tests!(
+    sign_in_stays_on_the_service_and_needs_its_own_form,
     a_landlord_works_in_the_pages,
     the_link_in_a_code_fills_the_sign_in_form,
     an_officer_records_a_fine_in_the_pages,

@@ -1,8 +1,10 @@
 //! Sign-in without an operator, over the real HTTP server with a real SMTP server on loopback: a landlord asks for a code by e-mail, reads it from the parsed mail, signs in, sees only their own orders and acknowledges one; used, expired and five-times-wrong codes, an unknown address (the same answer as a known one), rate limits, signing out and session expiry, each refused with a clear problem+json; an agent with one address for two landlords chooses whom to act as; a department's officer signs in for the department. On both backends.
 //!
-//! The code goes out in the background (so that the answer takes as long for an address
-//! nobody has): the tests wait for the mail to arrive at the loopback server, polling
-//! every 10 ms for at most 5 s of real time. Time in the service moves by the manual clock.
+//! The answer to a code request waits for the send (an address nobody has is answered
+//! after about as long); the tests still poll the loopback server for the mail, every
+//! 10 ms for at most 5 s of real time. Time in the service moves by the manual clock.
+//! The service trusts 127.0.0.1 as a reverse proxy, so that a test names the client
+//! of a request by `X-Forwarded-For`; one test runs a real proxy on loopback.
 
 use chrono::TimeDelta;
 use serde_json::{Value, json};
@@ -12,7 +14,7 @@ use anju_engine::registry::Record;
 use anju_engine::runtime::Config;
 use anju_engine::time::Clock as _;
 use anju_tests::mail::{Smtp, smtp};
-use anju_tests::{Backend, Reply, TestApp, backend_tests, spawn_app_on};
+use anju_tests::{Backend, Reply, TestApp, backend_tests, spawn_app_full};
 
 /// The requirements of the orders these tests issue.
 const REQUIREMENTS: &str = "拆除飞线 / Remove the loose wiring";
@@ -23,8 +25,34 @@ async fn app_with_mail(backend: Backend) -> (TestApp, Smtp) {
         public_url: Some("https://anju.example".into()),
         ..Config::default()
     };
-    let app = spawn_app_on(backend, config, smtp.channels.clone()).await;
+    let limits = anju_api::http::serve::Limits {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Default::default()
+    };
+    let app = spawn_app_full(backend, config, limits, smtp.channels.clone()).await;
     (app, smtp)
+}
+
+/// Asks for a code as the client `client` (behind the trusted proxy).
+async fn ask_code_from(app: &TestApp, address: &str, client: &str) -> Reply {
+    app.send(
+        app.client
+            .post(format!("{}/api/v1/auth/code", app.base))
+            .header("x-forwarded-for", client)
+            .json(&json!({ "address": address })),
+    )
+    .await
+}
+
+/// Exchanges a code as the client `client` (behind the trusted proxy).
+async fn session_from(app: &TestApp, address: &str, code: &str, client: &str) -> Reply {
+    app.send(
+        app.client
+            .post(format!("{}/api/v1/auth/session", app.base))
+            .header("x-forwarded-for", client)
+            .json(&json!({ "address": address, "code": code })),
+    )
+    .await
 }
 
 /// Posts without a token.
@@ -138,22 +166,34 @@ async fn a_landlord_signs_in_with_a_code_by_email(backend: Backend) {
         .await
         .problem(401, Some("code"));
 
-    // Five wrong codes spend a code: the right one is refused after them.
+    // Five wrong codes from one client: that client is refused for the address, even
+    // with the right code; another requester (the person, elsewhere) is not locked out.
     ask_code(&app, address).await.expect(202);
     let (second, _, _) = nth_code(&smtp, address, 2).await;
+    let stranger = "203.0.113.66";
     for _ in 0..5 {
-        let p = session(&app, address, &wrong(&second), None)
+        let p = session_from(&app, address, &wrong(&second), stranger)
             .await
             .problem(401, Some("code"));
         assert_eq!(p["type"], "/problems/sign-in-refused");
     }
-    session(&app, address, &second, None)
+    session_from(&app, address, &second, stranger)
         .await
-        .problem(401, Some("code"));
+        .problem(429, Some("code"));
+    let theirs = session(&app, address, &second, None).await.expect(201);
+    assert_eq!(theirs["account"]["subject_id"], 1);
+    // A stranger's request does not void the person's live code either.
+    ask_code(&app, address).await.expect(202);
+    let (mine_code, _, _) = nth_code(&smtp, address, 3).await;
+    ask_code_from(&app, address, stranger).await.expect(202);
+    session(&app, address, &mine_code, None).await.expect(201);
+    // The code the stranger's request sent is live too (it reached the person).
+    let (fourth, _, _) = nth_code(&smtp, address, 4).await;
+    session(&app, address, &fourth, None).await.expect(201);
 
     // An expired code is refused.
     ask_code(&app, address).await.expect(202);
-    let (third, _, _) = nth_code(&smtp, address, 3).await;
+    let (third, _, _) = nth_code(&smtp, address, 5).await;
     app.clock.advance(TimeDelta::minutes(11));
     session(&app, address, &third, None)
         .await
@@ -184,8 +224,8 @@ async fn a_landlord_signs_in_with_a_code_by_email(backend: Backend) {
 
     // A session stops at its expiry.
     ask_code(&app, address).await.expect(202);
-    let (fourth, _, _) = nth_code(&smtp, address, 4).await;
-    let s = session(&app, address, &fourth, None).await.expect(201);
+    let (sixth, _, _) = nth_code(&smtp, address, 6).await;
+    let s = session(&app, address, &sixth, None).await.expect(201);
     let token = s["token"].as_str().unwrap().to_string();
     app.get("/api/v1/me", &token).await.expect(200);
     app.clock
@@ -193,28 +233,164 @@ async fn a_landlord_signs_in_with_a_code_by_email(backend: Backend) {
     app.get("/api/v1/me", &token).await.problem(401, None);
 }
 
-/// Codes are limited per address (five an hour), whether the address is registered or
-/// not, and per client (twenty an hour); the limit lifts when the hour has passed.
+/// Codes are limited per requester and address (five an hour from one client for one
+/// address, whether it is registered or not), so that a stranger's requests never lock
+/// the person out; per client (twenty an hour); and per address from everyone
+/// (thirty). The limits lift when the hour has passed.
 async fn sign_in_codes_are_rate_limited(backend: Backend) {
     let (app, _smtp) = app_with_mail(backend).await;
+    let (one, two) = ("198.51.100.1", "198.51.100.2");
     for address in ["party3@anju.example", "nobody@anju.example"] {
         for _ in 0..5 {
-            ask_code(&app, address).await.expect(202);
+            ask_code_from(&app, address, one).await.expect(202);
         }
-        let p = ask_code(&app, address).await.problem(429, Some("address"));
+        let p = ask_code_from(&app, address, one)
+            .await
+            .problem(429, Some("address"));
         assert_eq!(p["type"], "/problems/too-many-requests");
+        // Someone else, for the same address: not locked out by the first.
+        ask_code_from(&app, address, two).await.expect(202);
     }
-    // Ten more addresses from the same client: the client's twentieth code is the last.
+    // Ten more addresses from the first client: its twentieth code is the last.
     for i in 0..10 {
-        ask_code(&app, &format!("someone{i}@anju.example"))
+        ask_code_from(&app, &format!("someone{i}@anju.example"), one)
             .await
             .expect(202);
     }
-    ask_code(&app, "party4@anju.example")
+    ask_code_from(&app, "party4@anju.example", one)
+        .await
+        .problem(429, Some("address"));
+    ask_code_from(&app, "party4@anju.example", two)
+        .await
+        .expect(202);
+    // One address from thirty clients: the thirty-first is refused.
+    for n in 0..30 {
+        ask_code_from(&app, "party5@anju.example", &format!("192.0.2.{}", n + 1))
+            .await
+            .expect(202);
+    }
+    ask_code_from(&app, "party5@anju.example", "192.0.2.200")
         .await
         .problem(429, Some("address"));
     app.clock.advance(TimeDelta::minutes(61));
-    ask_code(&app, "party4@anju.example").await.expect(202);
+    ask_code_from(&app, "party4@anju.example", one)
+        .await
+        .expect(202);
+}
+
+/// Twenty code requests at once, for one address from one client: no more codes are
+/// issued than the limit (the counting is under a lock, in every connection).
+async fn concurrent_code_requests_issue_no_more_than_the_limit(backend: Backend) {
+    let (app, smtp) = app_with_mail(backend).await;
+    let address = "party6@anju.example";
+    let asks = (0..20).map(|_| ask_code_from(&app, address, "198.51.100.9"));
+    let replies = futures_util::future::join_all(asks).await;
+    let accepted = replies.iter().filter(|r| r.status.as_u16() == 202).count();
+    let limited = replies.iter().filter(|r| r.status.as_u16() == 429).count();
+    assert_eq!(
+        (accepted, limited),
+        (anju_engine::signin::CODES_PER_REQUESTER as usize, 15),
+        "{replies:?}"
+    );
+    nth_code(&smtp, address, accepted).await;
+    assert_eq!(smtp.to(address).len(), accepted);
+}
+
+/// A code the mail server does not take is said not to be sent (503, `not-sent`), on
+/// the API and on the page, never "on its way"; while the server is down, an address
+/// nobody has gets the same answer.
+async fn a_code_the_server_refuses_is_said_not_sent(backend: Backend) {
+    let (app, smtp) = app_with_mail(backend).await;
+    smtp.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let p = ask_code(&app, "party1@anju.example")
+        .await
+        .problem(503, Some("address"));
+    assert_eq!(p["type"], "/problems/not-sent", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("未能发出"), "{p}");
+    let nobody = ask_code(&app, "nobody@anju.example")
+        .await
+        .problem(503, Some("address"));
+    assert_eq!(nobody, p);
+    // The page says so too.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).unwrap() + marker.len();
+    let token = &html[at..at + html[at..].find('"').unwrap()];
+    let asked = client
+        .post(format!("{}/signin/code", app.base))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("address=party1%40anju.example&csrf={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status().as_u16(), 503);
+    let text = asked.text().await.unwrap();
+    assert!(
+        text.contains("未能发出") && !text.contains("验证码已发出"),
+        "{text}"
+    );
+    assert!(smtp.to("party1@anju.example").is_empty());
+}
+
+/// Behind a real reverse proxy on loopback that the service trusts, two clients (two
+/// loopback addresses) have limits of their own; a client that reaches the service
+/// directly cannot claim another address by writing the header itself.
+async fn behind_a_trusted_proxy_each_client_has_its_own_limits(backend: Backend) {
+    let (app, _smtp) = app_with_mail(backend).await;
+    let proxy = anju_tests::proxy::start(app.addr).await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(Some(ip.parse().unwrap()))
+            .build()
+            .unwrap()
+    };
+    let ask = |client: reqwest::Client, base: String, spoof: Option<&'static str>| async move {
+        let mut r = client
+            .post(format!("{base}/api/v1/auth/code"))
+            .json(&json!({ "address": "party7@anju.example" }));
+        if let Some(s) = spoof {
+            r = r.header("x-forwarded-for", s);
+        }
+        r.send().await.unwrap().status().as_u16()
+    };
+    let via = format!("http://{}", proxy.addr);
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        for _ in 0..5 {
+            assert_eq!(ask(from(ip), via.clone(), None).await, 202, "{ip}");
+        }
+        assert_eq!(ask(from(ip), via.clone(), None).await, 429, "{ip}");
+        // Through the proxy, a header of its own is passed over: the proxy appended
+        // the real address after it.
+        assert_eq!(
+            ask(from(ip), via.clone(), Some("192.0.2.77")).await,
+            429,
+            "{ip}"
+        );
+    }
+    // Directly, not through the proxy: its own address, whatever it writes.
+    let direct = app.base.clone();
+    for _ in 0..5 {
+        assert_eq!(
+            ask(from("127.0.0.4"), direct.clone(), Some("192.0.2.1")).await,
+            202
+        );
+    }
+    assert_eq!(
+        ask(from("127.0.0.4"), direct.clone(), Some("192.0.2.2")).await,
+        429
+    );
 }
 
 /// One address for two landlords (an agent): without a choice the answer lists both
@@ -344,5 +520,8 @@ async fn an_agent_chooses_and_an_officer_signs_in(backend: Backend) {
 backend_tests!(
     a_landlord_signs_in_with_a_code_by_email,
     sign_in_codes_are_rate_limited,
+    concurrent_code_requests_issue_no_more_than_the_limit,
+    a_code_the_server_refuses_is_said_not_sent,
+    behind_a_trusted_proxy_each_client_has_its_own_limits,
     an_agent_chooses_and_an_officer_signs_in,
 );

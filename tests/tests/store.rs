@@ -595,12 +595,23 @@ async fn outbox_rows_are_claimed_delivered_and_retried(backend: Backend) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].last_error.as_deref(), Some("smtp down"));
+    // Handed over with its delivery, never without one.
+    let delivery = anju_engine::store::NewDelivery {
+        outbox_id: again[0].id,
+        recipient: "party:1".into(),
+        channel: "log".into(),
+        address: "party:1".into(),
+        message_id: "m1@anju.test".into(),
+        dead: None,
+        kept: None,
+        digest_at: None,
+    };
     f.store
-        .outbox_delivered(again[0].id, "log", retry_at)
+        .fan_out(&[delivery], &[again[0].id], retry_at)
         .await
         .unwrap();
     let stored = f.store.case_outbox(ids[0]).await.unwrap();
-    assert_eq!(stored[0].channel.as_deref(), Some("log"));
+    assert_eq!(stored[0].channel.as_deref(), Some("deliveries"));
     assert_eq!(stored[0].attempts, 2);
     assert!(
         f.store

@@ -112,16 +112,36 @@
     });
   }
   // HEIC photos (an iPhone's camera) become JPEG in the browser before a form is sent:
-  // the converter (heic2any, vendored) is loaded only when such a photo is chosen.
+  // the converter (heic2any, vendored) runs in a frame of its own (/assets/heic.html,
+  // whose policy lets its decoder use eval, which the pages forbid), loaded only when
+  // such a photo is chosen; photos go to it and JPEGs come back by postMessage.
   var converter = null;
   function heic2any() {
     if (!converter) {
       converter = new Promise(function (ok, fail) {
-        var s = document.createElement('script');
-        s.src = '/assets/heic2any.min.js';
-        s.onload = function () { ok(window.heic2any); };
-        s.onerror = fail;
-        document.head.appendChild(s);
+        var frame = document.createElement('iframe'), waiting = {}, next = 0;
+        frame.hidden = true;
+        frame.src = '/assets/heic.html';
+        window.addEventListener('message', function (ev) {
+          if (ev.origin !== location.origin || ev.source !== frame.contentWindow) return;
+          var m = ev.data || {};
+          if (m.ready) {
+            ok(function (opts) {
+              return new Promise(function (done, refuse) {
+                var id = ++next;
+                waiting[id] = [done, refuse];
+                frame.contentWindow.postMessage({ id: id, blob: opts.blob }, location.origin);
+              });
+            });
+            return;
+          }
+          var w = waiting[m.id];
+          if (!w) return;
+          delete waiting[m.id];
+          if (m.jpeg) w[0](m.jpeg); else w[1](new Error(m.error || 'conversion failed'));
+        });
+        frame.onerror = fail;
+        document.body.appendChild(frame);
       });
     }
     return converter;
@@ -136,8 +156,7 @@
     heic2any().then(function (convert) {
       return Promise.all(files.map(function (f) {
         if (!isHeic(f)) return f;
-        return convert({ blob: f, toType: 'image/jpeg', quality: 0.85 }).then(function (jpeg) {
-          jpeg = Array.isArray(jpeg) ? jpeg[0] : jpeg;
+        return convert({ blob: f }).then(function (jpeg) {
           return new File([jpeg], f.name.replace(/\.hei[cf]$/i, '') + '.jpg', { type: 'image/jpeg' });
         });
       }));
@@ -154,6 +173,26 @@
       Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
     });
   }
+  // The inspection form: the position fields filled from the phone, saying when
+  // there is none.
+  var pos = document.getElementById('pos');
+  if (pos) {
+    if (!navigator.geolocation) {
+      pos.textContent = '此设备无法定位，将记录为未定位 / This device gives no position: the visit is recorded without one';
+    } else {
+      navigator.geolocation.getCurrentPosition(function (p) {
+        document.getElementById('lon').value = p.coords.longitude;
+        document.getElementById('lat').value = p.coords.latitude;
+        pos.textContent = '已定位 / Position: ' + p.coords.latitude.toFixed(6) + ', ' +
+          p.coords.longitude.toFixed(6) + ' (±' + Math.round(p.coords.accuracy) + ' m)';
+      }, function (e) {
+        pos.textContent = '无法定位，将记录为未定位 / No position (' + e.message + '): the visit is recorded without one';
+      }, { enableHighAccuracy: true, timeout: 15000 });
+    }
+  }
+  document.querySelectorAll('button.print').forEach(function (b) {
+    b.addEventListener('click', function () { window.print(); });
+  });
   document.querySelectorAll('input[type=file]').forEach(function (input) {
     input.addEventListener('change', function () { convertHeic(input); });
   });

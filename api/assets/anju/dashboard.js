@@ -84,7 +84,9 @@
     tooltip: {
       trigger: 'item',
       formatter: function (p) {
-        return p.data ? p.data.street + '：' + p.data.value + ' 未办结 / open' : p.name;
+        // ECharts shows a formatter's string as HTML: names are escaped first.
+        var esc = echarts.format.encodeHTML;
+        return p.data ? esc(p.data.street) + '：' + p.data.value + ' 未办结 / open' : esc(p.name);
       }
     },
     visualMap: {

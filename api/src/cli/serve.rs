@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body.
     #[arg(long, env = "ANJU_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
+    /// A reverse proxy (an address or a network, `10.0.0.0/8`) whose `Forwarded` or
+    /// `X-Forwarded-For` names the client, for per-client limits; repeat it, or give a
+    /// comma-separated list. Without it every client is the connection's address.
+    #[arg(long = "trusted-proxy", env = "ANJU_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve HTTPS with this certificate chain (PEM); with `--tls-key`.
     #[arg(long, env = "ANJU_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -82,6 +87,14 @@ pub struct ServeArgs {
     pub evidence_store: Option<String>,
     #[command(flatten)]
     pub channels: ChannelArgs,
+}
+
+/// A trusted proxy: a network (`10.0.0.0/8`) or one address (`10.0.0.5`).
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is neither an address nor a network (10.0.0.0/8)"))
 }
 
 /// Where evidence is kept when not told: beside a SQLite file, else `anju-evidence/`.
@@ -229,6 +242,7 @@ pub(super) async fn serve(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         max_per_client: args.max_connections_per_client,
         header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout.max(1)),
+        trusted_proxies: args.trusted_proxies.clone(),
     }
     .within_open_files(open_files);
     tracing::info!(

@@ -1,6 +1,7 @@
-//! What the service needs of HTTP besides its routes: request extractors whose failures are problem+json, the problem types themselves, and the listener with its connection caps and timeouts.
+//! What the service needs of HTTP besides its routes: request extractors whose failures are problem+json, the problem types themselves, the security headers, and the listener with its connection caps and timeouts.
 
 pub mod extract;
+pub mod headers;
 pub mod problem;
 pub mod serve;
 

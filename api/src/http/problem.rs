@@ -240,6 +240,15 @@ fn engine_problem(e: anju_engine::Error) -> Problem {
                 detail,
             )
         },
+        E::NotSent { field, detail } => Problem {
+            field: Some(field.into()),
+            ..Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-sent",
+                "未能发出 / Not sent",
+                detail,
+            )
+        },
         E::Conflict(detail) => {
             Problem::new(StatusCode::CONFLICT, "conflict", "冲突 / Conflict", detail)
         }

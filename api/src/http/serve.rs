@@ -11,8 +11,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// How many connections the service holds open and how long it waits for a slow client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many connections the service holds open and how long it waits for a slow
+/// client; which reverse proxies it believes about the client's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Open connections in all; past this, new connections are closed at once. Kept
     /// below the process's open-files limit, so that the database and the log always
@@ -26,6 +27,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// A request's body must arrive within this once its headers have.
     pub body_timeout: Duration,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` say who the client is
+    /// (for per-client limits: sign-in codes, placard reports). A request from any
+    /// other address is its own client, whatever its headers claim.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
@@ -35,6 +40,7 @@ impl Default for Limits {
             max_per_client: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -99,10 +105,79 @@ impl PerClient {
     }
 }
 
-/// The network address of the client of a request (behind a reverse proxy, the
-/// proxy's).
+/// The network address of the client of a request: the peer's, or behind a trusted
+/// reverse proxy the address the proxies forwarded (see [`client_address`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
+
+/// The client of a request from `peer`: `peer` itself, unless it is a trusted proxy;
+/// then the addresses the proxies forwarded (`Forwarded: for=`, else
+/// `X-Forwarded-For`) are walked from the nearest hop back, skipping trusted proxies,
+/// and the first other address is the client. A hop that does not parse ends the walk
+/// at the proxy that sent it (nothing a client writes can name another client).
+pub fn client_address(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<Option<IpAddr>> = Vec::new();
+    let forwarded: Vec<&str> = headers
+        .get_all(axum::http::header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if forwarded.is_empty() {
+        for v in headers.get_all("x-forwarded-for").iter() {
+            let Ok(v) = v.to_str() else {
+                hops.push(None);
+                continue;
+            };
+            hops.extend(v.split(',').map(|h| parse_hop(h.trim())));
+        }
+    } else {
+        for v in forwarded {
+            for element in v.split(',') {
+                let node = element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("for"))
+                    .map(|(_, v)| v.trim().trim_matches('"'));
+                hops.push(node.and_then(parse_hop));
+            }
+        }
+    }
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(&ip) => client = ip,
+            Some(ip) => return ip,
+            None => return client,
+        }
+    }
+    client
+}
+
+/// One forwarded address: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or
+/// `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .and_then(|(ip, _)| ip.parse().ok())
+}
+
+/// The address a connection came from (a client, or a reverse proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PeerAddr(IpAddr);
 
 /// TLS for the listener: a certificate chain and its private key, PEM files.
 #[derive(Debug, Clone)]
@@ -153,9 +228,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
     grace: Duration,
 ) {
-    let app = app.layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
-        limits.body_timeout,
-    ));
+    let trusted: Arc<[ipnet::IpNet]> = limits.trusted_proxies.clone().into();
+    let app = app
+        .layer(axum::middleware::from_fn(
+            move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+                let trusted = trusted.clone();
+                async move {
+                    if let Some(PeerAddr(peer)) = request.extensions().get::<PeerAddr>().copied() {
+                        let client = client_address(peer, request.headers(), &trusted);
+                        request.extensions_mut().insert(ClientAddr(client));
+                    }
+                    next.run(request).await
+                }
+            },
+        ))
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+            limits.body_timeout,
+        ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
@@ -187,10 +276,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // Handlers see the client's network address (for per-client limits).
+        // Handlers see the client's network address (for per-client limits): the
+        // peer's, or what trusted proxies forwarded.
         let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
             app.clone(),
-            ClientAddr(peer.ip()),
+            PeerAddr(peer.ip()),
         ));
         match &tls {
             None => {
@@ -260,5 +350,60 @@ mod tests {
         drop(held);
         assert!(clients.take(a, 3).is_some());
         assert!(clients.take(a, 0).is_some(), "0 means no cap");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    /// The client is what trusted proxies say, and only they: a client's own header is
+    /// ignored, a chain is walked back past trusted hops, a hop that does not parse
+    /// stops at the proxy that sent it.
+    #[test]
+    fn the_client_is_what_trusted_proxies_forward() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = |v| headers(&[("x-forwarded-for", v)]);
+        // Not from a proxy: the peer, whatever it claims.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &xff("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        // From the proxy: the forwarded client.
+        assert_eq!(
+            client_address(proxy, &xff("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        // A spoofed first entry is passed over: the proxy appended the real one.
+        assert_eq!(
+            client_address(proxy, &xff("1.2.3.4, 198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        // Two proxies in a row.
+        assert_eq!(
+            client_address(proxy, &xff("198.51.100.7, 10.0.0.6"), &trusted),
+            ip("198.51.100.7")
+        );
+        // Garbage stops at the proxy.
+        assert_eq!(client_address(proxy, &xff("not-an-ip"), &trusted), proxy);
+        assert_eq!(client_address(proxy, &headers(&[]), &trusted), proxy);
+        // RFC 7239, with ports and IPv6.
+        let fwd = headers(&[(
+            "forwarded",
+            "for=192.0.2.60;proto=https, for=\"[2001:db8::1]:4711\"",
+        )]);
+        assert_eq!(client_address(proxy, &fwd, &trusted), ip("2001:db8::1"));
+        let fwd = headers(&[("forwarded", "for=192.0.2.60:8080")]);
+        assert_eq!(client_address(proxy, &fwd, &trusted), ip("192.0.2.60"));
     }
 }

@@ -120,12 +120,13 @@ pub(crate) fn choices(accounts: &[AccountRecord]) -> Value {
 #[utoipa::path(post, path = "/auth/session", tag = "auth", request_body = SessionBody, responses((status = 201, description = "a session token for the account", body = SessionOut)))]
 pub(super) async fn create_session(
     State(app): State<AppState>,
+    client: Option<axum::Extension<ClientAddr>>,
     body: Body<SessionBody>,
 ) -> ApiResult<Response> {
     let b = body.value;
     match app
         .runtime
-        .sign_in(&b.address, &b.code, b.account_id)
+        .sign_in(&b.address, &b.code, b.account_id, &client_of(client))
         .await?
     {
         SignIn::Session(s) => Ok((

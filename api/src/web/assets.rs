@@ -9,6 +9,9 @@ const ANJU_JS: &str = include_str!("../../assets/anju/anju.js");
 const HEIC2ANY_JS: &str = include_str!("../../assets/heic2any/heic2any.min.js");
 const ECHARTS_JS: &str = include_str!("../../assets/echarts/echarts.min.js");
 const DASHBOARD_JS: &str = include_str!("../../assets/anju/dashboard.js");
+const PLAN_JS: &str = include_str!("../../assets/anju/plan.js");
+const HEIC_FRAME_HTML: &str = include_str!("../../assets/anju/heic.html");
+const HEIC_FRAME_JS: &str = include_str!("../../assets/anju/heic-frame.js");
 const SERVICE_WORKER: &str = include_str!("../../assets/anju/sw.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -39,6 +42,37 @@ pub(super) async fn anju_js() -> Response {
 /// is chosen.
 pub(super) async fn heic2any_js() -> Response {
     asset(HEIC2ANY_JS, "text/javascript; charset=utf-8")
+}
+
+/// The HEIC converter's frame: its own policy lets heic2any's decoder (which builds
+/// functions from strings, in a worker made from a blob) run, framed by this service's
+/// pages only; the pages' own policy allows no eval.
+pub(super) async fn heic_frame() -> Response {
+    let mut r = asset(HEIC_FRAME_HTML, "text/html; charset=utf-8");
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self' 'unsafe-eval' blob:; worker-src blob:; \
+             connect-src 'self' blob: data:; img-src blob: data:; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'self'",
+        ),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    r
+}
+
+/// The script of the HEIC converter's frame.
+pub(super) async fn heic_frame_js() -> Response {
+    asset(HEIC_FRAME_JS, "text/javascript; charset=utf-8")
+}
+
+/// The plan page's map, drawn from the JSON the page carries.
+pub(super) async fn plan_js() -> Response {
+    asset(PLAN_JS, "text/javascript; charset=utf-8")
 }
 
 /// Apache ECharts 6.1.0 (npm, Apache-2.0), for the dashboard's charts and street map.

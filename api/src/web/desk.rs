@@ -352,21 +352,11 @@ fn route_map(
         "tiles": map.tile_url,
         "attribution": map.attribution,
     });
-    // `</` cannot end the script early: JSON escapes it.
-    let data = data.to_string().replace("</", "<\\/");
     html! {
         link rel="stylesheet" href="/assets/leaflet/leaflet.css";
         div #map style="height:45vh;background:#f2efe9;margin:.5rem 0" {}
+        (super::script_data("route-data", &data))
         script src="/assets/leaflet/leaflet.js" {}
-        script {
-            (maud::PreEscaped(format!("var ROUTE={data};{MAP_SCRIPT}")))
-        }
+        script src="/assets/plan.js" {}
     }
 }
-
-const MAP_SCRIPT: &str = "(function(){if(!window.L||!(ROUTE.points.length||ROUTE.grids.length))return;var m=L.map('map');\
-if(ROUTE.tiles){L.tileLayer(ROUTE.tiles,{attribution:ROUTE.attribution,maxZoom:19}).addTo(m);}\
-var b=L.latLngBounds([]);ROUTE.grids.forEach(function(r){L.polygon(r,{color:'#6e7781',weight:1,fill:false,dashArray:'4'}).addTo(m);b.extend(r);});\
-if(ROUTE.points.length){L.polyline(ROUTE.points,{color:'#0b5cab'}).addTo(m);b=L.latLngBounds(ROUTE.points);}\
-ROUTE.points.forEach(function(p,i){L.circleMarker(p,{radius:7}).bindTooltip((i+1)+'. '+ROUTE.labels[i]).addTo(m);});\
-m.fitBounds(b,{padding:[20,20]});})();";

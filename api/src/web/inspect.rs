@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{PreEscaped, html};
+use maud::html;
 use sha2::{Digest, Sha256};
 
 use anju_engine::domain::UnitId;
@@ -14,13 +14,6 @@ use anju_engine::spatial::crs::Crs;
 
 use super::{Visitor, error_page, page};
 use crate::state::AppState;
-
-/// Fills the position fields from the phone, and says when there is none.
-const POSITION_SCRIPT: &str = r#"(function(){var s=document.getElementById('pos');
-if(!navigator.geolocation){s.textContent='此设备无法定位，将记录为未定位 / This device gives no position: the visit is recorded without one';return;}
-navigator.geolocation.getCurrentPosition(function(p){document.getElementById('lon').value=p.coords.longitude;document.getElementById('lat').value=p.coords.latitude;
-s.textContent='已定位 / Position: '+p.coords.latitude.toFixed(6)+', '+p.coords.longitude.toFixed(6)+' (±'+Math.round(p.coords.accuracy)+' m)';},
-function(e){s.textContent='无法定位，将记录为未定位 / No position ('+e.message+'): the visit is recorded without one';},{enableHighAccuracy:true,timeout:15000});})();"#;
 
 /// The inspection form of a unit the visitor may see.
 pub(super) async fn form_page(
@@ -90,7 +83,6 @@ pub(super) async fn form_page(
                 label { "说明 / Note" textarea name="note" maxlength="2000" {} }
                 button type="submit" { "提交 / Submit" }
             }
-            script { (PreEscaped(POSITION_SCRIPT)) }
         },
     )
 }

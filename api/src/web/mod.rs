@@ -71,6 +71,9 @@ pub fn router() -> Router<AppState> {
         .route("/assets/heic2any.min.js", get(assets::heic2any_js))
         .route("/assets/echarts.min.js", get(assets::echarts_js))
         .route("/assets/dashboard.js", get(assets::dashboard_js))
+        .route("/assets/plan.js", get(assets::plan_js))
+        .route("/assets/heic.html", get(assets::heic_frame))
+        .route("/assets/heic-frame.js", get(assets::heic_frame_js))
         .route("/dashboard", get(dashboard::dashboard))
         .route("/sw.js", get(assets::service_worker))
         .route("/", get(cases::home))
@@ -233,9 +236,23 @@ impl Posted {
     }
 }
 
+/// Data for a page's script, as a JSON block it reads as text (`JSON.parse` of the
+/// element's `textContent`): never run, and no `</script>` or comment opener can be
+/// formed by what a name holds.
+pub(super) fn script_data(id: &str, data: &serde_json::Value) -> Markup {
+    let text = data
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    html! {
+        script type="application/json" id=(id) { (maud::PreEscaped(text)) }
+    }
+}
+
 /// The CSRF token of a session: derived from its secret, so that only a page of the
 /// session can know it.
-fn csrf_for(secret: &str) -> String {
+pub(super) fn csrf_for(secret: &str) -> String {
     let digest = Sha256::digest(format!("anju-csrf\n{secret}").as_bytes());
     hex::encode(&digest[..16])
 }
@@ -411,3 +428,18 @@ button{padding:.5rem 1rem;font-size:1rem;margin:.3rem 0}.err{color:#b42318}.late
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #d8dee4;padding:.3rem;text-align:left;vertical-align:top}\
 .signout{margin:0}.chart{height:320px;margin:.6rem 0}.chart.map{height:460px}.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5rem,1fr));gap:.5rem}\
 .tiles div{border:1px solid #d8dee4;border-radius:4px;padding:.4rem}.tiles dt{font-size:.8rem;color:#57606a}.tiles dd{margin:0;font-size:1.3rem;font-weight:bold}.period label{display:inline-block;margin-right:.6rem}@media (max-width:480px){main{padding:.6rem}td,th{font-size:.9rem}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_data_cannot_close_its_element() {
+        let hostile = serde_json::json!({ "name": "</script><script>alert(1)</script><!--&" });
+        let markup = script_data("d", &hostile).into_string();
+        let inner = &markup[markup.find('>').unwrap() + 1..markup.rfind("</script>").unwrap()];
+        assert!(!inner.contains('<') && !inner.contains('>') && !inner.contains('&'));
+        let back: serde_json::Value = serde_json::from_str(inner).unwrap();
+        assert_eq!(back, hostile);
+    }
+}

@@ -61,7 +61,7 @@ pub(super) async fn order_page(
                 style { (PreEscaped(PRINT_STYLE)) }
             }
             body {
-                p.tools { a href={ "/cases/" (s.id.0) } { "返回案件 / Back to the case" } " · " button type="button" onclick="window.print()" { "打印 / Print" } }
+                p.tools { a href={ "/cases/" (s.id.0) } { "返回案件 / Back to the case" } " · " button.print type="button" { "打印 / Print" } }
                 article.sheet {
                     img.qr src={ "/u/" (sheet.public_code) "/qr.svg" } alt="出租屋公示二维码 / The unit's placard QR code";
                     h1 { "整改通知书" }
@@ -90,6 +90,7 @@ pub(super) async fn order_page(
                         }
                     }
                 }
+                script src="/assets/anju.js" defer {}
             }
         }
     };

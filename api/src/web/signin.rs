@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -24,24 +24,108 @@ pub(super) struct SigninForm {
     account_id: Option<i64>,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 const TITLE: &str = "登录安居 / Sign in to Anju";
 
-/// Where to go after signing in: a path of this site only.
-fn next_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/"
+/// Where to go after signing in: a path of this site only. Printable ASCII alone (no
+/// tab, newline, space or backslash, which browsers drop or turn into `/` and so make
+/// `/\t/host` another host), one leading `/` (never `//`), and not too long; else `/`.
+pub(super) fn next_path(next: &str) -> &str {
+    let ok = next.len() <= 2000
+        && next.starts_with('/')
+        && !next[1..].starts_with('/')
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if ok { next } else { "/" }
+}
+
+/// The cookie that ties a sign-in form to the browser that opened it: the forms carry
+/// a token derived from it, so that another site cannot sign a visitor in (login
+/// CSRF).
+const PRESESSION_COOKIE: &str = "anju_signin";
+
+/// The browser's sign-in cookie, if it sent one.
+fn presession(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == PRESESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The browser's sign-in cookie, or a new one to set.
+struct Presession {
+    value: String,
+    new: bool,
+}
+
+impl Presession {
+    fn of(headers: &HeaderMap) -> Presession {
+        match presession(headers) {
+            Some(value) => Presession { value, new: false },
+            None => Presession {
+                value: anju_engine::auth::new_token().digest[..32].to_string(),
+                new: true,
+            },
+        }
+    }
+
+    fn token(&self) -> String {
+        super::csrf_for(&format!("signin\n{}", self.value))
+    }
+
+    /// Whether a posted form came from a sign-in page of this browser.
+    fn vouches(&self, posted: &str) -> bool {
+        !self.new && !posted.is_empty() && posted == self.token()
+    }
+
+    /// The page, with the cookie set when it is new.
+    fn answer(&self, app: &AppState, mut r: Response) -> Response {
+        if self.new {
+            let value = format!(
+                "{PRESESSION_COOKIE}={}; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=86400{}",
+                self.value,
+                if app.secure { "; Secure" } else { "" }
+            );
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        r
     }
 }
 
-fn signin_form(f: &SigninForm, error: Option<&str>) -> Markup {
+/// A sign-in form that did not come from this browser's sign-in page: a new form.
+fn forged(app: &AppState, pre: &Presession, f: &SigninForm) -> Response {
+    pre.answer(
+        app,
+        page(
+            StatusCode::FORBIDDEN,
+            TITLE,
+            None,
+            signin_form(
+                f,
+                &pre.token(),
+                Some(
+                    "登录表单已失效，请重新提交。 / This sign-in form has expired; send it again.",
+                ),
+            ),
+        ),
+    )
+}
+
+fn signin_form(f: &SigninForm, token: &str, error: Option<&str>) -> Markup {
     html! {
         @if let Some(e) = error { p.err role="alert" { (e) } }
         form method="post" action="/signin" {
-            input type="hidden" name="next" value=(f.next);
+            input type="hidden" name="csrf" value=(token);
+            input type="hidden" name="next" value=(next_path(&f.next));
             label for="address" { "登记的邮箱或手机号 / Registered e-mail or phone" }
             input type="text" id="address" name="address" value=(f.address) autocomplete="username" required;
             label for="code" { "验证码 / Code" }
@@ -55,22 +139,42 @@ fn signin_form(f: &SigninForm, error: Option<&str>) -> Markup {
 }
 
 /// The sign-in form, filled in from the link in a code's message.
-pub(super) async fn form_page(uri: axum::http::Uri) -> Response {
+pub(super) async fn form_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let f: SigninForm = uri
         .query()
         .and_then(|q| form(q.as_bytes()))
         .unwrap_or_default();
-    page(StatusCode::OK, TITLE, None, signin_form(&f, None))
+    let pre = Presession::of(&headers);
+    pre.answer(
+        &app,
+        page(
+            StatusCode::OK,
+            TITLE,
+            None,
+            signin_form(&f, &pre.token(), None),
+        ),
+    )
 }
 
-/// Asks for a code; the page says the same whether the address is registered or not.
+/// Asks for a code. The page says the same whether the address is registered or not,
+/// unless the code could not be sent: then it says so, and why.
 pub(super) async fn ask_code(
     State(app): State<AppState>,
     client: Option<axum::Extension<ClientAddr>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let f: SigninForm = super::form(&body).unwrap_or_default();
+    let pre = Presession::of(&headers);
+    if !pre.vouches(&f.csrf) {
+        return forged(&app, &pre, &f);
+    }
     let client = crate::routes::client_of(client);
+    let token = pre.token();
     match app
         .runtime
         .request_signin_code(&f.address, &client, &app.channels)
@@ -81,34 +185,61 @@ pub(super) async fn ask_code(
             TITLE,
             None,
             html! {
-                p { "若该地址已登记，验证码已发出，10 分钟内有效。 / If this address is registered, a code is on its way; it is valid for 10 minutes." }
-                (signin_form(&f, None))
+                p role="status" { "若该地址已登记，验证码已发出，10 分钟内有效。 / If this address is registered, a code is on its way; it is valid for 10 minutes." }
+                (signin_form(&f, &token, None))
             },
         ),
         Err(e) => {
-            let status = ApiError::from(e).into_response().status();
-            let message = if status == StatusCode::TOO_MANY_REQUESTS {
-                "请求过于频繁，请稍后再试。 / Too many codes asked for; try again later."
-            } else {
-                "请填写登记的邮箱或手机号。 / Give your registered e-mail address or phone number."
+            let not_sent = match &e {
+                anju_engine::Error::NotSent { detail, .. } => Some(detail.clone()),
+                _ => None,
             };
-            page(status, TITLE, None, signin_form(&f, Some(message)))
+            let status = ApiError::from(e).into_response().status();
+            let message = match (not_sent, status) {
+                (Some(detail), _) => detail,
+                (None, StatusCode::TOO_MANY_REQUESTS) => {
+                    "请求过于频繁，请稍后再试。 / Too many codes asked for; try again later.".into()
+                }
+                (None, StatusCode::UNPROCESSABLE_ENTITY) => {
+                    "请填写登记的邮箱或手机号。 / Give your registered e-mail address or phone number.".into()
+                }
+                _ => "暂时无法发送验证码，请稍后再试。 / No code can be sent right now; try again later.".into(),
+            };
+            page(status, TITLE, None, signin_form(&f, &token, Some(&message)))
         }
     }
 }
 
 /// Exchanges the code: the session goes into a cookie and the visitor on to where they
 /// were going; or the accounts to choose from; or what went wrong.
-pub(super) async fn submit(State(app): State<AppState>, body: Bytes) -> Response {
+pub(super) async fn submit(
+    State(app): State<AppState>,
+    client: Option<axum::Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pre = Presession::of(&headers);
+    let token = pre.token();
     let Some(f) = super::form::<SigninForm>(&body) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            TITLE,
-            None,
-            signin_form(&SigninForm::default(), Some("表单无效 / Bad form")),
+        return pre.answer(
+            &app,
+            page(
+                StatusCode::BAD_REQUEST,
+                TITLE,
+                None,
+                signin_form(&SigninForm::default(), &token, Some("表单无效 / Bad form")),
+            ),
         );
     };
-    match app.runtime.sign_in(&f.address, &f.code, f.account_id).await {
+    if !pre.vouches(&f.csrf) {
+        return forged(&app, &pre, &f);
+    }
+    let client = crate::routes::client_of(client);
+    match app
+        .runtime
+        .sign_in(&f.address, &f.code, f.account_id, &client)
+        .await
+    {
         Ok(SignIn::Session(s)) => {
             let max_age = (s.expires_at - app.runtime.now()).num_seconds();
             let mut r = Redirect::to(next_path(&f.next)).into_response();
@@ -125,9 +256,10 @@ pub(super) async fn submit(State(app): State<AppState>, body: Bytes) -> Response
             html! {
                 p { "该地址对应多个身份，请选择： / This address acts for several accounts; choose one:" }
                 form method="post" action="/signin" {
+                    input type="hidden" name="csrf" value=(token);
                     input type="hidden" name="address" value=(f.address);
                     input type="hidden" name="code" value=(f.code);
-                    input type="hidden" name="next" value=(f.next);
+                    input type="hidden" name="next" value=(next_path(&f.next));
                     @for (i, a) in accounts.iter().enumerate() {
                         label {
                             input type="radio" name="account_id" value=(a.id) checked[i == 0];
@@ -147,11 +279,14 @@ pub(super) async fn submit(State(app): State<AppState>, body: Bytes) -> Response
                 StatusCode::UNPROCESSABLE_ENTITY => {
                     "请填写登记的邮箱或手机号，以及收到的 6 位验证码。 / Give your registered e-mail or phone and the six-digit code."
                 }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    "错误次数过多，请稍后再试或重新申请验证码。 / Too many wrong codes; wait, or ask for a new code."
+                }
                 _ => {
                     "暂时无法登录，请稍后再试。 / Sign-in is not possible right now; try again later."
                 }
             };
-            page(status, TITLE, None, signin_form(&f, Some(message)))
+            page(status, TITLE, None, signin_form(&f, &token, Some(message)))
         }
     }
 }

@@ -6,12 +6,20 @@ use sha2::{Digest, Sha256};
 
 /// How long a sign-in code is good for.
 pub const CODE_TTL: TimeDelta = TimeDelta::minutes(10);
-/// Wrong codes after which a code is spent: the person asks for a new one.
+/// Wrong codes one client may try for one address within a code's lifetime: past
+/// them, that client is refused for the address (other requesters are not).
 pub const MAX_WRONG_CODES: i64 = 5;
+/// Wrong tries at an address's live codes, from everyone, after which they are spent
+/// (a bound on guessing from many clients; the person asks for a new code).
+pub const MAX_WRONG_TOTAL: i64 = 50;
 /// The window over which code requests are counted.
 pub const RATE_WINDOW: TimeDelta = TimeDelta::hours(1);
-/// Codes one address may be sent in the window.
-pub const CODES_PER_ADDRESS: i64 = 5;
+/// Codes one requester (a client) may have sent to one address in the window: a
+/// stranger's requests use up the stranger's own allowance, never the person's.
+pub const CODES_PER_REQUESTER: i64 = 5;
+/// Codes one address may be sent in the window from all requesters together (a bound
+/// on the messages sent, above what one requester may ask).
+pub const CODES_PER_ADDRESS: i64 = 30;
 /// Codes one client (network address) may ask for in the window.
 pub const CODES_PER_CLIENT: i64 = 20;
 /// How long a session token from a sign-in lasts.

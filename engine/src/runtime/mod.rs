@@ -166,6 +166,12 @@ struct Shared {
     tokens: RwLock<std::collections::HashMap<String, (DateTime<Utc>, Principal)>>,
     /// Since when each delivery channel is configured, once read (it never changes).
     channels_since: RwLock<std::collections::HashMap<String, DateTime<Utc>>>,
+    /// How long sending a sign-in code takes here (a moving average, milliseconds): an
+    /// address nobody has is answered after as long.
+    code_send_ms: std::sync::atomic::AtomicU64,
+    /// Until when sign-in codes are said to be unsendable, after a server failed to take
+    /// one (for every address alike, so that it tells nobody who is registered).
+    code_channel_down: std::sync::Mutex<Option<std::time::Instant>>,
     metrics: Metrics,
     config: Config,
 }
@@ -224,6 +230,8 @@ impl Runtime {
             principals: RwLock::new(Default::default()),
             tokens: RwLock::new(Default::default()),
             channels_since: RwLock::new(Default::default()),
+            code_send_ms: Default::default(),
+            code_channel_down: Default::default(),
             metrics: Metrics::default(),
             config,
         });

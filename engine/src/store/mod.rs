@@ -128,6 +128,7 @@ macro_rules! migrator {
             step(17, "dashboard", file!("0017_dashboard.sql")),
             step(18, "tips", file!("0018_tips.sql")),
             step(19, "declarations", file!("0019_declarations.sql")),
+            step(20, "signin limits", file!("0020_signin_limits.sql")),
         ])
     }};
 }

@@ -86,3 +86,46 @@ pub(crate) fn field(html: &str, name: &str) -> String {
     let rest = &html[at + name.len() + 15..];
     rest[..rest.find('"').unwrap()].to_string()
 }
+
+/// What a browser holds after opening the sign-in page: its sign-in cookie (as a
+/// `Cookie` header's value) and the form's token.
+pub(crate) async fn signin_page(client: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let resp = client
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("anju_signin="))
+        .expect("the sign-in page sets its cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = resp.text().await.unwrap();
+    (cookie, field(&html, "csrf"))
+}
+
+/// Posts a sign-in form (`path`: `/signin` or `/signin/code`) as the sign-in page
+/// sends it: opened first, with its cookie and token.
+pub(crate) async fn signin_post(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    body: &str,
+) -> reqwest::Response {
+    let (cookie, token) = signin_page(client, app).await;
+    form_post(
+        client,
+        format!("{}{path}", app.base),
+        Some(&cookie),
+        format!("{body}&csrf={token}"),
+    )
+    .send()
+    .await
+    .unwrap()
+}

@@ -113,24 +113,6 @@ impl QueueStore for This {
         Ok(messages)
     }
 
-    async fn outbox_delivered(
-        &self,
-        id: i64,
-        channel: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE outbox SET delivered_at = $2, channel = $3, attempts = attempts + 1, \
-             claimed_until = NULL, last_error = NULL WHERE id = $1 AND delivered_at IS NULL",
-        )
-        .bind(id)
-        .bind(ms(now))
-        .bind(channel)
-        .execute(self.writer())
-        .await?;
-        Ok(())
-    }
-
     async fn outbox_failed(
         &self,
         id: i64,

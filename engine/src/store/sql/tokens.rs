@@ -132,23 +132,33 @@ impl TokenStore for This {
         address: &str,
         digest: &str,
         client: &str,
-        (per_address, per_client): (i64, i64),
+        (per_requester, per_address, per_client): (i64, i64, i64),
         window_start: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<CodeRequest, Error> {
         let mut tx = begin_write(self.writer()).await?;
-        let count = |column: &'static str, value: &str| {
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM signin_codes WHERE {column} = $1 AND created_at >= $2"
-            )))
-            .bind(value.to_string())
-            .bind(ms(window_start))
-        };
-        if count("address", address).fetch_one(&mut *tx).await? >= per_address {
+        // One request at a time: two processes (or two connections) cannot both count
+        // below the limit and both issue a code.
+        lock_named(&mut tx, "signin codes").await?;
+        let counts: (i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+             (SELECT count(*) FROM signin_codes WHERE address = $1 AND client = $2 AND created_at >= $3), \
+             (SELECT count(*) FROM signin_codes WHERE address = $1 AND created_at >= $3), \
+             (SELECT count(*) FROM signin_codes WHERE client = $2 AND created_at >= $3)",
+        )
+        .bind(address)
+        .bind(client)
+        .bind(ms(window_start))
+        .fetch_one(&mut *tx)
+        .await?;
+        if counts.0 >= per_requester {
+            return Ok(CodeRequest::RequesterLimited);
+        }
+        if counts.1 >= per_address {
             return Ok(CodeRequest::AddressLimited);
         }
-        if count("client", client).fetch_one(&mut *tx).await? >= per_client {
+        if counts.2 >= per_client {
             return Ok(CodeRequest::ClientLimited);
         }
         let id: i64 = sqlx::query_scalar(
@@ -166,42 +176,76 @@ impl TokenStore for This {
         Ok(CodeRequest::Issued(id))
     }
 
-    async fn live_code(
+    async fn live_codes(
         &self,
         address: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<SigninCode>, Error> {
-        let row = sqlx::query(
+    ) -> Result<Vec<SigninCode>, Error> {
+        let rows = sqlx::query(
             "SELECT id, digest, failures FROM signin_codes \
              WHERE address = $1 AND used_at IS NULL AND expires_at > $2 \
-             ORDER BY created_at DESC, id DESC LIMIT 1",
+             ORDER BY created_at DESC, id DESC LIMIT 50",
         )
         .bind(address)
         .bind(ms(now))
-        .fetch_optional(self.writer())
+        .fetch_all(self.writer())
         .await?;
-        row.map(|r| {
-            Ok(SigninCode {
-                id: r.try_get("id")?,
-                digest: r.try_get("digest")?,
-                failures: r.try_get("failures")?,
+        rows.iter()
+            .map(|r| {
+                Ok(SigninCode {
+                    id: r.try_get("id")?,
+                    digest: r.try_get("digest")?,
+                    failures: r.try_get("failures")?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
-    async fn wrong_code(&self, id: i64, max: i64, now: DateTime<Utc>) -> Result<i64, Error> {
-        let failures: i64 = sqlx::query_scalar(
-            "UPDATE signin_codes SET failures = failures + 1, \
-             used_at = CASE WHEN failures + 1 >= $2 THEN $3 ELSE used_at END \
-             WHERE id = $1 RETURNING failures",
+    async fn wrong_tries(
+        &self,
+        address: &str,
+        client: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM signin_failures WHERE address = $1 AND client = $2 AND at >= $3",
         )
-        .bind(id)
-        .bind(max)
-        .bind(ms(now))
+        .bind(address)
+        .bind(client)
+        .bind(ms(since))
         .fetch_one(self.writer())
-        .await?;
-        Ok(failures)
+        .await?)
+    }
+
+    async fn wrong_code(
+        &self,
+        address: &str,
+        client: &str,
+        ids: &[i64],
+        max_total: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut tx = begin_write(self.writer()).await?;
+        sqlx::query("INSERT INTO signin_failures (address, client, at) VALUES ($1, $2, $3)")
+            .bind(address)
+            .bind(client)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE signin_codes SET failures = failures + 1, \
+                 used_at = CASE WHEN failures + 1 >= $2 THEN $3 ELSE used_at END \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(max_total)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn spend_code(&self, id: i64, now: DateTime<Utc>) -> Result<bool, Error> {

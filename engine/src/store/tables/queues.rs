@@ -31,13 +31,6 @@ pub trait QueueStore: Send + Sync + 'static {
         worker: &str,
     ) -> Result<Vec<OutboxMessage>, Error>;
 
-    async fn outbox_delivered(
-        &self,
-        id: i64,
-        channel: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error>;
-
     async fn outbox_failed(
         &self,
         id: i64,

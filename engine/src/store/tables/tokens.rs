@@ -50,28 +50,44 @@ pub trait TokenStore: Send + Sync + 'static {
         digest: bool,
     ) -> Result<(), Error>;
 
-    /// Writes a sign-in code's digest for `address`, unless the address or the client
-    /// has had `per_address` or `per_client` codes since `window_start`.
+    /// Writes a sign-in code's digest for `address` asked for by `client`, counted
+    /// under a lock (one request at a time, in every process), unless since
+    /// `window_start` this client asked for `limits.0` codes for the address, or the
+    /// address was sent `limits.1` codes in all, or the client asked for `limits.2`.
     async fn issue_code(
         &self,
         address: &str,
         digest: &str,
         client: &str,
-        limits: (i64, i64),
+        limits: (i64, i64, i64),
         window_start: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<CodeRequest, Error>;
 
-    /// The newest code of `address` that is neither used nor expired at `now`.
-    async fn live_code(
+    /// The codes of `address` that are neither used nor expired at `now`, newest first:
+    /// any of them signs in (a stranger's request does not void the person's code).
+    async fn live_codes(&self, address: &str, now: DateTime<Utc>)
+    -> Result<Vec<SigninCode>, Error>;
+
+    /// Wrong tries at `address` by `client` since `since`.
+    async fn wrong_tries(
         &self,
         address: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<SigninCode>, Error>;
+        client: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, Error>;
 
-    /// Counts a wrong try at a code; spent after `max` wrong tries. The count after it.
-    async fn wrong_code(&self, id: i64, max: i64, now: DateTime<Utc>) -> Result<i64, Error>;
+    /// Counts a wrong try by `client` at the address's live codes `ids`: each is spent
+    /// once `max_total` wrong tries were made at it, from everyone.
+    async fn wrong_code(
+        &self,
+        address: &str,
+        client: &str,
+        ids: &[i64],
+        max_total: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
 
     /// Uses a code; `false` if it was used (or spent) meanwhile.
     async fn spend_code(&self, id: i64, now: DateTime<Utc>) -> Result<bool, Error>;

@@ -107,7 +107,16 @@ impl Application {
                     .is_some_and(|u| u.starts_with("https://")),
             map: std::sync::Arc::new(settings.map.clone()),
         };
-        let app = router(state).merge(extra(runtime.clone()));
+        // The security headers go on every answer, the extra routes' too.
+        let policy = std::sync::Arc::new(crate::http::headers::Policy::new(
+            state.secure,
+            state.map.tile_url.as_deref(),
+        ));
+        let app = router(state)
+            .merge(extra(runtime.clone()))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                crate::http::headers::apply(policy.clone(), request, next)
+            }));
         let listener = tokio::net::TcpListener::bind(settings.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
@@ -153,10 +162,6 @@ impl Application {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let policy = std::sync::Arc::new(crate::http::headers::Policy::new(
-        state.secure,
-        state.map.tile_url.as_deref(),
-    ));
     let (api, document) = crate::openapi::split(
         utoipa_axum::router::OpenApiRouter::new()
             .nest("/api/v1", crate::routes::router())
@@ -175,9 +180,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::http::extract::check_target,
         ))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            crate::http::headers::apply(policy.clone(), request, next)
-        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -89,6 +89,14 @@ impl Blobs {
         Ok(())
     }
 
+    /// Removes what is stored under `key` (nothing there is no error).
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     /// The bytes stored under `key`; `None` when nothing is.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
         match self.store.get(&Path::from(key)).await {

@@ -201,6 +201,16 @@ impl Drop for TestDb {
     }
 }
 
+/// The commands of a case's history (`GET /cases/{id}`), in order.
+pub fn history_commands(case: &serde_json::Value) -> Vec<String> {
+    case["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["command"].as_str().expect("command").to_string())
+        .collect()
+}
+
 /// A process-wide unique suffix for names.
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -269,6 +279,9 @@ pub struct TestApp {
     pub tokens: Tokens,
     pub city: DemoCity,
     config: runtime::Config,
+    /// What a restart starts the service with again.
+    limits: anju_api::http::serve::Limits,
+    channels: anju_engine::outbox::Channels,
     app: Option<Application>,
 }
 
@@ -305,7 +318,15 @@ pub async fn spawn_app_full(
     let city = seed(&store).await;
     drop(store);
     let clock = ManualClock::new(t0());
-    let app = start_full(&db, &clock, config.clone(), limits, channels, None).await;
+    let app = start_full(
+        &db,
+        &clock,
+        config.clone(),
+        limits.clone(),
+        channels.clone(),
+        None,
+    )
+    .await;
     let rt = &app.runtime;
     let token = |role, subject| async move {
         rt.create_token(role, subject, Some("test"))
@@ -331,6 +352,8 @@ pub async fn spawn_app_full(
         tokens,
         city,
         config,
+        limits,
+        channels,
         app: Some(app),
     }
 }
@@ -353,18 +376,6 @@ pub async fn start_limited(
     limits: anju_api::http::serve::Limits,
 ) -> Application {
     start_full(db, clock, config, limits, vec![Arc::new(LogChannel)], None).await
-}
-
-/// Starts the real service as [`start_with`] on a given address.
-pub async fn start_at(
-    db: &TestDb,
-    clock: &ManualClock,
-    config: runtime::Config,
-    bind: SocketAddr,
-) -> Application {
-    let limits = anju_api::http::serve::Limits::default();
-    let channels: anju_engine::outbox::Channels = vec![Arc::new(LogChannel)];
-    start_bound(db, clock, config, limits, channels, None, bind).await
 }
 
 /// Starts the real service as [`start_limited`], with notices going out on `channels`,
@@ -405,10 +416,26 @@ async fn start_bound(
         Arc::new(clock.clone()),
         "manual",
         channels,
-        |_| axum::Router::new(),
+        |_| test_routes(),
     )
     .await
     .expect("start the service")
+}
+
+/// Routes only the tests' services have: `/__test/unescaped?html=…` answers the HTML
+/// given, unescaped, as a page of the service (with the service's own headers), so that
+/// a test can show the Content-Security-Policy stops what one missed escape lets in.
+fn test_routes() -> axum::Router {
+    axum::Router::new().route(
+        "/__test/unescaped",
+        axum::routing::get(
+            |axum::extract::Query(q): axum::extract::Query<
+                std::collections::HashMap<String, String>,
+            >| async move {
+                axum::response::Html(q.get("html").cloned().unwrap_or_default())
+            },
+        ),
+    )
 }
 
 /// A response: status and JSON body (`Value::Null` when there is none).
@@ -466,12 +493,21 @@ impl TestApp {
         self.restart().await;
     }
 
-    /// Stops the service and starts it again on the same database.
+    /// Stops the service and starts it again on the same database, with the same
+    /// channels and limits.
     pub async fn restart(&mut self) {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
         }
-        let app = start_with(&self.db, &self.clock, self.config.clone()).await;
+        let app = start_full(
+            &self.db,
+            &self.clock,
+            self.config.clone(),
+            self.limits.clone(),
+            self.channels.clone(),
+            None,
+        )
+        .await;
         self.addr = app.addr;
         self.base = format!("http://{}", app.addr);
         self.app = Some(app);
@@ -485,9 +521,18 @@ impl TestApp {
     }
 
     /// Starts the service again on the same database and the same address (a browser
-    /// holding pages of it finds it where it was).
+    /// holding pages of it finds it where it was), with the same channels and limits.
     pub async fn start_again(&mut self) {
-        let app = start_at(&self.db, &self.clock, self.config.clone(), self.addr).await;
+        let app = start_bound(
+            &self.db,
+            &self.clock,
+            self.config.clone(),
+            self.limits.clone(),
+            self.channels.clone(),
+            None,
+            self.addr,
+        )
+        .await;
         self.app = Some(app);
     }
 
@@ -530,6 +575,22 @@ impl TestApp {
                 .json(body),
         )
         .await
+    }
+
+    /// Posts a form as a browser does (URL-encoded, no session): the status and the body.
+    pub async fn post_form<V: AsRef<str>>(&self, path: &str, form: &[(&str, V)]) -> (u16, String) {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_ref())))
+            .finish();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        (r.status().as_u16(), r.text().await.expect("a body"))
     }
 
     /// Posts raw bytes with a content type (for malformed bodies).

@@ -152,6 +152,12 @@ impl Smtp {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        panic!("no sign-in mail {n} to {address}");
+        let subjects: Vec<String> = self
+            .to(address)
+            .iter()
+            .filter_map(|m| mail_parser::MessageParser::default().parse(&m.data))
+            .map(|p| p.subject().unwrap_or("").to_string())
+            .collect();
+        panic!("no sign-in mail {n} to {address}; its mails: {subjects:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! Files for the evidence tests, made here rather than checked in: real JPEGs (with or without the EXIF position and time a phone's camera writes), a PNG that declares a huge image in a few bytes (a decompression bomb), a minimal PDF.
+//! Files for the evidence tests, made here rather than checked in: real JPEGs (with or without the EXIF position and time a phone's camera writes), photos carrying their position in every other metadata block (XMP, IPTC, comments, PNG text), images whose header declares far more pixels than their bytes hold (decompression bombs, JPEG and PNG), a minimal PDF.
 
 use std::io::Cursor;
 
@@ -134,4 +134,107 @@ pub fn pdf(text: &str) -> Vec<u8> {
         "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% {text}\ntrailer << /Root 1 0 R >>\n%%EOF\n"
     )
     .into_bytes()
+}
+
+/// A real JPEG whose frame header declares `w` × `h` pixels (its data is a tiny image's):
+/// a decoder that trusts the header allocates for the declared size.
+pub fn jpeg_declaring(w: u16, h: u16) -> Vec<u8> {
+    let mut b = jpeg(16, 16, 7, None);
+    let at = b
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .expect("a baseline frame");
+    b[at + 5..at + 7].copy_from_slice(&h.to_be_bytes());
+    b[at + 7..at + 9].copy_from_slice(&w.to_be_bytes());
+    b
+}
+
+/// A valid PNG of `w` × `h` black RGB pixels, compressed (a few hundred KB for tens of
+/// megapixels), written row by row so that making it costs no memory.
+pub fn png_of_zeros(w: u32, h: u32) -> Vec<u8> {
+    use std::io::Write as _;
+    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let row = vec![0u8; 1 + 3 * w as usize];
+    for _ in 0..h {
+        z.write_all(&row).unwrap();
+    }
+    chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A real JPEG that carries its position in every block but EXIF: an XMP packet
+/// (APP1), IPTC (APP13) and a comment, and a second image after its end.
+pub fn jpeg_with_xmp_gps() -> Vec<u8> {
+    let base = jpeg(64, 48, 9, None);
+    let seg = |marker: u8, payload: &[u8]| {
+        let mut v = vec![0xFF, marker];
+        v.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    };
+    let mut out = base[..2].to_vec();
+    out.extend(seg(
+        0xE1,
+        b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description exif:GPSLatitude=\"23,8.4N\" exif:GPSLongitude=\"113,19.5E\"/></x:xmpmeta>",
+    ));
+    out.extend(seg(0xED, b"Photoshop 3.0\08BIM\x04\x04GPSLatitude 23.14"));
+    out.extend(seg(0xFE, b"GPSLatitude 23.14 in a comment"));
+    out.extend_from_slice(&base[2..]);
+    out.extend_from_slice(&jpeg(
+        8,
+        8,
+        1,
+        Some(Exif {
+            lon: 113.3,
+            lat: 23.1,
+            taken: "2026:03:02 09:00:00",
+            offset: None,
+        }),
+    ));
+    out
+}
+
+/// A real PNG that carries its position in an XMP packet (iTXt), a text chunk and raw
+/// EXIF (eXIf).
+pub fn png_with_xmp_gps() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([x as u8, y as u8, 9]));
+    let mut plain = Vec::new();
+    img.write_to(&mut Cursor::new(&mut plain), image::ImageFormat::Png)
+        .unwrap();
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut v = (data.len() as u32).to_be_bytes().to_vec();
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        v.extend_from_slice(kind);
+        v.extend_from_slice(data);
+        v.extend_from_slice(&crc.sum().to_be_bytes());
+        v
+    };
+    // After IHDR (8 bytes of signature, 25 of IHDR).
+    let mut out = plain[..33].to_vec();
+    out.extend(chunk(
+        b"iTXt",
+        b"XML:com.adobe.xmp\0\0\0\0\0<rdf:Description exif:GPSLatitude=\"23,8.4N\"/>",
+    ));
+    out.extend(chunk(b"tEXt", b"Comment\0GPSLatitude 23.14"));
+    out.extend(chunk(b"eXIf", b"MM\0*\0\0\0\x08GPSLatitude"));
+    out.extend_from_slice(&plain[33..]);
+    out
 }

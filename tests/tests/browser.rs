@@ -780,5 +780,211 @@ async fn each_role_works_in_the_browser() {
         .await
         .unwrap();
     assert_eq!(status, json!(""), "nothing left waiting");
+    hostile_text_runs_nowhere(&c, &app, &smtp).await;
     c.close().await.unwrap();
+}
+
+/// Script in text: an image whose error handler runs, and a script element after a
+/// closed attribute. Each that runs counts one in `window.__xss`.
+const HOSTILE: &str = r#"<img src=x onerror="window.__xss=(window.__xss||0)+1">"><script>window.__xss=(window.__xss||0)+1</script>"#;
+
+/// Hostile text for fields held to a few dozen characters.
+const SHORT_HOSTILE: &str = r#"<img src=x onerror=window.__xss=1>"#;
+
+/// Whether any hostile text ran on the open page.
+async fn ran(c: &Client) -> Value {
+    c.execute(
+        "return window.__xss === undefined ? null : window.__xss",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// Issue 22, 9: hostile text in every field a landlord, a tenant at the placard and
+/// the hotline (Open311) write — and in a unit's address, which the plan's map shows
+/// on a marker — runs nowhere when staff open the pages (the map's markers hovered);
+/// a page of the service that forgot to escape (the tests' own) is stopped by the
+/// service's Content-Security-Policy, where the same page elsewhere runs it.
+async fn hostile_text_runs_nowhere(c: &Client, app: &TestApp, smtp: &anju_tests::mail::Smtp) {
+    let t = &app.tokens;
+    let near = app
+        .store()
+        .unit(anju_engine::domain::UnitId(app.unit_of(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    let unit = app
+        .post(
+            "/api/v1/units",
+            &t.inspector,
+            &json!({ "building_id": near.building_id.0, "address_code": "XSS-0001",
+                     "address": format!("南洲街道 {HOSTILE} 号"), "lon": near.lon, "lat": near.lat,
+                     "floor_area": 40.0, "occupants": 3, "party_id": 1 }),
+        )
+        .await
+        .expect(201);
+    let unit_id = unit["id"].as_i64().unwrap();
+    let code = unit["public_code"].as_str().unwrap().to_string();
+    let case = app.inspect(&t.inspector, unit_id, &["wiring"]).await[0];
+    app.command(case, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    app.command(case, &t.landlord, "acknowledge", json!({}))
+        .await
+        .expect(200);
+    app.command_with_reason(
+        case,
+        &t.landlord,
+        "object",
+        json!({ "kind": "extension", "extension_hours": 24 }),
+        Some(HOSTILE),
+    )
+    .await
+    .expect(200);
+    let photo = app
+        .upload(
+            &t.landlord,
+            "photo",
+            &format!("{HOSTILE}.jpg"),
+            "image/jpeg",
+            photos::jpeg(32, 24, 5, None),
+        )
+        .await
+        .expect(201);
+    app.command(
+        case,
+        &t.landlord,
+        "report_fix",
+        json!({ "evidence": [photo["id"]], "note": HOSTILE }),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/units/{unit_id}/declarations"),
+        &t.landlord,
+        &json!({ "kind": "occupancy", "rooms": 2, "occupants": 3, "note": HOSTILE }),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/units/{unit_id}/policies"),
+        &t.landlord,
+        &json!({ "insurer": SHORT_HOSTILE, "policy_no": SHORT_HOSTILE, "coverage_yuan": 1000.0,
+                 "starts_on": "2026-01-01", "ends_on": "2027-12-31" }),
+    )
+    .await
+    .expect(201);
+    // A tenant at the placard, and the hotline, a few minutes after the visit (a tip
+    // is open until a visit after it).
+    app.clock.advance(chrono::TimeDelta::minutes(5));
+    let (status, _) = app
+        .post_form(
+            &format!("/u/{code}/tip"),
+            &[("category", "wiring"), ("description", HOSTILE)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, key) = app
+        .runtime()
+        .create_integration("xss-12345", None)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .post_form(
+            "/open311/v2/requests.json",
+            &[
+                ("api_key", key.as_str()),
+                ("service_code", "ebike_indoor"),
+                ("address_id", "XSS-0001"),
+                ("address_string", HOSTILE),
+                ("description", HOSTILE),
+                ("first_name", SHORT_HOSTILE),
+                ("last_name", SHORT_HOSTILE),
+                ("attribute[room]", HOSTILE),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Staff open the pages, signed in through them: the city supervisor, then the
+    // inspector.
+    for (address, n, pages) in [
+        (
+            "city@anju.example",
+            2,
+            vec![
+                "/dashboard".to_string(),
+                "/".into(),
+                format!("/cases/{case}"),
+                format!("/units/{unit_id}"),
+                "/messages".into(),
+            ],
+        ),
+        (
+            "inspector1@anju.example",
+            4,
+            vec![
+                "/plan".to_string(),
+                "/".into(),
+                format!("/units/{unit_id}"),
+                format!("/units/{unit_id}/inspect"),
+                format!("/cases/{case}"),
+                format!("/cases/{case}/order"),
+                "/messages".into(),
+            ],
+        ),
+    ] {
+        c.goto(&format!("{}/", app.base)).await.unwrap();
+        find(c, "form.signout button").await.click().await.unwrap();
+        page_with(c, "登录").await;
+        sign_in(c, app, smtp, address, n).await;
+        for path in pages {
+            c.goto(&format!("{}{path}", app.base)).await.unwrap();
+            page_with(c, "安居").await;
+            // The map's markers show their address on hover.
+            c.execute(
+                "document.querySelectorAll('.leaflet-interactive').forEach(function (m) {\
+                   m.dispatchEvent(new MouseEvent('mouseover', { bubbles: true })); });\
+                 return true;",
+                vec![],
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(ran(c).await, Value::Null, "hostile text ran on {path}");
+        }
+    }
+    // The plan's map showed the hostile address, as text.
+    c.goto(&format!("{}/plan", app.base)).await.unwrap();
+    page_with(c, "今日巡查").await;
+    let tooltips = wait_for_js(
+        c,
+        "document.querySelectorAll('.leaflet-interactive').forEach(function (m) {\
+           m.dispatchEvent(new MouseEvent('mouseover', { bubbles: true })); });\
+         var t = Array.prototype.map.call(document.querySelectorAll('.leaflet-tooltip'), function (e) { return e.textContent; }).join('|');\
+         return t.indexOf('onerror') >= 0 ? t : null;",
+    )
+    .await;
+    assert!(
+        tooltips.as_str().unwrap().contains("<img src=x"),
+        "{tooltips}"
+    );
+    assert_eq!(ran(c).await, Value::Null);
+
+    // A page that forgot to escape: stopped by the service's policy; elsewhere it runs.
+    let raw = percent_encoding::utf8_percent_encode(HOSTILE, percent_encoding::NON_ALPHANUMERIC);
+    c.goto(&format!("{}/__test/unescaped?html={raw}", app.base))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ran(c).await,
+        Value::Null,
+        "the policy stopped the unescaped page"
+    );
+    let elsewhere = serve_html(HOSTILE).await;
+    c.goto(&elsewhere).await.unwrap();
+    let counted = wait_for_js(c, "return window.__xss === undefined ? null : window.__xss").await;
+    assert_eq!(counted, json!(2), "without the policy, both ran");
 }

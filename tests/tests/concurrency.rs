@@ -127,7 +127,7 @@ async fn open_cases_move_to_the_newest_workflow_once(backend: Backend) {
         "once"
     );
     let view = app.case(ids[0], &t.city).await;
-    assert_eq!(view["workflow_version"], 5);
+    assert_eq!(view["workflow_version"], 6);
     assert_eq!(view["case"]["state"], "notified");
     let last = view["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["command"], "upgrade");
@@ -137,7 +137,7 @@ async fn open_cases_move_to_the_newest_workflow_once(backend: Backend) {
             last["data"]["from_version"].as_i64(),
             last["data"]["to_version"].as_i64()
         ),
-        (Some(3), Some(5))
+        (Some(3), Some(6))
     );
     // Its running timer runs on, and its commands are the new version's: the landlord
     // may now object to the order (version 5).

@@ -1,6 +1,6 @@
 //! Escalation rules at work, on both backends: each starter rule's actions applied to real cases as audited commands of the rule and its version, the daily sweep run once per day, hostile rules failing alone, hot publishing, dry runs and backtests that change nothing.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
@@ -348,6 +348,31 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
             .iter()
             .all(|c| c["review_required"] == true)
     );
+    // Issue 22, 6: while the review waits, the case cannot be closed (a fix found on
+    // re-inspection, a cancellation), the refusal names the review and writes
+    // nothing, and closing is not offered.
+    let before = app.fingerprint().await;
+    let refused = app
+        .command(id, &t.inspector, "reinspect", json!({ "passed": true }))
+        .await
+        .problem(409, Some("command"));
+    assert!(
+        refused["detail"].as_str().unwrap().contains("督导复核"),
+        "{refused}"
+    );
+    app.command_with_reason(id, &t.district, "cancel", json!({}), Some("撤销"))
+        .await
+        .problem(409, Some("command"));
+    assert_eq!(app.fingerprint().await, before);
+    let offered = app.case(id, &t.inspector).await;
+    assert!(
+        !offered["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "reinspect"),
+        "{offered}"
+    );
     // Only a supervisor clears the review, with a reason.
     app.command_with_reason(id, &t.inspector, "complete_review", json!({}), Some("ok"))
         .await
@@ -379,6 +404,12 @@ async fn two_failed_reinspections_raise_priority_and_call_for_review(backend: Ba
             .all(|c| c["id"] != id),
         "reviewed cases leave the supervisor's review list"
     );
+    // Reviewed, the case closes.
+    let closed = app
+        .command(id, &t.inspector, "reinspect", json!({ "passed": true }))
+        .await
+        .expect(200);
+    assert_eq!(closed["case"]["state"], "fixed");
 }
 
 async fn a_hostile_rule_fails_alone_while_the_transition_commits(backend: Backend) {
@@ -659,7 +690,173 @@ async fn referrals_go_where_the_routing_table_says(backend: Backend) {
         .problem(403, None);
 }
 
+/// The next year's calendar, made for the tests (holding New Year's Day 2027 only).
+const CALENDAR_2027_TEST: &str = include_str!("../fixtures/calendar-2027-test.toml");
+
+/// When the case's acceptance SLA falls due.
+fn sla_due(case: &Value) -> DateTime<Utc> {
+    let timer = case["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "acceptance_sla")
+        .expect("an acceptance SLA timer");
+    DateTime::parse_from_rfc3339(timer["due_at"].as_str().unwrap())
+        .unwrap()
+        .to_utc()
+}
+
+/// Issue 22, 4: the calendar as data. A referral made on 30 December counts into 2027,
+/// a year not yet published: its deadline is provisional, said so. The city's
+/// supervisors are warned from 60 days before the calendar's end (not at 61), once. A
+/// fixture marked as test data is refused unless asked for; imported, it is in force at
+/// once, the referral's timer is re-dated by one audited system event (once for the
+/// version, however often the worker runs), no longer provisional, and both versions
+/// are kept with when they took effect.
+async fn a_new_calendar_redates_an_open_referral_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let china = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    // 61 days before the end: no warning; 60: the warning, once.
+    app.clock.set(china("2026-10-31T12:00:00+08:00"));
+    assert!(!app.runtime().calendar_step().await.unwrap().warned);
+    app.clock.set(china("2026-11-01T12:00:00+08:00"));
+    assert!(app.runtime().calendar_step().await.unwrap().warned);
+    assert!(!app.runtime().calendar_step().await.unwrap().warned);
+    let tick = app
+        .runtime()
+        .deliver_outbox(&[std::sync::Arc::new(anju_engine::outbox::LogChannel)])
+        .await
+        .unwrap();
+    assert!(tick.delivered >= 1, "{tick:?}");
+    let inbox = app.get("/api/v1/me/messages", &t.city).await.expect(200);
+    let warning = inbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["template"] == "calendar_ending")
+        .cloned()
+        .unwrap_or_else(|| panic!("{inbox}"));
+    assert!(
+        warning["subject"].as_str().unwrap().contains("2026-12-31"),
+        "{warning}"
+    );
+    // Not a district supervisor's.
+    let district = app
+        .get("/api/v1/me/messages", &t.district)
+        .await
+        .expect(200);
+    assert!(
+        !district.to_string().contains("calendar_ending"),
+        "{district}"
+    );
+    let metrics = app
+        .send(app.client.get(format!("{}/metrics", app.base)))
+        .await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("anju_calendar_days_left 60"),
+        "{:?}",
+        metrics.body
+    );
+
+    // A referral on Wednesday 30 December: three working days reach into 2027.
+    app.clock.set(china("2026-12-30T10:00:00+08:00"));
+    let id = app.inspect(&t.inspector, app.unit_of(1), &["wiring"]).await[0];
+    let referred = app
+        .command(id, &t.inspector, "refer", json!({ "note": "需执法" }))
+        .await
+        .expect(200);
+    assert_eq!(sla_due(&referred), china("2027-01-05T00:00:00+08:00"));
+    assert_eq!(referred["timers"][0]["provisional"], true, "{referred}");
+    let page = app
+        .client
+        .get(format!("{}/cases/{id}", app.base))
+        .header("cookie", format!("anju_session={}", t.inspector))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("暂定"), "provisional on the page");
+
+    // Test data is refused unless asked for, and changes nothing.
+    let system = anju_engine::auth::Principal::system();
+    let before = app.fingerprint().await;
+    let refused = app
+        .runtime()
+        .import_calendar(&system, CALENDAR_2027_TEST, "test", false)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("test data"), "{refused}");
+    assert_eq!(app.fingerprint().await, before);
+    // Only those who keep the calendar import it.
+    let inspector = app
+        .runtime()
+        .authenticate(&t.inspector)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        app.runtime()
+            .import_calendar(&inspector, CALENDAR_2027_TEST, "test", true)
+            .await,
+        Err(anju_engine::Error::Forbidden(_))
+    ));
+    let status = app
+        .runtime()
+        .import_calendar(&system, CALENDAR_2027_TEST, "test", true)
+        .await
+        .unwrap();
+    assert_eq!(status.version, 2);
+    assert_eq!(status.years, [2026, 2027]);
+    // The same version again is refused.
+    assert!(matches!(
+        app.runtime()
+            .import_calendar(&system, CALENDAR_2027_TEST, "test", true)
+            .await,
+        Err(anju_engine::Error::Conflict(_))
+    ));
+    let first = app.runtime().calendar_step().await.unwrap();
+    assert_eq!(first.redated, 1, "{first:?}");
+    assert_eq!(
+        app.runtime().redate_timers().await.unwrap(),
+        0,
+        "once per version"
+    );
+    let case = app.case(id, &t.city).await;
+    assert_eq!(sla_due(&case), china("2027-01-06T00:00:00+08:00"));
+    assert_eq!(case["timers"][0]["provisional"], false);
+    let redated: Vec<&Value> = case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["command"] == "redate")
+        .collect();
+    assert_eq!(redated.len(), 1, "{case}");
+    assert_eq!(redated[0]["actor"]["role"], "system");
+    assert_eq!(redated[0]["data"]["calendar_version"], 2);
+    assert_eq!(redated[0]["data"]["due_before"], "2027-01-04T16:00:00Z");
+    // The timer fires at its new time, not the old.
+    app.clock.set(china("2027-01-05T12:00:00+08:00"));
+    assert_eq!(app.tick().await, 0);
+    app.clock.set(china("2027-01-06T00:00:01+08:00"));
+    assert_eq!(app.tick().await, 1);
+    let versions = app.runtime().calendar_versions(&system).await.unwrap();
+    let kept: Vec<(i64, &str)> = versions
+        .iter()
+        .map(|v| (v.version, v.imported_by.as_str()))
+        .collect();
+    assert_eq!(kept, [(1, "seed"), (2, "test")]);
+    assert!(versions[1].test_data && !versions[0].test_data);
+}
+
 backend_tests!(
+    a_new_calendar_redates_an_open_referral_once,
     referrals_go_where_the_routing_table_says,
     overdue_ebike_charging_goes_to_the_fire_brigade_by_the_daily_sweep,
     a_third_overdue_order_proposes_the_landlord_once,

@@ -447,7 +447,69 @@ async fn a_refused_command_or_inspection_leaves_no_row(backend: Backend) {
     assert_eq!(app.store().table_counts().await.unwrap(), before);
 }
 
+/// Issue 22, 12: a photo's position reaches a landlord in no metadata block: XMP,
+/// IPTC, comments, a second image (JPEG), text chunks and raw EXIF (PNG) are gone from
+/// their copy, which still shows the same picture; the inspector's copy is the file as
+/// uploaded.
+async fn a_landlords_copy_carries_no_metadata(backend: Backend) {
+    let app = spawn_app_with(backend, runtime::Config::default()).await;
+    let t = &app.tokens;
+    let unit = app.unit_of(1);
+    let u = app
+        .store()
+        .unit(anju_engine::domain::UnitId(unit))
+        .await
+        .unwrap()
+        .unwrap();
+    for (name, media, bytes) in [
+        ("xmp.jpg", "image/jpeg", photos::jpeg_with_xmp_gps()),
+        ("xmp.png", "image/png", photos::png_with_xmp_gps()),
+    ] {
+        assert!(String::from_utf8_lossy(&bytes).contains("GPSLatitude"));
+        let up = app
+            .upload(&t.inspector, "photo", name, media, bytes.clone())
+            .await
+            .expect(201);
+        let id = up["id"].as_str().unwrap().to_string();
+        app.post(
+            "/api/v1/inspections",
+            &t.inspector,
+            &json!({ "unit_id": unit, "point": { "lon": u.lon, "lat": u.lat },
+                     "findings": [{ "category": "wiring", "evidence": [id] }] }),
+        )
+        .await
+        .expect(201);
+        let fetch = |token: &str| {
+            app.client
+                .get(format!("{}/api/v1/evidence/{id}/file", app.base))
+                .bearer_auth(token)
+                .send()
+        };
+        let landlords = fetch(&t.landlord).await.unwrap();
+        assert_eq!(landlords.status(), 200, "{name}");
+        let copy = landlords.bytes().await.unwrap().to_vec();
+        let text = String::from_utf8_lossy(&copy);
+        assert!(
+            !text.contains("GPS") && !text.contains("xap") && !text.contains("Exif"),
+            "{name}: metadata left in the landlord's copy"
+        );
+        let (a, b) = (
+            image::load_from_memory(&bytes).unwrap(),
+            image::load_from_memory(&copy).unwrap(),
+        );
+        assert_eq!((a.width(), a.height()), (b.width(), b.height()), "{name}");
+        assert_eq!(a.to_rgb8(), b.to_rgb8(), "{name}: the same picture");
+        let inspectors = fetch(&t.inspector).await.unwrap().bytes().await.unwrap();
+        assert_eq!(
+            inspectors.to_vec(),
+            bytes,
+            "{name}: the inspector's copy is the upload"
+        );
+    }
+}
+
 backend_tests!(
+    a_landlords_copy_carries_no_metadata,
     a_refused_command_or_inspection_leaves_no_row,
     uploads_are_stored_once_and_checked_before_decoding,
     evidence_is_referenced_and_served_only_where_it_may_be,

@@ -6,16 +6,7 @@ use serde_json::{Value, json};
 use anju_engine::calendar::Calendar;
 use anju_engine::domain::Role;
 use anju_engine::time::Clock;
-use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
-
-fn commands(case: &Value) -> Vec<String> {
-    case["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|e| e["command"].as_str().expect("command").to_string())
-        .collect()
-}
+use anju_tests::{Backend, TestApp, backend_tests, history_commands as commands, spawn_app};
 
 fn timer_kinds(case: &Value) -> Vec<String> {
     case["timers"]
@@ -77,7 +68,7 @@ async fn acceptance_sla_counts_working_days(backend: Backend) {
             .command(id, &t.inspector, "refer", json!({ "note": "需执法" }))
             .await
             .expect(200);
-        assert_eq!(case["workflow_version"], 5);
+        assert_eq!(case["workflow_version"], 6);
         assert_eq!(sla_due(&case), china(due), "referred {referred_at}");
         app.clock.set(china(due) - TimeDelta::seconds(1));
         assert_eq!(app.tick().await, 0, "not yet due ({referred_at})");
@@ -885,7 +876,14 @@ async fn a_case_answers_in_the_apis_own_shape(backend: Backend) {
     assert_eq!(keys(&answer["events"][0]), event_keys);
     assert_eq!(
         keys(&view["timers"][0]),
-        ["case_id", "due_at", "fire_command", "kind", "seq"]
+        [
+            "case_id",
+            "due_at",
+            "fire_command",
+            "kind",
+            "provisional",
+            "seq"
+        ]
     );
     assert_eq!(keys(&answer["case"]["timer"]), keys(&view["timers"][0]));
 }

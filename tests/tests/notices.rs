@@ -3,14 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
 
 use anju_engine::outbox::{Channel, Channels};
 use anju_engine::time::Clock as _;
 use anju_tests::mail::{email_to, smtp};
-use anju_tests::{Backend, TestApp, backend_tests, spawn_app, spawn_app_on};
+use anju_tests::{
+    Backend, TestApp, backend_tests, history_commands as commands, spawn_app, spawn_app_on,
+};
 
 /// The requirements of the orders these tests issue.
 const REQUIREMENTS: &str = "拆除飞线，规范布线。Remove the loose wiring.";
@@ -552,7 +554,157 @@ async fn preferences_hold_messages_for_a_digest_or_the_inbox(backend: Backend) {
     );
 }
 
+/// Issue 22, 2: an order on a unit with no responsible party on record goes to
+/// nobody, so it is issued for service in person: the inspector is told on the page
+/// before issuing and after, the case waits as 待送达 with no deadline running (it
+/// cannot go overdue), it is listed for the inspector and the supervisors, a reminder
+/// escalates it once after 48 hours, and its deadline runs from the service recorded.
+async fn an_order_to_nobody_is_served_in_person(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = &app.tokens;
+    let mut unit = None;
+    for u in app.inspector_units().await {
+        let record = app
+            .store()
+            .unit(anju_engine::domain::UnitId(u))
+            .await
+            .unwrap()
+            .unwrap();
+        if record.party_id.is_none() {
+            unit = Some(u);
+            break;
+        }
+    }
+    let unit = match unit {
+        Some(u) => u,
+        None => {
+            // Registered by the inspector with nobody to answer for it yet.
+            let u = app
+                .store()
+                .unit(anju_engine::domain::UnitId(app.inspector_units().await[0]))
+                .await
+                .unwrap()
+                .unwrap();
+            let made = app
+                .post(
+                    "/api/v1/units",
+                    &t.inspector,
+                    &json!({ "building_id": u.building_id.0, "address_code": "TEST-NOBODY-1",
+                             "address": "无主单元 1 号", "lon": u.lon, "lat": u.lat,
+                             "floor_area": 30.0, "occupants": 2 }),
+                )
+                .await
+                .expect(201);
+            made["id"].as_i64().unwrap()
+        }
+    };
+    let id = app.inspect(&t.inspector, unit, &["wiring"]).await[0];
+    let cookie = format!("anju_session={}", t.inspector);
+    let page = |path: String| {
+        let (client, cookie) = (app.client.clone(), cookie.clone());
+        async move {
+            client
+                .get(path)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let before = page(format!("{}/cases/{id}", app.base)).await;
+    assert!(before.contains("没有登记的责任人"), "told before issuing");
+
+    let issued = app
+        .command(id, &t.inspector, "notify", json!({}))
+        .await
+        .expect(200);
+    assert_eq!(issued["case"]["state"], "awaiting_service", "{issued}");
+    assert!(issued["case"]["deadline_at"].is_null(), "{issued}");
+    let kinds: Vec<&str> = issued["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["service_reminder"]);
+    // Nothing was addressed to nobody.
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &t.city)
+        .await
+        .expect(200);
+    assert!(
+        messages["messages"].as_array().unwrap().is_empty(),
+        "{messages}"
+    );
+    let after = page(format!("{}/cases/{id}", app.base)).await;
+    assert!(
+        after.contains("整改通知书待现场送达") && after.contains("须现场送达"),
+        "told after"
+    );
+    let sheet = page(format!("{}/cases/{id}/order", app.base)).await;
+    assert!(
+        sheet.contains("自送达之日起72小时内") && sheet.contains("乱拉乱接电线"),
+        "the printed order has its text and its deadline from service"
+    );
+    // Listed for the inspector and the supervisors.
+    for token in [&t.inspector, &t.district, &t.city] {
+        let listed = app
+            .get("/api/v1/cases?state=awaiting_service", token)
+            .await
+            .expect(200);
+        assert!(
+            listed.to_string().contains(&format!("\"id\":{id}")),
+            "{listed}"
+        );
+    }
+    let home = page(format!("{}/", app.base)).await;
+    assert!(home.contains("待现场送达的整改通知书"));
+
+    // Not overdue however long it waits; reminded once after 48 hours.
+    app.clock.advance(TimeDelta::hours(100));
+    assert_eq!(app.tick().await, 1);
+    assert_eq!(app.tick().await, 0);
+    let waiting = app.case(id, &t.city).await;
+    assert_eq!(waiting["case"]["state"], "awaiting_service");
+    assert!(commands(&waiting).ends_with(&["notify".to_string(), "service_overdue".to_string()]));
+    assert_eq!(waiting["case"]["escalation"], 1);
+
+    // Served: left at the premises needs a witness; the deadline runs from now.
+    let unchanged = app.fingerprint().await;
+    app.command(
+        id,
+        &t.inspector,
+        "record_service",
+        json!({ "method": "left", "recipient": "租户 李四" }),
+    )
+    .await
+    .problem(422, Some("data.witness"));
+    assert_eq!(app.fingerprint().await, unchanged);
+    let served = app
+        .command(
+            id,
+            &t.inspector,
+            "record_service",
+            json!({ "method": "left", "recipient": "租户 李四", "witness": "社区网格员 王五" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(served["case"]["state"], "notified");
+    let deadline: DateTime<Utc> =
+        serde_json::from_value(served["case"]["deadline_at"].clone()).unwrap();
+    assert_eq!(deadline, app.clock.now() + TimeDelta::hours(72));
+    app.clock.advance(TimeDelta::hours(71));
+    assert_eq!(app.tick().await, 0);
+    app.clock.advance(TimeDelta::hours(2));
+    assert_eq!(app.tick().await, 1);
+    assert_eq!(app.state(id).await, "overdue");
+}
+
 backend_tests!(
+    an_order_to_nobody_is_served_in_person,
     an_order_reaches_the_landlord_by_email,
     the_first_order_of_a_fresh_service_is_emailed,
     a_refused_delivery_retries_then_waits_as_a_dead_letter,

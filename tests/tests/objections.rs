@@ -125,14 +125,51 @@ async fn a_refused_objection_keeps_the_old_deadline(backend: Backend) {
     object(&app, id, json!({ "kind": "objection" }))
         .await
         .expect(200);
-    // Decided after the old deadline passed: refused, the order is overdue at once.
+    // Decided after the old deadline passed: refused, the order is overdue at once,
+    // in the decision's own commit (issue 22, 7): no timer already due is left behind.
     app.clock.set(old + TimeDelta::hours(2));
     assert_eq!(app.tick().await, 0);
     let r = decide(&app, id, json!({ "granted": false })).await;
-    assert_eq!(r["case"]["state"], "acknowledged");
+    assert_eq!(r["case"]["state"], "overdue", "{r}");
+    assert!(r["timers"].as_array().unwrap().is_empty(), "{r}");
     assert_eq!(deadline_of(&app, id).await, old, "the old deadline stands");
-    assert_eq!(app.tick().await, 1);
+    assert_eq!(app.tick().await, 0);
     assert_eq!(app.state(id).await, "overdue");
+    let messages = app
+        .get(&format!("/api/v1/cases/{id}/messages"), &app.tokens.city)
+        .await
+        .expect(200);
+    let templates: Vec<&str> = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["template"].as_str().unwrap())
+        .collect();
+    assert!(
+        templates.ends_with(&["objection_refused_overdue", "order_overdue_inspector"]),
+        "{templates:?}"
+    );
+    // The rules hear of it as of any order overdue.
+    let jobs = app
+        .get(&format!("/api/v1/cases/{id}/rule-jobs"), &app.tokens.city)
+        .await
+        .expect(200);
+    assert!(jobs.to_string().contains("order_overdue"), "{jobs}");
+
+    // Granted, but too little to reach past now: overdue at once too.
+    let (late, old) = ordered_on(&app, 2).await;
+    object(
+        &app,
+        late,
+        json!({ "kind": "extension", "extension_hours": 1 }),
+    )
+    .await
+    .expect(200);
+    app.clock.set(old + TimeDelta::hours(5));
+    let r = decide(&app, late, json!({ "granted": true, "hours": 1 })).await;
+    assert_eq!(r["case"]["state"], "overdue", "{r}");
+    assert_eq!(deadline_of(&app, late).await, old + TimeDelta::hours(1));
+    assert_eq!(app.tick().await, 0);
 
     // Refused before the deadline: the order goes overdue at the old time.
     let (id, old) = ordered_on(&app, 1).await;

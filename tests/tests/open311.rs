@@ -46,21 +46,6 @@ async fn hotline() -> (String, Received) {
     (url, received)
 }
 
-async fn post_form(app: &TestApp, path: &str, form: &[(&str, String)]) -> (u16, String) {
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let r = app
-        .client
-        .post(format!("{}{path}", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 async fn get_text(app: &TestApp, path: &str) -> (u16, String) {
     let r = app
         .client
@@ -134,15 +119,15 @@ async fn the_hotline_reports_and_hears_back(backend: Backend) {
 
     // Bad requests are refused in their format and store nothing.
     let before = app.fingerprint().await;
-    let (status, body) = post_form(
-        &app,
-        "/open311/v2/requests.json",
-        &[
-            ("service_code", "wiring".into()),
-            ("address_id", u1.address_code.clone()),
-        ],
-    )
-    .await;
+    let (status, body) = app
+        .post_form(
+            "/open311/v2/requests.json",
+            &[
+                ("service_code", "wiring".into()),
+                ("address_id", u1.address_code.clone()),
+            ],
+        )
+        .await;
     assert_eq!(status, 401, "{body}");
     let errors: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(errors[0]["code"], 401);
@@ -190,7 +175,7 @@ async fn the_hotline_reports_and_hears_back(backend: Backend) {
     ] {
         let mut form = form;
         form.push(("api_key", key.clone()));
-        let (status, body) = post_form(&app, "/open311/v2/requests.xml", &form).await;
+        let (status, body) = app.post_form("/open311/v2/requests.xml", &form).await;
         assert_eq!(status, 400, "{form:?}: {body}");
         assert!(
             body.starts_with("<?xml") && body.contains("<errors><error><code>400</code>"),
@@ -201,21 +186,21 @@ async fn the_hotline_reports_and_hears_back(backend: Backend) {
     assert_eq!(app.fingerprint().await, before);
 
     // A request on a unit's address code, with the reporter's contact (JSON).
-    let (status, body) = post_form(
-        &app,
-        "/open311/v2/requests.json",
-        &[
-            ("api_key", key.clone()),
-            ("service_code", "wiring".into()),
-            ("address_id", u1.address_code.clone()),
-            ("description", "楼道私拉电线".into()),
-            ("first_name", "小明".into()),
-            ("last_name", "李".into()),
-            ("phone", "13800138000".into()),
-            ("email", "li@example.cn".into()),
-        ],
-    )
-    .await;
+    let (status, body) = app
+        .post_form(
+            "/open311/v2/requests.json",
+            &[
+                ("api_key", key.clone()),
+                ("service_code", "wiring".into()),
+                ("address_id", u1.address_code.clone()),
+                ("description", "楼道私拉电线".into()),
+                ("first_name", "小明".into()),
+                ("last_name", "李".into()),
+                ("phone", "13800138000".into()),
+                ("email", "li@example.cn".into()),
+            ],
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     let created: Value = serde_json::from_str(&body).unwrap();
     let by_code: i64 = created[0]["service_request_id"]
@@ -224,35 +209,35 @@ async fn the_hotline_reports_and_hears_back(backend: Backend) {
         .parse()
         .unwrap();
     // A request by a point 10 m from the second unit (XML): on that unit.
-    let (status, body) = post_form(
-        &app,
-        "/open311/v2/requests.xml",
-        &[
-            ("api_key", key.clone()),
-            ("service_code", "ebike_indoor".into()),
-            ("lat", format!("{}", u2.lat + 0.00009)),
-            ("long", format!("{}", u2.lon)),
-            ("attribute[room]", "302".into()),
-        ],
-    )
-    .await;
+    let (status, body) = app
+        .post_form(
+            "/open311/v2/requests.xml",
+            &[
+                ("api_key", key.clone()),
+                ("service_code", "ebike_indoor".into()),
+                ("lat", format!("{}", u2.lat + 0.00009)),
+                ("long", format!("{}", u2.lon)),
+                ("attribute[room]", "302".into()),
+            ],
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     let at = body.find("<service_request_id>").unwrap() + 20;
     let by_point: i64 = body[at..at + body[at..].find('<').unwrap()]
         .parse()
         .unwrap();
     // A point far from every unit (but in the city): only the grid, or the district.
-    let (status, body) = post_form(
-        &app,
-        "/open311/v2/requests.json",
-        &[
-            ("api_key", key.clone()),
-            ("service_code", "wiring".into()),
-            ("lat", format!("{}", u1.lat + 0.02)),
-            ("long", format!("{}", u1.lon + 0.02)),
-        ],
-    )
-    .await;
+    let (status, body) = app
+        .post_form(
+            "/open311/v2/requests.json",
+            &[
+                ("api_key", key.clone()),
+                ("service_code", "wiring".into()),
+                ("lat", format!("{}", u1.lat + 0.02)),
+                ("long", format!("{}", u1.lon + 0.02)),
+            ],
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     let far: i64 = serde_json::from_str::<Value>(&body).unwrap()[0]["service_request_id"]
         .as_str()
@@ -517,35 +502,29 @@ async fn a_tenant_reports_from_the_placard(backend: Backend) {
         "{page}"
     );
     for n in 0..anju_engine::intake::TIPS_PER_CLIENT {
-        let (status, body) = post_form(
-            &app,
-            &format!("/u/{code}/tip"),
-            &[
-                ("category", "ebike_indoor".into()),
-                ("description", format!("楼道充电 {n}")),
-            ],
-        )
-        .await;
+        let (status, body) = app
+            .post_form(
+                &format!("/u/{code}/tip"),
+                &[
+                    ("category", "ebike_indoor".into()),
+                    ("description", format!("楼道充电 {n}")),
+                ],
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("已收到"));
     }
     let before = app.fingerprint().await;
-    let (status, body) = post_form(
-        &app,
-        &format!("/u/{code}/tip"),
-        &[
-            ("category", "ebike_indoor".into()),
-            ("description", "again".into()),
-        ],
-    )
-    .await;
+    let (status, body) = app
+        .post_form(
+            &format!("/u/{code}/tip"),
+            &[("category", "ebike_indoor"), ("description", "again")],
+        )
+        .await;
     assert_eq!(status, 429, "{body}");
-    let (status, _) = post_form(
-        &app,
-        &format!("/u/{code}/tip"),
-        &[("category", "nope".into())],
-    )
-    .await;
+    let (status, _) = app
+        .post_form(&format!("/u/{code}/tip"), &[("category", "nope")])
+        .await;
     assert_eq!(status, 422);
     assert_eq!(app.fingerprint().await, before);
     let tips = app

@@ -530,13 +530,14 @@ async fn the_readme_walkthrough_runs_as_written() {
             ("inspector 1", "INSPECTOR"),
             ("landlord (party) 1", "LANDLORD"),
             ("department 1", "FIRE"),
+            ("district supervisor 2", "DISTRICT"),
         ] {
             if line.trim_start().starts_with(who) {
                 tokens.insert(var, line.split_whitespace().last().unwrap().to_string());
             }
         }
     };
-    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert_eq!(tokens.len(), 4, "{tokens:?}");
     // The README's own lines, but for the two that say where the service and the
     // tokens are: those come from the environment.
     let script: String = walk
@@ -553,6 +554,7 @@ async fn the_readme_walkthrough_runs_as_written() {
             .env("INSPECTOR", &tokens["INSPECTOR"])
             .env("LANDLORD", &tokens["LANDLORD"])
             .env("FIRE", &tokens["FIRE"])
+            .env("DISTRICT", &tokens["DISTRICT"])
             .output()
             .unwrap();
         assert!(
@@ -615,4 +617,216 @@ async fn the_readme_walkthrough_runs_as_written() {
     assert_eq!(get("/cases/2".into()).await["case"]["state"], "fixed");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Issue 22, 4: `anju calendar import` of the next year's fixture, on one PostgreSQL
+/// shared by two serving processes: every process takes the new version up (a referral
+/// made through the other process afterwards counts with it), the open referral's
+/// acceptance timer is re-dated by one audited event however many processes work on
+/// it, and the same version cannot be imported twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_import_reaches_every_process_and_redates_once() {
+    if !anju_tests::postgres_available().await {
+        return;
+    }
+    let db = seeded(Backend::Postgres).await;
+    let start = DateTime::parse_from_rfc3339("2026-12-30T10:00:00+08:00")
+        .unwrap()
+        .to_utc();
+    let a = Server::start(&db, start, false);
+    let b = Server::start(&db, start, false);
+    // The command line runs at the tests' own start (March): a token that does not
+    // expire before December.
+    let (ok, city, err) = cli(&[
+        "token",
+        "create",
+        "--database-url",
+        &db.url,
+        "--role",
+        "supervisor",
+        "--subject",
+        "1",
+        "--expires-in-days",
+        "0",
+    ]);
+    assert!(ok, "{err}");
+    let unit = a.get("/api/v1/units/1", &city).await;
+    let point = json!({ "lon": unit["lon"], "lat": unit["lat"] });
+    let open = |category: &'static str| {
+        let (a, city, point) = (&a, city.clone(), point.clone());
+        async move {
+            let opened = a
+                .post(
+                    "/api/v1/inspections",
+                    &city,
+                    json!({ "unit_id": 1, "point": point, "findings": [{ "category": category }] }),
+                )
+                .await;
+            opened["cases"][0]["id"].as_i64().unwrap()
+        }
+    };
+    let due_of = |case: &Value| case["timers"][0]["due_at"].as_str().unwrap().to_string();
+    let first = open("wiring").await;
+    let referred = b.command(first, &city, "refer").await;
+    assert_eq!(due_of(&referred), "2027-01-04T16:00:00Z", "{referred}");
+    assert_eq!(referred["timers"][0]["provisional"], true);
+
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/calendar-2027-test.toml"
+    );
+    let (ok, _, err) = cli(&["calendar", "import", "--database-url", &db.url, fixture]);
+    assert!(!ok && err.contains("test data"), "{err}");
+    let (ok, out, err) = cli(&[
+        "calendar",
+        "import",
+        "--database-url",
+        &db.url,
+        "--test-data",
+        "--by",
+        "ops",
+        fixture,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("calendar version 2 in force"), "{out}");
+    // Both processes take it up and work on the timers; one event in all.
+    let ticks = [
+        a.post("/__test/calendar/tick", "", json!({})).await,
+        b.post("/__test/calendar/tick", "", json!({})).await,
+        a.post("/__test/calendar/tick", "", json!({})).await,
+    ];
+    assert!(ticks.iter().all(|t| t["version"] == 2), "{ticks:?}");
+    let cli_redated: i64 = out
+        .lines()
+        .find_map(|l| l.strip_suffix(" running timer(s) re-dated"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    let by_processes: i64 = ticks.iter().map(|t| t["redated"].as_i64().unwrap()).sum();
+    assert_eq!(cli_redated + by_processes, 1, "{out} {ticks:?}");
+    let case = a.get(&format!("/api/v1/cases/{first}"), &city).await;
+    let events: Vec<&Value> = case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["command"] == "redate")
+        .collect();
+    assert_eq!(events.len(), 1, "{case}");
+    assert_eq!(due_of(&case), "2027-01-05T16:00:00Z");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM case_events WHERE command = 'redate'"
+        )
+        .await,
+        1
+    );
+    // A referral made through the other process now counts with the new calendar.
+    let second = open("gas_heater").await;
+    let referred = b.command(second, &city, "refer").await;
+    assert_eq!(due_of(&referred), "2027-01-05T16:00:00Z", "{referred}");
+    assert_eq!(referred["timers"][0]["provisional"], false);
+    // The same version again: refused, one line, nothing changed.
+    let (ok, _, err) = cli(&[
+        "calendar",
+        "import",
+        "--database-url",
+        &db.url,
+        "--test-data",
+        fixture,
+    ]);
+    assert!(!ok && err.lines().count() == 1, "{err}");
+    assert!(err.contains("not above"), "{err}");
+}
+
+/// A field of `/proc/<pid>/status` in kilobytes (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Issue 22, 8: decompression bombs cannot run the server out of memory. Sixteen
+/// uploads at once, each a small file whose header declares a huge image (JPEGs of
+/// 14,142 × 14,142 and of 48 megapixels, PNGs of 49 megapixels that really decode),
+/// add under 256 MB to the server's resident memory at its peak (measured from
+/// `/proc`, its peak reset first); what does not fit is refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_upload_bombs_at_once_stay_within_memory() {
+    let db = seeded(Backend::Sqlite).await;
+    let server = Server::start(&db, t0(), false);
+    let inspector = token(&db, "inspector", 1);
+    let pid = server.pid();
+    let made = std::time::Instant::now();
+    let png = anju_tests::photos::png_of_zeros(7000, 7000);
+    let files: Vec<(&str, Vec<u8>)> = (0..16)
+        .map(|i| match i % 4 {
+            0 | 1 => (
+                "image/jpeg",
+                anju_tests::photos::jpeg_declaring(14142, 14142),
+            ),
+            2 => ("image/jpeg", anju_tests::photos::jpeg_declaring(8064, 6048)),
+            _ => ("image/png", png.clone()),
+        })
+        .collect();
+    assert!(files.iter().all(|(_, f)| f.len() < 1_000_000));
+    eprintln!("upload bombs made in {:?}", made.elapsed());
+    let sent = std::time::Instant::now();
+    // Settle, then forget the peak so far (the start and seeding).
+    for _ in 0..3 {
+        server.get("/healthz", "").await;
+    }
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = status_kb(pid, "VmRSS");
+    let uploads = files.into_iter().enumerate().map(|(i, (media, bytes))| {
+        let (client, base, token) = (
+            server.client.clone(),
+            server.base.clone(),
+            inspector.clone(),
+        );
+        async move {
+            let part = reqwest::multipart::Part::bytes(bytes)
+                .file_name(format!("bomb{i}"))
+                .mime_str(media)
+                .unwrap();
+            let form = reqwest::multipart::Form::new()
+                .text("kind", "photo")
+                .part("file", part);
+            let r = client
+                .post(format!("{base}/api/v1/evidence"))
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    });
+    let answers = futures_util::future::join_all(uploads).await;
+    let peak = status_kb(pid, "VmHWM");
+    eprintln!("upload bombs answered in {:?}", sent.elapsed());
+    let added_mb = peak.saturating_sub(before) / 1024;
+    eprintln!("upload bombs: resident {before} kB before, peak {peak} kB: +{added_mb} MB");
+    assert!(added_mb < 256, "16 bombs added {added_mb} MB");
+    // The huge ones are refused before decoding, saying why; the PNGs are taken.
+    for (i, (status, body)) in answers.iter().enumerate() {
+        match i % 4 {
+            0 | 1 => {
+                assert_eq!(*status, 422, "{body}");
+                assert!(
+                    body["detail"].as_str().unwrap().contains("would take"),
+                    "{body}"
+                );
+            }
+            // Decoded within the budget (the decoder fills what the data lacks).
+            _ => assert_eq!(*status, 201, "{body}"),
+        }
+    }
+    // The service still answers.
+    server.get("/healthz", "").await;
 }

@@ -14,7 +14,10 @@ use anju_engine::registry::Record;
 use anju_engine::runtime::Config;
 use anju_engine::time::Clock as _;
 use anju_tests::mail::{Smtp, smtp};
-use anju_tests::{Backend, Reply, TestApp, backend_tests, spawn_app_full};
+use anju_tests::{Backend, Reply, TestApp, backend_tests, spawn_app_full, spawn_app_on};
+
+mod page_support;
+use page_support::{browser, form_post, signin_page, signin_post};
 
 /// The requirements of the orders these tests issue.
 const REQUIREMENTS: &str = "拆除飞线 / Remove the loose wiring";
@@ -517,7 +520,121 @@ async fn an_agent_chooses_and_an_officer_signs_in(backend: Backend) {
         .problem(409, None);
 }
 
+/// Issue 22, 10 and 13: after signing in, `next` only ever leads to a path of this
+/// service (tabs, newlines, backslashes, `//` and other hosts lead home, never to a
+/// 500); a sign-in form that did not come from this browser's sign-in page (login
+/// CSRF: no cookie of its own, or a token of another) signs nobody in; every page
+/// carries the security headers.
+async fn sign_in_stays_on_the_service_and_needs_its_own_form(backend: Backend) {
+    let smtp = smtp();
+    let app = spawn_app_on(backend, Config::default(), smtp.channels.clone()).await;
+    let client = browser();
+    let address = "party1%40anju.example";
+    let hostile = [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%0d%0aSet-Cookie:%20x=1",
+        "//evil.example",
+        "/%5Cevil.example",
+        "https://evil.example/",
+        "/%20/evil.example",
+        "%2F%2Fevil.example",
+        "/%E4%BD%A0",
+    ];
+    // A new code by e-mail; five an hour for one address from one client: spaced out.
+    let fresh_code = async |n: &mut usize| {
+        app.clock.advance(chrono::TimeDelta::minutes(13));
+        signin_post(&client, &app, "/signin/code", &format!("address={address}")).await;
+        *n += 1;
+        smtp.sign_in_code("party1@anju.example", *n).await.0
+    };
+    let mut n = 0;
+    for next in hostile {
+        let code = fresh_code(&mut n).await;
+        let signed = signin_post(
+            &client,
+            &app,
+            "/signin",
+            &format!("address={address}&code={code}&next={next}"),
+        )
+        .await;
+        assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(signed.headers()["location"], "/", "{next}");
+    }
+    // A path of the service is kept.
+    let code = fresh_code(&mut n).await;
+    let signed = signin_post(
+        &client,
+        &app,
+        "/signin",
+        &format!("address={address}&code={code}&next=%2Funits%3Fx%3D1"),
+    )
+    .await;
+    assert_eq!(signed.headers()["location"], "/units?x=1");
+
+    // Login CSRF: the right code, posted without the sign-in page's cookie, or with a
+    // token that is not this browser's, signs nobody in.
+    let code = fresh_code(&mut n).await;
+    let (cookie, token) = signin_page(&client, &app).await;
+    let (_, other_token) = signin_page(&client, &app).await;
+    for (cookie, token) in [
+        (None, token.as_str()),
+        (Some(cookie.as_str()), other_token.as_str()),
+    ] {
+        let forged = form_post(
+            &client,
+            format!("{}/signin", app.base),
+            cookie,
+            format!("address={address}&code={code}&csrf={token}"),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
+        assert!(
+            forged
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("anju_session=anju_")),
+            "no session from a forged form"
+        );
+    }
+    // The code still holds for the person's own form.
+    let mine = signin_post(
+        &client,
+        &app,
+        "/signin",
+        &format!("address={address}&code={code}"),
+    )
+    .await;
+    assert_eq!(mine.status(), reqwest::StatusCode::SEE_OTHER);
+
+    // The pages' headers: only the service's scripts, no framing, no sniffing.
+    let page = client
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self';") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    // Plain http: no HSTS (it would pin a host that has no https).
+    assert!(page.headers().get("strict-transport-security").is_none());
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("onclick="),
+        "no inline script: {html}"
+    );
+}
+
 backend_tests!(
+    sign_in_stays_on_the_service_and_needs_its_own_form,
     a_landlord_signs_in_with_a_code_by_email,
     sign_in_codes_are_rate_limited,
     concurrent_code_requests_issue_no_more_than_the_limit,

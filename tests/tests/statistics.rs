@@ -219,7 +219,22 @@ async fn stats(app: &TestApp, token: &str, query: &str) -> Value {
 async fn history(app: &TestApp) -> (Ledger, Vec<Tracked>) {
     let mut ledger = Ledger { facts: Vec::new() };
     let insp = app.tokens.inspector.clone();
-    let units = app.inspector_units().await;
+    // Units with a responsible party: an order to a unit with none is served in
+    // person first (workflow version 6), which this history does not walk.
+    let mut units = Vec::new();
+    for u in app.inspector_units().await {
+        if app
+            .store()
+            .unit(UnitId(u))
+            .await
+            .unwrap()
+            .unwrap()
+            .party_id
+            .is_some()
+        {
+            units.push(u);
+        }
+    }
     let hour = |h| TimeDelta::hours(h);
 
     // Monday 2 March: four cases found by inspector 1.

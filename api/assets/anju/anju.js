@@ -202,6 +202,11 @@
       if (window.caches) caches.delete('anju-pages-v1');
     });
   });
+  // A session that ended by itself (expired, revoked) lands here, on the sign-in page:
+  // what was kept for it offline is forgotten too.
+  if (location.pathname.indexOf('/signin') === 0 && window.caches) {
+    caches.delete('anju-pages-v1');
+  }
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/sw.js').then(function () {
       if (location.pathname === '/plan') {

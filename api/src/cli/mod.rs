@@ -1,4 +1,4 @@
-//! The `anju` command line: serve, migrate, seed, import, token and bench.
+//! The `anju` command line: serve, migrate, seed, import, token, integration, rules, calendar, units, plan, report and bench.
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -15,6 +15,7 @@ use anju_engine::time::{SharedClock, SystemClock};
 
 use crate::app::open_store;
 
+mod calendar;
 mod import;
 mod integration;
 mod plan;
@@ -78,6 +79,9 @@ pub enum Cmd {
     /// Escalation rules (rhai).
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// The working-day calendar (public holidays and make-up working days).
+    #[command(subcommand)]
+    Calendar(calendar::CalendarCmd),
     /// Units of the registry.
     #[command(subcommand)]
     Units(UnitsCmd),
@@ -190,6 +194,7 @@ pub async fn run(cli: Cli, hooks: Hooks) -> anyhow::Result<()> {
         Cmd::Report(args) => report(args, hooks.clock).await,
         Cmd::Rules(RulesCmd::Check(args)) => rules_check(&args),
         Cmd::Rules(RulesCmd::Sweep(db)) => rules_sweep(db, hooks.clock).await,
+        Cmd::Calendar(cmd) => calendar::calendar(cmd, hooks.clock).await,
         Cmd::Bench(args) => crate::bench::run(args).await,
         Cmd::BenchCity(args) => crate::bench::city::run(args).await,
         Cmd::BenchPages(args) => crate::bench::pages::run(args).await,

@@ -332,9 +332,9 @@ mod tests {
     #[test]
     fn the_connection_cap_stays_under_the_open_files_limit() {
         let l = Limits::default();
-        assert_eq!(l.within_open_files(1024).max_connections, 768);
-        assert_eq!(l.within_open_files(1 << 20).max_connections, 4096);
-        assert_eq!(l.within_open_files(100).max_connections, 36);
+        assert_eq!(l.clone().within_open_files(1024).max_connections, 768);
+        assert_eq!(l.clone().within_open_files(1 << 20).max_connections, 4096);
+        assert_eq!(l.clone().within_open_files(100).max_connections, 36);
         assert_eq!(l.within_open_files(10).max_connections, 1);
     }
 
@@ -351,11 +351,6 @@ mod tests {
         assert!(clients.take(a, 3).is_some());
         assert!(clients.take(a, 0).is_some(), "0 means no cap");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
         let mut h = axum::http::HeaderMap::new();

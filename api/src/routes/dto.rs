@@ -62,6 +62,9 @@ pub(super) struct TimerOut<'a> {
     kind: &'a str,
     fire_command: &'a str,
     due_at: DateTime<Utc>,
+    /// Counted in working days past the last year whose public holidays are published:
+    /// it may move when that year is (and is then re-dated by an event of its own).
+    provisional: bool,
 }
 
 impl<'a> TimerOut<'a> {
@@ -72,6 +75,7 @@ impl<'a> TimerOut<'a> {
             kind: &t.kind,
             fire_command: &t.fire_command,
             due_at: t.due_at,
+            provisional: t.provisional,
         }
     }
 }

@@ -86,6 +86,17 @@ pub(super) async fn home(
     // The scope decides what is listed: a landlord's own cases, a department's
     // referrals, an inspector's grids, a supervisor's area.
     let title = "我的案件 / My cases";
+    // Orders waiting to be served in person, first: nobody else will tell their
+    // landlords (the inspector's and their supervisors' to do; empty for others).
+    let unserved = anju_engine::model::CaseFilter {
+        state: Some("awaiting_service".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let unserved = match app.runtime.list_cases(&visitor.principal, &unserved).await {
+        Ok(list) => list,
+        Err(e) => return error_page(e.into()),
+    };
     let cases = app.runtime.list_cases(&visitor.principal, &filter).await;
     match cases {
         Ok(cases) => page(
@@ -93,6 +104,12 @@ pub(super) async fn home(
             title,
             Some(&visitor),
             html! {
+                @if !unserved.is_empty() {
+                    h2 { "待现场送达的整改通知书 / Orders to serve in person (" (unserved.len()) ")" }
+                    p { "这些出租屋没有登记的责任人，整改通知书须打印后现场送达并记录。 / These units have no responsible party on record: print each order, serve it and record the service." }
+                    (rows(&app, &unserved))
+                    h2 { "全部案件 / All cases" }
+                }
                 @if cases.is_empty() { p { "暂无。 / Nothing here." } } @else { (rows(&app, &cases)) }
             },
         ),
@@ -144,12 +161,26 @@ async fn case_response(
                     dd { (local_time(d)) " — " span class=[late.then_some("late")] { (text) } }
                 }
             }
+            @if s.state == "awaiting_service" {
+                p.err role="alert" {
+                    "整改通知书待现场送达：本出租屋没有登记的责任人，系统无法通知任何人。请打印整改通知书，现场送达后在下方“记录送达”；整改期限自送达之日起 " (s.order_hours) " 小时。"
+                    " / The order must be served in person: no responsible party is on record, so nobody could be notified. Print it, serve it, then record the service below; the deadline runs " (s.order_hours) " hours from the service."
+                }
+            }
+            @if s.review_required {
+                p.err role="alert" { "待督导复核：复核完成前案件不能结案。 / Waiting for a supervisor's review: the case cannot be closed until it is done." }
+            }
             @if s.order_no > 0 {
                 p { a href={ "/cases/" (s.id.0) "/order" } { "整改通知书（可打印） / The rectification order, to print" } }
             }
             @if let Some(t) = &view.case.timer {
                 @let (late, text) = countdown(t.due_at, now);
-                p { "下一时限 / Next time limit (" (t.kind) "): " (local_time(t.due_at)) " — " span class=[late.then_some("late")] { (text) } }
+                p {
+                    "下一时限 / Next time limit (" (t.kind) "): " (local_time(t.due_at)) " — " span class=[late.then_some("late")] { (text) }
+                    @if t.provisional {
+                        " " span.late { "（暂定：该年法定节假日尚未公布，公布后将重新计算 / provisional: that year's public holidays are not yet published; it will be re-dated）" }
+                    }
+                }
             }
             @if !view.commands.is_empty() {
                 h2 { "可执行的操作 / What you can do" }
@@ -159,6 +190,9 @@ async fn case_response(
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="command" value=(c);
                         input type="hidden" name="expected_version" value=(s.version);
+                        @if c == "notify" && s.party_id.is_none() {
+                            p.err { "本出租屋没有登记的责任人：整改通知书将不会发给任何人，须打印后现场送达；送达并记录后整改期限才开始计算。 / No responsible party is on record: the order goes to nobody and must be printed and served in person; its deadline starts when the service is recorded." }
+                        }
                         @if let Some(spec) = spec {
                             @for (name, field) in &spec.fields {
                                 (field_input(name, field))
@@ -187,11 +221,49 @@ async fn case_response(
                     li {
                         (local_time(e.at)) " · " (e.actor.role.as_str()) " · " (e.command)
                         @if let Some(from) = &e.from_state { " (" (from) " → " (e.to_state) ")" }
+                        (unsent_trace(&e.data))
                     }
                 }
             }
         },
     )
+}
+
+/// What an event says of messages that reached nobody: the office sees that the
+/// landlord (say) was never notified, and an order waiting to be served in person.
+fn unsent_trace(data: &Value) -> maud::Markup {
+    let nobody: Vec<&str> = data
+        .get("undelivered")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|u| u.get("to").and_then(Value::as_str))
+                .map(|to| match to {
+                    "landlord" => "责任人 / responsible party",
+                    "inspector" => "出租屋管理员 / inspector",
+                    "department" => "职能部门 / department",
+                    _ => "督导 / supervisor",
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    html! {
+        @if !nobody.is_empty() {
+            " " span.late { "未通知（无登记）/ nobody notified (none on record): " (nobody.join("、")) }
+        }
+        @if data.get("service").and_then(Value::as_str) == Some("in_person") {
+            " " span.late { "须现场送达 / to be served in person" }
+        }
+        @if let Some(method) = data.get("method").and_then(Value::as_str) {
+            @if data.get("served_at").is_some() {
+                " " span { "已送达 / served: "
+                    (if method == "left" { "留置送达 / left with a witness" } else { "直接送达 / in person" })
+                    @if let Some(r) = data.get("recipient").and_then(Value::as_str) { "，受送达人 / to " (r) }
+                    @if let Some(w) = data.get("witness").and_then(Value::as_str) { "，见证人 / witness " (w) }
+                }
+            }
+        }
+    }
 }
 
 /// One piece of evidence on a case page: the upload's thumbnail (or name) linked to the
@@ -242,6 +314,9 @@ fn field_label(name: &str) -> String {
         "result" => "查处结果 / Result",
         "fine_amount" => "罚款金额（元） / Fine (yuan)",
         "decision_no" => "决定书文号 / Decision number",
+        "method" => "送达方式 / How it was served",
+        "recipient" => "受送达人（签收人姓名） / Served on (who signed)",
+        "witness" => "见证人（留置送达时必填） / Witness (when left at the premises)",
         _ => return name.to_string(),
     };
     known.to_string()
@@ -365,6 +440,8 @@ pub(super) async fn command(
     {
         Ok(_) => Redirect::to(&format!("/cases/{}", id.0)).into_response(),
         Err(e) => {
+            // A refused command leaves none of its files behind.
+            visitor.discard(&app, &uploads).await;
             let detail = e.to_string();
             let status = crate::http::problem::ApiError::from(e)
                 .into_response()

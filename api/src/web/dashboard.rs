@@ -84,6 +84,14 @@ pub(super) async fn dashboard(
         "监管看板 / Dashboard",
         Some(&visitor),
         html! {
+            @if let Some(w) = app.runtime.calendar_warning(p) {
+                @let last = w.last_day.map(|d| d.to_string()).unwrap_or_else(|| "—".into());
+                @let next = w.years.last().map_or(0, |y| y + 1);
+                p.err role="alert" {
+                    "工作日历将于 " (last) " 到期（剩余 " (w.days_left.unwrap_or(0)) " 天）：" (next) " 年法定节假日尚未导入，跨年的工作日期限暂按仅周末休息计算。国务院办公厅公布后请导入（anju calendar import）。"
+                    " / The working-day calendar ends on " (last) " (" (w.days_left.unwrap_or(0)) " days left): " (next) " is not imported, so working-day deadlines reaching into it count weekends only. Import it when the State Council publishes it (anju calendar import)."
+                }
+            }
             (period_form(&s, area))
             @if s.pending > 0 {
                 p.err { "尚有 " (s.pending) " 条记录未计入，稍后刷新。 / " (s.pending) " records are not counted yet; refresh shortly." }

@@ -139,10 +139,11 @@ pub(super) async fn submit(
         .iter()
         .map(|f| hex::encode(Sha256::digest(&f.bytes)))
         .collect();
-    let photos: Vec<String> = match visitor.upload(&app, files).await {
-        Ok(ids) => ids.into_iter().map(|(_, id)| id).collect(),
+    let uploads = match visitor.upload(&app, files).await {
+        Ok(ids) => ids,
         Err(refused) => return *refused,
     };
+    let photos: Vec<String> = uploads.iter().map(|(_, id)| id.clone()).collect();
     let findings = form
         .fields()
         .iter()
@@ -205,10 +206,18 @@ pub(super) async fn submit(
             Some(case) => Redirect::to(&format!("/cases/{}", case.id.0)).into_response(),
             None => Redirect::to(&format!("/units/{}", id.0)).into_response(),
         },
-        Ok(Idempotent::Replayed(answer)) => match answer["cases"][0]["id"].as_i64() {
-            Some(case) => Redirect::to(&format!("/cases/{case}")).into_response(),
-            None => Redirect::to(&format!("/units/{}", id.0)).into_response(),
-        },
-        Err(e) => error_page(e.into()),
+        Ok(Idempotent::Replayed(answer)) => {
+            // Answered from the form's first sending: this sending's files are not
+            // referenced by anything, and go.
+            visitor.discard(&app, &uploads).await;
+            match answer["cases"][0]["id"].as_i64() {
+                Some(case) => Redirect::to(&format!("/cases/{case}")).into_response(),
+                None => Redirect::to(&format!("/units/{}", id.0)).into_response(),
+            }
+        }
+        Err(e) => {
+            visitor.discard(&app, &uploads).await;
+            error_page(e.into())
+        }
     }
 }

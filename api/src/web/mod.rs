@@ -177,6 +177,7 @@ impl Visitor {
             {
                 Ok(record) => ids.push((f.field, record.id)),
                 Err(anju_engine::Error::Invalid(errors)) => {
+                    self.discard(app, &ids).await;
                     let why: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
                     return Err(Box::new(page(
                         StatusCode::UNPROCESSABLE_ENTITY,
@@ -188,10 +189,21 @@ impl Visitor {
                         },
                     )));
                 }
-                Err(e) => return Err(Box::new(error_page(e.into()))),
+                Err(e) => {
+                    self.discard(app, &ids).await;
+                    return Err(Box::new(error_page(e.into())));
+                }
             }
         }
         Ok(ids)
+    }
+
+    /// Forgets uploads of a form that was refused: nothing of it stays behind.
+    pub async fn discard(&self, app: &AppState, uploads: &[(String, String)]) {
+        let ids: Vec<String> = uploads.iter().map(|(_, id)| id.clone()).collect();
+        if let Err(e) = app.runtime.discard_uploads(&self.principal, &ids).await {
+            tracing::warn!(error = %e, "the uploads of a refused form could not be removed");
+        }
     }
 }
 

@@ -45,12 +45,21 @@ pub(super) async fn order_page(
         .document_no
         .clone()
         .unwrap_or_else(|| format!("案件 {}-{}", s.id.0, s.order_no));
-    let body = message
-        .as_ref()
-        .map(|m| m.body.trim().to_string())
-        .unwrap_or_default();
+    // An order served in person was carried by no message: its text is rendered from
+    // the workflow for the sheet.
+    let body = match &message {
+        Some(m) => m.body.trim().to_string(),
+        None => app.runtime.order_text(&case).await.unwrap_or_default(),
+    };
     let issued = sheet.issued_at.map(local_time).unwrap_or_default();
-    let deadline = s.deadline_at.map(local_time).unwrap_or_default();
+    let deadline = match s.deadline_at {
+        Some(at) => local_time(at),
+        None if s.order_hours > 0 => format!(
+            "自送达之日起{}小时内 / within {} hours of service",
+            s.order_hours, s.order_hours
+        ),
+        None => String::new(),
+    };
     let markup = html! {
         (DOCTYPE)
         html lang="zh-CN" {

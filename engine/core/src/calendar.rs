@@ -1,4 +1,4 @@
-//! The working-day calendar, pure: weekends, public holidays and make-up working days (调休) from `workflows/calendar.toml`, and deadlines counted in working days.
+//! The working-day calendar, pure: weekends, public holidays and make-up working days (调休) as the State Council publishes them each year (the seed in `workflows/calendar.toml`; later versions imported by operators), each year cited; deadlines counted in working days, whether such a deadline is provisional (it reaches past the last published year), and how near the calendar's end is.
 
 use std::collections::BTreeSet;
 
@@ -17,7 +17,29 @@ struct File {
     years: Vec<i32>,
     holidays: Vec<NaiveDate>,
     make_up_workdays: Vec<NaiveDate>,
+    /// The notice each year comes from.
+    #[serde(default)]
+    sources: Vec<Source>,
+    /// A file made for tests, not from a published notice: refused by the import
+    /// unless asked for.
+    #[serde(default)]
+    test_data: bool,
 }
+
+/// Where a year's holidays come from: the General Office of the State Council's notice
+/// (国务院办公厅关于某年部分节假日安排的通知), as published.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub year: i32,
+    pub notice: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// How many days before the calendar's last published day city supervisors are warned
+/// that working-day deadlines will soon reach past it.
+pub const WARN_DAYS: i64 = 60;
 
 /// Which days are worked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +49,10 @@ pub struct Calendar {
     pub years: BTreeSet<i32>,
     holidays: BTreeSet<NaiveDate>,
     make_up: BTreeSet<NaiveDate>,
+    /// The notice of each year.
+    pub sources: Vec<Source>,
+    /// Made for tests, not from a published notice.
+    pub test_data: bool,
 }
 
 impl Calendar {
@@ -50,12 +76,59 @@ impl Calendar {
         if let Some(d) = make_up.iter().find(|d| !is_weekend(**d)) {
             return Err(format!("make-up working day {d} is not a weekend day"));
         }
+        if file.version == 0 {
+            return Err("a calendar's version is at least 1".into());
+        }
+        // A year is added only from its published notice, cited.
+        if let Some(y) = years.iter().find(|y| {
+            !file
+                .sources
+                .iter()
+                .any(|s| s.year == **y && !s.notice.trim().is_empty())
+        }) {
+            return Err(format!(
+                "year {y} cites no notice: add `[[sources]] year = {y}, notice = \"国务院办公厅关于{y}年部分节假日安排的通知 …\"`"
+            ));
+        }
+        if let Some(s) = file.sources.iter().find(|s| !years.contains(&s.year)) {
+            return Err(format!(
+                "a source for {}, a year the calendar does not list",
+                s.year
+            ));
+        }
         Ok(Calendar {
             version: file.version,
             years,
             holidays,
             make_up,
+            sources: file.sources,
+            test_data: file.test_data,
         })
+    }
+
+    /// The last day whose holidays are known: 31 December of the last year listed
+    /// (years after a gap are not counted on).
+    pub fn last_day(&self) -> Option<NaiveDate> {
+        self.years
+            .last()
+            .and_then(|y| NaiveDate::from_ymd_opt(*y, 12, 31))
+    }
+
+    /// Whole days from `today` to the calendar's last day (0 on that day, negative
+    /// after it); `None` for a calendar with no year.
+    pub fn days_left(&self, today: NaiveDate) -> Option<i64> {
+        self.last_day().map(|last| (last - today).num_days())
+    }
+
+    /// Whether a deadline counted in working days (falling due at the end of its last
+    /// working day, as `add_working_days` gives it) reached past the published years:
+    /// its days there were counted as weekdays only, so it may move when that year is
+    /// published.
+    pub fn provisional(&self, due: DateTime<Utc>) -> bool {
+        let last_counted = (due - chrono::TimeDelta::milliseconds(1))
+            .with_timezone(&china_time())
+            .date_naive();
+        !self.covers(last_counted)
     }
 
     /// Whether `day` is worked: a weekday that is not a holiday, or a make-up day.
@@ -147,6 +220,31 @@ mod tests {
     }
 
     #[test]
+    fn the_end_of_the_calendar_and_provisional_deadlines() {
+        let c = Calendar::builtin();
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(c.last_day(), Some(d("2026-12-31")));
+        assert_eq!(c.days_left(d("2026-11-01")), Some(60));
+        assert_eq!(c.days_left(d("2026-12-31")), Some(0));
+        // Three working days from 30 December reach 4 January 2027, a year not
+        // published: New Year's Day counted as a working day, so provisional.
+        let due = c.add_working_days(at("2026-12-30T10:00:00+08:00"), 3);
+        assert_eq!(due, at("2027-01-05T00:00:00+08:00"));
+        assert!(c.provisional(due));
+        // Ending on the last day of 2026 is not.
+        let due = c.add_working_days(at("2026-12-28T10:00:00+08:00"), 3);
+        assert_eq!(due, at("2027-01-01T00:00:00+08:00"));
+        assert!(!c.provisional(due));
+        // The seed cites the notice of each year.
+        assert!(
+            c.sources
+                .iter()
+                .any(|s| s.year == 2026 && s.notice.contains("2026年部分节假日安排"))
+        );
+        assert!(!c.test_data);
+    }
+
+    #[test]
     fn bad_calendars_are_refused() {
         let list = |days: &str| {
             days.split_whitespace()
@@ -156,7 +254,8 @@ mod tests {
         };
         let bad = |holidays: &str, make_up: &str| {
             Calendar::parse(&format!(
-                "version = 1\nyears = [2026]\nholidays = [{}]\nmake_up_workdays = [{}]",
+                "version = 1\nyears = [2026]\nholidays = [{}]\nmake_up_workdays = [{}]\n\
+                 [[sources]]\nyear = 2026\nnotice = \"国务院办公厅关于2026年部分节假日安排的通知\"",
                 list(holidays),
                 list(make_up)
             ))
@@ -168,5 +267,9 @@ mod tests {
             "a Wednesday cannot be made up"
         );
         assert!(bad("2026-01-01", "2026-01-04").is_ok());
+        // A year without its notice is refused.
+        let uncited =
+            Calendar::parse("version = 2\nyears = [2026]\nholidays = []\nmake_up_workdays = []");
+        assert!(uncited.unwrap_err().contains("cites no notice"));
     }
 }

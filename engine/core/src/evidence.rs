@@ -53,6 +53,90 @@ pub const MAX_PIXELS: u64 = 200_000_000;
 /// The longest side an image may have.
 pub const MAX_SIDE: u32 = 20_000;
 
+/// The most memory reading one image may take (its pixels once decoded, and a
+/// progressive JPEG's coefficients besides), told from its header before anything is
+/// decoded: a 48-megapixel phone photo (8,064 × 6,048, a standard JPEG) takes about
+/// 146 MB, a 12-megapixel one about 37 MB. An image that would take more is refused.
+pub const MAX_DECODE_BYTES: u64 = 160 * 1024 * 1024;
+
+/// What reading an image will cost in memory, told from its header alone: the
+/// decoded pixels (the decoder's output: three or four bytes a pixel for a JPEG; a
+/// PNG's channels × bytes per channel), plus, for a progressive JPEG or one whose
+/// first scan does not hold every component, its coefficients (two bytes a sample
+/// per component, kept for the whole image), each side rounded up to whole blocks.
+/// `None` for a header that does not say.
+pub fn decode_cost(media_type: MediaType, bytes: &[u8]) -> Option<u64> {
+    match media_type {
+        MediaType::Jpeg => jpeg_cost(bytes),
+        MediaType::Png => png_cost(bytes),
+        MediaType::Pdf => Some(0),
+    }
+}
+
+fn jpeg_cost(b: &[u8]) -> Option<u64> {
+    let mut i = 2;
+    let mut frame: Option<(u64, u64, u64, bool)> = None;
+    loop {
+        // Fill bytes before a marker are allowed.
+        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        if *b.get(i)? != 0xFF {
+            return None;
+        }
+        let marker = *b.get(i + 1)?;
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += 2;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]));
+        let segment = b.get(i + 4..i + 2 + len)?;
+        match marker {
+            0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => {
+                let h = u64::from(u16::from_be_bytes([*segment.get(1)?, *segment.get(2)?]));
+                let w = u64::from(u16::from_be_bytes([*segment.get(3)?, *segment.get(4)?]));
+                let components = u64::from(*segment.get(5)?);
+                let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+                frame = Some((w, h, components, progressive));
+            }
+            0xDA => {
+                let (w, h, components, progressive) = frame?;
+                let in_first_scan = u64::from(*segment.first()?);
+                let (w, h) = (w.div_ceil(16) * 16, h.div_ceil(16) * 16);
+                let pixels = w * h * components.max(3);
+                let coefficients = if progressive || in_first_scan < components {
+                    w * h * components * 2
+                } else {
+                    0
+                };
+                return Some(pixels + coefficients);
+            }
+            _ => {}
+        }
+        i += 2 + len;
+    }
+}
+
+fn png_cost(b: &[u8]) -> Option<u64> {
+    if b.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let w = u64::from(u32::from_be_bytes(b.get(16..20)?.try_into().ok()?));
+    let h = u64::from(u32::from_be_bytes(b.get(20..24)?.try_into().ok()?));
+    let depth = *b.get(24)?;
+    let channels = match *b.get(25)? {
+        0 => 1,
+        2 => 3,
+        // A palette is expanded to RGBA at most.
+        3 => 4,
+        4 => 2,
+        _ => 4,
+    };
+    let per_channel = if depth == 16 { 2 } else { 1 };
+    // The image, and a row or two of the decoder's own.
+    Some(w * h * channels * per_channel + 2 * w * channels * per_channel)
+}
+
 /// How long a file name may be.
 const MAX_NAME: usize = 200;
 
@@ -214,6 +298,22 @@ pub fn check_upload(
                     "the image declares {w} × {h} pixels; at most {} megapixels and \
                      {MAX_SIDE} pixels a side are taken",
                     MAX_PIXELS / 1_000_000
+                ),
+            ));
+        }
+        let cost = decode_cost(media_type, bytes).ok_or_else(|| {
+            Error::invalid(
+                "file",
+                format!("the {} image's header cannot be read", media_type.as_str()),
+            )
+        })?;
+        if cost > MAX_DECODE_BYTES {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "reading this image ({w} × {h} pixels) would take {} MB, more than the {} MB                      one upload may: send a smaller photo, or save it as a standard (not                      progressive) JPEG",
+                    cost.div_ceil(1024 * 1024),
+                    MAX_DECODE_BYTES / (1024 * 1024)
                 ),
             ));
         }
@@ -394,57 +494,136 @@ pub fn photo_facts(bytes: &[u8]) -> PhotoFacts {
     PhotoFacts { point, taken }
 }
 
-/// The file without the EXIF a camera wrote into it (a JPEG's APP1 `Exif` segments, a
-/// PNG's `eXIf` chunk), for those who may see a photo but not where it was taken.
-/// Anything else, or a file that does not parse, is returned as it is.
-pub fn without_exif(media_type: MediaType, bytes: &[u8]) -> Vec<u8> {
+/// The image without any metadata block, for those who may see a photo but not where
+/// it was taken or by what: only what draws the picture is kept (allowlisted), so that
+/// a block no one thought of cannot carry a position through. A JPEG keeps its frame,
+/// tables and scans (and the JFIF, Adobe and ICC colour segments), up to its first end
+/// of image, dropping EXIF and XMP (APP1), IPTC (APP13), comments, every other
+/// application segment and anything after the image (a second image, a motion clip). A
+/// PNG keeps its critical and colour chunks up to IEND, dropping text (tEXt, zTXt,
+/// iTXt: XMP, raw EXIF profiles), eXIf, tIME and every unknown chunk. `None` when the
+/// file does not parse as that: it is then not served as it is (fail closed). A PDF is
+/// served as it is.
+pub fn without_metadata(media_type: MediaType, bytes: &[u8]) -> Option<Vec<u8>> {
     match media_type {
-        MediaType::Jpeg => jpeg_without_exif(bytes),
-        MediaType::Png => png_without_exif(bytes),
-        MediaType::Pdf => None,
+        MediaType::Jpeg => jpeg_without_metadata(bytes),
+        MediaType::Png => png_without_metadata(bytes),
+        MediaType::Pdf => Some(bytes.to_vec()),
     }
-    .unwrap_or_else(|| bytes.to_vec())
 }
 
-fn jpeg_without_exif(b: &[u8]) -> Option<Vec<u8>> {
+fn jpeg_without_metadata(b: &[u8]) -> Option<Vec<u8>> {
+    if b.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
     let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(b.get(..2)?);
+    out.extend_from_slice(&b[..2]);
     let mut i = 2;
     loop {
+        // Fill bytes before a marker.
+        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
         if *b.get(i)? != 0xFF {
             return None;
         }
         let marker = *b.get(i + 1)?;
-        // Start of scan: the image data follows to the end.
-        if marker == 0xDA {
-            out.extend_from_slice(&b[i..]);
-            return Some(out);
+        match marker {
+            // The end of the (first) image: nothing after it is kept.
+            0xD9 => {
+                out.extend_from_slice(&[0xFF, 0xD9]);
+                return Some(out);
+            }
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => {
+                out.extend_from_slice(&b[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            _ => {}
         }
         let len = usize::from(u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]));
+        if len < 2 {
+            return None;
+        }
         let end = i + 2 + len;
         let segment = b.get(i..end)?;
-        let exif = marker == 0xE1 && segment.get(4..10) == Some(b"Exif\0\0".as_slice());
-        if !exif {
+        let payload = &segment[4..];
+        let keep = match marker {
+            // Frames, tables, restart interval, scans.
+            0xC0..=0xCF | 0xDB | 0xDD | 0xDA => true,
+            // JFIF (APP0), Adobe's colour transform (APP14), an ICC profile (APP2).
+            0xE0 => payload.starts_with(b"JFIF\0") || payload.starts_with(b"JFXX\0"),
+            0xEE => payload.starts_with(b"Adobe"),
+            0xE2 => payload.starts_with(b"ICC_PROFILE\0"),
+            // Every other application segment (EXIF, XMP, IPTC, MPF, …), comments and
+            // anything unknown.
+            _ => false,
+        };
+        if keep {
             out.extend_from_slice(segment);
         }
         i = end;
+        if marker == 0xDA {
+            // The scan's entropy-coded data runs to the next marker that is neither a
+            // stuffed byte (FF 00) nor a restart (FF D0–D7).
+            let start = i;
+            let mut j = i;
+            loop {
+                let at = j + b.get(j..)?.iter().position(|x| *x == 0xFF)?;
+                match *b.get(at + 1)? {
+                    0x00 | 0xD0..=0xD7 => j = at + 2,
+                    0xFF => j = at + 1,
+                    _ => {
+                        out.extend_from_slice(&b[start..at]);
+                        i = at;
+                        break;
+                    }
+                }
+            }
+        }
     }
 }
 
-fn png_without_exif(b: &[u8]) -> Option<Vec<u8>> {
+fn png_without_metadata(b: &[u8]) -> Option<Vec<u8>> {
+    if b.get(..8)? != b"\x89PNG\r\n\x1a\n" {
+        return None;
+    }
     let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(b.get(..8)?);
+    out.extend_from_slice(&b[..8]);
     let mut i = 8;
-    while i < b.len() {
+    loop {
         let len = u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize;
-        let end = i.checked_add(12 + len)?;
+        let end = i.checked_add(12)?.checked_add(len)?;
         let chunk = b.get(i..end)?;
-        if &chunk[4..8] != b"eXIf" {
+        let kind = &chunk[4..8];
+        let keep = matches!(
+            kind,
+            b"IHDR"
+                | b"PLTE"
+                | b"IDAT"
+                | b"IEND"
+                | b"tRNS"
+                | b"gAMA"
+                | b"cHRM"
+                | b"sRGB"
+                | b"iCCP"
+                | b"sBIT"
+                | b"pHYs"
+                | b"bKGD"
+                | b"cICP"
+                | b"acTL"
+                | b"fcTL"
+                | b"fdAT"
+        );
+        if keep {
             out.extend_from_slice(chunk);
+        }
+        if kind == b"IEND" {
+            return Some(out);
         }
         i = end;
     }
-    Some(out)
 }
 
 /// Whether a photo of an inspection was taken where and when the inspection was.
@@ -503,13 +682,143 @@ mod tests {
     use super::*;
 
     fn jpeg_header() -> Vec<u8> {
-        // SOI, then a SOF0 frame of 4000 × 3000 (enough for the header reader).
-        let mut b = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08];
-        b.extend_from_slice(&3000u16.to_be_bytes());
-        b.extend_from_slice(&4000u16.to_be_bytes());
+        jpeg_frame(0xC0, 4000, 3000, 3)
+    }
+
+    /// SOI, a frame (`sof`: 0xC0 baseline, 0xC2 progressive) of `w` × `h`, and a scan
+    /// holding `in_scan` of its three components: enough for the header readers.
+    fn jpeg_frame(sof: u8, w: u16, h: u16, in_scan: u8) -> Vec<u8> {
+        let mut b = vec![0xFF, 0xD8, 0xFF, sof, 0x00, 0x11, 0x08];
+        b.extend_from_slice(&h.to_be_bytes());
+        b.extend_from_slice(&w.to_be_bytes());
         b.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        let len = 6 + 2 * u16::from(in_scan);
+        b.extend_from_slice(&[0xFF, 0xDA]);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.push(in_scan);
+        for c in 1..=in_scan {
+            b.extend_from_slice(&[c, 0x00]);
+        }
+        b.extend_from_slice(&[0x00, 0x3F, 0x00]);
         b.extend_from_slice(&[0xFF, 0xD9]);
         b
+    }
+
+    /// Issue 22, 12: what those who may not see where a photo was taken are served has
+    /// no metadata block at all: EXIF, XMP, IPTC, comments, other application segments
+    /// and a second image after the first are dropped; what draws the picture stays; a
+    /// file that does not parse is not served as it is.
+    #[test]
+    fn every_metadata_block_is_stripped() {
+        let seg = |marker: u8, payload: &[u8]| {
+            let mut v = vec![0xFF, marker];
+            v.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+            v.extend_from_slice(payload);
+            v
+        };
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend(seg(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"));
+        jpeg.extend(seg(0xE1, b"Exif\0\0GPSLatitude-exif"));
+        jpeg.extend(seg(
+            0xE1,
+            b"http://ns.adobe.com/xap/1.0/\0<exif:GPSLatitude>23,8.1N</exif:GPSLatitude>",
+        ));
+        jpeg.extend(seg(0xED, b"Photoshop 3.0\08BIM GPS-iptc"));
+        jpeg.extend(seg(0xFE, b"GPS in a comment"));
+        jpeg.extend(seg(0xE2, b"MPF\0GPS"));
+        jpeg.extend(seg(0xDB, &[0; 65]));
+        jpeg.extend(seg(0xC0, &[8, 0, 16, 0, 16, 1, 1, 0x11, 0]));
+        jpeg.extend(seg(0xDD, &[0, 4]));
+        jpeg.extend(seg(0xDA, &[1, 1, 0, 0, 63, 0]));
+        // Entropy-coded data with a stuffed byte and a restart marker.
+        let data = [0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56];
+        jpeg.extend_from_slice(&data);
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        // A second image after the first (a phone's MPF or gain map) with its own EXIF.
+        jpeg.extend_from_slice(&[0xFF, 0xD8]);
+        jpeg.extend(seg(0xE1, b"Exif\0\0GPS-second"));
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        let clean = without_metadata(MediaType::Jpeg, &jpeg).unwrap();
+        let text = String::from_utf8_lossy(&clean);
+        assert!(
+            !text.contains("GPS") && !text.contains("Exif") && !text.contains("xap"),
+            "{text}"
+        );
+        assert!(clean.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(
+            clean.windows(data.len()).any(|w| w == data),
+            "the scan stays whole"
+        );
+        assert!(clean.ends_with(&[0x56, 0xFF, 0xD9]));
+        assert!(
+            clean.windows(2).any(|w| w == [0xFF, 0xC0])
+                && clean.windows(2).any(|w| w == [0xFF, 0xDB])
+        );
+
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut v = (data.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(kind);
+            v.extend_from_slice(data);
+            v.extend_from_slice(&[0, 0, 0, 0]);
+            v
+        };
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
+        png.extend(chunk(
+            b"iTXt",
+            b"XML:com.adobe.xmp\0\0\0\0\0<exif:GPSLatitude>",
+        ));
+        png.extend(chunk(b"tEXt", b"Comment\0GPS"));
+        png.extend(chunk(b"zTXt", b"Raw profile type exif\0\0GPS"));
+        png.extend(chunk(b"eXIf", b"MM\0*GPS"));
+        png.extend(chunk(b"tIME", &[7, 234, 12, 7, 0, 0, 0]));
+        png.extend(chunk(b"IDAT", &[1, 2, 3]));
+        png.extend(chunk(b"IEND", &[]));
+        png.extend_from_slice(b"trailing GPS");
+        let clean = without_metadata(MediaType::Png, &png).unwrap();
+        let text = String::from_utf8_lossy(&clean);
+        assert!(
+            !text.contains("GPS") && !text.contains("tIME") && !text.contains("trailing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("IHDR")
+                && text.contains("IDAT")
+                && clean.ends_with(&[b'I', b'E', b'N', b'D', 0, 0, 0, 0])
+        );
+        // A file that does not parse is not passed through.
+        assert_eq!(without_metadata(MediaType::Jpeg, &jpeg[..40]), None);
+        assert_eq!(without_metadata(MediaType::Png, &png[..30]), None);
+    }
+
+    /// Issue 22, 8: what an image costs to read is told from its header, and one that
+    /// would take more than one upload may is refused before anything is decoded: a
+    /// 48-megapixel standard JPEG is taken; the same as a progressive JPEG, one whose
+    /// first scan holds one component, a 200-megapixel one, and a 16-bit PNG of 25
+    /// megapixels are not.
+    #[test]
+    fn images_are_refused_by_what_reading_them_would_cost() {
+        let take = |b: &[u8]| check_upload(EvidenceKind::Photo, None, "x", b);
+        assert!(take(&jpeg_frame(0xC0, 8064, 6048, 3)).is_ok());
+        for bomb in [
+            jpeg_frame(0xC2, 8064, 6048, 3),
+            jpeg_frame(0xC0, 8064, 6048, 1),
+            jpeg_frame(0xC0, 14142, 14142, 3),
+        ] {
+            let e = take(&bomb).unwrap_err().to_string();
+            assert!(e.contains("would take") && e.contains("160 MB"), "{e}");
+        }
+        assert_eq!(
+            decode_cost(MediaType::Jpeg, &jpeg_frame(0xC0, 4032, 3024, 3)),
+            Some(4032 * 3024 * 3)
+        );
+        let mut deep = png_header(5000, 5000);
+        deep[24] = 16;
+        deep[25] = 6;
+        assert!(take(&deep).unwrap_err().to_string().contains("would take"));
+        assert!(take(&png_header(5000, 5000)).is_ok());
+        // A header that does not say is not guessed at.
+        assert!(take(&[0xFF, 0xD8, 0xFF, 0xD9]).is_err());
     }
 
     fn png_header(w: u32, h: u32) -> Vec<u8> {

@@ -95,10 +95,20 @@ pub struct Notice<'a> {
 }
 
 /// The link to a case under the public address (`ANJU_PUBLIC_URL`); the one URL scheme
-/// of links in messages.
+/// of links in messages. A notice of the system, about no case (`SYSTEM_CASE`: the
+/// calendar's end, say), links to the dashboard.
 pub fn case_link(public_url: &str, case: i64) -> String {
-    format!("{}/cases/{case}", public_url.trim_end_matches('/'))
+    let base = public_url.trim_end_matches('/');
+    if case == SYSTEM_CASE {
+        format!("{base}/dashboard")
+    } else {
+        format!("{base}/cases/{case}")
+    }
 }
+
+/// The case number of an outgoing message about no case: a notice of the system to the
+/// city's supervisors (the working-day calendar nearing its end). No case has it.
+pub const SYSTEM_CASE: i64 = 0;
 
 /// The hour (China time) daily digests go out.
 pub const DIGEST_HOUR: u32 = 18;

@@ -183,6 +183,12 @@ fn issues_order(e: &EventRecord) -> bool {
     e.data.get("order_no").is_some()
 }
 
+/// Whether an event put the case overdue: its order's deadline passed
+/// (`deadline_passed`), or a decision on an objection came after it had (version 6).
+pub fn enters_overdue(e: &EventRecord) -> bool {
+    e.to_state == "overdue" && e.from_state.as_deref().is_some_and(|s| s != "overdue")
+}
+
 /// What event `index` of a case's history (in order; the first is the case's opening)
 /// adds to the rollups. The history before it tells whether a fix came before the
 /// deadline of its order and whether a referral was accepted within its time.
@@ -207,7 +213,7 @@ pub fn case_tallies(
     if issues_order(e) {
         out.push(t(ORDERS));
     }
-    if e.command == "deadline_passed" {
+    if enters_overdue(e) {
         out.push(t(OVERDUE));
     }
     let changed = e.from_state.as_deref() != Some(e.to_state.as_str());
@@ -219,7 +225,7 @@ pub fn case_tallies(
                 let on_time = before
                     .iter()
                     .rposition(issues_order)
-                    .is_some_and(|o| !before[o..].iter().any(|x| x.command == "deadline_passed"));
+                    .is_some_and(|o| !before[o..].iter().any(enters_overdue));
                 if on_time {
                     out.push(t(FIXED_ON_TIME));
                 }

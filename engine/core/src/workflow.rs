@@ -31,6 +31,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "hazard_case/v5.toml",
         include_str!("../../../workflows/hazard_case/v5.toml"),
     ),
+    (
+        "hazard_case/v6.toml",
+        include_str!("../../../workflows/hazard_case/v6.toml"),
+    ),
 ];
 
 /// The workflow every new hazard case runs on.
@@ -145,8 +149,26 @@ pub struct TransitionDef {
     pub trigger: Option<crate::rules::Trigger>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub when: BTreeMap<String, Value>,
+    /// Taken only when the case has (`true`) or has no (`false`) responsible party on
+    /// record: an order to nobody is served in person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<bool>,
+    /// Taken only when the order's deadline, as the transition's effects leave it, has
+    /// `passed` (at the moment of the command) or is still `pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DeadlineGuard>,
     #[serde(default)]
     pub effects: Vec<Effect>,
+}
+
+/// Where the order's deadline stands when a transition is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineGuard {
+    /// The deadline is at or before now.
+    Passed,
+    /// The deadline is after now, or there is none.
+    Pending,
 }
 
 /// Who a message goes to; resolved against the case when the transition is decided.
@@ -202,6 +224,12 @@ pub enum Effect {
     /// Records an objection (or a request for more time) against the current order:
     /// refused if this order was objected to already (once per order).
     Objection,
+    /// The order just issued waits to be served in person (nobody is on record to
+    /// notify): no deadline runs until its service is recorded.
+    AwaitService,
+    /// The order was served (the record's data: method, recipient, witness): its
+    /// deadline runs from now, for the order's hours.
+    ServeOrder,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -586,10 +614,32 @@ mod tests {
     #[test]
     fn builtin_definition_is_valid() {
         let defs = builtin();
-        assert_eq!(defs.len(), 5);
+        assert_eq!(defs.len(), 6);
         assert!(defs.iter().all(|d| d.name == HAZARD_CASE));
         let versions: Vec<u32> = defs.iter().map(|d| d.version).collect();
-        assert_eq!(versions, [1, 2, 3, 4, 5]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+        // Version 6 serves orders to nobody in person, and decides objections past
+        // their deadline into overdue.
+        let v6 = &defs[5];
+        let notify: Vec<_> = v6
+            .transitions
+            .iter()
+            .filter(|t| t.command == "notify")
+            .collect();
+        assert_eq!(notify[0].party, Some(false));
+        assert_eq!(notify[0].to.as_deref(), Some("awaiting_service"));
+        assert!(
+            !v6.timers["order_deadline"]
+                .states
+                .contains(&"awaiting_service".to_string())
+        );
+        assert!(
+            v6.transitions
+                .iter()
+                .any(|t| t.command == "decide_objection"
+                    && t.deadline == Some(DeadlineGuard::Passed))
+        );
+        assert!(!defs[4].states.contains_key("awaiting_service"));
         // Version 5 adds objections: the landlord objects, a supervisor decides, and
         // the order's deadline timer does not run while the request waits.
         assert_eq!(defs[4].commands["object"].roles, [Role::Landlord]);

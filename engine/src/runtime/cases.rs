@@ -134,7 +134,8 @@ impl Runtime {
         principal: &Principal,
         committed: Committed,
     ) -> Result<CommandAnswer> {
-        let Committed { case, events } = committed;
+        let Committed { mut case, events } = committed;
+        self.judge_timer(&mut case);
         let def = self
             .definition(case.definition_id)
             .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
@@ -278,11 +279,9 @@ impl Runtime {
     pub async fn case_view(&self, principal: &Principal, id: CaseId) -> Result<CaseView> {
         let mut case = self.visible_case(principal, id).await?;
         let store = &self.shared.store;
-        let (history, timers, referrals) = tokio::try_join!(
-            store.case_events(id),
-            store.case_timers(id),
-            store.case_referrals(id)
-        )?;
+        // The running timer is the case's own (read with it).
+        let (history, referrals) =
+            tokio::try_join!(store.case_events(id), store.case_referrals(id))?;
         let def = self
             .definition(case.definition_id)
             .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
@@ -295,7 +294,8 @@ impl Runtime {
             _ => None,
         };
         let history = crate::policy::history::visible_history(principal, history, cutoff);
-        let mut timers = timers;
+        self.judge_timer(&mut case);
+        let mut timers = case.timer.iter().cloned().collect::<Vec<_>>();
         if cutoff.is_some() {
             // The case as the department left it: its state then, nothing since.
             if let Some(last) = history.last() {
@@ -354,6 +354,36 @@ impl Runtime {
             .map(|(m, _)| m)
             .rfind(|m| m.template == "rectification_order");
         Ok((case, message, sheet))
+    }
+
+    /// The text of a case's current order as the workflow words it, for the sheet of
+    /// an order no message carried (served in person), with the requirements it was
+    /// issued with.
+    pub async fn order_text(&self, case: &CaseRecord) -> Result<String> {
+        let def = self
+            .definition(case.definition_id)
+            .ok_or_else(|| Error::not_found("workflow definition", case.definition_id))?;
+        let history = self.shared.store.case_events(case.snapshot.id).await?;
+        let requirements = history
+            .iter()
+            .rev()
+            .find(|e| e.data.get("order_no").is_some())
+            .and_then(|e| e.data.get("requirements"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let (routing, calendar) = (self.routing(), self.calendar());
+        let ctx = crate::machine::Context {
+            definition: &def,
+            taxonomy: &self.shared.taxonomy,
+            routing: &routing,
+            calendar: &calendar,
+            now: self.now(),
+        };
+        Ok(
+            crate::machine::order_text(ctx, &case.snapshot, requirements.as_deref())
+                .map(|(_, body)| body)
+                .unwrap_or_default(),
+        )
     }
 
     pub async fn case_outbox(
@@ -475,11 +505,24 @@ impl Runtime {
         principal: &Principal,
         filter: &CaseFilter,
     ) -> Result<Vec<CaseRecord>> {
-        Ok(self
+        let mut cases = self
             .shared
             .store
             .list_cases(filter, &principal.scope)
-            .await?)
+            .await?;
+        for c in &mut cases {
+            self.judge_timer(c);
+        }
+        Ok(cases)
+    }
+
+    /// Marks a case's running timer provisional when it counts working days past the
+    /// last year the calendar in force knows.
+    pub(super) fn judge_timer(&self, case: &mut CaseRecord) {
+        let definition_id = case.definition_id;
+        if let Some(t) = &mut case.timer {
+            t.provisional = self.provisional(definition_id, &t.kind, t.due_at);
+        }
     }
 
     /// A landlord's rectification orders (cases with an order), each with the latest

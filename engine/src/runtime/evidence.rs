@@ -49,9 +49,22 @@ impl Runtime {
         let checked = evidence::check_upload(kind, claimed, file_name, &bytes)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let (bytes, thumbnail, facts) = if checked.media_type.is_image() {
+            // Decodes share one memory budget: each waits until what it will take (told
+            // from its header, at most `MAX_DECODE_BYTES`) is free, so that however
+            // many uploads arrive at once, decoding them holds at most the budget.
+            let cost = evidence::decode_cost(checked.media_type, &bytes).unwrap_or(0);
+            let megabytes = u32::try_from(cost.div_ceil(1024 * 1024).max(1)).unwrap_or(u32::MAX);
+            let permit = self
+                .shared
+                .decode_budget
+                .clone()
+                .acquire_many_owned(megabytes.min(DECODE_BUDGET_MB))
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
             tokio::task::spawn_blocking(move || {
-                let thumbnail = thumbnail(&bytes);
+                let thumbnail = thumbnail(&bytes, cost);
                 let facts = evidence::photo_facts(&bytes);
+                drop(permit);
                 (bytes, thumbnail, facts)
             })
             .await
@@ -91,6 +104,23 @@ impl Runtime {
         };
         self.shared.store.insert_evidence(&record).await?;
         Ok(record)
+    }
+
+    /// Forgets the caller's own uploads that nothing references, and their bytes where
+    /// no other upload has the same content: the files of a page form that was refused
+    /// (or answered from its first sending), so that a refusal leaves none behind.
+    pub async fn discard_uploads(&self, principal: &Principal, ids: &[String]) -> Result<()> {
+        let unused = self
+            .shared
+            .store
+            .discard_evidence(ids, (principal.role, principal.subject))
+            .await?;
+        let blobs = &self.shared.config.blobs;
+        for digest in unused {
+            blobs.delete(&blob_key(&digest)).await.map_err(fault)?;
+            blobs.delete(&thumbnail_key(&digest)).await.map_err(fault)?;
+        }
+        Ok(())
     }
 
     /// An upload and its bytes (or its thumbnail's), for a caller who uploaded it or who
@@ -134,11 +164,21 @@ impl Runtime {
         if crate::policy::sees_where_photos_were_taken(principal, uploader(&record)) {
             return Ok((record, bytes));
         }
-        // Thumbnails are made without EXIF; the file loses its own.
+        // Thumbnails are made from the pixels alone; the file loses every metadata
+        // block. One that does not parse is not served with what it may carry: its
+        // thumbnail (pixels only) stands for it, or nothing.
         let bytes = if thumbnail {
             bytes
         } else {
-            evidence::without_exif(record.media_type, &bytes)
+            match evidence::without_metadata(record.media_type, &bytes) {
+                Some(clean) => clean,
+                None => {
+                    return Err(Error::invalid(
+                        "file",
+                        "this file can be shown to you only as its thumbnail (its metadata could not be removed)",
+                    ));
+                }
+            }
         };
         let record = EvidenceRecord {
             facts: evidence::PhotoFacts::default(),
@@ -323,14 +363,19 @@ fn fault(e: crate::blobs::BlobError) -> Error {
 
 /// A JPEG thumbnail of an image, decoded within limits; the reason when it does not
 /// decode.
-fn thumbnail(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+/// The memory all decodes of a process share at once, in megabytes (one decode takes
+/// at most `evidence::MAX_DECODE_BYTES`, 160 MB).
+pub(super) const DECODE_BUDGET_MB: u32 = 192;
+
+fn thumbnail(bytes: &[u8], cost: u64) -> std::result::Result<Vec<u8>, String> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("the image cannot be read: {e}"))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(evidence::MAX_SIDE);
     limits.max_image_height = Some(evidence::MAX_SIDE);
-    limits.max_alloc = Some(1024 * 1024 * 1024);
+    // What the header said it would take, with room for the decoder's own buffers.
+    limits.max_alloc = Some(cost.max(1 << 20).saturating_mul(5) / 4);
     reader.limits(limits);
     let image = reader
         .decode()

@@ -138,13 +138,13 @@ impl Runtime {
         let (definition_id, definition) = self
             .latest_definition(HAZARD_CASE)
             .ok_or_else(|| Error::Internal("the hazard case workflow is not loaded".into()))?;
-        let routing = self.routing();
+        let (routing, calendar) = (self.routing(), self.calendar());
         let facts = InspectionFacts {
             ctx: Context {
                 definition: &definition,
                 taxonomy: &self.shared.taxonomy,
                 routing: &routing,
-                calendar: &self.shared.calendar,
+                calendar: &calendar,
                 now,
             },
             definition_id,
@@ -557,6 +557,7 @@ fn new_snapshot(
         review_required: false,
         rule_mark: 0,
         objected_order: 0,
+        order_hours: 0,
         acted_version: 1,
     }
 }

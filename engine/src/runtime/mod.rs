@@ -19,6 +19,7 @@ use crate::taxonomy::Taxonomy;
 use crate::time::{SharedClock, truncate_millis};
 use crate::workflow::{self, Definition};
 
+pub mod calendar;
 mod callers;
 mod cases;
 pub mod dashboard;
@@ -149,7 +150,12 @@ struct Shared {
     clock: SharedClock,
     taxonomy: Taxonomy,
     rubric: Rubric,
-    calendar: crate::calendar::Calendar,
+    /// The working-day calendar in force (the newest version stored; refreshed).
+    calendar: RwLock<Arc<crate::calendar::Calendar>>,
+    /// The calendar version this process last re-dated the running timers under.
+    redated_under: std::sync::atomic::AtomicU32,
+    /// The calendar version and day this process last checked the calendar's end on.
+    end_checked: std::sync::Mutex<Option<(u32, chrono::NaiveDate)>>,
     /// The rules in force, and how many published versions they were built from.
     rules: RwLock<(Arc<crate::rules::RuleSet>, i64)>,
     workflows: RwLock<Arc<Workflows>>,
@@ -172,6 +178,9 @@ struct Shared {
     /// Until when sign-in codes are said to be unsendable, after a server failed to take
     /// one (for every address alike, so that it tells nobody who is registered).
     code_channel_down: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The memory image decodes may hold at once, in megabytes: each upload takes what
+    /// its header says it needs before it is decoded.
+    decode_budget: Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
     config: Config,
 }
@@ -204,7 +213,7 @@ impl Runtime {
                 .await?;
         }
         let rules = load_rules(&store, taxonomy.departments.keys().cloned().collect()).await?;
-        let calendar = crate::calendar::Calendar::builtin();
+        let calendar = calendar::load_calendar(&store, clock.now()).await?;
         let today = clock
             .now()
             .with_timezone(&crate::time::china_time())
@@ -212,8 +221,18 @@ impl Runtime {
         if !calendar.covers(today) {
             tracing::warn!(
                 year = today.year(),
-                "workflows/calendar.toml does not list this year's public holidays; \
-                 working days count weekends only"
+                "the working-day calendar does not list this year's public holidays; \
+                 working days count weekends only (anju calendar import)"
+            );
+        } else if let Some(days) = calendar
+            .days_left(today)
+            .filter(|d| *d <= crate::calendar::WARN_DAYS)
+        {
+            tracing::warn!(
+                days_left = days,
+                last_day = ?calendar.last_day(),
+                "the working-day calendar nears its end: import next year's holidays when the \
+                 State Council publishes them (anju calendar import)"
             );
         }
         let shared = Arc::new(Shared {
@@ -221,7 +240,9 @@ impl Runtime {
             clock,
             taxonomy,
             rubric: Rubric::builtin(),
-            calendar,
+            calendar: RwLock::new(Arc::new(calendar)),
+            redated_under: Default::default(),
+            end_checked: Default::default(),
             rules: RwLock::new(rules),
             workflows: RwLock::new(Arc::new(Workflows::default())),
             routing: RwLock::new(Arc::new(Routing::default())),
@@ -232,6 +253,9 @@ impl Runtime {
             channels_since: RwLock::new(Default::default()),
             code_send_ms: Default::default(),
             code_channel_down: Default::default(),
+            decode_budget: Arc::new(tokio::sync::Semaphore::new(
+                evidence::DECODE_BUDGET_MB as usize,
+            )),
             metrics: Metrics::default(),
             config,
         });
@@ -259,6 +283,21 @@ impl Runtime {
                 })
                 .map_err(|e| Error::Internal(format!("cannot start a writer thread: {e}")))?;
             handles.push(finished);
+        }
+        // Takes up a calendar version imported by any process, within seconds.
+        {
+            let (rt_shared, mut stop) = (shared.clone(), stop.subscribe());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(calendar::CALENDAR_EVERY) => {}
+                        _ = stop.changed() => return,
+                    }
+                    if let Err(e) = calendar::refresh(&rt_shared).await {
+                        tracing::warn!(error = %e, "reading the working-day calendar");
+                    }
+                }
+            });
         }
         // Keeps the planner's statistics in step with tables that grow fast.
         {

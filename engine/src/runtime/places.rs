@@ -441,7 +441,7 @@ impl Runtime {
 }
 
 /// A command of the system on a case.
-fn system_request(
+pub(super) fn system_request(
     case: CaseId,
     name: &str,
     data: Map<String, serde_json::Value>,

@@ -555,7 +555,26 @@ impl Runtime {
         let tips = self.spawn_loop("tips", stop.clone(), |rt| async move {
             Ok(rt.push_tip_changes(TIP_PUSH_BATCH).await? as u32 >= TIP_PUSH_BATCH)
         });
-        vec![timers, outbox, rules, upgrades, stats, tips]
+        // The working-day calendar: a newer version taken up, its timers re-dated, and
+        // the city's supervisors warned as its end nears.
+        let calendar = {
+            let (rt, mut stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = rt.calendar_step().await {
+                        tracing::error!(error = %e, "calendar worker");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(super::calendar::CALENDAR_EVERY) => {}
+                        _ = stop.changed() => return,
+                    }
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
+            })
+        };
+        vec![timers, outbox, rules, upgrades, stats, tips, calendar]
     }
 
     /// Runs `step` until `stop`; `step` answers whether there is more to do at once.
@@ -603,7 +622,18 @@ impl Runtime {
             .oldest_due_at
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
+        let calendar = self.calendar_status();
         Ok(self.shared.metrics.render(&[
+            (
+                "anju_calendar_version",
+                "The working-day calendar version in force in this process.",
+                f64::from(calendar.version),
+            ),
+            (
+                "anju_calendar_days_left",
+                "Days until the last day whose public holidays the calendar knows (warned from 60).",
+                calendar.days_left.unwrap_or(0) as f64,
+            ),
             (
                 "anju_timers_pending",
                 "Timers scheduled and not yet fired.",

@@ -129,6 +129,7 @@ pub(super) async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
     let requests: Vec<TransitionRequest> = jobs.iter().map(|j| j.request.clone()).collect();
     let workflows = shared.workflows.read().expect("workflow lock").clone();
     let routing = shared.routing.read().expect("routing lock").clone();
+    let calendar = shared.calendar.read().expect("calendar lock").clone();
     let now = truncate_millis(shared.clock.now());
     let decide = |i: usize, case: &CaseRecord| {
         let def = workflows.by_id.get(&case.definition_id).ok_or_else(|| {
@@ -154,9 +155,28 @@ pub(super) async fn commit_batch(shared: &Shared, jobs: Vec<Job>) {
             definition: def,
             taxonomy: &shared.taxonomy,
             routing: &routing,
-            calendar: &shared.calendar,
+            calendar: &calendar,
             now,
         };
+        if jobs[i].command.name == machine::REDATE && principal.role == Role::System {
+            // Dated again under the calendar in force, as the case is now: nothing to
+            // write when it falls due as it was (another process re-dated it first).
+            let timer = case.timer.as_ref().and_then(|t| {
+                Some(machine::RunningTimer {
+                    kind: &t.kind,
+                    due_at: t.due_at,
+                    from: t.from_at?,
+                })
+            });
+            return timer
+                .and_then(|t| machine::redate(ctx, &case.snapshot, t))
+                .ok_or_else(|| {
+                    anju_core::Error::Conflict(format!(
+                        "the timer already falls due as calendar version {} gives it",
+                        calendar.version
+                    ))
+                });
+        }
         machine::decide(ctx, &case.snapshot, principal, &jobs[i].command)
     };
     let outcome = shared

@@ -96,6 +96,8 @@ impl Opening<'_> {
             kind: t.kind.clone(),
             fire_command: t.fire.clone(),
             due_at: t.due_at,
+            from_at: Some(t.from),
+            provisional: false,
         });
         CaseWrite {
             before: 0,
@@ -149,6 +151,14 @@ pub(crate) const CASE_UPDATES: &[(&str, CellOf)] = &[
     ("timer_fire", |w| {
         Cell::MaybeText(w.timer.as_ref().map(|t| t.fire_command.clone()))
     }),
+    ("timer_from_at", |w| {
+        Cell::MaybeInt(
+            w.timer
+                .as_ref()
+                .and_then(|t| t.from_at)
+                .map(|t| t.timestamp_millis()),
+        )
+    }),
     ("timer_due_at", |w| {
         Cell::MaybeInt(w.timer.as_ref().map(|t| t.due_at.timestamp_millis()))
     }),
@@ -161,6 +171,7 @@ pub(crate) const CASE_UPDATES: &[(&str, CellOf)] = &[
     ("objected_order", |w| {
         Cell::Int(i64::from(w.after.objected_order))
     }),
+    ("order_hours", |w| Cell::Int(i64::from(w.after.order_hours))),
 ];
 
 /// What a batch of decisions writes, gathered so that each table is written with one
@@ -559,6 +570,7 @@ mod tests {
                 review_required: false,
                 rule_mark: 0,
                 objected_order: 0,
+                order_hours: 0,
                 acted_version: 0,
             },
             definition_id: 1,
@@ -580,7 +592,7 @@ mod tests {
             "{columns}"
         );
         assert!(
-            columns.ends_with("rule_mark, acted_version, objected_order"),
+            columns.ends_with("rule_mark, acted_version, objected_order, order_hours"),
             "{columns}"
         );
     }

@@ -31,9 +31,9 @@ pub use crate::model::*;
 
 mod tables;
 pub use tables::{
-    AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
-    PartyStore, PlanStore, QueueStore, RuleStore, StatsQuery, StatsStore, TipStore, TokenStore,
-    UnitStore,
+    AdminStore, CalendarStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore,
+    InspectionStore, PartyStore, PlanStore, QueueStore, RuleStore, StatsQuery, StatsStore,
+    TipStore, TokenStore, UnitStore,
 };
 
 /// Everything Anju keeps. Implemented by [`sqlite::SqliteStore`] and
@@ -56,6 +56,7 @@ pub trait Store:
     + EvidenceStore
     + StatsStore
     + TipStore
+    + CalendarStore
 {
 }
 
@@ -75,6 +76,7 @@ impl<
         + EvidenceStore
         + StatsStore
         + TipStore
+        + CalendarStore
         + ?Sized,
 > Store for T
 {
@@ -129,6 +131,8 @@ macro_rules! migrator {
             step(18, "tips", file!("0018_tips.sql")),
             step(19, "declarations", file!("0019_declarations.sql")),
             step(20, "signin limits", file!("0020_signin_limits.sql")),
+            step(21, "service in person", file!("0021_service_in_person.sql")),
+            step(22, "calendar", file!("0022_calendar.sql")),
         ])
     }};
 }

@@ -1,4 +1,4 @@
-//! `anju` for black-box tests: the real command line, with a manual clock set from `ANJU_TEST_CLOCK_START` and test-only routes to move it and step the timer worker. Only this test crate builds it; the production binary has no way to install a manual clock.
+//! `anju` for black-box tests: the real command line, with a manual clock set from `ANJU_TEST_CLOCK_START` and test-only routes to move it and step the timer, rule and calendar workers. Only this test crate builds it; the production binary has no way to install a manual clock.
 
 use std::sync::Arc;
 
@@ -43,6 +43,7 @@ fn test_routes(runtime: Runtime, clock: ManualClock) -> Router {
         .route("/__test/timers/tick", post(tick))
         .route("/__test/rules/tick", post(rules_tick))
         .route("/__test/rules/sweep", post(sweep))
+        .route("/__test/calendar/tick", post(calendar_tick))
         .with_state(TestState { runtime, clock })
 }
 
@@ -92,6 +93,15 @@ async fn sweep(State(s): State<TestState>) -> Json<Value> {
 
 async fn rules_tick(State(s): State<TestState>) -> Json<Value> {
     match s.runtime.run_rule_jobs().await {
+        Ok(t) => Json(json!(t)),
+        Err(e) => Json(json!({ "error": e.to_string() })),
+    }
+}
+
+/// One step of the calendar worker: a newer version taken up, timers re-dated, the
+/// end warned of.
+async fn calendar_tick(State(s): State<TestState>) -> Json<Value> {
+    match s.runtime.calendar_step().await {
         Ok(t) => Json(json!(t)),
         Err(e) => Json(json!({ "error": e.to_string() })),
     }

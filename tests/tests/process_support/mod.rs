@@ -150,6 +150,11 @@ impl Server {
         self.post("/__test/rules/tick", "", json!({})).await
     }
 
+    /// The process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process without letting it shut down.
     pub(crate) fn kill(mut self) {
         self.child.kill().expect("kill");

@@ -68,6 +68,7 @@ impl Fixture {
                     review_required: false,
                     rule_mark: 0,
                     objected_order: 0,
+                    order_hours: 0,
                     acted_version: 1,
                 },
                 note: None,

@@ -17,6 +17,7 @@ const LANDLORD_EVENTS: &[&str] = &[
     "open",
     "attach_finding",
     "notify",
+    "record_service",
     "acknowledge",
     "report_fix",
     "object",

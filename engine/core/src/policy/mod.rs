@@ -49,6 +49,9 @@ pub enum Act {
     HandleTips,
     /// A landlord's own declaration about their unit (occupancy, self-inspection).
     DeclareUnit,
+    /// The working-day calendar: importing a version, and being warned that it nears
+    /// its end (the city's supervisors, and the operator's command line).
+    ManageCalendar,
 }
 
 /// The answer to an act.
@@ -162,6 +165,7 @@ fn roles_for(act: Act) -> Option<(&'static [Role], &'static str)> {
         ListInspections(_)
         | ListUngridded
         | PublishRule
+        | ManageCalendar
         | ReadPartyUnits(_)
         | ReadPartyOrders(_)
         | ReadDepartmentReferrals(_) => return None,
@@ -196,6 +200,15 @@ pub fn judge(principal: &Principal, act: Act) -> Verdict {
             Verdict::Allowed
         }
         PublishRule => Verdict::Forbidden("rules are published by city-level supervisors"),
+        ManageCalendar
+            if (role == Role::Supervisor && principal.scope == Scope::City)
+                || principal.scope == Scope::System =>
+        {
+            Verdict::Allowed
+        }
+        ManageCalendar => {
+            Verdict::Forbidden("the working-day calendar is kept by city-level supervisors")
+        }
         ReadPartyUnits(party) | ReadPartyOrders(party) => match role {
             Role::Landlord if principal.subject == party.0 => Verdict::Allowed,
             Role::Landlord => Verdict::Hidden {
@@ -330,6 +343,7 @@ mod tests {
             (RecordPolicy, "I+ S+ L+ D- Y-"),
             (ReadRules, "I- S+ L- D- Y+"),
             (PublishRule, "I- S- L- D- Y-"),
+            (ManageCalendar, "I- S- L- D- Y+"),
             (DryRunRule, "I- S+ L- D- Y-"),
             (ReadRuleJobs, "I+ S+ L- D- Y-"),
             (ReadRouting, "I+ S+ L- D- Y-"),
@@ -372,6 +386,7 @@ mod tests {
             ..who(Role::Supervisor)
         };
         assert_eq!(judge(&city, Act::PublishRule), Verdict::Allowed);
+        assert_eq!(judge(&city, Act::ManageCalendar), Verdict::Allowed);
         let district = Principal {
             scope: Scope::District("440103".into()),
             ..who(Role::Supervisor)

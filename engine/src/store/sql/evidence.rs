@@ -126,6 +126,37 @@ impl EvidenceStore for This {
             .collect()
     }
 
+    async fn discard_evidence(
+        &self,
+        ids: &[String],
+        (role, subject): (Role, i64),
+    ) -> Result<Vec<String>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = begin_write(self.writer()).await?;
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM evidence WHERE owner_role = ");
+        q.push_bind(role.as_str())
+            .push(" AND owner_subject = ")
+            .push_bind(subject)
+            .push(" AND NOT EXISTS (SELECT 1 FROM evidence_units u WHERE u.evidence_id = evidence.id) AND id IN (");
+        push_id_list(&mut q, ids);
+        q.push(" RETURNING sha256");
+        let digests: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        let mut unused = Vec::new();
+        for d in digests {
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM evidence WHERE sha256 = $1")
+                .bind(&d)
+                .fetch_one(&mut *tx)
+                .await?;
+            if left == 0 && !unused.contains(&d) {
+                unused.push(d);
+            }
+        }
+        tx.commit().await?;
+        Ok(unused)
+    }
+
     async fn evidence_units(&self, id: &str) -> Result<Vec<UnitId>, Error> {
         Ok(sqlx::query_scalar::<_, i64>(
             "SELECT unit_id FROM evidence_units WHERE evidence_id = $1 ORDER BY unit_id",

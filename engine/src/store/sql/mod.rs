@@ -33,8 +33,9 @@ use crate::store::batch::{
 use crate::store::{AccountRecord, CodeRequest, OrderSheet, Preference, SigninCode};
 use crate::store::{Addressee, DeliveryJob, DeliveryRecord, InboxItem, NewDelivery, Settled};
 use crate::store::{
-    AdminStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore, InspectionStore,
-    PartyStore, PlanStore, QueueStore, RuleStore, StatsStore, TipStore, TokenStore, UnitStore,
+    AdminStore, CalendarStore, CampaignStore, CaseStore, EvidenceStore, GridStore, ImportStore,
+    InspectionStore, PartyStore, PlanStore, QueueStore, RuleStore, StatsStore, TipStore,
+    TokenStore, UnitStore,
 };
 use crate::store::{
     Agreement, Applied, Attachment, Backend, BlacklistChange, BlacklistEntry, CampaignArea,
@@ -50,6 +51,7 @@ use crate::store::{
 use crate::time::{from_millis, to_millis};
 
 mod admin;
+mod calendar;
 mod campaigns;
 mod cases;
 mod evidence;
@@ -161,6 +163,7 @@ pub(super) fn case_from_row(row: &Row) -> Result<CaseRecord, Error> {
             acted_version: row.try_get("acted_version")?,
             objected_order: i32::try_from(row.try_get::<i64, _>("objected_order")?)
                 .map_err(corrupt)?,
+            order_hours: i32::try_from(row.try_get::<i64, _>("order_hours")?).map_err(corrupt)?,
         },
         definition_id: row.try_get("definition_id")?,
         unit_id: UnitId(row.try_get("unit_id")?),
@@ -211,6 +214,10 @@ fn timer_from_case_row(row: &Row) -> Result<Option<TimerRecord>, Error> {
             .try_get::<Option<String>, _>("timer_fire")?
             .unwrap_or_default(),
         due_at: from_millis(due),
+        from_at: row
+            .try_get::<Option<i64>, _>("timer_from_at")?
+            .map(from_millis),
+        provisional: false,
     }))
 }
 /// A grade (1 to 5 stars) read from a nullable integer column.

@@ -224,20 +224,24 @@ impl PartyStore for This {
             records.insert(p.0, PartyRecord::empty(p, kind));
         }
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT c.party_id, e.command, COUNT(*) AS n FROM case_events e \
+            // An order overdue: its deadline passed, or an objection decided after it
+            // had (the case entered `overdue`).
+            "SELECT c.party_id, CASE WHEN e.to_state = 'overdue' AND e.from_state <> 'overdue' \
+             THEN 'overdue' ELSE e.command END AS kind, COUNT(*) AS n FROM case_events e \
              JOIN cases c ON c.id = e.case_id WHERE c.party_id IS NOT NULL \
-             AND e.command IN ('deadline_passed', 'refer', 'rule_refer', 'record_result') \
+             AND (e.command IN ('refer', 'rule_refer', 'record_result') \
+             OR (e.to_state = 'overdue' AND e.from_state <> 'overdue')) \
              AND e.at >= ",
         );
         q.push_bind(ms(since));
         only_party(&mut q, "c.party_id");
-        q.push(" GROUP BY c.party_id, e.command");
+        q.push(" GROUP BY c.party_id, kind");
         for r in &q.build().fetch_all(self.reader()).await? {
             let id: i64 = r.try_get("party_id")?;
             let n: i64 = r.try_get("n")?;
             if let Some(record) = records.get_mut(&id) {
-                match r.try_get::<String, _>("command")?.as_str() {
-                    "deadline_passed" => record.overdue_since += n,
+                match r.try_get::<String, _>("kind")?.as_str() {
+                    "overdue" => record.overdue_since += n,
                     "record_result" => record.results_since += n,
                     _ => record.referrals_since += n,
                 }

@@ -9,7 +9,7 @@ static CLAIM_TIMERS: LazyLock<&'static str> = LazyLock::new(|| {
                       WHERE timer_due_at <= $3 \
                         AND (timer_claimed_until IS NULL OR timer_claimed_until <= $3) \
                       ORDER BY timer_due_at, id LIMIT $4{SKIP_LOCKED}) \
-         RETURNING id, timer_seq, timer_kind, timer_fire, timer_due_at"
+         RETURNING id, timer_seq, timer_kind, timer_fire, timer_due_at, timer_from_at"
     ))
 });
 static CLAIM_OUTBOX: LazyLock<&'static str> = LazyLock::new(|| {
@@ -323,10 +323,11 @@ impl QueueStore for This {
         }
         let mut q = QueryBuilder::<Db>::new(
             "SELECT d.id, d.outbox_id, o.case_id, d.recipient, d.channel, d.address, d.attempts, \
-             d.message_id, d.digest, o.template, o.subject, o.body, c.order_no, c.address AS unit_address, \
-             c.severity, c.deadline_at, i.name AS inspector \
+             d.message_id, d.digest, o.template, o.subject, o.body, COALESCE(c.order_no, 0) AS order_no, \
+             COALESCE(c.address, '') AS unit_address, COALESCE(c.severity, '') AS severity, \
+             c.deadline_at, i.name AS inspector \
              FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
-             JOIN cases c ON c.id = o.case_id LEFT JOIN inspectors i ON i.id = c.inspector_id \
+             LEFT JOIN cases c ON c.id = o.case_id LEFT JOIN inspectors i ON i.id = c.inspector_id \
              WHERE d.id IN (",
         );
         push_ids(&mut q, &ids);
@@ -414,9 +415,15 @@ impl QueueStore for This {
     ) -> Result<Vec<DeliveryRecord>, Error> {
         let mut q = QueryBuilder::<Db>::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id \
-             WHERE d.state = 'dead' AND o.case_id IN (SELECT id FROM cases WHERE 1 = 1"
+             WHERE d.state = 'dead' AND (o.case_id IN (SELECT id FROM cases WHERE 1 = 1"
         ));
         push_scope(&mut q, scope);
+        q.push(")");
+        // The system's notices (about no case) are the city's.
+        if matches!(scope, Scope::City | Scope::System) {
+            q.push(" OR o.case_id = ")
+                .push_bind(crate::notices::SYSTEM_CASE);
+        }
         q.push(")");
         if let Some(before) = before {
             q.push(" AND d.id < ").push_bind(before);
@@ -552,13 +559,22 @@ async fn supervisors_over(
         Level::District => "s.level = 'district' AND s.district_code = c.district_code",
         Level::City => "s.level = 'city'",
     };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.id, s.name, s.email FROM supervisors s, cases c \
-         WHERE c.id = $1 AND {area} ORDER BY s.id"
-    )))
-    .bind(case.0)
-    .fetch_all(reader)
-    .await?;
+    // A notice of the system (about no case) goes to the city's supervisors.
+    let rows = if case.0 == crate::notices::SYSTEM_CASE {
+        sqlx::query(
+            "SELECT s.id, s.name, s.email FROM supervisors s WHERE s.level = 'city' ORDER BY s.id",
+        )
+        .fetch_all(reader)
+        .await?
+    } else {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT s.id, s.name, s.email FROM supervisors s, cases c \
+             WHERE c.id = $1 AND {area} ORDER BY s.id"
+        )))
+        .bind(case.0)
+        .fetch_all(reader)
+        .await?
+    };
     rows.iter()
         .map(|r| {
             Ok(Addressee {

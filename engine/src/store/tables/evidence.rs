@@ -22,6 +22,15 @@ pub trait EvidenceStore: Send + Sync + 'static {
         unit: UnitId,
     ) -> Result<Vec<(EvidenceRecord, bool)>, Error>;
 
+    /// Removes the uploads with these ids that `owner` (role, subject) made and that no
+    /// unit's cases reference (a refused form's files); returns the digests of the
+    /// contents no upload has any more (whose bytes may go).
+    async fn discard_evidence(
+        &self,
+        ids: &[String],
+        owner: (crate::domain::Role, i64),
+    ) -> Result<Vec<String>, Error>;
+
     /// The units whose cases or inspections reference the upload.
     async fn evidence_units(&self, id: &str) -> Result<Vec<UnitId>, Error>;
 }

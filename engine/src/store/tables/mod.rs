@@ -1,6 +1,7 @@
 //! The store's traits, one per table family; `Store` is all of them.
 
 mod admin;
+mod calendar;
 mod campaigns;
 mod cases;
 mod evidence;
@@ -17,6 +18,7 @@ mod tokens;
 mod units;
 
 pub use admin::AdminStore;
+pub use calendar::CalendarStore;
 pub use campaigns::CampaignStore;
 pub use cases::CaseStore;
 pub use evidence::EvidenceStore;

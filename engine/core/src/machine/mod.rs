@@ -1,4 +1,12 @@
-//! The state machine, pure: (definition, case, command, now) → (new case, effects). No I/O here.
+//! The state machine, pure: (definition, case, command, now) → (new case, effects). No I/O here. A command's data is checked in `fields`, messages are worded in `render`.
+
+mod fields;
+mod render;
+
+pub use fields::validate_data;
+use fields::validate_reason;
+pub use render::order_text;
+use render::render;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -6,11 +14,10 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::{Place, Principal};
 use crate::domain::{CaseId, DepartmentId, GridId, InspectorId, PartyId, Role, StreetId};
-use crate::error::{Error, FieldError};
+use crate::error::Error;
 use crate::routing::Routing;
 use crate::taxonomy::Taxonomy;
-use crate::time::local_time;
-use crate::workflow::{CommandDef, Definition, Effect, FieldKind, FieldSpec, Recipient, TimerDue};
+use crate::workflow::{CommandDef, DeadlineGuard, Definition, Effect, Recipient, TimerDue};
 
 /// The longest free text a command may carry in `reason` or a text field without its own limit.
 pub const MAX_TEXT: usize = 2000;
@@ -51,6 +58,9 @@ pub struct CaseSnapshot {
     /// The last order objected to (or asked more time for): an order may be objected to
     /// once.
     pub objected_order: i32,
+    /// The time limit of the current order, in hours: its deadline runs from its
+    /// service when it waits to be served in person (`awaiting_service`).
+    pub order_hours: i32,
 }
 
 impl CaseSnapshot {
@@ -89,6 +99,9 @@ pub struct TimerDraft {
     pub kind: String,
     pub fire: String,
     pub due_at: DateTime<Utc>,
+    /// When it started counting: a timer in working days is dated again from here when
+    /// a new calendar is published.
+    pub from: DateTime<Utc>,
 }
 
 /// An outgoing message, rendered when the transition is decided so that the outbox row
@@ -197,6 +210,59 @@ pub fn upgrade(
     })
 }
 
+/// The system command that dates a running timer in working days again under the
+/// calendar in force (a year published since it was scheduled).
+pub const REDATE: &str = "redate";
+
+/// A running timer, as `redate` sees it: its kind, when it falls due and when it
+/// started counting.
+#[derive(Debug, Clone, Copy)]
+pub struct RunningTimer<'a> {
+    pub kind: &'a str,
+    pub due_at: DateTime<Utc>,
+    pub from: DateTime<Utc>,
+}
+
+/// The running timer counted again in the calendar of `ctx` (working-day timers only:
+/// an order's deadline in hours never depends on the calendar): an event of its own,
+/// the case in its state, with the old and new due times and the calendar's version.
+/// `None` when the timer does not count working days or falls due as it was: nothing
+/// to write, so that a calendar version re-dates each timer once.
+pub fn redate(ctx: Context<'_>, case: &CaseSnapshot, timer: RunningTimer<'_>) -> Option<Decision> {
+    let def = ctx.definition.timers.get(timer.kind)?;
+    let days = def.after_working_days?;
+    let due_at = ctx.calendar.add_working_days(timer.from, days);
+    if due_at == timer.due_at {
+        return None;
+    }
+    let mut next = case.clone();
+    next.version = case.version + 1;
+    Some(Decision {
+        from: case.state.clone(),
+        next,
+        data: json!({
+            "timer": timer.kind,
+            "due_before": timer.due_at,
+            "due_at": due_at,
+            "calendar_version": ctx.calendar.version,
+            "provisional": ctx.calendar.provisional(due_at),
+        }),
+        cancel_timers: vec![timer.kind.to_string()],
+        schedule_timers: vec![TimerDraft {
+            kind: timer.kind.to_string(),
+            fire: def.fire.clone(),
+            due_at,
+            from: timer.from,
+        }],
+        messages: Vec::new(),
+        referral: None,
+        trigger: None,
+        blacklist: None,
+        definition_id: None,
+        regrade: None,
+    })
+}
+
 /// Decides what `cmd`, issued by `principal`, does to `case`. Refusals are errors and
 /// leave nothing to write.
 pub fn decide(
@@ -209,21 +275,36 @@ pub fn decide(
         spec,
         data,
         reason,
-        transition,
+        candidates,
     } = admit(ctx, case, principal, cmd)?;
-    let mut out = Outcome {
-        next: case.clone(),
-        event: data.clone(),
-        referral: None,
-        blacklist: None,
-        messages: Vec::new(),
-    };
-    out.next.state = Definition::target(transition, &case.state).to_string();
-    out.next.version = case.version + 1;
-    for effect in &transition.effects {
-        out.apply(ctx, case, principal, spec, &data, reason, effect)?;
+    // The first candidate whose deadline guard holds once its effects are applied (a
+    // decision on an objection after the old deadline passed goes overdue at once).
+    for transition in &candidates {
+        let mut out = Outcome {
+            next: case.clone(),
+            event: data.clone(),
+            referral: None,
+            blacklist: None,
+            messages: Vec::new(),
+        };
+        out.next.state = Definition::target(transition, &case.state).to_string();
+        out.next.version = case.version + 1;
+        for effect in &transition.effects {
+            out.apply(ctx, case, principal, spec, &data, reason, effect)?;
+        }
+        if let Some(guard) = transition.deadline {
+            let passed = out.next.deadline_at.is_some_and(|d| d <= ctx.now);
+            if passed != (guard == DeadlineGuard::Passed) {
+                continue;
+            }
+        }
+        return Ok(out.finish(ctx, case, transition));
     }
-    Ok(out.finish(ctx, case, transition))
+    Err(Error::IllegalTransition {
+        state: case.state.clone(),
+        command: cmd.name.clone(),
+        detail: " (not with the order's deadline where it stands)".into(),
+    })
 }
 
 /// A command admitted on a case: its definition, its checked data and reason, and the
@@ -232,7 +313,17 @@ struct Admitted<'a> {
     spec: &'a CommandDef,
     data: Map<String, Value>,
     reason: &'a str,
-    transition: &'a crate::workflow::TransitionDef,
+    /// The transitions it may take, in file order; the first whose deadline guard
+    /// holds is taken.
+    candidates: Vec<&'a crate::workflow::TransitionDef>,
+}
+
+/// What a refusal says of a case waiting for a supervisor's review.
+pub const REVIEW_PENDING: &str = " (the case waits for a supervisor's review required by a rule (督导复核): it cannot be closed until a supervisor completes it with `complete_review`)";
+
+/// Whether a transition ends the case.
+fn closes(t: &crate::workflow::TransitionDef) -> bool {
+    t.effects.contains(&Effect::Close)
 }
 
 /// Checks that `cmd` may be issued by `principal` on `case` (the command exists, the
@@ -286,27 +377,42 @@ fn admit<'a>(
     let data = validate_data(spec, &cmd.data, ctx.routing, case.id)?;
     let reason = validate_reason(spec, cmd.reason.as_deref())?;
 
-    let transition = def
+    let has_party = case.party_id.is_some();
+    let candidates: Vec<&crate::workflow::TransitionDef> = def
         .transitions_for(&cmd.name, &case.state)
-        .find(|t| t.when.iter().all(|(k, v)| data.get(k) == Some(v)))
-        .ok_or_else(|| {
-            let guarded = def.transitions_for(&cmd.name, &case.state).next().is_some();
-            Error::IllegalTransition {
-                state: case.state.clone(),
-                command: cmd.name.clone(),
-                detail: if guarded {
-                    format!(" with this data ({})", Value::Object(data.clone()))
-                } else {
-                    String::new()
-                },
-            }
-        })?;
+        .filter(|t| t.when.iter().all(|(k, v)| data.get(k) == Some(v)))
+        .filter(|t| t.party.is_none_or(|p| p == has_party))
+        .collect();
+    if candidates.is_empty() {
+        let guarded = def.transitions_for(&cmd.name, &case.state).next().is_some();
+        return Err(Error::IllegalTransition {
+            state: case.state.clone(),
+            command: cmd.name.clone(),
+            detail: if guarded {
+                format!(" with this data ({})", Value::Object(data.clone()))
+            } else {
+                String::new()
+            },
+        });
+    }
+    // A review a rule required holds the case open: a person cannot close it first
+    // (the review could then never be completed).
+    if case.review_required
+        && principal.role != Role::System
+        && candidates.iter().any(|t| closes(t))
+    {
+        return Err(Error::IllegalTransition {
+            state: case.state.clone(),
+            command: cmd.name.clone(),
+            detail: REVIEW_PENDING.into(),
+        });
+    }
 
     Ok(Admitted {
         spec,
         data,
         reason,
-        transition,
+        candidates,
     })
 }
 
@@ -346,8 +452,23 @@ impl Outcome {
                     .unwrap_or_else(|| ctx.taxonomy.deadline(&case.category, &case.severity));
                 next.deadline_at = Some(ctx.now + span);
                 next.order_no += 1;
+                next.order_hours = i32::try_from(span.num_hours()).unwrap_or(i32::MAX);
                 event.insert("deadline_at".into(), json!(next.deadline_at));
                 event.insert("order_no".into(), json!(next.order_no));
+            }
+            Effect::AwaitService => {
+                // Nobody on record to notify: the order is served in person, and its
+                // deadline runs from that service.
+                next.deadline_at = None;
+                event.remove("deadline_at");
+                event.insert("service".into(), json!("in_person"));
+                event.insert("deadline_hours".into(), json!(next.order_hours));
+            }
+            Effect::ServeOrder => {
+                let deadline = ctx.now + TimeDelta::hours(i64::from(next.order_hours.max(1)));
+                next.deadline_at = Some(deadline);
+                event.insert("served_at".into(), json!(ctx.now));
+                event.insert("deadline_at".into(), json!(deadline));
             }
             Effect::Refer => {
                 let department = refer_to(ctx, case, principal, data, reason)?;
@@ -695,270 +816,8 @@ fn timer_draft(
         kind: kind.to_string(),
         fire: timer.fire.clone(),
         due_at,
+        from: ctx.now,
     })
-}
-
-fn validate_reason<'a>(spec: &CommandDef, reason: Option<&'a str>) -> Result<&'a str, Error> {
-    let reason = reason.map(str::trim).unwrap_or_default();
-    if spec.reason_required && reason.is_empty() {
-        return Err(Error::invalid("reason", "this command needs a reason"));
-    }
-    if reason.chars().count() > MAX_TEXT {
-        return Err(Error::invalid(
-            "reason",
-            format!("at most {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(reason)
-}
-
-/// Checks a command's data against the command's field specs, reporting every problem
-/// at once. Returns the data with text trimmed.
-pub fn validate_data(
-    spec: &CommandDef,
-    data: &Map<String, Value>,
-    routing: &Routing,
-    case_id: CaseId,
-) -> Result<Map<String, Value>, Error> {
-    let mut errors = Vec::new();
-    let mut clean = Map::new();
-    for key in data.keys() {
-        if !spec.fields.contains_key(key) {
-            let known: Vec<_> = spec.fields.keys().map(String::as_str).collect();
-            errors.push(FieldError::new(
-                format!("data.{key}"),
-                if known.is_empty() {
-                    "unknown field: this command takes no data".to_string()
-                } else {
-                    format!("unknown field; this command takes: {}", known.join(", "))
-                },
-            ));
-        }
-    }
-    for (name, field) in &spec.fields {
-        let path = format!("data.{name}");
-        match data.get(name) {
-            None | Some(Value::Null) => {
-                let required_now = field.required
-                    || (!field.required_if.is_empty()
-                        && field
-                            .required_if
-                            .iter()
-                            .all(|(k, v)| data.get(k) == Some(v)));
-                if required_now {
-                    errors.push(FieldError::new(path, "required"));
-                }
-            }
-            Some(value) => match check_value(field, value, routing, case_id) {
-                Ok(v) => {
-                    clean.insert(name.clone(), v);
-                }
-                Err(message) => errors.push(FieldError::new(path, message)),
-            },
-        }
-    }
-    if errors.is_empty() {
-        Ok(clean)
-    } else {
-        Err(Error::Invalid(errors))
-    }
-}
-
-fn check_value(
-    spec: &FieldSpec,
-    value: &Value,
-    routing: &Routing,
-    case_id: CaseId,
-) -> Result<Value, String> {
-    let in_range = |x: f64| -> Result<(), String> {
-        if let Some(min) = spec.min
-            && x < min
-        {
-            return Err(format!("must be at least {min}"));
-        }
-        if let Some(max) = spec.max
-            && x > max
-        {
-            return Err(format!("must be at most {max}"));
-        }
-        Ok(())
-    };
-    match spec.kind {
-        FieldKind::Bool => value
-            .as_bool()
-            .map(Value::Bool)
-            .ok_or_else(|| "must be true or false".to_string()),
-        FieldKind::Integer => {
-            let n = value
-                .as_i64()
-                .ok_or_else(|| "must be a whole number".to_string())?;
-            in_range(n as f64)?;
-            Ok(json!(n))
-        }
-        FieldKind::Money => {
-            let x = value
-                .as_f64()
-                .ok_or_else(|| "must be an amount in yuan".to_string())?;
-            if x < 0.0 {
-                return Err("cannot be negative".into());
-            }
-            if ((x * 100.0).round() - x * 100.0).abs() > 1e-6 {
-                return Err("at most two decimals (fen)".into());
-            }
-            in_range(x)?;
-            Ok(json!(x))
-        }
-        FieldKind::Text => {
-            let s = value
-                .as_str()
-                .ok_or_else(|| "must be text".to_string())?
-                .trim();
-            let max = spec.max_len.unwrap_or(MAX_TEXT);
-            if s.chars().count() > max {
-                return Err(format!("at most {max} characters"));
-            }
-            if s.is_empty() && spec.required {
-                return Err("cannot be empty".into());
-            }
-            Ok(json!(s))
-        }
-        FieldKind::Enum => {
-            let s = value.as_str().unwrap_or_default();
-            if spec.values.iter().any(|v| v == s) {
-                Ok(json!(s))
-            } else {
-                Err(format!("must be one of: {}", spec.values.join(", ")))
-            }
-        }
-        FieldKind::Evidence => {
-            let items = value
-                .as_array()
-                .ok_or_else(|| "must be a list of evidence references".to_string())?;
-            if items.is_empty() && spec.required {
-                return Err("needs at least one evidence reference".into());
-            }
-            if items.len() > MAX_EVIDENCE {
-                return Err(format!("at most {MAX_EVIDENCE} references"));
-            }
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let s = item.as_str().map(str::trim).unwrap_or_default();
-                if !crate::evidence::is_id(s) {
-                    return Err(format!("item {i} {}", crate::evidence::NOT_AN_ID));
-                }
-                if !out.iter().any(|o| o == s) {
-                    out.push(json!(s));
-                }
-            }
-            Ok(Value::Array(out))
-        }
-        FieldKind::Department => {
-            let id = value
-                .as_i64()
-                .ok_or_else(|| "must be a department id".to_string())?;
-            if routing.get(DepartmentId(id)).is_none() {
-                return Err(format!("no department {id}"));
-            }
-            Ok(json!(id))
-        }
-        FieldKind::Case => {
-            let id = value
-                .as_i64()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| "must be a case id".to_string())?;
-            if id == case_id.0 {
-                return Err("a case cannot refer to itself".into());
-            }
-            Ok(json!(id))
-        }
-    }
-}
-
-fn render(
-    ctx: Context<'_>,
-    case: &CaseSnapshot,
-    spec: &CommandDef,
-    data: &Map<String, Value>,
-    reason: &str,
-    department: Option<DepartmentId>,
-    template: &str,
-) -> (String, String) {
-    let tpl = &ctx.definition.templates[template];
-    let category = ctx.taxonomy.category(&case.category);
-    let severity = ctx.taxonomy.severity(&case.severity);
-    let state = ctx.definition.states.get(&case.state);
-    let label = |field: &str| -> String {
-        let Some(value) = data.get(field).and_then(Value::as_str) else {
-            return String::new();
-        };
-        spec.fields
-            .get(field)
-            .and_then(|f| f.labels.get(value))
-            .cloned()
-            .unwrap_or_else(|| value.to_string())
-    };
-    let data_text = |field: &str| -> String {
-        data.get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut result = label("result");
-    if let Some(amount) = data.get("fine_amount").and_then(Value::as_f64) {
-        result.push_str(&format!(" ¥{amount:.2}"));
-    }
-    let reason = match label("reason_code") {
-        code if code.is_empty() => reason.to_string(),
-        code if reason.is_empty() => code,
-        code => format!("{code}: {reason}"),
-    };
-    let fill = |text: &str| -> String {
-        let mut out = String::with_capacity(text.len() + 64);
-        let mut rest = text;
-        while let Some(start) = rest.find('{') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 1..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let name = &after[..end];
-            let value = match name {
-                "case_id" => case.id.to_string(),
-                "order_no" => case.order_no.to_string(),
-                "address" => case.address.clone(),
-                "category_zh" => category.map(|c| c.zh.clone()).unwrap_or_default(),
-                "category_en" => category.map(|c| c.en.clone()).unwrap_or_default(),
-                "legal_basis" => category.map(|c| c.legal_basis.clone()).unwrap_or_default(),
-                "severity_zh" => severity.map(|s| s.zh.clone()).unwrap_or_default(),
-                "severity_en" => severity.map(|s| s.en.clone()).unwrap_or_default(),
-                "deadline" => case.deadline_at.map(local_time).unwrap_or_default(),
-                "requirements" => data
-                    .get("requirements")
-                    .and_then(Value::as_str)
-                    .map(|r| format!("\n整改要求 Requirements: {r}"))
-                    .unwrap_or_default(),
-                "department" => department
-                    .and_then(|d| ctx.routing.get(d))
-                    .map(|d| d.name.clone())
-                    .unwrap_or_default(),
-                "reason" => reason.clone(),
-                "result" => result.clone(),
-                "state_zh" => state.map(|s| s.zh.clone()).unwrap_or_default(),
-                "state_en" => state.map(|s| s.en.clone()).unwrap_or_default(),
-                "notice_zh" => data_text("zh"),
-                "notice_en" => data_text("en"),
-                "level" => label("level"),
-                other => format!("{{{other}}}"),
-            };
-            out.push_str(&value);
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        out
-    };
-    (fill(&tpl.subject), fill(tpl.body.trim()))
 }
 
 /// The command that decides an objection or a request for more time: only the
@@ -977,8 +836,16 @@ pub fn allowed_commands<'a>(
     def.commands
         .iter()
         .filter(move |(name, c)| {
+            let has_party = case.party_id.is_some();
+            let mut ways = def
+                .transitions_for(name, &case.state)
+                .filter(move |t| t.party.is_none_or(|p| p == has_party));
             c.roles.contains(&principal.role)
-                && def.transitions_for(name, &case.state).next().is_some()
+                && match ways.next() {
+                    None => false,
+                    // A case waiting for a review is not offered to be closed.
+                    Some(t) => !(case.review_required && closes(t)),
+                }
                 && (name.as_str() != DECIDE_OBJECTION
                     || routing.decides_objections(principal, &case.place()))
         })
@@ -1044,6 +911,7 @@ mod tests {
             review_required: false,
             rule_mark: 0,
             objected_order: 0,
+            order_hours: 0,
             acted_version: 1,
         }
     }
@@ -1737,5 +1605,327 @@ mod tests {
         .unwrap();
         assert_eq!(raised.next.priority, 1);
         assert_eq!(raised.next.state, "notified");
+    }
+
+    /// Decides one command on version 6 at `now`.
+    fn v6(
+        c: &CaseSnapshot,
+        role: Role,
+        name: &str,
+        data: Value,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, Error> {
+        let def = workflow::builtin()
+            .into_iter()
+            .find(|d| d.version == 6)
+            .expect("version 6");
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing().with_supervised_streets([StreetId(3)]);
+        let ctx = Context {
+            definition: &def,
+            taxonomy: &taxonomy,
+            routing: &routing,
+            calendar: &crate::calendar::Calendar::builtin(),
+            now,
+        };
+        let principal = match role {
+            Role::Supervisor => Principal {
+                role,
+                subject: 9,
+                scope: Scope::Street(StreetId(3)),
+                account: None,
+            },
+            _ => who(role),
+        };
+        let cmd = Command {
+            name: name.into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            reason: reason.map(String::from),
+        };
+        decide(ctx, c, &principal, &cmd)
+    }
+
+    /// Issue 22, 2: an order on a unit with nobody on record is issued for service in
+    /// person: no message to nobody, no deadline running, a reminder instead; the
+    /// service recorded starts the deadline for the order's hours.
+    #[test]
+    fn an_order_to_nobody_waits_for_its_service_in_person() {
+        let nobody = CaseSnapshot {
+            party_id: None,
+            ..case("wiring", "major")
+        };
+        let issued = v6(&nobody, Role::Inspector, "notify", json!({}), None, t0()).unwrap();
+        assert_eq!(issued.next.state, "awaiting_service");
+        assert_eq!(issued.next.deadline_at, None);
+        assert_eq!(issued.next.order_no, 1);
+        assert_eq!(issued.next.order_hours, 72);
+        assert!(issued.messages.is_empty());
+        assert_eq!(issued.data["service"], "in_person");
+        let timers: Vec<_> = issued
+            .schedule_timers
+            .iter()
+            .map(|t| t.kind.as_str())
+            .collect();
+        assert_eq!(timers, ["service_reminder"]);
+        // A landlord on record: the order goes to them as before.
+        let notified = v6(
+            &case("wiring", "major"),
+            Role::Inspector,
+            "notify",
+            json!({}),
+            None,
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(notified.next.state, "notified");
+        assert_eq!(notified.messages.len(), 1);
+        // Left at the premises needs a witness.
+        let waiting = issued.next.clone();
+        let later = t0() + TimeDelta::hours(5);
+        let err = v6(
+            &waiting,
+            Role::Inspector,
+            "record_service",
+            json!({ "method": "left", "recipient": "租户 张三" }),
+            None,
+            later,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid(f) if f[0].field == "data.witness"),
+            "{err:?}"
+        );
+        let served = v6(
+            &waiting,
+            Role::Inspector,
+            "record_service",
+            json!({ "method": "direct", "recipient": "租户 张三" }),
+            None,
+            later,
+        )
+        .unwrap();
+        assert_eq!(served.next.state, "notified");
+        assert_eq!(served.next.deadline_at, Some(later + TimeDelta::hours(72)));
+        let timers: Vec<_> = served
+            .schedule_timers
+            .iter()
+            .map(|t| (t.kind.as_str(), t.due_at))
+            .collect();
+        assert_eq!(timers, [("order_deadline", later + TimeDelta::hours(72))]);
+        assert_eq!(served.cancel_timers, ["service_reminder"]);
+        // The printed order says the deadline runs from service.
+        let def = workflow::builtin()
+            .into_iter()
+            .find(|d| d.version == 6)
+            .unwrap();
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing();
+        let ctx = Context {
+            definition: &def,
+            taxonomy: &taxonomy,
+            routing: &routing,
+            calendar: &crate::calendar::Calendar::builtin(),
+            now: t0(),
+        };
+        let (_, body) = order_text(ctx, &waiting, Some("拆除飞线")).unwrap();
+        assert!(body.contains("自送达之日起72小时内"), "{body}");
+        assert!(body.contains("拆除飞线"), "{body}");
+    }
+
+    /// Issue 22, 6: a review a rule required holds the case open: closing is refused,
+    /// naming the review, and not offered; once completed, the case closes.
+    #[test]
+    fn a_pending_review_refuses_closing() {
+        let waiting = CaseSnapshot {
+            state: "enforced".into(),
+            review_required: true,
+            department_id: Some(DepartmentId(11)),
+            ..case("wiring", "major")
+        };
+        let err = v6(
+            &waiting,
+            Role::Inspector,
+            "close",
+            json!({ "outcome": "fixed" }),
+            None,
+            t0(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::IllegalTransition { detail, .. } if detail.contains("督导复核") && detail.contains("complete_review")),
+            "{err:?}"
+        );
+        let def = workflow::builtin()
+            .into_iter()
+            .find(|d| d.version == 6)
+            .unwrap();
+        let (inspector, routing) = (who(Role::Inspector), routing());
+        let offered: Vec<_> = allowed_commands(&def, &waiting, &inspector, &routing).collect();
+        assert!(!offered.contains(&"close"), "{offered:?}");
+        let reviewed = v6(
+            &waiting,
+            Role::Supervisor,
+            "complete_review",
+            json!({}),
+            Some("已核实"),
+            t0(),
+        )
+        .unwrap();
+        assert!(!reviewed.next.review_required);
+        let closed = v6(
+            &reviewed.next,
+            Role::Inspector,
+            "close",
+            json!({ "outcome": "fixed" }),
+            None,
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(closed.next.state, "fixed");
+    }
+
+    /// Issue 22, 7: an objection decided after the old deadline passed, refused or
+    /// granted too little, moves the case to overdue in the same decision (with the
+    /// rules' event and both notices); granted enough, it is acknowledged again.
+    #[test]
+    fn an_objection_decided_past_its_deadline_goes_overdue_at_once() {
+        let deadline = t0() + TimeDelta::hours(24);
+        let pending = CaseSnapshot {
+            state: "objection_pending".into(),
+            deadline_at: Some(deadline),
+            order_no: 1,
+            objected_order: 1,
+            ..case("wiring", "major")
+        };
+        let late = deadline + TimeDelta::hours(10);
+        let refused = v6(
+            &pending,
+            Role::Supervisor,
+            "decide_objection",
+            json!({ "granted": false }),
+            Some("理由不成立"),
+            late,
+        )
+        .unwrap();
+        assert_eq!(refused.next.state, "overdue");
+        assert_eq!(refused.trigger, Some(crate::rules::Trigger::OrderOverdue));
+        let templates: Vec<_> = refused
+            .messages
+            .iter()
+            .map(|m| m.template.as_str())
+            .collect();
+        assert_eq!(
+            templates,
+            ["objection_refused_overdue", "order_overdue_inspector"]
+        );
+        assert!(refused.schedule_timers.is_empty());
+        let short = v6(
+            &pending,
+            Role::Supervisor,
+            "decide_objection",
+            json!({ "granted": true, "hours": 5 }),
+            Some("准予"),
+            late,
+        )
+        .unwrap();
+        assert_eq!(short.next.state, "overdue");
+        assert_eq!(short.next.deadline_at, Some(deadline + TimeDelta::hours(5)));
+        let enough = v6(
+            &pending,
+            Role::Supervisor,
+            "decide_objection",
+            json!({ "granted": true, "hours": 48 }),
+            Some("准予"),
+            late,
+        )
+        .unwrap();
+        assert_eq!(enough.next.state, "acknowledged");
+        let timers: Vec<_> = enough
+            .schedule_timers
+            .iter()
+            .map(|t| t.kind.as_str())
+            .collect();
+        assert_eq!(timers, ["order_deadline"]);
+        // Before the deadline, a refusal keeps it.
+        let early = v6(
+            &pending,
+            Role::Supervisor,
+            "decide_objection",
+            json!({ "granted": false }),
+            Some("理由不成立"),
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(early.next.state, "acknowledged");
+    }
+
+    /// Issue 22, 4: a working-day timer is dated again under a newer calendar from when
+    /// it started counting, once: under the same calendar nothing moves; an order's
+    /// deadline in hours is never touched.
+    #[test]
+    fn a_new_calendar_redates_working_day_timers_once() {
+        let def = workflow::builtin()
+            .into_iter()
+            .find(|d| d.version == 6)
+            .unwrap();
+        let taxonomy = Taxonomy::builtin();
+        let routing = routing();
+        let seed = crate::calendar::Calendar::builtin();
+        let next_year = crate::calendar::Calendar::parse(&format!(
+            "{}\nversion = 2\nyears = [2026, 2027]\ntest_data = true\nholidays = [\"2027-01-01\"]\nmake_up_workdays = []\n[[sources]]\nyear = 2026\nnotice = \"n\"\n[[sources]]\nyear = 2027\nnotice = \"test\"",
+            ""
+        ))
+        .unwrap();
+        let referred = CaseSnapshot {
+            state: "referred".into(),
+            department_id: Some(DepartmentId(11)),
+            ..case("wiring", "major")
+        };
+        let from = DateTime::parse_from_rfc3339("2026-12-30T10:00:00+08:00")
+            .unwrap()
+            .to_utc();
+        let ctx = |calendar| Context {
+            definition: &def,
+            taxonomy: &taxonomy,
+            routing: &routing,
+            calendar,
+            now: from,
+        };
+        let due = seed.add_working_days(from, 3);
+        let timer = RunningTimer {
+            kind: "acceptance_sla",
+            due_at: due,
+            from,
+        };
+        assert!(
+            redate(ctx(&seed), &referred, timer).is_none(),
+            "nothing moves"
+        );
+        let d = redate(ctx(&next_year), &referred, timer).expect("re-dated");
+        let new_due = DateTime::parse_from_rfc3339("2027-01-06T00:00:00+08:00")
+            .unwrap()
+            .to_utc();
+        assert_eq!(d.schedule_timers[0].due_at, new_due);
+        assert_eq!(d.schedule_timers[0].from, from);
+        assert_eq!(d.data["calendar_version"], 2);
+        assert_eq!(d.next.state, "referred");
+        let again = RunningTimer {
+            due_at: new_due,
+            ..timer
+        };
+        assert!(
+            redate(ctx(&next_year), &referred, again).is_none(),
+            "once per version"
+        );
+        let order = RunningTimer {
+            kind: "order_deadline",
+            due_at: due,
+            from,
+        };
+        assert!(
+            redate(ctx(&next_year), &referred, order).is_none(),
+            "hours are not re-dated"
+        );
     }
 }

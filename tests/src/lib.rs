@@ -211,6 +211,19 @@ pub fn history_commands(case: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// When the case's acceptance SLA falls due (`GET /cases/{id}`).
+pub fn acceptance_due(case: &serde_json::Value) -> DateTime<Utc> {
+    let timer = case["timers"]
+        .as_array()
+        .expect("timers")
+        .iter()
+        .find(|t| t["kind"] == "acceptance_sla")
+        .expect("an acceptance SLA timer");
+    DateTime::parse_from_rfc3339(timer["due_at"].as_str().expect("due_at"))
+        .expect("a time")
+        .to_utc()
+}
+
 /// A process-wide unique suffix for names.
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -493,21 +506,26 @@ impl TestApp {
         self.restart().await;
     }
 
-    /// Stops the service and starts it again on the same database, with the same
-    /// channels and limits.
-    pub async fn restart(&mut self) {
-        if let Some(app) = self.app.take() {
-            app.shutdown().await;
-        }
-        let app = start_full(
+    /// Starts the service on the same database with the same settings, channels and
+    /// limits, bound to `bind`.
+    async fn launch(&self, bind: SocketAddr) -> Application {
+        start_bound(
             &self.db,
             &self.clock,
             self.config.clone(),
             self.limits.clone(),
             self.channels.clone(),
             None,
+            bind,
         )
-        .await;
+        .await
+    }
+
+    /// Stops the service and starts it again on the same database, with the same
+    /// channels and limits.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let app = self.launch("127.0.0.1:0".parse().expect("address")).await;
         self.addr = app.addr;
         self.base = format!("http://{}", app.addr);
         self.app = Some(app);
@@ -523,17 +541,7 @@ impl TestApp {
     /// Starts the service again on the same database and the same address (a browser
     /// holding pages of it finds it where it was), with the same channels and limits.
     pub async fn start_again(&mut self) {
-        let app = start_bound(
-            &self.db,
-            &self.clock,
-            self.config.clone(),
-            self.limits.clone(),
-            self.channels.clone(),
-            None,
-            self.addr,
-        )
-        .await;
-        self.app = Some(app);
+        self.app = Some(self.launch(self.addr).await);
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {

@@ -1,9 +1,9 @@
 //! Escalation rules at work, on both backends: each starter rule's actions applied to real cases as audited commands of the rule and its version, the daily sweep run once per day, hostile rules failing alone, hot publishing, dry runs and backtests that change nothing.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta};
 use serde_json::{Value, json};
 
-use anju_tests::{Backend, TestApp, backend_tests, spawn_app};
+use anju_tests::{Backend, TestApp, acceptance_due, backend_tests, spawn_app};
 
 /// The events of a case's history issued by a rule (any version).
 fn rule_events(case: &Value, rule: &str) -> Vec<Value> {
@@ -693,19 +693,6 @@ async fn referrals_go_where_the_routing_table_says(backend: Backend) {
 /// The next year's calendar, made for the tests (holding New Year's Day 2027 only).
 const CALENDAR_2027_TEST: &str = include_str!("../fixtures/calendar-2027-test.toml");
 
-/// When the case's acceptance SLA falls due.
-fn sla_due(case: &Value) -> DateTime<Utc> {
-    let timer = case["timers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["kind"] == "acceptance_sla")
-        .expect("an acceptance SLA timer");
-    DateTime::parse_from_rfc3339(timer["due_at"].as_str().unwrap())
-        .unwrap()
-        .to_utc()
-}
-
 /// Issue 22, 4: the calendar as data. A referral made on 30 December counts into 2027,
 /// a year not yet published: its deadline is provisional, said so. The city's
 /// supervisors are warned from 60 days before the calendar's end (not at 61), once. A
@@ -770,7 +757,10 @@ async fn a_new_calendar_redates_an_open_referral_once(backend: Backend) {
         .command(id, &t.inspector, "refer", json!({ "note": "需执法" }))
         .await
         .expect(200);
-    assert_eq!(sla_due(&referred), china("2027-01-05T00:00:00+08:00"));
+    assert_eq!(
+        acceptance_due(&referred),
+        china("2027-01-05T00:00:00+08:00")
+    );
     assert_eq!(referred["timers"][0]["provisional"], true, "{referred}");
     let page = app
         .client
@@ -829,7 +819,7 @@ async fn a_new_calendar_redates_an_open_referral_once(backend: Backend) {
         "once per version"
     );
     let case = app.case(id, &t.city).await;
-    assert_eq!(sla_due(&case), china("2027-01-06T00:00:00+08:00"));
+    assert_eq!(acceptance_due(&case), china("2027-01-06T00:00:00+08:00"));
     assert_eq!(case["timers"][0]["provisional"], false);
     let redated: Vec<&Value> = case["history"]
         .as_array()

@@ -1,12 +1,14 @@
 //! One hazard case over HTTP through every path of the loop, on SQLite and PostgreSQL, with the manual clock moving past deadlines.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta};
 use serde_json::{Value, json};
 
 use anju_engine::calendar::Calendar;
 use anju_engine::domain::Role;
 use anju_engine::time::Clock;
-use anju_tests::{Backend, TestApp, backend_tests, history_commands as commands, spawn_app};
+use anju_tests::{
+    Backend, TestApp, acceptance_due, backend_tests, history_commands as commands, spawn_app,
+};
 
 fn timer_kinds(case: &Value) -> Vec<String> {
     case["timers"]
@@ -28,19 +30,6 @@ async fn viewed(app: &TestApp, id: i64, token: &str, answer: Value) -> Value {
     assert_eq!(Some(&added[0]), view["history"].as_array().unwrap().last());
     assert!(answer.get("history").is_none() && answer.get("referrals").is_none());
     view
-}
-
-/// When the case's acceptance SLA falls due.
-fn sla_due(case: &Value) -> DateTime<Utc> {
-    let timer = case["timers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["kind"] == "acceptance_sla")
-        .expect("an acceptance SLA timer");
-    DateTime::parse_from_rfc3339(timer["due_at"].as_str().unwrap())
-        .unwrap()
-        .to_utc()
 }
 
 /// A department has 3 working days to accept a referral: counted on the calendar, so a
@@ -69,7 +58,7 @@ async fn acceptance_sla_counts_working_days(backend: Backend) {
             .await
             .expect(200);
         assert_eq!(case["workflow_version"], 6);
-        assert_eq!(sla_due(&case), china(due), "referred {referred_at}");
+        assert_eq!(acceptance_due(&case), china(due), "referred {referred_at}");
         app.clock.set(china(due) - TimeDelta::seconds(1));
         assert_eq!(app.tick().await, 0, "not yet due ({referred_at})");
         assert_eq!(app.case(id, &t.fire).await["case"]["escalation"], 0);
@@ -353,7 +342,7 @@ async fn overdue_referral_enforcement_feedback_closed(backend: Backend) {
         .problem(404, None);
 
     // Not accepted within 3 working days: escalated, still waiting for the department.
-    let due = sla_due(&case);
+    let due = acceptance_due(&case);
     assert_eq!(
         due,
         Calendar::builtin().add_working_days(app.clock.now(), 3),

@@ -73,25 +73,38 @@ pub fn decode_cost(media_type: MediaType, bytes: &[u8]) -> Option<u64> {
     }
 }
 
+/// The JPEG marker at `i` (after any fill bytes): the marker, where it starts and
+/// where its segment ends (a marker without a length ends after its two bytes). `None`
+/// where no marker stands or its segment runs past the end.
+fn jpeg_marker(b: &[u8], mut i: usize) -> Option<(u8, usize, usize)> {
+    while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+        i += 1;
+    }
+    if *b.get(i)? != 0xFF {
+        return None;
+    }
+    let marker = *b.get(i + 1)?;
+    if matches!(marker, 0x01 | 0xD0..=0xD9) {
+        return Some((marker, i, i + 2));
+    }
+    let len = usize::from(u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]));
+    if len < 2 {
+        return None;
+    }
+    let end = i + 2 + len;
+    b.get(i..end)?;
+    Some((marker, i, end))
+}
+
 fn jpeg_cost(b: &[u8]) -> Option<u64> {
     let mut i = 2;
     let mut frame: Option<(u64, u64, u64, bool)> = None;
     loop {
-        // Fill bytes before a marker are allowed.
-        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
-            i += 1;
-        }
-        if *b.get(i)? != 0xFF {
-            return None;
-        }
-        let marker = *b.get(i + 1)?;
-        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
-            i += 2;
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]));
-        let segment = b.get(i + 4..i + 2 + len)?;
+        let (marker, start, end) = jpeg_marker(b, i)?;
+        let segment = &b[(start + 4).min(end)..end];
         match marker {
+            // The image ended before its first scan.
+            0xD9 => return None,
             0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => {
                 let h = u64::from(u16::from_be_bytes([*segment.get(1)?, *segment.get(2)?]));
                 let w = u64::from(u16::from_be_bytes([*segment.get(3)?, *segment.get(4)?]));
@@ -113,7 +126,7 @@ fn jpeg_cost(b: &[u8]) -> Option<u64> {
             }
             _ => {}
         }
-        i += 2 + len;
+        i = end;
     }
 }
 
@@ -520,38 +533,17 @@ fn jpeg_without_metadata(b: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&b[..2]);
     let mut i = 2;
     loop {
-        // Fill bytes before a marker.
-        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
-            i += 1;
-        }
-        if *b.get(i)? != 0xFF {
-            return None;
-        }
-        let marker = *b.get(i + 1)?;
-        match marker {
+        let (marker, start, end) = jpeg_marker(b, i)?;
+        let segment = &b[start..end];
+        let payload = &b[(start + 4).min(end)..end];
+        let keep = match marker {
             // The end of the (first) image: nothing after it is kept.
             0xD9 => {
-                out.extend_from_slice(&[0xFF, 0xD9]);
+                out.extend_from_slice(segment);
                 return Some(out);
             }
-            // Markers without a length.
-            0x01 | 0xD0..=0xD7 => {
-                out.extend_from_slice(&b[i..i + 2]);
-                i += 2;
-                continue;
-            }
-            _ => {}
-        }
-        let len = usize::from(u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]));
-        if len < 2 {
-            return None;
-        }
-        let end = i + 2 + len;
-        let segment = b.get(i..end)?;
-        let payload = &segment[4..];
-        let keep = match marker {
-            // Frames, tables, restart interval, scans.
-            0xC0..=0xCF | 0xDB | 0xDD | 0xDA => true,
+            // Frames, tables, restart interval, scans, and markers without a length.
+            0xC0..=0xCF | 0xDB | 0xDD | 0xDA | 0x01 | 0xD0..=0xD7 => true,
             // JFIF (APP0), Adobe's colour transform (APP14), an ICC profile (APP2).
             0xE0 => payload.starts_with(b"JFIF\0") || payload.starts_with(b"JFXX\0"),
             0xEE => payload.starts_with(b"Adobe"),

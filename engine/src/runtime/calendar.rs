@@ -340,6 +340,7 @@ impl Runtime {
             .map(|d| d.to_string())
             .unwrap_or_else(|| "—".into());
         let next_year = status.years.last().map_or(0, |y| y + 1);
+        let years: Vec<String> = status.years.iter().map(i32::to_string).collect();
         let notice = MessageDraft {
             recipient: Recipient::Supervisor,
             recipient_id: None,
@@ -357,19 +358,9 @@ impl Runtime {
                  objections' decisions) count weekends only and are shown as provisional. When the State Council's notice for \
                  {next_year} is published, enter it and import the new version (anju calendar import); running deadlines are re-dated.",
                 status.version,
-                status
-                    .years
-                    .iter()
-                    .map(i32::to_string)
-                    .collect::<Vec<_>>()
-                    .join("、"),
+                years.join("、"),
                 status.version,
-                status
-                    .years
-                    .iter()
-                    .map(i32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                years.join(", "),
             ),
         };
         let queued = self

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::auth::Principal;
-use crate::domain::{Actor, CaseId, InspectorId, Point, Role, UnitId};
+use crate::domain::{Actor, InspectorId, Point, Role, UnitId};
 use crate::error::{Error, Result};
 use crate::grading::{OpenHazard, Rubric};
 use crate::inspection;
@@ -536,36 +536,24 @@ fn new_snapshot(
     inspector_id: Option<InspectorId>,
 ) -> CaseSnapshot {
     CaseSnapshot {
-        id: CaseId(0),
-        state: initial.to_string(),
-        version: 1,
-        category: hazard.category.clone(),
-        severity: hazard.severity.clone(),
-        address: unit.address.clone(),
-        district_code: unit.district_code.clone(),
         street_id: unit.street_id,
         grid_id: unit.grid_id,
         party_id: unit.party_id,
         inspector_id,
-        department_id: None,
-        deadline_at: None,
-        order_no: 0,
-        escalation: 0,
-        reopen_count: 0,
-        closed_at: None,
-        priority: 0,
-        review_required: false,
-        rule_mark: 0,
-        objected_order: 0,
-        order_hours: 0,
-        acted_version: 1,
+        ..CaseSnapshot::opened(
+            initial,
+            &hazard.category,
+            &hazard.severity,
+            &unit.address,
+            &unit.district_code,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BuildingId, PartyId};
+    use crate::domain::{BuildingId, CaseId, PartyId};
     use chrono::TimeZone;
 
     fn unit(id: i64, stars: Option<u8>, checklist: Option<crate::grading::Checklist>) -> Unit {

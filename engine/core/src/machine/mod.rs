@@ -64,6 +64,43 @@ pub struct CaseSnapshot {
 }
 
 impl CaseSnapshot {
+    /// A new case of `category` at `address` in its workflow's initial `state`: version
+    /// 1, nothing ordered, referred, escalated or closed yet, not yet stored (id 0), in
+    /// no street, grid or party's hands until the caller says.
+    pub fn opened(
+        state: &str,
+        category: &str,
+        severity: &str,
+        address: &str,
+        district_code: &str,
+    ) -> CaseSnapshot {
+        CaseSnapshot {
+            id: CaseId(0),
+            state: state.to_string(),
+            version: 1,
+            category: category.to_string(),
+            severity: severity.to_string(),
+            address: address.to_string(),
+            district_code: district_code.to_string(),
+            street_id: None,
+            grid_id: None,
+            party_id: None,
+            inspector_id: None,
+            department_id: None,
+            deadline_at: None,
+            order_no: 0,
+            escalation: 0,
+            reopen_count: 0,
+            closed_at: None,
+            priority: 0,
+            review_required: false,
+            rule_mark: 0,
+            objected_order: 0,
+            order_hours: 0,
+            acted_version: 1,
+        }
+    }
+
     pub fn place(&self) -> Place<'_> {
         Place {
             district_code: &self.district_code,
@@ -891,28 +928,17 @@ mod tests {
     fn case(category: &str, severity: &str) -> CaseSnapshot {
         CaseSnapshot {
             id: CaseId(1),
-            state: "discovered".into(),
-            version: 1,
-            category: category.into(),
-            severity: severity.into(),
-            address: "天河区石牌街道 1 号 101 房".into(),
-            district_code: "440106".into(),
             street_id: Some(StreetId(3)),
             grid_id: Some(GridId(30)),
             party_id: Some(PartyId(500)),
             inspector_id: Some(InspectorId(70)),
-            department_id: None,
-            deadline_at: None,
-            order_no: 0,
-            escalation: 0,
-            reopen_count: 0,
-            closed_at: None,
-            priority: 0,
-            review_required: false,
-            rule_mark: 0,
-            objected_order: 0,
-            order_hours: 0,
-            acted_version: 1,
+            ..CaseSnapshot::opened(
+                "discovered",
+                category,
+                severity,
+                "天河区石牌街道 1 号 101 房",
+                "440106",
+            )
         }
     }
 
